@@ -1,0 +1,99 @@
+"""The one exception tree of mlops_core.
+
+    MlopsError                      base: anything the core refuses or cannot do
+    ├── NotFoundError               a model, version, run, file... does not exist
+    ├── AlreadyExistsError          creating something whose key is taken
+    ├── InvalidInputError           input of the wrong shape, type or value
+    │   └── BatchRejectedError      an ingest batch refused whole (nothing written)
+    ├── ConflictError               the request clashes with current state
+    │   └── AlreadyRunningError     a job of that kind is already running for the model
+    ├── DatabaseBusyError           another process held the database file too long
+    └── IntegrityError              a stored artifact or row failed its integrity check
+
+Every exception carries its context as keyword attributes (``details``) and a message
+that names the object, the bad value and, where there are any, the valid choices.
+Foreign errors (duckdb, pandas, joblib) are translated at the boundary with
+``raise ... from exc``. The CLI maps them to exit codes (see ``EXIT_CODES``).
+"""
+from __future__ import annotations
+
+
+class MlopsError(Exception):
+    """Base class: an operation of mlops_core was refused or could not complete."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, **details):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def __str__(self) -> str:  # keep the plain message; details are for programs
+        return self.message
+
+
+class NotFoundError(MlopsError):
+    """Raised when a named model, version, run, alert or file does not exist."""
+
+    exit_code = 2
+
+
+class AlreadyExistsError(MlopsError):
+    """Raised when creating an object whose name or key is already taken."""
+
+    exit_code = 2
+
+
+class InvalidInputError(MlopsError):
+    """Raised when an argument or input file has the wrong shape, type or value."""
+
+    exit_code = 2
+
+
+class BatchRejectedError(InvalidInputError):
+    """Raised when an ingest batch is refused whole; nothing of it was written."""
+
+
+class ConflictError(MlopsError):
+    """Raised when a request clashes with the current state (e.g. promoting a rejected version)."""
+
+    exit_code = 3
+
+
+class AlreadyRunningError(ConflictError):
+    """Raised when a job of the same kind is already queued or running for the model."""
+
+
+class DatabaseBusyError(MlopsError):
+    """Raised when the database file stayed locked by another process past the timeout."""
+
+    exit_code = 4
+
+
+class IntegrityError(MlopsError):
+    """Raised when a stored artifact or record fails its integrity check (e.g. sha256 mismatch)."""
+
+    exit_code = 5
+
+
+EXIT_CODES = {
+    "ok": 0,
+    "error": 1,
+    "invalid input / not found": 2,
+    "conflict": 3,
+    "database busy": 4,
+    "integrity": 5,
+}
+
+__all__ = [
+    "MlopsError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "InvalidInputError",
+    "BatchRejectedError",
+    "ConflictError",
+    "AlreadyRunningError",
+    "DatabaseBusyError",
+    "IntegrityError",
+    "EXIT_CODES",
+]

@@ -1,0 +1,110 @@
+"""Reference distributions, summarised once so drift queries never reread the raw data.
+
+For a numeric column we keep n, nulls, mean, population standard deviation
+(``ddof=0``), min, max, the 101 quantiles 0%, 1%, ..., 100% (numpy's default linear
+interpolation) and **decile bins**: the edges are the distinct 10%, 20%, ..., 90%
+quantiles of the finite reference values, the outer bins are open
+(``(-inf, q10)``, ``[q10, q20)``, ..., ``[q90, +inf)``), so every current value,
+however far out, falls in some bin. For a categorical column we keep the count of
+every category. The edges are stored as rows (``reference_bins``), not as an engine
+function, so the same binning runs in DuckDB or any other SQL engine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .schema import FeatureSpec
+
+N_BINS = 10
+QUANTILE_LEVELS = np.linspace(0.0, 1.0, 101)
+
+
+@dataclass
+class Bin:
+    bin: int
+    count: int
+    lower: float | None = None  # None = -inf
+    upper: float | None = None  # None = +inf
+    category: str | None = None
+
+
+@dataclass
+class FeatureReference:
+    feature: str
+    kind: str  # numeric | categorical
+    n: int
+    null_count: int
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    quantiles: list[float] = field(default_factory=list)
+    bins: list[Bin] = field(default_factory=list)
+
+    @property
+    def edges(self) -> list[float]:
+        """Inner bin edges of a numeric reference (k edges make k+1 bins)."""
+        return [b.lower for b in self.bins if b.lower is not None]
+
+
+def decile_edges(values: np.ndarray) -> np.ndarray:
+    """Return the distinct 10%..90% quantiles of the finite ``values`` (empty for no finite values)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.array([], dtype=float)
+    return np.unique(np.quantile(finite, np.linspace(0.1, 0.9, N_BINS - 1)))
+
+
+def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Count non-NaN ``values`` per bin ``[e_i, e_{i+1})`` with open outer bins; length len(edges)+1."""
+    v = values[~np.isnan(values)]
+    idx = np.searchsorted(edges, v, side="right")
+    return np.bincount(idx, minlength=len(edges) + 1)
+
+
+def summarise_numeric(name: str, values) -> FeatureReference:
+    """Summarise one numeric column (NaN counts as null; +-inf are kept and land in the outer bins)."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+    nulls = int(np.isnan(v).sum())
+    finite = v[np.isfinite(v)]
+    ref = FeatureReference(feature=name, kind="numeric", n=int(v.size - nulls), null_count=nulls)
+    if finite.size:
+        ref.mean = float(finite.mean())
+        ref.std = float(finite.std(ddof=0))
+        ref.min = float(finite.min())
+        ref.max = float(finite.max())
+        ref.quantiles = [float(q) for q in np.quantile(finite, QUANTILE_LEVELS)]
+    edges = decile_edges(v)
+    counts = bin_counts(v, edges)
+    bounds = [None, *edges.tolist(), None]
+    ref.bins = [Bin(bin=i, count=int(c), lower=bounds[i], upper=bounds[i + 1]) for i, c in enumerate(counts)]
+    return ref
+
+
+def summarise_categorical(name: str, values) -> FeatureReference:
+    """Summarise one categorical column: the count of each category (values compared as strings)."""
+    s = pd.Series(values)
+    nulls = int(s.isna().sum())
+    counts = s.dropna().astype(str).value_counts().sort_index()
+    ref = FeatureReference(feature=name, kind="categorical", n=int(len(s) - nulls), null_count=nulls)
+    ref.bins = [Bin(bin=i, count=int(c), category=str(cat)) for i, (cat, c) in enumerate(counts.items())]
+    return ref
+
+
+def summarise(df: pd.DataFrame, specs: list[FeatureSpec], extra: dict[str, str] | None = None) -> list[FeatureReference]:
+    """Summarise every feature of ``specs`` found in ``df``, plus ``extra`` columns {name: kind}
+    (e.g. ``__score__``: numeric, ``__target__``: categorical)."""
+    out = []
+    kinds = {s.name: s.kind for s in specs}
+    kinds.update(extra or {})
+    for name, kind in kinds.items():
+        if name not in df.columns:
+            continue
+        if kind == "numeric":
+            out.append(summarise_numeric(name, df[name]))
+        else:
+            out.append(summarise_categorical(name, df[name]))
+    return out

@@ -1,0 +1,148 @@
+"""Feature schemas: what a model expects as input, inferred from its training data.
+
+A ``FeatureSpec`` records for each input column its kind (``numeric`` or
+``categorical``), the dtype seen in training, the observed range (numeric), the
+categories (categorical) and the null rate. Ingest and validation compare incoming
+batches with it; the prediction log gets one typed column per feature (DOUBLE for
+numeric, VARCHAR for categorical).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import InvalidInputError
+
+#: Columns of a prediction batch that are not features; a feature may not use these names.
+RESERVED_COLUMNS = ("request_id", "timestamp", "ts", "version", "variant", "prediction", "score", "label", "batch_id")
+
+#: More distinct values than this in a text column and it is treated as an identifier, not a category.
+MAX_CATEGORIES = 200
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+@dataclass
+class FeatureSpec:
+    """One input column of a model, as seen in its training data."""
+
+    name: str
+    kind: str  # numeric | categorical
+    dtype: str  # float | int | bool | string
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] = field(default_factory=list)
+    null_rate: float = 0.0
+
+    @property
+    def sql_type(self) -> str:
+        return "DOUBLE" if self.kind == "numeric" else "VARCHAR"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_identifier(name: str, what: str) -> str:
+    """Return ``name`` if it is a plain identifier (letters, digits, _; at most 63), else raise InvalidInputError."""
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise InvalidInputError(
+            f"{what} {name!r} is not a valid name: use letters, digits and underscores, "
+            "starting with a letter or underscore, at most 63 characters.",
+            name=name,
+        )
+    return name
+
+
+def infer_schema(df: pd.DataFrame, target: str) -> list[FeatureSpec]:
+    """Return one FeatureSpec per column of ``df`` except ``target``.
+
+    Numeric (int, float) columns are numeric features; bool, text and categorical
+    columns are categorical features. Raises InvalidInputError for a column name that
+    clashes with the log's own columns, or a column of a type we cannot log.
+    """
+    specs = []
+    for col in df.columns:
+        if col == target:
+            continue
+        check_identifier(col, "Feature column")
+        if col.lower() in RESERVED_COLUMNS:
+            raise InvalidInputError(
+                f"Feature column {col!r} uses a name reserved for the prediction log "
+                f"({', '.join(RESERVED_COLUMNS)}); rename it in the training data.",
+                column=col,
+            )
+        s = df[col]
+        null_rate = float(s.isna().mean()) if len(s) else 0.0
+        if pd.api.types.is_bool_dtype(s):
+            cats = sorted({str(v) for v in s.dropna().unique()})
+            specs.append(FeatureSpec(col, "categorical", "bool", categories=cats, null_rate=null_rate))
+        elif pd.api.types.is_numeric_dtype(s):
+            vals = pd.to_numeric(s, errors="coerce").astype("float64")
+            finite = vals[np.isfinite(vals)]
+            dtype = "int" if pd.api.types.is_integer_dtype(s) else "float"
+            specs.append(
+                FeatureSpec(
+                    col,
+                    "numeric",
+                    dtype,
+                    min=float(finite.min()) if len(finite) else None,
+                    max=float(finite.max()) if len(finite) else None,
+                    null_rate=null_rate,
+                )
+            )
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            raise InvalidInputError(
+                f"Feature column {col!r} holds timestamps; derive numeric features from it (e.g. hour, age in days) before training.",
+                column=col,
+            )
+        else:
+            values = s.dropna().astype(str)
+            cats = sorted(values.unique().tolist())
+            if len(cats) > MAX_CATEGORIES:
+                raise InvalidInputError(
+                    f"Feature column {col!r} has {len(cats)} distinct text values (more than {MAX_CATEGORIES}); "
+                    "it looks like an identifier. Drop it from the training data or encode it first.",
+                    column=col,
+                )
+            specs.append(FeatureSpec(col, "categorical", "string", categories=cats, null_rate=null_rate))
+    if not specs:
+        raise InvalidInputError(f"The training data has no feature columns besides the target {target!r}.")
+    return specs
+
+
+def schema_to_json(specs: list[FeatureSpec]) -> str:
+    return json.dumps([s.to_dict() for s in specs])
+
+
+def schema_from_json(text: str) -> list[FeatureSpec]:
+    return [FeatureSpec(**d) for d in json.loads(text)]
+
+
+def coerce_features(df: pd.DataFrame, specs: list[FeatureSpec]) -> pd.DataFrame:
+    """Return ``df`` with each feature column in the dtype a model of this schema was fitted on."""
+    out = df.copy()
+    for s in specs:
+        if s.name not in out.columns:
+            continue
+        if s.kind == "numeric":
+            out[s.name] = pd.to_numeric(out[s.name], errors="coerce").astype("float64")
+        else:
+            col = out[s.name]
+            out[s.name] = col.where(col.isna(), col.astype(str)).astype(object)
+    return out
+
+
+def finite_or_none(x) -> float | None:
+    """Return ``x`` as a float, or None when it is missing, NaN or infinite (JSON has no NaN)."""
+    if x is None:
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None

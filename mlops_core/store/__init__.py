@@ -1,0 +1,11 @@
+"""The only place that speaks SQL to DuckDB.
+
+``connect()`` opens the database file (migrating it to the latest schema) for the
+length of one operation; ``transaction()`` groups writes that belong together. The
+modules ``models``, ``runs``, ``predictions``, ``references`` hold the queries of
+each concept and return DataFrames or dataclasses, never cursors.
+"""
+from .clock import set_clock, utcnow
+from .connection import connect, forget_database, on_first_open, transaction
+
+__all__ = ["connect", "transaction", "on_first_open", "forget_database", "utcnow", "set_clock"]

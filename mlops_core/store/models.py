@@ -1,0 +1,262 @@
+"""SQL for models, model versions and the deployment (alias) history.
+
+Functions take an open connection and never commit on their own: the domain layer
+wraps the calls that belong together in ``connection.transaction``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from ..errors import AlreadyExistsError, NotFoundError
+from ..schema import FeatureSpec, schema_from_json, schema_to_json
+from .clock import utcnow
+
+VERSION_STATUSES = ("candidate", "production", "archived", "rejected")
+
+
+def quote_ident(name: str) -> str:
+    """Quote an SQL identifier (names are validated at registration; this also escapes quotes)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    task: str
+    target: str
+    features: list[FeatureSpec]
+    log_table: str
+    label_table: str
+    positive_class: str | None = None
+    classes: list[str] = field(default_factory=list)
+    description: str | None = None
+    created_at: datetime | None = None
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def prediction_sql_type(self) -> str:
+        return "VARCHAR" if self.task == "classification" else "DOUBLE"
+
+
+@dataclass
+class VersionInfo:
+    model: str
+    version: int
+    algorithm: str
+    hyperparameters: dict
+    status: str
+    artifact_path: str
+    artifact_sha256: str
+    train_start: datetime | None = None
+    train_end: datetime | None = None
+    train_rows: int | None = None
+    data_source: str | None = None
+    training_metrics: dict = field(default_factory=dict)
+    holdout_metrics: dict = field(default_factory=dict)
+    holdout_rows: int | None = None
+    gate: dict | None = None
+    run_id: str | None = None
+    created_by: str | None = None
+    created_at: datetime | None = None
+
+
+def _loads(text, default):
+    return json.loads(text) if text else default
+
+
+def create_model(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    task: str,
+    target: str,
+    features: list[FeatureSpec],
+    *,
+    positive_class: str | None = None,
+    classes: list[str] | None = None,
+    description: str | None = None,
+) -> ModelInfo:
+    """Insert the model row and create its typed prediction-log and label tables.
+
+    Raises AlreadyExistsError when the name is taken.
+    """
+    if con.execute("SELECT count(*) FROM models WHERE name = ?", [name]).fetchone()[0]:
+        raise AlreadyExistsError(
+            f"Model {name!r} already exists. Pick another --model name, or retrain it with `retrain --model {name}`.",
+            model=name,
+        )
+    info = ModelInfo(
+        name=name, task=task, target=target, features=features, log_table=f"log_{name}", label_table=f"labels_{name}",
+        positive_class=positive_class, classes=list(classes or []), description=description, created_at=utcnow(),
+    )
+    con.execute(
+        "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [name, task, target, positive_class, json.dumps(info.classes), schema_to_json(features), info.log_table,
+         info.label_table, description, info.created_at],
+    )
+    feature_cols = ",\n".join(f"    {quote_ident(f.name)} {f.sql_type}" for f in features)
+    pred_type = info.prediction_sql_type
+    con.execute(
+        f"""CREATE TABLE {quote_ident(info.log_table)} (
+    request_id VARCHAR NOT NULL,
+    version    INTEGER NOT NULL,
+    variant    VARCHAR,
+    ts         TIMESTAMP NOT NULL,
+{feature_cols},
+    prediction {pred_type},
+    score      DOUBLE,
+    batch_id   VARCHAR
+)"""
+    )
+    con.execute(
+        f"""CREATE TABLE {quote_ident(info.label_table)} (
+    request_id VARCHAR NOT NULL,
+    label      {pred_type},
+    label_ts   TIMESTAMP NOT NULL,
+    batch_id   VARCHAR
+)"""
+    )
+    return info
+
+
+def _model_from_row(row) -> ModelInfo:
+    name, task, target, pos, classes, schema, log_table, label_table, desc, created = row
+    return ModelInfo(
+        name=name, task=task, target=target, features=schema_from_json(schema), log_table=log_table,
+        label_table=label_table, positive_class=pos, classes=_loads(classes, []), description=desc, created_at=created,
+    )
+
+
+def list_model_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute("SELECT name FROM models ORDER BY name").fetchall()]
+
+
+def get_model(con: duckdb.DuckDBPyConnection, name: str) -> ModelInfo:
+    """Return the model called ``name``; raise NotFoundError listing the known models."""
+    row = con.execute(
+        "SELECT name, task, target, positive_class, classes, feature_schema, log_table, label_table, description, created_at "
+        "FROM models WHERE name = ?",
+        [name],
+    ).fetchone()
+    if row is None:
+        known = list_model_names(con)
+        hint = f"Known models: {', '.join(known)}." if known else "No model is registered yet: run `python -m mlops_core register ...` or `python -m mlops_core demo`."
+        raise NotFoundError(f"Unknown model {name!r}. {hint}", model=name, known=known)
+    return _model_from_row(row)
+
+
+def next_version_number(con: duckdb.DuckDBPyConnection, model: str) -> int:
+    return int(con.execute("SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model = ?", [model]).fetchone()[0])
+
+
+def insert_version(con: duckdb.DuckDBPyConnection, v: VersionInfo) -> VersionInfo:
+    """Insert a model version row; raise AlreadyExistsError when (model, version) exists."""
+    exists = con.execute(
+        "SELECT count(*) FROM model_versions WHERE model = ? AND version = ?", [v.model, v.version]
+    ).fetchone()[0]
+    if exists:
+        raise AlreadyExistsError(f"Model {v.model!r} already has a version {v.version}.", model=v.model, version=v.version)
+    v.created_at = v.created_at or utcnow()
+    con.execute(
+        "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [v.model, v.version, v.algorithm, json.dumps(v.hyperparameters, default=str), v.train_start, v.train_end,
+         v.train_rows, v.data_source, json.dumps(v.training_metrics), json.dumps(v.holdout_metrics), v.holdout_rows,
+         v.artifact_path, v.artifact_sha256, v.status, json.dumps(v.gate) if v.gate is not None else None, v.run_id,
+         v.created_by, v.created_at],
+    )
+    return v
+
+
+_VERSION_COLS = (
+    "model, version, algorithm, hyperparameters, train_start, train_end, train_rows, data_source, training_metrics, "
+    "holdout_metrics, holdout_rows, artifact_path, artifact_sha256, status, gate, run_id, created_by, created_at"
+)
+
+
+def _version_from_row(row) -> VersionInfo:
+    (model, version, algorithm, hp, ts, te, rows, src, tm, hm, hrows, path, sha, status, gate, run_id, by, created) = row
+    return VersionInfo(
+        model=model, version=int(version), algorithm=algorithm, hyperparameters=_loads(hp, {}), status=status,
+        artifact_path=path, artifact_sha256=sha, train_start=ts, train_end=te, train_rows=rows, data_source=src,
+        training_metrics=_loads(tm, {}), holdout_metrics=_loads(hm, {}), holdout_rows=hrows, gate=_loads(gate, None),
+        run_id=run_id, created_by=by, created_at=created,
+    )
+
+
+def get_version(con: duckdb.DuckDBPyConnection, model: str, version: int) -> VersionInfo:
+    """Return one version; raise NotFoundError listing the versions that exist."""
+    row = con.execute(f"SELECT {_VERSION_COLS} FROM model_versions WHERE model = ? AND version = ?", [model, version]).fetchone()
+    if row is None:
+        known = [v.version for v in list_versions(con, model)]
+        raise NotFoundError(
+            f"Model {model!r} has no version {version}. Versions: {', '.join(map(str, known)) or 'none'}.",
+            model=model, version=version, known=known,
+        )
+    return _version_from_row(row)
+
+
+def list_versions(con: duckdb.DuckDBPyConnection, model: str) -> list[VersionInfo]:
+    rows = con.execute(f"SELECT {_VERSION_COLS} FROM model_versions WHERE model = ? ORDER BY version", [model]).fetchall()
+    return [_version_from_row(r) for r in rows]
+
+
+def set_version_status(con: duckdb.DuckDBPyConnection, model: str, version: int, status: str) -> None:
+    con.execute("UPDATE model_versions SET status = ? WHERE model = ? AND version = ?", [status, model, version])
+
+
+def set_version_gate(con: duckdb.DuckDBPyConnection, model: str, version: int, gate: dict) -> None:
+    con.execute("UPDATE model_versions SET gate = ? WHERE model = ? AND version = ?", [json.dumps(gate), model, version])
+
+
+def current_alias(con: duckdb.DuckDBPyConnection, model: str, alias: str = "production") -> int | None:
+    """Return the version holding ``alias`` now (the open deployment row), or None."""
+    row = con.execute(
+        "SELECT version FROM deployments WHERE model = ? AND alias = ? AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
+        [model, alias],
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def move_alias(
+    con: duckdb.DuckDBPyConnection,
+    model: str,
+    version: int,
+    *,
+    alias: str = "production",
+    actor: str,
+    action: str,
+    reason: str | None = None,
+    run_id: str | None = None,
+    at: datetime | None = None,
+) -> int | None:
+    """Close the open ``alias`` row of ``model`` and open one for ``version``; return the previous holder.
+
+    Call inside a transaction together with the status changes and the audit row.
+    """
+    at = at or utcnow()
+    previous = current_alias(con, model, alias)
+    con.execute(
+        "UPDATE deployments SET ended_at = ? WHERE model = ? AND alias = ? AND ended_at IS NULL", [at, model, alias]
+    )
+    con.execute(
+        "INSERT INTO deployments (model, alias, version, started_at, actor, action, reason, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [model, alias, version, at, actor, action, reason, run_id],
+    )
+    return previous
+
+
+def deployment_history(con: duckdb.DuckDBPyConnection, model: str, alias: str | None = None) -> pd.DataFrame:
+    """Return the alias history of ``model`` (oldest first) as a DataFrame."""
+    sql = "SELECT id, model, alias, version, started_at, ended_at, actor, action, reason, run_id FROM deployments WHERE model = ?"
+    params: list = [model]
+    if alias:
+        sql += " AND alias = ?"
+        params.append(alias)
+    return con.execute(sql + " ORDER BY id", params).df()
