@@ -165,7 +165,7 @@ def insert_version(con: duckdb.DuckDBPyConnection, v: VersionInfo) -> VersionInf
         raise AlreadyExistsError(f"Model {v.model!r} already has a version {v.version}.", model=v.model, version=v.version)
     v.created_at = v.created_at or utcnow()
     con.execute(
-        "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [v.model, v.version, v.algorithm, json.dumps(v.hyperparameters, default=str), v.train_start, v.train_end,
          v.train_rows, v.data_source, json.dumps(v.training_metrics), json.dumps(v.holdout_metrics), v.holdout_rows,
          v.artifact_path, v.artifact_sha256, v.status, json.dumps(v.gate) if v.gate is not None else None, v.run_id,

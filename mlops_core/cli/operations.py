@@ -1,0 +1,6 @@
+"""CLI commands of the operations domain."""
+from __future__ import annotations
+
+
+def add_commands(sub, common) -> None:
+    """Add this domain's sub-commands to the parser."""

@@ -1,0 +1,260 @@
+"""Training and evaluating scikit-learn models.
+
+The default pipeline (used by ``register`` without ``--artifact``, and by retrains of a
+model whose champion used it): numeric columns are imputed with their median;
+categorical columns are imputed with the constant ``"__missing__"`` and one-hot
+encoded (unseen categories at prediction time encode as all zeros); then a
+``HistGradientBoostingClassifier`` / ``HistGradientBoostingRegressor`` with
+scikit-learn's defaults and a fixed ``random_state``. Gradient-boosted trees are the
+usual strong baseline on tabular data and need no scaling.
+
+Holdout: 20% of the rows, stratified by class for classification, drawn with the seed.
+
+Metrics (all from ``sklearn.metrics``): classification: accuracy, precision, recall,
+F1 (binary: of the positive class; multiclass: macro average), ROC AUC (binary: the
+positive-class probability; multiclass: one-vs-rest macro), log loss, positive rate.
+Regression: MAE, RMSE, R², MAPE (only over rows whose true value is not 0).
+For a binary model the positive class is the larger of the two labels in sort order
+(``1`` of ``0/1``, ``yes`` of ``no/yes``), as in scikit-learn.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import InvalidInputError
+from .schema import FeatureSpec, coerce_features
+
+HOLDOUT_FRACTION = 0.2
+MIN_TRAINING_ROWS = 20
+
+
+def default_pipeline(task: str, features: list[FeatureSpec], seed: int = 0, **hyperparameters):
+    """Return an unfitted default Pipeline for ``task`` over ``features``."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    numeric = [f.name for f in features if f.kind == "numeric"]
+    categorical = [f.name for f in features if f.kind == "categorical"]
+    transformers = []
+    if numeric:
+        transformers.append(("numeric", SimpleImputer(strategy="median"), numeric))
+    if categorical:
+        transformers.append(
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                categorical,
+            )
+        )
+    pre = ColumnTransformer(transformers, remainder="drop")
+    params = {"random_state": seed, **hyperparameters}
+    est = HistGradientBoostingClassifier(**params) if task == "classification" else HistGradientBoostingRegressor(**params)
+    return Pipeline([("preprocess", pre), ("model", est)])
+
+
+def estimator_of(pipeline):
+    """Return the final estimator of a Pipeline (or the object itself)."""
+    steps = getattr(pipeline, "steps", None)
+    return steps[-1][1] if steps else pipeline
+
+
+def describe(pipeline) -> tuple[str, dict]:
+    """Return (algorithm name, JSON-safe hyperparameters of the final estimator)."""
+    est = estimator_of(pipeline)
+    params = {}
+    for k, v in est.get_params(deep=False).items():
+        if v is None or isinstance(v, (bool, int, float, str)):
+            params[k] = v
+        else:
+            params[k] = repr(v)
+    return type(est).__name__, params
+
+
+def positive_class_of(classes: list[str]) -> str | None:
+    """The positive class of a binary problem (larger label in sort order); None for multiclass."""
+    return sorted(classes)[-1] if len(classes) == 2 else None
+
+
+def prepare_target(y: pd.Series, task: str, target: str) -> pd.Series:
+    """Return the target as strings (classification) or floats (regression); raise for unusable targets."""
+    if y.isna().all():
+        raise InvalidInputError(f"The target column {target!r} has no values (all empty).", column=target)
+    if task == "classification":
+        y = y.dropna()
+        if pd.api.types.is_float_dtype(y) and (y == y.round()).all():
+            y = y.astype("int64")
+        y = y.astype(str)
+        classes = sorted(y.unique())
+        if len(classes) < 2:
+            raise InvalidInputError(
+                f"The target column {target!r} has one class only ({classes[0]!r}); a classifier needs at least two.",
+                column=target, classes=classes,
+            )
+        return y
+    vals = pd.to_numeric(y, errors="coerce")
+    bad = vals.isna() & y.notna()
+    if bad.any():
+        first = y[bad].head(3).tolist()
+        raise InvalidInputError(
+            f"The target column {target!r} of a regression model must be numeric; found {first!r}.", column=target
+        )
+    vals = vals.dropna().astype(float)
+    if vals.nunique() < 2:
+        raise InvalidInputError(f"The target column {target!r} is constant; there is nothing to learn.", column=target)
+    return vals
+
+
+def split_holdout(X: pd.DataFrame, y: pd.Series, task: str, seed: int = 0, fraction: float = HOLDOUT_FRACTION):
+    """Split into train and holdout (stratified for classification when every class has 2+ rows)."""
+    from sklearn.model_selection import train_test_split
+
+    stratify = None
+    if task == "classification" and y.value_counts().min() >= 2:
+        stratify = y
+    return train_test_split(X, y, test_size=fraction, random_state=seed, stratify=stratify)
+
+
+def scores_for(pipeline, X: pd.DataFrame, positive_class: str | None) -> np.ndarray | None:
+    """Probability of the positive class for each row (binary classifiers with predict_proba), else None."""
+    if positive_class is None or not hasattr(pipeline, "predict_proba"):
+        return None
+    classes = [str(c) for c in getattr(pipeline, "classes_", [])]
+    if positive_class not in classes:
+        return None
+    return pipeline.predict_proba(X)[:, classes.index(positive_class)]
+
+
+def predict(pipeline, X: pd.DataFrame, task: str, positive_class: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return (predictions, positive-class scores or None); classification labels come back as strings."""
+    pred = pipeline.predict(X)
+    if task == "classification":
+        pred = np.asarray([str(p) for p in pred], dtype=object)
+    else:
+        pred = np.asarray(pred, dtype=float)
+    return pred, scores_for(pipeline, X, positive_class)
+
+
+def _clean(d: dict) -> dict:
+    return {k: (float(v) if v is not None and math.isfinite(float(v)) else None) for k, v in d.items()}
+
+
+def classification_metrics(y_true, y_pred, scores=None, positive_class: str | None = None, proba=None, classes=None) -> dict:
+    """Classification metrics from sklearn.metrics (see the module docstring for the definitions)."""
+    from sklearn import metrics as skm
+
+    y_true = np.asarray(y_true).astype(str)
+    y_pred = np.asarray(y_pred).astype(str)
+    out = {"accuracy": skm.accuracy_score(y_true, y_pred)}
+    if positive_class is not None:
+        kw = dict(pos_label=positive_class, average="binary", zero_division=0)
+        out["precision"] = skm.precision_score(y_true, y_pred, **kw)
+        out["recall"] = skm.recall_score(y_true, y_pred, **kw)
+        out["f1"] = skm.f1_score(y_true, y_pred, **kw)
+        out["positive_rate"] = float(np.mean(y_pred == positive_class))
+        if scores is not None:
+            s = np.asarray(scores, dtype=float)
+            yb = (y_true == positive_class).astype(int)
+            out["roc_auc"] = skm.roc_auc_score(yb, s) if len(np.unique(yb)) == 2 else None
+            out["log_loss"] = skm.log_loss(yb, np.clip(s, 1e-15, 1 - 1e-15), labels=[0, 1])
+    else:
+        kw = dict(average="macro", zero_division=0)
+        out["precision"] = skm.precision_score(y_true, y_pred, **kw)
+        out["recall"] = skm.recall_score(y_true, y_pred, **kw)
+        out["f1"] = skm.f1_score(y_true, y_pred, **kw)
+        if proba is not None and classes is not None and len(np.unique(y_true)) > 1:
+            try:
+                out["roc_auc"] = skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=classes)
+                out["log_loss"] = skm.log_loss(y_true, proba, labels=classes)
+            except ValueError:
+                pass
+    return _clean(out)
+
+
+def regression_metrics(y_true, y_pred) -> dict:
+    """Regression metrics from sklearn.metrics; MAPE over rows with a non-zero true value."""
+    from sklearn import metrics as skm
+
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred, dtype=float)
+    out = {
+        "mae": skm.mean_absolute_error(y_true, y_pred),
+        "rmse": math.sqrt(skm.mean_squared_error(y_true, y_pred)),
+        "r2": skm.r2_score(y_true, y_pred) if len(y_true) > 1 else None,
+    }
+    nz = y_true != 0
+    out["mape"] = skm.mean_absolute_percentage_error(y_true[nz], y_pred[nz]) if nz.any() else None
+    return _clean(out)
+
+
+def evaluate(pipeline, X: pd.DataFrame, y: pd.Series, task: str, positive_class: str | None) -> dict:
+    """Return the metrics of ``pipeline`` on (X, y) for its task."""
+    pred, scores = predict(pipeline, X, task, positive_class)
+    if task == "regression":
+        return regression_metrics(y, pred)
+    proba = classes = None
+    if positive_class is None and hasattr(pipeline, "predict_proba"):
+        proba = pipeline.predict_proba(X)
+        classes = [str(c) for c in pipeline.classes_]
+    return classification_metrics(y, pred, scores, positive_class, proba=proba, classes=classes)
+
+
+@dataclass
+class TrainingResult:
+    """A fitted pipeline with the data facts and metrics the registry records."""
+
+    pipeline: object
+    algorithm: str
+    hyperparameters: dict
+    train_rows: int
+    holdout_rows: int
+    training_metrics: dict
+    holdout_metrics: dict
+    X_holdout: pd.DataFrame = field(repr=False)
+    y_holdout: pd.Series = field(repr=False)
+
+
+def fit_and_evaluate(
+    X: pd.DataFrame, y: pd.Series, task: str, features: list[FeatureSpec], positive_class: str | None,
+    *, seed: int = 0, pipeline=None, hyperparameters: dict | None = None, fitted: bool = False,
+) -> TrainingResult:
+    """Split off a holdout, fit ``pipeline`` (default pipeline when None) unless ``fitted``, and evaluate both parts.
+
+    Raises InvalidInputError when there are too few rows or a given fitted model cannot
+    predict on these features.
+    """
+    if len(X) < MIN_TRAINING_ROWS:
+        raise InvalidInputError(
+            f"Only {len(X)} labelled rows; at least {MIN_TRAINING_ROWS} are needed to train and hold out a test set."
+        )
+    X = coerce_features(X, features)
+    X_tr, X_ho, y_tr, y_ho = split_holdout(X, y, task, seed)
+    if pipeline is None:
+        pipeline = default_pipeline(task, features, seed, **(hyperparameters or {}))
+    if not fitted:
+        pipeline.fit(X_tr, y_tr)
+    try:
+        train_m = evaluate(pipeline, X_tr, y_tr, task, positive_class)
+        hold_m = evaluate(pipeline, X_ho, y_ho, task, positive_class)
+    except Exception as exc:
+        if fitted:
+            raise InvalidInputError(
+                f"The given model cannot predict on the training data's features ({', '.join(X.columns)}): {exc}"
+            ) from exc
+        raise
+    algorithm, hp = describe(pipeline)
+    return TrainingResult(
+        pipeline=pipeline, algorithm=algorithm, hyperparameters=hp, train_rows=len(X_tr), holdout_rows=len(X_ho),
+        training_metrics=train_m, holdout_metrics=hold_m, X_holdout=X_ho, y_holdout=y_ho,
+    )

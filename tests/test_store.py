@@ -1,0 +1,77 @@
+"""The store: migrations on a new and an existing database, transactions, lock handling."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from mlops_core.errors import DatabaseBusyError
+from mlops_core.store import connect, forget_database, transaction
+from mlops_core.store.migrations import available, current_version, migrate
+
+CONCEPT_TABLES = {
+    "models", "model_versions", "deployments", "runs", "ingest_batches", "validation_reports", "validation_anomalies",
+    "drift_references", "reference_stats", "reference_bins", "drift_results", "alert_rules", "alerts", "audit_events",
+    "policies", "feature_values", "schema_version",
+}
+
+
+def _tables(con):
+    return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+
+
+def test_new_database_gets_every_table_and_latest_version(db):
+    with connect(db) as con:
+        assert CONCEPT_TABLES <= _tables(con)
+        assert current_version(con) == available()[-1][0]
+
+
+def test_existing_database_is_upgraded_once_and_keeps_its_rows(db):
+    # A database at version 1 with a row in it, as an older release would have left it.
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)")
+    first = available()[0]
+    from mlops_core.store.migrations import _split_statements
+
+    for stmt in _split_statements(first[2].read_text()):
+        con.execute(stmt)
+    con.execute("INSERT INTO schema_version VALUES (1, 'initial', now())")
+    con.execute("INSERT INTO policies VALUES ('m', 'manual', '{}', now(), 'test')")
+    con.close()
+    forget_database(db)
+    with connect(db) as con:
+        assert current_version(con) == available()[-1][0]
+        assert con.execute("SELECT count(*) FROM policies").fetchone()[0] == 1
+        assert migrate(con) == []  # idempotent
+        versions = [r[0] for r in con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()]
+        assert versions == [n for n, _, _ in available()]
+
+
+def test_transaction_rolls_back_on_error(db):
+    with connect(db) as con:
+        with pytest.raises(RuntimeError):
+            with transaction(con):
+                con.execute("INSERT INTO policies VALUES ('m', 'manual', '{}', now(), 'test')")
+                raise RuntimeError("boom")
+        assert con.execute("SELECT count(*) FROM policies").fetchone()[0] == 0
+
+
+def test_a_held_database_gives_database_busy_after_the_timeout(db, monkeypatch):
+    with connect(db):
+        pass
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        forget_database(db)
+        monkeypatch.setenv("MLOPS_LOCK_TIMEOUT", "0.5")
+        with pytest.raises(DatabaseBusyError, match="held by another process"):
+            with connect(db):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
