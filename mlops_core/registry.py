@@ -253,3 +253,61 @@ def promote(model: str, version: int, *, actor: str = "cli", reason: str | None 
         runstore.insert_audit(con, actor=actor, action=action, model=model, from_version=previous, to_version=version,
                               reason=reason, run_id=run_id, details=details, at=at)
     return {"model": model, "from_version": previous, "to_version": version, "forced": bool(details)}
+
+
+def add_version(
+    model: str,
+    result: training.TrainingResult,
+    *,
+    reference_frame: pd.DataFrame,
+    reference_target: pd.Series,
+    status: str = "candidate",
+    gate: dict | None = None,
+    actor: str = "cli",
+    run_id: str | None = None,
+    data_source: str | None = None,
+    train_start: datetime | None = None,
+    train_end: datetime | None = None,
+    at: datetime | None = None,
+    db=None,
+) -> Registration:
+    """Register a fitted ``result`` as the next version of ``model`` (status candidate or rejected).
+
+    Saves the artifact, then in one transaction inserts the version row, its training
+    reference (``reference_frame``: the training features; ``reference_target``: their
+    target) and an audit event. The artifact file is removed again when the transaction
+    fails, so no orphan is left. Promotion is a separate step (``promote``).
+    Raises NotFoundError (model), InvalidInputError (status).
+    """
+    from .config import resolve_db_path
+
+    if status not in ("candidate", "rejected"):
+        raise InvalidInputError(f"A new version starts as 'candidate' or 'rejected', not {status!r}.", status=status)
+    db_path = resolve_db_path(db)
+    with connect(db_path, create=False) as con:
+        info = mstore.get_model(con, model)
+        number = mstore.next_version_number(con, model)
+    refs = summarise_training_reference(result, training.coerce_features(reference_frame, info.features), reference_target,
+                                        info.task, info.features, info.positive_class)
+    rel, sha = artifacts.save_artifact(result.pipeline, db_path, model, number)
+    at = at or utcnow()
+    try:
+        with connect(db_path) as con, transaction(con):
+            if mstore.next_version_number(con, model) != number:  # another writer took the number meanwhile
+                number = mstore.next_version_number(con, model)
+            mstore.insert_version(con, mstore.VersionInfo(
+                model=model, version=number, algorithm=result.algorithm, hyperparameters=result.hyperparameters,
+                status=status, artifact_path=rel, artifact_sha256=sha, train_start=train_start, train_end=train_end,
+                train_rows=result.train_rows, data_source=data_source, training_metrics=result.training_metrics,
+                holdout_metrics=result.holdout_metrics, holdout_rows=result.holdout_rows, gate=gate, run_id=run_id,
+                created_by=actor, created_at=at,
+            ))
+            ref_id = rstore.save_reference(con, model, refs, kind="training", version=number, rows=len(reference_frame))
+            runstore.insert_audit(con, actor=actor, action="register_version", model=model, to_version=number,
+                                  reason=f"registered as {status}", run_id=run_id,
+                                  details={"gate": gate} if gate else None, at=at)
+    except BaseException:
+        artifacts.remove_artifact(db_path, rel)
+        raise
+    return Registration(model, number, status, result.algorithm, result.holdout_metrics, result.training_metrics,
+                        result.train_rows, result.holdout_rows, rel, sha, run_id or "", ref_id)
