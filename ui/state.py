@@ -1,0 +1,20 @@
+"""Session-state keys shared by the router and the pages (one name per piece of state)."""
+from __future__ import annotations
+
+#: Sidebar widgets (created in dashboard.py, read by every page).
+MODEL = "model"
+DATE_RANGE = "date_range"
+WINDOW = "window"
+
+#: Windows a user can pick; the core's ``window=`` argument takes these names.
+WINDOWS = ("hour", "day", "week")
+DEFAULT_WINDOW = "day"
+#: Days shown by default, ending at the newest logged prediction.
+DEFAULT_DAYS = 30
+
+#: A message shown once after an action (kind, text), popped by ``widgets.flash``.
+FLASH = "flash"
+#: Id of the retrain the user started in this session (the page also finds it from the DB).
+RETRAIN_RUN = "retrain_run_id"
+#: Versions chosen for comparison, per model.
+COMPARE = "compare_versions"

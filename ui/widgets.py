@@ -1,0 +1,110 @@
+"""Reusable page parts: the error boundary, the first-run guide, flash messages, badges."""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Iterator
+
+import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
+
+from mlops_core.errors import DatabaseBusyError, MlopsError, NotFoundError
+
+from . import data, state
+
+log = logging.getLogger("mlops_dashboard")
+
+#: Health badge colours (st.badge names) per level.
+HEALTH_COLOURS = {"ok": "green", "warning": "orange", "alert": "red", "unknown": "gray"}
+
+
+@contextmanager
+def guard(what: str) -> Iterator[None]:
+    """Show any failure inside the block as ``st.error("what happened — what to do")``.
+
+    Streamlit's own control flow (st.rerun, st.stop, st.switch_page) passes through.
+    The rest of the block is skipped; the page around it keeps rendering.
+    """
+    try:
+        yield
+    except ScriptControlException:
+        raise
+    except data.Unavailable as exc:
+        st.info(f"{what} is not available yet: {exc} Update mlops_core to see this view.")
+    except DatabaseBusyError as exc:
+        st.error(f"{what}: the database is busy ({exc}) — wait a few seconds and reload the page.")
+    except NotFoundError as exc:
+        st.error(f"{what}: {exc} — pick another model or version in the sidebar, or reload the page.")
+    except MlopsError as exc:
+        st.error(f"{what}: {exc}")
+    except Exception as exc:  # the last line of defence: never a traceback on a page
+        log.exception("%s failed", what)
+        st.error(
+            f"{what} failed unexpectedly ({type(exc).__name__}: {exc}) — reload the page; if it keeps failing, "
+            "run the matching `python -m mlops_core` command to see the full error."
+        )
+
+
+def first_run_guide(db: str) -> None:
+    """What to do when the database is missing or holds no model."""
+    st.info("No model is registered in this database yet. Three ways to start:")
+    st.markdown(
+        f"""
+1. **Build the demo** (two models, 90 days of traffic, drift, a concept shift, alerts):
+   `python -m mlops_core demo --db {db}` (or `make run`, which builds it on the first start).
+2. **Register your own model** from its training data:
+   `python -m mlops_core register --model NAME --task classification --target COLUMN --training-data train.csv --db {db}`
+3. **Log predictions and labels** for it:
+   `python -m mlops_core ingest predictions.csv --model NAME --db {db}`
+
+Then reload this page.
+"""
+    )
+    st.caption(f"Database: `{db}` (set `MLOPS_DB` to show another one).")
+
+
+def flash(kind: str, text: str) -> None:
+    """Keep a message to show at the top of the next run (after an action and st.rerun)."""
+    st.session_state[state.FLASH] = (kind, text)
+
+
+def show_flash() -> None:
+    item = st.session_state.pop(state.FLASH, None)
+    if item:
+        kind, text = item
+        getattr(st, kind, st.info)(text)
+
+
+def health_badge(level: str) -> None:
+    level = level if level in HEALTH_COLOURS else "unknown"
+    st.badge(level, color=HEALTH_COLOURS[level], icon={"ok": ":material/check_circle:",
+                                                       "warning": ":material/warning:",
+                                                       "alert": ":material/error:"}.get(level))
+
+
+def chart(fig, key: str | None = None) -> None:
+    """Draw a plotly figure with Streamlit's theme (follows the light/dark setting)."""
+    st.plotly_chart(fig, width="stretch", theme="streamlit", key=key)
+
+
+def no_data(what: str, hint: str) -> None:
+    st.info(f"No {what} in the selected range — {hint}")
+
+
+_ALERT_SEVERITIES = {"critical", "alert", "error", "high"}
+
+
+def health_level(open_alerts) -> str:
+    """ok without open alerts, alert when one is critical, warning otherwise (unknown when alerts are unavailable)."""
+    if open_alerts is None:
+        return "unknown"
+    if len(open_alerts) == 0:
+        return "ok"
+    severities = {str(s).lower() for s in open_alerts.get("severity", [])}
+    return "alert" if severities & _ALERT_SEVERITIES else "warning"
+
+
+def pick(frame, columns: list[str]):
+    """The given columns of ``frame`` that exist, in that order (all columns when none match)."""
+    cols = [c for c in columns if c in frame.columns]
+    return frame[cols] if cols else frame
