@@ -1,8 +1,56 @@
-"""Performance."""
+"""Performance: each metric over time, one line per version, with confidence band, label coverage and actions."""
 import streamlit as st
 
-from ui import context
+from mlops_core import charts
+from ui import context, data, widgets
 
 st.title("Performance")
 ctx = context.require()
-st.info("This page is being built.")
+info = data.model_info(ctx.db, ctx.model)
+st.caption(f"{ctx.model} · {ctx.first_day} to {ctx.last_day} · one point per {ctx.window}. "
+           "Dotted lines mark promotions, rollbacks and new versions.")
+
+CLASSIFICATION = ["accuracy", "roc_auc", "f1", "precision", "recall", "log_loss", "positive_rate"]
+REGRESSION = ["mae", "rmse", "r2", "mape"]
+
+frame = None
+with widgets.guard("Performance over time"):
+    frame = data.performance(ctx.db, ctx.model, ctx.window, ctx.start, ctx.end)
+
+if frame is not None:
+    candidates = CLASSIFICATION if info.task == "classification" else REGRESSION
+    metrics = [m for m in candidates if m in frame.columns and frame[m].notna().any()] or candidates
+    c1, c2 = st.columns([2, 3])
+    metric = c1.selectbox("Metric", metrics, format_func=charts.label, key="perf_metric")
+    all_versions = sorted(int(v) for v in frame["version"].dropna().unique()) if "version" in frame.columns else []
+    chosen = c2.multiselect("Versions", all_versions, default=all_versions, format_func=lambda v: f"v{v}",
+                            key=f"perf_versions_{ctx.model}")
+    shown = frame[frame["version"].isin(chosen)] if all_versions else frame
+    actions = None
+    with widgets.guard("Registry actions"):
+        log = data.audit(ctx.db, ctx.model)
+        when = log["occurred_at"]
+        actions = log[(when >= ctx.start) & (when < ctx.end)
+                      & log["action"].isin(["promote", "rollback", "register_version", "retrain"])]
+    widgets.chart(charts.metric_over_time(shown, metric, actions), key="perf_chart")
+    with st.expander("Numbers per window"):
+        st.dataframe(shown, hide_index=True)
+
+    st.subheader("Errors in one window" if info.task == "classification" else "Residuals in one window")
+    starts = sorted(frame["window_start"].dropna().unique(), reverse=True) if len(frame) else []
+    if not starts:
+        widgets.no_data("predictions", "widen the date range in the sidebar.")
+    else:
+        c1, c2 = st.columns(2)
+        pick = c1.selectbox("Window starting", starts, key="perf_window",
+                            format_func=lambda t: str(t)[:16] if ctx.window == "hour" else str(t)[:10])
+        version = c2.selectbox("Version", [None] + all_versions, key="perf_version",
+                               format_func=lambda v: "all versions" if v is None else f"v{v}")
+        w_start, w_end = widgets.window_bounds(pick, ctx.window)
+        with widgets.guard("Confusion matrix" if info.task == "classification" else "Residuals"):
+            if info.task == "classification":
+                widgets.chart(charts.confusion_matrix(data.confusion(ctx.db, ctx.model, w_start, w_end, version)),
+                              key="perf_confusion")
+            else:
+                widgets.chart(charts.residuals(data.residuals(ctx.db, ctx.model, w_start, w_end, version)),
+                              key="perf_residuals")

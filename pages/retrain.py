@@ -1,8 +1,134 @@
-"""Retrain."""
+"""Retrain: settings, the Retrain button, live progress of the job, its result and gate decision."""
+import json
+from datetime import datetime, time, timedelta
+
+import pandas as pd
 import streamlit as st
 
-from ui import context
+from mlops_core.errors import AlreadyRunningError, MlopsError
+from ui import actions, context, data, dialogs, state, widgets
+
+#: Seconds between two looks at a running job.
+POLL_S = 1.0
 
 st.title("Retrain")
 ctx = context.require()
-st.info("This page is being built.")
+prod = data.production(ctx.db, ctx.model)
+mode = "manual"
+with widgets.guard("Automation policy"):
+    mode = getattr(data.policy(ctx.db, ctx.model), "mode", "manual")
+st.caption(f"{ctx.model} · production v{prod} · policy mode **{mode}**. A retrain trains the champion's pipeline on "
+           "fresh labelled traffic, evaluates candidate and champion on the same most recent rows, applies the "
+           "gate and registers the candidate. "
+           + ("It is promoted automatically when it passes." if mode == "automated"
+              else "Promotion is yours to decide (manual mode)."))
+
+last = None
+with widgets.guard("Newest prediction"):
+    last = data.last_prediction(ctx.db, ctx.model)
+
+with st.container(border=True):
+    st.markdown("**Settings**")
+    c1, c2 = st.columns(2)
+    window_days = c1.number_input("Days of labelled data", min_value=1, max_value=365, value=30, step=1,
+                                  key="retrain_days", help="The window of logged predictions whose labels arrived.")
+    end_day = c2.date_input("Window ends on (UTC, end of day)", value=(last or datetime.now()).date(),
+                            key="retrain_end", help="Defaults to the day of the newest logged prediction.")
+    with st.expander("Hyperparameters (optional)"):
+        hp_text = st.text_area("Overrides as JSON, e.g. {\"learning_rate\": 0.05, \"max_iter\": 200}", value="",
+                               key="retrain_hp", help="Names of the estimator's parameters; empty keeps the "
+                                                      "champion's.")
+    clicked = st.button("Retrain", type="primary", key="retrain")
+
+if clicked:
+    with widgets.guard("Starting the retrain"):
+        try:
+            hp = json.loads(hp_text) if hp_text.strip() else {}
+        except json.JSONDecodeError as exc:
+            st.error(f"The hyperparameters are not valid JSON ({exc.msg} at character {exc.pos}) — write them as "
+                     "{\"name\": value, ...} or leave the box empty.")
+            hp = None
+        if hp is not None and not isinstance(hp, dict):
+            st.error("The hyperparameters must be a JSON object such as {\"learning_rate\": 0.05}.")
+            hp = None
+        if hp is not None:
+            end = datetime.combine(end_day, time()) + timedelta(days=1) - timedelta(microseconds=1)
+            try:
+                run_id = actions.start_retrain(ctx.db, ctx.model, {"window_days": int(window_days),
+                                                                   "end": end.isoformat(), "hyperparameters": hp})
+                st.session_state[state.RETRAIN_RUN] = run_id
+            except AlreadyRunningError as exc:
+                st.warning(f"{exc}")
+
+
+def show_result(run) -> None:
+    """The finished run: outcome, gate decision with reasons, metrics, and Promote when allowed."""
+    stats = run.statistics or {}
+    finished = run.finished_at or run.created_at
+    st.markdown(f"**Latest retrain** · run `{run.id}` · {run.status} · by {run.actor} · "
+                f"{finished:%Y-%m-%d %H:%M} UTC" + (f" · {run.duration_s:.1f} s" if run.duration_s else ""))
+    if run.status == "failed":
+        st.error(f"The retrain failed: {run.error or run.message} — check the settings (a longer window gives more "
+                 "labelled rows) and try again; the run's log is on the Runs & audit page.")
+        return
+    gate = stats.get("gate") or {}
+    cand = stats.get("candidate_version")
+    passed = bool(gate.get("passed"))
+    if passed:
+        st.success(f"v{cand} passed the gate and was registered as a candidate"
+                   + (" and promoted to production." if stats.get("promoted") else "."))
+    else:
+        st.warning(f"v{cand} failed the gate and was registered as rejected.")
+    st.markdown("**Gate decision**")
+    for reason in gate.get("reasons", []):
+        st.markdown(f"- {reason}")
+    cm, chm = stats.get("candidate_metrics") or {}, stats.get("champion_metrics") or {}
+    names = sorted(set(cm) | set(chm))
+    if names:
+        table = pd.DataFrame({"metric": names, f"candidate v{cand}": [cm.get(n) for n in names],
+                              f"champion v{stats.get('champion_version')}": [chm.get(n) for n in names]})
+        st.caption(f"On the same {stats.get('holdout_rows', '?')} most recent labelled rows "
+                   f"({str(stats.get('holdout_start', ''))[:16]} to {str(stats.get('holdout_end', ''))[:16]}); "
+                   f"trained on {stats.get('train_rows', '?')} rows.")
+        st.dataframe(table, hide_index=True)
+    for a in stats.get("anomalies") or []:
+        st.caption(f"Data check ({a.get('severity')}): {a.get('message')}")
+    if cand is None:
+        return
+    version = next((v for v in data.versions(ctx.db, ctx.model) if v.version == cand), None)
+    if version is not None and version.status == "candidate" and passed:
+        if mode == "manual":
+            if st.button("Promote", type="primary", key="retrain_promote"):
+                dialogs.promote(ctx.db, ctx.model, cand, data.production(ctx.db, ctx.model), version.status,
+                                version.gate)
+        else:
+            st.caption("Automated mode promotes candidates that pass; this one was not (production changed while "
+                       "it ran). Promote it from the Versions page.")
+    elif version is not None:
+        st.caption(f"v{cand} is now {version.status}.")
+
+
+@st.fragment(run_every=POLL_S)
+def live(run_id: str) -> None:
+    """Progress of the running job, refreshed every POLL_S seconds; a full rerun when it ends."""
+    with widgets.guard("Following the retrain"):
+        run = data.fn("jobs", "get_run")(run_id, db=ctx.db)
+        if run.status in ("succeeded", "failed"):
+            data.clear()
+            st.rerun()
+        st.progress(min(max(run.progress or 0.0, 0.0), 1.0),
+                    text=f"Retrain `{run.id}` {run.status}: {run.message or 'waiting to start'}")
+        st.caption(f"Started by {run.actor} at {run.created_at:%H:%M:%S} UTC. The job runs in the background: you "
+                   "may leave or reload this page.")
+
+
+with widgets.guard("Retrain status"):
+    active = data.fn("jobs", "active_run")(ctx.model, db=ctx.db)
+    if active is not None:
+        live(active.id)
+    else:
+        latest = data.latest_run(ctx.db, ctx.model)
+        if latest is None:
+            st.info("No retrain has run for this model yet. Pick the settings above and press **Retrain**.")
+        else:
+            show_result(data.fn("jobs", "get_run")(latest.id, db=ctx.db))

@@ -211,3 +211,13 @@ def active_run(db: str, model: str):
 @st.cache_data(ttl=LIVE_TTL, show_spinner=False)
 def run(db: str, run_id: str):
     return fn("jobs", "get_run")(run_id, db=db)
+
+
+def latest_run(db: str, model: str, kind: str = "retrain"):
+    """The newest run of ``kind`` for ``model`` (any status), or None. Not cached: it follows a live job."""
+    from mlops_core.store import connect
+    from mlops_core.store import runs as runstore
+
+    with connect(db, create=False) as con:
+        found = runstore.find_runs(con, model, kind=kind, limit=1)
+    return found[0] if found else None

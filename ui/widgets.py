@@ -108,3 +108,20 @@ def pick(frame, columns: list[str]):
     """The given columns of ``frame`` that exist, in that order (all columns when none match)."""
     cols = [c for c in columns if c in frame.columns]
     return frame[cols] if cols else frame
+
+
+def window_bounds(start, window: str):
+    """[start, start + one window) as naive datetimes."""
+    import pandas as pd
+
+    s = pd.Timestamp(start).to_pydatetime()
+    step = {"hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1), "week": pd.Timedelta(weeks=1)}[window]
+    return s, (pd.Timestamp(s) + step).to_pydatetime()
+
+
+def describe_rule(rule: dict) -> str:
+    """A stored gate rule dict in the form the policy box accepts (``roc_auc>=0.7``, ``roc_auc+=2%``)."""
+    op = {"min": ">=", "max": "<=", "improve": "+="}.get(rule.get("kind"), "?")
+    t = float(rule.get("threshold", 0))
+    value = f"{t * 100:g}%" if rule.get("relative") else f"{t:g}"
+    return f"{rule.get('metric')}{op}{value}"

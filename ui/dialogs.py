@@ -1,0 +1,57 @@
+"""Confirmation dialogs of the actions that change production (Promote, Roll back).
+
+Each says exactly what will change, asks for a reason for the audit log, and acts only
+on **Confirm**; on success it leaves a message for the next run and reruns the app so
+every chart shows the new state (the caches were cleared by ``ui.actions``).
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from mlops_core.errors import MlopsError
+
+from . import actions, widgets
+
+
+@st.dialog("Promote a version")
+def promote(db: str, model: str, version: int, current: int | None, status: str, gate: dict | None) -> None:
+    if current is None:
+        st.markdown(f"**v{version}** of **{model}** becomes the production version.")
+    else:
+        st.markdown(f"Production of **{model}** moves from **v{current}** to **v{version}**. "
+                    f"v{current} becomes *archived*; v{version} (now *{status}*) becomes *production*.")
+    st.markdown("The deployment history and the audit log each get one row; clients that load the production "
+                "version get v%d from now on." % version)
+    force = False
+    if status == "rejected":
+        reasons = "; ".join((gate or {}).get("reasons", [])) or "it failed its promotion gate"
+        st.warning(f"v{version} was rejected by the gate: {reasons}")
+        force = st.checkbox("Promote it anyway (the audit log records that the gate was overridden)",
+                            key="promote_force")
+    reason = st.text_input("Reason (recorded in the audit log)", key="promote_reason")
+    if st.button("Confirm", type="primary", key="promote_confirm"):
+        try:
+            done = actions.promote(db, model, version, reason, force=force)
+        except MlopsError as exc:
+            st.error(f"Promotion refused: {exc}")
+            return
+        was = f" (was v{done['from_version']})" if done.get("from_version") is not None else ""
+        widgets.flash("success", f"{model}: v{done['to_version']} is now in production{was}.")
+        st.rerun()
+
+
+@st.dialog("Roll back production")
+def rollback(db: str, model: str, current: int | None, target: int, explicit: bool) -> None:
+    st.markdown(f"Production of **{model}** goes back from **v{current}** to **v{target}**, which held it before. "
+                f"v{current} becomes *archived*; v{target} becomes *production* again.")
+    st.markdown("The deployment history (action *rollback*) and the audit log each get one row. Rolling back "
+                "again later walks further back through the production history.")
+    reason = st.text_input("Reason (recorded in the audit log)", key="rollback_reason")
+    if st.button("Confirm", type="primary", key="rollback_confirm"):
+        try:
+            done = actions.rollback(db, model, target if explicit else None, reason)
+        except MlopsError as exc:
+            st.error(f"Rollback refused: {exc}")
+            return
+        widgets.flash("success", f"{model}: rolled back to v{done['to_version']} (was v{done['from_version']}).")
+        st.rerun()
