@@ -20,6 +20,7 @@ from .schema import FeatureSpec, check_identifier, infer_schema
 from .store import connect, transaction, utcnow
 from .store import models as mstore
 from .store import references as rstore
+from .store import jobs as _jobs  # noqa: F401  (registers the dead-job reaper)
 from .store import runs as runstore
 from .tabular import read_table
 
@@ -224,35 +225,179 @@ def list_versions(model: str, *, db=None) -> list[mstore.VersionInfo]:
         return mstore.list_versions(con, model)
 
 
+def _move_production(con, model: str, version: int, *, actor: str, action: str, reason: str | None,
+                     run_id: str | None, at: datetime, details: dict | None = None) -> int | None:
+    """Inside a transaction: move the production alias, fix both statuses, append the audit row; return the previous holder."""
+    previous = mstore.move_alias(con, model, version, actor=actor, action=action, reason=reason, run_id=run_id, at=at)
+    if previous is not None and previous != version:
+        mstore.set_version_status(con, model, previous, "archived")
+    mstore.set_version_status(con, model, version, "production")
+    runstore.insert_audit(con, actor=actor, action=action, model=model, from_version=previous, to_version=version,
+                          reason=reason, run_id=run_id, details=details, at=at)
+    return previous
+
+
+def _check_promotable(con, model: str, version: int, force: bool) -> tuple[mstore.VersionInfo, int | None]:
+    mstore.get_model(con, model)
+    v = mstore.get_version(con, model, version)
+    current = mstore.current_alias(con, model)
+    if current == version:
+        raise ConflictError(f"Version {version} of {model!r} is already in production.", model=model, version=version)
+    if v.status == "rejected" and not force:
+        reasons = "; ".join((v.gate or {}).get("reasons", [])) or "it failed its promotion gate"
+        raise ConflictError(
+            f"Version {version} of {model!r} was rejected ({reasons}). Pass force=True (CLI: --force) to promote it anyway.",
+            model=model, version=version,
+        )
+    return v, current
+
+
+def promote_in(con, model: str, version: int, *, actor: str, reason: str | None = None, force: bool = False,
+               run_id: str | None = None, at: datetime | None = None, action: str = "promote") -> dict:
+    """``promote`` on an open connection, inside the caller's transaction (for jobs that finish in one transaction)."""
+    v, _ = _check_promotable(con, model, version, force)
+    at = at or utcnow()
+    forced = bool(force and v.status == "rejected")
+    details = {"forced": True, "previous_status": v.status} if forced else None
+    if forced and not reason:
+        reason = "forced promotion of a version the gate rejected"
+    previous = _move_production(con, model, version, actor=actor, action=action, reason=reason, run_id=run_id, at=at,
+                                details=details)
+    return {"model": model, "from_version": previous, "to_version": version, "forced": forced, "action": action,
+            "actor": actor, "reason": reason, "at": at}
+
+
 def promote(model: str, version: int, *, actor: str = "cli", reason: str | None = None, force: bool = False, db=None,
             run_id: str | None = None, at: datetime | None = None, action: str = "promote") -> dict:
     """Make ``version`` the production version of ``model`` in one transaction.
 
     The previous holder becomes ``archived``; the alias history and the audit log get a
-    row each. Raises NotFoundError (model/version), ConflictError (already production;
-    rejected without ``force``).
+    row each (a forced promotion of a rejected version says so in the audit details).
+    Returns ``{model, from_version, to_version, forced, action, actor, reason, at}``.
+    Raises NotFoundError (model/version), ConflictError (already production; rejected
+    without ``force``).
+    """
+    try:
+        version = int(version)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"Version must be a whole number, not {version!r}.", version=version) from exc
+    with connect(db, create=False) as con, transaction(con):
+        return promote_in(con, model, version, actor=actor, reason=reason, force=force, run_id=run_id, at=at,
+                          action=action)
+
+
+def production_stack(history: pd.DataFrame) -> list[int]:
+    """The undo stack of production versions from the alias history (oldest first; the last is in production).
+
+    Every deployment that is not a rollback pushes its version; a rollback pops versions
+    until its target is on top. Rolling back therefore walks back through the versions
+    that held production, in reverse order, and never bounces between two of them.
+    """
+    stack: list[int] = []
+    rows = history[history["alias"] == "production"] if len(history) else history
+    for version, action in zip(rows.get("version", []), rows.get("action", [])):
+        version = int(version)
+        if action == "rollback":
+            while stack and stack[-1] != version:
+                stack.pop()
+            if not stack:
+                stack.append(version)
+        else:
+            stack.append(version)
+    return stack
+
+
+def rollback(model: str, *, to: int | None = None, actor: str = "cli", reason: str | None = None, db=None,
+             run_id: str | None = None, at: datetime | None = None) -> dict:
+    """Put back the version that held production before the current one (or ``to``, an earlier holder).
+
+    One transaction: the alias moves (history row with action ``rollback``), the current
+    version becomes ``archived``, the target becomes ``production``, one audit row.
+    A second rollback walks further back through the deployment history (see
+    ``production_stack``); a promotion after a rollback starts a new step of history.
+    Returns the same dict as ``promote``. Raises NotFoundError (model, version),
+    ConflictError (nothing earlier to roll back to; ``to`` never held production or is
+    the current version).
     """
     with connect(db, create=False) as con, transaction(con):
         mstore.get_model(con, model)
-        v = mstore.get_version(con, model, version)
-        current = mstore.current_alias(con, model)
-        if current == version:
-            raise ConflictError(f"Version {version} of {model!r} is already in production.", model=model, version=version)
-        if v.status == "rejected" and not force:
-            reasons = "; ".join((v.gate or {}).get("reasons", [])) or "it failed its promotion gate"
-            raise ConflictError(
-                f"Version {version} of {model!r} was rejected ({reasons}). Pass force=True (CLI: --force) to promote it anyway.",
-                model=model, version=version,
-            )
+        stack = production_stack(mstore.deployment_history(con, model, "production"))
+        current = stack[-1] if stack else mstore.current_alias(con, model)
+        earlier = stack[:-1]
+        if to is None:
+            if not earlier:
+                raise ConflictError(
+                    f"{model!r} has no earlier production version to roll back to (production history: "
+                    f"{' -> '.join(f'v{v}' for v in stack) or 'empty'}). Promote a version instead.",
+                    model=model,
+                )
+            target = earlier[-1]
+        else:
+            target = int(to)
+            mstore.get_version(con, model, target)
+            if target == current:
+                raise ConflictError(f"Version {target} of {model!r} is already in production.", model=model,
+                                    version=target)
+            if target not in earlier:
+                held = ", ".join(f"v{v}" for v in dict.fromkeys(reversed(earlier))) or "none"
+                raise ConflictError(
+                    f"Version {target} of {model!r} is not an earlier production version, so it cannot be rolled back "
+                    f"to (earlier production versions, newest first: {held}). Use promote to deploy it.",
+                    model=model, version=target,
+                )
         at = at or utcnow()
-        previous = mstore.move_alias(con, model, version, actor=actor, action=action, reason=reason, run_id=run_id, at=at)
-        if previous is not None:
-            mstore.set_version_status(con, model, previous, "archived")
-        mstore.set_version_status(con, model, version, "production")
-        details = {"forced": True, "previous_status": v.status} if (force and v.status == "rejected") else None
-        runstore.insert_audit(con, actor=actor, action=action, model=model, from_version=previous, to_version=version,
-                              reason=reason, run_id=run_id, details=details, at=at)
-    return {"model": model, "from_version": previous, "to_version": version, "forced": bool(details)}
+        reason = reason or f"rollback from v{current} to v{target}"
+        previous = _move_production(con, model, target, actor=actor, action="rollback", reason=reason, run_id=run_id,
+                                    at=at, details={"rolled_back_from": current})
+    return {"model": model, "from_version": previous, "to_version": target, "forced": False, "action": "rollback",
+            "actor": actor, "reason": reason, "at": at}
+
+
+def rollback_target(model: str, *, db=None) -> int | None:
+    """The version a plain ``rollback`` would restore now, or None when there is none."""
+    with connect(db, create=False) as con:
+        mstore.get_model(con, model)
+        stack = production_stack(mstore.deployment_history(con, model, "production"))
+    return stack[-2] if len(stack) >= 2 else None
+
+
+def deployment_history(model: str, db=None) -> pd.DataFrame:
+    """The production/challenger alias history of ``model`` (oldest first): version, started_at, ended_at, actor, action, reason, run_id."""
+    with connect(db, create=False) as con:
+        mstore.get_model(con, model)
+        return mstore.deployment_history(con, model)
+
+
+def audit_log(model: str | None = None, db=None) -> pd.DataFrame:
+    """The audit events (newest first), of one model or all."""
+    with connect(db, create=False) as con:
+        if model is not None:
+            mstore.get_model(con, model)
+        return runstore.audit_frame(con, model)
+
+
+def runs(model: str | None = None, db=None) -> pd.DataFrame:
+    """The pipeline runs (newest first), of one model or all; params/metrics/statistics are JSON text."""
+    with connect(db, create=False) as con:
+        if model is not None:
+            mstore.get_model(con, model)
+        return runstore.runs_frame(con, model)
+
+
+def versions_frame(model: str, db=None) -> pd.DataFrame:
+    """One row per version: status, algorithm, training window and rows, headline holdout metrics, gate verdict."""
+    vs = list_versions(model, db=db)
+    rows = []
+    for v in vs:
+        row = {"version": v.version, "status": v.status, "algorithm": v.algorithm, "created_at": v.created_at,
+               "created_by": v.created_by, "train_start": v.train_start, "train_end": v.train_end,
+               "train_rows": v.train_rows, "holdout_rows": v.holdout_rows, "run_id": v.run_id,
+               "gate_passed": (v.gate or {}).get("passed"),
+               "gate_reasons": "; ".join((v.gate or {}).get("reasons", [])) or None}
+        for k, val in (v.holdout_metrics or {}).items():
+            row[f"holdout_{k}"] = val
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def add_version(
@@ -270,13 +415,17 @@ def add_version(
     train_end: datetime | None = None,
     at: datetime | None = None,
     db=None,
+    finish=None,
 ) -> Registration:
     """Register a fitted ``result`` as the next version of ``model`` (status candidate or rejected).
 
     Saves the artifact, then in one transaction inserts the version row, its training
     reference (``reference_frame``: the training features; ``reference_target``: their
     target) and an audit event. The artifact file is removed again when the transaction
-    fails, so no orphan is left. Promotion is a separate step (``promote``).
+    fails, so no orphan is left. Promotion is a separate step (``promote``), unless
+    ``finish(con, version)`` is given: it runs inside the same transaction (a job uses it
+    to mark its run succeeded and, in automated mode, to promote), so the version, the
+    run's outcome and the promotion happen together or not at all.
     Raises NotFoundError (model), InvalidInputError (status).
     """
     from .config import resolve_db_path
@@ -306,8 +455,131 @@ def add_version(
             runstore.insert_audit(con, actor=actor, action="register_version", model=model, to_version=number,
                                   reason=f"registered as {status}", run_id=run_id,
                                   details={"gate": gate} if gate else None, at=at)
+            if finish is not None:
+                finish(con, number)
     except BaseException:
         artifacts.remove_artifact(db_path, rel)
         raise
     return Registration(model, number, status, result.algorithm, result.holdout_metrics, result.training_metrics,
                         result.train_rows, result.holdout_rows, rel, sha, run_id or "", ref_id)
+
+
+#: compare(): the holdout is the most recent 20% of the labelled rows of this many days, at most COMPARE_MAX_ROWS rows.
+COMPARE_WINDOW_DAYS = 30
+COMPARE_MAX_ROWS = 50_000
+
+
+@dataclass
+class Comparison:
+    """Versions of one model side by side (columns ``v<N>`` in version order).
+
+    ``holdout``: metrics (rows) of each version re-scored on the same recent labelled
+    rows of the log (``holdout_source`` says which); ``recorded``: the holdout metrics
+    stored at registration (each on its own holdout); ``windows``: metrics per window
+    of the log and version (long format, from ``performance.over_time``; empty when
+    unavailable); ``hyperparameters``: one row per parameter; ``lineage``: one row per
+    version (training window, rows, run, artifact sha256, creator, status).
+    """
+
+    model: str
+    versions: list[int]
+    holdout: pd.DataFrame
+    holdout_source: str
+    recorded: pd.DataFrame
+    windows: pd.DataFrame
+    hyperparameters: pd.DataFrame
+    lineage: pd.DataFrame
+    errors: dict = None
+
+    def hyperparameter_differences(self) -> pd.DataFrame:
+        """Only the hyperparameters whose values differ between the versions."""
+        hp = self.hyperparameters
+        if hp.empty:
+            return hp
+        differs = hp.astype(str).nunique(axis=1, dropna=False) > 1
+        return hp[differs]
+
+
+def compare(model: str, versions, *, db=None, window_days: float = COMPARE_WINDOW_DAYS,
+            end: datetime | None = None) -> Comparison:
+    """Compare ``versions`` of ``model`` (see ``Comparison``); artifacts are sha256-checked before scoring.
+
+    The shared holdout is the most recent 20% of the labelled log rows of the last
+    ``window_days`` days up to ``end`` (default now; when that window is empty, the
+    most recent labelled rows whatever their age), capped at 50,000 rows.
+    Raises NotFoundError (model, version), InvalidInputError (fewer than two versions).
+    """
+    from datetime import timedelta
+
+    from .config import resolve_db_path
+    from .store import training_data as tdstore
+
+    try:
+        versions = sorted(dict.fromkeys(int(v) for v in versions))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"Versions must be whole numbers, e.g. 2,3; got {versions!r}.") from exc
+    if len(versions) < 2:
+        raise InvalidInputError("Give at least two different versions to compare, e.g. --versions 2,3.")
+    db_path = resolve_db_path(db)
+    end = end or utcnow()
+    with connect(db_path, create=False) as con:
+        info = mstore.get_model(con, model)
+        vinfo = [mstore.get_version(con, model, v) for v in versions]
+        count = tdstore.labelled_count(con, info, end - timedelta(days=window_days), None)
+        if count:
+            frame = tdstore.labelled_rows(con, info, end - timedelta(days=window_days), None,
+                                          limit=min(COMPARE_MAX_ROWS, max(1, int(round(count * training.HOLDOUT_FRACTION)))))
+        else:
+            frame = tdstore.labelled_rows(con, info, None, None, limit=2000)
+    cols = [f"v{v}" for v in versions]
+    errors = {}
+    holdout = pd.DataFrame(columns=cols)
+    source = "no labelled rows in the log: only the metrics recorded at registration are available"
+    if len(frame):
+        try:
+            y = training.prepare_target(frame["label"], info.task, info.target)
+        except InvalidInputError as exc:
+            y = None
+            errors["holdout"] = str(exc)
+        if y is not None:
+            X = training.coerce_features(frame.loc[y.index, info.feature_names], info.features)
+            first, last = frame["ts"].iloc[0], frame["ts"].iloc[-1]
+            source = (f"the {len(X):,} most recent labelled predictions of the log "
+                      f"({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC)")
+            data = {}
+            for v, col in zip(versions, cols):
+                try:
+                    pipe = load_model(model, v, db=db_path)
+                    data[col] = training.evaluate(pipe, X, y, info.task, info.positive_class)
+                except Exception as exc:  # noqa: BLE001 — one unusable version must not hide the others
+                    errors[col] = str(exc)
+                    data[col] = {}
+            holdout = pd.DataFrame(data, columns=cols)
+    recorded = pd.DataFrame({c: v.holdout_metrics for c, v in zip(cols, vinfo)}, columns=cols)
+    hyper = pd.DataFrame({c: {k: (json_safe(val)) for k, val in v.hyperparameters.items()} for c, v in zip(cols, vinfo)},
+                         columns=cols)
+    hyper.index.name = "hyperparameter"
+    lineage = pd.DataFrame([{
+        "version": v.version, "status": v.status, "algorithm": v.algorithm, "train_start": v.train_start,
+        "train_end": v.train_end, "train_rows": v.train_rows, "holdout_rows": v.holdout_rows,
+        "data_source": v.data_source, "run_id": v.run_id, "artifact_path": v.artifact_path,
+        "artifact_sha256": v.artifact_sha256, "created_by": v.created_by, "created_at": v.created_at,
+        "gate_passed": (v.gate or {}).get("passed"),
+    } for v in vinfo])
+    windows = pd.DataFrame()
+    try:
+        from . import performance
+
+        windows = performance.over_time(model, db=db_path, versions=versions)
+    except ImportError:
+        pass
+    except Exception as exc:  # noqa: BLE001 — windowed metrics are optional context here
+        errors["windows"] = str(exc)
+    return Comparison(model, versions, holdout, source, recorded, windows, hyper, lineage, errors)
+
+
+def json_safe(v):
+    """A hyperparameter value as a plain scalar (dicts/lists as JSON text) so frames compare cleanly."""
+    import json
+
+    return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v

@@ -258,3 +258,35 @@ def fit_and_evaluate(
         pipeline=pipeline, algorithm=algorithm, hyperparameters=hp, train_rows=len(X_tr), holdout_rows=len(X_ho),
         training_metrics=train_m, holdout_metrics=hold_m, X_holdout=X_ho, y_holdout=y_ho,
     )
+
+
+def time_split(frame: pd.DataFrame, fraction: float = HOLDOUT_FRACTION) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split rows already ordered by time into (older part, most recent ``fraction``) — a time-based holdout.
+
+    At least one row lands on each side when there are two or more rows.
+    """
+    n = len(frame)
+    n_hold = int(round(n * fraction))
+    if n >= 2:
+        n_hold = min(max(n_hold, 1), n - 1)
+    cut = n - n_hold
+    return frame.iloc[:cut], frame.iloc[cut:]
+
+
+def set_estimator_params(pipeline, params: dict):
+    """Set hyperparameters of the final estimator of ``pipeline`` (a Pipeline or a bare estimator); return it.
+
+    Raises InvalidInputError naming the valid parameters when one is unknown.
+    """
+    if not params:
+        return pipeline
+    est = estimator_of(pipeline)
+    valid = est.get_params(deep=False)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise InvalidInputError(
+            f"Unknown hyperparameter(s) {', '.join(unknown)} for {type(est).__name__}; valid: {', '.join(sorted(valid))}.",
+            unknown=unknown,
+        )
+    est.set_params(**params)
+    return pipeline

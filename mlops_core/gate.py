@@ -1,0 +1,223 @@
+"""The promotion gate: may a freshly trained candidate replace the champion?
+
+A gate is a list of rules, stored per model with its policy (``automation.Policy.gate``).
+Each rule names a metric of the holdout metrics (see ``training``) and is one of:
+
+- ``min``: the candidate's value must be at least ``threshold`` (``roc_auc`` >= 0.70);
+- ``max``: the candidate's value must be at most ``threshold`` (``log_loss`` <= 0.6);
+- ``improve``: the candidate must beat the champion, on the *same* holdout, by at least
+  ``threshold`` in the metric's good direction. ``relative=False``: an absolute delta
+  (0.01 = one AUC point); ``relative=True``: a fraction of the champion's value
+  (0.02 = 2% better). A threshold of 0 means "not worse"; a negative one is a tolerance
+  ("at most 0.005 worse").
+
+Direction: larger is better for accuracy, precision, recall, f1, roc_auc, r2; smaller
+is better for log_loss, mae, rmse, mape. ``positive_rate`` has no good direction and
+may only be used with min/max.
+
+Defined behaviour at the edges:
+
+- no champion (or the champion could not be evaluated): ``improve`` rules are skipped,
+  with a reason saying so; ``min``/``max`` rules still apply;
+- a metric the candidate lacks (e.g. ROC AUC when the holdout has one class only): the
+  rule fails, because the gate cannot vouch for it;
+- a metric the champion lacks: the ``improve`` rule is skipped, with a reason;
+- no rules at all: the gate passes, and its reason says that nothing was checked.
+
+Default gate (``default_rules``): the candidate must not be worse than the champion on
+the task's headline metric (binary classification: ``roc_auc``; multiclass: ``f1``;
+regression: ``rmse``), i.e. one ``improve`` rule with threshold 0.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from .errors import InvalidInputError
+
+HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "roc_auc", "r2"}
+LOWER_IS_BETTER = {"log_loss", "mae", "rmse", "mape"}
+NO_DIRECTION = {"positive_rate"}
+KNOWN_METRICS = HIGHER_IS_BETTER | LOWER_IS_BETTER | NO_DIRECTION
+RULE_KINDS = ("min", "max", "improve")
+
+
+@dataclass
+class GateRule:
+    """One condition of the gate (see the module docstring)."""
+
+    metric: str
+    kind: str
+    threshold: float
+    relative: bool = False
+
+    def __post_init__(self):
+        if self.metric not in KNOWN_METRICS:
+            raise InvalidInputError(
+                f"Unknown gate metric {self.metric!r}; choose one of: {', '.join(sorted(KNOWN_METRICS))}.",
+                metric=self.metric,
+            )
+        if self.kind not in RULE_KINDS:
+            raise InvalidInputError(f"Unknown gate rule kind {self.kind!r}; choose one of: {', '.join(RULE_KINDS)}.",
+                                    kind=self.kind)
+        if self.kind == "improve" and self.metric in NO_DIRECTION:
+            raise InvalidInputError(f"{self.metric!r} has no better direction; use it with min or max, not improve.",
+                                    metric=self.metric)
+        try:
+            self.threshold = float(self.threshold)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"Gate threshold for {self.metric} must be a number, not {self.threshold!r}.") from exc
+        if not math.isfinite(self.threshold):
+            raise InvalidInputError(f"Gate threshold for {self.metric} must be finite.")
+        self.relative = bool(self.relative)
+
+    def describe(self) -> str:
+        """The rule as a short sentence fragment, e.g. ``roc_auc >= 0.7``."""
+        if self.kind == "min":
+            return f"{self.metric} >= {self.threshold:g}"
+        if self.kind == "max":
+            return f"{self.metric} <= {self.threshold:g}"
+        unit = f"{self.threshold:.1%}" if self.relative else f"{self.threshold:g}"
+        return f"{self.metric} better than the champion by >= {unit}"
+
+    @classmethod
+    def parse(cls, text: str) -> "GateRule":
+        """Parse ``roc_auc>=0.7``, ``log_loss<=0.6``, ``roc_auc+=0.01`` (absolute) or ``roc_auc+=2%`` (relative).
+
+        Raises InvalidInputError naming the accepted forms.
+        """
+        t = text.replace(" ", "")
+        for op, kind in ((">=", "min"), ("<=", "max"), ("+=", "improve")):
+            if op in t:
+                metric, value = t.split(op, 1)
+                relative = value.endswith("%")
+                try:
+                    number = float(value.rstrip("%"))
+                except ValueError:
+                    break
+                return cls(metric, kind, number / 100 if relative else number, relative)
+        raise InvalidInputError(
+            f"Cannot read gate rule {text!r}. Write METRIC>=VALUE, METRIC<=VALUE, METRIC+=DELTA or METRIC+=PCT%, "
+            "e.g. roc_auc>=0.7 or roc_auc+=0.005.", rule=text,
+        )
+
+
+@dataclass
+class GateCheck:
+    """The outcome of one rule."""
+
+    rule: str
+    outcome: str  # passed | failed | skipped
+    candidate: float | None
+    champion: float | None
+    reason: str
+
+
+@dataclass
+class GateDecision:
+    """The gate's verdict: ``passed`` and one human sentence per rule in ``reasons``."""
+
+    passed: bool
+    reasons: list[str]
+    checks: list[GateCheck] = field(default_factory=list)
+    champion_version: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"passed": self.passed, "reasons": list(self.reasons), "checks": [asdict(c) for c in self.checks],
+                "champion_version": self.champion_version}
+
+
+def headline_metric(task: str, positive_class: str | None) -> str:
+    """The metric the default gate and the policy watch: roc_auc (binary), f1 (multiclass) or rmse (regression)."""
+    if task == "regression":
+        return "rmse"
+    return "roc_auc" if positive_class is not None else "f1"
+
+
+def default_rules(task: str, positive_class: str | None = None) -> list[GateRule]:
+    """The gate used when a model's policy names none: not worse than the champion on the headline metric."""
+    return [GateRule(headline_metric(task, positive_class), "improve", 0.0)]
+
+
+def rules_from_dicts(items) -> list[GateRule]:
+    """Build rules from stored dicts (``{"metric", "kind", "threshold", "relative"}``); raise InvalidInputError."""
+    out = []
+    for it in items or []:
+        if isinstance(it, GateRule):
+            out.append(it)
+        elif isinstance(it, str):
+            out.append(GateRule.parse(it))
+        elif isinstance(it, dict):
+            try:
+                out.append(GateRule(it["metric"], it["kind"], it["threshold"], it.get("relative", False)))
+            except KeyError as exc:
+                raise InvalidInputError(f"Gate rule {it!r} lacks {exc}; give metric, kind and threshold.") from exc
+        else:
+            raise InvalidInputError(f"Cannot read gate rule {it!r}.")
+    return out
+
+
+def _num(v) -> float | None:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def evaluate_gate(candidate: dict, champion: dict | None, rules: list[GateRule], *,
+                  champion_version: int | None = None) -> GateDecision:
+    """Apply ``rules`` to the candidate's (and champion's) holdout metrics; return the decision.
+
+    ``champion`` is None when there is no champion to compare with. Pure function.
+    """
+    if not rules:
+        return GateDecision(True, ["No gate rules are set, so nothing was checked and the candidate passes."], [],
+                            champion_version)
+    checks: list[GateCheck] = []
+    for rule in rules:
+        c = _num(candidate.get(rule.metric))
+        ch = _num(champion.get(rule.metric)) if champion else None
+        desc = rule.describe()
+        if rule.kind in ("min", "max"):
+            if c is None:
+                checks.append(GateCheck(desc, "failed", None, ch, f"{rule.metric} could not be computed for the "
+                                        f"candidate, so the rule {desc} cannot be confirmed."))
+                continue
+            ok = c >= rule.threshold if rule.kind == "min" else c <= rule.threshold
+            word = "at least" if rule.kind == "min" else "at most"
+            verdict = "meets" if ok else "misses"
+            checks.append(GateCheck(desc, "passed" if ok else "failed", c, ch,
+                                    f"Candidate {rule.metric} {c:.4f} {verdict} the required {word} {rule.threshold:g}."))
+            continue
+        # improve
+        if champion is None:
+            checks.append(GateCheck(desc, "skipped", c, None,
+                                    f"No champion to compare with, so '{desc}' was skipped."))
+            continue
+        if c is None:
+            checks.append(GateCheck(desc, "failed", None, ch, f"{rule.metric} could not be computed for the candidate, "
+                                    f"so it cannot be shown to beat the champion."))
+            continue
+        if ch is None:
+            checks.append(GateCheck(desc, "skipped", c, None, f"The champion has no {rule.metric} on this holdout, "
+                                    f"so '{desc}' was skipped."))
+            continue
+        gain = (c - ch) if rule.metric in HIGHER_IS_BETTER else (ch - c)
+        if rule.relative:
+            needed = abs(ch) * rule.threshold
+            need_text = f"{rule.threshold:.1%} of the champion's {ch:.4f} ({needed:+.4f})"
+        else:
+            needed = rule.threshold
+            need_text = f"{needed:+g}"
+        ok = gain >= needed - 1e-12
+        better = "better" if gain > 0 else ("worse" if gain < 0 else "equal")
+        checks.append(GateCheck(
+            desc, "passed" if ok else "failed", c, ch,
+            f"Candidate {rule.metric} {c:.4f} vs champion {ch:.4f}: {better} by {abs(gain):.4f}; "
+            f"required improvement {need_text} — {'met' if ok else 'not met'}.",
+        ))
+    passed = all(ch.outcome != "failed" for ch in checks)
+    return GateDecision(passed, [ch.reason for ch in checks], checks, champion_version)

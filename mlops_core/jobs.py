@@ -1,0 +1,152 @@
+"""Background jobs: start a retrain that outlives the page (or server) that started it, and follow it.
+
+``start_retrain`` writes a ``queued`` run row and launches a detached process
+(``python -m mlops_core retrain --run-id ID``, in its own session) that runs
+``retrain.execute``; it returns the run id at once. The job's progress, message and
+outcome live in its run row, so any process can follow it with ``get_run`` / ``wait``,
+after a page reload or a server restart. The job's output goes to
+``<artifacts folder>/jobs/<run id>.log``.
+
+One retrain per model at a time: while one is queued or running (and alive),
+``start_retrain`` raises ``AlreadyRunningError``. A job whose process died is marked
+failed by the reaper (``store.jobs``) the next time any process opens the database,
+and again whenever a retrain is requested or the active run is read.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .config import artifacts_dir, resolve_db_path
+from .errors import AlreadyRunningError, MlopsError
+from .retrain import RetrainParams
+from .store import connect, transaction
+from .store import jobs as jobstore
+from .store import models as mstore
+from .store import runs as runstore
+from .store.runs import RunInfo
+
+__all__ = ["RunInfo", "start_retrain", "get_run", "active_run", "wait", "job_log_path"]
+
+_start_lock = threading.Lock()
+_children: list[subprocess.Popen] = []  # kept so finished children are reaped, not left as zombies
+TRIGGERS = ("manual", "automated", "schedule", "api")
+
+
+def job_log_path(db, run_id: str) -> Path:
+    """Where the job's stdout/stderr go."""
+    return artifacts_dir(resolve_db_path(db)) / "jobs" / f"{run_id}.log"
+
+
+def _reap_children() -> None:
+    for p in list(_children):
+        if p.poll() is not None:
+            _children.remove(p)
+
+
+def start_retrain(model: str, *, actor: str, trigger: str = "manual", params: dict | None = None, db=None,
+                  spawn: bool = True) -> str:
+    """Queue a retrain of ``model`` and launch its background process; return the run id at once.
+
+    ``params`` (see ``retrain.RetrainParams``): window_days, end, hyperparameters,
+    auto_promote, min_rows, seed. With ``spawn=False`` the run is only queued (a caller
+    then runs ``retrain.execute`` itself, e.g. ``retrain --wait --foreground``).
+    Raises NotFoundError (model), InvalidInputError (params, trigger),
+    AlreadyRunningError (a retrain of the model is queued or running).
+    """
+    from .errors import InvalidInputError
+
+    if trigger not in TRIGGERS:
+        raise InvalidInputError(f"Unknown trigger {trigger!r}; choose one of: {', '.join(TRIGGERS)}.", trigger=trigger)
+    p = RetrainParams.from_dict(params)
+    db_path = resolve_db_path(db)
+    _reap_children()
+    with _start_lock:
+        with connect(db_path, create=False) as con:
+            mstore.get_model(con, model)
+            jobstore.reap_dead_runs(con, model)
+            with transaction(con):
+                active = [r for r in jobstore.active_runs(con, model) if not jobstore.is_dead(r)]
+                if active:
+                    r = active[0]
+                    raise AlreadyRunningError(
+                        f"A retrain of {model!r} is already {r.status} (run {r.id}, started by {r.actor} at "
+                        f"{r.created_at:%Y-%m-%d %H:%M:%S} UTC, {r.progress:.0%}: {r.message or 'waiting'}). "
+                        "Wait for it to finish before starting another.",
+                        model=model, run_id=r.id,
+                    )
+                run_id = runstore.insert_run(con, model=model, kind="retrain", trigger=trigger, actor=actor,
+                                             status="queued", params=p.to_dict(), message="queued")
+                runstore.insert_audit(con, actor=actor, action="retrain_requested", model=model, run_id=run_id,
+                                      reason=f"{trigger} retrain", details={"params": p.to_dict()})
+        if spawn:
+            _spawn(db_path, run_id)
+    return run_id
+
+
+def _spawn(db_path: Path, run_id: str) -> None:
+    log = job_log_path(db_path, run_id)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    cmd = [sys.executable, "-m", "mlops_core", "retrain", "--run-id", run_id, "--db", str(db_path)]
+    try:
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    cwd=package_root, start_new_session=True)
+    except OSError as exc:
+        with connect(db_path) as con, transaction(con):
+            jobstore.mark_failed(con, runstore.get_run(con, run_id), f"Could not start the retrain process: {exc}")
+        raise MlopsError(f"Could not start the retrain process: {exc}", run_id=run_id) from exc
+    _children.append(proc)
+    with connect(db_path) as con:
+        # The job's own process owns the run from now on (liveness is judged by this pid).
+        con.execute("UPDATE runs SET pid = ? WHERE id = ? AND status = 'queued'", [proc.pid, run_id])
+
+
+def get_run(run_id: str, db=None) -> RunInfo:
+    """Return the run ``run_id`` (progress, message, status, metrics, statistics, error). Raises NotFoundError."""
+    with connect(db, create=False) as con:
+        run = runstore.get_run(con, run_id)
+        if jobstore.is_dead(run):
+            jobstore.reap_dead_runs(con, run.model)
+            run = runstore.get_run(con, run_id)
+    return run
+
+
+def active_run(model: str, db=None) -> RunInfo | None:
+    """The queued or running retrain of ``model``, or None (dead jobs are marked failed first)."""
+    with connect(db, create=False) as con:
+        mstore.get_model(con, model)
+        runs = jobstore.active_runs(con, model)
+        if any(jobstore.is_dead(r) for r in runs):
+            jobstore.reap_dead_runs(con, model)
+            runs = jobstore.active_runs(con, model)
+    return runs[0] if runs else None
+
+
+def wait(run_id: str, timeout: float | None = None, db=None, *, poll: float = 0.5, on_progress=None) -> RunInfo:
+    """Block until run ``run_id`` has succeeded or failed; return it.
+
+    ``on_progress(run)`` is called whenever progress or message change. Raises
+    NotFoundError (run) and MlopsError when ``timeout`` seconds pass first (the job goes on).
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last = None
+    while True:
+        _reap_children()
+        run = get_run(run_id, db=db)
+        if on_progress is not None and (run.progress, run.message) != last:
+            last = (run.progress, run.message)
+            on_progress(run)
+        if run.status in ("succeeded", "failed"):
+            return run
+        if deadline is not None and time.monotonic() >= deadline:
+            raise MlopsError(f"Run {run_id} is still {run.status} after {timeout:g} s ({run.progress:.0%}: "
+                             f"{run.message}); it goes on in the background.", run_id=run_id)
+        time.sleep(poll)

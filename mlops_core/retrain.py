@@ -1,0 +1,397 @@
+"""The retrain pipeline: fresh labelled data -> validate -> train -> evaluate vs champion -> gate -> register.
+
+One retrain is one run row (kind ``retrain``) that the job updates after every step
+(progress 0..1 and a message). It holds the database only for those short writes,
+never while it fits, so ingest and the dashboard keep working meanwhile.
+
+Defaults (override per run with ``params``; ``retrain --window-days`` etc.):
+
+- data window: the labelled predictions of the last ``window_days`` = 30 days up to
+  ``end`` (default: now). A label sent twice counts once (the last one wins).
+- validation (critical checks, any one aborts the run): at least ``min_rows`` = 200
+  labelled rows; classification: at least two classes, and every class present at
+  least 5 times in the training part; regression: a non-constant target; no feature
+  entirely empty. Labels of a class the champion never saw and features with more
+  than half of their values missing are recorded as warnings. When
+  ``mlops_core.validation`` provides ``validate_frame``, its critical anomalies abort too.
+- split: time-based. The most recent 20% of the window's rows (by prediction time) are
+  the holdout; both the candidate and the champion are scored on exactly these rows.
+- training: ``sklearn.base.clone`` of the champion's fitted pipeline (same steps and
+  hyperparameters, unfitted), with the hyperparameter overrides in
+  ``params["hyperparameters"]`` applied to its final estimator.
+- gate: the model's policy gate (``automation.get_policy(model).gate``; default: not
+  worse than the champion on the headline metric, see ``gate``).
+- outcome: the candidate is registered as ``candidate`` (passed) or ``rejected``
+  (failed) with the gate's decision and reasons. With ``auto_promote`` (automated
+  mode, or ``retrain --promote``) a passing candidate is promoted in the same
+  transaction, unless production changed while the job ran.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from . import gate as gatemod
+from . import training
+from .errors import InvalidInputError, MlopsError
+from .store import connect, transaction, utcnow
+from .store import jobs as jobstore
+from .store import models as mstore
+from .store import runs as runstore
+from .store import training_data as tdstore
+
+DEFAULT_WINDOW_DAYS = 30
+DEFAULT_MIN_ROWS = 200
+MIN_CLASS_ROWS = 5
+HEARTBEAT_S = 5.0
+
+
+@dataclass
+class RetrainParams:
+    """What a retrain run was asked to do (stored as the run's ``params``)."""
+
+    window_days: float = DEFAULT_WINDOW_DAYS
+    end: datetime | None = None
+    hyperparameters: dict = field(default_factory=dict)
+    auto_promote: bool = False
+    min_rows: int = DEFAULT_MIN_ROWS
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "RetrainParams":
+        """Validate and build from a dict; raise InvalidInputError naming the bad key or value."""
+        d = dict(d or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InvalidInputError(f"Unknown retrain parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}.")
+        p = cls()
+        if d.get("window_days") is not None:
+            try:
+                p.window_days = float(d["window_days"])
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"window_days must be a number of days, not {d['window_days']!r}.") from exc
+            if not p.window_days > 0:
+                raise InvalidInputError(f"window_days must be positive, not {d['window_days']!r}.")
+        if d.get("end") is not None:
+            end = d["end"]
+            try:
+                ts = pd.Timestamp(end)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"end must be a date/time such as 2026-11-20T00:00, not {end!r}.") from exc
+            if ts.tzinfo is not None:
+                ts = ts.tz_convert("UTC").tz_localize(None)
+            p.end = ts.to_pydatetime()
+        if d.get("hyperparameters"):
+            if not isinstance(d["hyperparameters"], dict):
+                raise InvalidInputError("hyperparameters must be a mapping of name to value.")
+            p.hyperparameters = dict(d["hyperparameters"])
+        p.auto_promote = bool(d.get("auto_promote", False))
+        if d.get("min_rows") is not None:
+            p.min_rows = int(d["min_rows"])
+            if p.min_rows < training.MIN_TRAINING_ROWS:
+                raise InvalidInputError(f"min_rows must be at least {training.MIN_TRAINING_ROWS}.")
+        if d.get("seed") is not None:
+            p.seed = int(d["seed"])
+        return p
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["end"] = self.end.isoformat() if self.end else None
+        return d
+
+
+@dataclass
+class RetrainOutcome:
+    """What a finished retrain produced (also stored in its run's ``statistics``)."""
+
+    run_id: str
+    model: str
+    candidate_version: int
+    status: str
+    passed: bool
+    promoted: bool
+    candidate_metrics: dict
+    champion_version: int | None
+    champion_metrics: dict | None
+    gate: dict
+    statistics: dict
+
+
+class _Heartbeat(threading.Thread):
+    """Refreshes the run's heartbeat while the job works, with a short connection each time."""
+
+    def __init__(self, db, run_id: str):
+        super().__init__(daemon=True)
+        self.db, self.run_id, self.stop = db, run_id, threading.Event()
+
+    def run(self):
+        while not self.stop.wait(HEARTBEAT_S):
+            try:
+                with connect(self.db) as con:
+                    con.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", [utcnow(), self.run_id])
+            except MlopsError:
+                pass  # busy database: the next beat will do; staleness allows minutes
+
+
+def _step(db, run_id: str, progress: float, message: str, **fields) -> None:
+    with connect(db) as con:
+        runstore.update_run(con, run_id, progress=progress, message=message, **fields)
+
+
+def validate_training_frame(frame: pd.DataFrame, info: mstore.ModelInfo, y: pd.Series | None, params: RetrainParams,
+                            window: tuple[datetime, datetime]) -> list[dict]:
+    """Critical and warning anomalies of a labelled window (see the module docstring); pure.
+
+    Returns a list of ``{severity, check, message}``; the caller aborts on any critical one.
+    """
+    out = []
+    n = len(frame)
+    start, end = window
+    if n < params.min_rows:
+        out.append({"severity": "critical", "check": "too_few_rows", "message":
+                    f"Only {n} labelled rows between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M}; at least "
+                    f"{params.min_rows} are needed. Widen the window (--window-days), or wait for more labels."})
+        return out
+    for f in info.features:
+        nulls = frame[f.name].isna().mean() if f.name in frame else 1.0
+        if nulls >= 1.0:
+            out.append({"severity": "critical", "check": "empty_feature",
+                        "message": f"Feature {f.name!r} has no values in the window; the model cannot be trained on it."})
+        elif nulls > 0.5:
+            out.append({"severity": "warning", "check": "null_rate",
+                        "message": f"Feature {f.name!r} is {nulls:.0%} empty in the window."})
+    if y is None:
+        return out
+    if info.task == "classification":
+        counts = y.value_counts()
+        if len(counts) < 2:
+            out.append({"severity": "critical", "check": "one_class", "message":
+                        f"The labels of the window hold one class only ({counts.index[0]!r}); a classifier needs both."})
+        else:
+            train_part, _ = training.time_split(y)
+            tc = train_part.value_counts()
+            rare = [str(c) for c in counts.index if tc.get(c, 0) < MIN_CLASS_ROWS]
+            if rare:
+                out.append({"severity": "critical", "check": "rare_class", "message":
+                            f"Class(es) {', '.join(rare)} appear fewer than {MIN_CLASS_ROWS} times in the training part "
+                            "of the window; widen the window (--window-days)."})
+        unseen = sorted(set(map(str, counts.index)) - set(info.classes)) if info.classes else []
+        if unseen:
+            out.append({"severity": "warning", "check": "unseen_class",
+                        "message": f"Label class(es) {', '.join(unseen)} were not in the model's training data."})
+    elif y.nunique() < 2:
+        out.append({"severity": "critical", "check": "constant_target",
+                    "message": "The target is constant in the window; there is nothing to learn."})
+    return out
+
+
+def _external_validation(frame: pd.DataFrame, model: str, db) -> list[dict]:
+    """Anomalies from ``mlops_core.validation.validate_frame`` when that module offers it (else none)."""
+    try:
+        from . import validation  # noqa: PLC0415
+    except ImportError:
+        return []
+    fn = getattr(validation, "validate_frame", None)
+    if fn is None:
+        return []
+    try:
+        report = fn(model, frame, db=db)
+    except TypeError:
+        return []
+    out = []
+    for a in getattr(report, "anomalies", []) or []:
+        get = (lambda k: a.get(k)) if isinstance(a, dict) else (lambda k: getattr(a, k, None))
+        out.append({"severity": get("severity") or "warning", "check": get("kind") or "validation",
+                    "message": get("detail") or get("message") or str(a)})
+    return out
+
+
+def load_window(db, info: mstore.ModelInfo, params: RetrainParams) -> tuple[pd.DataFrame, datetime, datetime]:
+    """The labelled rows of the window (oldest first) and the window bounds."""
+    end = params.end or utcnow()
+    start = end - timedelta(days=params.window_days)
+    with connect(db, create=False) as con:
+        frame = tdstore.labelled_rows(con, info, start, end + timedelta(microseconds=1))
+    return frame, start, end
+
+
+def execute(run_id: str, *, db=None) -> RetrainOutcome:
+    """Run the queued retrain ``run_id`` to the end in this process; return its outcome.
+
+    Marks the run failed (with the error) and re-raises when anything goes wrong; nothing
+    is registered then. Raises NotFoundError (run), ConflictError (run not queued).
+    """
+    from .config import resolve_db_path
+
+    db = resolve_db_path(db)
+    with connect(db, create=False) as con, transaction(con):
+        run = runstore.get_run(con, run_id)
+        if run.status != "queued":
+            from .errors import ConflictError
+
+            raise ConflictError(f"Run {run_id} is {run.status}, not queued; it cannot be started again.", run_id=run_id)
+        started = utcnow()
+        runstore.update_run(con, run_id, status="running", started_at=started, pid=os.getpid(),
+                            host=__import__("socket").gethostname(), progress=0.01, message="starting")
+    beat = _Heartbeat(db, run_id)
+    beat.start()
+    try:
+        return _execute(run, db, started)
+    except BaseException as exc:
+        message = str(exc) if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            message = "The retrain was interrupted (the process was asked to stop); nothing was registered."
+        try:
+            with connect(db) as con, transaction(con):
+                jobstore.mark_failed(con, runstore.get_run(con, run_id), message, actor=run.actor)
+        except MlopsError:
+            pass  # the reaper will mark it failed the next time the database is opened
+        raise
+    finally:
+        beat.stop.set()
+
+
+def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
+    from . import automation, registry
+
+    timings = {}
+    t0 = time.perf_counter()
+    params = RetrainParams.from_dict(run.params)
+    model = run.model
+    with connect(db, create=False) as con:
+        info = mstore.get_model(con, model)
+        champion_version = mstore.current_alias(con, model)
+    policy = automation.get_policy(model, db=db)
+    _step(db, run.id, 0.05, f"gathering labelled rows of the last {params.window_days:g} days")
+
+    frame, start, end = load_window(db, info, params)
+    timings["gather_s"] = time.perf_counter() - t0
+    _step(db, run.id, 0.15, f"validating {len(frame):,} labelled rows")
+
+    t = time.perf_counter()
+    y = None
+    anomalies = []
+    if len(frame) >= params.min_rows:
+        try:
+            y_all = training.prepare_target(frame["label"], info.task, info.target)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"The labels of the window cannot be used: {exc}") from exc
+        frame = frame.loc[y_all.index].reset_index(drop=True)
+        y = y_all.reset_index(drop=True)
+    anomalies = validate_training_frame(frame, info, y, params, (start, end))
+    if not any(a["severity"] == "critical" for a in anomalies):
+        anomalies += _external_validation(frame[info.feature_names], model, db)
+    critical = [a for a in anomalies if a["severity"] == "critical"]
+    if critical:
+        raise InvalidInputError("Validation of the training data failed: " + " ".join(a["message"] for a in critical))
+    X = training.coerce_features(frame[info.feature_names], info.features)
+    X_tr, X_ho = training.time_split(X)
+    y_tr, y_ho = y.iloc[: len(X_tr)], y.iloc[len(X_tr):]
+    timings["validate_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if champion_version is not None:
+        champion = registry.load_model(model, champion_version, db=db)  # sha256-checked: a tampered champion stops here
+        from sklearn.base import clone
+
+        pipeline = clone(champion)
+        basis = f"champion v{champion_version}'s pipeline"
+    else:
+        champion = None
+        pipeline = training.default_pipeline(info.task, info.features, params.seed)
+        basis = "the default pipeline (no champion)"
+    training.set_estimator_params(pipeline, params.hyperparameters)
+    algorithm, hp = training.describe(pipeline)
+    timings["prepare_s"] = time.perf_counter() - t
+    _step(db, run.id, 0.25, f"training {algorithm} on {len(X_tr):,} rows with {basis}")
+
+    t = time.perf_counter()
+    pipeline.fit(X_tr, y_tr)
+    timings["fit_s"] = time.perf_counter() - t
+    _step(db, run.id, 0.7, f"evaluating the candidate and the champion on the {len(X_ho):,} most recent rows")
+
+    t = time.perf_counter()
+    train_metrics = training.evaluate(pipeline, X_tr, y_tr, info.task, info.positive_class)
+    cand_metrics = training.evaluate(pipeline, X_ho, y_ho, info.task, info.positive_class)
+    champ_metrics = None
+    if champion is not None:
+        try:
+            champ_metrics = training.evaluate(champion, X_ho, y_ho, info.task, info.positive_class)
+        except Exception as exc:  # a champion that cannot score today's features: no comparison possible
+            anomalies.append({"severity": "warning", "check": "champion_evaluation",
+                              "message": f"The champion v{champion_version} could not be scored on the holdout: {exc}"})
+    timings["evaluate_s"] = time.perf_counter() - t
+
+    rules = policy.gate_rules(info.task, info.positive_class)
+    decision = gatemod.evaluate_gate(cand_metrics, champ_metrics, rules, champion_version=champion_version)
+    status = "candidate" if decision.passed else "rejected"
+    _step(db, run.id, 0.85, f"gate {'passed' if decision.passed else 'failed'}; registering the {status}")
+
+    result = training.TrainingResult(
+        pipeline=pipeline, algorithm=algorithm, hyperparameters=training.describe(pipeline)[1], train_rows=len(X_tr),
+        holdout_rows=len(X_ho), training_metrics=train_metrics, holdout_metrics=cand_metrics, X_holdout=X_ho,
+        y_holdout=y_ho,
+    )
+    gate_doc = {**decision.to_dict(), "champion_metrics": champ_metrics,
+                "holdout": {"rows": len(X_ho), "start": frame["ts"].iloc[len(X_tr)], "end": frame["ts"].iloc[-1]}}
+    gate_doc = _jsonable(gate_doc)
+    stats = {
+        "window_start": start, "window_end": end, "rows": len(frame), "train_rows": len(X_tr),
+        "holdout_rows": len(X_ho), "holdout_start": frame["ts"].iloc[len(X_tr)], "holdout_end": frame["ts"].iloc[-1],
+        "champion_version": champion_version, "champion_metrics": champ_metrics, "candidate_metrics": cand_metrics,
+        "training_metrics": train_metrics, "gate": gate_doc, "status": status, "anomalies": anomalies,
+        "basis": basis, "hyperparameters": hp,
+    }
+    promoted = {"value": False, "note": None}
+
+    def finish(con, number):
+        stats["candidate_version"] = number
+        if decision.passed and params.auto_promote:
+            if mstore.current_alias(con, model) == champion_version:
+                registry.promote_in(con, model, number, actor=run.actor, run_id=run.id,
+                                    reason=f"automatic promotion after retrain {run.id}: gate passed "
+                                           f"({'; '.join(decision.reasons)})")
+                promoted["value"] = True
+            else:
+                promoted["note"] = "production changed while the retrain ran, so it was not promoted automatically"
+        stats["promoted"] = promoted["value"]
+        if promoted["note"]:
+            stats["note"] = promoted["note"]
+        now = utcnow()
+        timings["total_s"] = time.perf_counter() - t0
+        stats["timings"] = timings
+        verdict = "passed the gate" if decision.passed else "failed the gate"
+        tail = "; promoted to production" if promoted["value"] else ""
+        runstore.update_run(con, run.id, status="succeeded", progress=1.0,
+                            message=f"registered v{number} as {status} ({verdict}){tail}",
+                            metrics=cand_metrics, statistics=_jsonable(stats), finished_at=now,
+                            duration_s=(now - started).total_seconds())
+
+    t = time.perf_counter()
+    reg = registry.add_version(
+        model, result, reference_frame=X, reference_target=y, status=status, gate=gate_doc, actor=run.actor,
+        run_id=run.id, data_source=f"log window {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}",
+        train_start=frame["ts"].iloc[0].to_pydatetime(), train_end=frame["ts"].iloc[len(X_tr) - 1].to_pydatetime(),
+        db=db, finish=finish,
+    )
+    timings["register_s"] = time.perf_counter() - t
+    return RetrainOutcome(run.id, model, reg.version, status, decision.passed, promoted["value"], cand_metrics,
+                          champion_version, champ_metrics, gate_doc, _jsonable(stats))
+
+
+def _jsonable(o):
+    if isinstance(o, dict):
+        return {k: _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, (pd.Timestamp, datetime)):
+        return o.isoformat()
+    if hasattr(o, "item"):
+        return o.item()
+    return o

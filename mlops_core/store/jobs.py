@@ -1,0 +1,184 @@
+"""SQL for background jobs: the active job of a model, liveness, and reaping dead jobs.
+
+A job's run row records the process that runs it (``pid``, ``host``) and a heartbeat
+that the job refreshes while it works. A queued or running job is *dead* when its
+process is gone on this host (or is a zombie), or when its heartbeat is older than
+``STALE_AFTER_S`` (the only test possible for a job on another host, and a guard
+against a reused pid). ``reap_dead_runs`` marks dead jobs failed and deletes the
+artifact files a dead retrain may have written but never registered; it runs the first
+time each process opens a database (registered with ``on_first_open`` below) and
+before a new retrain is admitted.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+
+import duckdb
+import pandas as pd
+
+from ..config import artifacts_dir
+from .clock import utcnow
+from .connection import on_first_open
+from .runs import RunInfo, find_runs, insert_audit, update_run
+
+#: A job whose heartbeat is older than this is considered dead (jobs beat every few seconds).
+STALE_AFTER_S = 300.0
+ACTIVE = ("queued", "running")
+#: Run kinds that are background jobs (their staleness is judged by heartbeat as well as pid).
+JOB_KINDS = ("retrain",)
+
+
+def process_alive(pid: int | None, host: str | None) -> bool | None:
+    """True/False when ``pid`` runs / does not run on this host; None when it cannot be told (other host)."""
+    if pid is None:
+        return None
+    if host and host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    try:  # a killed child that nobody has waited for yet is a zombie: dead for our purposes
+        with open(f"/proc/{int(pid)}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+    except (OSError, IndexError):
+        pass
+    return True
+
+
+def is_dead(run: RunInfo, now: datetime | None = None) -> bool:
+    """Whether a queued/running run has lost its process (see the module docstring)."""
+    if run.status not in ACTIVE:
+        return False
+    alive = process_alive(run.pid, run.host)
+    if alive is False:
+        return True
+    if run.kind in JOB_KINDS and run.heartbeat_at is not None:
+        now = now or utcnow()
+        if (now - run.heartbeat_at).total_seconds() > STALE_AFTER_S:
+            return True
+    return False
+
+
+def active_runs(con: duckdb.DuckDBPyConnection, model: str, kind: str = "retrain") -> list[RunInfo]:
+    """Queued or running runs of ``kind`` for ``model`` (newest first), dead ones included."""
+    return find_runs(con, model=model, kind=kind, statuses=ACTIVE)
+
+
+def database_path(con: duckdb.DuckDBPyConnection) -> str | None:
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return row[0] if row and row[0] else None
+
+
+def _referenced_artifacts(con: duckdb.DuckDBPyConnection, model: str) -> set[str]:
+    return {r[0] for r in con.execute("SELECT artifact_path FROM model_versions WHERE model = ?", [model]).fetchall()}
+
+
+def remove_orphan_artifacts(con: duckdb.DuckDBPyConnection, model: str, since: datetime) -> list[str]:
+    """Delete artifact files of ``model`` written at or after ``since`` (naive UTC) that no version references.
+
+    Only call when no job of the model is alive: a live job may be between writing its
+    artifact and registering it. Returns the relative paths removed.
+    """
+    path = database_path(con)
+    if not path:
+        return []
+    folder = artifacts_dir(path) / model
+    if not folder.is_dir():
+        return []
+    keep = _referenced_artifacts(con, model)
+    cutoff = (since - datetime(1970, 1, 1)).total_seconds() - 2.0  # file mtimes have their own rounding
+    removed = []
+    for f in folder.iterdir():
+        rel = f"{model}/{f.name}"
+        if not f.is_file() or rel in keep or not (f.name.endswith(".joblib") or f.name.endswith(".tmp")):
+            continue
+        try:
+            if f.stat().st_mtime >= cutoff:
+                f.unlink()
+                removed.append(rel)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def mark_failed(con: duckdb.DuckDBPyConnection, run: RunInfo, error: str, *, actor: str = "system") -> None:
+    """Mark ``run`` failed with ``error`` and write an audit event (one transaction by the caller)."""
+    now = utcnow()
+    started = run.started_at or run.created_at
+    update_run(con, run.id, status="failed", error=error, message="failed", finished_at=now,
+               duration_s=(now - started).total_seconds() if started else None)
+    insert_audit(con, actor=actor, action=f"{run.kind}_failed", model=run.model, reason=error, run_id=run.id)
+
+
+def reap_dead_runs(con: duckdb.DuckDBPyConnection, model: str | None = None) -> list[str]:
+    """Mark every dead queued/running run failed and remove a dead retrain's unregistered artifacts.
+
+    Returns the ids of the runs reaped.
+    """
+    runs = find_runs(con, model=model, statuses=ACTIVE)
+    now = utcnow()
+    reaped = []
+    for run in runs:
+        if not is_dead(run, now):
+            continue
+        error = (f"The process running this {run.kind} (pid {run.pid} on {run.host}) ended without finishing "
+                 f"(last heartbeat {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC); nothing of it was registered.")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            current = con.execute("SELECT status FROM runs WHERE id = ?", [run.id]).fetchone()
+            if current and current[0] in ACTIVE:
+                mark_failed(con, run, error)
+                reaped.append(run.id)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        if run.kind == "retrain" and run.model and run.id in reaped:
+            others_alive = any(not is_dead(r, now) for r in active_runs(con, run.model) if r.id != run.id)
+            if not others_alive:
+                remove_orphan_artifacts(con, run.model, run.created_at)
+    return reaped
+
+
+@on_first_open
+def _reap_on_open(con: duckdb.DuckDBPyConnection) -> None:
+    # A database opened by an older schema (or another tool) may lack runs: never block opening it.
+    try:
+        reap_dead_runs(con)
+    except duckdb.Error:
+        pass
+
+
+def runs_of_kind_frame(con: duckdb.DuckDBPyConnection, model: str, kind: str, limit: int = 200) -> pd.DataFrame:
+    """Runs of one kind for a model, newest first (JSON columns as text)."""
+    return con.execute(
+        "SELECT id, model, kind, trigger, actor, status, progress, message, params, metrics, statistics, error, "
+        "created_at, started_at, finished_at, duration_s FROM runs WHERE model = ? AND kind = ? "
+        f"ORDER BY created_at DESC, id DESC LIMIT {int(limit)}",
+        [model, kind],
+    ).df()
+
+
+def last_run_time(con: duckdb.DuckDBPyConnection, model: str, kind: str, *, trigger: str | None = None,
+                  statuses: tuple[str, ...] | None = None) -> datetime | None:
+    """When the latest run of ``kind`` (optionally of one trigger and statuses) was created, or None."""
+    sql, params = "SELECT max(created_at) FROM runs WHERE model = ? AND kind = ?", [model, kind]
+    if trigger:
+        sql += " AND trigger = ?"
+        params.append(trigger)
+    if statuses:
+        sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
+        params.extend(statuses)
+    return con.execute(sql, params).fetchone()[0]
+
+
+def since(hours: float, now: datetime | None = None) -> datetime:
+    return (now or utcnow()) - timedelta(hours=hours)

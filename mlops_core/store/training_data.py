@@ -1,0 +1,67 @@
+"""SQL that turns the prediction log and its late labels into a labelled training set.
+
+A labelled row is a logged prediction whose ``request_id`` has a label. When a label
+was sent more than once, the one that arrived last wins. Rows are windowed on the
+prediction time ``ts`` (``start`` inclusive, ``end`` exclusive) and come back oldest
+first, so the most recent rows can serve as a time-based holdout.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from .models import ModelInfo, quote_ident
+
+
+def labelled_rows(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datetime | None, end: datetime | None,
+                  *, limit: int | None = None) -> pd.DataFrame:
+    """Return ``ts``, ``version``, the feature columns and ``label`` of labelled predictions in [start, end).
+
+    With ``limit`` only the most recent ``limit`` rows are returned (still oldest first).
+    """
+    feats = ", ".join(f"p.{quote_ident(f)}" for f in model.feature_names)
+    where, params = [], []
+    if start is not None:
+        where.append("p.ts >= ?")
+        params.append(start)
+    if end is not None:
+        where.append("p.ts < ?")
+        params.append(end)
+    cond = ("WHERE " + " AND ".join(where)) if where else ""
+    sql = f"""
+        SELECT p.request_id, p.ts, p.version, {feats}, l.label
+        FROM {quote_ident(model.log_table)} p
+        JOIN (
+            SELECT request_id, label FROM (
+                SELECT request_id, label,
+                       ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY label_ts DESC) AS rn
+                FROM {quote_ident(model.label_table)}
+                WHERE label IS NOT NULL
+            ) ranked WHERE rn = 1
+        ) l ON l.request_id = p.request_id
+        {cond}
+        ORDER BY p.ts DESC, p.request_id DESC
+    """
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    df = con.execute(sql, params).df()
+    return df.iloc[::-1].reset_index(drop=True)
+
+
+def labelled_count(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datetime | None, end: datetime | None) -> int:
+    """Number of distinct labelled predictions in [start, end)."""
+    where, params = [], []
+    if start is not None:
+        where.append("p.ts >= ?")
+        params.append(start)
+    if end is not None:
+        where.append("p.ts < ?")
+        params.append(end)
+    cond = ("AND " + " AND ".join(where)) if where else ""
+    return int(con.execute(
+        f"SELECT count(DISTINCT p.request_id) FROM {quote_ident(model.log_table)} p "
+        f"WHERE p.request_id IN (SELECT request_id FROM {quote_ident(model.label_table)} WHERE label IS NOT NULL) {cond}",
+        params,
+    ).fetchone()[0])
