@@ -1,0 +1,165 @@
+"""Chart functions: pure DataFrame -> plotly Figure, built without Streamlit."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from mlops_core import charts
+
+T0 = datetime(2026, 3, 1)
+
+
+def perf_frame(days=10, versions=(1, 2)):
+    rows = []
+    for v in versions:
+        for d in range(days):
+            n = 100
+            rows.append({"window_start": T0 + timedelta(days=d), "version": v, "n": n, "n_labelled": 50 + d,
+                         "accuracy": 0.8 + 0.01 * v, "accuracy_low": 0.75, "accuracy_high": 0.85, "roc_auc": np.nan})
+    return pd.DataFrame(rows)
+
+
+def drift_frame():
+    rows = []
+    for d in range(5):
+        for f, stat in (("income", 0.05 * d), ("age", 0.01), ("purpose", 0.3)):
+            rows.append({"window_start": T0 + timedelta(days=d), "feature": f, "method": "psi", "statistic": stat,
+                         "threshold": 0.1, "drifted": stat > 0.1})
+    return pd.DataFrame(rows)
+
+
+def test_charts_module_does_not_import_streamlit():
+    import importlib
+
+    src = importlib.util.find_spec("mlops_core.charts").origin
+    text = open(src, encoding="utf-8").read()
+    assert "import streamlit" not in text and "from streamlit" not in text
+
+
+def test_metric_over_time_one_line_per_version_with_band_and_coverage():
+    fig = charts.metric_over_time(perf_frame(), "accuracy")
+    lines = [t for t in fig.data if isinstance(t, go.Scatter) and t.mode == "lines+markers"]
+    assert [t.name for t in lines] == ["v1", "v2"]
+    bands = [t for t in fig.data if isinstance(t, go.Scatter) and t.fill == "toself"]
+    assert len(bands) == 2
+    bars = [t for t in fig.data if isinstance(t, go.Bar)]
+    assert len(bars) == 2
+    # label coverage = n_labelled / n of each window
+    assert list(bars[0].y[:3]) == pytest.approx([0.50, 0.51, 0.52])
+    assert fig.layout.paper_bgcolor == "rgba(0,0,0,0)"
+
+
+def test_metric_over_time_with_action_markers():
+    actions = pd.DataFrame({"occurred_at": [T0 + timedelta(days=3)], "action": ["promote"], "to_version": [2]})
+    fig = charts.metric_over_time(perf_frame(), "accuracy", actions)
+    assert any(s.type == "line" and s.line.dash == "dot" for s in fig.layout.shapes)
+    assert any(a.text == "promote v2" for a in fig.layout.annotations)
+
+
+def test_metric_without_values_gives_a_note_not_an_error():
+    fig = charts.metric_over_time(perf_frame(), "roc_auc")  # all NaN
+    assert len(fig.data) == 0
+    assert "No labelled predictions" in fig.layout.annotations[0].text
+    assert len(charts.metric_over_time(pd.DataFrame(), "accuracy").data) == 0
+
+
+def test_confusion_matrix_fills_missing_cells_and_orders_classes():
+    frame = pd.DataFrame({"actual": ["0", "0", "1"], "predicted": ["0", "1", "1"], "count": [50, 5, 20]})
+    fig = charts.confusion_matrix(frame)
+    hm = fig.data[0]
+    assert list(hm.x) == ["pred 0", "pred 1"] and list(hm.y) == ["true 0", "true 1"]
+    assert np.asarray(hm.z).tolist() == [[50, 5], [0, 20]]
+
+
+def test_residuals_from_values_and_from_bins():
+    assert isinstance(charts.residuals(pd.DataFrame({"residual": [-1.0, 0.5, 2.0]})).data[0], go.Histogram)
+    binned = pd.DataFrame({"bin_start": [-1.0, 0.0], "bin_end": [0.0, 1.0], "count": [3, 4]})
+    bar = charts.residuals(binned).data[0]
+    assert list(bar.x) == [-0.5, 0.5] and list(bar.y) == [3, 4]
+
+
+def test_drift_heatmap_scores_are_statistic_over_threshold_most_drifted_on_top():
+    fig = charts.drift_heatmap(drift_frame())
+    hm = fig.data[0]
+    assert list(hm.y) == ["age", "income", "purpose"]  # ascending: the last row is drawn on top
+    z = np.asarray(hm.z)
+    assert z[0].tolist() == pytest.approx([0.1] * 5)
+    assert z[1].tolist() == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0])
+    assert hm.zmid == 1
+
+
+def test_drift_ranking_uses_latest_window_and_colours_drifted():
+    fig = charts.drift_ranking(drift_frame())
+    bar = fig.data[0]
+    assert list(bar.y) == ["age", "income", "purpose"]
+    assert list(bar.x) == pytest.approx([0.1, 2.0, 3.0])
+    assert bar.marker.color[0] != bar.marker.color[2]
+
+
+def test_distribution_overlay_normalises_counts_to_shares():
+    frame = pd.DataFrame({"bin": ["a", "b"], "reference": [30, 70], "current": [0.5, 0.5]})
+    fig = charts.distribution_overlay(frame, "purpose")
+    assert list(fig.data[0].y) == pytest.approx([0.3, 0.7])
+    assert list(fig.data[1].y) == pytest.approx([0.5, 0.5])
+
+
+def test_drift_share_and_series():
+    share = pd.DataFrame({"window_start": [T0, T0 + timedelta(days=1)], "share": [0.1, 0.4]})
+    fig = charts.drift_share(share, threshold=0.3)
+    assert list(fig.data[0].y) == [0.1, 0.4]
+    assert any(s.type == "line" for s in fig.layout.shapes)
+    outputs = drift_frame().replace({"feature": {"income": "__score__"}})
+    fig = charts.drift_series(outputs[outputs["feature"] == "__score__"], {"__score__": "score"})
+    assert fig.data[0].name == "score · psi"
+    assert list(fig.data[0].y) == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0])
+
+
+def test_anomalies_null_rates_side_by_side_and_runs():
+    an = pd.DataFrame({"created_at": [T0, T0, T0 + timedelta(days=1)], "kind": ["out_of_range", "unseen", "unseen"]})
+    fig = charts.anomalies_over_time(an)
+    assert sorted(t.name for t in fig.data) == ["out_of_range", "unseen"]
+    nulls = pd.DataFrame({"window_start": [T0, T0, T0 + timedelta(days=1), T0 + timedelta(days=1)],
+                          "feature": ["a", "b", "a", "b"], "null_rate": [0.0, 0.1, 0.0, 0.2]})
+    fig = charts.null_rates(nulls)
+    assert [t.name for t in fig.data] == ["b"]
+    side = pd.DataFrame({"version": [1, 2], "accuracy": [0.8, 0.85], "roc_auc": [0.7, 0.75]})
+    fig = charts.metrics_side_by_side(side, ["accuracy", "roc_auc"])
+    assert [t.name for t in fig.data] == ["v1", "v2"] and list(fig.data[1].y) == [0.85, 0.75]
+    runs = pd.DataFrame({"created_at": [T0, T0], "started_at": [T0, T0], "kind": ["retrain", "ingest"],
+                         "status": ["failed", "succeeded"], "duration_s": [12.0, 1.0]})
+    fig = charts.run_durations(runs)
+    assert {t.name for t in fig.data} == {"retrain", "ingest"}
+
+
+@pytest.mark.parametrize("func,args", [
+    (charts.confusion_matrix, ()), (charts.residuals, ()), (charts.drift_heatmap, ()), (charts.drift_ranking, ()),
+    (charts.distribution_overlay, ("x",)), (charts.drift_share, ()), (charts.anomalies_over_time, ()),
+    (charts.null_rates, ()), (charts.run_durations, ()), (charts.drift_series, ()),
+])
+def test_empty_frames_give_a_note(func, args):
+    fig = func(pd.DataFrame(), *args)
+    assert isinstance(fig, go.Figure) and len(fig.data) == 0
+    assert fig.layout.annotations and fig.layout.annotations[0].text
+
+
+def test_palette_reads_on_light_and_dark_backgrounds():
+    """Every series colour keeps a contrast ratio of at least 2:1 against white and against Streamlit's dark
+    background (#0e1117), so lines stay visible in both themes (WCAG graphical objects use 3:1; 2:1 is the floor
+    for a thin line next to a legend label)."""
+    def luminance(hex_colour):
+        h = hex_colour.lstrip("#")
+        c = [int(h[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        c = [x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4 for x in c]
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+    def contrast(a, b):
+        la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+        return (la + 0.05) / (lb + 0.05)
+
+    for c in charts.PALETTE[:6]:
+        assert contrast(c, "#ffffff") >= 2.0, c
+        assert contrast(c, "#0e1117") >= 2.0, c
