@@ -1,6 +1,22 @@
-"""CLI commands of the demo domain."""
+"""CLI commands of the demo domain: ``demo`` builds the demo database."""
 from __future__ import annotations
 
 
 def add_commands(sub, common) -> None:
     """Add this domain's sub-commands to the parser."""
+    p = sub.add_parser("demo", parents=[common],
+                       help="build a realistic demo database (two models, 90 days of traffic, history)")
+    p.add_argument("--days", type=int, default=90, help="days of simulated traffic ending now (default 90)")
+    p.add_argument("--daily", type=int, default=2000,
+                   help="credit_default predictions per day (delivery_time gets half; default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed and day: same database)")
+    p.add_argument("--force", action="store_true", help="replace an existing database and its artifacts")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args) -> int:
+    from ..demo import build_demo
+
+    summary = build_demo(args.db, days=args.days, daily=args.daily, seed=args.seed, force=args.force)
+    print("\n".join(summary.lines()))
+    return 0

@@ -260,3 +260,13 @@ def deployment_history(con: duckdb.DuckDBPyConnection, model: str, alias: str | 
         sql += " AND alias = ?"
         params.append(alias)
     return con.execute(sql + " ORDER BY id", params).df()
+
+
+def end_alias(con: duckdb.DuckDBPyConnection, model: str, alias: str, *, at: datetime | None = None) -> int | None:
+    """Close the open ``alias`` row of ``model`` (e.g. the challenger when an A/B test ends); return its version."""
+    previous = current_alias(con, model, alias)
+    con.execute(
+        "UPDATE deployments SET ended_at = ? WHERE model = ? AND alias = ? AND ended_at IS NULL",
+        [at or utcnow(), model, alias],
+    )
+    return previous

@@ -1,0 +1,702 @@
+"""The demo database: two models, 90 days of realistic traffic and their history.
+
+``build_demo()`` (CLI: ``python -m mlops_core demo``) registers ``credit_default``
+(binary classification) and ``delivery_time`` (regression) from the training files in
+``sample_data/`` and simulates ``days`` days of traffic ending at ``end`` (default:
+now, UTC; the last day is today, up to now) with the processes of
+``mlops_core.simulate``. Every logged prediction and score is what the fitted model of
+the version serving at that moment outputs on the simulated request.
+
+Timeline (day numbers for the default 90 days; other lengths scale them):
+
+- day 0: both models registered (version 1 in production), trained on the shipped files.
+- day 21-25: credit_default v2 is retrained on 20 days of labelled traffic (run kinds
+  validate, retrain, evaluate) and serves 20% of the traffic as the ``challenger`` of
+  an A/B test (variant ``challenger`` vs ``champion``) from day 26.
+- day 30, 10:00: v2 is promoted (gate passed, reason and audit event), v1 archived.
+- day 50 on: covariate drift in ``income`` (down), ``utilization`` (up) and
+  ``purpose`` (more consolidation and medical loans), growing until the last day;
+  more rain and snow for deliveries.
+- day 62: a scheduled retrain fails (the database was busy): the one failed run.
+- day 70: concept shift: defaults rise for high debt-to-income and the self-employed
+  (accuracy of v2 drops); deliveries outside the centre take longer (a road closure).
+- day 75: an automated retrain of credit_default on the labelled traffic around the
+  shift produces v3, which fails its gate and is ``rejected``.
+- every day: one ingest run per model (prediction batch + the labels that arrived);
+  weekly monitor runs.
+
+Labels arrive 1 to 14 days after the prediction (most within a week), about 10% never,
+so the last days have few or no labels. Request ids are ``cd-<n>`` and ``dt-<n>``.
+
+Reproducible: each model and day draws from its own generator seeded by
+``(seed, model, day)``, and scikit-learn gets fixed seeds, so the same ``seed``,
+``days``, ``daily`` and ``end`` give the same log, labels and version metrics.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import registry, simulate, training
+from .config import artifacts_dir, resolve_db_path
+from .errors import AlreadyExistsError
+from .store import clock as store_clock
+from .store import connect, forget_database, transaction
+from .store import models as mstore
+from .store import predictions as pstore
+from .store import runs as runstore
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
+CREDIT_TRAIN = "credit_default_train.csv"
+DELIVERY_TRAIN = "delivery_time_train.csv"
+#: Seeds of the shipped training files (fixed: the files are part of the project).
+SAMPLE_SEED = 20261126
+CREDIT_TRAIN_ROWS, DELIVERY_TRAIN_ROWS = 20_000, 10_000
+
+CREDIT, DELIVERY = "credit_default", "delivery_time"
+US_PER_DAY = 86_400_000_000
+#: Days of the default 90-day timeline; ``_Timeline`` scales them to other lengths.
+V2_TRAIN_DAY, AB_START_DAY, V2_PROMOTE_DAY = 25, 26, 30
+DRIFT_DAY, FAILED_RUN_DAY, SHIFT_DAY, V3_DAY = 50, 62, 70, 75
+CHALLENGER_SHARE = 0.2
+#: Labelled rows kept per day to train v2/v3 (bounds training time at any --daily).
+TRAIN_ROWS_PER_DAY = 1500
+#: v3's gate: what a candidate must show against the champion on the same rows.
+GATE_MIN_AUC_GAIN = 0.005
+GATE_MIN_LABEL_COVERAGE = 0.8
+
+
+@dataclass
+class DemoSummary:
+    """What ``build_demo`` built."""
+
+    db: str
+    start: datetime
+    end: datetime
+    days: int
+    daily: int
+    seed: int
+    predictions: dict = field(default_factory=dict)
+    labels: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    runs: int = 0
+    audit_events: int = 0
+    monitoring: str = "not run"
+    seconds: float = 0.0
+    timings: dict = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        """A short human-readable summary."""
+        out = [f"Demo database {self.db}: {self.days} days of traffic, "
+               f"{self.start:%Y-%m-%d} to {self.end:%Y-%m-%d %H:%M} UTC (seed {self.seed})."]
+        for m in self.predictions:
+            vs = ", ".join(f"v{v} {s}" for v, s in self.versions.get(m, []))
+            out.append(f"  {m}: {self.predictions[m]:,} predictions, {self.labels[m]:,} labels; {vs}")
+        out.append(f"  {self.runs} pipeline runs, {self.audit_events} audit events; monitoring: {self.monitoring}")
+        out.append(f"Built in {self.seconds:.1f} s.")
+        return out
+
+
+# ----------------------------------------------------------------------------- sample files
+
+def write_sample_files(folder: str | os.PathLike = SAMPLE_DIR) -> list[Path]:
+    """Write the shipped training files (fixed seed) into ``folder``; return their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    credit = simulate.credit_training_frame(np.random.default_rng([SAMPLE_SEED, 1]), CREDIT_TRAIN_ROWS)
+    delivery = simulate.delivery_training_frame(np.random.default_rng([SAMPLE_SEED, 2]), DELIVERY_TRAIN_ROWS)
+    paths = [folder / CREDIT_TRAIN, folder / DELIVERY_TRAIN]
+    credit.to_csv(paths[0], index=False)
+    delivery.to_csv(paths[1], index=False)
+    return paths
+
+
+def _training_file(name: str) -> Path:
+    path = SAMPLE_DIR / name
+    if not path.exists():  # an installed copy without sample_data/: regenerate the identical file
+        write_sample_files(SAMPLE_DIR)
+    return path
+
+
+# ----------------------------------------------------------------------------- timeline
+
+@dataclass
+class _Timeline:
+    days: int
+    start: datetime  # midnight of day 0
+    end: datetime
+
+    def day(self, default_day: int) -> int:
+        """The day of the default 90-day timeline scaled to ``days``."""
+        return min(self.days - 1, max(1, round(default_day * self.days / 90)))
+
+    def at(self, day: int, hour: float = 0.0) -> datetime:
+        return self.start + timedelta(days=day, hours=hour)
+
+    def us(self, when: datetime) -> int:
+        return int((when - datetime(1970, 1, 1)) // timedelta(microseconds=1))
+
+    def drift(self, day: np.ndarray) -> np.ndarray:
+        d0 = self.day(DRIFT_DAY)
+        return np.clip((day - d0) / max(self.days - 1 - d0, 1), 0.0, 1.0)
+
+    def shift(self, day: np.ndarray) -> np.ndarray:
+        return day >= self.day(SHIFT_DAY)
+
+
+class _SimClock:
+    """The store's clock during the build: simulated time, so rows created by the registry are backdated."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+# ----------------------------------------------------------------------------- traffic
+
+@dataclass
+class _Day:
+    """One model-day of simulated traffic."""
+
+    day: int
+    ts: np.ndarray  # int64 microseconds since the epoch, sorted
+    X: pd.DataFrame
+    y: np.ndarray
+    delay: np.ndarray  # label delay in microseconds, -1 = never
+    u: np.ndarray  # uniform draws that route requests in an A/B window
+
+
+def _day_traffic(model: str, seed: int, day: int, n: int, tl: _Timeline) -> _Day:
+    rng = np.random.default_rng([seed, 1 if model == CREDIT else 2, day])
+    hourly = simulate.CREDIT_HOURLY if model == CREDIT else simulate.DELIVERY_HOURLY
+    offsets = simulate.times_of_day(rng, n, hourly)
+    ts = tl.us(tl.at(day)) + offsets
+    drift, shift = tl.drift(np.array(day)), tl.shift(np.array(day))
+    if model == CREDIT:
+        X = simulate.credit_features(rng, n, drift)
+        y = simulate.credit_labels(rng, X, shift)
+    else:
+        X = simulate.delivery_features(rng, n, hour_of_day=offsets // 3_600_000_000, drift=drift)
+        y = simulate.delivery_minutes(rng, X, shift)
+    delay = simulate.label_delays(rng, n)
+    u = rng.random(n)
+    keep = ts <= tl.us(tl.end)  # today: only what has happened yet
+    if not keep.all():
+        ts, X, y, delay, u = ts[keep], X[keep].reset_index(drop=True), y[keep], delay[keep], u[keep]
+    return _Day(day, ts, X, y, delay, u)
+
+
+def _day_counts(model: str, seed: int, tl: _Timeline, daily: int) -> np.ndarray:
+    rng = np.random.default_rng([seed, 1 if model == CREDIT else 2, 10_000])
+    weekdays = np.array([tl.at(d).weekday() for d in range(tl.days)])
+    weights = simulate.CREDIT_WEEKDAY if model == CREDIT else simulate.DELIVERY_WEEKDAY
+    return simulate.daily_counts(rng, weekdays, daily, weights)
+
+
+def _ids(prefix: str, first: int, n: int) -> pa.Array:
+    nums = pc.cast(pa.array(np.arange(first, first + n, dtype=np.int64)), pa.string())
+    return pc.binary_join_element_wise(prefix, pc.utf8_lpad(nums, 9, "0"), "")
+
+
+def _batch_id(model: str, kind: str, day_start: datetime) -> str:
+    return f"demo-{model}-{kind}-{day_start:%Y%m%d}"
+
+
+def _strings(values: pd.Series | np.ndarray) -> pa.Array:
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        return pc.cast(pa.DictionaryArray.from_arrays(values.cat.codes.to_numpy(), list(values.cat.categories)), pa.string())
+    return pa.array(values, type=pa.string())
+
+
+class _Server:
+    """Which version serves a request at a time, and its real model outputs (vectorised per version)."""
+
+    def __init__(self, model: str, task: str):
+        self.model, self.task = model, task
+        self.pipelines: dict[int, object] = {}
+        self.changes: list[tuple[int, int]] = []  # (from µs, version), ascending
+        self.ab: tuple[int, int, int, float] | None = None  # (from µs, to µs, challenger version, share)
+
+    def route(self, ts: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        version = np.zeros(len(ts), dtype=np.int32)
+        for since, v in self.changes:
+            version[ts >= since] = v
+        variant = np.full(len(ts), None, dtype=object)
+        if self.ab is not None:
+            lo, hi, challenger, share = self.ab
+            window = (ts >= lo) & (ts < hi)
+            to_challenger = window & (u < share)
+            variant[window] = "champion"
+            variant[to_challenger] = "challenger"
+            version[to_challenger] = challenger
+        return version, variant
+
+    def outputs(self, X: pd.DataFrame, version: np.ndarray) -> tuple[pa.Array, np.ndarray | None]:
+        n = len(X)
+        if self.task == "classification":
+            score = np.empty(n)
+            for v in np.unique(version):
+                mask = version == v
+                pipe = self.pipelines[int(v)]
+                # predict() is argmax of predict_proba for these classifiers: one pass gives both
+                proba = pipe.predict_proba(X[mask])
+                score[mask] = proba[:, list(map(str, pipe.classes_)).index("1")]
+            pred = pa.DictionaryArray.from_arrays(pa.array((score >= 0.5).astype(np.int8)), ["0", "1"])
+            return pc.cast(pred, pa.string()), score
+        pred = np.empty(n)
+        for v in np.unique(version):
+            mask = version == v
+            pred[mask] = self.pipelines[int(v)].predict(X[mask])
+        return pa.array(pred), None
+
+
+def _log_table(model: str, days: list[_Day], first_id: int, version: np.ndarray, variant: np.ndarray,
+               prediction: pa.Array, score, tl: _Timeline) -> pa.Table:
+    X = pd.concat([d.X for d in days], ignore_index=True) if len(days) > 1 else days[0].X
+    ts = np.concatenate([d.ts for d in days])
+    n = len(ts)
+    batch = np.concatenate([np.full(len(d.ts), i, dtype=np.int32) for i, d in enumerate(days)])
+    names = [_batch_id(model, "pred", tl.at(d.day)) for d in days]
+    cols = {
+        "request_id": _ids("cd-" if model == CREDIT else "dt-", first_id, n),
+        "version": pa.array(version, type=pa.int32()),
+        "variant": pa.array(variant, type=pa.string()),
+        "ts": pa.array(ts.view("datetime64[us]")),
+    }
+    for c in X.columns:
+        s = X[c]
+        cols[c] = _strings(s) if isinstance(s.dtype, pd.CategoricalDtype) else pa.array(s.to_numpy(dtype=np.float64))
+    cols["prediction"] = prediction
+    cols["score"] = pa.array(score) if score is not None else pa.nulls(n, pa.float64())
+    cols["batch_id"] = pc.cast(pa.DictionaryArray.from_arrays(pa.array(batch), names), pa.string())
+    return pa.table(cols)
+
+
+def _label_table(model: str, days: list[_Day], first_id: int, tl: _Timeline) -> pa.Table:
+    ts = np.concatenate([d.ts for d in days])
+    y = np.concatenate([d.y for d in days])
+    delay = np.concatenate([d.delay for d in days])
+    arrived = (delay >= 0) & (ts + delay <= tl.us(tl.end))
+    idx = np.flatnonzero(arrived)
+    label_ts = ts[idx] + delay[idx]
+    ids = _ids("cd-" if model == CREDIT else "dt-", first_id, len(ts)).take(pa.array(idx))
+    if model == CREDIT:
+        label = pc.cast(pa.DictionaryArray.from_arrays(pa.array(y[idx].astype(np.int8)), ["0", "1"]), pa.string())
+    else:
+        label = pa.array(y[idx].astype(np.float64))
+    start_us = tl.us(tl.start)
+    arrival_day = ((label_ts - start_us) // US_PER_DAY).astype(np.int32)
+    uniq, codes = np.unique(arrival_day, return_inverse=True)
+    names = [_batch_id(model, "labels", tl.at(int(d))) for d in uniq]
+    return pa.table({
+        "request_id": ids,
+        "label": label,
+        "label_ts": pa.array(label_ts.view("datetime64[us]")),
+        "batch_id": pc.cast(pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), names), pa.string()),
+    })
+
+
+# ----------------------------------------------------------------------------- runs
+
+def _add_run(db, tl_clock: _SimClock, *, model, kind, trigger, actor, at: datetime, duration: float,
+             status="succeeded", params=None, metrics=None, statistics=None, message=None, error=None,
+             progress=1.0) -> str:
+    with connect(db) as con:
+        tl_clock.now = at
+        run_id = runstore.insert_run(con, model=model, kind=kind, trigger=trigger, actor=actor, status="running",
+                                     params=params or {}, created_at=at)
+        finished = at + timedelta(seconds=duration)
+        runstore.update_run(con, run_id, status=status, progress=progress, message=message, metrics=metrics or {},
+                            statistics=statistics or {}, error=error, started_at=at, finished_at=finished,
+                            duration_s=round(duration, 3), heartbeat_at=finished)
+    return run_id
+
+
+def _finish_registry_run(db, run_id: str, at: datetime, seconds: float, **fields) -> None:
+    """Give a run created by the registry its simulated start and its measured duration."""
+    with connect(db) as con:
+        finished = at + timedelta(seconds=seconds)
+        runstore.update_run(con, run_id, started_at=at, finished_at=finished, duration_s=round(seconds, 3),
+                            heartbeat_at=finished, **fields)
+
+
+# ----------------------------------------------------------------------------- build
+
+def _prepare_target_path(db: Path, force: bool) -> None:
+    arts = artifacts_dir(db)
+    wal = Path(str(db) + ".wal")
+    if db.exists() or arts.exists():
+        if not force:
+            raise AlreadyExistsError(
+                f"A database already exists at {db}. Pass --force to replace it (its models, logs and artifacts "
+                "are deleted), or choose another --db path.",
+                path=str(db),
+            )
+        if db.exists():
+            db.unlink()
+        if wal.exists():
+            wal.unlink()
+        shutil.rmtree(arts, ignore_errors=True)
+    forget_database(db)
+
+
+def _default_end() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def build_demo(db=None, *, days: int = 90, daily: int = 2000, seed: int = 0, force: bool = False,
+               end: datetime | None = None) -> DemoSummary:
+    """Build the demo database at ``db`` (see the module docstring) and return what it holds.
+
+    ``end`` (naive UTC, default now) is the last moment of simulated traffic.
+    Raises AlreadyExistsError when ``db`` exists and ``force`` is False,
+    InvalidInputError for ``days`` < 10 or ``daily`` < 50.
+    """
+    from .errors import InvalidInputError
+
+    if days < 10:
+        raise InvalidInputError(f"--days must be at least 10 (the timeline needs room for its events), not {days}.",
+                                days=days)
+    if daily < 50:
+        raise InvalidInputError(f"--daily must be at least 50 predictions a day, not {daily}.", daily=daily)
+    t0 = time.perf_counter()
+    db_path = resolve_db_path(db)
+    _prepare_target_path(db_path, force)
+    end = (end or _default_end()).replace(tzinfo=None)
+    start = datetime(end.year, end.month, end.day) - timedelta(days=days - 1)
+    tl = _Timeline(days, start, end)
+    summary = DemoSummary(db=str(db_path), start=start, end=end, days=days, daily=daily, seed=seed)
+    sim = _SimClock(tl.at(0) - timedelta(hours=9))
+    previous_clock = store_clock._clock
+    store_clock.set_clock(sim)
+    try:
+        _build(db_path, tl, daily, seed, sim, summary)
+        sim.now = end
+        tm = time.perf_counter()
+        summary.monitoring = _run_monitoring(db_path, end)
+        summary.timings["monitoring"] = time.perf_counter() - tm
+    except BaseException:
+        store_clock.set_clock(previous_clock)
+        forget_database(db_path)
+        raise
+    store_clock.set_clock(previous_clock)
+    with connect(db_path, create=False) as con:
+        for m in (CREDIT, DELIVERY):
+            info = mstore.get_model(con, m)
+            summary.predictions[m] = pstore.count_predictions(con, info)
+            summary.labels[m] = pstore.count_labels(con, info)
+            summary.versions[m] = [(v.version, v.status) for v in mstore.list_versions(con, m)]
+        summary.runs = len(runstore.runs_frame(con))
+        summary.audit_events = len(runstore.audit_frame(con))
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _run_monitoring(db: Path, end: datetime) -> str:
+    """Compute drift results and alerts over the finished log (when the monitoring module is present)."""
+    try:
+        from . import alerts
+    except ImportError:
+        return "not available"
+    run = getattr(alerts, "run_monitoring", None)
+    if run is None:
+        return "not available"
+    for m in (CREDIT, DELIVERY):
+        run(m, db=db, now=end)
+    return "drift and alerts computed"
+
+
+def _register(db: Path, sim: _SimClock, tl: _Timeline, seed: int, summary: DemoSummary) -> tuple[_Server, _Server]:
+    servers = {}
+    specs = [
+        (CREDIT, "classification", simulate.CREDIT_TARGET, CREDIT_TRAIN, "Probability that a loan applicant defaults "
+         "within 12 months; scores every application."),
+        (DELIVERY, "regression", simulate.DELIVERY_TARGET, DELIVERY_TRAIN, "Minutes from order to door, shown to the "
+         "customer at checkout."),
+    ]
+    for i, (name, task, target, file, description) in enumerate(specs):
+        at = tl.at(0) - timedelta(hours=9 - i)
+        sim.now = at
+        t = time.perf_counter()
+        path = _training_file(file)
+        reg = registry.register_model(name, task, target, path, db=db, actor="maria.schmidt", seed=seed,
+                                      description=description, at=at, train_start=at - timedelta(days=180),
+                                      train_end=at - timedelta(days=1))
+        elapsed = time.perf_counter() - t
+        _finish_registry_run(db, reg.run_id, at, elapsed)
+        summary.timings[f"register {name}"] = elapsed
+        server = _Server(name, task)
+        server.info = registry.get_model(name, db=db)
+        server.pipelines[1] = registry.load_model(name, 1, db=db)
+        server.changes.append((0, 1))
+        servers[name] = server
+    return servers[CREDIT], servers[DELIVERY]
+
+
+def _build(db: Path, tl: _Timeline, daily: int, seed: int, sim: _SimClock, summary: DemoSummary) -> None:
+    credit, delivery = _register(db, sim, tl, seed, summary)
+    counts = {CREDIT: _day_counts(CREDIT, seed, tl, daily), DELIVERY: _day_counts(DELIVERY, seed, tl, max(daily // 2, 25))}
+    first_ids = {m: np.concatenate([[1], 1 + np.cumsum(c)[:-1]]) for m, c in counts.items()}
+    kept: dict[int, _Day] = {}  # labelled credit traffic kept for the retrains
+    v2_day, v3_day = tl.day(V2_TRAIN_DAY), tl.day(V3_DAY)
+    keep_days = set(range(max(0, v2_day - 20), v2_day)) | set(range(max(0, v3_day - 20), v3_day))
+    events = {v2_day: lambda: _retrain_v2(db, sim, tl, credit, kept, seed, summary),
+              v3_day: lambda: _retrain_v3(db, sim, tl, credit, kept, seed, summary)}
+    max_rows = 1_500_000
+    day = 0
+    timings = summary.timings
+    while day < tl.days:
+        if day in events:
+            t = time.perf_counter()
+            events.pop(day)()
+            timings["retrains"] = timings.get("retrains", 0.0) + time.perf_counter() - t
+        # a chunk of whole days, never across an event day (the serving versions change there)
+        stop = day + 1
+        while (stop < tl.days and stop not in events
+               and counts[CREDIT][day:stop + 1].sum() + counts[DELIVERY][day:stop + 1].sum() <= max_rows):
+            stop += 1
+        for server in (credit, delivery):
+            m = server.model
+            t = time.perf_counter()
+            chunk = [_day_traffic(m, seed, d, int(counts[m][d]), tl) for d in range(day, stop)]
+            timings["simulate"] = timings.get("simulate", 0.0) + time.perf_counter() - t
+            if m == CREDIT:
+                for d in chunk:
+                    if d.day in keep_days:
+                        kept[d.day] = d
+            _log_chunk(db, server, chunk, int(first_ids[m][day]), seed, tl, timings)
+        _daily_runs(db, sim, tl, counts, range(day, stop), seed)
+        day = stop
+
+
+def _log_chunk(db: Path, server: _Server, chunk: list[_Day], first_id: int, seed: int, tl: _Timeline,
+               timings: dict) -> None:
+    if not chunk or sum(len(d.ts) for d in chunk) == 0:
+        return
+    t = time.perf_counter()
+    ts = np.concatenate([d.ts for d in chunk])
+    X = pd.concat([d.X for d in chunk], ignore_index=True) if len(chunk) > 1 else chunk[0].X
+    version, variant = server.route(ts, np.concatenate([d.u for d in chunk]))
+    prediction, score = server.outputs(X, version)
+    timings["predict"] = timings.get("predict", 0.0) + time.perf_counter() - t
+    t = time.perf_counter()
+    log = _log_table(server.model, chunk, first_id, version, variant, prediction, score, tl)
+    labels = _label_table(server.model, chunk, first_id, tl)
+    timings["arrow"] = timings.get("arrow", 0.0) + time.perf_counter() - t
+    t = time.perf_counter()
+    info = server.info
+    with connect(db) as con, transaction(con):
+        pstore.append_predictions(con, info, log)
+        if labels.num_rows:
+            pstore.append_labels(con, info, labels)
+    timings["insert"] = timings.get("insert", 0.0) + time.perf_counter() - t
+
+
+def _daily_runs(db: Path, sim: _SimClock, tl: _Timeline, counts: dict, days, seed: int) -> None:
+    """One scheduled ingest run per model and day (the next morning), a monitor run every Monday."""
+    specs = []
+    end_us = tl.us(tl.end)
+    for d in days:
+        for i, m in enumerate((CREDIT, DELIVERY)):
+            at = tl.at(d + 1, 0.25 + 0.05 * i)
+            if tl.us(at) > end_us:
+                continue
+            n = int(counts[m][d])
+            rng = np.random.default_rng([seed, 5, d, i])
+            duration = 0.4 + n / 400_000 + rng.gamma(2.0, 0.3)
+            specs.append(dict(model=m, kind="ingest", trigger="schedule", actor="ingest-cron", at=at, duration=duration,
+                              params={"source": f"s3://serving-logs/{m}/{tl.at(d):%Y/%m/%d}/predictions.parquet",
+                                      "batch_id": _batch_id(m, "pred", tl.at(d))},
+                              statistics={"rows": n, "rows_written": n, "rejected_rows": 0, "anomalies": 0},
+                              message=f"ingested {n} predictions"))
+        monday = tl.at(d + 1, 6.0)
+        if monday.weekday() == 0 and d >= 6 and tl.us(monday) <= end_us:
+            for i, m in enumerate((CREDIT, DELIVERY)):
+                rows = int(counts[m][d - 6:d + 1].sum())
+                rng = np.random.default_rng([seed, 6, d, i])
+                specs.append(dict(model=m, kind="monitor", trigger="schedule", actor="scheduler",
+                                  at=monday + timedelta(minutes=5 * i), duration=1.5 + rows / 300_000 + rng.gamma(2.0, 0.4),
+                                  params={"window": "day", "lookback_days": 7},
+                                  statistics={"rows_checked": rows, "windows": 7},
+                                  message=f"checked drift and performance of {rows} predictions"))
+    _add_runs(db, sim, specs)
+
+
+def _add_runs(db: Path, sim: _SimClock, specs: list[dict]) -> list[str]:
+    ids = []
+    if not specs:
+        return ids
+    with connect(db) as con, transaction(con):
+        for spec in specs:
+            spec = dict(spec)
+            at, duration = spec.pop("at"), spec.pop("duration")
+            status, progress = spec.pop("status", "succeeded"), spec.pop("progress", 1.0)
+            sim.now = at
+            run_id = runstore.insert_run(con, model=spec["model"], kind=spec["kind"], trigger=spec["trigger"],
+                                         actor=spec["actor"], status="running", params=spec.get("params") or {},
+                                         created_at=at)
+            finished = at + timedelta(seconds=duration)
+            runstore.update_run(con, run_id, status=status, progress=progress, message=spec.get("message"),
+                                metrics=spec.get("metrics") or {}, statistics=spec.get("statistics") or {},
+                                error=spec.get("error"), started_at=at, finished_at=finished,
+                                duration_s=round(duration, 3), heartbeat_at=finished)
+            ids.append(run_id)
+    return ids
+
+
+def _labelled(kept: dict, days, cut: datetime, tl: _Timeline) -> tuple[pd.DataFrame, pd.Series, dict]:
+    """The kept credit traffic of ``days`` whose labels had arrived by ``cut``, at most TRAIN_ROWS_PER_DAY a day."""
+    cut_us = tl.us(cut)
+    frames, ys, logged, labelled = [], [], 0, 0
+    for d in days:
+        day = kept.get(d)
+        if day is None:
+            continue
+        logged += len(day.ts)
+        idx = np.flatnonzero((day.delay >= 0) & (day.ts + day.delay <= cut_us))
+        labelled += len(idx)
+        if len(idx) > TRAIN_ROWS_PER_DAY:
+            idx = idx[np.linspace(0, len(idx) - 1, TRAIN_ROWS_PER_DAY).astype(np.int64)]
+        frames.append(day.X.iloc[idx])
+        ys.append(day.y[idx])
+    X = pd.concat(frames, ignore_index=True)
+    y = pd.Series(np.concatenate(ys).astype(str), name=simulate.CREDIT_TARGET)
+    stats = {"rows_logged": logged, "rows_labelled": labelled,
+             "label_coverage": round(labelled / logged, 4) if logged else 0.0, "training_rows": len(X)}
+    return X, y, stats
+
+
+def _gate(candidate: dict, champion: dict, coverage: float) -> dict:
+    """The demo's promotion gate: ROC AUC not worse than the champion's on the same holdout, enough labels."""
+    reasons, ok = [], True
+    gain = candidate["roc_auc"] - champion["roc_auc"]
+    if gain >= -GATE_MIN_AUC_GAIN:
+        reasons.append(f"ROC AUC {candidate['roc_auc']:.4f} vs champion {champion['roc_auc']:.4f} on the same holdout "
+                       f"(at most {GATE_MIN_AUC_GAIN} worse allowed): met.")
+    else:
+        ok = False
+        reasons.append(f"ROC AUC {candidate['roc_auc']:.4f} is {-gain:.4f} below the champion's {champion['roc_auc']:.4f} "
+                       f"on the same holdout (at most {GATE_MIN_AUC_GAIN} worse allowed).")
+    if coverage >= GATE_MIN_LABEL_COVERAGE:
+        reasons.append(f"Labels cover {coverage:.0%} of the training window (at least {GATE_MIN_LABEL_COVERAGE:.0%} "
+                       "required): met.")
+    else:
+        ok = False
+        reasons.append(f"Labels cover only {coverage:.0%} of the training window (at least "
+                       f"{GATE_MIN_LABEL_COVERAGE:.0%} required): most labels of its last days had not arrived yet.")
+    return {"passed": ok, "reasons": reasons if not ok else reasons,
+            "metrics": {"candidate": candidate, "champion": champion},
+            "rules": [{"metric": "roc_auc", "kind": "improve", "threshold": -GATE_MIN_AUC_GAIN},
+                      {"metric": "label_coverage", "kind": "min", "threshold": GATE_MIN_LABEL_COVERAGE}]}
+
+
+def _retrain(db: Path, sim: _SimClock, tl: _Timeline, server: _Server, kept: dict, seed: int, *, train_day: int,
+             window: range, hyperparameters: dict, actor: str, trigger: str, why: str) -> tuple:
+    """Validate a window, train a candidate on it, evaluate it against the champion: (result, gate, X, y, run ids)."""
+    cut = tl.at(train_day, 9.0)
+    X, y, stats = _labelled(kept, window, cut, tl)
+    w_start, w_end = tl.at(window.start), tl.at(window.stop)
+    validate = dict(model=CREDIT, kind="validate", trigger=trigger, actor=actor, at=cut, duration=1.2 + len(X) / 50_000,
+                    params={"window_start": w_start, "window_end": w_end},
+                    statistics={**stats, "anomalies": 0, "missing_columns": 0},
+                    message=f"{stats['rows_labelled']} labelled rows in the window, no anomalies")
+    _add_runs(db, sim, [validate])
+    info = registry.get_model(CREDIT, db=db)
+    t = time.perf_counter()
+    result = training.fit_and_evaluate(X, y, "classification", info.features, "1", seed=seed,
+                                       hyperparameters=hyperparameters)
+    fit_s = time.perf_counter() - t
+    champion_version = server.changes[-1][1]
+    champion = training.evaluate(server.pipelines[champion_version], result.X_holdout, result.y_holdout,
+                                 "classification", "1")
+    gate = _gate(result.holdout_metrics, champion, stats["label_coverage"])
+    gate.update({"champion_version": champion_version, "holdout_rows": result.holdout_rows,
+                 "label_coverage": stats["label_coverage"]})
+    train_at = cut + timedelta(minutes=2)
+    retrain = dict(model=CREDIT, kind="retrain", trigger=trigger, actor=actor, at=train_at, duration=fit_s,
+                   params={"window_start": w_start, "window_end": w_end, "seed": seed, "reason": why,
+                           "hyperparameters": hyperparameters},
+                   metrics=result.holdout_metrics,
+                   statistics={"train_rows": result.train_rows, "holdout_rows": result.holdout_rows, **stats},
+                   message="trained a candidate")
+    eval_at = train_at + timedelta(seconds=fit_s + 5)
+    evaluate = dict(model=CREDIT, kind="evaluate", trigger=trigger, actor=actor, at=eval_at,
+                    duration=0.8 + result.holdout_rows / 100_000,
+                    params={"champion_version": champion_version, "holdout_rows": result.holdout_rows},
+                    metrics={"candidate_roc_auc": result.holdout_metrics["roc_auc"],
+                             "champion_roc_auc": champion["roc_auc"],
+                             "candidate_accuracy": result.holdout_metrics["accuracy"],
+                             "champion_accuracy": champion["accuracy"]},
+                    statistics={"gate_passed": gate["passed"]},
+                    message="gate passed" if gate["passed"] else "gate failed: " + gate["reasons"][-1])
+    retrain_id, _ = _add_runs(db, sim, [retrain, evaluate])
+    sim.now = eval_at + timedelta(seconds=3)
+    reg = registry.add_version(CREDIT, result, reference_frame=X, reference_target=y,
+                               status="candidate" if gate["passed"] else "rejected", gate=gate, actor=actor,
+                               run_id=retrain_id, data_source=f"log_{CREDIT} {w_start:%Y-%m-%d}..{w_end:%Y-%m-%d}",
+                               train_start=w_start, train_end=w_end, at=sim.now, db=db)
+    return reg, result, gate
+
+
+def _retrain_v2(db, sim, tl, server, kept, seed, summary) -> None:
+    """Day 25: retrain on 20 days of fresh traffic; A/B from day 26; promote on day 30 (gate passed)."""
+    train_day = tl.day(V2_TRAIN_DAY)
+    window = range(max(0, train_day - 24), max(1, train_day - 4))
+    reg, result, gate = _retrain(db, sim, tl, server, kept, seed, train_day=train_day, window=window,
+                                 hyperparameters={"learning_rate": 0.06, "max_iter": 250, "max_leaf_nodes": 15,
+                                                  "l2_regularization": 1.0},
+                                 actor="maria.schmidt", trigger="manual",
+                                 why="v1 was trained on last year's applications; retrain on fresh labelled traffic")
+    server.pipelines[reg.version] = result.pipeline
+    ab_start, promote_at = tl.at(tl.day(AB_START_DAY), 8.0), tl.at(tl.day(V2_PROMOTE_DAY), 10.0)
+    if not gate["passed"]:  # a small demo where fresh data did not help: v1 keeps serving
+        return
+    sim.now = ab_start
+    with connect(db) as con, transaction(con):
+        mstore.move_alias(con, CREDIT, reg.version, alias="challenger", actor="maria.schmidt", action="ab_start",
+                          reason=f"A/B test: {CHALLENGER_SHARE:.0%} of traffic to v{reg.version}", at=ab_start)
+        runstore.insert_audit(con, actor="maria.schmidt", action="ab_start", model=CREDIT, from_version=1,
+                              to_version=reg.version, reason=f"A/B test: {CHALLENGER_SHARE:.0%} of traffic to the challenger",
+                              details={"share": CHALLENGER_SHARE}, at=ab_start)
+    server.ab = (tl.us(ab_start), tl.us(promote_at), reg.version, CHALLENGER_SHARE)
+    server.changes.append((tl.us(promote_at), reg.version))
+    auc, champ = gate["metrics"]["candidate"]["roc_auc"], gate["metrics"]["champion"]["roc_auc"]
+    reason = (f"v{reg.version} retrained on fresh traffic: ROC AUC {auc:.3f} vs {champ:.3f} for v1 on the same holdout; "
+              "A/B test showed no regression")
+    run_id, = _add_runs(db, sim, [dict(model=CREDIT, kind="promote", trigger="manual", actor="maria.schmidt",
+                                       at=promote_at, duration=0.4, params={"version": reg.version, "from_version": 1},
+                                       message=f"promoted v{reg.version}")])
+    sim.now = promote_at
+    with connect(db) as con, transaction(con):
+        mstore.end_alias(con, CREDIT, "challenger", at=promote_at)
+    registry.promote(CREDIT, reg.version, actor="maria.schmidt", reason=reason, db=db, run_id=run_id, at=promote_at)
+
+
+def _retrain_v3(db, sim, tl, server, kept, seed, summary) -> None:
+    """Day 62: a failed scheduled retrain; day 75: an automated retrain around the shift, rejected by the gate."""
+    fail_at = tl.at(tl.day(FAILED_RUN_DAY), 2.0)
+    _add_runs(db, sim, [dict(
+        model=CREDIT, kind="retrain", trigger="schedule", actor="scheduler", at=fail_at, duration=30.4,
+        status="failed", progress=0.1, params={"window_days": 20, "reason": "weekly schedule"},
+        message="failed while reading the training window",
+        error=("DatabaseBusyError: Database /srv/mlops/mlops.duckdb is held by another process (waited 30 s). "
+               "Wait for the other command to finish, or raise MLOPS_LOCK_TIMEOUT."),
+    )])
+    train_day = tl.day(V3_DAY)
+    window = range(max(0, train_day - 7), train_day)
+    _retrain(db, sim, tl, server, kept, seed, train_day=train_day, window=window,
+             hyperparameters={"learning_rate": 0.06, "max_iter": 250, "max_leaf_nodes": 15, "l2_regularization": 1.0},
+             actor="automation", trigger="automated",
+             why="drift policy: income, utilization and purpose drifted; accuracy falling")
