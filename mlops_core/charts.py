@@ -292,16 +292,20 @@ def null_rates(frame: pd.DataFrame, title: str | None = "Null rate per feature")
                             y_title="null rate", percent=True)
 
 
-def metrics_side_by_side(frame: pd.DataFrame, metrics: Iterable[str], title: str | None = None) -> go.Figure:
-    """Grouped bars: one group per metric, one bar per version (``version`` plus one column per metric)."""
-    metrics = [m for m in metrics if m in frame.columns]
-    if frame is None or len(frame) == 0 or not metrics:
+def metrics_side_by_side(table: pd.DataFrame, metrics: Iterable[str] | None = None,
+                         title: str | None = None) -> go.Figure:
+    """Grouped bars: one group per metric, one bar per version, from a table with one row per metric and one
+    column per version (``v1``, ``v2``, ...), as ``registry.compare`` returns it."""
+    if table is None or len(table) == 0 or len(table.columns) == 0:
+        return empty("No metrics to compare", title)
+    names = [m for m in (metrics or table.index) if m in table.index]
+    if not names:
         return empty("No metrics to compare", title)
     fig = go.Figure()
-    for i, (_, row) in enumerate(frame.iterrows()):
-        vals = [row[m] for m in metrics]
-        fig.add_trace(go.Bar(x=[label(m) for m in metrics], y=vals, name=f"v{int(row['version'])}",
-                             marker_color=colour(i), text=[_fmt(v) for v in vals], textposition="outside"))
+    for i, col in enumerate(table.columns):
+        vals = [table.at[m, col] for m in names]
+        fig.add_trace(go.Bar(x=[label(m) for m in names], y=vals, name=str(col), marker_color=colour(i),
+                             text=[_fmt(v) for v in vals], textposition="outside"))
     fig.update_layout(barmode="group", hovermode="closest")
     return _base(fig, title, 340)
 

@@ -99,8 +99,9 @@ def show_result(run) -> None:
     if version is not None and version.status == "candidate" and passed:
         if mode == "manual":
             if st.button("Promote", type="primary", key="retrain_promote"):
-                dialogs.promote(ctx.db, ctx.model, cand, data.production(ctx.db, ctx.model), version.status,
-                                version.gate)
+                dialogs.request("promote", db=ctx.db, model=ctx.model, version=cand,
+                                current=data.production(ctx.db, ctx.model), status=version.status, gate=version.gate)
+            dialogs.show_pending(ctx.db, ctx.model)
         else:
             st.caption("Automated mode promotes candidates that pass; this one was not (production changed while "
                        "it ran). Promote it from the Versions page.")

@@ -126,7 +126,7 @@ def test_anomalies_null_rates_side_by_side_and_runs():
                           "feature": ["a", "b", "a", "b"], "null_rate": [0.0, 0.1, 0.0, 0.2]})
     fig = charts.null_rates(nulls)
     assert [t.name for t in fig.data] == ["b"]
-    side = pd.DataFrame({"version": [1, 2], "accuracy": [0.8, 0.85], "roc_auc": [0.7, 0.75]})
+    side = pd.DataFrame({"v1": [0.8, 0.7], "v2": [0.85, 0.75]}, index=["accuracy", "roc_auc"])
     fig = charts.metrics_side_by_side(side, ["accuracy", "roc_auc"])
     assert [t.name for t in fig.data] == ["v1", "v2"] and list(fig.data[1].y) == [0.85, 0.75]
     runs = pd.DataFrame({"created_at": [T0, T0], "started_at": [T0, T0], "kind": ["retrain", "ingest"],

@@ -96,7 +96,10 @@ def deployment_history(db: str, model: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def compare(db: str, model: str, version_list: tuple[int, ...]):
-    return fn("registry", "compare")(model, list(version_list), db=db)
+    """``registry.compare`` of the versions, on the labelled rows up to the newest prediction (not "now", so an
+    old database still compares on its most recent traffic)."""
+    end = last_prediction(db, model)
+    return fn("registry", "compare")(model, list(version_list), db=db, end=end)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -221,3 +224,14 @@ def latest_run(db: str, model: str, kind: str = "retrain"):
     with connect(db, create=False) as con:
         found = runstore.find_runs(con, model, kind=kind, limit=1)
     return found[0] if found else None
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def versions_frame(db: str, model: str) -> pd.DataFrame:
+    return fn("registry", "versions_frame")(model, db=db)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def rollback_target(db: str, model: str) -> int | None:
+    """The version a plain rollback would restore (None when there is none)."""
+    return fn("registry", "rollback_target")(model, db=db)
