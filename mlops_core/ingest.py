@@ -1,0 +1,179 @@
+"""Ingest: append a batch of logged predictions, or of late labels, all or nothing.
+
+``ingest_predictions(model, source)`` / ``ingest_labels(model, source)`` take a CSV or
+Parquet path or a DataFrame. Prediction batches hold ``request_id``, ``timestamp``
+(or ``ts``), every feature of the model and ``prediction``; optionally ``score``,
+``version`` (default: the production version) and ``variant``. Label batches hold
+``request_id`` and ``label`` (or the model's target column name), optionally
+``timestamp``, the time the label arrived (default: now). Classification predictions
+and labels are stored as class strings the way the registry stores classes (``0``/
+``1``, ``1.0`` -> ``1``); times with a zone become naive UTC.
+
+Every check runs in DuckDB SQL over the staged Arrow table (see ``validation``).
+A batch with a structural problem raises ``BatchRejectedError`` and writes nothing at
+all. A valid batch is written in ONE transaction: the rows, the ``ingest_batches`` row,
+its validation report and anomalies, a ``runs`` row (kind ``ingest``, succeeded, with
+duration and row counts) and an audit event.
+
+Idempotence: each batch gets a content fingerprint, the sha256 of (model, kind, row
+count, two independent order-independent 64-bit sums of DuckDB row hashes over the
+normalised rows). Normalised means after conversion to the log's types, so the same
+rows re-sent as CSV or Parquet, or in another order, are the same batch. Ingesting a
+batch whose fingerprint is already stored writes nothing and says "already ingested
+on <date> as batch <id>; 0 rows written". A different batch that reuses stored
+request ids is refused as a duplicate: a request is logged once.
+
+Labels: a request id gets one label. A label batch that repeats a stored label with
+the same value skips that row (reported, not an error); a different value for a stored
+label refuses the batch, since a silently changed ground truth would rewrite history.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+import pandas as pd
+
+from . import validation
+from .errors import BatchRejectedError, NotFoundError
+from .store import connect, transaction, utcnow
+from .store import models as mstore
+from .store import runs as runstore
+from .store import validation as vstore
+
+
+@dataclass
+class IngestResult:
+    """What one ingest call did."""
+
+    batch_id: str | None
+    model: str
+    kind: str                      # predictions | labels
+    rows: int
+    rows_written: int
+    already_ingested: bool
+    report_id: int | None
+    anomalies: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    source: str | None = None
+    run_id: str | None = None
+    ingested_at: datetime | None = None
+    duration_s: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def ingest_predictions(model: str, source, *, db=None, actor: str = "cli", source_name: str | None = None) -> IngestResult:
+    """Validate and append a batch of predictions to ``model``'s log; return what happened.
+
+    Raises BatchRejectedError (nothing written) for an unknown model, an unreadable or
+    empty file, missing columns, wrong types, empty request ids or timestamps, duplicate
+    request ids (in the batch or already stored) or an unknown version.
+    """
+    return _ingest(model, source, "predictions", db=db, actor=actor, source_name=source_name)
+
+
+def ingest_labels(model: str, source, *, db=None, actor: str = "cli", source_name: str | None = None) -> IngestResult:
+    """Validate and append ground-truth labels for logged predictions of ``model``; return what happened.
+
+    Raises BatchRejectedError (nothing written) for an unknown model, an unreadable or
+    empty file, a missing ``request_id``/``label`` column, empty or duplicate request ids,
+    request ids never logged, or a label that differs from one already stored.
+    """
+    return _ingest(model, source, "labels", db=db, actor=actor, source_name=source_name)
+
+
+def _model(con, model: str) -> mstore.ModelInfo:
+    try:
+        return mstore.get_model(con, model)
+    except NotFoundError as exc:
+        raise BatchRejectedError(f"{exc} Nothing was written.", model=model) from exc
+
+
+def _ingest(model, source, kind, *, db, actor, source_name) -> IngestResult:
+    t0 = time.perf_counter()
+    started = utcnow()
+    table, name = validation.read_batch(source, what=f"{kind[:-1]} batch")
+    name = source_name or name
+    from .config import resolve_db_path
+
+    if not resolve_db_path(db).exists():
+        raise BatchRejectedError(f"No database at {resolve_db_path(db)}: register the model {model!r} first "
+                                 "(or build the demo). Nothing was written.", model=model)
+    with connect(db, create=False) as con:
+        info = _model(con, model)
+        vstore.stage(con, table)
+        try:
+            with transaction(con):
+                return _checked_write(con, info, table, kind, name, actor, started, t0)
+        finally:
+            vstore.unstage(con)
+
+
+def _checked_write(con, info, table, kind, name, actor, started, t0) -> IngestResult:
+    if kind == "predictions":
+        check = validation.check_predictions(con, info, table)
+    else:
+        check = validation.check_labels(con, info, table)
+    if check.problems:
+        raise BatchRejectedError(validation.rejection_message(name, check.problems), source=name,
+                                 problems=[p.kind for p in check.problems])
+    existing = vstore.find_batch(con, info.name, kind, check.fingerprint)
+    if existing is not None:
+        when = existing["ingested_at"]
+        note = (f"already ingested on {when:%Y-%m-%d %H:%M:%S} UTC as batch {existing['batch_id']}; 0 rows written")
+        return IngestResult(existing["batch_id"], info.name, kind, check.rows, 0, True, None, [], [note], name,
+                            None, when, time.perf_counter() - t0)
+    warnings = []
+    if kind == "predictions":
+        problem = validation.stored_duplicates(con, info, check)
+        if problem:
+            raise BatchRejectedError(validation.rejection_message(name, [problem]), source=name,
+                                     problems=[problem.kind])
+    else:
+        same, problem = validation.label_conflicts(con, info, check)
+        if problem:
+            raise BatchRejectedError(validation.rejection_message(name, [problem]), source=name,
+                                     problems=[problem.kind])
+        if same:
+            warnings.append(f"{same} label{'s were' if same > 1 else ' was'} already stored with the same value; "
+                            "skipped")
+
+    batch_id = uuid.uuid4().hex[:16]
+    now = utcnow()
+    if kind == "predictions":
+        written = vstore.insert_predictions(con, info, check.columns, batch_id)
+    else:
+        written = vstore.insert_labels(con, info, check.relation, batch_id, now, check.params)
+    anomalies = check.anomalies
+    warnings = [f"{a['kind']} in {a['feature']!r}: {a['detail']}" if a.get("feature") else f"{a['kind']}: {a['detail']}"
+                for a in anomalies if a["severity"] != "info"] + \
+               [f"note: {a['detail']}" for a in anomalies if a["severity"] == "info"] + warnings
+    status = validation._status(anomalies)
+    report_id = vstore.insert_report(
+        con, model=info.name, batch_id=batch_id, source=name, at=now, rows=check.rows, status=status,
+        summary=validation._summary(status, check.rows, anomalies), skew=None, anomalies=anomalies)
+    vstore.insert_batch(con, batch_id=batch_id, model=info.name, kind=kind, source=name, fingerprint=check.fingerprint,
+                        rows=check.rows, rows_written=written, actor=actor, at=now)
+    run_id = runstore.insert_run(con, model=info.name, kind="ingest", trigger="manual" if actor == "cli" else "api",
+                                 actor=actor, status="running", params={"source": name, "kind": kind, "batch_id": batch_id},
+                                 created_at=started)
+    finished = utcnow()
+    duration = time.perf_counter() - t0
+    runstore.update_run(con, run_id, status="succeeded", progress=1.0,
+                        message=f"ingested {written} {kind} from {name}",
+                        statistics={"rows": check.rows, "rows_written": written, "anomalies": len(anomalies),
+                                    "batch_id": batch_id, "report_id": report_id},
+                        started_at=started, finished_at=finished, duration_s=duration)
+    runstore.insert_audit(con, actor=actor, action=f"ingest_{kind}", model=info.name, run_id=run_id, at=finished,
+                          reason=f"{written} {kind} from {name}",
+                          details={"batch_id": batch_id, "rows": check.rows, "rows_written": written,
+                                   "anomalies": len(anomalies), "report_id": report_id})
+    return IngestResult(batch_id, info.name, kind, check.rows, written, False, report_id, anomalies, warnings, name,
+                        run_id, now, duration)
+
+
+__all__ = ["IngestResult", "ingest_predictions", "ingest_labels"]

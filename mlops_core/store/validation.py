@@ -1,0 +1,508 @@
+"""SQL for staged batches, their checks, ingest batches and validation reports.
+
+A batch (a file or DataFrame read into an Arrow table with a 1-based ``__row``
+column) is registered on the connection as ``_batch``. Every check then runs as
+DuckDB SQL over it: one aggregate pass for the per-column counts, a GROUP BY for
+duplicate request ids, a semi-join against the stored log, and the final
+``INSERT ... SELECT`` with the same normalising expressions. Column names coming
+from a user's file only ever appear quoted with ``quote_ident``; values (categories,
+ranges, batch ids, times) are always bound parameters, never spliced into SQL text.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from .models import ModelInfo, quote_ident
+
+STAGE = "_batch"
+ROW = "__row"
+
+
+# --- staging -------------------------------------------------------------------------------
+
+def stage(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
+    """Register ``table`` (with its ``__row`` column) as ``_batch`` and make timestamps UTC."""
+    # Timestamps with a zone become naive UTC when cast to TIMESTAMP only under a UTC session zone.
+    con.execute("SET TimeZone = 'UTC'")
+    con.register(STAGE, table)
+
+
+def unstage(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.unregister(STAGE)
+    except Exception:  # the connection may already be closed after a failure
+        pass
+
+
+def raw_kind(t: pa.DataType) -> str:
+    """Classify an Arrow type: number | bool | string | timestamp | date | null | other."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "number"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view", lambda _: False)(t):
+        return "string"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_null(t):
+        return "null"
+    return "other"
+
+
+def _is_integer_type(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_integer(t)
+
+
+@dataclass
+class Column:
+    """One column of the normalised batch: its SQL expression and, when values can fail, the failing test."""
+
+    name: str            # column name in the normalised relation (the log's name)
+    expr: str            # SQL over _batch giving the normalised value
+    source: str | None   # the batch column it comes from (None: a default)
+    bad: str | None = None   # SQL over _batch, TRUE where a present value cannot be converted
+    what: str = ""       # what the values must be, for messages ("numbers", "timestamps", ...)
+
+
+def _double(r: str, kind: str) -> tuple[str, str | None]:
+    # NaN is a missing value here, as in pandas and in the training null rates.
+    if kind in ("number", "bool"):
+        v = f"CAST({r} AS DOUBLE)"
+        return f"CASE WHEN isnan({v}) THEN NULL ELSE {v} END", None
+    if kind == "null":
+        return "CAST(NULL AS DOUBLE)", None
+    v = f"TRY_CAST({r} AS DOUBLE)"
+    return f"CASE WHEN isnan({v}) THEN NULL ELSE {v} END", f"({r} IS NOT NULL AND TRY_CAST({r} AS DOUBLE) IS NULL)"
+
+
+def _text(r: str, kind: str) -> str:
+    if kind == "bool":  # the way pandas/str() spells booleans in the training categories
+        return f"CASE WHEN {r} THEN 'True' WHEN NOT {r} THEN 'False' END"
+    if kind == "string":
+        return f"CAST({r} AS VARCHAR)"
+    return f"CAST({r} AS VARCHAR)"
+
+
+def _class_label(r: str, kind: str, t: pa.DataType) -> str:
+    """Class labels as the registry stores them: integral numbers without '.0' (see training.prepare_target)."""
+    if kind == "bool":
+        return _text(r, kind)
+    if kind == "number" and _is_integer_type(t):
+        return f"CAST({r} AS VARCHAR)"
+    d = f"TRY_CAST({r} AS DOUBLE)"
+    integral = f"({d} = round({d}) AND abs({d}) < 1e15)"
+    keep = f"CAST({r} AS VARCHAR)"
+    if kind == "string":
+        return (f"CASE WHEN list_contains($classes, {r}) THEN {r} "
+                f"WHEN {integral} THEN CAST(CAST({d} AS BIGINT) AS VARCHAR) ELSE {r} END")
+    return f"CASE WHEN {integral} THEN CAST(CAST({d} AS BIGINT) AS VARCHAR) ELSE {keep} END"
+
+
+def _timestamp(r: str, kind: str) -> tuple[str, str | None]:
+    if kind in ("timestamp", "date"):
+        return f"CAST({r} AS TIMESTAMP)", None
+    if kind == "string":
+        v = f"CAST(TRY_CAST({r} AS TIMESTAMPTZ) AS TIMESTAMP)"
+        return v, f"({r} IS NOT NULL AND {v} IS NULL)"
+    if kind == "null":
+        return "CAST(NULL AS TIMESTAMP)", None
+    return f"TRY_CAST({r} AS TIMESTAMP)", f"({r} IS NOT NULL AND TRY_CAST({r} AS TIMESTAMP) IS NULL)"
+
+
+def _integer(r: str, kind: str, t: pa.DataType) -> tuple[str, str | None]:
+    if kind == "number" and _is_integer_type(t):
+        return f"CAST({r} AS INTEGER)", None
+    if kind == "null":
+        return "CAST(NULL AS INTEGER)", None
+    v = f"TRY_CAST({r} AS DOUBLE)"
+    return (f"CAST({v} AS INTEGER)",
+            f"({r} IS NOT NULL AND ({v} IS NULL OR {v} <> round({v}) OR abs({v}) > 2147483647))")
+
+
+def prediction_columns(info: ModelInfo, types: dict[str, pa.DataType], *, ts_column: str,
+                       default_version: int | None) -> list[Column]:
+    """The normalising expressions that turn a prediction batch into the log's columns.
+
+    ``types`` maps the batch's column names to Arrow types; every required column must be
+    present (the caller checks). ``default_version`` fills a missing or empty ``version``.
+    """
+    cols: list[Column] = []
+    q = quote_ident
+    rid = q("request_id")
+    cols.append(Column("request_id", f"CAST({rid} AS VARCHAR)", "request_id"))
+    if "version" in types:
+        e, bad = _integer(q("version"), raw_kind(types["version"]), types["version"])
+        dv = "NULL" if default_version is None else str(int(default_version))
+        cols.append(Column("version", f"coalesce({e}, CAST({dv} AS INTEGER))", "version", bad, "whole version numbers"))
+    else:
+        dv = "NULL" if default_version is None else str(int(default_version))
+        cols.append(Column("version", f"CAST({dv} AS INTEGER)", None))
+    if "variant" in types:
+        cols.append(Column("variant", _text(q("variant"), raw_kind(types["variant"])), "variant"))
+    else:
+        cols.append(Column("variant", "CAST(NULL AS VARCHAR)", None))
+    e, bad = _timestamp(q(ts_column), raw_kind(types[ts_column]))
+    cols.append(Column("ts", e, ts_column, bad, "timestamps"))
+    cols += feature_columns(info, types)
+    r, k = q("prediction"), raw_kind(types["prediction"])
+    if info.task == "classification":
+        cols.append(Column("prediction", _class_label(r, k, types["prediction"]), "prediction"))
+    else:
+        e, bad = _double(r, k)
+        cols.append(Column("prediction", e, "prediction", bad, "numbers"))
+    if "score" in types:
+        e, bad = _double(q("score"), raw_kind(types["score"]))
+        cols.append(Column("score", e, "score", bad, "numbers"))
+    else:
+        cols.append(Column("score", "CAST(NULL AS DOUBLE)", None))
+    return cols
+
+
+def label_columns(info: ModelInfo, types: dict[str, pa.DataType], *, label_column: str,
+                  ts_column: str | None) -> list[Column]:
+    """The normalising expressions that turn a label batch into ``request_id, label, label_ts``."""
+    q = quote_ident
+    cols = [Column("request_id", f"CAST({q('request_id')} AS VARCHAR)", "request_id")]
+    r, k = q(label_column), raw_kind(types[label_column])
+    if info.task == "classification":
+        cols.append(Column("label", _class_label(r, k, types[label_column]), label_column))
+    else:
+        e, bad = _double(r, k)
+        cols.append(Column("label", e, label_column, bad, "numbers"))
+    if ts_column is not None:
+        e, bad = _timestamp(q(ts_column), raw_kind(types[ts_column]))
+        cols.append(Column("label_ts", e, ts_column, bad, "timestamps"))
+    else:
+        cols.append(Column("label_ts", "CAST(NULL AS TIMESTAMP)", None))
+    return cols
+
+
+def flags(cols: list[Column], required_not_null: tuple[str, ...] = ()) -> dict[str, tuple[str, str | None]]:
+    """Row tests over ``_batch``: ``{"bad:<col>": (condition, source)}`` for values that cannot be converted and
+    ``{"null:<col>": ...}`` for empty values of required columns."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for c in cols:
+        if c.bad is not None:
+            out[f"bad:{c.name}"] = (c.bad, c.source)
+    for c in cols:
+        if c.name in required_not_null and c.source is not None:
+            r = quote_ident(c.source)
+            cond = f"({r} IS NULL OR trim(CAST({r} AS VARCHAR)) = '')" if c.name == "request_id" else f"{r} IS NULL"
+            out[f"null:{c.name}"] = (cond, c.source)
+    return out
+
+
+def normalised(cols: list[Column], row_flags: dict[str, tuple[str, str | None]] | None = None) -> str:
+    """The batch as a relation (subquery) with the log's column names, ``__row`` and one boolean per row test."""
+    exprs = [f"{c.expr} AS {quote_ident(c.name)}" for c in cols]
+    exprs += [f"({cond}) AS {quote_ident(key)}" for key, (cond, _) in (row_flags or {}).items()]
+    return f"(SELECT {ROW}, {', '.join(exprs)} FROM {STAGE})"
+
+
+def flag_aggregates(row_flags: dict[str, tuple[str, str | None]]) -> dict[str, str]:
+    """Aggregates counting the rows where each row test holds (over ``normalised(cols, row_flags)``)."""
+    return {key: f"count(*) FILTER (WHERE b.{quote_ident(key)})" for key in row_flags}
+
+
+def feature_columns(info: ModelInfo, types: dict[str, pa.DataType]) -> list[Column]:
+    """Normalising expressions for the model's feature columns only."""
+    cols = []
+    for f in info.features:
+        r, k = quote_ident(f.name), raw_kind(types[f.name])
+        if f.kind == "numeric":
+            e, bad = _double(r, k)
+            cols.append(Column(f.name, e, f.name, bad, "numbers"))
+        else:
+            cols.append(Column(f.name, _text(r, k), f.name))
+    return cols
+
+
+# --- parameters ----------------------------------------------------------------------------
+
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _bind(sql: str, params: dict | None) -> dict:
+    """Only the named parameters that ``sql`` uses (DuckDB refuses unused ones)."""
+    if not params:
+        return {}
+    used = set(_PARAM.findall(sql))
+    return {k: v for k, v in params.items() if k in used}
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None):
+    return con.execute(sql, _bind(sql, params))
+
+
+# --- aggregate checks ----------------------------------------------------------------------
+
+def aggregate(con: duckdb.DuckDBPyConnection, relation: str, aggregates: dict[str, str], params: dict | None = None) -> dict:
+    """Evaluate ``{key: aggregate SQL}`` in one pass over ``relation``; return ``{key: value}``."""
+    if not aggregates:
+        return {}
+    keys = list(aggregates)
+    sql = "SELECT " + ", ".join(f"{aggregates[k]} AS {quote_ident('a' + str(i))}" for i, k in enumerate(keys))
+    sql += f" FROM {relation} AS b"
+    row = _run(con, sql, params).fetchone()
+    return dict(zip(keys, row))
+
+
+def fingerprint_aggregates(names: list[str]) -> dict[str, str]:
+    """Two order-independent 64-bit sums of row hashes over the normalised columns."""
+    cols = ", ".join(f"b.{quote_ident(n)}" for n in names)
+    return {"fp1": f"sum(hash({cols}))", "fp2": f"sum(hash({cols}, 'fingerprint'))"}
+
+
+def content_aggregates(numeric: list[tuple[str, float | None, float | None, float | None, float | None]],
+                       categorical: list[tuple[str, list[str] | None]], params: dict) -> dict[str, str]:
+    """Null counts, range and category counts per column; fills ``params`` with the bounds and categories.
+
+    ``numeric``: (column, min, max, far_low, far_high) with None for "no bound";
+    ``categorical``: (column, allowed values or None for "do not check").
+    """
+    out = {"rows": "count(*)"}
+    for i, (name, lo, hi, far_lo, far_hi) in enumerate(numeric):
+        c = f"b.{quote_ident(name)}"
+        out[f"null:{name}"] = f"count(*) FILTER (WHERE {c} IS NULL OR isnan({c}))"
+        out[f"min:{name}"] = f"min({c}) FILTER (WHERE NOT isnan({c}))"
+        out[f"max:{name}"] = f"max({c}) FILTER (WHERE NOT isnan({c}))"
+        if lo is not None and hi is not None:
+            params[f"lo{i}"], params[f"hi{i}"] = float(lo), float(hi)
+            params[f"flo{i}"], params[f"fhi{i}"] = float(far_lo), float(far_hi)
+            # NaN sorts above every number in DuckDB; keep it out of the range counts.
+            out[f"out:{name}"] = f"count(*) FILTER (WHERE NOT isnan({c}) AND ({c} < $lo{i} OR {c} > $hi{i}))"
+            out[f"far:{name}"] = f"count(*) FILTER (WHERE NOT isnan({c}) AND ({c} < $flo{i} OR {c} > $fhi{i}))"
+    for i, (name, cats) in enumerate(categorical):
+        c = f"b.{quote_ident(name)}"
+        out[f"null:{name}"] = f"count(*) FILTER (WHERE {c} IS NULL)"
+        if cats is not None:
+            params[f"cats{i}"] = list(cats)
+            out[f"unseen:{name}"] = f"count(*) FILTER (WHERE {c} IS NOT NULL AND NOT list_contains($cats{i}, {c}))"
+    return out
+
+
+def unseen_values(con, relation: str, column: str, categories: list[str], params: dict | None = None,
+                  limit: int = 5) -> list[tuple[str, int]]:
+    """The most frequent values of ``column`` not in ``categories``: [(value, count)]."""
+    c = f"b.{quote_ident(column)}"
+    p = dict(params or {})
+    p["_allowed"] = list(categories)
+    sql = (f"SELECT {c} AS v, count(*) AS n FROM {relation} AS b WHERE {c} IS NOT NULL AND NOT list_contains($_allowed, {c}) "
+           f"GROUP BY {c} ORDER BY n DESC, v LIMIT {int(limit)}")
+    return [(v, int(n)) for v, n in _run(con, sql, p).fetchall()]
+
+
+# --- row-level details (only run when a check failed) --------------------------------------
+
+def offending_rows(con: duckdb.DuckDBPyConnection, condition: str, source: str | None, params: dict | None = None,
+                   limit: int = 3) -> list[tuple[int, object]]:
+    """The first rows of ``_batch`` where ``condition`` holds: [(row, value of ``source`` as text)]."""
+    value = f"CAST({quote_ident(source)} AS VARCHAR)" if source else "NULL"
+    sql = f"SELECT {ROW}, {value} FROM {STAGE} WHERE {condition} ORDER BY {ROW} LIMIT {int(limit)}"
+    return [(int(r), v) for r, v in _run(con, sql, params).fetchall()]
+
+
+def duplicate_ids(con: duckdb.DuckDBPyConnection, relation: str, params: dict | None = None,
+                  limit: int = 3) -> tuple[int, list[tuple[str, list[int]]]]:
+    """Request ids that occur more than once in the batch: (number of such ids, first examples with their rows)."""
+    base = (f"SELECT request_id, count(*) AS n, min({ROW}) AS first FROM {relation} AS b "
+            "WHERE request_id IS NOT NULL GROUP BY request_id HAVING count(*) > 1")
+    total = int(_run(con, f"SELECT count(*) FROM ({base})", params).fetchone()[0])
+    if not total:
+        return 0, []
+    ids = [r[0] for r in _run(con, f"SELECT request_id FROM ({base}) ORDER BY first LIMIT {int(limit)}", params).fetchall()]
+    rows = _run(
+        con, f"SELECT request_id, list({ROW} ORDER BY {ROW}) FROM {relation} AS b WHERE list_contains($ids, request_id) "
+        "GROUP BY request_id", {**(params or {}), "ids": ids}
+    ).fetchall()
+    by_id = {r: list(v)[:5] for r, v in rows}
+    return total, [(i, by_id[i]) for i in ids]
+
+
+def ids_in_table(con: duckdb.DuckDBPyConnection, relation: str, table: str, *, present: bool, params: dict | None = None,
+                 limit: int = 3) -> tuple[int, list[tuple[int, str]]]:
+    """Batch rows whose request id is (``present=True``) or is not (``False``) in ``table``: (count, first rows)."""
+    neg = "" if present else "NOT "
+    where = f"{neg}EXISTS (SELECT 1 FROM {quote_ident(table)} AS t WHERE t.request_id = b.request_id)"
+    total = int(_run(con, f"SELECT count(*) FROM {relation} AS b WHERE {where}", params).fetchone()[0])
+    if not total:
+        return 0, []
+    rows = _run(con, f"SELECT {ROW}, request_id FROM {relation} AS b WHERE {where} ORDER BY {ROW} LIMIT {int(limit)}",
+                params).fetchall()
+    return total, [(int(r), i) for r, i in rows]
+
+
+def label_conflicts(con: duckdb.DuckDBPyConnection, relation: str, info: ModelInfo, params: dict | None = None,
+                    limit: int = 3) -> tuple[int, int, list[tuple[int, str, object, object]]]:
+    """Compare a label batch with the stored labels.
+
+    Returns (rows whose request id already has the same label, rows whose stored label
+    differs, first differing rows as (row, request_id, stored, new)).
+    """
+    t = quote_ident(info.label_table)
+    same = int(_run(
+        con, f"SELECT count(*) FROM {relation} AS b WHERE EXISTS (SELECT 1 FROM {t} AS l WHERE l.request_id = b.request_id "
+        "AND l.label IS NOT DISTINCT FROM b.label)", params).fetchone()[0])
+    cond = (f"EXISTS (SELECT 1 FROM {t} AS l WHERE l.request_id = b.request_id AND l.label IS DISTINCT FROM b.label)")
+    differ = int(_run(con, f"SELECT count(*) FROM {relation} AS b WHERE {cond}", params).fetchone()[0])
+    examples = []
+    if differ:
+        examples = [(int(r), i, s, n) for r, i, s, n in _run(
+            con, f"SELECT b.{ROW}, b.request_id, l.label, b.label FROM {relation} AS b JOIN {t} AS l USING (request_id) "
+            f"WHERE l.label IS DISTINCT FROM b.label ORDER BY b.{ROW} LIMIT {int(limit)}", params).fetchall()]
+    return same, differ, examples
+
+
+def distinct_values(con: duckdb.DuckDBPyConnection, relation: str, column: str, params: dict | None = None) -> list:
+    return [r[0] for r in _run(
+        con, f"SELECT DISTINCT b.{quote_ident(column)} FROM {relation} AS b WHERE b.{quote_ident(column)} IS NOT NULL",
+        params).fetchall()]
+
+
+def known_versions(con: duckdb.DuckDBPyConnection, model: str) -> list[int]:
+    return [int(r[0]) for r in con.execute("SELECT version FROM model_versions WHERE model = ? ORDER BY version", [model]).fetchall()]
+
+
+def sample_frame(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str], n: int, params: dict | None = None,
+                 seed: int = 0) -> pd.DataFrame:
+    """At most ``n`` rows of ``columns`` (a repeatable reservoir sample when there are more)."""
+    cols = ", ".join(f"b.{quote_ident(c)}" for c in columns)
+    sql = f"SELECT {cols} FROM {relation} AS b USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE ({int(seed)})"
+    return _run(con, sql, params).df()
+
+
+# --- writes --------------------------------------------------------------------------------
+
+def insert_predictions(con: duckdb.DuckDBPyConnection, info: ModelInfo, cols: list[Column], batch_id: str) -> int:
+    """Append the normalised batch to the model's log in one INSERT; return the row count."""
+    names = [c.name for c in cols]
+    target = ", ".join(quote_ident(n) for n in names) + ", batch_id"
+    exprs = ", ".join(c.expr for c in cols)
+    sql = f"INSERT INTO {quote_ident(info.log_table)} ({target}) SELECT {exprs}, $batch_id FROM {STAGE}"
+    return int(_run(con, sql, {"batch_id": batch_id, "classes": list(info.classes)}).fetchone()[0])
+
+
+def insert_labels(con: duckdb.DuckDBPyConnection, info: ModelInfo, relation: str, batch_id: str, now: datetime,
+                  params: dict | None = None) -> int:
+    """Append labels whose request id has no stored label yet (default arrival time ``now``); return the count."""
+    t = quote_ident(info.label_table)
+    sql = (f"INSERT INTO {t} (request_id, label, label_ts, batch_id) "
+           f"SELECT b.request_id, b.label, coalesce(b.label_ts, $now), $batch_id FROM {relation} AS b "
+           f"WHERE NOT EXISTS (SELECT 1 FROM {t} AS l WHERE l.request_id = b.request_id)")
+    p = dict(params or {})
+    p.update(now=now, batch_id=batch_id)
+    return int(_run(con, sql, p).fetchone()[0])
+
+
+def find_batch(con: duckdb.DuckDBPyConnection, model: str, kind: str, fingerprint: str) -> dict | None:
+    """The stored ingest batch of ``model`` and ``kind`` with this fingerprint, or None."""
+    row = con.execute(
+        "SELECT batch_id, source, rows, rows_written, ingested_at FROM ingest_batches "
+        "WHERE model = ? AND kind = ? AND fingerprint = ? ORDER BY ingested_at LIMIT 1",
+        [model, kind, fingerprint],
+    ).fetchone()
+    if row is None:
+        return None
+    return dict(zip(("batch_id", "source", "rows", "rows_written", "ingested_at"), row))
+
+
+def insert_batch(con, *, batch_id: str, model: str, kind: str, source: str | None, fingerprint: str, rows: int,
+                 rows_written: int, actor: str, at: datetime) -> None:
+    con.execute("INSERT INTO ingest_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [batch_id, model, kind, source, fingerprint, rows, rows_written, actor, at])
+
+
+def insert_report(con, *, model: str, batch_id: str | None, source: str | None, at: datetime, rows: int, status: str,
+                  summary: str | None, skew: str | None, window_start: datetime | None = None,
+                  window_end: datetime | None = None, anomalies: list[dict] = ()) -> int:
+    """Store a validation report and its anomalies; return the report id. Call inside a transaction."""
+    report_id = int(con.execute(
+        "INSERT INTO validation_reports (model, batch_id, source, checked_at, window_start, window_end, rows, status, "
+        "summary, skew) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        [model, batch_id, source, at, window_start, window_end, rows, status, summary, skew],
+    ).fetchone()[0])
+    if anomalies:
+        con.executemany(
+            "INSERT INTO validation_anomalies (report_id, feature, kind, severity, count, share, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [[report_id, a.get("feature"), a["kind"], a["severity"], a.get("count"), a.get("share"), a.get("detail")]
+             for a in anomalies],
+        )
+    return report_id
+
+
+# --- reading back ---------------------------------------------------------------------------
+
+def _range(sql: str, params: list, column: str, start, end) -> tuple[str, list]:
+    if start is not None:
+        sql += f" AND {column} >= ?"
+        params.append(start)
+    if end is not None:
+        sql += f" AND {column} < ?"
+        params.append(end)
+    return sql, params
+
+
+def reports_frame(con, model: str, start=None, end=None) -> pd.DataFrame:
+    """Validation reports of ``model`` checked in [start, end), oldest first, with their anomaly counts."""
+    sql, params = _range(
+        "SELECT r.id AS report_id, r.checked_at, r.batch_id, r.source, r.window_start, r.window_end, r.rows, r.status, "
+        "r.summary, r.skew, (SELECT count(*) FROM validation_anomalies a WHERE a.report_id = r.id) AS anomalies "
+        "FROM validation_reports r WHERE r.model = ?", [model], "r.checked_at", start, end)
+    return con.execute(sql + " ORDER BY r.checked_at, r.id", params).df()
+
+
+def anomalies_frame(con, model: str, start=None, end=None) -> pd.DataFrame:
+    """Anomalies of the reports of ``model`` checked in [start, end): report_id, at, batch_id, source, feature, kind,
+    severity, count, share, detail."""
+    sql, params = _range(
+        "SELECT a.report_id, r.checked_at AS at, r.batch_id, r.source, a.feature, a.kind, a.severity, a.count, a.share, "
+        "a.detail FROM validation_anomalies a JOIN validation_reports r ON r.id = a.report_id WHERE r.model = ?",
+        [model], "r.checked_at", start, end)
+    return con.execute(sql + " ORDER BY r.checked_at, a.report_id, a.feature, a.kind", params).df()
+
+
+def report_anomalies(con, report_id: int) -> list[dict]:
+    rows = con.execute("SELECT feature, kind, severity, count, share, detail FROM validation_anomalies WHERE report_id = ? "
+                       "ORDER BY feature, kind", [report_id]).fetchall()
+    return [dict(zip(("feature", "kind", "severity", "count", "share", "detail"), r)) for r in rows]
+
+
+WINDOWS = ("hour", "day", "week")
+
+
+def null_rates_frame(con, info: ModelInfo, window: str, start=None, end=None) -> pd.DataFrame:
+    """Null rate per window and feature of the model's log: window_start, feature, rows, null_rate."""
+    if window not in WINDOWS:
+        raise ValueError(window)
+    parts = []
+    for f in info.features:
+        c = quote_ident(f.name)
+        isnull = f"{c} IS NULL OR isnan({c})" if f.kind == "numeric" else f"{c} IS NULL"
+        parts.append(f"sum(CASE WHEN {isnull} THEN 1 ELSE 0 END) / count(*) AS {quote_ident('n_' + f.name)}")
+    sql = (f"SELECT date_trunc('{window}', ts) AS window_start, count(*) AS rows, {', '.join(parts)} "
+           f"FROM {quote_ident(info.log_table)} WHERE 1=1")
+    sql, params = _range(sql, [], "ts", start, end)
+    wide = con.execute(sql + " GROUP BY 1 ORDER BY 1", params).df()
+    if wide.empty:
+        return pd.DataFrame(columns=["window_start", "feature", "rows", "null_rate"])
+    long = wide.melt(id_vars=["window_start", "rows"], var_name="feature", value_name="null_rate")
+    long["feature"] = long["feature"].str.slice(2)
+    long["null_rate"] = long["null_rate"].astype(float)
+    return long[["window_start", "feature", "rows", "null_rate"]].sort_values(["window_start", "feature"]).reset_index(drop=True)
+
+
+def window_relation(info: ModelInfo) -> str:
+    """The model's log between ``$start`` (inclusive) and ``$end`` (exclusive), as a relation."""
+    return f"(SELECT * FROM {quote_ident(info.log_table)} WHERE ts >= $start AND ts < $end)"
