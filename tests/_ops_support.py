@@ -1,0 +1,91 @@
+"""Factories for the operations tests: a registered model with a labelled prediction log ending now."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from conftest import make_training_frame
+from mlops_core import registry
+from mlops_core.store import connect, utcnow
+from mlops_core.store import models as mstore
+from mlops_core.store import predictions as pstore
+
+MODEL = "credit"
+
+
+def labelled_frame(n: int, seed: int, concept: str = "same") -> pd.DataFrame:
+    """Features like ``make_training_frame``; ``concept='shifted'`` draws the label from a different rule."""
+    df = make_training_frame(n, seed)
+    if concept == "shifted":
+        rng = np.random.default_rng(seed + 1000)
+        logit = (df["age"] - 49) / 6 - (df["income"] - 50) / 10
+        df["default"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return df
+
+
+def append_log(db, frame: pd.DataFrame, *, days: float = 20, end=None, prefix: str = "r", version: int = 1,
+               label_share: float = 1.0, model: str = MODEL) -> None:
+    """Log ``frame``'s rows as predictions evenly spread over ``days`` up to ``end`` (default now) with their labels."""
+    end = end or (utcnow() - timedelta(minutes=5))
+    n = len(frame)
+    step = timedelta(days=days) / n
+    ts = [end - timedelta(days=days) + step * i for i in range(n)]
+    log = frame.drop(columns=["default"]).copy()
+    log["age"] = log["age"].astype(float)
+    log["request_id"] = [f"{prefix}{i}" for i in range(n)]
+    log["version"] = version
+    log["variant"] = None
+    log["ts"] = ts
+    log["prediction"] = "0"
+    log["score"] = 0.5
+    log["batch_id"] = f"{prefix}-batch"
+    k = int(n * label_share)
+    labels = pd.DataFrame({"request_id": log["request_id"][:k], "label": frame["default"].astype(str)[:k],
+                           "label_ts": ts[:k], "batch_id": f"{prefix}-labels"})
+    with connect(db) as con:
+        info = mstore.get_model(con, model)
+        con.execute("SELECT 1").fetchall()  # finish the pending result before registering a DataFrame
+        pstore.append_predictions(con, info, log)
+        pstore.append_labels(con, info, labels)
+
+
+def build(db, *, concept: str = "shifted", n: int = 1500, days: float = 20, seed: int = 1) -> None:
+    """Register ``credit`` (v1 on the base concept) and log ``n`` labelled predictions of ``concept``.
+
+    v1 is the default pipeline with 40 boosting iterations (a quick fit, so retrains in tests stay fast).
+    """
+    import joblib
+
+    from mlops_core import training
+    from mlops_core.schema import infer_schema
+
+    train = make_training_frame(600)
+    features = infer_schema(train, "default")
+    pipe = training.default_pipeline("classification", features, 0, max_iter=40)
+    pipe.fit(training.coerce_features(train.drop(columns=["default"]), features), train["default"].astype(str))
+    path = Path(db).parent / "v1.joblib"
+    joblib.dump(pipe, path)
+    registry.register_model(MODEL, "classification", "default", train, artifact=path, db=db)
+    append_log(db, labelled_frame(n, seed, concept), days=days)
+
+
+def retrain_now(db, **params):
+    """Queue a retrain and run it in this process (the job's own code path without the detached process)."""
+    from mlops_core import jobs, retrain
+
+    run_id = jobs.start_retrain(MODEL, actor="tester", params=params or None, db=db, spawn=False)
+    try:
+        retrain.execute(run_id, db=db)
+    except Exception:
+        pass
+    return jobs.get_run(run_id, db=db)
+
+
+def artifact_files(db, model: str = MODEL) -> set[str]:
+    from mlops_core.config import artifacts_dir
+
+    folder = artifacts_dir(db) / model
+    return {p.name for p in folder.iterdir()} if folder.exists() else set()
