@@ -1,6 +1,183 @@
-"""CLI commands of the monitoring domain."""
+"""CLI commands of the monitoring domain: performance, drift, alerts, alert rules."""
 from __future__ import annotations
+
+import json
+import math
+
+from . import frame_records, print_json
 
 
 def add_commands(sub, common) -> None:
     """Add this domain's sub-commands to the parser."""
+    p = sub.add_parser("performance", parents=[common], help="metrics per time window and version (labels joined as they arrive)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--window", default="day", choices=["hour", "day", "week"])
+    p.add_argument("--from", dest="start", help="first day/time (YYYY-MM-DD[THH:MM], UTC)")
+    p.add_argument("--to", dest="end", help="last day (inclusive) or time (exclusive)")
+    p.add_argument("--version", type=int, action="append", help="only this version (repeatable)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_performance)
+
+    p = sub.add_parser("drift", parents=[common], help="drift per feature and window against the training reference (stored)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--window", default="day", choices=["hour", "day", "week"])
+    p.add_argument("--from", dest="start", help="first day/time (YYYY-MM-DD[THH:MM], UTC)")
+    p.add_argument("--to", dest="end", help="last day (inclusive) or time (exclusive)")
+    p.add_argument("--reference-id", type=int, help="stored reference to compare with (default: production training data)")
+    p.add_argument("--method", action="append", help="method for every feature: wasserstein, jensen_shannon, psi, linf, ks, chi2")
+    p.add_argument("--no-store", action="store_true", help="compute only; do not write drift_results")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_drift)
+
+    p = sub.add_parser("alerts", parents=[common], help="list alerts (open by default) or acknowledge one: alerts ack ID")
+    p.add_argument("action", nargs="?", default="list", choices=["list", "ack"], help="list (default) or ack")
+    p.add_argument("id", nargs="?", type=int, help="alert id (with ack)")
+    p.add_argument("--model", help="only this model's alerts")
+    p.add_argument("--all", action="store_true", help="include acknowledged alerts")
+    p.add_argument("--actor", default="cli", help="who acknowledges (audit log)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_alerts)
+
+    p = sub.add_parser("ack-alert", parents=[common], help="acknowledge an alert")
+    p.add_argument("--id", type=int, required=True)
+    p.add_argument("--actor", default="cli")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ack)
+
+    p = sub.add_parser("alert-rules", parents=[common], help="list, set or delete a model's alert rules")
+    p.add_argument("--model", required=True)
+    p.add_argument("--set", dest="kind", help="rule kind to create/update: metric_below, metric_above, drift_share_above, "
+                                             "feature_drift, validation_anomalies, no_traffic")
+    p.add_argument("--target", help="metric or feature the rule watches")
+    p.add_argument("--threshold", type=float)
+    p.add_argument("--severity", default="warning", choices=["info", "warning", "critical"])
+    p.add_argument("--params", help='JSON object, e.g. {"min_labels": 100}')
+    p.add_argument("--disable", action="store_true", help="store the rule disabled")
+    p.add_argument("--delete", type=int, metavar="RULE_ID", help="delete this rule")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_rules)
+
+
+def _fmt(v, spec=".4f") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return format(v, spec)
+
+
+def cmd_performance(args) -> int:
+    from .. import performance
+
+    df = performance.over_time(args.model, window=args.window, start=args.start, end=args.end, versions=args.version,
+                               db=args.db)
+    if args.json:
+        print_json(frame_records(df))
+        return 0
+    if df.empty:
+        print(f"No predictions of {args.model} in this range.")
+        return 0
+    metrics = [m for m in (performance.CLASSIFICATION_METRICS if "accuracy" in df.columns else performance.REGRESSION_METRICS)]
+    head = f"{'window':<17} {'ver':>3} {'n':>7} {'labelled':>8} " + " ".join(f"{m:>9}" for m in metrics) + f" {'95% CI':>15}"
+    print(head)
+    for r in df.to_dict(orient="records"):
+        print(f"{r['window_start']:%Y-%m-%d %H:%M} {r['version']:>3} {r['n']:>7} {r['n_labelled']:>8} "
+              + " ".join(f"{_fmt(r[m]):>9}" for m in metrics)
+              + f" {_fmt(r['ci_low'], '.3f'):>7}-{_fmt(r['ci_high'], '.3f'):<7}")
+    return 0
+
+
+def cmd_drift(args) -> int:
+    from .. import drift
+
+    df = drift.over_time(args.model, window=args.window, start=args.start, end=args.end, reference_id=args.reference_id,
+                         store=not args.no_store, db=args.db, methods=args.method)
+    if args.json:
+        print_json(frame_records(df))
+        return 0
+    if df.empty:
+        print(f"No predictions of {args.model} in this range.")
+        return 0
+    share = drift._share(df)
+    for ws, part in df.groupby("window_start"):
+        s = share[share["window_start"] == ws]
+        share_txt = f"{float(s['share'].iloc[0]):.0%} of features drifted" if len(s) else ""
+        print(f"{ws:%Y-%m-%d %H:%M}  {share_txt}")
+        for r in part.to_dict(orient="records"):
+            flag = "DRIFT" if r["drifted"] else "ok"
+            print(f"  {r['feature']:<24} {r['method']:<15} {_fmt(r['statistic']):>9} (threshold {_fmt(r['threshold'], 'g')}, "
+                  f"p {_fmt(r['p_value'], '.3g')}, n {r['n_current']})  {flag}")
+    return 0
+
+
+def _print_alerts(df) -> None:
+    if df.empty:
+        print("No alerts.")
+        return
+    for r in df.to_dict(orient="records"):
+        state = f"acknowledged by {r['acknowledged_by']}" if r["acknowledged"] else "open"
+        print(f"#{r['id']} {r['raised_at']:%Y-%m-%d %H:%M} {r['model']} [{r['severity']}] {r['kind']} ({state})")
+        print(f"    {r['message']}")
+
+
+def cmd_alerts(args) -> int:
+    from .. import alerts
+
+    if args.action == "ack":
+        if args.id is None:
+            from ..errors import InvalidInputError
+
+            raise InvalidInputError("Give the alert id: `alerts ack ID` (see `alerts --model NAME`).")
+        return _ack(args.id, args.actor, args.json, args.db)
+    df = alerts.list_alerts(args.model, open_only=not args.all, db=args.db)
+    if args.json:
+        print_json(frame_records(df))
+    else:
+        _print_alerts(df)
+    return 0
+
+
+def _ack(alert_id: int, actor: str, as_json: bool, db) -> int:
+    from .. import alerts
+
+    changed = alerts.acknowledge(alert_id, actor=actor, db=db)
+    if as_json:
+        print_json({"id": alert_id, "acknowledged": True, "changed": changed})
+    else:
+        print(f"Alert {alert_id} acknowledged." if changed else f"Alert {alert_id} was already acknowledged.")
+    return 0
+
+
+def cmd_ack(args) -> int:
+    return _ack(args.id, args.actor, args.json, args.db)
+
+
+def cmd_rules(args) -> int:
+    from .. import alerts
+    from ..errors import InvalidInputError
+
+    if args.delete is not None:
+        alerts.delete_rule(args.delete, db=args.db)
+        if not args.json:
+            print(f"Rule {args.delete} deleted.")
+    elif args.kind:
+        params = None
+        if args.params:
+            try:
+                params = json.loads(args.params)
+            except ValueError as exc:
+                raise InvalidInputError(f"--params must be a JSON object, got {args.params!r}.") from exc
+        rule_id = alerts.set_rule(args.model, args.kind, target=args.target, threshold=args.threshold,
+                                  severity=args.severity, params=params, enabled=not args.disable, db=args.db)
+        if not args.json:
+            print(f"Rule {rule_id} saved.")
+    df = alerts.list_rules(args.model, db=args.db)
+    if args.json:
+        print_json(frame_records(df))
+    elif df.empty:
+        print(f"{args.model} has no alert rules yet (the first `monitor` run creates the defaults).")
+    else:
+        for r in df.to_dict(orient="records"):
+            tgt = f" {r['target']}" if r["target"] else ""
+            thr = "" if r["threshold"] is None or (isinstance(r["threshold"], float) and math.isnan(r["threshold"])) \
+                else f" {r['threshold']:g}"
+            print(f"#{r['id']} {r['kind']}{tgt}{thr} [{r['severity']}]{'' if r['enabled'] else ' (disabled)'} {r['params']}")
+    return 0

@@ -1,0 +1,363 @@
+"""Alert rules per model, their evaluation (``run_monitoring``, safe from cron) and the alert list.
+
+Rule kinds (``alert_rules.kind``):
+
+- ``metric_below`` / ``metric_above``: the headline (or ``target``) metric of a finished
+  window is below / above ``threshold``. To keep alarms trustworthy with few labels, the
+  whole 95% interval must be on the wrong side (``ci_high < threshold`` for accuracy-like
+  metrics) when the metric has one, and the window needs ``params.min_labels`` labels
+  (default 50).
+- ``drift_share_above``: the share of drifted features in a finished window is above ``threshold``.
+- ``feature_drift``: feature ``target`` (or any feature when ``target`` is empty, or a
+  pseudo-feature such as ``__prediction__``) drifted in a finished window.
+- ``validation_anomalies``: more than ``threshold`` validation anomalies recorded in a window.
+- ``no_traffic``: no prediction logged for ``threshold`` hours.
+
+Each rule raises at most one alert per window (``dedup_key`` = rule id + window start), so
+running the monitor again (cron) never duplicates alerts. A model without rules gets the
+defaults of ``default_rules`` on its first run.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from . import drift as driftmod
+from . import performance as perf
+from .errors import InvalidInputError, NotFoundError
+from .store import connect, transaction
+from .store import models as mstore
+from .store import monitoring as monstore
+from .store import runs as runstore
+from .store.clock import utcnow
+
+RULE_KINDS = ("metric_below", "metric_above", "drift_share_above", "feature_drift", "validation_anomalies", "no_traffic")
+SEVERITIES = ("info", "warning", "critical")
+WINDOW_LENGTH = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
+#: Windows recomputed on every run (labels and late predictions still arrive for them).
+RECOMPUTE_WINDOWS = {"hour": 48, "day": 14, "week": 4}
+DEFAULT_MIN_LABELS = 50
+
+
+@dataclass
+class MonitoringResult:
+    """What one monitoring run computed and raised."""
+
+    model: str
+    run_id: str
+    window: str
+    windows_computed: int
+    alerts: list[dict] = field(default_factory=list)
+    drift_window: datetime | None = None
+    drift_share: float | None = None
+    drifted_features: list[str] = field(default_factory=list)
+    headline_metric: str | None = None
+    headline_value: float | None = None
+    metric_window: datetime | None = None
+    metrics: dict = field(default_factory=dict)
+    rules_created: int = 0
+    seconds: float = 0.0
+
+
+def _check_rule(kind: str, severity: str, threshold) -> None:
+    if kind not in RULE_KINDS:
+        raise InvalidInputError(f"Unknown alert rule kind {kind!r}. Choose one of: {', '.join(RULE_KINDS)}.", kind=kind)
+    if severity not in SEVERITIES:
+        raise InvalidInputError(f"Unknown severity {severity!r}. Choose one of: {', '.join(SEVERITIES)}.",
+                                severity=severity)
+    if kind != "feature_drift" and (threshold is None or not math.isfinite(float(threshold))):
+        raise InvalidInputError(f"A {kind} rule needs a finite --threshold.", kind=kind)
+
+
+def default_rules(con, info: mstore.ModelInfo) -> list[dict]:
+    """The rules a model gets when it has none: metric, drift share, prediction drift, validation, traffic."""
+    version = mstore.current_alias(con, info.name)
+    holdout = {}
+    if version is not None:
+        holdout = mstore.get_version(con, info.name, version).holdout_metrics or {}
+    rules = []
+    if info.task == "classification":
+        base = holdout.get("accuracy")
+        thr = round(base - 0.05, 3) if isinstance(base, (int, float)) and base is not None else 0.7
+        rules.append(dict(kind="metric_below", target="accuracy", threshold=thr, severity="critical",
+                          params={"min_labels": DEFAULT_MIN_LABELS, "use_interval": True}))
+    else:
+        base = holdout.get("rmse")
+        thr = round(base * 1.25, 4) if isinstance(base, (int, float)) and base else None
+        if thr is not None:
+            rules.append(dict(kind="metric_above", target="rmse", threshold=thr, severity="critical",
+                              params={"min_labels": DEFAULT_MIN_LABELS, "use_interval": True}))
+    rules += [
+        dict(kind="drift_share_above", target=None, threshold=0.25, severity="warning", params={}),
+        dict(kind="feature_drift", target="__prediction__", threshold=None, severity="warning", params={}),
+        dict(kind="validation_anomalies", target=None, threshold=0, severity="warning", params={}),
+        dict(kind="no_traffic", target=None, threshold=24, severity="critical", params={}),
+    ]
+    return rules
+
+
+def set_rule(model: str, kind: str, *, target: str | None = None, threshold: float | None, severity: str = "warning",
+             params: dict | None = None, enabled: bool = True, db=None) -> int:
+    """Create or update the rule (model, kind, target); return its id.
+
+    Raises NotFoundError (model), InvalidInputError (kind, severity, threshold).
+    """
+    _check_rule(kind, severity, threshold)
+    with connect(db, create=False) as con, transaction(con):
+        mstore.get_model(con, model)
+        return monstore.upsert_rule(con, model, kind, target, None if threshold is None else float(threshold), severity,
+                                    params, enabled)
+
+
+def list_rules(model: str, db=None) -> pd.DataFrame:
+    """The model's alert rules (id, kind, target, threshold, severity, params, enabled, created_at)."""
+    with connect(db, create=False) as con:
+        mstore.get_model(con, model)
+        return monstore.list_rules(con, model)
+
+
+def delete_rule(rule_id: int, db=None) -> None:
+    """Delete an alert rule; raise NotFoundError."""
+    with connect(db, create=False) as con, transaction(con):
+        monstore.delete_rule(con, int(rule_id))
+
+
+def list_alerts(model: str | None = None, *, open_only: bool = False, db=None) -> pd.DataFrame:
+    """Alerts, newest first (of one model, or all); ``open_only`` hides acknowledged ones."""
+    with connect(db, create=False) as con:
+        if model is not None:
+            mstore.get_model(con, model)
+        df = monstore.list_alerts(con, model, open_only)
+    return df
+
+
+def acknowledge(alert_id: int, *, actor: str, db=None) -> bool:
+    """Acknowledge an alert and audit it; return False when it was already acknowledged. Raises NotFoundError."""
+    now = utcnow()
+    with connect(db, create=False) as con, transaction(con):
+        changed = monstore.acknowledge(con, int(alert_id), actor, now)
+        if changed:
+            model = con.execute("SELECT model FROM alerts WHERE id = ?", [int(alert_id)]).fetchone()[0]
+            runstore.insert_audit(con, actor=actor, action="acknowledge_alert", model=model,
+                                  reason=f"alert {alert_id} acknowledged", details={"alert_id": int(alert_id)}, at=now)
+    return changed
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}"
+
+
+def _rule_params(rule) -> dict:
+    p = rule.get("params")
+    if isinstance(p, str) and p:
+        try:
+            return json.loads(p)
+        except ValueError:
+            return {}
+    return p or {}
+
+
+def _metric_alerts(rule: dict, perf_df: pd.DataFrame, finished: set, window: str) -> list[dict]:
+    params = _rule_params(rule)
+    metric = rule.get("target") or perf_df.get("metric", pd.Series(["accuracy"])).iloc[0]
+    if perf_df.empty or metric not in perf_df.columns:
+        return []
+    min_labels = int(params.get("min_labels", DEFAULT_MIN_LABELS))
+    use_ci = bool(params.get("use_interval", True))
+    below = rule["kind"] == "metric_below"
+    out = []
+    for r in perf_df.itertuples(index=False):
+        row = r._asdict()
+        if row["window_start"] not in finished or row["n_labelled"] < min_labels:
+            continue
+        value = row[metric]
+        if value is None or not math.isfinite(value):
+            continue
+        has_ci = row.get("metric") == metric and row.get("ci_low") is not None and math.isfinite(row.get("ci_low", math.nan))
+        bound = (row["ci_high"] if below else row["ci_low"]) if (use_ci and has_ci) else value
+        if (below and bound < rule["threshold"]) or (not below and bound > rule["threshold"]):
+            word = "below" if below else "above"
+            ci = f" (95% CI {_fmt(row['ci_low'])}–{_fmt(row['ci_high'])})" if has_ci else ""
+            out.append(dict(window_start=row["window_start"], message=(
+                f"{metric} {_fmt(value)}{ci} of version {row['version']} is {word} {_fmt(rule['threshold'])} in the "
+                f"{window} from {row['window_start']:%Y-%m-%d %H:%M} ({row['n_labelled']} labelled predictions)."),
+                details={"metric": metric, "value": value, "ci_low": row.get("ci_low"), "ci_high": row.get("ci_high"),
+                         "version": int(row["version"]), "n_labelled": int(row["n_labelled"])},
+                key_suffix=f"v{row['version']}"))
+    return out
+
+
+def _drift_alerts(rule: dict, drift_df: pd.DataFrame, share: pd.DataFrame, finished: set, window: str) -> list[dict]:
+    out = []
+    if rule["kind"] == "drift_share_above":
+        for r in share.itertuples(index=False):
+            if r.window_start in finished and r.share > rule["threshold"]:
+                feats = drift_df[(drift_df["window_start"] == r.window_start) & drift_df["drifted"]
+                                 & ~drift_df["feature"].isin(driftmod.PSEUDO_FEATURES)]["feature"].unique().tolist()
+                out.append(dict(window_start=r.window_start, message=(
+                    f"{r.n_drifted} of {r.n_features} features drifted ({r.share:.0%}, above {rule['threshold']:.0%}) "
+                    f"in the {window} from {r.window_start:%Y-%m-%d %H:%M}: {', '.join(sorted(feats))}."),
+                    details={"share": float(r.share), "features": sorted(feats)}))
+        return out
+    target = rule.get("target")
+    hits = drift_df[drift_df["drifted"] & drift_df["window_start"].isin(finished)]
+    if target:
+        hits = hits[hits["feature"] == target]
+    else:
+        hits = hits[~hits["feature"].isin(driftmod.PSEUDO_FEATURES)]
+    for ws, part in hits.groupby("window_start"):
+        desc = ", ".join(f"{p.feature} ({p.method} {_fmt(p.statistic)} ≥ {_fmt(p.threshold)})" for p in part.itertuples())
+        what = {"__prediction__": "Prediction drift", "__score__": "Score drift", "__target__": "Target drift"}.get(
+            target, "Feature drift")
+        out.append(dict(window_start=ws, message=f"{what} in the {window} from {ws:%Y-%m-%d %H:%M}: {desc}.",
+                        details={"features": part["feature"].tolist(), "statistics": part["statistic"].tolist()}))
+    return out
+
+
+def _finished_windows(starts, window: str, now: datetime) -> set:
+    length = WINDOW_LENGTH[window]
+    return {ws for ws in starts if ws + length <= now}
+
+
+def run_monitoring(model: str, *, db=None, now=None, window: str = "day", lookback: int | None = None,
+                   trigger: str = "schedule", actor: str = "monitor") -> MonitoringResult:
+    """Compute and store drift for the recent windows, evaluate the alert rules, store new alerts.
+
+    Idempotent and safe from cron: drift rows of a window are replaced, alerts are deduplicated
+    per rule and window. The first run computes the whole log (so charts have history); later
+    runs recompute the last ``lookback`` windows (default: 14 days / 48 hours / 4 weeks).
+    Writes a ``runs`` row of kind ``monitor`` (failed, with the error, when something breaks).
+    Returns a MonitoringResult. Raises NotFoundError (model), InvalidInputError (window).
+    """
+    t0 = time.perf_counter()
+    monstore.check_window(window)
+    now = perf.parse_time(now) or utcnow()
+    length = WINDOW_LENGTH[window]
+    with connect(db, create=False) as con, transaction(con):
+        info = mstore.get_model(con, model)
+        run_id = runstore.insert_run(con, model=model, kind="monitor", trigger=trigger, actor=actor, status="running",
+                                     params={"window": window, "now": now.isoformat()}, created_at=now)
+    try:
+        result = _monitor(info, run_id, db, now, window, length, lookback)
+    except Exception as exc:
+        with connect(db, create=False) as con, transaction(con):
+            runstore.update_run(con, run_id, status="failed", error=str(exc),
+                                finished_at=now + timedelta(seconds=time.perf_counter() - t0),
+                                duration_s=time.perf_counter() - t0, message="monitoring failed")
+        raise
+    result.seconds = time.perf_counter() - t0
+    with connect(db, create=False) as con, transaction(con):
+        runstore.update_run(
+            con, run_id, status="succeeded", progress=1.0, finished_at=now + timedelta(seconds=result.seconds),
+            duration_s=result.seconds,
+            message=f"{len(result.alerts)} new alert(s); drift share {_fmt(result.drift_share)}; "
+                    f"{result.headline_metric} {_fmt(result.headline_value)}",
+            metrics={"drift_share": result.drift_share, result.headline_metric or "metric": result.headline_value},
+            statistics={"windows_computed": result.windows_computed, "alerts": len(result.alerts),
+                        "drifted_features": result.drifted_features})
+    return result
+
+
+def _monitor(info, run_id, db, now, window, length, lookback) -> MonitoringResult:
+    model = info.name
+    with connect(db, create=False) as con:
+        ref_id = driftmod.default_reference_id(con, model)
+        last_stored = monstore.last_drift_window(con, model, ref_id, window)
+        first_ts, last_ts = monstore.log_time_range(con, info)
+    result = MonitoringResult(model=model, run_id=run_id, window=window, windows_computed=0,
+                              headline_metric=perf.headline_metric(info.task))
+    n_back = lookback if lookback is not None else RECOMPUTE_WINDOWS[window]
+    start = None if last_stored is None and lookback is None else now - n_back * length
+    drift_df = pd.DataFrame()
+    if first_ts is not None:
+        drift_df = driftmod.over_time(model, window=window, start=start, end=now, reference_id=ref_id, store=True, db=db)
+        result.windows_computed = int(drift_df["window_start"].nunique()) if len(drift_df) else 0
+    share = driftmod._share(drift_df)
+    finished = _finished_windows(set(drift_df["window_start"]) if len(drift_df) else set(), window, now)
+    done_share = share[share["window_start"].isin(finished)] if len(share) else share
+    if len(done_share):
+        last = done_share.iloc[-1]
+        result.drift_window = last["window_start"].to_pydatetime()
+        result.drift_share = float(last["share"])
+        part = drift_df[(drift_df["window_start"] == last["window_start"]) & drift_df["drifted"]]
+        result.drifted_features = sorted(part.loc[~part["feature"].isin(driftmod.PSEUDO_FEATURES), "feature"].unique())
+
+    perf_start = now - n_back * length if start is not None else None
+    perf_df = perf.over_time(model, window=window, start=perf_start, end=now, db=db)
+    perf_done = perf_df[perf_df["window_start"].isin(_finished_windows(set(perf_df["window_start"]), window, now))] \
+        if len(perf_df) else perf_df
+    labelled = perf_done[perf_done["n_labelled"] >= DEFAULT_MIN_LABELS] if len(perf_done) else perf_done
+    if len(labelled):
+        newest = labelled[labelled["window_start"] == labelled["window_start"].max()]
+        top = newest.sort_values("n_labelled").iloc[-1]
+        result.metric_window = top["window_start"].to_pydatetime()
+        result.headline_value = float(top[result.headline_metric])
+        metric_cols = perf.CLASSIFICATION_METRICS if info.task == "classification" else perf.REGRESSION_METRICS
+        result.metrics = {m: (float(top[m]) if pd.notna(top[m]) else None) for m in metric_cols}
+
+    with connect(db, create=False) as con, transaction(con):
+        rules = monstore.list_rules(con, model)
+        if rules.empty:
+            for r in default_rules(con, info):
+                monstore.upsert_rule(con, model, r["kind"], r["target"], r["threshold"], r["severity"], r["params"])
+                result.rules_created += 1
+            rules = monstore.list_rules(con, model)
+        rules = rules[rules["enabled"]]
+        for rule in rules.to_dict(orient="records"):
+            for hit in _evaluate_rule(con, info, rule, drift_df, share, perf_df, finished, window, now, length):
+                ws = hit.get("window_start")
+                ws = ws.to_pydatetime() if isinstance(ws, pd.Timestamp) else ws
+                key = f"rule:{rule['id']}:{ws.isoformat() if ws else ''}" + (
+                    f":{hit['key_suffix']}" if hit.get("key_suffix") else "")
+                alert_id = monstore.insert_alert(
+                    con, model=model, kind=rule["kind"], severity=rule["severity"], message=hit["message"],
+                    rule_id=int(rule["id"]), window_start=ws, dedup_key=key,
+                    details={**hit.get("details", {}), "run_id": run_id}, raised_at=now)
+                if alert_id is not None:
+                    result.alerts.append({"id": alert_id, "kind": rule["kind"], "severity": rule["severity"],
+                                          "message": hit["message"], "window_start": ws})
+    return result
+
+
+def _evaluate_rule(con, info, rule, drift_df, share, perf_df, finished, window, now, length) -> list[dict]:
+    kind = rule["kind"]
+    if kind in ("metric_below", "metric_above"):
+        done = _finished_windows(set(perf_df["window_start"]), window, now) if len(perf_df) else set()
+        return _metric_alerts(rule, perf_df, done, window)
+    if kind in ("drift_share_above", "feature_drift"):
+        if drift_df.empty:
+            return []
+        return _drift_alerts(rule, drift_df, share, finished, window)
+    if kind == "validation_anomalies":
+        out = []
+        for ws in sorted(finished)[-RECOMPUTE_WINDOWS[window]:]:
+            ws_dt = ws.to_pydatetime() if isinstance(ws, pd.Timestamp) else ws
+            count = monstore.validation_anomaly_counts(con, info.name, ws_dt, ws_dt + length)
+            if count > (rule["threshold"] or 0):
+                out.append(dict(window_start=ws_dt, message=(
+                    f"{count} validation anomalies in the {window} from {ws_dt:%Y-%m-%d %H:%M} "
+                    f"(more than {_fmt(rule['threshold'])})."), details={"anomalies": count}))
+        return out
+    if kind == "no_traffic":
+        _, last = monstore.log_time_range(con, info)
+        hours = float(rule["threshold"])
+        silent = (now - last).total_seconds() / 3600 if last is not None else None
+        if last is None or silent >= hours:
+            since = f"since {last:%Y-%m-%d %H:%M}" if last is not None else "ever"
+            # one alert per silent stretch: the key is the last prediction's time
+            return [dict(window_start=last, message=f"No predictions logged {since} ({_fmt(silent)} h, limit {hours:g} h).",
+                         details={"last_prediction": last, "hours": silent})]
+        return []
+    return []
+
+
+__all__ = ["MonitoringResult", "run_monitoring", "list_alerts", "acknowledge", "list_rules", "set_rule", "delete_rule",
+           "default_rules", "RULE_KINDS", "SEVERITIES"]

@@ -1,0 +1,287 @@
+"""Model performance per time window and version, from the prediction log joined to its labels.
+
+Labels arrive late and partially; every window therefore reports ``n`` (predictions),
+``n_labelled`` and ``label_coverage`` besides its metrics, and its headline metric comes
+with a 95% confidence interval, so a window with few labels is visibly less certain.
+
+Definitions (each equals ``sklearn.metrics`` on the labelled rows of the window):
+
+- classification, from confusion counts computed in SQL (one GROUP BY over the log):
+  ``accuracy``; ``precision``/``recall``/``f1`` of the positive class for binary models
+  (``zero_division=0``), macro averages over the classes present for multiclass models;
+  ``positive_rate`` = share of *all* predictions in the window that are the positive class
+  (needs no labels, so it moves before the labels arrive);
+  ``log_loss`` = mean of -ln p(true class) with p clipped to [eps, 1 - eps], eps = float64
+  machine epsilon (sklearn's clipping); ``roc_auc`` exactly, by the rank-sum identity
+  (ties count one half) in SQL. Binary models only for the score-based two.
+- regression: ``mae``, ``rmse``, ``r2`` (1 - SS_res/SS_tot; 1.0 for a perfect fit on a
+  constant label, 0.0 otherwise, as sklearn's ``force_finite``), ``mape`` over rows with a
+  non-zero label.
+- headline ``metric``: accuracy (classification) or rmse (regression).
+  ``ci_low``/``ci_high``: Wilson score interval for accuracy (z = 1.96; Wilson 1927, and
+  Brown, Cai & DasGupta 2001 for why it beats the normal interval at small n); for RMSE a
+  normal-approximation interval of the mean squared error, MSE ± 1.96·sd(e²)/√n, mapped
+  through the square root (clipped at 0).
+"""
+from __future__ import annotations
+
+import math
+import os
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from .errors import InvalidInputError
+from .store import connect
+from .store import models as mstore
+from .store import monitoring as monstore
+from .store.clock import utcnow
+
+Z95 = 1.959963984540054
+
+CLASSIFICATION_METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "positive_rate"]
+REGRESSION_METRICS = ["mae", "rmse", "r2", "mape"]
+BASE_COLUMNS = ["window_start", "version", "n", "n_labelled", "label_coverage"]
+TAIL_COLUMNS = ["metric", "ci_low", "ci_high"]
+#: Metrics where a lower value is better.
+LOWER_IS_BETTER = {"log_loss", "mae", "rmse", "mape"}
+
+
+def headline_metric(task: str) -> str:
+    """The metric the dashboard and alerts lead with: accuracy or rmse."""
+    return "accuracy" if task == "classification" else "rmse"
+
+
+def parse_time(value, *, end: bool = False) -> datetime | None:
+    """A naive UTC datetime from a datetime, date or ISO string; a bare date as ``end`` means the day after it.
+
+    Raises InvalidInputError for text that is not a date.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime) or isinstance(value, pd.Timestamp):
+        ts = pd.Timestamp(value)
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert("UTC").tz_localize(None)
+        return ts.to_pydatetime()
+    if isinstance(value, date):
+        d = datetime(value.year, value.month, value.day)
+        return d + timedelta(days=1) if end else d
+    text = str(value).strip()
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"Cannot read {text!r} as a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM.", value=text) from exc
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    out = ts.to_pydatetime()
+    if end and len(text) <= 10:
+        out += timedelta(days=1)
+    return out
+
+
+def wilson_interval(successes, n, z: float = Z95):
+    """Wilson score interval for a proportion; arrays in, (low, high) arrays out (NaN where n = 0)."""
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        denom = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    low, high = centre - half, centre + half
+    bad = n <= 0
+    return np.where(bad, np.nan, np.clip(low, 0, 1)), np.where(bad, np.nan, np.clip(high, 0, 1))
+
+
+def _safe_div(a, b):
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1), 0.0)
+
+
+def _classification_frame(counts: pd.DataFrame, auc: pd.DataFrame | None, positive: str | None) -> pd.DataFrame:
+    keys = ["window_start", "version"]
+    if counts.empty:
+        return pd.DataFrame(columns=BASE_COLUMNS + CLASSIFICATION_METRICS + TAIL_COLUMNS)
+    counts = counts.copy()
+    counts["prediction"] = counts["prediction"].astype(object)
+    counts["label"] = counts["label"].astype(object)
+    g = counts.groupby(keys, sort=True)
+    out = g["n"].sum().rename("n").to_frame()
+    lab = counts[counts["label"].notna()]
+    out["n_labelled"] = lab.groupby(keys)["n"].sum()
+    out["n_labelled"] = out["n_labelled"].fillna(0).astype("int64")
+    correct = lab[lab["label"] == lab["prediction"]].groupby(keys)["n"].sum()
+    out["correct"] = correct
+    out["correct"] = out["correct"].fillna(0)
+    out["label_coverage"] = _safe_div(out["n_labelled"], out["n"])
+    has = out["n_labelled"] > 0
+    out["accuracy"] = np.where(has, _safe_div(out["correct"], out["n_labelled"]), np.nan)
+    if positive is not None:
+        pos_pred = counts[counts["prediction"] == positive].groupby(keys)["n"].sum()
+        out["positive_rate"] = _safe_div(pos_pred.reindex(out.index).fillna(0), out["n"])
+        tp = lab[(lab["label"] == positive) & (lab["prediction"] == positive)].groupby(keys)["n"].sum()
+        pp = lab[lab["prediction"] == positive].groupby(keys)["n"].sum()
+        ap = lab[lab["label"] == positive].groupby(keys)["n"].sum()
+        tp, pp, ap = (s.reindex(out.index).fillna(0) for s in (tp, pp, ap))
+        out["precision"] = np.where(has, _safe_div(tp, pp), np.nan)
+        out["recall"] = np.where(has, _safe_div(tp, ap), np.nan)
+        out["f1"] = np.where(has, _safe_div(2 * tp, pp + ap), np.nan)
+        scored = lab.groupby(keys)[["n_scored", "log_loss_sum"]].sum(min_count=1).reindex(out.index)
+        out["log_loss"] = np.where(scored["n_scored"].fillna(0) > 0,
+                                   scored["log_loss_sum"] / scored["n_scored"].where(scored["n_scored"] > 0), np.nan)
+    else:
+        out["positive_rate"] = np.nan
+        out["log_loss"] = np.nan
+        macro = _macro_scores(lab, keys)
+        for m in ("precision", "recall", "f1"):
+            out[m] = macro[m].reindex(out.index) if len(macro) else np.nan
+    out["roc_auc"] = np.nan
+    if auc is not None and not auc.empty:
+        out["roc_auc"] = auc.set_index(keys)["roc_auc"].reindex(out.index).astype(float)
+    out = out.reset_index()
+    lo, hi = wilson_interval(out["correct"], out["n_labelled"])
+    out["metric"] = "accuracy"
+    out["ci_low"], out["ci_high"] = lo, hi
+    return out[BASE_COLUMNS + CLASSIFICATION_METRICS + TAIL_COLUMNS]
+
+
+def _macro_scores(lab: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Macro precision/recall/F1 per window over the classes present in labels or predictions (sklearn's labels)."""
+    if lab.empty:
+        return pd.DataFrame(columns=["precision", "recall", "f1"])
+    tp = lab[lab["label"] == lab["prediction"]].groupby([*keys, "label"])["n"].sum()
+    pred = lab.groupby([*keys, "prediction"])["n"].sum().rename_axis([*keys, "cls"])
+    true = lab.groupby([*keys, "label"])["n"].sum().rename_axis([*keys, "cls"])
+    tp = tp.rename_axis([*keys, "cls"])
+    per = pd.concat({"tp": tp, "pred": pred, "true": true}, axis=1).fillna(0)
+    per["precision"] = _safe_div(per["tp"], per["pred"])
+    per["recall"] = _safe_div(per["tp"], per["true"])
+    per["f1"] = _safe_div(2 * per["tp"], per["pred"] + per["true"])
+    return per.groupby(level=keys)[["precision", "recall", "f1"]].mean()
+
+
+def _regression_frame(sums: pd.DataFrame) -> pd.DataFrame:
+    if sums.empty:
+        return pd.DataFrame(columns=BASE_COLUMNS + REGRESSION_METRICS + TAIL_COLUMNS)
+    s = sums.sort_values(["window_start", "version"]).reset_index(drop=True)
+    n_lab = s["n_labelled"].astype(float)
+    has = n_lab > 0
+    out = s[["window_start", "version", "n", "n_labelled"]].copy()
+    out["label_coverage"] = _safe_div(s["n_labelled"], s["n"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mse = np.where(has, s["sum_sq"].astype(float) / n_lab.where(has), np.nan)
+        out["mae"] = np.where(has, s["sum_abs"].astype(float) / n_lab.where(has), np.nan)
+        out["rmse"] = np.sqrt(mse)
+        ss_res = s["sum_sq"].astype(float)
+        ss_tot = s["var_label"].astype(float) * n_lab
+        r2 = np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.where(ss_res == 0, 1.0, 0.0))
+        out["r2"] = np.where(n_lab >= 2, r2, np.nan)
+        out["mape"] = np.where(s["mape_n"] > 0, s["mape_sum"].astype(float) / s["mape_n"].where(s["mape_n"] > 0), np.nan)
+        se = np.sqrt(s["var_sq"].astype(float) / n_lab)
+        out["metric"] = "rmse"
+        out["ci_low"] = np.sqrt(np.clip(mse - Z95 * se, 0, None))
+        out["ci_high"] = np.sqrt(np.clip(mse + Z95 * se, 0, None))
+    single = n_lab == 1
+    out.loc[single, "ci_low"] = np.nan
+    out.loc[single, "ci_high"] = np.nan
+    return out[BASE_COLUMNS + REGRESSION_METRICS + TAIL_COLUMNS]
+
+
+def over_time(model: str, *, window: str = "day", start=None, end=None, versions=None, db=None,
+              auc: bool = True) -> pd.DataFrame:
+    """Metrics per (window_start, version), oldest first.
+
+    Columns: window_start, version, n, n_labelled, label_coverage, the task's metrics
+    (classification: accuracy, precision, recall, f1, roc_auc, log_loss, positive_rate;
+    regression: mae, rmse, r2, mape), metric (the headline's name), ci_low, ci_high.
+    Metrics are NaN in windows without labels. ``auc=False`` skips the exact ROC AUC (the
+    only part that sorts scores). Raises NotFoundError (model), InvalidInputError (window, dates).
+    """
+    monstore.check_window(window)
+    start, end = parse_time(start), parse_time(end, end=True)
+    with connect(db, create=False) as con:
+        info = mstore.get_model(con, model)
+        if info.task == "classification":
+            counts = monstore.classification_counts(con, info, window, start, end, versions)
+            aucs = (monstore.auc_by_window(con, info, window, start, end, versions)
+                    if auc and info.positive_class is not None else None)
+            out = _classification_frame(counts, aucs, info.positive_class)
+        else:
+            out = _regression_frame(monstore.regression_sums(con, info, window, start, end, versions))
+    if len(out):
+        out["window_start"] = pd.to_datetime(out["window_start"])
+        out["version"] = out["version"].astype("int64")
+        out["n"] = out["n"].astype("int64")
+        out["n_labelled"] = out["n_labelled"].astype("int64")
+    return out.sort_values(["window_start", "version"]).reset_index(drop=True)
+
+
+def confusion(model: str, *, start=None, end=None, version=None, db=None) -> pd.DataFrame:
+    """Labelled predictions counted by (actual, predicted): columns actual, predicted, count.
+
+    Raises NotFoundError (model).
+    """
+    start, end = parse_time(start), parse_time(end, end=True)
+    with connect(db, create=False) as con:
+        info = mstore.get_model(con, model)
+        return monstore.confusion(con, info, start, end, version)
+
+
+def residuals(model: str, *, start=None, end=None, version=None, limit: int = 5000, db=None) -> pd.DataFrame:
+    """The newest ``limit`` labelled predictions of a regression model: prediction, label, residual (label - prediction).
+
+    Empty for classification models. Raises NotFoundError (model).
+    """
+    start, end = parse_time(start), parse_time(end, end=True)
+    with connect(db, create=False) as con:
+        info = mstore.get_model(con, model)
+        if info.task != "regression":
+            return pd.DataFrame(columns=["prediction", "label", "residual"])
+        return monstore.residuals(con, info, start, end, version, limit)
+
+
+def _pooled(model: str, start, end, db) -> tuple[float | None, int, int, str]:
+    """Headline metric over [start, end) pooled across versions; (value, predictions, labelled, name)."""
+    with connect(db, create=False) as con:
+        info = mstore.get_model(con, model)
+        name = headline_metric(info.task)
+        n, n_lab = monstore.traffic(con, info, start, end)
+        if n_lab == 0:
+            return None, n, n_lab, name
+        if info.task == "classification":
+            c = monstore.confusion(con, info, start, end)
+            value = float(c.loc[c["actual"] == c["predicted"], "count"].sum() / c["count"].sum()) if len(c) else None
+        else:
+            s = monstore.regression_sums(con, info, "day", start, end)
+            value = math.sqrt(float(s["sum_sq"].sum()) / float(s["n_labelled"].sum())) if s["n_labelled"].sum() else None
+        return value, n, n_lab, name
+
+
+def summary(model: str, *, days: int = 7, now=None, db=None) -> dict:
+    """The headline metric over the last ``days`` against the ``days`` before.
+
+    Returns {metric, value, previous, delta, lower_is_better, predictions, previous_predictions,
+    labelled, label_coverage, start, end}. Values are None where no labels exist.
+    Raises NotFoundError (model).
+    """
+    now = parse_time(now) or utcnow()
+    end = now
+    start = end - timedelta(days=days)
+    prev_start = start - timedelta(days=days)
+    value, n, n_lab, name = _pooled(model, start, end, db)
+    previous, n_prev, _, _ = _pooled(model, prev_start, start, db)
+    delta = value - previous if value is not None and previous is not None else None
+    return {
+        "metric": name, "value": value, "previous": previous, "delta": delta,
+        "lower_is_better": name in LOWER_IS_BETTER,
+        "predictions": n, "previous_predictions": n_prev, "labelled": n_lab,
+        "label_coverage": (n_lab / n) if n else None, "start": start, "end": end,
+    }
+
+
+__all__ = ["over_time", "confusion", "residuals", "summary", "wilson_interval", "headline_metric", "parse_time",
+           "CLASSIFICATION_METRICS", "REGRESSION_METRICS"]
