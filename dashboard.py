@@ -2,7 +2,10 @@
 
 Run with ``streamlit run dashboard.py`` (``make run``); the database is ``$MLOPS_DB``.
 This file only builds the navigation and the sidebar every page shares; the pages are
-in ``pages/``, their shared parts in ``ui/``.
+in ``app_pages/``, their shared parts in ``ui/``. (Not ``pages/``: Streamlit treats a
+folder of that name beside the entry script as an old-style multipage app, and then runs
+a page script directly, without this router and its sidebar, on the first request of a
+server process and on every run under AppTest.)
 """
 import streamlit as st
 
@@ -12,18 +15,18 @@ st.set_page_config(page_title="MLOps control room", page_icon=":material/monitor
 
 PAGES = {
     "Monitor": [
-        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-        st.Page("pages/performance.py", title="Performance", icon=":material/show_chart:", url_path="performance"),
-        st.Page("pages/drift.py", title="Drift", icon=":material/stacked_line_chart:", url_path="drift"),
-        st.Page("pages/data_quality.py", title="Data quality", icon=":material/rule:", url_path="data_quality"),
+        st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page("app_pages/performance.py", title="Performance", icon=":material/show_chart:", url_path="performance"),
+        st.Page("app_pages/drift.py", title="Drift", icon=":material/stacked_line_chart:", url_path="drift"),
+        st.Page("app_pages/data_quality.py", title="Data quality", icon=":material/rule:", url_path="data_quality"),
     ],
     "Act": [
-        st.Page("pages/versions.py", title="Versions", icon=":material/compare_arrows:", url_path="versions"),
-        st.Page("pages/retrain.py", title="Retrain", icon=":material/model_training:", url_path="retrain"),
+        st.Page("app_pages/versions.py", title="Versions", icon=":material/compare_arrows:", url_path="versions"),
+        st.Page("app_pages/retrain.py", title="Retrain", icon=":material/model_training:", url_path="retrain"),
     ],
     "Records": [
-        st.Page("pages/runs.py", title="Runs & audit", icon=":material/history:", url_path="runs"),
-        st.Page("pages/automation.py", title="Automation", icon=":material/smart_toy:", url_path="automation"),
+        st.Page("app_pages/runs.py", title="Runs & audit", icon=":material/history:", url_path="runs"),
+        st.Page("app_pages/automation.py", title="Automation", icon=":material/smart_toy:", url_path="automation"),
     ],
 }
 

@@ -67,8 +67,8 @@ def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def models(db: str) -> list:
-    """ModelInfo of every registered model (empty list for an empty database)."""
-    if not db_exists(db):
+    """ModelInfo of every registered model (empty list when the database does not exist yet)."""
+    if not Path(db).exists():
         return []
     return fn("registry", "list_models")(db=db)
 

@@ -1,0 +1,211 @@
+"""Every dashboard page under Streamlit's AppTest, on a copy of a small demo database.
+
+Flows that change state (promote, roll back, retrain) check the database afterwards
+through ``mlops_core.registry``.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from _dashboard_support import ROOT, build_small_demo, copy_db
+from mlops_core import jobs, registry
+
+APP = str(ROOT / "dashboard.py")
+PAGES = {
+    "app_pages/overview.py": "MLOps control room",
+    "app_pages/performance.py": "Performance",
+    "app_pages/drift.py": "Drift",
+    "app_pages/data_quality.py": "Data quality",
+    "app_pages/versions.py": "Versions",
+    "app_pages/retrain.py": "Retrain",
+    "app_pages/runs.py": "Runs & audit",
+    "app_pages/automation.py": "Automation",
+}
+MODEL = "credit_default"
+
+
+@pytest.fixture(scope="session")
+def demo_source(tmp_path_factory):
+    """One small demo database per test session (copied before each use)."""
+    return build_small_demo(tmp_path_factory.mktemp("demo") / "demo.duckdb")
+
+
+@pytest.fixture
+def demo_db(demo_source, tmp_path, monkeypatch):
+    path = copy_db(demo_source, tmp_path / "copy")
+    monkeypatch.setenv("MLOPS_DB", str(path))
+    return path
+
+
+def open_page(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    if page and page != "app_pages/overview.py":
+        at.switch_page(page).run()
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = []
+    for kind in ("title", "subheader", "markdown", "caption", "info", "success", "warning", "error"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("page,title", PAGES.items())
+def test_every_page_renders_on_the_demo(demo_db, page, title):
+    at = open_page(page)
+    assert_clean(at)
+    assert at.title[0].value == title
+    # the shared sidebar: model, date range and window, with their keys
+    assert at.selectbox(key="model").value == MODEL
+    assert at.radio(key="window").value == "day"
+    assert len(at.date_input(key="date_range").value) == 2
+
+
+def test_overview_lists_models_with_production_version(demo_db):
+    at = open_page()
+    assert_clean(at)
+    body = texts(at)
+    for model in registry.list_models(db=demo_db):
+        prod = registry.production_version(model.name, db=demo_db)
+        assert model.name in body
+        assert f"Production: v{prod}" in body
+    assert len(at.dataframe) >= 1  # latest actions
+
+
+def test_versions_page_shows_comparison_and_actions(demo_db):
+    at = open_page("app_pages/versions.py")
+    assert_clean(at)
+    labels = [b.label for b in at.button]
+    assert "Promote" in labels and "Roll back" in labels
+    assert at.toggle(key="versions_diff_only").value is True
+    assert "Lineage" in texts(at)
+
+
+def test_runs_page_offers_csv_downloads(demo_db):
+    at = open_page("app_pages/runs.py")
+    assert_clean(at)
+    assert len(at.get("download_button")) == 2
+    assert len(at.dataframe) >= 1
+
+
+def test_shared_widgets_keep_their_value_across_pages(demo_db):
+    at = open_page()
+    at.selectbox(key="model").set_value("delivery_time").run()
+    at.radio(key="window").set_value("week").run()
+    at.switch_page("app_pages/performance.py").run()
+    assert_clean(at)
+    assert at.selectbox(key="model").value == "delivery_time"
+    assert at.radio(key="window").value == "week"
+    assert "delivery_time" in texts(at)
+
+
+def test_empty_database_shows_the_first_step_on_every_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_DB", str(tmp_path / "nothing-here.duckdb"))
+    at = open_page()
+    for page in PAGES:
+        if page != "app_pages/overview.py":
+            at.switch_page(page).run()
+        assert_clean(at)
+        assert "python -m mlops_core demo" in texts(at), page
+    assert not (tmp_path / "nothing-here.duckdb").exists()  # looking does not create a database
+
+
+def test_unreadable_database_is_an_error_message_not_a_traceback(tmp_path, monkeypatch):
+    bad = tmp_path / "folder.duckdb"
+    bad.mkdir()  # a folder where the database file should be
+    (bad / "x").write_text("x")
+    monkeypatch.setenv("MLOPS_DB", str(bad))
+    at = open_page()
+    assert not at.exception
+    assert at.error and "folder" in at.error[0].value
+
+
+def _promotable(db):
+    prod = registry.production_version(MODEL, db=db)
+    others = [v for v in registry.list_versions(MODEL, db=db) if v.version != prod]
+    return prod, others[-1]
+
+
+def test_promote_flow_changes_production_and_audit(demo_db):
+    before, target = _promotable(demo_db)
+    at = open_page("app_pages/versions.py")
+    at.selectbox(key="promote_version").set_value(target.version).run()
+    at.button(key="promote").click().run()
+    assert_clean(at)
+    body = texts(at)
+    assert f"moves from **v{before}** to **v{target.version}**" in body
+    assert [b.label for b in at.button if b.key == "promote_confirm"] == ["Confirm"]
+    # nothing changes before Confirm
+    assert registry.production_version(MODEL, db=demo_db) == before
+    if target.status == "rejected":
+        at.checkbox(key="promote_force").check().run()
+    at.text_input(key="promote_reason").input("checked on the dashboard").run()
+    at.button(key="promote_confirm").click().run()
+    assert_clean(at)
+    assert any(f"v{target.version} is now in production" in s.value for s in at.success)
+    assert registry.production_version(MODEL, db=demo_db) == target.version
+    event = registry.audit_log(MODEL, db=demo_db).iloc[0]
+    assert (event["action"], event["actor"], event["from_version"], event["to_version"], event["reason"]) == (
+        "promote", "dashboard", before, target.version, "checked on the dashboard")
+    # the page shows the new state: the version list and the dialog is gone
+    assert not [b for b in at.button if b.key == "promote_confirm"]
+    assert f"production is v{target.version}" in texts(at)
+
+
+def test_rollback_flow_restores_the_previous_version(demo_db):
+    before, target = _promotable(demo_db)
+    registry.promote(MODEL, target.version, actor="test", force=True, db=demo_db)
+    at = open_page("app_pages/versions.py")
+    assert f"Roll back puts v{before}" in texts(at)
+    at.button(key="rollback").click().run()
+    assert_clean(at)
+    assert f"goes back from **v{target.version}** to **v{before}**" in texts(at)
+    at.button(key="rollback_confirm").click().run()
+    assert_clean(at)
+    assert registry.production_version(MODEL, db=demo_db) == before
+    event = registry.audit_log(MODEL, db=demo_db).iloc[0]
+    assert (event["action"], event["actor"], event["to_version"]) == ("rollback", "dashboard", before)
+    assert any(f"rolled back to v{before}" in s.value for s in at.success)
+
+
+def test_cancel_leaves_production_alone(demo_db):
+    before, target = _promotable(demo_db)
+    at = open_page("app_pages/versions.py")
+    at.selectbox(key="promote_version").set_value(target.version).run()
+    at.button(key="promote").click().run()
+    at.button(key="promote_cancel").click().run()
+    assert_clean(at)
+    assert not [b for b in at.button if b.key == "promote_confirm"]
+    assert registry.production_version(MODEL, db=demo_db) == before
+
+
+@pytest.mark.slow
+def test_retrain_flow_shows_progress_then_the_gate_decision(demo_db):
+    at = open_page("app_pages/retrain.py")
+    at.button(key="retrain").click().run()
+    assert_clean(at)
+    active = jobs.active_run(MODEL, db=demo_db)
+    assert active is not None and active.actor == "dashboard"
+    # a second request while it runs is refused with a message
+    at.button(key="retrain").click().run()
+    assert "already" in texts(at)
+    run = jobs.wait(active.id, timeout=240, db=demo_db)
+    at.run()
+    assert_clean(at)
+    body = texts(at)
+    assert run.id in body and "Gate decision" in body
+    cand = run.statistics["candidate_version"]
+    assert (f"v{cand} passed the gate" in body) == bool(run.statistics["gate"]["passed"])
+    for reason in run.statistics["gate"]["reasons"]:
+        assert reason in body
