@@ -15,13 +15,12 @@ all. A valid batch is written in ONE transaction: the rows, the ``ingest_batches
 its validation report and anomalies, a ``runs`` row (kind ``ingest``, succeeded, with
 duration and row counts) and an audit event.
 
-Idempotence: each batch gets a content fingerprint, the sha256 of (model, kind, row
-count, two independent order-independent 64-bit sums of DuckDB row hashes over the
-normalised rows). Normalised means after conversion to the log's types, so the same
-rows re-sent as CSV or Parquet, or in another order, are the same batch. Ingesting a
-batch whose fingerprint is already stored writes nothing and says "already ingested
-on <date> as batch <id>; 0 rows written". A different batch that reuses stored
-request ids is refused as a duplicate: a request is logged once.
+Idempotence: each batch gets a fingerprint, the sha256 of (model, kind, the file's
+bytes; for a DataFrame its column types and pandas row hashes), computed in a thread
+while DuckDB runs the checks. Ingesting a batch whose fingerprint is already stored
+writes nothing and says "already ingested on <date> as batch <id>; 0 rows written"
+(exit 0). Any other batch that reuses stored request ids, including the same rows
+re-saved in another format, is refused as a duplicate: a request is logged once.
 
 Labels: a request id gets one label. A label batch that repeats a stored label with
 the same value skips that row (reported, not an error); a different value for a stored
@@ -86,6 +85,19 @@ def ingest_labels(model: str, source, *, db=None, actor: str = "cli", source_nam
     return _ingest(model, source, "labels", db=db, actor=actor, source_name=source_name)
 
 
+_executor = None
+
+
+def _pool():
+    """One worker thread that hashes batch files while DuckDB checks them."""
+    global _executor
+    if _executor is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-hash")
+    return _executor
+
+
 def _model(con, model: str) -> mstore.ModelInfo:
     try:
         return mstore.get_model(con, model)
@@ -98,6 +110,7 @@ def _ingest(model, source, kind, *, db, actor, source_name) -> IngestResult:
     started = utcnow()
     table, name = validation.read_batch(source, what=f"{kind[:-1]} batch")
     name = source_name or name
+    hashing = _pool().submit(validation.fingerprint, source, model, kind)
     from .config import resolve_db_path
 
     if not resolve_db_path(db).exists():
@@ -108,16 +121,17 @@ def _ingest(model, source, kind, *, db, actor, source_name) -> IngestResult:
         vstore.stage(con, table)
         try:
             with transaction(con):
-                return _checked_write(con, info, table, kind, name, actor, started, t0)
+                return _checked_write(con, info, table, kind, name, actor, started, t0, hashing)
         finally:
             vstore.unstage(con)
 
 
-def _checked_write(con, info, table, kind, name, actor, started, t0) -> IngestResult:
+def _checked_write(con, info, table, kind, name, actor, started, t0, hashing) -> IngestResult:
     if kind == "predictions":
         check = validation.check_predictions(con, info, table)
     else:
         check = validation.check_labels(con, info, table)
+    check.fingerprint = hashing.result()
     if check.problems:
         raise BatchRejectedError(validation.rejection_message(name, check.problems), source=name,
                                  problems=[p.kind for p in check.problems])

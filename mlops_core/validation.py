@@ -20,7 +20,8 @@ because refusing them would lose the evidence monitoring exists to see:
 kind                severity  rule (defaults are module constants)
 ==================  ========  ===============================================================
 out_of_range        warning   values outside the training [min, max]; flagged when their share
-                              of non-null values exceeds ``OUT_OF_RANGE_SHARE`` (1%) or any value
+                              of non-null values exceeds ``OUT_OF_RANGE_SHARE`` (1%) with at least
+                              ``OUT_OF_RANGE_MIN_COUNT`` (3) such values, or when any value
                               lies more than ``FAR_FRACTION`` (25%) of the training span beyond
                               it (and always for +-inf). A fresh sample of the training
                               distribution exceeds its own min/max in about 2/(n+1) of rows, so
@@ -68,6 +69,7 @@ from .store import references as rstore
 from .store import validation as vstore
 
 OUT_OF_RANGE_SHARE = 0.01
+OUT_OF_RANGE_MIN_COUNT = 3
 FAR_FRACTION = 0.25
 NULL_RATE_MARGIN = 0.10
 NULL_RATE_FACTOR = 2.0
@@ -117,7 +119,7 @@ class BatchCheck:
     rows: int
     problems: list[Problem]
     anomalies: list[dict]
-    fingerprint: str | None
+    fingerprint: str | None       # filled by ingest (see ``fingerprint``)
     columns: list = field(default_factory=list)   # store.validation.Column of the normalised batch
     relation: str = ""
     params: dict = field(default_factory=dict)
@@ -309,15 +311,20 @@ def _content_plan(info: mstore.ModelInfo, present: set[str], outputs: str | None
 
 def _content_anomalies(con, relation, params, counts, n, numeric, categorical, null_rates) -> list[dict]:
     out = []
-    for name, lo, hi, _, _ in numeric:
-        nulls = int(counts.get(f"null:{name}") or 0)
-        present_n = n - nulls
-        if lo is None or not present_n:
+    # Second pass only over the columns whose min or max leaves the training range.
+    suspect = [spec for spec in numeric if spec[1] is not None and counts.get(f"max:{spec[0]}") is not None
+               and (counts[f"min:{spec[0]}"] < spec[1] or not counts[f"max:{spec[0]}"] <= spec[2])]
+    if suspect:
+        p = dict(params)
+        counts = {**counts, **vstore.aggregate(con, relation, vstore.range_aggregates(suspect, p), p)}
+    for name, lo, hi, _, _ in suspect:
+        present_n = int(counts.get(f"nonnull:{name}") or 0)
+        if not present_n:
             continue
         outside, far = int(counts.get(f"out:{name}") or 0), int(counts.get(f"far:{name}") or 0)
         share = outside / present_n
-        if far or share > OUT_OF_RANGE_SHARE:
-            vmin, vmax = counts.get(f"min:{name}"), counts.get(f"max:{name}")
+        if far or (share > OUT_OF_RANGE_SHARE and outside >= OUT_OF_RANGE_MIN_COUNT):
+            vmin, vmax = counts.get(f"rmin:{name}"), counts.get(f"rmax:{name}")
             detail = (f"{outside} value{'s' if outside != 1 else ''} ({_pct(share)}) outside the training range "
                       f"[{lo:g}, {hi:g}]; observed min {vmin:g}, max {vmax:g}")
             out.append({"feature": name, "kind": "out_of_range", "severity": "warning", "count": outside,
@@ -334,7 +341,7 @@ def _content_anomalies(con, relation, params, counts, n, numeric, categorical, n
                     "detail": f"{unseen} value{'s' if unseen != 1 else ''} ({_pct(share)}) not seen in training: {shown}; "
                               f"known: {known}"})
     for name, base in null_rates.items():
-        nulls = int(counts.get(f"null:{name}") or 0)
+        nulls = n - int(counts.get(f"nonnull:{name}") or 0)
         rate = nulls / n if n else 0.0
         if rate > base + NULL_RATE_MARGIN and rate > NULL_RATE_FACTOR * base:
             out.append({"feature": name, "kind": "null_rate_jump", "severity": "warning", "count": nulls, "share": rate,
@@ -342,9 +349,27 @@ def _content_anomalies(con, relation, params, counts, n, numeric, categorical, n
     return out
 
 
-def _fingerprint(model: str, kind: str, counts: dict) -> str:
-    text = f"{model}|{kind}|{counts.get('rows')}|{counts.get('fp1')}|{counts.get('fp2')}"
-    return hashlib.sha256(text.encode()).hexdigest()
+def fingerprint(source, model: str, kind: str) -> str:
+    """The batch's fingerprint: sha256 over model, kind and the file's bytes (a DataFrame: its row hashes).
+
+    Hashing the bytes as read is cheap (hashlib releases the GIL, so ingest runs it next
+    to the checks) and exact; the same rows in another file format are a different batch
+    and their request ids are then refused as already stored.
+    """
+    h = hashlib.sha256(f"{model}|{kind}|".encode())
+    if isinstance(source, pd.DataFrame):
+        h.update(repr([(str(c), str(t)) for c, t in source.dtypes.items()]).encode())
+        h.update(pd.util.hash_pandas_object(source, index=False).to_numpy().tobytes())
+    elif isinstance(source, pa.Table):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, source.schema) as w:
+            w.write_table(source)
+        h.update(sink.getvalue())
+    else:
+        with open(os.fspath(source), "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+    return h.hexdigest()
 
 
 def _production(con, model: str) -> int | None:
@@ -373,8 +398,7 @@ def check_predictions(con, info: mstore.ModelInfo, table: pa.Table) -> BatchChec
     relation = vstore.normalised(cols, row_flags)
     params = {"classes": list(info.classes)}
     numeric, categorical, null_rates = _content_plan(info, present, "predictions")
-    aggs = {**vstore.flag_aggregates(row_flags), **vstore.content_aggregates(numeric, categorical, params),
-            **vstore.fingerprint_aggregates([c.name for c in cols])}
+    aggs = {**vstore.flag_aggregates(row_flags), **vstore.content_aggregates(numeric, categorical, params)}
     counts = vstore.aggregate(con, relation, aggs, params)
     n = int(counts["rows"])
     problems = _flag_problems(con, row_flags, counts, cols, params)
@@ -384,7 +408,7 @@ def check_predictions(con, info: mstore.ModelInfo, table: pa.Table) -> BatchChec
     problems += _version_problems(con, info, relation, params, default_version, "version" in present)
     if not problems:
         anomalies += _content_anomalies(con, relation, params, counts, n, numeric, categorical, null_rates)
-    return BatchCheck(n, problems, anomalies, _fingerprint(info.name, "predictions", counts), cols, relation, params)
+    return BatchCheck(n, problems, anomalies, None, cols, relation, params)
 
 
 def _version_problems(con, info, relation, params, default_version, has_column) -> list[Problem]:
@@ -436,15 +460,14 @@ def check_labels(con, info: mstore.ModelInfo, table: pa.Table, *, against_log: b
     relation = vstore.normalised(cols, row_flags)
     params = {"classes": list(info.classes)}
     numeric, categorical, _ = _content_plan(info, set(), "labels")
-    aggs = {**vstore.flag_aggregates(row_flags), **vstore.content_aggregates(numeric, categorical, params),
-            **vstore.fingerprint_aggregates([c.name for c in cols])}
+    aggs = {**vstore.flag_aggregates(row_flags), **vstore.content_aggregates(numeric, categorical, params)}
     counts = vstore.aggregate(con, relation, aggs, params)
     n = int(counts["rows"])
     problems = _flag_problems(con, row_flags, counts, cols, params)
     dup = _duplicate_problem(con, relation, params)
     if dup:
         problems.append(dup)
-    check = BatchCheck(n, problems, anomalies, _fingerprint(info.name, "labels", counts), cols, relation, params)
+    check = BatchCheck(n, problems, anomalies, None, cols, relation, params)
     if against_log and not problems:
         total, rows = vstore.ids_in_table(con, relation, info.log_table, present=False, params=params, limit=SHOW_ROWS)
         if total:
@@ -699,6 +722,6 @@ def null_rates(model: str, *, window: str = "day", start: datetime | None = None
 
 __all__ = [
     "ValidationReport", "Problem", "BatchCheck", "read_batch", "check_predictions", "check_labels", "stored_duplicates",
-    "label_conflicts", "validate_batch", "validate_frame", "validate_window", "skew", "reports", "anomalies",
+    "label_conflicts", "fingerprint", "validate_batch", "validate_frame", "validate_window", "skew", "reports", "anomalies",
     "null_rates", "rejection_message",
 ]

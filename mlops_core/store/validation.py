@@ -74,11 +74,14 @@ class Column:
     source: str | None   # the batch column it comes from (None: a default)
     bad: str | None = None   # SQL over _batch, TRUE where a present value cannot be converted
     what: str = ""       # what the values must be, for messages ("numbers", "timestamps", ...)
+    raw_type: pa.DataType | None = None  # Arrow type of the source column
 
 
-def _double(r: str, kind: str) -> tuple[str, str | None]:
+def _double(r: str, kind: str, t: pa.DataType | None = None) -> tuple[str, str | None]:
     # NaN is a missing value here, as in pandas and in the training null rates.
-    if kind in ("number", "bool"):
+    if kind == "bool" or (kind == "number" and t is not None and _is_integer_type(t)):
+        return f"CAST({r} AS DOUBLE)", None
+    if kind == "number":
         v = f"CAST({r} AS DOUBLE)"
         return f"CASE WHEN isnan({v}) THEN NULL ELSE {v} END", None
     if kind == "null":
@@ -141,7 +144,7 @@ def prediction_columns(info: ModelInfo, types: dict[str, pa.DataType], *, ts_col
     cols: list[Column] = []
     q = quote_ident
     rid = q("request_id")
-    cols.append(Column("request_id", f"CAST({rid} AS VARCHAR)", "request_id"))
+    cols.append(Column("request_id", f"CAST({rid} AS VARCHAR)", "request_id", raw_type=types["request_id"]))
     if "version" in types:
         e, bad = _integer(q("version"), raw_kind(types["version"]), types["version"])
         dv = "NULL" if default_version is None else str(int(default_version))
@@ -163,7 +166,7 @@ def prediction_columns(info: ModelInfo, types: dict[str, pa.DataType], *, ts_col
         e, bad = _double(r, k)
         cols.append(Column("prediction", e, "prediction", bad, "numbers"))
     if "score" in types:
-        e, bad = _double(q("score"), raw_kind(types["score"]))
+        e, bad = _double(q("score"), raw_kind(types["score"]), types["score"])
         cols.append(Column("score", e, "score", bad, "numbers"))
     else:
         cols.append(Column("score", "CAST(NULL AS DOUBLE)", None))
@@ -174,7 +177,7 @@ def label_columns(info: ModelInfo, types: dict[str, pa.DataType], *, label_colum
                   ts_column: str | None) -> list[Column]:
     """The normalising expressions that turn a label batch into ``request_id, label, label_ts``."""
     q = quote_ident
-    cols = [Column("request_id", f"CAST({q('request_id')} AS VARCHAR)", "request_id")]
+    cols = [Column("request_id", f"CAST({q('request_id')} AS VARCHAR)", "request_id", raw_type=types["request_id"])]
     r, k = q(label_column), raw_kind(types[label_column])
     if info.task == "classification":
         cols.append(Column("label", _class_label(r, k, types[label_column]), label_column))
@@ -199,7 +202,9 @@ def flags(cols: list[Column], required_not_null: tuple[str, ...] = ()) -> dict[s
     for c in cols:
         if c.name in required_not_null and c.source is not None:
             r = quote_ident(c.source)
-            cond = f"({r} IS NULL OR trim(CAST({r} AS VARCHAR)) = '')" if c.name == "request_id" else f"{r} IS NULL"
+            cond = f"{r} IS NULL"
+            if c.name == "request_id" and raw_kind(c.raw_type) == "string":
+                cond = f"({r} IS NULL OR {r} = '')"
             out[f"null:{c.name}"] = (cond, c.source)
     return out
 
@@ -222,7 +227,7 @@ def feature_columns(info: ModelInfo, types: dict[str, pa.DataType]) -> list[Colu
     for f in info.features:
         r, k = quote_ident(f.name), raw_kind(types[f.name])
         if f.kind == "numeric":
-            e, bad = _double(r, k)
+            e, bad = _double(r, k, types[f.name])
             cols.append(Column(f.name, e, f.name, bad, "numbers"))
         else:
             cols.append(Column(f.name, _text(r, k), f.name))
@@ -259,37 +264,42 @@ def aggregate(con: duckdb.DuckDBPyConnection, relation: str, aggregates: dict[st
     return dict(zip(keys, row))
 
 
-def fingerprint_aggregates(names: list[str]) -> dict[str, str]:
-    """Two order-independent 64-bit sums of row hashes over the normalised columns."""
-    cols = ", ".join(f"b.{quote_ident(n)}" for n in names)
-    return {"fp1": f"sum(hash({cols}))", "fp2": f"sum(hash({cols}, 'fingerprint'))"}
-
-
 def content_aggregates(numeric: list[tuple[str, float | None, float | None, float | None, float | None]],
                        categorical: list[tuple[str, list[str] | None]], params: dict) -> dict[str, str]:
-    """Null counts, range and category counts per column; fills ``params`` with the bounds and categories.
+    """Non-null counts, min and max per numeric column, unseen-value counts per categorical column.
 
-    ``numeric``: (column, min, max, far_low, far_high) with None for "no bound";
-    ``categorical``: (column, allowed values or None for "do not check").
+    ``numeric``: (column, min, max, far_low, far_high); ``categorical``: (column, allowed
+    values or None for "do not check"). Fills ``params`` with the categories. Values
+    outside a range are counted by ``range_aggregates`` only when min/max show there are
+    any, which keeps the common clean batch to one cheap pass.
     """
     out = {"rows": "count(*)"}
-    for i, (name, lo, hi, far_lo, far_hi) in enumerate(numeric):
+    for name, *_ in numeric:
         c = f"b.{quote_ident(name)}"
-        out[f"null:{name}"] = f"count(*) FILTER (WHERE {c} IS NULL OR isnan({c}))"
-        out[f"min:{name}"] = f"min({c}) FILTER (WHERE NOT isnan({c}))"
-        out[f"max:{name}"] = f"max({c}) FILTER (WHERE NOT isnan({c}))"
-        if lo is not None and hi is not None:
-            params[f"lo{i}"], params[f"hi{i}"] = float(lo), float(hi)
-            params[f"flo{i}"], params[f"fhi{i}"] = float(far_lo), float(far_hi)
-            # NaN sorts above every number in DuckDB; keep it out of the range counts.
-            out[f"out:{name}"] = f"count(*) FILTER (WHERE NOT isnan({c}) AND ({c} < $lo{i} OR {c} > $hi{i}))"
-            out[f"far:{name}"] = f"count(*) FILTER (WHERE NOT isnan({c}) AND ({c} < $flo{i} OR {c} > $fhi{i}))"
+        out[f"nonnull:{name}"] = f"count({c}) FILTER (WHERE NOT isnan({c}))"
+        out[f"min:{name}"] = f"min({c})"
+        out[f"max:{name}"] = f"max({c})"
     for i, (name, cats) in enumerate(categorical):
         c = f"b.{quote_ident(name)}"
-        out[f"null:{name}"] = f"count(*) FILTER (WHERE {c} IS NULL)"
+        out[f"nonnull:{name}"] = f"count({c})"
         if cats is not None:
             params[f"cats{i}"] = list(cats)
-            out[f"unseen:{name}"] = f"count(*) FILTER (WHERE {c} IS NOT NULL AND NOT list_contains($cats{i}, {c}))"
+            out[f"unseen:{name}"] = f"count(*) FILTER (WHERE {c} NOT IN (SELECT unnest($cats{i})))"
+    return out
+
+
+def range_aggregates(numeric: list[tuple[str, float, float, float, float]], params: dict) -> dict[str, str]:
+    """Counts of values outside [min, max] and outside the far bounds, per numeric column; fills ``params``."""
+    out = {}
+    for i, (name, lo, hi, far_lo, far_hi) in enumerate(numeric):
+        c = f"b.{quote_ident(name)}"
+        params[f"lo{i}"], params[f"hi{i}"] = float(lo), float(hi)
+        params[f"flo{i}"], params[f"fhi{i}"] = float(far_lo), float(far_hi)
+        # NaN sorts above every number in DuckDB; keep it out of the range counts.
+        out[f"out:{name}"] = f"count(*) FILTER (WHERE NOT isnan({c}) AND ({c} < $lo{i} OR {c} > $hi{i}))"
+        out[f"far:{name}"] = f"count(*) FILTER (WHERE NOT isnan({c}) AND ({c} < $flo{i} OR {c} > $fhi{i}))"
+        out[f"rmin:{name}"] = f"min({c}) FILTER (WHERE NOT isnan({c}))"
+        out[f"rmax:{name}"] = f"max({c}) FILTER (WHERE NOT isnan({c}))"
     return out
 
 
