@@ -1,0 +1,191 @@
+"""Validation of batches, frames and log windows against the stored schema; reports read back over time."""
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_training_frame
+from mlops_core import validation
+from mlops_core.errors import BatchRejectedError, InvalidInputError
+from mlops_core.ingest import ingest_predictions
+from mlops_core.registry import register_model
+from mlops_core.store import connect, set_clock
+
+MODEL = "credit"
+DAY = datetime(2026, 3, 1)
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("registered_validation")
+    register_model(MODEL, "classification", "default", make_training_frame(), db=folder / "mlops.duckdb")
+    return folder
+
+
+@pytest.fixture
+def db(registered, tmp_path):
+    for p in registered.iterdir():
+        (shutil.copytree if p.is_dir() else shutil.copy)(p, tmp_path / p.name)
+    return tmp_path / "mlops.duckdb"
+
+
+def batch(n: int = 400, seed: int = 3, prefix: str = "r", start: datetime = DAY) -> pd.DataFrame:
+    tr = make_training_frame(n, seed=seed)
+    df = tr.drop(columns=["default"])
+    df.insert(0, "request_id", [f"{prefix}{i:05d}" for i in range(n)])
+    df.insert(1, "timestamp", pd.Timestamp(start) + pd.to_timedelta(np.arange(n) * 3, unit="min"))
+    df["prediction"] = tr["default"]
+    df["score"] = 0.5
+    return df
+
+
+def kinds(report) -> set[tuple]:
+    return {(a["feature"], a["kind"]) for a in report.anomalies}
+
+
+def test_clean_batch_is_clean_and_its_report_is_stored(db, tmp_path):
+    path = tmp_path / "b.csv"
+    batch().to_csv(path, index=False)
+    r = validation.validate_batch(MODEL, path, db=db)
+    assert r.status == "clean", r.anomalies
+    assert r.rows == 400 and r.report_id is not None
+    reports = validation.reports(MODEL, db=db)
+    assert reports[["report_id", "source", "status", "rows", "anomalies"]].values.tolist() == [[r.report_id, str(path), "clean", 400, 0]]
+    # nothing was ingested
+    with connect(db) as con:
+        assert con.execute(f"SELECT count(*) FROM log_{MODEL}").fetchone()[0] == 0
+
+
+def test_out_of_range_rule_share_and_far_values(db):
+    with connect(db) as con:
+        from mlops_core.store import models as mstore
+        spec = {f.name: f for f in mstore.get_model(con, MODEL).features}
+    top, span = spec["income"].max, spec["income"].max - spec["income"].min
+
+    def inside():
+        df = batch()
+        for name in ("age", "income"):
+            df[name] = df[name].clip(spec[name].min, spec[name].max)
+        return df
+
+    assert validation.validate_batch(MODEL, inside(), db=db, store=False).status == "clean"
+    # 2 rows just above the training max: neither >1% nor far -> not flagged
+    df = inside()
+    df.loc[[0, 1], "income"] = top + 0.05 * span
+    assert ("income", "out_of_range") not in kinds(validation.validate_batch(MODEL, df, db=db, store=False))
+    # 8 rows (2%) slightly above -> flagged by share
+    df.loc[range(8), "income"] = top + 0.05 * span
+    r = validation.validate_batch(MODEL, df, db=db, store=False)
+    a = next(a for a in r.anomalies if a["kind"] == "out_of_range")
+    assert (a["feature"], a["count"], a["share"]) == ("income", 8, pytest.approx(8 / 400))
+    # one row far outside (more than 25% of the span) -> flagged although it is one value
+    df = inside()
+    df.loc[7, "age"] = 500
+    r = validation.validate_batch(MODEL, df, db=db, store=False)
+    assert ("age", "out_of_range") in kinds(r) and r.status == "anomalies"
+    a = next(a for a in r.anomalies if a["kind"] == "out_of_range")
+    assert a["count"] == 1 and "max 500" in a["detail"]
+
+
+def test_unseen_categories_with_share_and_null_rate_jump(db):
+    df = batch()
+    df.loc[range(10), "region"] = "atlantis"
+    df.loc[10, "region"] = "x'; DROP TABLE --"
+    df.loc[range(100, 160), "age"] = np.nan  # 15%: > 0 + 0.10 and > 2 x 0
+    r = validation.validate_batch(MODEL, df, db=db, store=False)
+    a = next(a for a in r.anomalies if a["kind"] == "unseen_category")
+    assert a["feature"] == "region" and a["count"] == 11 and a["share"] == pytest.approx(11 / 400)
+    assert "'atlantis' (10)" in a["detail"] and "x'; DROP TABLE --" in a["detail"]
+    n = next(a for a in r.anomalies if a["kind"] == "null_rate_jump")
+    assert (n["feature"], n["count"], n["share"]) == ("age", 60, pytest.approx(0.15))
+    # 8% nulls: below the 10-point margin -> not a jump
+    df = batch()
+    df.loc[range(32), "age"] = np.nan
+    assert ("age", "null_rate_jump") not in kinds(validation.validate_batch(MODEL, df, db=db, store=False))
+
+
+def test_too_few_rows_and_structural_problems(db):
+    r = validation.validate_batch(MODEL, batch(20), db=db, store=False)
+    assert (None, "too_few_rows") in kinds(r) and r.status == "anomalies"
+    bad = batch().drop(columns=["income"])
+    r = validation.validate_batch(MODEL, bad, db=db)
+    assert r.status == "rejected" and "missing column 'income'" in r.problems[0]
+    assert r.anomalies[0]["severity"] == "critical"
+    assert validation.reports(MODEL, db=db)["status"].tolist() == ["rejected"]
+    with pytest.raises(BatchRejectedError):
+        validation.validate_batch(MODEL, pd.DataFrame(), db=db)
+
+
+def test_validate_frame_for_training_sets(db):
+    frame = make_training_frame(300, seed=9).drop(columns=["default"])
+    assert validation.validate_frame(MODEL, frame, db=db).status == "clean"
+    r = validation.validate_frame(MODEL, frame.drop(columns=["region"]), db=db)
+    assert r.status == "rejected" and r.anomalies[0]["kind"] == "missing_column"
+    frame = frame.astype({"age": object})
+    frame.loc[3, "age"] = "old"
+    r = validation.validate_frame(MODEL, frame, db=db)
+    assert r.status == "rejected" and any(a["kind"] == "wrong_type" and a["severity"] == "critical" for a in r.anomalies)
+
+
+def test_window_validation_and_reports_over_time(db):
+    set_clock(lambda: DAY + timedelta(days=1))
+    ingest_predictions(MODEL, batch(), db=db)
+    late = batch(prefix="late", start=DAY + timedelta(days=1))
+    late.loc[range(50), "region"] = "mars"
+    set_clock(lambda: DAY + timedelta(days=2))
+    ingest_predictions(MODEL, late, db=db)
+    day1 = validation.validate_window(MODEL, DAY, DAY + timedelta(days=1), db=db)
+    day2 = validation.validate_window(MODEL, DAY + timedelta(days=1), DAY + timedelta(days=2), db=db)
+    assert day1.status == "clean" and day1.rows == 400
+    assert ("region", "unseen_category") in kinds(day2)
+    empty = validation.validate_window(MODEL, DAY + timedelta(days=10), DAY + timedelta(days=11), db=db)
+    assert empty.rows == 0 and (None, "too_few_rows") in kinds(empty)
+    reports = validation.reports(MODEL, db=db)
+    assert len(reports) == 5  # two ingests, three windows
+    assert validation.reports(MODEL, start=DAY + timedelta(days=2), end=DAY + timedelta(days=3), db=db)["rows"].tolist() \
+        == [400, 400, 400, 0]
+    anomalies = validation.anomalies(MODEL, db=db)
+    assert {"report_id", "at", "feature", "kind", "severity", "count", "share", "detail"} <= set(anomalies.columns)
+    assert (anomalies["kind"] == "unseen_category").sum() == 2  # the ingest and the day-2 window
+    with pytest.raises(InvalidInputError):
+        validation.validate_window(MODEL, DAY, DAY, db=db)
+
+
+def test_null_rates_per_window_match_pandas(db):
+    df = batch(600)
+    df.loc[df.index % 7 == 0, "income"] = np.nan
+    df.loc[df.index % 5 == 0, "region"] = None
+    ingest_predictions(MODEL, df, db=db)
+    got = validation.null_rates(MODEL, window="hour", db=db)
+    ts = pd.to_datetime(df["timestamp"]).dt.floor("h")
+    for feature in ("income", "region", "age"):
+        want = df[feature].isna().groupby(ts).mean()
+        part = got[got["feature"] == feature].set_index("window_start")["null_rate"]
+        assert np.allclose(part.sort_index().to_numpy(), want.sort_index().to_numpy())
+    assert set(got.columns) == {"window_start", "feature", "rows", "null_rate"}
+    with pytest.raises(InvalidInputError):
+        validation.null_rates(MODEL, window="fortnight", db=db)
+
+
+def test_training_serving_skew_uses_the_drift_module(db):
+    drift = pytest.importorskip("mlops_core.drift")
+    if not hasattr(drift, "compare_with_reference"):
+        pytest.skip("drift.compare_with_reference not available")
+    same = validation.validate_batch(MODEL, batch(2000, seed=11), db=db)
+    assert same.skew and not any(a["kind"] == "skew" for a in same.anomalies)
+    shifted = batch(2000, seed=11)
+    shifted["income"] = shifted["income"] + 15  # 1.5 training standard deviations
+    r = validation.validate_batch(MODEL, shifted, db=db)
+    assert ("income", "skew") in kinds(r)
+    assert {row["feature"] for row in r.skew} == {"age", "income", "region"}
+    stored = validation.reports(MODEL, db=db).iloc[-1]
+    assert {row["feature"] for row in json.loads(stored["skew"])} == {"age", "income", "region"}
+    ingest_predictions(MODEL, shifted, db=db)
+    frame = validation.skew(MODEL, db=db)
+    assert {"feature", "method", "statistic", "threshold", "drifted"} <= set(frame.columns)
+    assert bool(frame.loc[frame["feature"] == "income", "drifted"].any())
