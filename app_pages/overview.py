@@ -13,13 +13,14 @@ def headline(model: str) -> None:
     cols = st.columns(4)
     metric = s.get("metric")
     value, previous = s.get("value"), s.get("previous")
-    higher_is_better = s.get("higher_is_better", True)
+    higher_is_better = not s.get("lower_is_better", False)
     cols[0].metric(
         (metric or "metric").replace("_", " "),
         "—" if value is None else f"{value:.3f}",
         None if value is None or previous is None else f"{value - previous:+.3f}",
         delta_color="normal" if higher_is_better else "inverse",
-        help="Headline metric over labelled predictions of the last 7 days; the delta compares with the 7 days before.",
+        help="Headline metric over the labelled predictions of the last 7 days (up to the newest prediction); "
+             "the delta compares with the 7 days before.",
     )
     share, share_prev = s.get("drift_share"), s.get("drift_share_previous")
     cols[1].metric(
@@ -27,17 +28,16 @@ def headline(model: str) -> None:
         None if share is None or share_prev is None else f"{(share - share_prev) * 100:+.0f} pts",
         delta_color="inverse", help="Share of features whose latest drift result is over its threshold.",
     )
-    traffic, traffic_prev = s.get("traffic"), s.get("traffic_previous")
+    traffic, traffic_prev = s.get("predictions"), s.get("previous_predictions")
     cols[2].metric(
         "predictions (7 d)", "—" if traffic is None else f"{traffic:,}",
         None if traffic is None or not traffic_prev else f"{(traffic - traffic_prev) / traffic_prev:+.0%}",
         delta_color="off",
     )
-    cov, cov_prev = s.get("label_coverage"), s.get("label_coverage_previous")
+    cov = s.get("label_coverage")
     cols[3].metric(
         "label coverage", "—" if cov is None else f"{cov:.0%}",
-        None if cov is None or cov_prev is None else f"{(cov - cov_prev) * 100:+.0f} pts",
-        help="Share of the last 7 days' predictions whose label has arrived.",
+        help="Share of the last 7 days' predictions whose label has arrived (labels come 1–14 days late).",
     )
 
 

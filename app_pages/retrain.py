@@ -69,10 +69,14 @@ def show_result(run) -> None:
                 f"{finished:%Y-%m-%d %H:%M} UTC" + (f" · {run.duration_s:.1f} s" if run.duration_s else ""))
     if run.status == "failed":
         st.error(f"The retrain failed: {run.error or run.message} — check the settings (a longer window gives more "
-                 "labelled rows) and try again; the run's log is on the Runs & audit page.")
+                 "labelled rows) and try again; the run is listed on the Runs & audit page.")
         return
-    gate = stats.get("gate") or {}
-    cand = stats.get("candidate_version")
+    made = [v for v in data.versions(ctx.db, ctx.model) if v.run_id == run.id]
+    cand = stats.get("candidate_version") or (made[0].version if made else None)
+    gate = stats.get("gate") or (made[0].gate if made else None) or {}
+    if cand is None:
+        st.info(f"The run registered no version: {run.message or 'no message'}.")
+        return
     passed = bool(gate.get("passed"))
     if passed:
         st.success(f"v{cand} passed the gate and was registered as a candidate"
@@ -82,7 +86,8 @@ def show_result(run) -> None:
     st.markdown("**Gate decision**")
     for reason in gate.get("reasons", []):
         st.markdown(f"- {reason}")
-    cm, chm = stats.get("candidate_metrics") or {}, stats.get("champion_metrics") or {}
+    cm = stats.get("candidate_metrics") or (made[0].holdout_metrics if made else {})
+    chm = stats.get("champion_metrics") or gate.get("champion_metrics") or {}
     names = sorted(set(cm) | set(chm))
     if names:
         table = pd.DataFrame({"metric": names, f"candidate v{cand}": [cm.get(n) for n in names],
@@ -93,8 +98,6 @@ def show_result(run) -> None:
         st.dataframe(table, hide_index=True)
     for a in stats.get("anomalies") or []:
         st.caption(f"Data check ({a.get('severity')}): {a.get('message')}")
-    if cand is None:
-        return
     version = next((v for v in data.versions(ctx.db, ctx.model) if v.version == cand), None)
     if version is not None and version.status == "candidate" and passed:
         if mode == "manual":

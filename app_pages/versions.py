@@ -1,4 +1,5 @@
 """Versions: compare two or more versions side by side; promote one, or roll back production."""
+import pandas as pd
 import streamlit as st
 
 from mlops_core import charts
@@ -58,31 +59,49 @@ if len(chosen) < 2:
     st.stop()
 chosen = tuple(sorted(chosen))
 
-with widgets.guard("Comparison"):
-    comp = data.compare(ctx.db, ctx.model, chosen)
-    for what, err in (comp.errors or {}).items():
-        st.warning(f"{what}: {err}")
-    left, right = st.columns(2)
-    with left:
-        widgets.chart(charts.metrics_side_by_side(comp.holdout, title="On the same recent labelled rows"),
-                      key="versions_same")
-        st.caption(f"Re-scored on {comp.holdout_source}.")
-    with right:
-        widgets.chart(charts.metrics_side_by_side(comp.recorded, title="At registration (each on its own holdout)"),
-                      key="versions_recorded")
+picked = [by_number[n] for n in chosen]
+names = [f"v{n}" for n in chosen]
 
-    with widgets.guard("Live metrics of the chosen versions"):
-        perf = data.performance(ctx.db, ctx.model, ctx.window, ctx.start, ctx.end, chosen)
-        widgets.chart(charts.metric_over_time(perf, HEADLINE, title=f"{charts.label(HEADLINE)} on live traffic, "
-                                                                    "same windows"), key="versions_live")
+with widgets.guard("Live metrics of the chosen versions"):
+    perf = data.performance(ctx.db, ctx.model, ctx.window, ctx.start, ctx.end, chosen)
+    widgets.chart(charts.metric_over_time(perf, HEADLINE, title=f"{charts.label(HEADLINE)} on live traffic, "
+                                                                "same windows"), key="versions_live")
 
-    st.markdown("**Hyperparameters**")
-    diff_only = st.toggle("Differences only", value=True, key="versions_diff_only")
-    params = comp.hyperparameter_differences() if diff_only else comp.hyperparameters
-    if len(params) == 0:
-        st.caption("The chosen versions have the same hyperparameters." if diff_only else "No hyperparameters.")
+left, right = st.columns(2)
+with left:
+    recorded = pd.DataFrame({n: v.holdout_metrics for n, v in zip(names, picked)}, columns=names)
+    widgets.chart(charts.metrics_side_by_side(recorded, title="At registration (each on its own holdout)"),
+                  key="versions_recorded")
+with right:
+    # Re-scoring loads every chosen model and scikit-learn (seconds), so it runs when asked, then stays cached.
+    if st.toggle("Score the versions on the same recent labelled rows", key="versions_rescore"):
+        with widgets.guard("Comparison on the same rows"):
+            comp = data.compare(ctx.db, ctx.model, chosen)
+            for what, err in (comp.errors or {}).items():
+                st.warning(f"{what}: {err}")
+            widgets.chart(charts.metrics_side_by_side(comp.holdout, title="On the same recent labelled rows"),
+                          key="versions_same")
+            st.caption(f"Re-scored on {comp.holdout_source}.")
     else:
-        st.dataframe(params.astype(str), width="stretch")
+        st.caption("Turn on the switch above to re-score the chosen versions on the same most recent labelled rows "
+                   "of the log (a fair side-by-side: each version's recorded metrics come from its own holdout).")
 
-    st.markdown("**Lineage**")
-    st.dataframe(comp.lineage, hide_index=True)
+st.markdown("**Hyperparameters**")
+diff_only = st.toggle("Differences only", value=True, key="versions_diff_only")
+params = pd.DataFrame({n: {k: str(x) for k, x in v.hyperparameters.items()} for n, v in zip(names, picked)},
+                      columns=names)
+if diff_only and len(params):
+    params = params[params.nunique(axis=1, dropna=False) > 1]
+if len(params) == 0:
+    st.caption("The chosen versions have the same hyperparameters." if diff_only else "No hyperparameters.")
+else:
+    st.dataframe(params, width="stretch")
+
+st.markdown("**Lineage**")
+st.dataframe(pd.DataFrame([{
+    "version": v.version, "status": v.status, "algorithm": v.algorithm, "data": v.data_source,
+    "train from": v.train_start, "train to": v.train_end, "train rows": v.train_rows, "holdout rows": v.holdout_rows,
+    "run": v.run_id, "created by": v.created_by, "created": v.created_at,
+    "gate": None if not v.gate else ("passed" if v.gate.get("passed") else "failed"),
+    "artifact sha256": (v.artifact_sha256 or "")[:12],
+} for v in picked]), hide_index=True)

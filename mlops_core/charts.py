@@ -164,26 +164,41 @@ def residuals(frame: pd.DataFrame, title: str | None = "Residuals (actual − pr
     return _base(fig, title, 360)
 
 
+#: Methods whose threshold is a significance level (p-value), so statistic ÷ threshold means nothing.
+P_VALUE_METHODS = ("ks", "chi2")
+
+
 def _severity(frame: pd.DataFrame) -> pd.Series:
-    """Statistic divided by its threshold: 1 means at the threshold, comparable across methods."""
+    """Statistic divided by its threshold: 1 means at the threshold, comparable across distance methods
+    (NaN for p-value methods, whose threshold is a significance level)."""
     thr = frame["threshold"].where(frame["threshold"] > 0)
-    return (frame["statistic"] / thr).astype(float)
+    score = (frame["statistic"] / thr).astype(float)
+    if "method" in frame.columns:
+        score = score.where(~frame["method"].isin(P_VALUE_METHODS))
+    return score
 
 
 def drift_heatmap(frame: pd.DataFrame, title: str | None = "Drift score per feature and window") -> go.Figure:
     """Feature × window heatmap of drift score = statistic ÷ threshold (1 = at the threshold; capped at 3)."""
     if frame is None or len(frame) == 0:
         return empty("No drift results in this range — run `python -m mlops_core drift --model NAME`", title)
-    df = frame.assign(score=_severity(frame))
+    df = frame.assign(score=_severity(frame), drifted=frame["drifted"].astype(bool) if "drifted" in frame.columns
+                      else False)
     table = df.pivot_table(index="feature", columns="window_start", values="score", aggfunc="max")
+    flags = df.pivot_table(index="feature", columns="window_start", values="drifted", aggfunc="max")
     order = table.max(axis=1).sort_values(ascending=True).index  # most drifted on top
     table = table.loc[order]
+    flags = flags.reindex(index=table.index, columns=table.columns).fillna(False).astype(bool)
     z = table.clip(upper=3).values
     fig = go.Figure(go.Heatmap(
         z=z, x=list(table.columns), y=list(table.index), colorscale=SEVERITY_SCALE, zmin=0, zmid=1, zmax=2,
         colorbar=dict(title="score", tickvals=[0, 1, 2], ticktext=["0", "1 = threshold", "≥2"]),
+        text=[["●" if f else "" for f in row] for row in flags.values], texttemplate="%{text}",
         hovertemplate="%{y} · %{x}<br>score %{z:.2f}<extra></extra>", xgap=1, ygap=1,
     ))
+    fig.add_annotation(text="● drift flagged (distance over threshold and the significance guard agrees)",
+                       showarrow=False, xref="paper", yref="paper", x=0, y=-0.02, xanchor="left", yanchor="top",
+                       font=dict(size=11))
     fig.update_layout(hovermode="closest")
     return _base(fig, title, max(260, 28 * len(table) + 110))
 
@@ -192,9 +207,11 @@ def drift_ranking(frame: pd.DataFrame, title: str | None = "Features ranked by d
     """Horizontal bars of each feature's drift score in its latest window; drifted ones coloured."""
     if frame is None or len(frame) == 0:
         return empty("No drift results in this range", title)
-    df = frame.assign(score=_severity(frame))
-    latest = df.sort_values("window_start").groupby("feature", as_index=False).tail(1)
-    latest = latest.sort_values("score")
+    df = frame.assign(score=_severity(frame)).dropna(subset=["score"])
+    if len(df) == 0:
+        return empty("No distance-based drift results in this range", title)
+    newest = df[df["window_start"] == df["window_start"].max()]
+    latest = newest.sort_values("score").groupby("feature", as_index=False).tail(1).sort_values("score")
     drifted = latest["drifted"].astype(bool) if "drifted" in latest.columns else latest["score"] > 1
     method = latest["method"].astype(str) if "method" in latest.columns else pd.Series("", index=latest.index)
     fig = go.Figure(go.Bar(
@@ -264,13 +281,13 @@ def series_over_time(frame: pd.DataFrame, y: str, by: str | None = None, title: 
 
 
 def anomalies_over_time(frame: pd.DataFrame, title: str | None = "Validation anomalies per day") -> go.Figure:
-    """Stacked bars of anomaly counts per day and kind (``at`` or ``window_start``/``created_at``, ``kind``)."""
+    """Stacked bars of the number of anomalies per day and kind (one row per anomaly; time in ``at``,
+    ``window_start`` or ``created_at``)."""
     if frame is None or len(frame) == 0:
         return empty("No validation anomalies in this range", title)
     when = next(c for c in ("window_start", "at", "created_at", "validated_at", "ts") if c in frame.columns)
     df = frame.assign(day=pd.to_datetime(frame[when]).dt.floor("D"))
-    counts = df.groupby(["day", "kind"]).size().reset_index(name="count") if "count" not in df.columns else \
-        df.groupby(["day", "kind"], as_index=False)["count"].sum()
+    counts = df.groupby(["day", "kind"]).size().reset_index(name="count")
     fig = go.Figure()
     for i, (kind, part) in enumerate(counts.groupby("kind", sort=True)):
         fig.add_trace(go.Bar(x=part["day"], y=part["count"], name=str(kind), marker_color=colour(i)))

@@ -127,7 +127,22 @@ def last_prediction(db: str, model: str) -> datetime | None:
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def summary(db: str, model: str, days: int = 7) -> dict:
-    return fn("performance", "summary")(model, days=days, db=db)
+    """``performance.summary`` over the last ``days`` up to the newest prediction (not "now": an idle model's last
+    week of traffic is still its last week), plus ``drift_share`` / ``drift_share_previous``: the share of drifted
+    features in the newest stored window and in the window ``days`` earlier."""
+    last = last_prediction(db, model)
+    out = dict(fn("performance", "summary")(model, days=days, now=last, db=db))
+    out["drift_share"] = out["drift_share_previous"] = None
+    if last is not None:
+        share = fn("drift", "share_over_time")(model, window="day", start=last - timedelta(days=days + 1), end=last,
+                                               db=db)
+        if len(share):
+            share = share.sort_values("window_start")
+            out["drift_share"] = float(share["share"].iloc[-1])
+            earlier = share[share["window_start"] <= share["window_start"].iloc[-1] - timedelta(days=days)]
+            if len(earlier):
+                out["drift_share_previous"] = float(earlier["share"].iloc[-1])
+    return out
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
