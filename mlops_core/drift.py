@@ -179,11 +179,14 @@ def wasserstein(ref_values, cur_values, ref_std: float | None = None) -> float:
 
 
 def wasserstein_binned(edges, ref_counts, cur_counts, ref_mean: float | None, cur_mean: float | None,
-                       ref_std: float | None) -> float:
-    """W1 / std(reference) estimated from bin counts on shared ``edges`` and the two means.
+                       ref_std: float | None, ref_mad: float | None = None, cur_mad: float | None = None) -> float:
+    """W1 / std(reference) estimated from bin counts on shared ``edges``, the two means and mean absolute deviations.
 
-    max( trapezoid integral of |F_ref - F_cur| over the inner bins, |mean_cur - mean_ref| ) / std_ref:
-    both terms are lower bounds of W1 and the second is exact for a location shift.
+    max( trapezoid integral of |F_ref - F_cur| over the inner bins, |mean_cur - mean_ref|,
+    |mad_cur - mad_ref| ) / std_ref, where mad = E|X - c| about the same centre c (the reference
+    median). The last two are |E f(X) - E f(Y)| for 1-Lipschitz f, hence lower bounds of W1
+    (Kantorovich-Rubinstein duality); the mean term is exact for a location shift, the mad term
+    for a scale change of a symmetric distribution.
     """
     r = np.asarray(ref_counts, dtype=float)
     c = np.asarray(cur_counts, dtype=float)
@@ -196,6 +199,8 @@ def wasserstein_binned(edges, ref_counts, cur_counts, ref_mean: float | None, cu
         w = float(np.sum(np.diff(e) * (gap[:-1] + gap[1:]) / 2))
     if ref_mean is not None and cur_mean is not None and not (math.isnan(ref_mean) or math.isnan(cur_mean)):
         w = max(w, abs(cur_mean - ref_mean))
+    if ref_mad is not None and cur_mad is not None and math.isfinite(ref_mad) and not math.isnan(cur_mad):
+        w = max(w, abs(cur_mad - ref_mad))
     return _normalise(w, ref_std)
 
 
@@ -254,6 +259,8 @@ class _Sample:
     ref_mean: float | None = None
     ref_std: float | None = None
     cur_mean: float | None = None
+    ref_mad: float | None = None
+    cur_mad: float | None = None
     ref_values: np.ndarray | None = None  # raw values, when available: exact KS and Wasserstein
     cur_values: np.ndarray | None = None
 
@@ -295,7 +302,8 @@ def _evaluate(feature: str, s: _Sample, methods: list[str], thresholds, alpha: f
             if s.ref_values is not None:
                 stat = wasserstein(s.ref_values, s.cur_values, s.ref_std)
             else:
-                stat = wasserstein_binned(s.edges, s.ref_counts, s.cur_counts, s.ref_mean, s.cur_mean, s.ref_std)
+                stat = wasserstein_binned(s.edges, s.ref_counts, s.cur_counts, s.ref_mean, s.cur_mean, s.ref_std,
+                                          s.ref_mad, s.cur_mad)
         if method in P_VALUE_METHODS:
             drifted = bool(not math.isnan(p) and p < thr)
         else:
@@ -368,7 +376,9 @@ def compare(reference: pd.DataFrame, current: pd.DataFrame, methods=None, thresh
 def _reference_sample(ref: FeatureReference) -> tuple[np.ndarray, dict]:
     counts = np.array([b.count for b in ref.bins], dtype=float)
     if ref.kind == "numeric":
-        return counts, {"edges": np.asarray(ref.edges, dtype=float)}
+        ok = ref.mad is not None and len(ref.quantiles) == len(refmod.QUANTILE_LEVELS)
+        return counts, {"edges": np.asarray(ref.edges, dtype=float), "centre": ref.quantiles[50] if ok else None,
+                        "ref_mad": ref.mad if ok else None}
     return np.append(counts, 0.0), {"categories": [b.category for b in ref.bins]}
 
 
@@ -398,8 +408,9 @@ def _sample_from_values(ref: FeatureReference, values) -> _Sample:
         v = _numeric(values)
         v = v[~np.isnan(v)]
         cur = refmod.bin_counts(v, geo["edges"]).astype(float)
+        mad = float(np.abs(v - geo["centre"]).mean()) if v.size and geo["centre"] is not None else None
         return _Sample("numeric", ref_counts, cur, edges=geo["edges"], ref_mean=ref.mean, ref_std=ref.std,
-                       cur_mean=float(v.mean()) if v.size else None)
+                       cur_mean=float(v.mean()) if v.size else None, ref_mad=geo["ref_mad"], cur_mad=mad)
     s = pd.Series(values).dropna().astype(str)
     vc = s.value_counts()
     cats = geo["categories"]
@@ -419,7 +430,10 @@ def _sample_from_row(ref: FeatureReference, row, entry: dict) -> _Sample:
         cur = np.array([cum[i] - cum[i + 1] for i in range(len(cum) - 1)], dtype=float)
         total = row[entry["sum"]]
         mean = float(total) / n if n and total is not None and not pd.isna(total) else None
-        return _Sample("numeric", ref_counts, cur, edges=geo["edges"], ref_mean=ref.mean, ref_std=ref.std, cur_mean=mean)
+        dev = row[entry["dev"]] if "dev" in entry else None
+        mad = float(dev) / n if n and dev is not None and not pd.isna(dev) else None
+        return _Sample("numeric", ref_counts, cur, edges=geo["edges"], ref_mean=ref.mean, ref_std=ref.std, cur_mean=mean,
+                       ref_mad=geo["ref_mad"], cur_mad=mad)
     eq = [0 if pd.isna(row[c]) else int(row[c]) for c in entry["eq"]]
     return _Sample("categorical", ref_counts, np.array([*eq, n - sum(eq)], dtype=float))
 

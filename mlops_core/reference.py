@@ -1,7 +1,7 @@
 """Reference distributions, summarised once so drift queries never reread the raw data.
 
 For a numeric column we keep n, nulls, mean, population standard deviation
-(``ddof=0``), min, max, the 101 quantiles 0%, 1%, ..., 100% (numpy's default linear
+(``ddof=0``), the mean absolute deviation about the median (``mad``), min, max, the 101 quantiles 0%, 1%, ..., 100% (numpy's default linear
 interpolation) and **decile bins**: the edges are the distinct 10%, 20%, ..., 90%
 quantiles of the finite reference values, the outer bins are open
 (``(-inf, q10)``, ``[q10, q20)``, ..., ``[q90, +inf)``), so every current value,
@@ -43,6 +43,7 @@ class FeatureReference:
     max: float | None = None
     quantiles: list[float] = field(default_factory=list)
     bins: list[Bin] = field(default_factory=list)
+    mad: float | None = None  # mean |x - median| of the finite values (numeric); None when not stored
 
     @property
     def edges(self) -> list[float]:
@@ -77,6 +78,7 @@ def summarise_numeric(name: str, values) -> FeatureReference:
         ref.min = float(finite.min())
         ref.max = float(finite.max())
         ref.quantiles = [float(q) for q in np.quantile(finite, QUANTILE_LEVELS)]
+        ref.mad = float(np.abs(finite - ref.quantiles[50]).mean())
     edges = decile_edges(v)
     counts = bin_counts(v, edges)
     bounds = [None, *edges.tolist(), None]

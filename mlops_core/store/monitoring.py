@@ -205,9 +205,10 @@ def drift_counts(con, info: ModelInfo, window: str, specs: list[dict], start=Non
                  target: dict | None = None) -> tuple[pd.DataFrame, dict]:
     """Per-window counts for every spec in one scan of the log.
 
-    ``specs``: dicts with ``feature``, ``kind`` and ``edges`` (numeric: inner bin edges) or
-    ``categories`` (categorical). For numeric features it counts the values ``>= e`` for each
-    edge (bins follow by differences), the non-null count and the sum of the values; for
+    ``specs``: dicts with ``feature``, ``kind`` and ``edges`` (numeric: inner bin edges, optional
+    ``centre``) or ``categories`` (categorical). For numeric features it counts the values ``>= e``
+    for each edge (bins follow by differences), the non-null count, the sum of the values and
+    the sum of |value - centre|; for
     categorical ones the count of each reference category and the non-null count. ``target``
     (a spec for the label) is counted by a second query joining the label table on the
     prediction's window.
@@ -228,6 +229,8 @@ def drift_counts(con, info: ModelInfo, window: str, specs: list[dict], start=Non
         entry = {"n": add(f"count({col})")}
         if spec["kind"] == "numeric":
             entry["sum"] = add(f"sum({col})")
+            if spec.get("centre") is not None:
+                entry["dev"] = add(f"sum(abs({col} - {_literal(spec['centre'])}))")
             entry["ge"] = [add(f"sum(CAST({col} >= {_literal(e)} AS INTEGER))") for e in spec["edges"]]
         else:
             entry["eq"] = [add(f"sum(CAST(CAST({col} AS VARCHAR) = ? AS INTEGER))", [c]) for c in spec["categories"]]

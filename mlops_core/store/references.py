@@ -58,15 +58,26 @@ def save_reference(
     )
     bins = bins.astype({"lower": "float64", "upper": "float64", "category": "object"})
     stats = stats.astype({"mean": "float64", "std": "float64", "min": "float64", "max": "float64", "quantiles": "object"})
+    stat_cols = "reference_id, feature, kind, n, null_count, mean, std, min, max, quantiles"
+    if _has_mad(con):
+        stats["mad"] = pd.Series([f.mad for f in features], dtype="float64")
+        stat_cols += ", mad"
     con.register("_ref_stats", stats)
     con.register("_ref_bins", bins)
     try:
-        con.execute("INSERT INTO reference_stats SELECT * FROM _ref_stats")
+        con.execute(f"INSERT INTO reference_stats ({stat_cols}) SELECT {stat_cols} FROM _ref_stats")
         con.execute('INSERT INTO reference_bins SELECT * FROM _ref_bins')
     finally:
         con.unregister("_ref_stats")
         con.unregister("_ref_bins")
     return int(ref_id)
+
+
+def _has_mad(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``reference_stats`` has the ``mad`` column (migration 030)."""
+    return bool(con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'reference_stats' AND column_name = 'mad'"
+    ).fetchall()[0][0])
 
 
 def latest_training_reference_id(con: duckdb.DuckDBPyConnection, model: str, version: int) -> int:
@@ -82,8 +93,9 @@ def latest_training_reference_id(con: duckdb.DuckDBPyConnection, model: str, ver
 
 def load_reference(con: duckdb.DuckDBPyConnection, reference_id: int) -> list[FeatureReference]:
     """Return the features of a stored reference, with their bins in order; raise NotFoundError."""
+    mad = "mad" if _has_mad(con) else "NULL"
     stats = con.execute(
-        "SELECT feature, kind, n, null_count, mean, std, min, max, quantiles FROM reference_stats "
+        f"SELECT feature, kind, n, null_count, mean, std, min, max, quantiles, {mad} FROM reference_stats "
         "WHERE reference_id = ? ORDER BY feature",
         [reference_id],
     ).fetchall()
@@ -97,11 +109,11 @@ def load_reference(con: duckdb.DuckDBPyConnection, reference_id: int) -> list[Fe
     for feature, b, lower, upper, category, count in bins:
         by_feature.setdefault(feature, []).append(Bin(bin=b, count=int(count), lower=lower, upper=upper, category=category))
     out = []
-    for feature, kind, n, nulls, mean, std, mn, mx, q in stats:
+    for feature, kind, n, nulls, mean, std, mn, mx, q, dev in stats:
         out.append(
             FeatureReference(
                 feature=feature, kind=kind, n=int(n), null_count=int(nulls), mean=mean, std=std, min=mn, max=mx,
-                quantiles=json.loads(q) if q else [], bins=by_feature.get(feature, []),
+                quantiles=json.loads(q) if q else [], bins=by_feature.get(feature, []), mad=dev,
             )
         )
     return out

@@ -1,0 +1,104 @@
+"""Factories for the monitoring tests: a registered model and prediction/label rows written in bulk."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from conftest import make_training_frame
+from mlops_core import registry
+from mlops_core.config import artifacts_dir
+from mlops_core.store import connect, transaction
+from mlops_core.store import predictions as pstore
+
+T0 = datetime(2026, 3, 1)
+
+
+_TEMPLATES: dict[tuple, Path] = {}
+
+
+def _from_template(db, key: tuple, build) -> None:
+    """Copy a database (and its artifacts) registered once per test session: training a model takes seconds."""
+    if key not in _TEMPLATES:
+        path = Path(tempfile.mkdtemp(prefix="mon-template-")) / "template.duckdb"
+        build(path)
+        _TEMPLATES[key] = path
+    src, dst = _TEMPLATES[key], Path(db)
+    if dst.exists():  # a second model in the same database: register it for real
+        build(dst)
+        return
+    shutil.copy(src, dst)
+    if artifacts_dir(src).exists():
+        shutil.copytree(artifacts_dir(src), artifacts_dir(dst))
+
+
+def register_credit(db, n: int = 2000, seed: int = 0, name: str = "credit"):
+    """Register a binary classifier on ``make_training_frame``; return the model info."""
+    _from_template(db, ("credit", n, seed, name),
+                   lambda p: registry.register_model(name, "classification", "default", make_training_frame(n, seed), db=p))
+    return registry.get_model(name, db=db)
+
+
+def register_regressor(db, n: int = 800, seed: int = 0, name: str = "eta"):
+    _from_template(db, ("eta", n, seed, name), lambda p: _register_regressor(p, n, seed, name))
+    return registry.get_model(name, db=db)
+
+
+def _register_regressor(db, n, seed, name):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"distance": rng.gamma(2.0, 2.0, n), "zone": rng.choice(["a", "b", "c"], n)})
+    df["minutes"] = 10 + 3 * df["distance"] + (df["zone"] == "c") * 5 + rng.normal(0, 2, n)
+    registry.register_model(name, "regression", "minutes", df, db=db)
+
+
+def register_multiclass(db, n: int = 900, seed: int = 0, name: str = "tri"):
+    _from_template(db, ("tri", n, seed, name), lambda p: _register_multiclass(p, n, seed, name))
+    return registry.get_model(name, db=db)
+
+
+def _register_multiclass(db, n, seed, name):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"x": rng.normal(0, 1, n), "colour": rng.choice(["red", "blue"], n)})
+    df["kind"] = np.where(df["x"] < -0.4, "low", np.where(df["x"] > 0.4, "high", "mid"))
+    registry.register_model(name, "classification", "kind", df, db=db)
+
+
+def log_rows(features: pd.DataFrame, *, start: datetime = T0, step: timedelta = timedelta(minutes=1), version: int = 1,
+             prediction=None, score=None, prefix: str = "r", first: int = 0) -> pd.DataFrame:
+    """Prediction-log rows for ``features`` spaced ``step`` apart from ``start``."""
+    n = len(features)
+    out = pd.DataFrame({
+        "request_id": [f"{prefix}{first + i}" for i in range(n)],
+        "version": np.full(n, version, dtype="int32"),
+        "variant": None,
+        "ts": pd.Timestamp(start) + pd.to_timedelta(np.arange(n) * (step / timedelta(microseconds=1)), unit="us"),
+    })
+    for c in features.columns:
+        out[c] = features[c].to_numpy()
+    out["prediction"] = prediction if prediction is not None else None
+    out["score"] = score if score is not None else np.nan
+    out["batch_id"] = "test"
+    return out
+
+
+def write(db, info, log: pd.DataFrame, labels: pd.DataFrame | None = None) -> None:
+    """Append prediction rows (and label rows: request_id, label) in one transaction."""
+    with connect(db) as con, transaction(con):
+        pstore.append_predictions(con, info, log)
+        if labels is not None and len(labels):
+            lab = labels.copy()
+            lab["label_ts"] = lab.get("label_ts", T0)
+            lab["batch_id"] = "labels"
+            pstore.append_labels(con, info, lab[["request_id", "label", "label_ts", "batch_id"]])
+
+
+def credit_features(n: int, seed: int, income_shift: float = 0.0) -> pd.DataFrame:
+    df = make_training_frame(n, seed)
+    feats = df[["age", "income", "region"]].copy()
+    feats["age"] = feats["age"].astype(float)
+    feats["income"] = feats["income"] + income_shift
+    return feats
