@@ -1,0 +1,109 @@
+"""Background retrain jobs: a real detached process, one per model, killed jobs reaped without leftovers."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from _ops_support import MODEL, artifact_files, build
+from mlops_core import jobs, registry
+from mlops_core.config import artifacts_dir
+from mlops_core.errors import AlreadyRunningError, NotFoundError
+from mlops_core.store import connect, forget_database
+from mlops_core.store import runs as runstore
+
+# Hyperparameters that make the fit take several seconds, so a test can act while it runs.
+SLOW = {"max_iter": 3000, "early_stopping": False, "learning_rate": 0.01, "max_leaf_nodes": 63}
+
+
+def wait_for(predicate, timeout=60.0, poll=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError("condition not reached in time")
+
+
+def test_start_returns_at_once_and_the_job_finishes_in_the_background(db):
+    build(db, n=1000)
+    run_id = jobs.start_retrain(MODEL, actor="alice", db=db)
+    first = jobs.get_run(run_id, db=db)
+    assert first.status in ("queued", "running") and first.kind == "retrain" and first.actor == "alice"
+    assert jobs.active_run(MODEL, db=db).id == run_id
+    seen = []
+    run = jobs.wait(run_id, timeout=180, db=db, on_progress=lambda r: seen.append((r.progress, r.message)))
+    assert run.status == "succeeded", run.error
+    assert run.pid != os.getpid()  # it ran in its own process
+    assert seen[-1][0] == 1.0 and [p for p, _ in seen] == sorted(p for p, _ in seen)
+    assert run.statistics["candidate_version"] == 2 and run.duration_s > 0
+    assert jobs.active_run(MODEL, db=db) is None
+    assert jobs.job_log_path(db, run_id).exists()
+
+
+def test_a_second_retrain_of_the_same_model_is_refused_while_one_runs(db):
+    build(db, n=1000)
+    run_id = jobs.start_retrain(MODEL, actor="alice", params={"hyperparameters": SLOW}, db=db)
+    with pytest.raises(AlreadyRunningError, match=f"already .*run {run_id}.*Wait for it"):
+        jobs.start_retrain(MODEL, actor="bob", db=db)
+    assert [r for r in registry.runs(MODEL, db=db)["actor"]].count("bob") == 0
+    run = wait_for(lambda: (r := jobs.get_run(run_id, db=db)).message and r.message.startswith("training") and r)
+    os.kill(run.pid, signal.SIGTERM)
+    run = jobs.wait(run_id, timeout=60, db=db)
+    assert run.status == "failed" and "interrupted" in run.error
+    assert len(registry.list_versions(MODEL, db=db)) == 1
+
+
+def test_killed_retrain_is_marked_failed_and_leaves_nothing_half_done(db):
+    build(db, n=1000)
+    before_files = artifact_files(db)
+    run_id = jobs.start_retrain(MODEL, actor="alice", params={"hyperparameters": SLOW}, db=db)
+    run = wait_for(lambda: (r := jobs.get_run(run_id, db=db)).message and r.message.startswith("training") and r)
+    # an artifact the job might have written just before dying, never registered
+    stray = artifacts_dir(db) / MODEL / "v2-deadbeef.joblib"
+    stray.write_bytes(b"partial")
+    os.kill(run.pid, signal.SIGKILL)
+    for p in list(jobs._children):
+        if p.pid == run.pid:
+            p.wait(timeout=30)
+
+    # a fresh process opening the database reaps it (simulated: forget that this one opened it)
+    forget_database(db)
+    with connect(db) as con:
+        dead = runstore.get_run(con, run_id)
+    assert dead.status == "failed" and "ended without finishing" in dead.error and dead.finished_at is not None
+    assert [v.version for v in registry.list_versions(MODEL, db=db)] == [1]
+    assert artifact_files(db) == before_files  # the stray file is gone, v1's artifact is not
+    assert registry.production_version(MODEL, db=db) == 1
+    audit = registry.audit_log(MODEL, db=db)
+    assert "retrain_failed" in set(audit["action"])
+    # and the model can be retrained again
+    again = jobs.start_retrain(MODEL, actor="alice", params={"min_rows": 100}, db=db)
+    assert jobs.wait(again, timeout=180, db=db).status == "succeeded"
+
+
+def test_dead_job_is_reaped_when_its_run_is_read(db):
+    build(db, n=300)
+    with connect(db) as con:
+        run_id = runstore.insert_run(con, model=MODEL, kind="retrain", status="running", actor="x")
+        con.execute("UPDATE runs SET pid = 2147480000 WHERE id = ?", [run_id])  # no such process
+    assert jobs.active_run(MODEL, db=db) is None
+    assert jobs.get_run(run_id, db=db).status == "failed"
+
+
+def test_unknown_model_run_and_bad_params(db):
+    build(db, n=300)
+    with pytest.raises(NotFoundError, match="Unknown model"):
+        jobs.start_retrain("nope", actor="a", db=db)
+    with pytest.raises(NotFoundError, match="No run"):
+        jobs.get_run("feedface", db=db)
+    from mlops_core.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="window_days must be positive"):
+        jobs.start_retrain(MODEL, actor="a", params={"window_days": 0}, db=db)
+    with pytest.raises(InvalidInputError, match="Unknown trigger"):
+        jobs.start_retrain(MODEL, actor="a", trigger="cron", db=db)
+    assert jobs.active_run(MODEL, db=db) is None
