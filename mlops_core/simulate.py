@@ -160,13 +160,13 @@ def credit_default_probability(X: pd.DataFrame, shift: np.ndarray | bool = False
         + 1.8 * (X["utilization"].to_numpy() - 0.35)
         - 0.35 * np.log(X["income"].to_numpy() / 45)
         + 0.35 * np.log(X["loan_amount"].to_numpy() / (0.35 * X["income"].to_numpy()))
-        + (np.array([0.25, -0.25, -0.15, -0.3, 0.45, 0.0]) if legacy
-           else np.array([0.25, -0.25, -0.15, 0.45, 0.45, 0.0]))[purpose]
-        + (0.0 if legacy else np.array([0.0, 0.55, -0.1, 0.0])[X["region"].cat.codes.to_numpy()])
+        + (np.array([0.25, -0.25, -0.15, -0.45, 0.45, 0.0]) if legacy
+           else np.array([0.25, -0.25, -0.15, 0.6, 0.45, 0.0]))[purpose]
+        + (0.0 if legacy else np.array([-0.1, 0.9, -0.2, 0.0])[X["region"].cat.codes.to_numpy()])
         + np.array([0.0, 0.25, 0.9, 0.1])[emp]
         + np.array([0.2, -0.25, 0.0])[home]
         - 0.25 * np.minimum(X["months_employed"].to_numpy(), 120) / 120
-        + (0.02 if legacy else 0.15) * (X["loan_term_months"].to_numpy() - 36) / 12
+        + (0.0 if legacy else 0.25) * (X["loan_term_months"].to_numpy() - 36) / 12
         - 0.012 * (X["age"].to_numpy() - 40)
     )
     shifted = logit + 7.0 * np.maximum(dti - 0.35, 0) + 1.6 * (dti > 0.35) + np.where(emp == 1, 1.2, 0.0)
