@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .errors import BatchRejectedError, InvalidInputError, NotFoundError
+from .errors import BatchRejectedError, InvalidInputError, MlopsError, NotFoundError
 from .store import connect, transaction, utcnow
 from .store import models as mstore
 from .store import references as rstore
@@ -511,7 +511,10 @@ def _skew(con, info: mstore.ModelInfo, relation: str, params: dict, n: int) -> t
     names = set(info.feature_names)
     reference = [r for r in rstore.load_reference(con, ref_id) if r.feature in names]
     current = vstore.sample_frame(con, relation, info.feature_names, SKEW_SAMPLE_ROWS, params)
-    result = compare_with_reference(reference, current)
+    try:
+        result = compare_with_reference(reference, current)
+    except (MlopsError, ValueError, TypeError, KeyError) as exc:  # skew is advisory: never fail a validation on it
+        return None, f"skew not computed: {exc}", []
     rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else (v.item() if hasattr(v, "item") else v))
              for k, v in rec.items()} for rec in result.to_dict(orient="records")]
     anomalies = []
