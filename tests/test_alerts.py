@@ -1,0 +1,137 @@
+"""Alert rules and the monitoring run: default rules, deduplication, acknowledgement, runs row."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _monitoring_support import T0, credit_features, log_rows, register_credit, write
+from mlops_core import alerts
+from mlops_core.errors import InvalidInputError, NotFoundError
+from mlops_core.store import connect
+
+
+def _shifting_log(db, days=8, per_day=600, drift_from=5, concept_from=5):
+    """Traffic whose income drifts and whose labels stop following the predictions from day ``drift_from``."""
+    info = register_credit(db, n=2000)
+    parts, labels = [], []
+    for d in range(days):
+        rng = np.random.default_rng(d)
+        feats = credit_features(per_day, seed=200 + d, income_shift=10.0 if d >= drift_from else 0.0)
+        score = rng.random(per_day)
+        pred = np.where(score > 0.5, "1", "0")
+        log = log_rows(feats, start=T0 + timedelta(days=d), step=timedelta(days=1) / per_day, prediction=pred,
+                       score=score, prefix=f"d{d}-")
+        agree = rng.random(per_day) < (0.9 if d < concept_from else 0.5)
+        truth = np.where(agree, pred, np.where(pred == "1", "0", "1"))
+        parts.append(log)
+        labels.append(pd.DataFrame({"request_id": log["request_id"], "label": truth}))
+    write(db, info, pd.concat(parts, ignore_index=True), pd.concat(labels, ignore_index=True))
+    return info
+
+
+def test_run_monitoring_creates_default_rules_raises_alerts_and_records_a_run(db):
+    _shifting_log(db)
+    now = T0 + timedelta(days=8, hours=1)
+    res = alerts.run_monitoring("credit", db=db, now=now)
+    assert res.rules_created >= 4
+    kinds = {r["kind"] for r in alerts.list_rules("credit", db=db).to_dict(orient="records")}
+    assert {"metric_below", "drift_share_above", "feature_drift", "validation_anomalies", "no_traffic"} <= kinds
+    assert res.windows_computed == 8
+    assert res.drift_share == pytest.approx(1 / 3) and res.drifted_features == ["income"]
+    assert res.drift_window == T0 + timedelta(days=7)
+    assert res.headline_metric == "accuracy" and res.headline_value < 0.6
+    raised = pd.DataFrame(res.alerts)
+    metric = raised[raised["kind"] == "metric_below"]
+    assert sorted(metric["window_start"]) == [T0 + timedelta(days=d) for d in (5, 6, 7)]  # the concept shift, no earlier
+    share = raised[raised["kind"] == "drift_share_above"]
+    assert sorted(share["window_start"]) == [T0 + timedelta(days=d) for d in (5, 6, 7)]
+    assert "income" in share["message"].iloc[0]
+    assert not (raised["kind"] == "no_traffic").any()  # the last prediction is an hour old
+    with connect(db) as con:
+        run = con.execute("SELECT kind, status, metrics FROM runs WHERE id = ?", [res.run_id]).fetchall()[0]
+        stored = con.execute("SELECT count(*) FROM drift_results WHERE model = 'credit'").fetchall()[0][0]
+    assert run[0] == "monitor" and run[1] == "succeeded" and "drift_share" in run[2]
+    assert stored > 0
+
+
+def test_second_run_is_idempotent(db):
+    _shifting_log(db)
+    now = T0 + timedelta(days=8, hours=1)
+    first = alerts.run_monitoring("credit", db=db, now=now)
+    n_alerts = len(alerts.list_alerts("credit", db=db))
+    with connect(db) as con:
+        n_drift = con.execute("SELECT count(*) FROM drift_results").fetchall()[0][0]
+    second = alerts.run_monitoring("credit", db=db, now=now + timedelta(minutes=5))
+    assert first.alerts and second.alerts == []
+    assert len(alerts.list_alerts("credit", db=db)) == n_alerts
+    with connect(db) as con:
+        assert con.execute("SELECT count(*) FROM drift_results").fetchall()[0][0] == n_drift
+        assert con.execute("SELECT count(*) FROM alert_rules").fetchall()[0][0] == first.rules_created
+    assert second.rules_created == 0
+
+
+def test_no_traffic_and_few_labels(db):
+    _shifting_log(db, days=3, concept_from=0, drift_from=99, per_day=40)
+    res = alerts.run_monitoring("credit", db=db, now=T0 + timedelta(days=5))
+    kinds = [a["kind"] for a in res.alerts]
+    assert "no_traffic" in kinds
+    assert "metric_below" not in kinds  # 40 labels a day is below min_labels: no verdict on accuracy
+    again = alerts.run_monitoring("credit", db=db, now=T0 + timedelta(days=6))
+    assert "no_traffic" not in [a["kind"] for a in again.alerts]  # the same silent stretch alerts once
+
+
+def test_custom_rules_and_validation(db):
+    _shifting_log(db)
+    rid = alerts.set_rule("credit", "feature_drift", target="income", threshold=None, severity="critical", db=db)
+    same = alerts.set_rule("credit", "feature_drift", target="income", threshold=None, severity="info", db=db)
+    assert rid == same
+    rules = alerts.list_rules("credit", db=db)
+    assert len(rules) == 1 and rules["severity"].iloc[0] == "info"
+    res = alerts.run_monitoring("credit", db=db, now=T0 + timedelta(days=8))
+    assert res.rules_created == 0  # the model has a rule: no defaults added
+    assert [a["kind"] for a in res.alerts] == ["feature_drift"] * 3
+    assert all(a["severity"] == "info" for a in res.alerts)
+    with pytest.raises(InvalidInputError, match="Unknown alert rule kind"):
+        alerts.set_rule("credit", "cpu_high", threshold=1, db=db)
+    with pytest.raises(InvalidInputError, match="severity"):
+        alerts.set_rule("credit", "no_traffic", threshold=1, severity="urgent", db=db)
+    with pytest.raises(InvalidInputError, match="threshold"):
+        alerts.set_rule("credit", "drift_share_above", threshold=None, db=db)
+    with pytest.raises(NotFoundError):
+        alerts.set_rule("nope", "no_traffic", threshold=1, db=db)
+    alerts.delete_rule(rid, db=db)
+    assert alerts.list_rules("credit", db=db).empty
+
+
+def test_acknowledge_and_list(db):
+    _shifting_log(db)
+    res = alerts.run_monitoring("credit", db=db, now=T0 + timedelta(days=8))
+    first = res.alerts[0]["id"]
+    assert alerts.acknowledge(first, actor="ana", db=db) is True
+    assert alerts.acknowledge(first, actor="ana", db=db) is False
+    open_ = alerts.list_alerts("credit", open_only=True, db=db)
+    all_ = alerts.list_alerts("credit", db=db)
+    assert len(all_) == len(open_) + 1 and first not in set(open_["id"])
+    row = all_[all_["id"] == first].iloc[0]
+    assert row["acknowledged"] and row["acknowledged_by"] == "ana"
+    with connect(db) as con:
+        audit = con.execute("SELECT actor, action FROM audit_events WHERE action = 'acknowledge_alert'").fetchall()
+    assert audit == [("ana", "acknowledge_alert")]
+    with pytest.raises(NotFoundError, match="No alert with id 9999"):
+        alerts.acknowledge(9999, actor="ana", db=db)
+    assert len(alerts.list_alerts(None, db=db)) == len(all_)
+
+
+def test_failed_run_is_recorded(db):
+    register_credit(db)
+    with connect(db) as con:
+        con.execute("DELETE FROM reference_stats")
+        con.execute("DELETE FROM drift_references")
+    with pytest.raises(NotFoundError):
+        alerts.run_monitoring("credit", db=db, now=T0)
+    with connect(db) as con:
+        status, error = con.execute("SELECT status, error FROM runs WHERE kind = 'monitor'").fetchall()[0]
+    assert status == "failed" and "reference" in error

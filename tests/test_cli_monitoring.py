@@ -1,0 +1,101 @@
+"""CLI: performance, drift, alerts, alert-rules — JSON shapes, text output, exit codes."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _monitoring_support import T0, credit_features, log_rows, register_credit, write
+from mlops_core import alerts
+from mlops_core.cli import main
+
+
+@pytest.fixture
+def logged(db):
+    info = register_credit(db)
+    parts, labels = [], []
+    for d in range(3):
+        rng = np.random.default_rng(d)
+        feats = credit_features(300, seed=50 + d, income_shift=9.0 if d == 2 else 0.0)
+        score = rng.random(300)
+        log = log_rows(feats, start=T0 + timedelta(days=d), step=timedelta(days=1) / 300,
+                       prediction=np.where(score > 0.5, "1", "0"), score=score, prefix=f"c{d}-")
+        parts.append(log)
+        labels.append(pd.DataFrame({"request_id": log["request_id"][::3], "label": "1"}))
+    write(db, info, pd.concat(parts, ignore_index=True), pd.concat(labels, ignore_index=True))
+    return str(db)
+
+
+def _json(capsys, argv):
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_performance_json_rows(logged, capsys):
+    rows = _json(capsys, ["performance", "--model", "credit", "--db", logged, "--json"])
+    assert len(rows) == 3
+    keys = {"window_start", "version", "n", "n_labelled", "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss",
+            "positive_rate", "ci_low", "ci_high"}
+    assert keys <= set(rows[0])
+    assert rows[0]["window_start"] == "2026-03-01T00:00:00" and rows[0]["n"] == 300 and rows[0]["n_labelled"] == 100
+    assert rows[0]["roc_auc"] is None  # every label is "1": AUC undefined, JSON null
+    one = _json(capsys, ["performance", "--model", "credit", "--db", logged, "--json", "--from", "2026-03-02",
+                         "--to", "2026-03-02"])
+    assert [r["window_start"] for r in one] == ["2026-03-02T00:00:00"]
+    assert main(["performance", "--model", "credit", "--db", logged, "--window", "week"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "2026-02-23" in out
+
+
+def test_drift_json_and_text(logged, capsys):
+    rows = _json(capsys, ["drift", "--model", "credit", "--db", logged, "--json"])
+    income = [r for r in rows if r["feature"] == "income"]
+    assert [r["drifted"] for r in income] == [False, False, True]
+    assert {"window_start", "feature", "method", "statistic", "p_value", "threshold", "drifted", "n_current"} <= set(rows[0])
+    assert main(["drift", "--model", "credit", "--db", logged, "--method", "psi", "--no-store"]) == 0
+    text = capsys.readouterr().out
+    assert "psi" in text and "DRIFT" in text
+
+
+def test_alerts_list_ack_and_rules(logged, capsys):
+    res = alerts.run_monitoring("credit", db=logged, now=T0 + timedelta(days=3))
+    assert res.alerts
+    listed = _json(capsys, ["alerts", "--model", "credit", "--db", logged, "--json"])
+    assert len(listed) == len(res.alerts)
+    first = listed[0]["id"]
+    assert main(["alerts", "ack", str(first), "--db", logged]) == 0
+    assert f"Alert {first} acknowledged" in capsys.readouterr().out
+    assert main(["ack-alert", "--id", str(first), "--db", logged]) == 0
+    assert "already" in capsys.readouterr().out
+    open_ = _json(capsys, ["alerts", "--model", "credit", "--db", logged, "--json"])
+    every = _json(capsys, ["alerts", "--model", "credit", "--db", logged, "--json", "--all"])
+    assert len(every) == len(open_) + 1
+    rules = _json(capsys, ["alert-rules", "--model", "credit", "--db", logged, "--set", "metric_below", "--target",
+                           "accuracy", "--threshold", "0.8", "--severity", "critical", "--params", '{"min_labels": 10}',
+                           "--json"])
+    row = [r for r in rules if r["kind"] == "metric_below"][0]
+    assert row["threshold"] == 0.8 and json.loads(row["params"]) == {"min_labels": 10}
+
+
+def test_errors_exit_codes(logged, capsys):
+    assert main(["performance", "--model", "nope", "--db", logged]) == 2
+    assert "Unknown model 'nope'" in capsys.readouterr().err
+    assert main(["drift", "--model", "credit", "--db", logged, "--from", "soon"]) == 2
+    assert main(["alerts", "ack", "424242", "--db", logged]) == 2
+    assert main(["alerts", "ack", "--db", logged]) == 2
+    assert main(["alert-rules", "--model", "credit", "--db", logged, "--set", "metric_below", "--params", "{bad"]) == 2
+    assert main(["drift", "--model", "credit", "--db", logged, "--method", "kl"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown drift method" in err and "Traceback" not in err
+
+
+def test_cli_subprocess_missing_database(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mlops_core", "drift", "--model", "x", "--db", str(tmp_path / "no.duckdb")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "No database" in proc.stderr and "Traceback" not in proc.stderr
