@@ -191,29 +191,36 @@ BAD_PREDICTIONS = ["bad_missing_column.csv", "bad_wrong_type.csv", "bad_null_req
 
 @pytest.fixture(scope="module")
 def demo_like(tmp_path_factory):
-    """credit_default registered from the shipped training file, with the versions the clean batch names."""
+    """credit_default registered from the shipped training file, with the versions the clean batch names.
+
+    A prior-only classifier stands in for the real model: these tests are about the
+    batches, and it registers without training time.
+    """
     clean = BATCHES / "credit_default_clean.csv"
     if not clean.exists():
         pytest.skip("sample_data/batches/credit_default_clean.csv not generated yet")
+    import joblib
+    from sklearn.dummy import DummyClassifier
+
     from mlops_core import training
-    from mlops_core.registry import add_version, promote
+    from mlops_core.registry import add_version, get_model, promote
 
     folder = tmp_path_factory.mktemp("shipped")
     db = folder / "mlops.duckdb"
-    train = pd.read_csv(ROOT / "sample_data" / "credit_default_train.csv").sample(3000, random_state=0)
-    reg = register_model("credit_default", "classification", "default", train, db=db)
+    train = pd.read_csv(ROOT / "sample_data" / "credit_default_train.csv")
+    X = train.drop(columns=["default"])
+    y = training.prepare_target(train["default"], "classification", "default")
+    artifact = folder / "prior.joblib"
+    joblib.dump(DummyClassifier(strategy="prior").fit(X, y), artifact)
+    register_model("credit_default", "classification", "default", train, artifact=artifact, db=db)
     versions = pd.read_csv(clean, usecols=lambda c: c == "version")
     wanted = int(versions["version"].max()) if "version" in versions else 1
-    if wanted > 1:  # the batch was logged by a later version: add copies of v1 so the version exists
-        from mlops_core.registry import get_model
-        info = get_model("credit_default", db=db)
-        X = train.drop(columns=["default"])
-        y = training.prepare_target(train["default"], "classification", "default")
-        for _ in range(wanted - 1):
-            result = training.fit_and_evaluate(X, y, "classification", info.features, info.positive_class)
-            v = add_version("credit_default", result, reference_frame=X, reference_target=y, db=db)
+    info = get_model("credit_default", db=db)
+    for _ in range(wanted - 1):  # the batch was logged by a later version
+        result = training.fit_and_evaluate(X, y, "classification", info.features, info.positive_class,
+                                           pipeline=joblib.load(artifact), fitted=True)
+        v = add_version("credit_default", result, reference_frame=X, reference_target=y, db=db)
         promote("credit_default", v.version, db=db)
-    assert reg.version == 1
     return folder
 
 
