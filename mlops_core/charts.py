@@ -65,7 +65,8 @@ def _band_columns(frame: pd.DataFrame, metric: str) -> tuple[str, str] | None:
     for low, high in ((f"{metric}_low", f"{metric}_high"), (f"{metric}_ci_low", f"{metric}_ci_high"),
                       ("ci_low", "ci_high")):
         if low in frame.columns and high in frame.columns:
-            if low == "ci_low" and "ci_metric" in frame.columns and not (frame["ci_metric"] == metric).any():
+            # a generic ci_low/ci_high belongs to the metric named in the ``metric`` column (the headline)
+            if low == "ci_low" and "metric" in frame.columns and not (frame["metric"] == metric).any():
                 continue
             return low, high
     return None
@@ -103,10 +104,12 @@ def metric_over_time(frame: pd.DataFrame, metric: str, actions: pd.DataFrame | N
         name = "all" if v is None else f"v{int(v)}"
         c = colour(i)
         if band:
-            x = list(part["window_start"]) + list(part["window_start"][::-1])
-            y = list(part[band[1]]) + list(part[band[0]][::-1])
-            fig.add_trace(go.Scatter(x=x, y=y, fill="toself", fillcolor=_alpha(c, 0.18), line=dict(width=0),
+            # upper edge (invisible), then the lower edge filled up to it; windows without labels leave a gap
+            fig.add_trace(go.Scatter(x=part["window_start"], y=part[band[1]], mode="lines", line=dict(width=0),
                                      hoverinfo="skip", showlegend=False, legendgroup=name), row=1, col=1)
+            fig.add_trace(go.Scatter(x=part["window_start"], y=part[band[0]], mode="lines", line=dict(width=0),
+                                     fill="tonexty", fillcolor=_alpha(c, 0.18), hoverinfo="skip", showlegend=False,
+                                     legendgroup=name, name=f"{name} 95% interval"), row=1, col=1)
         fig.add_trace(go.Scatter(x=part["window_start"], y=part[metric], mode="lines+markers", name=name,
                                  line=dict(color=c, width=2), marker=dict(size=4), legendgroup=name), row=1, col=1)
         if "n" in part.columns and "n_labelled" in part.columns:

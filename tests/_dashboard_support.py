@@ -1,29 +1,40 @@
-"""Databases and helpers shared by the dashboard tests and the page benchmark."""
+"""Databases, a Streamlit server and helpers shared by the dashboard tests and the page benchmark."""
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 
 #: The demo's "today" in tests: a fixed end so that figures do not depend on the day the tests run.
 DEMO_END = datetime(2026, 3, 31, 12, 0)
 ROOT = Path(__file__).resolve().parent.parent
+_built: dict[tuple, Path] = {}
 
 
 def build_small_demo(path: Path, days: int = 40, daily: int = 300) -> Path:
-    """Build the demo database at ``path`` (small and fast); falls back to one registered model."""
-    try:
-        from mlops_core.demo import build_demo
-    except ImportError:
-        build_demo = None
-    if build_demo is not None:
-        build_demo(path, days=days, daily=daily, seed=0, end=DEMO_END)
-    else:
-        from mlops_core import registry
-        from conftest import make_training_frame
+    """Build the demo database at ``path`` (small and fast: ``days`` days, ``daily`` predictions a day)."""
+    from mlops_core.demo import build_demo
 
-        registry.register_model("credit_default", "classification", "default", make_training_frame(), db=path)
+    build_demo(path, days=days, daily=daily, seed=0, end=DEMO_END)
     return path
+
+
+def shared_demo(days: int = 40, daily: int = 300) -> Path:
+    """One small demo database per test process, built on first use; copy it (``copy_db``) before changing it."""
+    key = (days, daily)
+    if key not in _built:
+        folder = Path(tempfile.mkdtemp(prefix="mlops-dashboard-demo-"))
+        atexit.register(shutil.rmtree, folder, True)
+        _built[key] = build_small_demo(folder / "demo.duckdb", days, daily)
+    return _built[key]
 
 
 def copy_db(src: Path, dst_dir: Path) -> Path:
@@ -37,3 +48,55 @@ def copy_db(src: Path, dst_dir: Path) -> Path:
     if art.exists():
         shutil.copytree(art, artifacts_dir(dst))
     return dst
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StreamlitServer:
+    """``streamlit run dashboard.py`` on a free loopback port against ``db``; a context manager."""
+
+    def __init__(self, db: Path, log: Path):
+        self.db, self.log_path = db, log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "StreamlitServer":
+        env = dict(os.environ, MLOPS_DB=str(self.db), PYTHONPATH=str(ROOT))
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "dashboard.py"), "--server.headless", "true",
+             "--server.port", str(self.port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {self.proc.returncode}: {self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
+                    if r.read().decode().strip() == "ok":
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"streamlit did not answer on {self.url} within 60 s: {self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()

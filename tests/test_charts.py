@@ -44,13 +44,22 @@ def test_metric_over_time_one_line_per_version_with_band_and_coverage():
     fig = charts.metric_over_time(perf_frame(), "accuracy")
     lines = [t for t in fig.data if isinstance(t, go.Scatter) and t.mode == "lines+markers"]
     assert [t.name for t in lines] == ["v1", "v2"]
-    bands = [t for t in fig.data if isinstance(t, go.Scatter) and t.fill == "toself"]
+    bands = [t for t in fig.data if isinstance(t, go.Scatter) and t.fill == "tonexty"]
     assert len(bands) == 2
+    assert list(bands[0].y[:2]) == [0.75, 0.75]
     bars = [t for t in fig.data if isinstance(t, go.Bar)]
     assert len(bars) == 2
     # label coverage = n_labelled / n of each window
     assert list(bars[0].y[:3]) == pytest.approx([0.50, 0.51, 0.52])
     assert fig.layout.paper_bgcolor == "rgba(0,0,0,0)"
+
+
+def test_generic_interval_is_drawn_only_for_the_metric_it_belongs_to():
+    frame = perf_frame().rename(columns={"accuracy_low": "ci_low", "accuracy_high": "ci_high"}).assign(
+        metric="accuracy", roc_auc=0.7)
+    fills = lambda fig: [t for t in fig.data if getattr(t, "fill", None) == "tonexty"]  # noqa: E731
+    assert len(fills(charts.metric_over_time(frame, "accuracy"))) == 2
+    assert fills(charts.metric_over_time(frame, "roc_auc")) == []
 
 
 def test_metric_over_time_with_action_markers():
@@ -116,6 +125,12 @@ def test_drift_share_and_series():
     fig = charts.drift_series(outputs[outputs["feature"] == "__score__"], {"__score__": "score"})
     assert fig.data[0].name == "score · psi"
     assert list(fig.data[0].y) == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0])
+
+
+def test_p_value_methods_have_no_distance_score():
+    frame = drift_frame().assign(method="ks")
+    fig = charts.drift_ranking(frame)
+    assert len(fig.data) == 0 and "distance" in fig.layout.annotations[0].text
 
 
 def test_anomalies_null_rates_side_by_side_and_runs():

@@ -11,7 +11,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from _dashboard_support import ROOT, build_small_demo, copy_db
+from _dashboard_support import ROOT, copy_db, shared_demo
 from mlops_core import jobs, registry
 
 APP = str(ROOT / "dashboard.py")
@@ -28,15 +28,10 @@ PAGES = {
 MODEL = "credit_default"
 
 
-@pytest.fixture(scope="session")
-def demo_source(tmp_path_factory):
-    """One small demo database per test session (copied before each use)."""
-    return build_small_demo(tmp_path_factory.mktemp("demo") / "demo.duckdb")
-
-
 @pytest.fixture
-def demo_db(demo_source, tmp_path, monkeypatch):
-    path = copy_db(demo_source, tmp_path / "copy")
+def demo_db(tmp_path, monkeypatch):
+    """A private copy of the small demo database, named by MLOPS_DB."""
+    path = copy_db(shared_demo(), tmp_path / "copy")
     monkeypatch.setenv("MLOPS_DB", str(path))
     return path
 
