@@ -212,7 +212,7 @@ def evaluate(model: str, *, db=None, now: datetime | None = None, monitoring=Non
         except ImportError:
             run_monitoring = None
         if run_monitoring is not None:
-            monitoring = run_monitoring(model, db=db, now=now)
+            monitoring = run_monitoring(model, db=db, now=now, actor=ACTOR, trigger="automated")
     signals = _signals_from(monitoring)
     if drift_share is not None:
         signals["drift_share"] = drift_share
@@ -292,7 +292,7 @@ def _record(model: str, d: PolicyDecision, db) -> str:
              "retrain_run_id": d.retrain_run_id, "alert_ids": d.alert_ids, "evaluated_at": d.evaluated_at}
     with connect(db) as con, transaction(con):
         run_id = runstore.insert_run(con, model=model, kind="monitor", trigger="automated", actor=ACTOR,
-                                     status="running", message=d.action)
+                                     status="running", message=d.action, params={"policy_evaluation": True})
         now = utcnow()
         runstore.update_run(con, run_id, status="succeeded", progress=1.0, message=d.message,
                             statistics=json.loads(json.dumps(stats, default=str)), finished_at=now, duration_s=0.0)
@@ -306,7 +306,7 @@ def recent_evaluations(model: str, db=None, limit: int = 100) -> pd.DataFrame:
     """The latest policy evaluations of ``model`` (newest first): evaluated_at, mode, action, triggers, message, retrain_run_id."""
     with connect(db, create=False) as con:
         mstore.get_model(con, model)
-        df = jobstore.runs_of_kind_frame(con, model, "monitor", limit)
+        df = jobstore.runs_of_kind_frame(con, model, "monitor", limit, param="policy_evaluation")
     cols = ["evaluated_at", "mode", "action", "triggers", "message", "retrain_run_id", "monitor_run_id"]
     rows = []
     for rec in df.to_dict(orient="records"):

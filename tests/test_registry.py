@@ -17,9 +17,9 @@ from mlops_core.store import training_data as tdstore
 def three_versions(db):
     """credit with v1 (production), v2 and v3 (candidates, v3 with other hyperparameters)."""
     build(db, concept="shifted", n=1200)
-    run = retrain_now(db)
-    assert run.status == "succeeded", run.error
-    assert retrain_now(db, hyperparameters={"max_iter": 20, "learning_rate": 0.3}).status == "succeeded"
+    for params in ({}, {"hyperparameters": {"max_iter": 20, "learning_rate": 0.3}}):
+        run = retrain_now(db, **params)
+        assert run.status == "succeeded", run.error
     return db
 
 
@@ -103,8 +103,9 @@ def test_rollback_to_a_named_earlier_version_and_refusals(three_versions):
 
 def test_rollback_to_version_that_never_served_is_refused(db):
     build(db, n=800)
-    retrain_now(db)
-    retrain_now(db)
+    for _ in range(2):
+        run = retrain_now(db)
+        assert run.status == "succeeded", run.error
     registry.promote(MODEL, 3, actor="a", db=db)
     with pytest.raises(ConflictError, match="not an earlier production version.*Use promote"):
         registry.rollback(MODEL, to=2, actor="a", db=db)

@@ -157,14 +157,16 @@ def _reap_on_open(con: duckdb.DuckDBPyConnection) -> None:
         pass
 
 
-def runs_of_kind_frame(con: duckdb.DuckDBPyConnection, model: str, kind: str, limit: int = 200) -> pd.DataFrame:
-    """Runs of one kind for a model, newest first (JSON columns as text)."""
-    return con.execute(
-        "SELECT id, model, kind, trigger, actor, status, progress, message, params, metrics, statistics, error, "
-        "created_at, started_at, finished_at, duration_s FROM runs WHERE model = ? AND kind = ? "
-        f"ORDER BY created_at DESC, id DESC LIMIT {int(limit)}",
-        [model, kind],
-    ).df()
+def runs_of_kind_frame(con: duckdb.DuckDBPyConnection, model: str, kind: str, limit: int = 200,
+                       param: str | None = None) -> pd.DataFrame:
+    """Runs of one kind for a model, newest first (JSON columns as text); ``param``: only runs whose params name it."""
+    sql, params = ("SELECT id, model, kind, trigger, actor, status, progress, message, params, metrics, statistics, "
+                   "error, created_at, started_at, finished_at, duration_s FROM runs WHERE model = ? AND kind = ?"), \
+        [model, kind]
+    if param:
+        sql += " AND params LIKE ?"
+        params.append(f'%"{param}"%')
+    return con.execute(sql + f" ORDER BY created_at DESC, id DESC LIMIT {int(limit)}", params).df()
 
 
 def last_run_time(con: duckdb.DuckDBPyConnection, model: str, kind: str, *, trigger: str | None = None,

@@ -1,0 +1,160 @@
+"""Automation policies: storage and validation, triggers, manual alerts, automated retrain + promote, cool-down."""
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+
+import pytest
+
+from _ops_support import MODEL, build
+from mlops_core import automation, jobs, registry
+from mlops_core.config import artifacts_dir
+from mlops_core.errors import InvalidInputError, NotFoundError
+from mlops_core.store import connect, utcnow
+from mlops_core.store import runs as runstore
+
+DEMO = "credit_default"
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory):
+    """The demo database (40 days, 300 predictions a day), built once for this module."""
+    from mlops_core import demo
+
+    path = tmp_path_factory.mktemp("demo") / "mlops.duckdb"
+    demo.build_demo(path, days=40, daily=300)
+    return path
+
+
+@pytest.fixture
+def demo_copy(demo_db, tmp_path):
+    """A private copy of the demo database and its artifacts."""
+    target = tmp_path / "mlops.duckdb"
+    shutil.copy(demo_db, target)
+    shutil.copytree(artifacts_dir(demo_db), artifacts_dir(target))
+    return target
+
+
+def alerts_of(db, model):
+    with connect(db) as con:
+        return con.execute("SELECT kind, message FROM alerts WHERE model = ? AND kind = 'policy_trigger'", [model]).fetchall()
+
+
+# --- policy storage ------------------------------------------------------------------------------
+
+def test_defaults_then_changes_are_stored_validated_and_audited(db):
+    build(db, n=300)
+    p = automation.get_policy(MODEL, db=db)
+    assert (p.mode, p.drift_share_above, p.cooldown_hours, p.window_days, p.gate, p.stored) == \
+        ("manual", 0.3, 24.0, 30.0, None, False)
+    p = automation.set_policy(MODEL, actor="alice", db=db, mode="automated", gate=["roc_auc>=0.7", "roc_auc+=1%"],
+                              every_days=7)
+    assert p.stored and p.updated_by == "alice"
+    again = automation.get_policy(MODEL, db=db)
+    assert again.mode == "automated" and again.every_days == 7.0
+    assert again.gate == [{"metric": "roc_auc", "kind": "min", "threshold": 0.7, "relative": False},
+                          {"metric": "roc_auc", "kind": "improve", "threshold": 0.01, "relative": True}]
+    ev = registry.audit_log(MODEL, db=db).iloc[0]
+    assert ev.action == "policy_change" and ev.actor == "alice" and "mode: manual -> automated" in ev.reason
+
+    for bad, match in (({"mode": "auto"}, "Unknown policy mode"), ({"drift_share_above": 3}, "0..1"),
+                       ({"gate": ["auc>=1"]}, "Unknown gate metric"), ({"cooldown": 1}, "Unknown policy field"),
+                       ({"metric": "positive_rate"}, "Unknown policy metric")):
+        with pytest.raises(InvalidInputError, match=match):
+            automation.set_policy(MODEL, actor="alice", db=db, **bad)
+    assert automation.get_policy(MODEL, db=db).mode == "automated"  # refused changes wrote nothing
+    assert automation.set_policy(MODEL, actor="a", db=db, gate=None).gate is None
+    with pytest.raises(NotFoundError):
+        automation.get_policy("nope", db=db)
+
+
+# --- evaluation with given signals ----------------------------------------------------------------
+
+def test_no_trigger_does_nothing_but_is_recorded(db):
+    build(db, n=300)
+    d = automation.evaluate(MODEL, db=db, drift_share=0.1, metrics={"roc_auc": 0.8})
+    assert d.action == "none" and d.triggers == [] and "No trigger fired" in d.message
+    ev = automation.recent_evaluations(MODEL, db=db)
+    assert list(ev["action"]) == ["none"] and ev["monitor_run_id"].iloc[0] == d.monitor_run_id
+    assert runstore_get(db, d.monitor_run_id).actor == "automation"
+
+
+def runstore_get(db, run_id):
+    with connect(db) as con:
+        return runstore.get_run(con, run_id)
+
+
+def test_manual_mode_only_alerts_once_per_day(db):
+    build(db, n=300)
+    automation.set_policy(MODEL, actor="a", db=db, metric_threshold=0.75)
+    d = automation.evaluate(MODEL, db=db, drift_share=0.5, metrics={"roc_auc": 0.6})
+    assert d.action == "alert" and len(d.alert_ids) == 1
+    assert d.triggers == ["drift share 0.50 is above 0.30", "roc_auc 0.6000 is below 0.75"]
+    again = automation.evaluate(MODEL, db=db, drift_share=0.5)
+    assert again.action == "alert" and again.alert_ids == [] and "already says so" in again.message
+    assert len(alerts_of(db, MODEL)) == 1
+    assert jobs.active_run(MODEL, db=db) is None
+    assert "retrain" not in set(registry.runs(MODEL, db=db)["kind"])
+    audit = registry.audit_log(MODEL, db=db)
+    assert list(audit.query("action == 'policy_alert'")["actor"]) == ["automation"]
+
+
+def test_error_metrics_trigger_above_the_threshold(db):
+    build(db, n=300)
+    automation.set_policy(MODEL, actor="a", db=db, metric="log_loss", metric_threshold=0.5, drift_share_above=None)
+    assert automation.evaluate(MODEL, db=db, metrics={"log_loss": 0.4}).action == "none"
+    d = automation.evaluate(MODEL, db=db, drift_share=0.99, metrics={"log_loss": 0.7})
+    assert d.triggers == ["log_loss 0.7000 is above 0.5"]
+
+
+def test_schedule_trigger_and_cooldown_in_automated_mode(db):
+    build(db, n=600)
+    automation.set_policy(MODEL, actor="a", db=db, mode="automated", every_days=7, drift_share_above=None)
+    assert automation.evaluate(MODEL, db=db, drift_share=0.0).action == "none"  # v1 is minutes old
+    later = utcnow() + timedelta(days=8)
+    d = automation.evaluate(MODEL, db=db, now=later, drift_share=0.0)
+    assert d.action == "retrain_started" and "schedule: every 7 days" in d.triggers[0]
+    run = jobs.wait(d.retrain_run_id, timeout=240, db=db)
+    assert run.status == "succeeded", run.error
+    assert run.trigger == "schedule" and run.actor == "automation"
+    # a retrain ran minutes ago: within the 24 h cool-down nothing new starts, and the schedule is satisfied
+    d = automation.evaluate(MODEL, db=db, drift_share=0.9)
+    assert d.action == "none"
+    automation.set_policy(MODEL, actor="a", db=db, drift_share_above=0.3)
+    d = automation.evaluate(MODEL, db=db, drift_share=0.9)
+    assert d.action == "cooldown" and "cool-down" in d.message
+    assert list(registry.runs(MODEL, db=db)["kind"]).count("retrain") == 1
+
+
+# --- on the demo database, with the monitoring engine ------------------------------------------------
+
+def test_manual_mode_on_demo_alerts_and_changes_nothing(demo_copy):
+    db = demo_copy
+    before = [(v.version, v.status) for v in registry.list_versions(DEMO, db=db)]
+    d = automation.evaluate(DEMO, db=db)
+    assert d.mode == "manual" and d.signals["drift_share"] > 0.3
+    assert d.action == "alert" and d.alert_ids
+    assert [(v.version, v.status) for v in registry.list_versions(DEMO, db=db)] == before
+    assert jobs.active_run(DEMO, db=db) is None
+
+
+def test_automated_mode_on_demo_retrains_and_promotes_on_drift(demo_copy):
+    db = demo_copy
+    prod_before = registry.production_version(DEMO, db=db)
+    automation.set_policy(DEMO, actor="ops", db=db, mode="automated")
+    d = automation.evaluate(DEMO, db=db)
+    assert d.action == "retrain_started" and d.triggers and d.triggers[0].startswith("drift share")
+    run = jobs.wait(d.retrain_run_id, timeout=400, db=db)
+    assert run.status == "succeeded", run.error
+    s = run.statistics
+    assert s["gate"]["passed"] and s["promoted"]
+    new = s["candidate_version"]
+    assert registry.production_version(DEMO, db=db) == new != prod_before
+    audit = registry.audit_log(DEMO, db=db)
+    promo = audit[(audit["action"] == "promote") & (audit["to_version"] == new)].iloc[0]
+    assert promo.actor == "automation" and promo.from_version == prod_before and promo.run_id == run.id
+    assert {"policy_retrain_started", "retrain_requested"} <= set(audit.query("actor == 'automation'")["action"])
+    # the next evaluation respects the cool-down
+    assert automation.evaluate(DEMO, db=db).action in ("cooldown", "none")
+    # and a rollback restores the previous production version
+    assert registry.rollback(DEMO, actor="ops", db=db)["to_version"] == prod_before
