@@ -9,7 +9,9 @@ the version serving at that moment outputs on the simulated request.
 
 Timeline (day numbers for the default 90 days; other lengths scale them):
 
-- day 0: both models registered (version 1 in production), trained on the shipped files.
+- day 0: both models registered (version 1 in production), trained on the shipped files
+  (credit_default with the default pipeline; delivery_time as a fitted artifact, the
+  ``register --artifact`` path).
 - day 21-25: credit_default v2 is retrained on 20 days of labelled traffic (run kinds
   validate, retrain, evaluate) and serves 20% of the traffic as the ``challenger`` of
   an A/B test (variant ``challenger`` vs ``champion``) from day 26.
@@ -76,6 +78,7 @@ TRAIN_ROWS_PER_DAY = 1500
 GATE_MIN_AUC_GAIN = 0.005
 GATE_MIN_LABEL_COVERAGE = 0.7
 #: Retrains use smaller trees than the default pipeline: as accurate here, and faster to fit and to score.
+DELIVERY_HYPERPARAMETERS = {"learning_rate": 0.2, "max_iter": 40, "max_leaf_nodes": 15}
 RETRAIN_HYPERPARAMETERS = {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 15, "l2_regularization": 1.0}
 
 
@@ -250,19 +253,79 @@ class _Server:
         n = len(X)
         if self.task == "classification":
             score = np.empty(n)
+            positive = np.empty(n, dtype=bool)
             for v in np.unique(version):
                 mask = version == v
                 pipe = self.pipelines[int(v)]
-                # predict() is argmax of predict_proba for these classifiers: one pass gives both
-                proba = pipe.predict_proba(X[mask])
-                score[mask] = proba[:, list(map(str, pipe.classes_)).index("1")]
-            pred = pa.DictionaryArray.from_arrays(pa.array((score >= 0.5).astype(np.int8)), ["0", "1"])
+                proba = _predict(pipe, X[mask], "predict_proba")
+                pos = list(map(str, pipe.classes_)).index("1")
+                score[mask] = proba[:, pos]
+                # predict() is the argmax of predict_proba (first class on a tie): one pass gives both
+                positive[mask] = proba[:, pos] > proba[:, 1 - pos]
+            pred = pa.DictionaryArray.from_arrays(pa.array(positive.astype(np.int8)), ["0", "1"])
             return pc.cast(pred, pa.string()), score
         pred = np.empty(n)
         for v in np.unique(version):
             mask = version == v
-            pred[mask] = self.pipelines[int(v)].predict(X[mask])
+            pred[mask] = _predict(self.pipelines[int(v)], X[mask], "predict")
         return pa.array(pred), None
+
+
+def _design_matrix(pipe, X: pd.DataFrame) -> np.ndarray | None:
+    """The default pipeline's preprocessing of ``X`` built straight from the categorical codes.
+
+    Gives the same float64 matrix as ``pipe[:-1].transform(X)`` (median imputation, one-hot
+    in the encoder's category order, unseen categories all zero) several times faster on
+    millions of rows. Returns None for any other pipeline, which is then used as it is.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    steps = getattr(pipe, "steps", None)
+    if not steps or len(steps) != 2 or not isinstance(steps[0][1], ColumnTransformer):
+        return None
+    pre = steps[0][1]
+    parts = []
+    for name, trans, cols in pre.transformers_:
+        if name == "remainder":
+            if trans != "drop":
+                return None
+            continue
+        cols = list(cols)
+        if isinstance(trans, SimpleImputer) and all(not isinstance(X[c].dtype, pd.CategoricalDtype) for c in cols):
+            if trans.strategy != "median" or getattr(trans, "add_indicator", False):
+                return None
+            vals = X[cols].to_numpy(dtype=np.float64)
+            if np.isnan(vals).any():
+                vals = np.where(np.isnan(vals), trans.statistics_[None, :], vals)
+            parts.append(vals)
+        elif isinstance(trans, Pipeline) and len(trans.steps) == 2 and isinstance(trans.steps[1][1], OneHotEncoder):
+            enc = trans.steps[1][1]
+            if (enc.drop_idx_ is not None or getattr(enc, "_infrequent_enabled", False)
+                    or enc.handle_unknown != "ignore" or not all(isinstance(X[c].dtype, pd.CategoricalDtype) for c in cols)):
+                return None
+            for c, cats in zip(cols, enc.categories_):
+                codes = X[c].cat.codes.to_numpy()
+                if (codes < 0).any():  # missing values take the imputer's path
+                    return None
+                lookup = {str(v): i for i, v in enumerate(cats)}
+                position = np.array([lookup.get(str(v), -1) for v in X[c].cat.categories], dtype=np.int64)[codes]
+                block = np.zeros((len(X), len(cats)))
+                hit = position >= 0
+                block[np.flatnonzero(hit), position[hit]] = 1.0
+                parts.append(block)
+        else:
+            return None
+    return np.hstack(parts) if parts else None
+
+
+def _predict(pipe, X: pd.DataFrame, method: str) -> np.ndarray:
+    Z = _design_matrix(pipe, X)
+    if Z is None:
+        return getattr(pipe, method)(X)
+    return getattr(pipe.steps[-1][1], method)(Z)
 
 
 def _log_table(model: str, days: list[_Day], first_id: int, version: np.ndarray, variant: np.ndarray,
@@ -434,9 +497,14 @@ def _register(db: Path, sim: _SimClock, tl: _Timeline, seed: int, summary: DemoS
         sim.now = at
         t = time.perf_counter()
         path = _training_file(file)
-        reg = registry.register_model(name, task, target, path, db=db, actor="maria.schmidt", seed=seed,
-                                      description=description, at=at, train_start=at - timedelta(days=180),
-                                      train_end=at - timedelta(days=1))
+        artifact = _delivery_artifact(path, db, seed) if name == DELIVERY else None
+        try:
+            reg = registry.register_model(name, task, target, path, artifact=artifact, db=db, actor="maria.schmidt",
+                                          seed=seed, description=description, at=at,
+                                          train_start=at - timedelta(days=180), train_end=at - timedelta(days=1))
+        finally:
+            if artifact is not None:
+                artifact.unlink(missing_ok=True)
         elapsed = time.perf_counter() - t
         _finish_registry_run(db, reg.run_id, at, elapsed)
         summary.timings[f"register {name}"] = elapsed
@@ -446,6 +514,28 @@ def _register(db: Path, sim: _SimClock, tl: _Timeline, seed: int, summary: DemoS
         server.changes.append((0, 1))
         servers[name] = server
     return servers[CREDIT], servers[DELIVERY]
+
+
+def _delivery_artifact(path: Path, db: Path, seed: int) -> Path:
+    """delivery_time comes as a fitted model (``register --artifact``): smaller trees, trained on the registry's split.
+
+    Fitted on exactly the rows the registry keeps for training (same split and seed), so
+    the registry's holdout metrics stay honest. 40 trees of 15 leaves match the default
+    pipeline's accuracy here and score millions of rows 3x faster.
+    """
+    import joblib
+
+    from .schema import infer_schema
+
+    df = pd.read_csv(path)
+    features = infer_schema(df, simulate.DELIVERY_TARGET)
+    y = training.prepare_target(df[simulate.DELIVERY_TARGET], "regression", simulate.DELIVERY_TARGET)
+    X = training.coerce_features(df.drop(columns=[simulate.DELIVERY_TARGET]), features)
+    X_train, _, y_train, _ = training.split_holdout(X, y, "regression", seed)
+    pipe = training.default_pipeline("regression", features, seed, **DELIVERY_HYPERPARAMETERS).fit(X_train, y_train)
+    out = db.parent / f".{db.stem}-delivery-{os.getpid()}.joblib"
+    joblib.dump(pipe, out)
+    return out
 
 
 def _build(db: Path, tl: _Timeline, daily: int, seed: int, sim: _SimClock, summary: DemoSummary) -> None:
