@@ -14,11 +14,11 @@ METRICS = ["roc_auc", "accuracy", "f1", "precision", "recall", "log_loss", "mae"
 
 
 def optional(col, label: str, value, *, key: str, min_value=0.0, max_value=None, step=0.01, help=None):
-    """A number input with an 'on' checkbox: None when switched off."""
+    """A number input with an 'on' checkbox: None when switched off. (Inside a form nothing reruns before
+    submit, so the input stays enabled and is only used when its box is ticked.)"""
     on = col.checkbox(label, value=value is not None, key=f"{key}_on")
     number = col.number_input(label, value=float(value if value is not None else min_value), min_value=min_value,
-                              max_value=max_value, step=step, key=key, disabled=not on, label_visibility="collapsed",
-                              help=help)
+                              max_value=max_value, step=step, key=key, label_visibility="collapsed", help=help)
     return float(number) if on else None
 
 
@@ -35,9 +35,9 @@ with widgets.guard("Policy"):
                          help="Trigger when this share of features drifted in the latest window.")
         metric_on = c2.checkbox("Metric below threshold", value=p.metric_threshold is not None, key="policy_metric_on")
         metric = c2.selectbox("Metric", METRICS, index=METRICS.index(p.metric) if p.metric in METRICS else 0,
-                              key="policy_metric", disabled=not metric_on)
+                              key="policy_metric")
         threshold = c2.number_input("Threshold", value=float(p.metric_threshold or 0.7), step=0.01,
-                                    key="policy_threshold", disabled=not metric_on,
+                                    key="policy_threshold",
                                     help="For error metrics (log loss, MAE, RMSE, MAPE) the trigger is *above* it.")
         every = optional(c3, "Every N days", p.every_days, key="policy_every", min_value=1.0, step=1.0,
                          help="Retrain on a schedule, counted from the last successful retrain.")

@@ -204,3 +204,34 @@ def test_retrain_flow_shows_progress_then_the_gate_decision(demo_db):
     assert (f"v{cand} passed the gate" in body) == bool(run.statistics["gate"]["passed"])
     for reason in run.statistics["gate"]["reasons"]:
         assert reason in body
+
+
+def test_policy_form_saves_the_policy(demo_db):
+    from mlops_core import automation
+
+    at = open_page("app_pages/automation.py")
+    assert_clean(at)
+    at.radio(key="policy_mode").set_value("automated")
+    at.text_input(key="policy_gate").input("roc_auc>=0.7")
+    at.form_submit_button[0].click().run()
+    assert_clean(at)
+    p = automation.get_policy(MODEL, db=demo_db)
+    assert p.mode == "automated" and p.stored and p.updated_by == "dashboard"
+    assert p.gate == [{"metric": "roc_auc", "kind": "min", "threshold": 0.7, "relative": False}]
+    assert any("saved (mode automated)" in s.value for s in at.success)
+
+
+def test_acknowledging_an_alert(demo_db):
+    from mlops_core import alerts
+
+    open_before = alerts.list_alerts(MODEL, open_only=True, db=demo_db)
+    if len(open_before) == 0:
+        pytest.skip("the demo database has no open alert")
+    at = open_page("app_pages/automation.py")
+    first = int(open_before["id"].iloc[0])
+    at.multiselect(key="ack_ids").select(first).run()
+    at.button(key="ack").click().run()
+    assert_clean(at)
+    after = alerts.list_alerts(MODEL, db=demo_db).set_index("id")
+    assert bool(after.loc[first, "acknowledged"]) is True
+    assert len(alerts.list_alerts(MODEL, open_only=True, db=demo_db)) == len(open_before) - 1
