@@ -30,7 +30,7 @@ distribution (their rate is a validation concern, see ``mlops_core.validation``)
 Against raw data (``compare``) KS and Wasserstein are exact (KS equals ``scipy.stats.ks_2samp``).
 Against a stored reference (``compare_with_reference``, ``over_time``) only bin counts and
 means exist: KS is the largest CDF gap at the decile edges (a lower bound of the exact D,
-so its p-value is conservative) and W1 is estimated as the larger of the trapezoid
+so its p-value is conservative; p from Stephens' approximation) and W1 is estimated as the larger of the trapezoid
 integral of |F_ref - F_cur| over the inner bins and |mean_cur - mean_ref| (both lower
 bounds of W1; the second is exact for a pure location shift).
 """
@@ -136,12 +136,13 @@ def ks(ref_values, cur_values) -> tuple[float, float]:
 
 
 def ks_binned(ref_counts, cur_counts) -> tuple[float, float]:
-    """KS from bin counts: D = max gap of the two CDFs at the bin edges, p from Smirnov's distribution.
+    """KS from bin counts: D = max gap of the two CDFs at the bin edges, p from the Kolmogorov distribution.
 
-    D is a lower bound of the exact statistic, so p is conservative. p = ``kstwo.sf(D, round(nm/(n+m)))``,
-    the asymptotic formula ``scipy.stats.ks_2samp`` uses for large samples.
+    D is a lower bound of the exact statistic, so p is conservative. p = Q_KS((sqrt(en) + 0.12 +
+    0.11 / sqrt(en)) * D) with en = nm / (n + m) (Stephens 1970; Numerical Recipes 14.3), which
+    tracks ``scipy.stats.kstwo`` to a few percent and, unlike it, costs microseconds at any n.
     """
-    from scipy.stats import kstwo
+    from scipy.stats import kstwobign
 
     r = np.asarray(ref_counts, dtype=float)
     c = np.asarray(cur_counts, dtype=float)
@@ -149,8 +150,8 @@ def ks_binned(ref_counts, cur_counts) -> tuple[float, float]:
     if n <= 0 or m <= 0:
         return float("nan"), float("nan")
     d = float(np.max(np.abs(np.cumsum(r) / n - np.cumsum(c) / m))) if r.size else 0.0
-    en = n * m / (n + m)
-    return d, float(np.clip(kstwo.sf(d, max(1, round(en))), 0.0, 1.0))
+    en = math.sqrt(n * m / (n + m))
+    return d, float(np.clip(kstwobign.sf((en + 0.12 + 0.11 / en) * d), 0.0, 1.0))
 
 
 def _normalise(w: float, ref_std: float | None) -> float:
@@ -665,6 +666,7 @@ def latest(model: str, *, window: str = "day", db=None) -> pd.DataFrame:
 def reference_from_window(model: str, start, end, *, db=None) -> int:
     """Summarise the log in [start, end) (features, prediction, score, labels) into a stored reference; return its id.
 
+    The summary is computed by the engine in two scans (no rows loaded into Python).
     Raises NotFoundError (model), InvalidInputError (no predictions in the window).
     """
     from .performance import parse_time
@@ -676,17 +678,55 @@ def reference_from_window(model: str, start, end, *, db=None) -> int:
     start, end = parse_time(start), parse_time(end, end=True)
     with _connect(db) as con:
         info = mstore.get_model(con, model)
-        frame = monstore.log_frame(con, info, [*info.feature_names, "__prediction__", "__score__"], start, end)
-    if frame.empty:
-        raise InvalidInputError(f"Model {model!r} has no predictions between {start} and {end}; pick another window.",
-                                model=model)
     pred_kind = "categorical" if info.task == "classification" else "numeric"
-    refs = refmod.summarise(frame, info.features, {"__prediction__": pred_kind, "__score__": "numeric",
-                                                    "__target__": pred_kind})
+    columns = {f.name: f.kind for f in info.features}
+    columns.update({"__prediction__": pred_kind, "__score__": "numeric", "__target__": pred_kind})
+    relation, params = monstore.log_relation(info, list(columns), start, end)
     with _connect(db) as con, transaction(con):
-        return rstore.save_reference(con, model, refs, kind="window", window_start=start, window_end=end, rows=len(frame))
+        refs, rows = monstore.summarise_relation(con, relation, columns, params)
+        if rows == 0:
+            raise InvalidInputError(f"Model {model!r} has no predictions between {start} and {end}; pick another window.",
+                                    model=model)
+        return rstore.save_reference(con, model, refs, kind="window", window_start=start, window_end=end, rows=rows)
+
+
+def reference_from_file(model: str, path, *, version: int | None = None, db=None) -> int:
+    """Summarise a CSV or Parquet file (training data) into a stored reference of ``model``; return its id.
+
+    Reads the file in the engine (two scans, nothing loaded into Python); columns named like the
+    model's features are summarised, plus ``__prediction__``/``__score__`` and the target (as
+    ``__target__``) when present. Raises NotFoundError (model, file), InvalidInputError (no usable column).
+    """
+    from pathlib import Path
+
+    from .store import models as mstore
+    from .store import monitoring as monstore
+    from .store import references as rstore
+    from .store import transaction
+
+    p = Path(path)
+    if not p.is_file():
+        raise NotFoundError(f"No file at {p}.", path=str(p))
+    reader = "read_parquet" if p.suffix.lower() in (".parquet", ".pq") else "read_csv_auto"
+    relation = f"{reader}(?)"
+    with _connect(db) as con:
+        info = mstore.get_model(con, model)
+        present = set(con.execute(f"SELECT * FROM {relation} LIMIT 0", [str(p)]).df().columns)
+    pred_kind = "categorical" if info.task == "classification" else "numeric"
+    columns = {f.name: f.kind for f in info.features if f.name in present}
+    columns.update({c: k for c, k in (("__prediction__", pred_kind), ("__score__", "numeric")) if c in present})
+    if not columns:
+        raise InvalidInputError(f"{p} has none of the features of model {model!r} ({', '.join(info.feature_names)}).",
+                                path=str(p))
+    select = ", ".join(f'"{c}"' for c in columns)
+    if info.target in present:
+        select += f', "{info.target}" AS __target__'
+        columns["__target__"] = pred_kind
+    with _connect(db) as con, transaction(con):
+        refs, rows = monstore.summarise_relation(con, f"(SELECT {select} FROM {relation})", columns, [str(p)])
+        return rstore.save_reference(con, model, refs, kind="training", version=version, rows=rows)
 
 
 __all__ = ["compare", "compare_with_reference", "over_time", "stored", "share_over_time", "distribution", "latest",
-           "reference_from_window", "psi", "jensen_shannon", "linf", "chi2", "ks", "ks_binned", "wasserstein",
+           "reference_from_window", "reference_from_file", "psi", "jensen_shannon", "linf", "chi2", "ks", "ks_binned", "wasserstein",
            "wasserstein_binned", "METHODS", "DEFAULT_METHOD", "DEFAULT_THRESHOLDS", "GUARD_ALPHA"]

@@ -51,8 +51,9 @@ def _versions_sql(versions, col: str = "l.version") -> tuple[str, list]:
 
 
 def _literal(x: float) -> str:
-    """A DOUBLE literal for a finite bin edge (repr round-trips exactly)."""
-    return f"CAST({float(x)!r} AS DOUBLE)"
+    """A numeric literal for a finite bin edge: repr round-trips the double exactly, and a bare
+    literal compares faster than a CAST in DuckDB."""
+    return repr(float(x))
 
 
 # --- performance ---------------------------------------------------------------------------
@@ -271,6 +272,15 @@ def feature_values(con, info: ModelInfo, feature: str, start=None, end=None, lim
     return con.execute(sql, p1).df()["v"]
 
 
+def log_relation(info: ModelInfo, columns: list[str], start=None, end=None) -> tuple[str, list]:
+    """A table expression over the log in [start, end): the given columns (``__target__`` = the label)."""
+    rng, p1 = _range_sql(start, end)
+    sel = ", ".join("lb.label AS __target__" if c == "__target__" else
+                    f"l.{quote_ident(column_of(info, c))} AS {quote_ident(c)}" for c in columns)
+    return (f"(SELECT {sel} FROM {quote_ident(info.log_table)} l LEFT JOIN {quote_ident(info.label_table)} lb "
+            f"ON l.request_id = lb.request_id WHERE 1 = 1 {rng})", p1)
+
+
 def log_frame(con, info: ModelInfo, columns: list[str], start=None, end=None) -> pd.DataFrame:
     """The given log columns (features, prediction, score) in [start, end), with the label as ``__target__``."""
     rng, p1 = _range_sql(start, end)
@@ -410,3 +420,77 @@ def validation_anomaly_counts(con, model: str, start, end) -> int:
     return int(con.execute(
         "SELECT count(a.report_id) FROM validation_reports r JOIN validation_anomalies a ON a.report_id = r.id "
         "WHERE r.model = ? AND r.checked_at >= ? AND r.checked_at < ?", [model, start, end]).fetchone()[0])
+
+
+# --- reference summaries computed by the engine --------------------------------------------
+
+
+def summarise_relation(con, relation: str, columns: dict[str, str], params=()) -> tuple[list, int]:
+    """Summarise ``columns`` ({name: numeric|categorical}) of ``relation`` (a table expression) in two scans.
+
+    Produces what ``mlops_core.reference.summarise`` produces (same decile edges, 101 linear
+    quantiles, mean, population std, MAD about the median, counts; NaN counts as null, +-inf
+    lands in the outer bins) without loading the rows into Python. Uses DuckDB's
+    ``quantile_cont`` (a reference is summarised once; the per-window queries stay portable).
+    Returns (features, row count).
+    """
+    from ..reference import N_BINS, QUANTILE_LEVELS, Bin, FeatureReference
+
+    levels = [float(q) for q in QUANTILE_LEVELS]
+    deciles = [float(q) for q in np.linspace(0.1, 0.9, N_BINS - 1)]
+    numeric = [c for c, k in columns.items() if k == "numeric"]
+    cats = [c for c, k in columns.items() if k != "numeric"]
+    total = int(con.execute(f"SELECT count(*) FROM {relation}", list(params)).fetchall()[0][0])
+    out: dict[str, FeatureReference] = {}
+    if numeric:
+        parts = []
+        for c in numeric:
+            q = f"CAST({quote_ident(c)} AS DOUBLE)"
+            fin = f"isfinite({q})"
+            parts.append(
+                f"count({q}) - count(CASE WHEN isnan({q}) THEN 1 END), avg({q}) FILTER (WHERE {fin}), "
+                f"stddev_pop({q}) FILTER (WHERE {fin}), min({q}) FILTER (WHERE {fin}), max({q}) FILTER (WHERE {fin}), "
+                f"quantile_cont({q}, {levels!r}) FILTER (WHERE {fin}), quantile_cont({q}, {deciles!r}) FILTER (WHERE {fin})")
+        row = con.execute(f"SELECT {', '.join(parts)} FROM {relation}", list(params)).fetchall()[0]
+        second, edges_of = [], {}
+        for i, c in enumerate(numeric):
+            n, mean, std, mn, mx, qs, dec = row[7 * i:7 * i + 7]
+            ref = FeatureReference(feature=c, kind="numeric", n=int(n), null_count=total - int(n))
+            if qs is not None:
+                ref.mean, ref.std, ref.min, ref.max = float(mean), float(std), float(mn), float(mx)
+                ref.quantiles = [float(v) for v in qs]
+            edges = np.unique(np.asarray(dec, dtype=float)) if dec is not None else np.array([], dtype=float)
+            edges_of[c] = edges
+            out[c] = ref
+            q = f"CAST({quote_ident(c)} AS DOUBLE)"
+            second.append(f"count(CASE WHEN NOT isnan({q}) THEN 1 END)")
+            second += [f"sum(CAST({q} >= {_literal(e)} AND NOT isnan({q}) AS INTEGER))" for e in edges]
+            second.append(f"avg(abs({q} - {_literal(ref.quantiles[50])})) FILTER (WHERE isfinite({q}))"
+                          if ref.quantiles else "NULL")
+        row = con.execute(f"SELECT {', '.join(second)} FROM {relation}", list(params)).fetchall()[0]
+        pos = 0
+        for c in numeric:
+            edges = edges_of[c]
+            n_valid = int(row[pos])
+            ge = [int(v or 0) for v in row[pos + 1:pos + 1 + len(edges)]]
+            mad = row[pos + 1 + len(edges)]
+            pos += len(edges) + 2
+            cum = [n_valid, *ge, 0]
+            bounds = [None, *[float(e) for e in edges], None]
+            out[c].bins = [Bin(bin=i, count=cum[i] - cum[i + 1], lower=bounds[i], upper=bounds[i + 1])
+                           for i in range(len(edges) + 1)]
+            out[c].mad = float(mad) if mad is not None else None
+    if cats:
+        union = " UNION ALL ".join(
+            f"SELECT {i} AS f, CAST({quote_ident(c)} AS VARCHAR) AS v, count(*) AS n FROM {relation} "
+            f"WHERE {quote_ident(c)} IS NOT NULL GROUP BY 2" for i, c in enumerate(cats))
+        counts = con.execute(union, list(params) * len(cats)).fetchall()
+        by: dict[int, list] = {}
+        for f, v, n in counts:
+            by.setdefault(int(f), []).append((v, int(n)))
+        for i, c in enumerate(cats):
+            items = sorted(by.get(i, []))
+            n = sum(k for _, k in items)
+            out[c] = FeatureReference(feature=c, kind="categorical", n=n, null_count=total - n,
+                                      bins=[Bin(bin=j, count=k, category=v) for j, (v, k) in enumerate(items)])
+    return [out[c] for c in columns], total

@@ -1,0 +1,325 @@
+"""Drift benchmarks: our engine against Evidently's DataDriftPreset, and per-day drift against a bare scan.
+
+    .venv/bin/python benchmarks/bench_drift.py [--rows 1000000] [--log-rows 10000000] [--skip-peer] [--skip-log]
+
+1. Drift of 20 features (15 numeric, 5 categorical, 5 of them shifted), ``--rows`` current rows
+   against a reference of ``--rows`` rows:
+   a. ours, reference already stored: ``drift.over_time`` on a model log holding the current rows
+      (one window), against the stored reference summary;
+   b. ours, reference summarised first: ``drift.reference_from_file`` summarises the reference
+      Parquet in the engine and stores it, then (a);
+   c. Evidently 0.7.23 ``Report([DataDriftPreset()]).run(current, reference)`` on the same Parquet
+      files, in its own virtualenv (``benchmarks/.venv-peers``; create it with
+      ``python3 -m venv benchmarks/.venv-peers && benchmarks/.venv-peers/bin/pip install -r
+      benchmarks/requirements-peers.txt``).
+   Each runs in a fresh subprocess, which reports its wall time and peak RSS.
+2. Drift per day over 90 days of a ``--log-rows`` prediction log with the same 20 features:
+   ``drift.over_time(window="day")`` (one scan of the log; results stored) next to a bare
+   ``SELECT count(*), sum(...)`` scan of the same table.
+
+Generated data lives in ``benchmarks/data/`` (git-ignored) and is reused across runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = HERE / "data"
+PEER_PY = HERE / ".venv-peers" / "bin" / "python"
+sys.path.insert(0, str(ROOT))
+
+N_NUM, N_CAT = 15, 5
+NUMERIC = [f"num_{i:02d}" for i in range(N_NUM)]
+CATEGORICAL = [f"cat_{i}" for i in range(N_CAT)]
+SHIFTED = ["num_00", "num_01", "num_02", "num_03", "cat_0"]
+CATS = ["a", "b", "c", "d", "e", "f"]
+CAT_P = [0.3, 0.25, 0.2, 0.12, 0.08, 0.05]
+CAT_P_SHIFTED = [0.2, 0.2, 0.2, 0.15, 0.15, 0.1]
+MODEL = "bench"
+
+
+def make_frame(n: int, seed: int, shifted: bool):
+    """20 features: normal, lognormal, integer and beta numerics, six-level categoricals; some shifted."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    cols = {}
+    for i, name in enumerate(NUMERIC):
+        kind = i % 4
+        if kind == 0:
+            v = rng.normal(50, 10, n)
+        elif kind == 1:
+            v = rng.lognormal(0, 0.8, n)
+        elif kind == 2:
+            v = rng.integers(0, 100, n).astype(float)
+        else:
+            v = rng.beta(2, 5, n)
+        if shifted and name in SHIFTED:
+            v = v + 0.3 * np.std(v)
+        cols[name] = v
+    for name in CATEGORICAL:
+        p = CAT_P_SHIFTED if shifted and name in SHIFTED else CAT_P
+        cols[name] = rng.choice(CATS, n, p=p)
+    return pd.DataFrame(cols)
+
+
+def specs():
+    from mlops_core.schema import FeatureSpec
+
+    return ([FeatureSpec(n, "numeric", "float") for n in NUMERIC]
+            + [FeatureSpec(n, "categorical", "string", categories=CATS) for n in CATEGORICAL])
+
+
+def ensure_parquet(rows: int) -> tuple[Path, Path]:
+    DATA.mkdir(exist_ok=True)
+    ref, cur = DATA / f"drift_ref_{rows}.parquet", DATA / f"drift_cur_{rows}.parquet"
+    if not ref.exists():
+        make_frame(rows, 1, False).to_parquet(ref)
+    if not cur.exists():
+        make_frame(rows, 2, True).to_parquet(cur)
+    return ref, cur
+
+
+def create_model(db: Path, start: datetime, relation_sql: str, rows: int, days: float) -> None:
+    """A model whose log is filled from ``relation_sql`` (feature columns) with timestamps spread from ``start``."""
+    from mlops_core.store import connect, transaction
+    from mlops_core.store import models as mstore
+
+    if db.exists():
+        db.unlink()
+    with connect(db) as con, transaction(con):
+        info = mstore.create_model(con, MODEL, "classification", "y", specs(), positive_class="1", classes=["0", "1"])
+    cols = ", ".join(NUMERIC + CATEGORICAL)
+    with connect(db) as con:
+        con.execute(
+            f"INSERT INTO {mstore.quote_ident(info.log_table)} (request_id, version, ts, {cols}, prediction, score) "
+            f"SELECT CAST(rn AS VARCHAR), 1, ?::TIMESTAMP + to_microseconds(CAST(rn * ? AS BIGINT)), {cols}, "
+            f"CASE WHEN num_00 > 55 THEN '1' ELSE '0' END, num_07 "
+            f"FROM (SELECT row_number() OVER () - 1 AS rn, * FROM {relation_sql})",
+            [start, days * 86400e6 / rows])
+        con.execute("CHECKPOINT")
+
+
+def store_reference_from(db: Path, frame) -> int:
+    from mlops_core import reference
+    from mlops_core.store import connect, transaction
+    from mlops_core.store import references as rstore
+
+    refs = reference.summarise(frame, specs())
+    with connect(db) as con, transaction(con):
+        return rstore.save_reference(con, MODEL, refs, kind="training", version=1, rows=len(frame))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- the measured runs (each in its own subprocess) ---------------------------------------------
+
+
+def _warm_imports() -> None:
+    """Import what a running service has loaded already (Evidently's imports are not timed either)."""
+    import pandas  # noqa: F401
+    import scipy.stats  # noqa: F401
+
+    from mlops_core import drift, performance  # noqa: F401
+    from mlops_core.store import monitoring, references  # noqa: F401
+
+
+def run_ours_stored(db: Path, ref_id: int) -> dict:
+    _warm_imports()
+    from mlops_core import drift
+
+    t = time.perf_counter()
+    out = drift.over_time(MODEL, window="week", reference_id=ref_id, store=False, db=db)
+    seconds = time.perf_counter() - t
+    feats = out[~out["feature"].isin(drift.PSEUDO_FEATURES)]
+    return {"seconds": seconds, "peak_mb": peak_rss_mb(), "drifted": sorted(feats.loc[feats["drifted"], "feature"]),
+            "windows": int(out["window_start"].nunique())}
+
+
+def run_ours_summarise(db: Path, ref_parquet: Path) -> dict:
+    _warm_imports()
+    import pandas as pd
+    from mlops_core import drift
+
+    t = time.perf_counter()
+    ref_id = drift.reference_from_file(MODEL, ref_parquet, db=db)
+    out = drift.over_time(MODEL, window="week", reference_id=ref_id, store=False, db=db)
+    seconds = time.perf_counter() - t
+    feats = out[~out["feature"].isin(drift.PSEUDO_FEATURES)]
+    return {"seconds": seconds, "peak_mb": peak_rss_mb(), "drifted": sorted(feats.loc[feats["drifted"], "feature"])}
+
+
+PEER_CODE = r"""
+import json, resource, sys, time
+import pandas as pd
+from evidently import Report, Dataset, DataDefinition
+from evidently.presets import DataDriftPreset
+ref = pd.read_parquet(sys.argv[1]); cur = pd.read_parquet(sys.argv[2])
+num = [c for c in ref.columns if c.startswith("num_")]; cat = [c for c in ref.columns if c.startswith("cat_")]
+t = time.perf_counter()
+dd = DataDefinition(numerical_columns=num, categorical_columns=cat)
+r = Report([DataDriftPreset()]).run(Dataset.from_pandas(cur, data_definition=dd), Dataset.from_pandas(ref, data_definition=dd))
+res = r.dict()
+seconds = time.perf_counter() - t
+drifted = []
+for m in res.get("metrics", []):
+    name = str(m.get("metric_name", "")) + str(m.get("metric_id", ""))
+    cfg = m.get("config", {}) or {}
+    col = cfg.get("column")
+    val = m.get("value")
+    thr = cfg.get("threshold")
+    if col and "ValueDrift" in name and isinstance(val, (int, float)) and thr is not None:
+        method = str(cfg.get("method", ""))
+        is_p = "p_value" in method or "test" in method.lower()
+        if (val < thr) if is_p else (val >= thr):
+            drifted.append(col)
+print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "drifted": sorted(set(drifted))}))
+"""
+
+
+def run_peer(ref_parquet: Path, cur_parquet: Path) -> dict | None:
+    if not PEER_PY.exists():
+        print("  Evidently not installed: python3 -m venv benchmarks/.venv-peers && "
+              "benchmarks/.venv-peers/bin/pip install -r benchmarks/requirements-peers.txt")
+        return None
+    proc = subprocess.run([str(PEER_PY), "-c", PEER_CODE, str(ref_parquet), str(cur_parquet)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        print("  Evidently failed:", proc.stderr[-2000:])
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _child(kind: str, *args) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--child", kind, *map(str, args)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_vs_peer(rows: int, skip_peer: bool) -> None:
+    print(f"\n== Drift of 20 features, {rows:,} current rows vs a reference of {rows:,} rows "
+          f"(5 shifted: {', '.join(SHIFTED)})")
+    ref_p, cur_p = ensure_parquet(rows)
+    db = DATA / f"drift_bench_{rows}.duckdb"
+    create_model(db, datetime(2026, 1, 5), f"read_parquet('{cur_p}')", rows, days=6)  # one week: one window
+    import pandas as pd
+
+    ref_id = store_reference_from(db, pd.read_parquet(ref_p))
+    stored = _child("stored", db, ref_id)
+    summ = _child("summarise", db, ref_p)
+    print(f"  ours, stored reference      : {stored['seconds']:8.3f} s   peak RSS {stored['peak_mb']:7.0f} MB   "
+          f"drifted: {', '.join(stored['drifted'])}")
+    print(f"  ours, summarise reference   : {summ['seconds']:8.3f} s   peak RSS {summ['peak_mb']:7.0f} MB")
+    peer = None if skip_peer else run_peer(ref_p, cur_p)
+    if peer:
+        print(f"  Evidently DataDriftPreset   : {peer['seconds']:8.3f} s   peak RSS {peer['peak_mb']:7.0f} MB   "
+              f"drifted: {', '.join(peer['drifted']) or '(see report)'}")
+        print(f"  ratio (stored reference)    : {peer['seconds'] / stored['seconds']:8.1f} x faster   "
+              f"memory {stored['peak_mb'] / peer['peak_mb']:.2f} of Evidently's")
+        print(f"  ratio (summarise first)     : {peer['seconds'] / summ['seconds']:8.1f} x faster   "
+              f"memory {summ['peak_mb'] / peer['peak_mb']:.2f} of Evidently's")
+
+
+def bench_log(log_rows: int) -> None:
+    print(f"\n== Drift per day over 90 days of a {log_rows:,}-row log, 20 features + prediction/score/target")
+    db = DATA / f"drift_log_{log_rows}.duckdb"
+    ref_p, _ = ensure_parquet(1_000_000)
+    if not db.exists():
+        t = time.perf_counter()
+        chunk = DATA / "drift_log_chunk.parquet"
+        if not chunk.exists():
+            import pandas as pd
+
+            pd.concat([make_frame(1_000_000, 3, False), ], ignore_index=True).to_parquet(chunk)
+        copies = max(1, log_rows // 1_000_000)
+        union = " UNION ALL ".join([f"SELECT * FROM read_parquet('{chunk}')"] * copies)
+        create_model(db, datetime(2026, 1, 1), f"({union})", copies * 1_000_000, days=90)
+        import pandas as pd
+
+        store_reference_from(db, pd.read_parquet(ref_p))
+        print(f"  (built the log in {time.perf_counter() - t:.1f} s)")
+    with __import__("mlops_core.store", fromlist=["connect"]).connect(db) as con:
+        ref_id = con.execute("SELECT max(id) FROM drift_references").fetchall()[0][0]
+    res = _child("log", db, ref_id)
+    print(f"  bare scan SELECT count(*), sum(<20 features>) : {res['scan']:7.3f} s")
+    print(f"  bare scan GROUP BY day                        : {res['scan_day']:7.3f} s")
+    print(f"  drift.over_time(window='day'), stored          : {res['ours']:7.3f} s  ({res['windows']} windows, "
+          f"{res['rows']} results; of which SQL {res['sql']:.3f} s)")
+    print(f"  ratio to the bare scan                        : {res['ours'] / res['scan']:7.1f} x")
+
+
+def run_log(db: Path, ref_id: int) -> dict:
+    _warm_imports()
+    from mlops_core import drift
+    from mlops_core.store import connect
+    from mlops_core.store import models as mstore
+    from mlops_core.store import monitoring as monstore
+    from mlops_core.store import references as rstore
+
+    with connect(db) as con:
+        con.execute("SELECT count(*) FROM log_bench").fetchall()  # warm the buffer pool like the other runs
+        sums = ", ".join(f"sum({c})" for c in NUMERIC) + ", " + ", ".join(f"count({c})" for c in CATEGORICAL)
+        t = time.perf_counter()
+        con.execute(f"SELECT count(*), {sums} FROM log_bench").fetchall()
+        scan = time.perf_counter() - t
+        t = time.perf_counter()
+        con.execute(f"SELECT date_trunc('day', ts), count(*), {sums} FROM log_bench GROUP BY 1").fetchall()
+        scan_day = time.perf_counter() - t
+        info = mstore.get_model(con, MODEL)
+    with connect(db) as con:
+        refs = rstore.load_reference(con, ref_id)
+        sp, target, _ = drift._specs(info, refs)
+        t = time.perf_counter()
+        monstore.drift_counts(con, info, "day", sp, None, None, target)
+        sql = time.perf_counter() - t
+    t = time.perf_counter()
+    out = drift.over_time(MODEL, window="day", reference_id=ref_id, store=True, db=db)
+    ours = time.perf_counter() - t
+    return {"scan": scan, "scan_day": scan_day, "ours": ours, "sql": sql, "windows": int(out["window_start"].nunique()),
+            "rows": len(out)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--log-rows", type=int, default=10_000_000)
+    ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--skip-log", action="store_true")
+    ap.add_argument("--skip-peer-bench", action="store_true", help="only the per-day log benchmark")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        kind, *rest = a.child
+        if kind == "stored":
+            res = run_ours_stored(Path(rest[0]), int(rest[1]))
+        elif kind == "summarise":
+            res = run_ours_summarise(Path(rest[0]), Path(rest[1]))
+        else:
+            res = run_log(Path(rest[0]), int(rest[1]))
+        print(json.dumps(res))
+        return
+    import duckdb
+
+    print(f"machine: {os.cpu_count()} cores; duckdb {duckdb.__version__}")
+    if not a.skip_peer_bench:
+        bench_vs_peer(a.rows, a.skip_peer)
+    if not a.skip_log:
+        bench_log(a.log_rows)
+
+
+if __name__ == "__main__":
+    main()
