@@ -9,7 +9,8 @@ Parquet path or a DataFrame. Prediction batches hold ``request_id``, ``timestamp
 and labels are stored as class strings the way the registry stores classes (``0``/
 ``1``, ``1.0`` -> ``1``); times with a zone become naive UTC.
 
-Every check runs in DuckDB SQL over the staged Arrow table (see ``validation``).
+Every check runs in DuckDB SQL over the staged batch (see ``validation``): a Parquet
+file is scanned by DuckDB directly, CSV files and DataFrames as Arrow tables.
 A batch with a structural problem raises ``BatchRejectedError`` and writes nothing at
 all. A valid batch is written in ONE transaction: the rows, the ``ingest_batches`` row,
 its validation report and anomalies, a ``runs`` row (kind ``ingest``, succeeded, with
@@ -108,8 +109,8 @@ def _model(con, model: str) -> mstore.ModelInfo:
 def _ingest(model, source, kind, *, db, actor, source_name) -> IngestResult:
     t0 = time.perf_counter()
     started = utcnow()
-    table, name = validation.read_batch(source, what=f"{kind[:-1]} batch")
-    name = source_name or name
+    table = validation.read_batch(source, what=f"{kind[:-1]} batch")
+    name = source_name or table.name
     hashing = _pool().submit(validation.fingerprint, source, model, kind)
     from .config import resolve_db_path
 
@@ -118,7 +119,7 @@ def _ingest(model, source, kind, *, db, actor, source_name) -> IngestResult:
                                  "(or build the demo). Nothing was written.", model=model)
     with connect(db, create=False) as con:
         info = _model(con, model)
-        vstore.stage(con, table)
+        table.stage(con)
         try:
             with transaction(con):
                 return _checked_write(con, info, table, kind, name, actor, started, t0, hashing)

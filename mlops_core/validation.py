@@ -127,30 +127,56 @@ class BatchCheck:
 
 # --- reading a batch -----------------------------------------------------------------------
 
-def read_batch(source, *, what: str = "batch") -> tuple[pa.Table, str]:
-    """Read a CSV/Parquet path or a DataFrame into an Arrow table with a 1-based ``__row`` column.
+@dataclass
+class Batch:
+    """A batch read for checking: an Arrow table (CSV, DataFrame) or a Parquet file DuckDB scans itself."""
+
+    name: str
+    types: dict[str, pa.DataType]   # column -> Arrow type, in file order
+    num_rows: int
+    table: pa.Table | None = None   # with the 1-based ``__row`` column
+    parquet: str | None = None
+
+    def stage(self, con) -> None:
+        vstore.stage(con, table=self.table, parquet=self.parquet)
+
+
+def read_batch(source, *, what: str = "batch") -> Batch:
+    """Read a CSV/Parquet path or a DataFrame for checking.
 
     CSV columns are read as text (values stay exactly as written; conversion and its
-    errors happen in the checks). Returns (table, source name). Raises BatchRejectedError
-    for a missing, empty or unreadable file and for a batch without rows.
+    errors happen in the checks). A Parquet file is only opened for its schema here:
+    DuckDB scans it in the checks and the insert, which lets it write the new rows
+    straight into the database file. Raises BatchRejectedError for a missing, empty or
+    unreadable file and for a batch without rows.
     """
     if isinstance(source, pd.DataFrame):
         table, name = _from_frame(source), "DataFrame"
     elif isinstance(source, pa.Table):
         table, name = source, "Arrow table"
     else:
-        table, name = _from_file(Path(os.fspath(source)), what), os.fspath(source)
-    if vstore.ROW in table.column_names:
-        raise BatchRejectedError(f"The {what} {name} has a column named {vstore.ROW!r}, which is reserved; rename it.",
-                                 source=name)
-    dupes = sorted({c for c in table.column_names if table.column_names.count(c) > 1})
-    if dupes:
-        raise BatchRejectedError(f"The {what} {name} has the column(s) {', '.join(map(repr, dupes))} more than once.",
-                                 source=name, columns=dupes)
+        path = Path(os.fspath(source))
+        name = os.fspath(source)
+        table = _from_file(path, what)
+        if isinstance(table, Batch):
+            return table
+    _check_names(table.column_names, name, what)
     if table.num_rows == 0:
         raise BatchRejectedError(f"The {what} {name} has no rows; nothing was written.", source=name)
     rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
-    return table.append_column(vstore.ROW, rows), name
+    table = table.append_column(vstore.ROW, rows)
+    return Batch(name, {n: t for n, t in zip(table.column_names, table.schema.types) if n != vstore.ROW},
+                 table.num_rows, table=table)
+
+
+def _check_names(names: list[str], name: str, what: str) -> None:
+    if vstore.ROW in names:
+        raise BatchRejectedError(f"The {what} {name} has a column named {vstore.ROW!r}, which is reserved; rename it.",
+                                 source=name)
+    dupes = sorted({c for c in names if names.count(c) > 1})
+    if dupes:
+        raise BatchRejectedError(f"The {what} {name} has the column(s) {', '.join(map(repr, dupes))} more than once.",
+                                 source=name, columns=dupes)
 
 
 def _from_frame(df: pd.DataFrame) -> pa.Table:
@@ -168,7 +194,7 @@ def _from_frame(df: pd.DataFrame) -> pa.Table:
         return pa.Table.from_pandas(fixed, preserve_index=False)
 
 
-def _from_file(path: Path, what: str) -> pa.Table:
+def _from_file(path: Path, what: str) -> pa.Table | Batch:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -186,11 +212,12 @@ def _from_file(path: Path, what: str) -> pa.Table:
         raise BatchRejectedError(f"The {what} {path} is empty (0 bytes); nothing was written.", path=str(path))
     try:
         if fmt == "parquet":
-            schema = pq.read_schema(path)
-            # Dictionary-decoding text columns is several times faster for low-cardinality values.
-            text = [n for n, t in zip(schema.names, schema.types)
-                    if (pa.types.is_string(t) or pa.types.is_large_string(t)) and n != "request_id"]
-            return pq.read_table(path, read_dictionary=text or None)
+            meta = pq.read_metadata(path)
+            schema = meta.schema.to_arrow_schema()
+            _check_names(schema.names, str(path), what)
+            if meta.num_rows == 0:
+                raise BatchRejectedError(f"The {what} {path} has no rows; nothing was written.", path=str(path))
+            return Batch(str(path), dict(zip(schema.names, schema.types)), meta.num_rows, parquet=str(path))
         with open(path, newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(io.StringIO(fh.readline())), [])
         if not header or all(not h.strip() for h in header):
@@ -228,8 +255,8 @@ def rejection_message(source: str | None, problems: list[Problem]) -> str:
 
 # --- the checks ------------------------------------------------------------------------------
 
-def _types(table: pa.Table) -> dict[str, pa.DataType]:
-    return {n: t for n, t in zip(table.column_names, table.schema.types) if n != vstore.ROW}
+def _types(batch: Batch) -> dict[str, pa.DataType]:
+    return dict(batch.types)
 
 
 def _missing(info: mstore.ModelInfo, present: set[str], required: list[str], what: str) -> Problem | None:
@@ -266,7 +293,9 @@ def _flag_problems(con, row_flags, counts, cols, params) -> list[Problem]:
     return out
 
 
-def _duplicate_problem(con, relation, params) -> Problem | None:
+def _duplicate_problem(con, relation, params, counts) -> Problem | None:
+    if counts["ids:distinct"] == counts["ids:nonnull"]:
+        return None
     total, examples = vstore.duplicate_ids(con, relation, params, SHOW_ROWS)
     if not total:
         return None
@@ -376,7 +405,7 @@ def _production(con, model: str) -> int | None:
     return mstore.current_alias(con, model)
 
 
-def check_predictions(con, info: mstore.ModelInfo, table: pa.Table) -> BatchCheck:
+def check_predictions(con, info: mstore.ModelInfo, table: Batch) -> BatchCheck:
     """Check a staged prediction batch (``store.validation.stage`` done) in DuckDB.
 
     Returns the structural problems (empty when the batch can be ingested), the content
@@ -398,14 +427,18 @@ def check_predictions(con, info: mstore.ModelInfo, table: pa.Table) -> BatchChec
     relation = vstore.normalised(cols, row_flags)
     params = {"classes": list(info.classes)}
     numeric, categorical, null_rates = _content_plan(info, present, "predictions")
-    aggs = {**vstore.flag_aggregates(row_flags), **vstore.content_aggregates(numeric, categorical, params)}
+    aggs = {**vstore.flag_aggregates(row_flags), **vstore.content_aggregates(numeric, categorical, params),
+            **vstore.id_aggregates(), **vstore.version_aggregates()}
     counts = vstore.aggregate(con, relation, aggs, params)
     n = int(counts["rows"])
     problems = _flag_problems(con, row_flags, counts, cols, params)
-    dup = _duplicate_problem(con, relation, params)
+    dup = _duplicate_problem(con, relation, params, counts)
     if dup:
         problems.append(dup)
-    problems += _version_problems(con, info, relation, params, default_version, "version" in present)
+    known_versions = vstore.known_versions(con, info.name)
+    vmin, vmax = counts["version:min"], counts["version:max"]
+    if counts["version:null"] or vmin != vmax or (vmin is not None and vmin not in known_versions):
+        problems += _version_problems(con, info, relation, params, default_version, "version" in present)
     if not problems:
         anomalies += _content_anomalies(con, relation, params, counts, n, numeric, categorical, null_rates)
     return BatchCheck(n, problems, anomalies, None, cols, relation, params)
@@ -442,7 +475,7 @@ def stored_duplicates(con, info: mstore.ModelInfo, check: BatchCheck) -> Problem
                    f"model {info.name!r}: {shown}. A request is logged once; drop those rows or give new ids")
 
 
-def check_labels(con, info: mstore.ModelInfo, table: pa.Table, *, against_log: bool = True) -> BatchCheck:
+def check_labels(con, info: mstore.ModelInfo, table: Batch, *, against_log: bool = True) -> BatchCheck:
     """Check a staged label batch: columns, types, empty values, duplicates; with ``against_log`` also that every
     request id was logged and that no stored label differs."""
     types = _types(table)
@@ -460,11 +493,12 @@ def check_labels(con, info: mstore.ModelInfo, table: pa.Table, *, against_log: b
     relation = vstore.normalised(cols, row_flags)
     params = {"classes": list(info.classes)}
     numeric, categorical, _ = _content_plan(info, set(), "labels")
-    aggs = {**vstore.flag_aggregates(row_flags), **vstore.content_aggregates(numeric, categorical, params)}
+    aggs = {**vstore.flag_aggregates(row_flags), **vstore.content_aggregates(numeric, categorical, params),
+            **vstore.id_aggregates()}
     counts = vstore.aggregate(con, relation, aggs, params)
     n = int(counts["rows"])
     problems = _flag_problems(con, row_flags, counts, cols, params)
-    dup = _duplicate_problem(con, relation, params)
+    dup = _duplicate_problem(con, relation, params, counts)
     if dup:
         problems.append(dup)
     check = BatchCheck(n, problems, anomalies, None, cols, relation, params)
@@ -558,10 +592,11 @@ def validate_batch(model: str, source, *, db=None, kind: str = "predictions", st
     """
     if kind not in ("predictions", "labels"):
         raise InvalidInputError(f"Unknown batch kind {kind!r}; choose predictions or labels.", kind=kind)
-    table, name = read_batch(source, what=f"{kind[:-1]} batch")
+    table = read_batch(source, what=f"{kind[:-1]} batch")
+    name = table.name
     with connect(db, create=False) as con:
         info = mstore.get_model(con, model)
-        vstore.stage(con, table)
+        table.stage(con)
         try:
             check = check_predictions(con, info, table) if kind == "predictions" else \
                 check_labels(con, info, table, against_log=False)
@@ -598,7 +633,8 @@ def validate_frame(model: str, frame: pd.DataFrame, *, db=None) -> ValidationRep
         return ValidationReport(model, "DataFrame", 0, "rejected",
                                 [{"feature": None, "kind": "too_few_rows", "severity": "critical", "count": 0,
                                   "share": None, "detail": "the frame has no rows"}])
-    table, name = read_batch(frame)
+    table = read_batch(frame)
+    name = table.name
     with connect(db, create=False) as con:
         info = mstore.get_model(con, model)
         types = _types(table)
@@ -606,7 +642,7 @@ def validate_frame(model: str, frame: pd.DataFrame, *, db=None) -> ValidationRep
         missing = _missing(info, present, info.feature_names, "feature frame")
         if missing:
             return ValidationReport(model, name, table.num_rows, "rejected", _problem_anomalies([missing]), [missing.message])
-        vstore.stage(con, table)
+        table.stage(con)
         try:
             cols = vstore.feature_columns(info, types)
             row_flags = vstore.flags(cols)
@@ -724,7 +760,7 @@ def null_rates(model: str, *, window: str = "day", start: datetime | None = None
 
 
 __all__ = [
-    "ValidationReport", "Problem", "BatchCheck", "read_batch", "check_predictions", "check_labels", "stored_duplicates",
+    "ValidationReport", "Problem", "Batch", "BatchCheck", "read_batch", "check_predictions", "check_labels", "stored_duplicates",
     "label_conflicts", "fingerprint", "validate_batch", "validate_frame", "validate_window", "skew", "reports", "anomalies",
     "null_rates", "rejection_message",
 ]

@@ -26,18 +26,25 @@ ROW = "__row"
 
 # --- staging -------------------------------------------------------------------------------
 
-def stage(con: duckdb.DuckDBPyConnection, table: pa.Table) -> None:
-    """Register ``table`` (with its ``__row`` column) as ``_batch`` and make timestamps UTC."""
+def stage(con: duckdb.DuckDBPyConnection, *, table: pa.Table | None = None, parquet: str | None = None) -> None:
+    """Make the batch visible as ``_batch`` with a 1-based ``__row``: a registered Arrow ``table``
+    (which has ``__row``) or a temporary view over the ``parquet`` file; timestamps become UTC."""
     # Timestamps with a zone become naive UTC when cast to TIMESTAMP only under a UTC session zone.
     con.execute("SET TimeZone = 'UTC'")
-    con.register(STAGE, table)
+    if parquet is not None:
+        rel = con.read_parquet(parquet, file_row_number=True)
+        rel.project(f"* EXCLUDE (file_row_number), file_row_number + 1 AS {ROW}").create_view(STAGE, replace=True)
+    else:
+        con.register(STAGE, table)
 
 
 def unstage(con: duckdb.DuckDBPyConnection) -> None:
-    try:
-        con.unregister(STAGE)
-    except Exception:  # the connection may already be closed after a failure
-        pass
+    """Forget ``_batch`` (a temporary name: nothing in the database file)."""
+    for statement in (lambda: con.unregister(STAGE), lambda: con.execute(f"DROP VIEW IF EXISTS {STAGE}")):
+        try:
+            statement()
+        except Exception:  # not registered that way, or the connection failed already
+            pass
 
 
 def raw_kind(t: pa.DataType) -> str:
@@ -262,6 +269,20 @@ def aggregate(con: duckdb.DuckDBPyConnection, relation: str, aggregates: dict[st
     sql += f" FROM {relation} AS b"
     row = _run(con, sql, params).fetchone()
     return dict(zip(keys, row))
+
+
+def id_aggregates() -> dict[str, str]:
+    """Non-null request ids and distinct 64-bit hashes of them: equal counts prove there is no duplicate.
+
+    Counting distinct hashes is about twice as fast as distinct strings; when the counts
+    differ (a duplicate, or a hash collision) ``duplicate_ids`` finds the exact rows.
+    """
+    return {"ids:nonnull": "count(b.request_id)", "ids:distinct": "count(DISTINCT hash(b.request_id))"}
+
+
+def version_aggregates() -> dict[str, str]:
+    return {"version:min": "min(b.version)", "version:max": "max(b.version)",
+            "version:null": "count(*) FILTER (WHERE b.version IS NULL)"}
 
 
 def content_aggregates(numeric: list[tuple[str, float | None, float | None, float | None, float | None]],
