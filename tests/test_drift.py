@@ -311,3 +311,43 @@ def test_empty_log_windows_without_labels_and_window_reference(db):
     assert same.loc["income", "statistic"] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(InvalidInputError, match="no predictions"):
         drift.reference_from_window("credit", T0 - timedelta(days=9), T0 - timedelta(days=8), db=db)
+
+
+def test_engine_summary_equals_the_numpy_summary(db, tmp_path):
+    import duckdb
+
+    from mlops_core.store.monitoring import summarise_relation
+
+    rng = np.random.default_rng(8)
+    n = 50_000
+    df = pd.DataFrame({"a": rng.normal(0, 1, n), "b": rng.integers(0, 5, n).astype(float),
+                       "c": rng.choice(["x", "y", "z"], n)})
+    df.loc[::97, "a"] = np.nan
+    df.loc[::1001, "a"] = np.inf
+    df.loc[::13, "c"] = None
+    con = duckdb.connect()
+    con.register("t", df)
+    got, rows = summarise_relation(con, "t", {"a": "numeric", "b": "numeric", "c": "categorical"})
+    expected = refmod.summarise(df, [], {"a": "numeric", "b": "numeric", "c": "categorical"})
+    assert rows == n
+    for g, e in zip(got, expected):
+        assert (g.feature, g.kind, g.n, g.null_count) == (e.feature, e.kind, e.n, e.null_count)
+        assert [(b.count, b.category) for b in g.bins] == [(b.count, b.category) for b in e.bins]
+        assert np.allclose([b.lower or 0 for b in g.bins], [b.lower or 0 for b in e.bins], rtol=1e-12)
+        if e.kind == "numeric":
+            assert np.allclose(g.quantiles, e.quantiles, rtol=1e-12)
+            assert (g.mean, g.std, g.mad) == pytest.approx((e.mean, e.std, e.mad), rel=1e-9)
+    # a file as the reference: same statistics as the training summary of the same rows
+    info = register_credit(db, n=2000)
+    train = credit_features(2000, 0)
+    path = tmp_path / "train.parquet"
+    train.to_parquet(path)
+    ref_id = drift.reference_from_file("credit", path, db=db)
+    log = credit_features(3000, 9)
+    write(db, info, log_rows(log, step=timedelta(seconds=10), prediction=np.array(["0"] * 3000)))
+    by_file = drift.over_time("credit", reference_id=ref_id, store=False, db=db).set_index("feature")
+    by_training = drift.over_time("credit", store=False, db=db).set_index("feature")
+    for f in ("age", "income", "region"):
+        assert by_file.loc[f, "statistic"] == pytest.approx(by_training.loc[f, "statistic"], rel=1e-9)
+    with pytest.raises(NotFoundError, match="No file"):
+        drift.reference_from_file("credit", tmp_path / "missing.csv", db=db)
