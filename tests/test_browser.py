@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -59,17 +60,22 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 1700})
-        pg = context.new_page()
-        pg.set_default_timeout(30_000)
-        yield pg
-        context.close()
-        browser.close()
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 1700}, color_scheme="light")
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    yield pg
+    context.close()
 
 
 def settle(pg, timeout=30_000):
@@ -99,10 +105,38 @@ def test_every_page_opens_and_is_saved_as_screenshot(server, page):
         if name in ("overview", "performance", "drift", "versions"):
             page.locator('[data-testid="stPlotlyChart"], [data-testid="stMetric"]').first.wait_for()
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-    assert page.locator("text=Production: v").count() == 0 or True  # overview checked below
     open_page(page, server, "", "MLOps control room")
     prod = registry.production_version(MODEL, db=server.db)
     assert page.get_by_text(f"Production: v{prod}").count() >= 1
+
+
+def test_dark_theme_pages_render(server, browser):
+    """With the browser asking for a dark scheme the app and its charts switch to Streamlit's dark theme."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1700}, color_scheme="dark")
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    try:
+        for path, title, name in (("drift", "Drift", "drift"), ("performance", "Performance", "performance")):
+            open_page(pg, server, path, title)
+            pg.locator('[data-testid="stPlotlyChart"]').first.wait_for()
+            background = pg.evaluate("getComputedStyle(document.querySelector('[data-testid=stApp]')).backgroundColor")
+            rgb = [int(x) for x in re.findall(r"\d+", background)[:3]]
+            assert sum(rgb) < 150, background  # a dark background
+            pg.screenshot(path=str(SHOTS / f"{name}_dark.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def _new_retrain_run(server, known: set, timeout: float = 30) -> str:
+    """Id of the retrain run the click created (read from the database)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = registry.runs(MODEL, db=server.db)
+        new = runs[(runs["kind"] == "retrain") & ~runs["id"].isin(known)]
+        if len(new):
+            return str(new["id"].iloc[0])
+        time.sleep(0.5)
+    raise AssertionError("pressing Retrain started no run")
 
 
 def test_retrain_promote_and_roll_back(server, page):
@@ -112,20 +146,24 @@ def test_retrain_promote_and_roll_back(server, page):
     days.fill(str(RETRAIN_DAYS))
     days.press("Enter")
     settle(page)
+    started = set(registry.runs(MODEL, db=server.db)["id"])
     page.get_by_role("button", name="Retrain", exact=True).click()
-    # live progress while the job runs, then the result with the gate decision
-    progress = page.get_by_text(re.compile(r"Retrain \w+ (queued|running)"))
-    page.get_by_text(re.compile(r"Retrain \w+ (queued|running)|v\d+ (passed|failed) the gate")).first.wait_for()
+    run_id = _new_retrain_run(server, started)
+    # live progress while the job runs (unless it is already over), then the result with the gate decision
+    progress = page.get_by_text(re.compile(rf"Retrain {run_id} (queued|running)"))
+    result = page.get_by_text(re.compile(rf"Latest retrain · run {run_id} · succeeded"))
+    page.get_by_text(re.compile(rf"Retrain {run_id} (queued|running)|Latest retrain · run {run_id}")).first.wait_for()
     if progress.count():
         page.screenshot(path=str(SHOTS / "retrain_running.png"), full_page=True)
-    page.get_by_text(re.compile(r"v\d+ (passed|failed) the gate")).first.wait_for(timeout=240_000)
+    result.wait_for(timeout=240_000)
     settle(page)
     assert_no_traceback(page, "retrain result")
     page.get_by_text("Gate decision").wait_for()
+    page.get_by_text(re.compile(r"v\d+ (passed|failed) the gate")).first.wait_for()
     page.screenshot(path=str(SHOTS / "retrain_result.png"), full_page=True)
 
     runs = registry.runs(MODEL, db=server.db)
-    retrain = runs[runs["kind"] == "retrain"].iloc[0]
+    retrain = runs[runs["id"] == run_id].iloc[0]
     assert (retrain["status"], retrain["actor"]) == ("succeeded", "dashboard")
     audit = registry.audit_log(MODEL, db=server.db)
     assert "retrain_requested" in set(audit.loc[audit["actor"] == "dashboard", "action"])
