@@ -533,9 +533,12 @@ def over_time(model: str, *, window: str = "day", start=None, end=None, referenc
     return result
 
 
-def stored(model: str, *, window: str = "day", start=None, end=None, reference_id: int | None = None, db=None) -> pd.DataFrame:
-    """The stored drift time series (as ``over_time`` wrote it), oldest first; empty when none is stored.
+def stored(model: str, *, window: str = "day", start=None, end=None, reference_id: int | None = None, db=None,
+           compute_missing: bool = True) -> pd.DataFrame:
+    """The stored drift time series (as ``over_time`` wrote it), oldest first.
 
+    When nothing is stored for this window size (e.g. hourly windows while the monitor stores
+    daily ones) and ``compute_missing`` is true, the series is computed without storing it.
     Raises NotFoundError (model).
     """
     from .performance import parse_time
@@ -546,6 +549,9 @@ def stored(model: str, *, window: str = "day", start=None, end=None, reference_i
     with _connect(db) as con:
         mstore.get_model(con, model)
         df = monstore.drift_results(con, model, window, start, end, reference_id)
+        nothing_stored = df.empty and not monstore.has_drift_results(con, model, window)
+    if nothing_stored and compute_missing:
+        df = over_time(model, window=window, start=start, end=end, reference_id=reference_id, store=False, db=db)
     if len(df):
         df["window_start"] = pd.to_datetime(df["window_start"])
     return df
@@ -555,13 +561,10 @@ def share_over_time(model: str, *, window: str = "day", start=None, end=None, db
     """Share of drifted features per window (features only, not prediction/score/target).
 
     Columns window_start, n_features (with a result), n_drifted, share. A feature checked by
-    several methods counts as drifted when any of them says so. Reads the stored series; when
-    nothing is stored yet it computes (without storing). Raises NotFoundError (model).
+    several methods counts as drifted when any of them says so. Reads the stored series (see
+    ``stored`` for when it computes instead). Raises NotFoundError (model).
     """
-    df = stored(model, window=window, start=start, end=end, db=db)
-    if df.empty:
-        df = over_time(model, window=window, start=start, end=end, store=False, db=db)
-    return _share(df)
+    return _share(stored(model, window=window, start=start, end=end, db=db))
 
 
 def _share(df: pd.DataFrame) -> pd.DataFrame:
@@ -641,7 +644,7 @@ def latest(model: str, *, window: str = "day", db=None) -> pd.DataFrame:
     Adds a ``score`` column (statistic / threshold). Computes the last week of windows (without
     storing) when nothing is stored. Raises NotFoundError (model).
     """
-    df = stored(model, window=window, db=db)
+    df = stored(model, window=window, db=db, compute_missing=False)
     if df.empty:
         from datetime import timedelta
 

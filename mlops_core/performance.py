@@ -269,7 +269,7 @@ def summary(model: str, *, days: int = 7, now=None, db=None) -> dict:
     Raises NotFoundError (model).
     """
     now = parse_time(now) or utcnow()
-    end = now
+    end = now + timedelta(microseconds=1)  # a prediction logged at ``now`` belongs to the last period
     start = end - timedelta(days=days)
     prev_start = start - timedelta(days=days)
     value, n, n_lab, name = _pooled(model, start, end, db)

@@ -351,3 +351,15 @@ def test_engine_summary_equals_the_numpy_summary(db, tmp_path):
         assert by_file.loc[f, "statistic"] == pytest.approx(by_training.loc[f, "statistic"], rel=1e-9)
     with pytest.raises(NotFoundError, match="No file"):
         drift.reference_from_file("credit", tmp_path / "missing.csv", db=db)
+
+
+def test_stored_computes_window_sizes_that_were_never_stored(db):
+    _drifting_log(db)
+    drift.over_time("credit", db=db, window="day")
+    weekly = drift.stored("credit", window="week", db=db)
+    assert len(weekly) and weekly["window_start"].nunique() == 2  # 2026-03-01 is a Sunday: two ISO weeks
+    with connect(db) as con:
+        sizes = con.execute("SELECT DISTINCT window_size FROM drift_results").fetchall()
+    assert sizes == [("day",)]  # computed for the reader, not written
+    assert drift.stored("credit", window="week", db=db, compute_missing=False).empty
+    assert drift.share_over_time("credit", window="week", db=db)["n_features"].tolist() == [3, 3]

@@ -336,6 +336,12 @@ def drift_results(con, model: str, window: str, start=None, end=None, reference_
         f"{rng} ORDER BY window_start, feature, method", [model, window, reference_id, *p]).df()
 
 
+def has_drift_results(con, model: str, window: str) -> bool:
+    """Whether any drift result of ``model`` is stored for this window size."""
+    return bool(con.execute("SELECT count(*) FROM (SELECT 1 FROM drift_results WHERE model = ? AND window_size = ? LIMIT 1)",
+                            [model, window]).fetchall()[0][0])
+
+
 def last_drift_window(con, model: str, reference_id: int, window: str) -> datetime | None:
     """The newest stored window start for (model, reference, window size), or None."""
     return con.execute(
