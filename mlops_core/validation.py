@@ -5,8 +5,9 @@ Two kinds of finding, treated differently on purpose:
 **Structural problems** make a batch unusable, so ingest refuses it whole and writes
 nothing (``BatchRejectedError``, CLI exit 2): unreadable or empty file, a missing
 ``request_id``/``timestamp``/``prediction``/feature column, values of the wrong type
-(text in a numeric feature, an unparseable timestamp or version), empty request ids
-or timestamps, duplicate request ids, a ``version`` the model does not have, and for
+(text in a numeric feature, an unparseable timestamp or version), empty request ids,
+timestamps or predictions (and label values; a label file's optional ``timestamp``
+column, when present, must be filled), duplicate request ids, a ``version`` the model does not have, and for
 ingest only: request ids already stored (predictions) or never logged (labels), a
 second, different label for a request id. Messages name the column, the number of
 offending rows and the first of them (rows count from 1 at the first data row; in a
@@ -31,15 +32,18 @@ unseen_category     warning   any non-null value not among the training categori
                               classifier's prediction/label, its classes); detail lists the most
                               frequent ones with their counts; share = unseen / rows
 null_rate_jump      warning   null rate > training null rate + ``NULL_RATE_MARGIN`` (0.10) and
-                              > ``NULL_RATE_FACTOR`` (2) x the training null rate
+                              > ``NULL_RATE_FACTOR`` (2) x the training null rate, with at least
+                              3 nulls (one empty cell in a 2-row batch is not a trend)
 new_column          info      a column that is not part of the model (ignored, not stored)
 too_few_rows        warning   (``validate`` only) fewer than ``MIN_ROWS`` (100) rows: rates
                               and the skew test mean little on so few
 skew                warning   training-serving skew: the feature's serving distribution
                               drifted from its training reference according to
                               ``mlops_core.drift.compare_with_reference`` (its default method and
-                              threshold per feature), on a repeatable sample of at most
-                              ``SKEW_SAMPLE_ROWS`` rows
+                              threshold per feature), against the training reference of
+                              the production version, on a repeatable sample of at most
+                              ``SKEW_SAMPLE_ROWS`` (50,000) rows; computed by ``validate``,
+                              ``validate_window`` and ``skew()``, not at ingest
 ==================  ========  ===============================================================
 
 NaN in a numeric feature counts as a missing value (as in pandas and the training null
@@ -372,7 +376,7 @@ def _content_anomalies(con, relation, params, counts, n, numeric, categorical, n
     for name, base in null_rates.items():
         nulls = n - int(counts.get(f"nonnull:{name}") or 0)
         rate = nulls / n if n else 0.0
-        if rate > base + NULL_RATE_MARGIN and rate > NULL_RATE_FACTOR * base:
+        if rate > base + NULL_RATE_MARGIN and rate > NULL_RATE_FACTOR * base and nulls >= OUT_OF_RANGE_MIN_COUNT:
             out.append({"feature": name, "kind": "null_rate_jump", "severity": "warning", "count": nulls, "share": rate,
                         "detail": f"null rate {_pct(rate)} against {_pct(base)} in training"})
     return out
