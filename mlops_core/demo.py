@@ -40,6 +40,7 @@ import hashlib
 import os
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -73,7 +74,7 @@ V2_TRAIN_DAY, AB_START_DAY, V2_PROMOTE_DAY = 25, 26, 30
 DRIFT_DAY, FAILED_RUN_DAY, SHIFT_DAY, V3_DAY = 50, 62, 70, 75
 CHALLENGER_SHARE = 0.2
 #: Labelled rows kept per day to train v2/v3 (bounds training time at any --daily).
-TRAIN_ROWS_PER_DAY = 1500
+TRAIN_ROWS_PER_DAY = 1000
 #: v3's gate: what a candidate must show against the champion on the same rows.
 GATE_MIN_AUC_GAIN = 0.005
 GATE_MIN_LABEL_COVERAGE = 0.7
@@ -182,6 +183,7 @@ class _Day:
     y: np.ndarray
     delay: np.ndarray  # label delay in microseconds, -1 = never
     u: np.ndarray  # uniform draws that route requests in an A/B window
+    weight: float = 1.0  # logged requests per row kept (days thinned for retraining)
 
 
 def _day_traffic(model: str, seed: int, day: int, n: int, tl: _Timeline) -> _Day:
@@ -538,49 +540,97 @@ def _delivery_artifact(path: Path, db: Path, seed: int) -> Path:
     return out
 
 
+def _v2_window(tl: _Timeline) -> range:
+    """v2's training days: 20 days ending 4 days before it is trained (their labels have mostly arrived)."""
+    train_day = tl.day(V2_TRAIN_DAY)
+    return range(max(0, train_day - 24), max(1, train_day - 4))
+
+
+def _v3_window(tl: _Timeline) -> range:
+    """v3's training days: the last 7 days before it is trained, across the concept shift."""
+    train_day = tl.day(V3_DAY)
+    return range(max(0, train_day - 7), train_day)
+
+
 def _build(db: Path, tl: _Timeline, daily: int, seed: int, sim: _SimClock, summary: DemoSummary) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     credit, delivery = _register(db, sim, tl, seed, summary)
     counts = {CREDIT: _day_counts(CREDIT, seed, tl, daily), DELIVERY: _day_counts(DELIVERY, seed, tl, max(daily // 2, 25))}
     first_ids = {m: np.concatenate([[1], 1 + np.cumsum(c)[:-1]]) for m, c in counts.items()}
     kept: dict[int, _Day] = {}  # labelled credit traffic kept for the retrains
-    v2_day, v3_day = tl.day(V2_TRAIN_DAY), tl.day(V3_DAY)
-    keep_days = set(range(max(0, v2_day - 20), v2_day)) | set(range(max(0, v3_day - 20), v3_day))
-    events = {v2_day: lambda: _retrain_v2(db, sim, tl, credit, kept, seed, summary),
-              v3_day: lambda: _retrain_v3(db, sim, tl, credit, kept, seed, summary)}
-    max_rows = 1_500_000
+    keep_days = set(_v2_window(tl)) | set(_v3_window(tl))
+    events = {tl.day(V2_TRAIN_DAY): lambda: _retrain_v2(db, sim, tl, credit, kept, seed, summary),
+              tl.day(V3_DAY): lambda: _retrain_v3(db, sim, tl, credit, kept, seed, summary)}
+    max_rows = 1_000_000
     label_batches: dict[tuple[str, int], int] = {}  # (model, arrival day) -> labels
-    day = 0
     timings = summary.timings
-    while day < tl.days:
-        if day in events:
+    # DuckDB appends one chunk in a background thread while the next one is simulated and
+    # scored (both release the GIL); at most one append is in flight, so memory stays bounded.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-writer")
+    pending = None
+    # Keeps the database instance alive for the whole loop: DuckDB drops it when its last
+    # connection closes, and a new instance created while another thread connects may
+    # lack the Python table functions that read Arrow.
+    keeper = ExitStack()
+    keeper.enter_context(connect(db))
+
+    def wait():
+        if pending is not None:
             t = time.perf_counter()
-            events.pop(day)()
-            timings["retrains"] = timings.get("retrains", 0.0) + time.perf_counter() - t
-        # a chunk of whole days, never across an event day (the serving versions change there)
-        stop = day + 1
-        while (stop < tl.days and stop not in events
-               and counts[CREDIT][day:stop + 1].sum() + counts[DELIVERY][day:stop + 1].sum() <= max_rows):
-            stop += 1
-        for server in (credit, delivery):
-            m = server.model
-            t = time.perf_counter()
-            chunk = [_day_traffic(m, seed, d, int(counts[m][d]), tl) for d in range(day, stop)]
-            timings["simulate"] = timings.get("simulate", 0.0) + time.perf_counter() - t
-            if m == CREDIT:
-                for d in chunk:
-                    if d.day in keep_days:
-                        kept[d.day] = d
-            _log_chunk(db, server, chunk, int(first_ids[m][day]), tl, timings, label_batches)
-        _daily_runs(db, sim, tl, counts, range(day, stop), seed)
-        day = stop
+            pending.result()
+            timings["waiting for inserts"] = timings.get("waiting for inserts", 0.0) + time.perf_counter() - t
+
+    try:
+        day = 0
+        while day < tl.days:
+            if day in events:
+                wait()
+                t = time.perf_counter()
+                events.pop(day)()
+                timings["retrains"] = timings.get("retrains", 0.0) + time.perf_counter() - t
+            # a chunk of whole days, never across an event day (the serving versions change there)
+            stop = day + 1
+            while (stop < tl.days and stop not in events
+                   and counts[CREDIT][day:stop + 1].sum() + counts[DELIVERY][day:stop + 1].sum() <= max_rows):
+                stop += 1
+            for server in (credit, delivery):
+                m = server.model
+                t = time.perf_counter()
+                chunk = [_day_traffic(m, seed, d, int(counts[m][d]), tl) for d in range(day, stop)]
+                timings["simulate"] = timings.get("simulate", 0.0) + time.perf_counter() - t
+                if m == CREDIT:
+                    for d in chunk:
+                        if d.day in keep_days:
+                            kept[d.day] = _thin(d)
+                tables = _score_chunk(server, chunk, int(first_ids[m][day]), tl, timings, label_batches)
+                if tables is not None:
+                    wait()
+                    pending = writer.submit(_write_chunk, db, server, chunk, tables, tl, timings)
+            _daily_runs(db, sim, tl, counts, range(day, stop), seed)
+            day = stop
+        wait()
+    finally:
+        writer.shutdown(wait=True)
+        keeper.close()
     _write_label_batches(db, label_batches, tl)
 
 
-def _log_chunk(db: Path, server: _Server, chunk: list[_Day], first_id: int, tl: _Timeline, timings: dict,
-               label_batches: dict) -> None:
-    """Score a chunk of days with the serving versions and append it (one transaction with its batch rows)."""
+def _thin(day: _Day) -> _Day:
+    """The part of a day kept for retraining: at most 3x TRAIN_ROWS_PER_DAY rows, evenly spread over the day."""
+    n = len(day.ts)
+    if n <= 3 * TRAIN_ROWS_PER_DAY:
+        return day
+    idx = np.linspace(0, n - 1, 3 * TRAIN_ROWS_PER_DAY).astype(np.int64)
+    return _Day(day.day, day.ts[idx], day.X.iloc[idx].reset_index(drop=True), day.y[idx], day.delay[idx], day.u[idx],
+                weight=n / len(idx))
+
+
+def _score_chunk(server: _Server, chunk: list[_Day], first_id: int, tl: _Timeline, timings: dict,
+                 label_batches: dict) -> tuple[pa.Table, pa.Table] | None:
+    """Score a chunk of days with the serving versions; return its log and label tables (None when empty)."""
     if not chunk or sum(len(d.ts) for d in chunk) == 0:
-        return
+        return None
     t = time.perf_counter()
     ts = np.concatenate([d.ts for d in chunk])
     X = pd.concat([d.X for d in chunk], ignore_index=True) if len(chunk) > 1 else chunk[0].X
@@ -596,6 +646,13 @@ def _log_chunk(db: Path, server: _Server, chunk: list[_Day], first_id: int, tl: 
             key = (server.model, item["values"])
             label_batches[key] = label_batches.get(key, 0) + item["counts"]
     timings["arrow"] = timings.get("arrow", 0.0) + time.perf_counter() - t
+    return log, labels
+
+
+def _write_chunk(db: Path, server: _Server, chunk: list[_Day], tables: tuple[pa.Table, pa.Table], tl: _Timeline,
+                 timings: dict) -> None:
+    """Append a scored chunk: log rows, labels and one ingest batch row per day, in one transaction."""
+    log, labels = tables
     t = time.perf_counter()
     info = server.info
     with connect(db) as con, transaction(con):
@@ -611,7 +668,7 @@ def _log_chunk(db: Path, server: _Server, chunk: list[_Day], first_id: int, tl: 
                     fingerprint=hashlib.sha256(d.ts.tobytes() + d.y.tobytes()).hexdigest(), rows=len(d.ts),
                     rows_written=len(d.ts), actor="ingest-cron", at=tl.at(d.day + 1, 0.25),
                 )
-    timings["insert"] = timings.get("insert", 0.0) + time.perf_counter() - t
+    timings["insert (background)"] = timings.get("insert (background)", 0.0) + time.perf_counter() - t
 
 
 def _write_label_batches(db: Path, label_batches: dict, tl: _Timeline) -> None:
@@ -687,15 +744,16 @@ def _labelled(kept: dict, days, cut: datetime, tl: _Timeline) -> tuple[pd.DataFr
         day = kept.get(d)
         if day is None:
             continue
-        logged += len(day.ts)
+        logged += len(day.ts) * day.weight
         idx = np.flatnonzero((day.delay >= 0) & (day.ts + day.delay <= cut_us))
-        labelled += len(idx)
+        labelled += len(idx) * day.weight
         if len(idx) > TRAIN_ROWS_PER_DAY:
             idx = idx[np.linspace(0, len(idx) - 1, TRAIN_ROWS_PER_DAY).astype(np.int64)]
         frames.append(day.X.iloc[idx])
         ys.append(day.y[idx])
     X = pd.concat(frames, ignore_index=True)
     y = pd.Series(np.concatenate(ys).astype(str), name=simulate.CREDIT_TARGET)
+    logged, labelled = int(round(logged)), int(round(labelled))
     stats = {"rows_logged": logged, "rows_labelled": labelled,
              "label_coverage": round(labelled / logged, 4) if logged else 0.0, "training_rows": len(X)}
     return X, y, stats
@@ -775,9 +833,7 @@ def _retrain(db: Path, sim: _SimClock, tl: _Timeline, server: _Server, kept: dic
 
 def _retrain_v2(db, sim, tl, server, kept, seed, summary) -> None:
     """Day 25: retrain on 20 days of fresh traffic; A/B from day 26; promote on day 30 (gate passed)."""
-    train_day = tl.day(V2_TRAIN_DAY)
-    window = range(max(0, train_day - 24), max(1, train_day - 4))
-    reg, result, gate = _retrain(db, sim, tl, server, kept, seed, train_day=train_day, window=window,
+    reg, result, gate = _retrain(db, sim, tl, server, kept, seed, train_day=tl.day(V2_TRAIN_DAY), window=_v2_window(tl),
                                  hyperparameters=RETRAIN_HYPERPARAMETERS,
                                  actor="maria.schmidt", trigger="manual",
                                  why="v1 was trained on last year's applications; retrain on fresh labelled traffic")
@@ -816,9 +872,7 @@ def _retrain_v3(db, sim, tl, server, kept, seed, summary) -> None:
         error=("DatabaseBusyError: Database /srv/mlops/mlops.duckdb is held by another process (waited 30 s). "
                "Wait for the other command to finish, or raise MLOPS_LOCK_TIMEOUT."),
     )])
-    train_day = tl.day(V3_DAY)
-    window = range(max(0, train_day - 7), train_day)
-    _retrain(db, sim, tl, server, kept, seed, train_day=train_day, window=window,
+    _retrain(db, sim, tl, server, kept, seed, train_day=tl.day(V3_DAY), window=_v3_window(tl),
              hyperparameters=RETRAIN_HYPERPARAMETERS,
              actor="automation", trigger="automated",
              why="drift policy: income, utilization and purpose drifted; accuracy falling")
