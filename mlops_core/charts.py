@@ -181,8 +181,10 @@ def _severity(frame: pd.DataFrame) -> pd.Series:
     return score
 
 
-def drift_heatmap(frame: pd.DataFrame, title: str | None = "Drift score per feature and window") -> go.Figure:
-    """Feature × window heatmap of drift score = statistic ÷ threshold (1 = at the threshold; capped at 3)."""
+def drift_heatmap(frame: pd.DataFrame,
+                  title: str | None = "Drift score per feature and window (● = drift flagged)") -> go.Figure:
+    """Feature × window heatmap of drift score = statistic ÷ threshold (1 = at the threshold; capped at 3); a ● marks
+    the cells the engine flagged (distance over its threshold and its significance guard agreeing)."""
     if frame is None or len(frame) == 0:
         return empty("No drift results in this range — run `python -m mlops_core drift --model NAME`", title)
     df = frame.assign(score=_severity(frame), drifted=frame["drifted"].astype(bool) if "drifted" in frame.columns
@@ -199,9 +201,6 @@ def drift_heatmap(frame: pd.DataFrame, title: str | None = "Drift score per feat
         text=[["●" if f else "" for f in row] for row in flags.values], texttemplate="%{text}",
         hovertemplate="%{y} · %{x}<br>score %{z:.2f}<extra></extra>", xgap=1, ygap=1,
     ))
-    fig.add_annotation(text="● drift flagged (distance over threshold and the significance guard agrees)",
-                       showarrow=False, xref="paper", yref="paper", x=0, y=-0.02, xanchor="left", yanchor="top",
-                       font=dict(size=11))
     fig.update_layout(hovermode="closest")
     return _base(fig, title, max(260, 28 * len(table) + 110))
 
