@@ -345,13 +345,14 @@ def _content_plan(info: mstore.ModelInfo, present: set[str], outputs: str | None
 def _content_anomalies(con, relation, params, counts, n, numeric, categorical, null_rates) -> list[dict]:
     out = []
     # Second pass only over the columns whose min or max leaves the training range.
+    # NaN is the largest DOUBLE in DuckDB, so a NaN also makes its column a suspect (and is counted there).
     suspect = [spec for spec in numeric if spec[1] is not None and counts.get(f"max:{spec[0]}") is not None
                and (counts[f"min:{spec[0]}"] < spec[1] or not counts[f"max:{spec[0]}"] <= spec[2])]
     if suspect:
         p = dict(params)
         counts = {**counts, **vstore.aggregate(con, relation, vstore.range_aggregates(suspect, p), p)}
     for name, lo, hi, _, _ in suspect:
-        present_n = int(counts.get(f"nonnull:{name}") or 0)
+        present_n = int(counts.get(f"nonnull:{name}") or 0) - int(counts.get(f"nan:{name}") or 0)
         if not present_n:
             continue
         outside, far = int(counts.get(f"out:{name}") or 0), int(counts.get(f"far:{name}") or 0)
@@ -374,7 +375,7 @@ def _content_anomalies(con, relation, params, counts, n, numeric, categorical, n
                     "detail": f"{unseen} value{'s' if unseen != 1 else ''} ({_pct(share)}) not seen in training: {shown}; "
                               f"known: {known}"})
     for name, base in null_rates.items():
-        nulls = n - int(counts.get(f"nonnull:{name}") or 0)
+        nulls = n - int(counts.get(f"nonnull:{name}") or 0) + int(counts.get(f"nan:{name}") or 0)
         rate = nulls / n if n else 0.0
         if rate > base + NULL_RATE_MARGIN and rate > NULL_RATE_FACTOR * base and nulls >= OUT_OF_RANGE_MIN_COUNT:
             out.append({"feature": name, "kind": "null_rate_jump", "severity": "warning", "count": nulls, "share": rate,

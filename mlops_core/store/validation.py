@@ -82,6 +82,7 @@ class Column:
     bad: str | None = None   # SQL over _batch, TRUE where a present value cannot be converted
     what: str = ""       # what the values must be, for messages ("numbers", "timestamps", ...)
     raw_type: pa.DataType | None = None  # Arrow type of the source column
+    check: str | None = None  # cheaper SQL for the checks where the value needs no conversion (default: expr)
 
 
 def _double(r: str, kind: str, t: pa.DataType | None = None) -> tuple[str, str | None]:
@@ -173,8 +174,9 @@ def prediction_columns(info: ModelInfo, types: dict[str, pa.DataType], *, ts_col
         e, bad = _double(r, k)
         cols.append(Column("prediction", e, "prediction", bad, "numbers"))
     if "score" in types:
-        e, bad = _double(q("score"), raw_kind(types["score"]), types["score"])
-        cols.append(Column("score", e, "score", bad, "numbers"))
+        k = raw_kind(types["score"])
+        e, bad = _double(q("score"), k, types["score"])
+        cols.append(Column("score", e, "score", bad, "numbers", check=q("score") if k == "number" else None))
     else:
         cols.append(Column("score", "CAST(NULL AS DOUBLE)", None))
     return cols
@@ -218,7 +220,7 @@ def flags(cols: list[Column], required_not_null: tuple[str, ...] = ()) -> dict[s
 
 def normalised(cols: list[Column], row_flags: dict[str, tuple[str, str | None]] | None = None) -> str:
     """The batch as a relation (subquery) with the log's column names, ``__row`` and one boolean per row test."""
-    exprs = [f"{c.expr} AS {quote_ident(c.name)}" for c in cols]
+    exprs = [f"{c.check or c.expr} AS {quote_ident(c.name)}" for c in cols]
     exprs += [f"({cond}) AS {quote_ident(key)}" for key, (cond, _) in (row_flags or {}).items()]
     return f"(SELECT {ROW}, {', '.join(exprs)} FROM {STAGE})"
 
@@ -235,7 +237,9 @@ def feature_columns(info: ModelInfo, types: dict[str, pa.DataType]) -> list[Colu
         r, k = quote_ident(f.name), raw_kind(types[f.name])
         if f.kind == "numeric":
             e, bad = _double(r, k, types[f.name])
-            cols.append(Column(f.name, e, f.name, bad, "numbers"))
+            # Numbers are checked as they are: no cast, so DuckDB can use Parquet statistics and
+            # skip per-row work; NaN is found by the range pass (NaN is the largest DOUBLE).
+            cols.append(Column(f.name, e, f.name, bad, "numbers", check=r if k == "number" else None))
         else:
             cols.append(Column(f.name, _text(r, k), f.name))
     return cols
@@ -297,7 +301,7 @@ def content_aggregates(numeric: list[tuple[str, float | None, float | None, floa
     out = {"rows": "count(*)"}
     for name, *_ in numeric:
         c = f"b.{quote_ident(name)}"
-        out[f"nonnull:{name}"] = f"count({c}) FILTER (WHERE NOT isnan({c}))"
+        out[f"nonnull:{name}"] = f"count({c})"
         out[f"min:{name}"] = f"min({c})"
         out[f"max:{name}"] = f"max({c})"
     for i, (name, cats) in enumerate(categorical):
@@ -310,7 +314,7 @@ def content_aggregates(numeric: list[tuple[str, float | None, float | None, floa
 
 
 def range_aggregates(numeric: list[tuple[str, float, float, float, float]], params: dict) -> dict[str, str]:
-    """Counts of values outside [min, max] and outside the far bounds, per numeric column; fills ``params``."""
+    """Counts of NaN, of values outside [min, max] and outside the far bounds, per numeric column; fills ``params``."""
     out = {}
     for i, (name, lo, hi, far_lo, far_hi) in enumerate(numeric):
         c = f"b.{quote_ident(name)}"
@@ -319,6 +323,7 @@ def range_aggregates(numeric: list[tuple[str, float, float, float, float]], para
         # NaN sorts above every number in DuckDB; keep it out of the range counts.
         out[f"out:{name}"] = f"count(*) FILTER (WHERE NOT isnan({c}) AND ({c} < $lo{i} OR {c} > $hi{i}))"
         out[f"far:{name}"] = f"count(*) FILTER (WHERE NOT isnan({c}) AND ({c} < $flo{i} OR {c} > $fhi{i}))"
+        out[f"nan:{name}"] = f"count(*) FILTER (WHERE isnan({c}))"
         out[f"rmin:{name}"] = f"min({c}) FILTER (WHERE NOT isnan({c}))"
         out[f"rmax:{name}"] = f"max({c}) FILTER (WHERE NOT isnan({c}))"
     return out
