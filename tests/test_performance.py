@@ -191,8 +191,10 @@ def test_summary_compares_the_last_days_with_the_days_before(db):
     _, frame = _binary_log(db)
     now = T0 + timedelta(days=4)
     s = performance.summary("credit", days=2, now=now, db=db)
-    cur = frame[(frame["ts"] >= now - timedelta(days=2)) & (frame["ts"] < now)]
-    prev = frame[(frame["ts"] >= now - timedelta(days=4)) & (frame["ts"] < now - timedelta(days=2))]
+    # periods end at ``now`` inclusive: (now - 2 days, now] and the two days before
+    cur = frame[(frame["ts"] > now - timedelta(days=2)) & (frame["ts"] <= now)]
+    prev = frame[(frame["ts"] > now - timedelta(days=4)) & (frame["ts"] <= now - timedelta(days=2))]
+    assert (frame["ts"] == now).any()  # a prediction exactly at ``now`` is counted
     lab, plab = cur[cur["label"].notna()], prev[prev["label"].notna()]
     assert s["metric"] == "accuracy"
     assert s["value"] == pytest.approx(skm.accuracy_score(lab["label"], lab["prediction"]))
