@@ -249,7 +249,11 @@ def test_sample_batch_matches_the_model_schema(demo_db):
 
 
 @pytest.mark.slow
-def test_default_size_build(tmp_path):
-    s = demo.build_demo(tmp_path / "mlops.duckdb", end=datetime(2026, 11, 26))
+def test_default_size_build_and_the_shipped_batch_scores(tmp_path):
+    db = tmp_path / "mlops.duckdb"
+    s = demo.build_demo(db, end=datetime(2026, 11, 26))
     assert s.days == 90 and abs(s.predictions["credit_default"] - 180_000) < 9_000
     assert s.versions["credit_default"] == [(1, "archived"), (2, "production"), (3, "rejected")]
+    # the shipped sample batch carries exactly what this build's production model outputs
+    for p in demo.write_sample_batches(db, tmp_path / "batches"):
+        assert p.read_bytes() == (demo.SAMPLE_DIR / "batches" / p.name).read_bytes()
