@@ -49,7 +49,9 @@ class Registration:
 
 def _reference_frame(result: training.TrainingResult, X_all: pd.DataFrame, y_all: pd.Series, task: str, positive_class):
     """Training features plus the model's outputs on the holdout and the target, for the stored reference."""
-    pred, scores = training.predict(result.pipeline, result.X_holdout, task, positive_class)
+    outputs = getattr(result, "holdout_outputs", None)
+    pred, scores = outputs if outputs is not None else training.predict(result.pipeline, result.X_holdout, task,
+                                                                         positive_class)
     frames = {"features": X_all.reset_index(drop=True)}
     extra = pd.DataFrame({PREDICTION: pd.Series(pred)})
     if scores is not None:

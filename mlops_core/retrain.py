@@ -318,7 +318,7 @@ def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
 
     t = time.perf_counter()
     train_metrics = training.evaluate(pipeline, X_tr, y_tr, info.task, info.positive_class)
-    cand_metrics = training.evaluate(pipeline, X_ho, y_ho, info.task, info.positive_class)
+    cand_metrics, cand_outputs = training.evaluate_with_outputs(pipeline, X_ho, y_ho, info.task, info.positive_class)
     champ_metrics = None
     if champion is not None:
         try:
@@ -336,7 +336,7 @@ def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
     result = training.TrainingResult(
         pipeline=pipeline, algorithm=algorithm, hyperparameters=training.describe(pipeline)[1], train_rows=len(X_tr),
         holdout_rows=len(X_ho), training_metrics=train_metrics, holdout_metrics=cand_metrics, X_holdout=X_ho,
-        y_holdout=y_ho,
+        y_holdout=y_ho, holdout_outputs=cand_outputs,
     )
     gate_doc = {**decision.to_dict(), "champion_metrics": champ_metrics,
                 "holdout": {"rows": len(X_ho), "start": frame["ts"].iloc[len(X_tr)], "end": frame["ts"].iloc[-1]}}
@@ -364,6 +364,7 @@ def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
         if promoted["note"]:
             stats["note"] = promoted["note"]
         now = utcnow()
+        timings["register_s"] = time.perf_counter() - t_register
         timings["total_s"] = time.perf_counter() - t0
         stats["timings"] = timings
         verdict = "passed the gate" if decision.passed else "failed the gate"
@@ -373,14 +374,13 @@ def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
                             metrics=cand_metrics, statistics=_jsonable(stats), finished_at=now,
                             duration_s=(now - started).total_seconds())
 
-    t = time.perf_counter()
+    t_register = time.perf_counter()
     reg = registry.add_version(
         model, result, reference_frame=X, reference_target=y, status=status, gate=gate_doc, actor=run.actor,
         run_id=run.id, data_source=f"log window {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}",
         train_start=frame["ts"].iloc[0].to_pydatetime(), train_end=frame["ts"].iloc[len(X_tr) - 1].to_pydatetime(),
         db=db, finish=finish,
     )
-    timings["register_s"] = time.perf_counter() - t
     return RetrainOutcome(run.id, model, reg.version, status, decision.passed, promoted["value"], cand_metrics,
                           champion_version, champ_metrics, gate_doc, _jsonable(stats))
 

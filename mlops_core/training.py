@@ -223,6 +223,8 @@ class TrainingResult:
     holdout_metrics: dict
     X_holdout: pd.DataFrame = field(repr=False)
     y_holdout: pd.Series = field(repr=False)
+    #: (predictions, positive scores) on ``X_holdout`` when already computed, so the registry need not predict again.
+    holdout_outputs: tuple | None = field(default=None, repr=False)
 
 
 def fit_and_evaluate(
@@ -290,3 +292,13 @@ def set_estimator_params(pipeline, params: dict):
         )
     est.set_params(**params)
     return pipeline
+
+
+def evaluate_with_outputs(pipeline, X: pd.DataFrame, y: pd.Series, task: str, positive_class: str | None) -> tuple[dict, tuple]:
+    """Like ``evaluate``, but also return the (predictions, positive scores) it computed, for reuse."""
+    pred, scores = predict(pipeline, X, task, positive_class)
+    if task == "regression":
+        return regression_metrics(y, pred), (pred, scores)
+    if positive_class is None:  # multiclass metrics need every class's probability
+        return evaluate(pipeline, X, y, task, positive_class), (pred, scores)
+    return classification_metrics(y, pred, scores, positive_class), (pred, scores)
