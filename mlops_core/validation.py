@@ -59,7 +59,7 @@ import io
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -687,29 +687,57 @@ def validate_window(model: str, start: datetime, end: datetime, *, db=None, stor
         raise InvalidInputError(f"The window must have start < end (got {start} .. {end}).")
     with connect(db, create=False) as con:
         info = mstore.get_model(con, model)
-        relation = vstore.window_relation(info)
-        params = {"start": start, "end": end}
-        present = {*info.feature_names, "prediction", "score"}
-        numeric, categorical, null_rates = _content_plan(info, present, "predictions")
-        counts = vstore.aggregate(con, relation, vstore.content_aggregates(numeric, categorical, params), params)
-        n = int(counts["rows"])
-        anomalies = _content_anomalies(con, relation, params, counts, n, numeric, categorical, null_rates)
-        if n < MIN_ROWS:
-            anomalies.append(_too_few(n))
-        skew_rows, note = None, None
-        if skew:
-            skew_rows, note, skew_anoms = _skew(con, info, relation, params, n)
-            anomalies += skew_anoms
-        status = _status(anomalies)
-        report = ValidationReport(model, f"log {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}", n, status, anomalies,
-                                  [], skew_rows, note, window_start=start, window_end=end)
-        if store:
-            with transaction(con):
-                report.report_id = vstore.insert_report(
-                    con, model=model, batch_id=None, source=report.source, at=utcnow(), rows=n, status=status,
-                    summary=_summary(status, n, anomalies), skew=_skew_json(skew_rows), window_start=start,
-                    window_end=end, anomalies=anomalies)
-        return report
+        return _validate_window(con, info, start, end, store=store, skew=skew)
+
+
+def validate_windows(model: str, start: datetime, end: datetime, *, window: str = "day", db=None,
+                     skew: bool = False) -> list[ValidationReport]:
+    """Validate and store one report per ``window`` (hour, day, week) from ``start`` to ``end``.
+
+    Fills the data-quality history of a log that was not ingested batch by batch (e.g. a
+    backfill). Skew is off by default: it samples every window. Returns the reports.
+    Raises NotFoundError, InvalidInputError (window, start >= end).
+    """
+    steps = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
+    if window not in steps:
+        raise InvalidInputError(f"Unknown window {window!r}; choose one of: {', '.join(steps)}.", window=window)
+    if start is None or end is None or start >= end:
+        raise InvalidInputError(f"The range must have start < end (got {start} .. {end}).")
+    out = []
+    with connect(db, create=False) as con:
+        info = mstore.get_model(con, model)
+        t = start
+        while t < end:
+            out.append(_validate_window(con, info, t, min(t + steps[window], end), store=True, skew=skew))
+            t += steps[window]
+    return out
+
+
+def _validate_window(con, info: mstore.ModelInfo, start: datetime, end: datetime, *, store: bool,
+                     skew: bool) -> ValidationReport:
+    relation = vstore.window_relation(info)
+    params = {"start": start, "end": end}
+    present = {*info.feature_names, "prediction", "score"}
+    numeric, categorical, null_rates = _content_plan(info, present, "predictions")
+    counts = vstore.aggregate(con, relation, vstore.content_aggregates(numeric, categorical, params), params)
+    n = int(counts["rows"])
+    anomalies = _content_anomalies(con, relation, params, counts, n, numeric, categorical, null_rates)
+    if n < MIN_ROWS:
+        anomalies.append(_too_few(n))
+    skew_rows, note = None, None
+    if skew:
+        skew_rows, note, skew_anoms = _skew(con, info, relation, params, n)
+        anomalies += skew_anoms
+    status = _status(anomalies)
+    report = ValidationReport(info.name, f"log {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}", n, status, anomalies,
+                              [], skew_rows, note, window_start=start, window_end=end)
+    if store:
+        with transaction(con):
+            report.report_id = vstore.insert_report(
+                con, model=info.name, batch_id=None, source=report.source, at=utcnow(), rows=n, status=status,
+                summary=_summary(status, n, anomalies), skew=_skew_json(skew_rows), window_start=start,
+                window_end=end, anomalies=anomalies)
+    return report
 
 
 def skew(model: str, *, start: datetime | None = None, end: datetime | None = None, db=None) -> pd.DataFrame:
@@ -729,7 +757,8 @@ def skew(model: str, *, start: datetime | None = None, end: datetime | None = No
 
 
 def reports(model: str, *, start: datetime | None = None, end: datetime | None = None, db=None) -> pd.DataFrame:
-    """Validation reports of ``model`` checked in [start, end), oldest first.
+    """Validation reports of ``model`` about [start, end), oldest first: a window report by its window
+    start, a batch report by when it was checked.
 
     Columns: report_id, checked_at, batch_id, source, window_start, window_end, rows,
     status, summary, skew (JSON text), anomalies (count). Raises NotFoundError.
@@ -740,10 +769,11 @@ def reports(model: str, *, start: datetime | None = None, end: datetime | None =
 
 
 def anomalies(model: str, *, start: datetime | None = None, end: datetime | None = None, db=None) -> pd.DataFrame:
-    """Anomalies of the reports of ``model`` checked in [start, end).
+    """Anomalies of the reports of ``model`` about [start, end).
 
-    Columns: report_id, at (when checked), batch_id, source, feature, kind, severity,
-    count, share, detail. Raises NotFoundError.
+    Columns: report_id, at (the window start of a window report, else when it was
+    checked), checked_at, batch_id, source, feature, kind, severity, count, share,
+    detail. Raises NotFoundError.
     """
     with connect(db, create=False) as con:
         mstore.get_model(con, model)
@@ -766,6 +796,6 @@ def null_rates(model: str, *, window: str = "day", start: datetime | None = None
 
 __all__ = [
     "ValidationReport", "Problem", "Batch", "BatchCheck", "read_batch", "check_predictions", "check_labels", "stored_duplicates",
-    "label_conflicts", "fingerprint", "validate_batch", "validate_frame", "validate_window", "skew", "reports", "anomalies",
+    "label_conflicts", "fingerprint", "validate_batch", "validate_frame", "validate_window", "validate_windows", "skew", "reports", "anomalies",
     "null_rates", "rejection_message",
 ]

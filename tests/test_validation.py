@@ -147,8 +147,9 @@ def test_window_validation_and_reports_over_time(db):
     assert empty.rows == 0 and (None, "too_few_rows") in kinds(empty)
     reports = validation.reports(MODEL, db=db)
     assert len(reports) == 5  # two ingests, three windows
-    assert validation.reports(MODEL, start=DAY + timedelta(days=2), end=DAY + timedelta(days=3), db=db)["rows"].tolist() \
-        == [400, 400, 400, 0]
+    # window reports belong to their window, batch reports to when they were checked
+    assert validation.reports(MODEL, start=DAY + timedelta(days=1), end=DAY + timedelta(days=2), db=db)["source"].tolist() \
+        == ["DataFrame", "log 2026-03-02 00:00 .. 2026-03-03 00:00"]
     anomalies = validation.anomalies(MODEL, db=db)
     assert {"report_id", "at", "feature", "kind", "severity", "count", "share", "detail"} <= set(anomalies.columns)
     assert (anomalies["kind"] == "unseen_category").sum() == 2  # the ingest and the day-2 window
@@ -189,3 +190,14 @@ def test_training_serving_skew_uses_the_drift_module(db):
     frame = validation.skew(MODEL, db=db)
     assert {"feature", "method", "statistic", "threshold", "drifted"} <= set(frame.columns)
     assert bool(frame.loc[frame["feature"] == "income", "drifted"].any())
+
+
+def test_validate_windows_backfills_one_report_per_window(db):
+    ingest_predictions(MODEL, batch(), db=db)  # 400 rows, 3 minutes apart: 20 hours of 2026-03-01
+    reports = validation.validate_windows(MODEL, DAY, DAY + timedelta(days=2), window="day", db=db)
+    assert [(r.rows, r.window_start) for r in reports] == [(400, DAY), (0, DAY + timedelta(days=1))]
+    anomalies = validation.anomalies(MODEL, start=DAY + timedelta(days=1), end=DAY + timedelta(days=2), db=db)
+    assert anomalies["kind"].tolist() == ["too_few_rows"]
+    assert anomalies["at"].tolist() == [pd.Timestamp(DAY + timedelta(days=1))]
+    with pytest.raises(InvalidInputError):
+        validation.validate_windows(MODEL, DAY, DAY + timedelta(days=1), window="month", db=db)

@@ -491,22 +491,24 @@ def _range(sql: str, params: list, column: str, start, end) -> tuple[str, list]:
 
 
 def reports_frame(con, model: str, start=None, end=None) -> pd.DataFrame:
-    """Validation reports of ``model`` checked in [start, end), oldest first, with their anomaly counts."""
+    """Validation reports of ``model`` about [start, end) (window start, else check time), oldest first,
+    with their anomaly counts."""
     sql, params = _range(
         "SELECT r.id AS report_id, r.checked_at, r.batch_id, r.source, r.window_start, r.window_end, r.rows, r.status, "
         "r.summary, r.skew, (SELECT count(*) FROM validation_anomalies a WHERE a.report_id = r.id) AS anomalies "
-        "FROM validation_reports r WHERE r.model = ?", [model], "r.checked_at", start, end)
-    return con.execute(sql + " ORDER BY r.checked_at, r.id", params).df()
+        "FROM validation_reports r WHERE r.model = ?", [model], "coalesce(r.window_start, r.checked_at)", start, end)
+    return con.execute(sql + " ORDER BY coalesce(r.window_start, r.checked_at), r.id", params).df()
 
 
 def anomalies_frame(con, model: str, start=None, end=None) -> pd.DataFrame:
-    """Anomalies of the reports of ``model`` checked in [start, end): report_id, at, batch_id, source, feature, kind,
-    severity, count, share, detail."""
+    """Anomalies of the reports of ``model`` about [start, end): report_id, at (window start, else check time),
+    checked_at, batch_id, source, feature, kind, severity, count, share, detail."""
+    at = "coalesce(r.window_start, r.checked_at)"
     sql, params = _range(
-        "SELECT a.report_id, r.checked_at AS at, r.batch_id, r.source, a.feature, a.kind, a.severity, a.count, a.share, "
-        "a.detail FROM validation_anomalies a JOIN validation_reports r ON r.id = a.report_id WHERE r.model = ?",
-        [model], "r.checked_at", start, end)
-    return con.execute(sql + " ORDER BY r.checked_at, a.report_id, a.feature, a.kind", params).df()
+        f"SELECT a.report_id, {at} AS at, r.checked_at, r.batch_id, r.source, a.feature, a.kind, a.severity, a.count, "
+        "a.share, a.detail FROM validation_anomalies a JOIN validation_reports r ON r.id = a.report_id WHERE r.model = ?",
+        [model], at, start, end)
+    return con.execute(sql + f" ORDER BY {at}, a.report_id, a.feature, a.kind", params).df()
 
 
 def report_anomalies(con, report_id: int) -> list[dict]:
