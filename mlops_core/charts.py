@@ -79,7 +79,9 @@ def add_action_markers(fig: go.Figure, actions: pd.DataFrame | None, row: int | 
     when = "at" if "at" in actions.columns else "occurred_at"
     for _, a in actions.iterrows():
         act = str(a.get("action", ""))
-        text = act if pd.isna(a.get("to_version")) else f"{act} v{int(a['to_version'])}"
+        version = None if pd.isna(a.get("to_version")) else int(a["to_version"])
+        text = {"register_version": "new", "register": "registered"}.get(act, act)
+        text = text if version is None else f"{text} v{version}"
         x = pd.Timestamp(a[when])
         kwargs = dict(row=row, col=1) if row else {}
         fig.add_vline(x=x, line_dash="dot", line_width=1.5, line_color=ACTION_COLOURS.get(act, "#999999"), **kwargs)

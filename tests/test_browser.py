@@ -87,6 +87,8 @@ def settle(pg, timeout=30_000):
 def assert_no_traceback(pg, where: str):
     assert pg.locator('[data-testid="stException"]').count() == 0, f"traceback on {where}"
     assert "Traceback (most recent call last)" not in pg.content(), where
+    errors = pg.locator('[data-testid="stAlertContentError"]')
+    assert errors.count() == 0, f"error message on {where}: {errors.all_inner_texts()}"
 
 
 def open_page(pg, server, path: str, title: str):
@@ -101,7 +103,11 @@ def test_every_page_opens_and_is_saved_as_screenshot(server, page):
     for path, title, name in PAGES:
         open_page(page, server, path, title)
         # the shared sidebar is on every page, also when the page is the first one opened
-        assert page.locator('[data-testid="stSidebar"]').get_by_text("Window", exact=True).count() == 1, path
+        try:
+            page.locator('[data-testid="stSidebar"]').get_by_text("Window", exact=True).wait_for(timeout=15_000)
+        except Exception:
+            page.screenshot(path=str(SHOTS.parent / f"failed_{name}.png"), full_page=True)
+            pytest.fail(f"no shared sidebar on /{path}; server log: {server.log()[-2000:]}")
         if name in ("overview", "performance", "drift", "versions"):
             page.locator('[data-testid="stPlotlyChart"], [data-testid="stMetric"]').first.wait_for()
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
@@ -155,6 +161,9 @@ def test_retrain_promote_and_roll_back(server, page):
     page.get_by_text(re.compile(rf"Retrain {run_id} (queued|running)|Latest retrain · run {run_id}")).first.wait_for()
     if progress.count():
         page.screenshot(path=str(SHOTS / "retrain_running.png"), full_page=True)
+        # the job outlives the page: after a reload the page finds it in the database and goes on following it
+        page.reload()
+        page.get_by_text(re.compile(rf"Retrain {run_id} (queued|running)|Latest retrain · run {run_id}")).first.wait_for()
     result.wait_for(timeout=240_000)
     settle(page)
     assert_no_traceback(page, "retrain result")
