@@ -27,7 +27,7 @@ def labelled_frame(n: int, seed: int, concept: str = "same") -> pd.DataFrame:
 
 
 def append_log(db, frame: pd.DataFrame, *, days: float = 20, end=None, prefix: str = "r", version: int = 1,
-               label_share: float = 1.0, model: str = MODEL) -> None:
+               label_share: float = 1.0, model: str = MODEL, predictions=None) -> None:
     """Log ``frame``'s rows as predictions evenly spread over ``days`` up to ``end`` (default now) with their labels."""
     end = end or (utcnow() - timedelta(minutes=5))
     n = len(frame)
@@ -39,7 +39,7 @@ def append_log(db, frame: pd.DataFrame, *, days: float = 20, end=None, prefix: s
     log["version"] = version
     log["variant"] = None
     log["ts"] = ts
-    log["prediction"] = "0"
+    log["prediction"] = "0" if predictions is None else [str(p) for p in predictions]
     log["score"] = 0.5
     log["batch_id"] = f"{prefix}-batch"
     k = int(n * label_share)

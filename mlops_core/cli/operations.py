@@ -87,6 +87,16 @@ def add_commands(sub, common) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_policy)
 
+    p = sub.add_parser("abtest", parents=[common], help="A/B test a challenger version against production on labelled traffic")
+    p.add_argument("--model", required=True)
+    p.add_argument("--challenger", required=True, type=int, help="version serving the challenger arm")
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--min-samples", type=int, default=200, help="labelled predictions needed per arm")
+    p.add_argument("--promote", action="store_true", help="promote the challenger when it wins")
+    p.add_argument("--actor", default="cli")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_abtest)
+
     p = sub.add_parser("monitor", parents=[common], help="run monitoring and evaluate the policy once (for cron)")
     p.add_argument("--model", required=True)
     p.add_argument("--wait", action="store_true", help="if a retrain starts, wait for it and report its outcome")
@@ -359,4 +369,24 @@ def cmd_monitor(args) -> int:
         else:
             print(f"  retrain {r['run_id']}: v{r['candidate_version']} {r['candidate_status']}"
                   + ("; promoted to production" if r["promoted"] else ""))
+    return 0
+
+
+def cmd_abtest(args) -> int:
+    from dataclasses import asdict
+
+    from .. import abtest
+
+    if args.promote:
+        result, promo = abtest.promote_if_better(args.model, args.challenger, actor=args.actor, alpha=args.alpha,
+                                                 min_samples=args.min_samples, db=args.db)
+    else:
+        result, promo = abtest.evaluate(args.model, args.challenger, alpha=args.alpha, min_samples=args.min_samples,
+                                        db=args.db), None
+    if args.json:
+        print_json({**asdict(result), "promoted": promo is not None})
+        return 0
+    print(result.message)
+    if promo is not None:
+        print(f"Promoted {args.model} v{promo['to_version']} to production (was v{promo['from_version']}).")
     return 0

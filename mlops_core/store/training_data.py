@@ -65,3 +65,38 @@ def labelled_count(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: date
         f"WHERE p.request_id IN (SELECT request_id FROM {quote_ident(model.label_table)} WHERE label IS NOT NULL) {cond}",
         params,
     ).fetchone()[0])
+
+
+def arm_outcomes(con: duckdb.DuckDBPyConnection, model: ModelInfo, arms: list[int], start: datetime | None,
+                 end: datetime | None, by: str = "version") -> pd.DataFrame:
+    """Per arm (``version`` or ``variant`` value) of labelled predictions in [start, end): n, and
+    classification: ``correct`` (prediction equals label); regression: ``sum_abs`` and ``sum_abs2``
+    of the absolute error (for a mean and a variance). Standard SQL (CASE WHEN, sum, count).
+    """
+    col = "p.version" if by == "version" else "p.variant"
+    where, params = [f"{col} IN ({', '.join('?' for _ in arms)})"], list(arms)
+    if start is not None:
+        where.append("p.ts >= ?")
+        params.append(start)
+    if end is not None:
+        where.append("p.ts < ?")
+        params.append(end)
+    if model.task == "classification":
+        agg = "sum(CASE WHEN p.prediction = l.label THEN 1 ELSE 0 END) AS correct"
+    else:
+        agg = ("sum(abs(p.prediction - l.label)) AS sum_abs, "
+               "sum((p.prediction - l.label) * (p.prediction - l.label)) AS sum_abs2")
+    sql = f"""
+        SELECT {col} AS arm, count(*) AS n, {agg}
+        FROM {quote_ident(model.log_table)} p
+        JOIN (
+            SELECT request_id, label FROM (
+                SELECT request_id, label,
+                       ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY label_ts DESC) AS rn
+                FROM {quote_ident(model.label_table)} WHERE label IS NOT NULL
+            ) ranked WHERE rn = 1
+        ) l ON l.request_id = p.request_id
+        WHERE {' AND '.join(where)}
+        GROUP BY {col}
+    """
+    return con.execute(sql, params).df()
