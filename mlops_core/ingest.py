@@ -34,7 +34,6 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-import pandas as pd
 
 from . import validation
 from .errors import BatchRejectedError, NotFoundError
@@ -167,10 +166,10 @@ def _checked_write(con, info, table, kind, name, actor, started, t0, hashing) ->
     warnings = [f"{a['kind']} in {a['feature']!r}: {a['detail']}" if a.get("feature") else f"{a['kind']}: {a['detail']}"
                 for a in anomalies if a["severity"] != "info"] + \
                [f"note: {a['detail']}" for a in anomalies if a["severity"] == "info"] + warnings
-    status = validation._status(anomalies)
+    status = validation.report_status(anomalies)
     report_id = vstore.insert_report(
         con, model=info.name, batch_id=batch_id, source=name, at=now, rows=check.rows, status=status,
-        summary=validation._summary(status, check.rows, anomalies), skew=None, anomalies=anomalies)
+        summary=validation.report_summary(status, check.rows, anomalies), skew=None, anomalies=anomalies)
     vstore.insert_batch(con, batch_id=batch_id, model=info.name, kind=kind, source=name, fingerprint=check.fingerprint,
                         rows=check.rows, rows_written=written, actor=actor, at=now)
     run_id = runstore.insert_run(con, model=info.name, kind="ingest", trigger="manual" if actor == "cli" else "api",

@@ -568,13 +568,15 @@ def _skew(con, info: mstore.ModelInfo, relation: str, params: dict, n: int) -> t
 
 # --- public API -------------------------------------------------------------------------------
 
-def _status(anomalies: list[dict], rejected: bool = False) -> str:
+def report_status(anomalies: list[dict], rejected: bool = False) -> str:
+    """``rejected`` (structural problem), ``anomalies`` (any warning or critical finding) or ``clean``."""
     if rejected:
         return "rejected"
     return "anomalies" if any(a["severity"] in ("warning", "critical") for a in anomalies) else "clean"
 
 
-def _summary(status: str, rows: int, anomalies: list[dict]) -> str:
+def report_summary(status: str, rows: int, anomalies: list[dict]) -> str:
+    """One line for a stored report: rows and the kinds of anomaly found."""
     if status == "clean":
         return f"{rows} rows, no anomalies"
     kinds = sorted({a["kind"] for a in anomalies if a["severity"] != "info"})
@@ -615,14 +617,14 @@ def validate_batch(model: str, source, *, db=None, kind: str = "predictions", st
                 if skew and kind == "predictions":
                     skew_rows, note, skew_anoms = _skew(con, info, check.relation, check.params, check.rows)
                     anomalies += skew_anoms
-            status = _status(anomalies, bool(check.problems))
+            status = report_status(anomalies, bool(check.problems))
             report = ValidationReport(model, name, check.rows, status, anomalies, [p.message for p in check.problems],
                                       skew_rows, note)
             if store:
                 with transaction(con):
                     report.report_id = vstore.insert_report(
                         con, model=model, batch_id=None, source=name, at=utcnow(), rows=check.rows, status=status,
-                        summary=_summary(status, check.rows, anomalies), skew=_skew_json(skew_rows), anomalies=anomalies)
+                        summary=report_summary(status, check.rows, anomalies), skew=_skew_json(skew_rows), anomalies=anomalies)
             return report
         finally:
             vstore.unstage(con)
@@ -660,7 +662,7 @@ def validate_frame(model: str, frame: pd.DataFrame, *, db=None) -> ValidationRep
             problems = _flag_problems(con, row_flags, counts, cols, params)
             anomalies = _problem_anomalies(problems)
             anomalies += _content_anomalies(con, relation, params, counts, n, numeric, categorical, null_rates)
-            return ValidationReport(model, name, n, _status(anomalies, bool(problems)), anomalies,
+            return ValidationReport(model, name, n, report_status(anomalies, bool(problems)), anomalies,
                                     [p.message for p in problems])
         finally:
             vstore.unstage(con)
@@ -728,14 +730,14 @@ def _validate_window(con, info: mstore.ModelInfo, start: datetime, end: datetime
     if skew:
         skew_rows, note, skew_anoms = _skew(con, info, relation, params, n)
         anomalies += skew_anoms
-    status = _status(anomalies)
+    status = report_status(anomalies)
     report = ValidationReport(info.name, f"log {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}", n, status, anomalies,
                               [], skew_rows, note, window_start=start, window_end=end)
     if store:
         with transaction(con):
             report.report_id = vstore.insert_report(
                 con, model=info.name, batch_id=None, source=report.source, at=utcnow(), rows=n, status=status,
-                summary=_summary(status, n, anomalies), skew=_skew_json(skew_rows), window_start=start,
+                summary=report_summary(status, n, anomalies), skew=_skew_json(skew_rows), window_start=start,
                 window_end=end, anomalies=anomalies)
     return report
 
@@ -796,6 +798,6 @@ def null_rates(model: str, *, window: str = "day", start: datetime | None = None
 
 __all__ = [
     "ValidationReport", "Problem", "Batch", "BatchCheck", "read_batch", "check_predictions", "check_labels", "stored_duplicates",
-    "label_conflicts", "fingerprint", "validate_batch", "validate_frame", "validate_window", "validate_windows", "skew", "reports", "anomalies",
+    "label_conflicts", "fingerprint", "report_status", "report_summary", "validate_batch", "validate_frame", "validate_window", "validate_windows", "skew", "reports", "anomalies",
     "null_rates", "rejection_message",
 ]
