@@ -107,3 +107,29 @@ def test_unknown_model_run_and_bad_params(db):
     with pytest.raises(InvalidInputError, match="Unknown trigger"):
         jobs.start_retrain(MODEL, actor="a", trigger="cron", db=db)
     assert jobs.active_run(MODEL, db=db) is None
+
+
+def test_cli_ingest_succeeds_while_a_retrain_runs(db, tmp_path):
+    import subprocess
+    import sys
+
+    from _ops_support import labelled_frame
+
+    build(db, n=1000)
+    run_id = jobs.start_retrain(MODEL, actor="alice", params={"hyperparameters": SLOW}, db=db)
+    run = wait_for(lambda: (r := jobs.get_run(run_id, db=db)).message and r.message.startswith("training") and r)
+    batch = labelled_frame(50, 99).drop(columns=["default"])
+    batch.insert(0, "request_id", [f"live{i}" for i in range(50)])
+    batch.insert(1, "timestamp", "2026-11-01T12:00:00")
+    batch["prediction"] = "1"
+    batch["score"] = 0.7
+    path = tmp_path / "batch.csv"
+    batch.to_csv(path, index=False)
+    p = subprocess.run([sys.executable, "-m", "mlops_core", "ingest", "predictions", str(path), "--model", MODEL,
+                        "--db", str(db)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert jobs.get_run(run_id, db=db).status == "running"  # the job holds no lock while it fits
+    os.kill(run.pid, signal.SIGTERM)
+    assert jobs.wait(run_id, timeout=60, db=db).status == "failed"
+    with connect(db) as con:
+        assert con.execute('SELECT count(*) FROM "log_credit" WHERE request_id LIKE \'live%\'').fetchone()[0] == 50
