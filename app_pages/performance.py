@@ -42,7 +42,9 @@ if frame is not None:
         widgets.no_data("predictions", "widen the date range in the sidebar.")
     else:
         c1, c2 = st.columns(2)
-        pick = c1.selectbox("Window starting", starts, key="perf_window",
+        labelled = set(frame.loc[frame["n_labelled"] > 0, "window_start"]) if "n_labelled" in frame else set()
+        first = next((i for i, t in enumerate(starts) if t in labelled), 0)  # the newest window with labels
+        pick = c1.selectbox("Window starting", starts, index=first, key="perf_window",
                             format_func=lambda t: str(t)[:16] if ctx.window == "hour" else str(t)[:10])
         version = c2.selectbox("Version", [None] + all_versions, key="perf_version",
                                format_func=lambda v: "all versions" if v is None else f"v{v}")
