@@ -13,18 +13,19 @@ st.caption(f"{ctx.model} · {ctx.first_day} to {ctx.last_day} · one point per {
 CLASSIFICATION = ["accuracy", "roc_auc", "f1", "precision", "recall", "log_loss", "positive_rate"]
 REGRESSION = ["mae", "rmse", "r2", "mape"]
 
+metrics = CLASSIFICATION if info.task == "classification" else REGRESSION
+if info.task == "classification" and info.positive_class is None:
+    metrics = [m for m in metrics if m not in ("roc_auc", "positive_rate")]  # defined for binary models only
+c1, c2 = st.columns([2, 3])
+metric = c1.selectbox("Metric", metrics, format_func=charts.label, key=f"perf_metric_{info.task}")
 frame = None
 with widgets.guard("Performance over time"):
-    frame = data.performance(ctx.db, ctx.model, ctx.window, ctx.start, ctx.end)
+    frame = data.performance(ctx.db, ctx.model, ctx.window, ctx.start, ctx.end, auc=metric == "roc_auc")
 
 if frame is not None:
-    candidates = CLASSIFICATION if info.task == "classification" else REGRESSION
-    metrics = [m for m in candidates if m in frame.columns and frame[m].notna().any()] or candidates
-    c1, c2 = st.columns([2, 3])
-    metric = c1.selectbox("Metric", metrics, format_func=charts.label, key="perf_metric")
     all_versions = sorted(int(v) for v in frame["version"].dropna().unique()) if "version" in frame.columns else []
     chosen = c2.multiselect("Versions", all_versions, default=all_versions, format_func=lambda v: f"v{v}",
-                            key=f"perf_versions_{ctx.model}")
+                            key=f"perf_versions_{ctx.model}_{'-'.join(map(str, all_versions))}")
     shown = frame[frame["version"].isin(chosen)] if all_versions else frame
     actions = None
     with widgets.guard("Registry actions"):
@@ -44,9 +45,11 @@ if frame is not None:
         c1, c2 = st.columns(2)
         labelled = set(frame.loc[frame["n_labelled"] > 0, "window_start"]) if "n_labelled" in frame else set()
         first = next((i for i, t in enumerate(starts) if t in labelled), 0)  # the newest window with labels
-        pick = c1.selectbox("Window starting", starts, index=first, key="perf_window",
+        # keys carry what the options depend on, so a kept selection is never one the options lost
+        scope = f"{ctx.model}_{ctx.window}_{ctx.first_day}_{ctx.last_day}"
+        pick = c1.selectbox("Window starting", starts, index=first, key=f"perf_window_{scope}",
                             format_func=lambda t: str(t)[:16] if ctx.window == "hour" else str(t)[:10])
-        version = c2.selectbox("Version", [None] + all_versions, key="perf_version",
+        version = c2.selectbox("Version", [None] + all_versions, key=f"perf_version_{scope}_{len(all_versions)}",
                                format_func=lambda v: "all versions" if v is None else f"v{v}")
         w_start, w_end = widgets.window_bounds(pick, ctx.window)
         with widgets.guard("Confusion matrix" if info.task == "classification" else "Residuals"):

@@ -147,9 +147,11 @@ def summary(db: str, model: str, days: int = 7) -> dict:
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def performance(db: str, model: str, window: str, start: datetime, end: datetime,
-                version_list: tuple[int, ...] | None = None) -> pd.DataFrame:
+                version_list: tuple[int, ...] | None = None, auc: bool = True) -> pd.DataFrame:
+    """Metrics per window and version; ``auc=False`` skips the exact ROC AUC (the one part that sorts scores,
+    more than half the time on a big log), so a page asks for it only when it shows it."""
     return fn("performance", "over_time")(model, window=window, start=start, end=end,
-                                          versions=list(version_list) if version_list else None, db=db)
+                                          versions=list(version_list) if version_list else None, db=db, auc=auc)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
