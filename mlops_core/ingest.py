@@ -29,6 +29,7 @@ label refuses the batch, since a silently changed ground truth would rewrite his
 """
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -86,6 +87,13 @@ def ingest_labels(model: str, source, *, db=None, actor: str = "cli", source_nam
 
 
 _executor = None
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(path: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(path, threading.Lock())
 
 
 def _pool():
@@ -116,7 +124,9 @@ def _ingest(model, source, kind, *, db, actor, source_name) -> IngestResult:
     if not resolve_db_path(db).exists():
         raise BatchRejectedError(f"No database at {resolve_db_path(db)}: register the model {model!r} first "
                                  "(or build the demo). Nothing was written.", model=model)
-    with connect(db, create=False) as con:
+    # Threads of one process share the database; checks and insert of one batch must not interleave
+    # with another's, or both could pass the duplicate check. (Other processes wait for the file lock.)
+    with _lock_for(str(resolve_db_path(db))), connect(db, create=False) as con:
         info = _model(con, model)
         table.stage(con)
         try:

@@ -316,3 +316,24 @@ def test_regression_model_labels_and_predictions_are_numbers(tmp_path):
     assert query(db, "SELECT label FROM labels_amount ORDER BY request_id") == [(3.5,), (4.0,)]
     with pytest.raises(BatchRejectedError, match="column 'label': 1 value is not numbers, at row 1: 'lots'"):
         ingest_labels("amount", pd.DataFrame({"request_id": ["a3"], "label": ["lots"]}), db=db)
+
+
+def test_same_rows_in_another_format_are_refused_as_duplicates(db, tmp_path):
+    csv, parquet = tmp_path / "b.csv", tmp_path / "b.parquet"
+    batch().to_csv(csv, index=False)
+    batch().to_parquet(parquet, index=False)
+    ingest_predictions(MODEL, csv, db=db)
+    before = row_counts(db)
+    with pytest.raises(BatchRejectedError, match="already stored"):
+        ingest_predictions(MODEL, parquet, db=db)
+    assert row_counts(db) == before
+
+
+def test_concurrent_ingests_of_one_batch_in_one_process_write_it_once(db):
+    from concurrent.futures import ThreadPoolExecutor
+
+    df = batch()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda _: ingest_predictions(MODEL, df, db=db), range(3)))
+    assert sorted(r.already_ingested for r in results) == [False, True, True]
+    assert query(db, f"SELECT count(*), count(DISTINCT request_id) FROM log_{MODEL}") == [(150, 150)]
