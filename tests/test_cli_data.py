@@ -257,3 +257,14 @@ def test_every_shipped_bad_batch_is_refused_and_the_clean_one_accepted(shipped_d
     stored = con.execute("SELECT count(*) FROM log_credit_default WHERE purpose = 'x''; DROP TABLE --'").fetchone()[0]
     con.close()
     assert stored == 2
+
+
+def test_validate_a_label_file(db, tmp_path, capsys):
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"request_id": [f"x{i}" for i in range(150)], "label": ["1", "0", "maybe"] * 50}).to_csv(labels, index=False)
+    code, out, _ = run(capsys, "validate", labels, "--model", MODEL, "--db", db, "--labels", "--json")
+    data = json.loads(out)
+    assert code == 1 and [(a["feature"], a["kind"], a["count"]) for a in data["anomalies"]] == [("label", "unseen_category", 50)]
+    pd.DataFrame({"request_id": ["x1", "x1"], "label": [1, 0]}).to_csv(labels, index=False)
+    code, out, _ = run(capsys, "validate", labels, "--model", MODEL, "--db", db, "--labels")
+    assert code == 2 and "'x1' at rows 1, 2" in out
