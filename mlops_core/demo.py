@@ -30,6 +30,11 @@ Timeline (day numbers for the default 90 days; other lengths scale them):
 Labels arrive 1 to 14 days after the prediction (most within a week), about 10% never,
 so the last days have few or no labels. Request ids are ``cd-<n>`` and ``dt-<n>``.
 
+Speed: scikit-learn fits and scores with one OpenMP thread during the build. The other
+core appends the previous chunk to DuckDB in a background thread meanwhile, and on a
+busy machine OpenMP's spinning worker threads waste most of their CPU (measured: the
+default build needs 8 s of CPU with one thread, 25 to 34 s with two on a busy machine).
+
 Reproducible: each model and day draws from its own generator seeded by
 ``(seed, model, day)``, and scikit-learn gets fixed seeds, so the same ``seed``,
 ``days``, ``daily`` and ``end`` give the same log, labels and version metrics.
@@ -49,6 +54,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from threadpoolctl import threadpool_limits
 
 from . import registry, simulate, training
 from .config import artifacts_dir, resolve_db_path
@@ -454,7 +460,10 @@ def build_demo(db=None, *, days: int = 90, daily: int = 2000, seed: int = 0, for
     previous_clock = store_clock._clock
     store_clock.set_clock(sim)
     try:
-        _build(db_path, tl, daily, seed, sim, summary)
+        import sklearn.ensemble  # noqa: F401  (threadpoolctl limits only the thread pools already loaded)
+
+        with threadpool_limits(limits=1):
+            _build(db_path, tl, daily, seed, sim, summary)
         sim.now = end
         tm = time.perf_counter()
         summary.monitoring = _run_monitoring(db_path, end)
