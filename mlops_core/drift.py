@@ -37,6 +37,7 @@ bounds of W1; the second is exact for a pure location shift).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -666,10 +667,39 @@ def latest(model: str, *, window: str = "day", db=None) -> pd.DataFrame:
     return newest.reset_index(drop=True)
 
 
+def summarise_arrow(table, columns: dict[str, str]) -> list[FeatureReference]:
+    """Summarise the ``columns`` ({name: numeric|categorical}) of a pyarrow Table, one column per thread.
+
+    Gives what ``mlops_core.reference.summarise`` gives for the same rows (numeric columns go
+    through ``reference.summarise_numeric``; categories are counted by Arrow and compared as
+    strings, sorted), without a pandas copy of the table.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def one(name: str) -> FeatureReference:
+        col = table.column(name)
+        if columns[name] == "numeric":
+            values = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+            return refmod.summarise_numeric(name, values)
+        text = col if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) else pc.cast(col, pa.string())
+        vc = pc.value_counts(text)
+        pairs = sorted((v, int(c)) for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())
+                       if v is not None)
+        n = sum(c for _, c in pairs)
+        return FeatureReference(feature=name, kind="categorical", n=n, null_count=len(col) - n,
+                                bins=[refmod.Bin(bin=i, count=c, category=v) for i, (v, c) in enumerate(pairs)])
+
+    names = [c for c in columns if c in table.column_names]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1))) as pool:
+        return list(pool.map(one, names))
+
+
 def reference_from_window(model: str, start, end, *, db=None) -> int:
     """Summarise the log in [start, end) (features, prediction, score, labels) into a stored reference; return its id.
 
-    The summary is computed by the engine in two scans (no rows loaded into Python).
     Raises NotFoundError (model), InvalidInputError (no predictions in the window).
     """
     from .performance import parse_time
@@ -681,55 +711,68 @@ def reference_from_window(model: str, start, end, *, db=None) -> int:
     start, end = parse_time(start), parse_time(end, end=True)
     with _connect(db) as con:
         info = mstore.get_model(con, model)
-    pred_kind = "categorical" if info.task == "classification" else "numeric"
-    columns = {f.name: f.kind for f in info.features}
-    columns.update({"__prediction__": pred_kind, "__score__": "numeric", "__target__": pred_kind})
-    relation, params = monstore.log_relation(info, list(columns), start, end)
+        pred_kind = "categorical" if info.task == "classification" else "numeric"
+        columns = {f.name: f.kind for f in info.features}
+        columns.update({"__prediction__": pred_kind, "__score__": "numeric", "__target__": pred_kind})
+    with _connect(db) as con:  # a fresh connection: the lookup above leaves a pending result behind
+        table = monstore.log_arrow(con, info, list(columns), start, end)
+    if table.num_rows == 0:
+        raise InvalidInputError(f"Model {model!r} has no predictions between {start} and {end}; pick another window.",
+                                model=model)
+    refs = summarise_arrow(table, columns)
     with _connect(db) as con, transaction(con):
-        refs, rows = monstore.summarise_relation(con, relation, columns, params)
-        if rows == 0:
-            raise InvalidInputError(f"Model {model!r} has no predictions between {start} and {end}; pick another window.",
-                                    model=model)
-        return rstore.save_reference(con, model, refs, kind="window", window_start=start, window_end=end, rows=rows)
+        return rstore.save_reference(con, model, refs, kind="window", window_start=start, window_end=end,
+                                     rows=table.num_rows)
 
 
 def reference_from_file(model: str, path, *, version: int | None = None, db=None) -> int:
     """Summarise a CSV or Parquet file (training data) into a stored reference of ``model``; return its id.
 
-    Reads the file in the engine (two scans, nothing loaded into Python); columns named like the
-    model's features are summarised, plus ``__prediction__``/``__score__`` and the target (as
-    ``__target__``) when present. Raises NotFoundError (model, file), InvalidInputError (no usable column).
+    Columns named like the model's features are summarised, plus ``__prediction__``/``__score__``
+    and the target (as ``__target__``) when present. Raises NotFoundError (model, file),
+    InvalidInputError (unreadable file, no usable column).
     """
     from pathlib import Path
 
+    import pyarrow as pa
+
     from .store import models as mstore
-    from .store import monitoring as monstore
     from .store import references as rstore
     from .store import transaction
 
     p = Path(path)
     if not p.is_file():
         raise NotFoundError(f"No file at {p}.", path=str(p))
-    reader = "read_parquet" if p.suffix.lower() in (".parquet", ".pq") else "read_csv_auto"
-    relation = f"{reader}(?)"
     with _connect(db) as con:
         info = mstore.get_model(con, model)
-        present = set(con.execute(f"SELECT * FROM {relation} LIMIT 0", [str(p)]).df().columns)
     pred_kind = "categorical" if info.task == "classification" else "numeric"
-    columns = {f.name: f.kind for f in info.features if f.name in present}
-    columns.update({c: k for c, k in (("__prediction__", pred_kind), ("__score__", "numeric")) if c in present})
-    if not columns:
+    wanted = {f.name: f.kind for f in info.features}
+    wanted.update({"__prediction__": pred_kind, "__score__": "numeric", info.target: pred_kind})
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            present = set(pq.read_schema(p).names)
+            table = pq.read_table(p, columns=[c for c in wanted if c in present])
+        else:
+            import pyarrow.csv as pcsv
+
+            table = pcsv.read_csv(p)
+    except (OSError, pa.ArrowException) as exc:
+        raise InvalidInputError(f"Cannot read {p} as {'Parquet' if p.suffix.lower() in ('.parquet', '.pq') else 'CSV'}: "
+                                f"{exc}", path=str(p)) from exc
+    if info.target in table.column_names:
+        table = table.rename_columns(["__target__" if c == info.target else c for c in table.column_names])
+    columns = {("__target__" if c == info.target else c): k for c, k in wanted.items()}
+    columns = {c: k for c, k in columns.items() if c in table.column_names}
+    if not any(c in columns for c in info.feature_names):
         raise InvalidInputError(f"{p} has none of the features of model {model!r} ({', '.join(info.feature_names)}).",
                                 path=str(p))
-    select = ", ".join(f'"{c}"' for c in columns)
-    if info.target in present:
-        select += f', "{info.target}" AS __target__'
-        columns["__target__"] = pred_kind
+    refs = summarise_arrow(table, columns)
     with _connect(db) as con, transaction(con):
-        refs, rows = monstore.summarise_relation(con, f"(SELECT {select} FROM {relation})", columns, [str(p)])
-        return rstore.save_reference(con, model, refs, kind="training", version=version, rows=rows)
+        return rstore.save_reference(con, model, refs, kind="training", version=version, rows=table.num_rows)
 
 
 __all__ = ["compare", "compare_with_reference", "over_time", "stored", "share_over_time", "distribution", "latest",
-           "reference_from_window", "reference_from_file", "psi", "jensen_shannon", "linf", "chi2", "ks", "ks_binned", "wasserstein",
+           "reference_from_window", "reference_from_file", "summarise_arrow", "psi", "jensen_shannon", "linf", "chi2", "ks", "ks_binned", "wasserstein",
            "wasserstein_binned", "METHODS", "DEFAULT_METHOD", "DEFAULT_THRESHOLDS", "GUARD_ALPHA"]

@@ -206,9 +206,12 @@ def over_time(model: str, *, window: str = "day", start=None, end=None, versions
     with connect(db, create=False) as con:
         info = mstore.get_model(con, model)
         if info.task == "classification":
-            counts = monstore.classification_counts(con, info, window, start, end, versions)
-            aucs = (monstore.auc_by_window(con, info, window, start, end, versions)
-                    if auc and info.positive_class is not None else None)
+            source = None
+            if auc and info.positive_class is not None:
+                # both aggregations read one materialised join instead of joining twice
+                source = monstore.materialise_joined(con, info, window, start, end, versions)
+            counts = monstore.classification_counts(con, info, window, start, end, versions, source=source)
+            aucs = monstore.auc_by_window(con, info, window, start, end, versions, source=source) if source else None
             out = _classification_frame(counts, aucs, info.positive_class)
         else:
             out = _regression_frame(monstore.regression_sums(con, info, window, start, end, versions))

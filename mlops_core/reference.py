@@ -66,21 +66,48 @@ def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.bincount(idx, minlength=len(edges) + 1)
 
 
+def _sorted_quantiles(ordered: np.ndarray, levels) -> np.ndarray:
+    """``np.quantile(ordered, levels)`` (method "linear") of an already sorted array, without re-selecting.
+
+    Replicates numpy's virtual index ``q * (n - 1)`` and its two-sided lerp, so results are identical.
+    """
+    q = np.asarray(levels, dtype=float)
+    n = ordered.size
+    virtual = q * (n - 1)
+    prev = np.clip(np.floor(virtual).astype(np.intp), 0, n - 1)
+    nxt = np.clip(prev + 1, 0, n - 1)
+    gamma = virtual - np.floor(virtual)
+    a, b = ordered[prev], ordered[nxt]
+    diff = b - a
+    out = a + diff * gamma
+    return np.where(gamma >= 0.5, b - diff * (1 - gamma), out)
+
+
 def summarise_numeric(name: str, values) -> FeatureReference:
-    """Summarise one numeric column (NaN counts as null; +-inf are kept and land in the outer bins)."""
+    """Summarise one numeric column (NaN counts as null; +-inf are kept and land in the outer bins).
+
+    Same numbers as ``decile_edges``/``bin_counts``/``np.quantile`` on the raw values, from one
+    sort: quantiles are read off the sorted values, bins are binary searches of the edges.
+    """
     v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
-    nulls = int(np.isnan(v).sum())
-    finite = v[np.isfinite(v)]
-    ref = FeatureReference(feature=name, kind="numeric", n=int(v.size - nulls), null_count=nulls)
-    if finite.size:
+    valid = v[~np.isnan(v)]
+    nulls = int(v.size - valid.size)
+    ordered = np.sort(valid)
+    lo, hi = np.searchsorted(ordered, -np.inf, side="right"), np.searchsorted(ordered, np.inf, side="left")
+    finite_sorted = ordered[lo:hi]
+    ref = FeatureReference(feature=name, kind="numeric", n=int(valid.size), null_count=nulls)
+    edges = np.array([], dtype=float)
+    if finite_sorted.size:
+        finite = valid[np.isfinite(valid)] if lo or hi < ordered.size else valid
         ref.mean = float(finite.mean())
         ref.std = float(finite.std(ddof=0))
-        ref.min = float(finite.min())
-        ref.max = float(finite.max())
-        ref.quantiles = [float(q) for q in np.quantile(finite, QUANTILE_LEVELS)]
+        ref.min = float(finite_sorted[0])
+        ref.max = float(finite_sorted[-1])
+        ref.quantiles = [float(q) for q in _sorted_quantiles(finite_sorted, QUANTILE_LEVELS)]
         ref.mad = float(np.abs(finite - ref.quantiles[50]).mean())
-    edges = decile_edges(v)
-    counts = bin_counts(v, edges)
+        edges = np.unique(_sorted_quantiles(finite_sorted, np.linspace(0.1, 0.9, N_BINS - 1)))
+    below = np.searchsorted(ordered, edges, side="left")  # values < each edge
+    counts = np.diff(np.r_[0, below, ordered.size])
     bounds = [None, *edges.tolist(), None]
     ref.bins = [Bin(bin=i, count=int(c), lower=bounds[i], upper=bounds[i + 1]) for i, c in enumerate(counts)]
     return ref

@@ -59,68 +59,87 @@ def _literal(x: float) -> str:
 # --- performance ---------------------------------------------------------------------------
 
 
-def classification_counts(con, info: ModelInfo, window: str, start=None, end=None, versions=None) -> pd.DataFrame:
+def _joined(info: ModelInfo, window: str, start, end, versions) -> tuple[str, list]:
+    """The log left-joined to its labels: w (window start), v (version), p (prediction), y (label), s (score)."""
+    rng, p1 = _range_sql(start, end)
+    ver, p2 = _versions_sql(versions)
+    return (f"(SELECT date_trunc('{window}', l.ts) AS w, l.version AS v, l.prediction AS p, lb.label AS y, "
+            f"l.score AS s FROM {quote_ident(info.log_table)} l "
+            f"LEFT JOIN {quote_ident(info.label_table)} lb ON l.request_id = lb.request_id WHERE 1 = 1 {rng} {ver})",
+            [*p1, *p2])
+
+
+def materialise_joined(con, info: ModelInfo, window: str, start=None, end=None, versions=None) -> str:
+    """Join the log to its labels once into a temporary table (for several aggregations); return its name."""
+    check_window(window)
+    rel, params = _joined(info, window, start, end, versions)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _joined_log AS SELECT * FROM {rel}", params)
+    return "_joined_log"
+
+
+def classification_counts(con, info: ModelInfo, window: str, start=None, end=None, versions=None,
+                          source: str | None = None) -> pd.DataFrame:
     """Confusion counts per (window, version, prediction, label), NULL label = not labelled yet.
 
     Columns: window_start, version, prediction, label, n, n_scored, log_loss_sum (sum over scored,
     labelled rows of -ln p(true class) with p clipped like sklearn; binary models only).
+    ``source``: a table made by ``materialise_joined`` (else the join runs inside this query).
     """
     check_window(window)
+    rel, params = (source, []) if source else _joined(info, window, start, end, versions)
     pos = info.positive_class
-    rng, p1 = _range_sql(start, end)
-    ver, p2 = _versions_sql(versions)
     if pos is not None:
-        clip = f"greatest(least(l.score, {1 - LOG_LOSS_EPS!r}), {LOG_LOSS_EPS!r})"
-        ll = (f"sum(CASE WHEN lb.label IS NULL OR l.score IS NULL THEN NULL WHEN lb.label = ? THEN -ln({clip}) "
-              f"ELSE -ln(1 - {clip}) END)")
+        clip = f"greatest(least(s, {1 - LOG_LOSS_EPS!r}), {LOG_LOSS_EPS!r})"
+        ll = f"sum(CASE WHEN y IS NULL OR s IS NULL THEN NULL WHEN y = ? THEN -ln({clip}) ELSE -ln(1 - {clip}) END)"
         ll_params = [pos]
     else:
         ll, ll_params = "CAST(NULL AS DOUBLE)", []
     sql = f"""
-        SELECT date_trunc('{window}', l.ts) AS window_start, l.version, l.prediction, lb.label,
-               count(*) AS n, count(CASE WHEN lb.label IS NOT NULL THEN l.score END) AS n_scored,
-               {ll} AS log_loss_sum
-        FROM {quote_ident(info.log_table)} l
-        LEFT JOIN {quote_ident(info.label_table)} lb ON l.request_id = lb.request_id
-        WHERE 1 = 1 {rng} {ver}
-        GROUP BY 1, 2, 3, 4
+        SELECT w AS window_start, v AS version, p AS prediction, y AS label,
+               count(*) AS n, count(CASE WHEN y IS NOT NULL THEN s END) AS n_scored, {ll} AS log_loss_sum
+        FROM {rel} j GROUP BY 1, 2, 3, 4
     """
-    return con.execute(sql, [*ll_params, *p1, *p2]).df()
+    return con.execute(sql, [*ll_params, *params]).df()
 
 
-def auc_by_window(con, info: ModelInfo, window: str, start=None, end=None, versions=None) -> pd.DataFrame:
+def auc_by_window(con, info: ModelInfo, window: str, start=None, end=None, versions=None,
+                  source: str | None = None) -> pd.DataFrame:
     """Exact ROC AUC per (window, version) by the rank-sum identity, ties counted half.
 
     AUC = sum over distinct scores s of pos(s) * (neg(< s) + neg(= s) / 2) / (P * N): the
     Mann-Whitney form of the area under the ROC curve, equal to sklearn's trapezoidal AUC.
-    Columns: window_start, version, roc_auc, n_pos, n_neg (roc_auc NULL when one class is absent).
+    SQL counts positives and negatives per (window, version, score) in score order; the
+    running sum of negatives is taken in numpy (DuckDB's windowed running sum over millions
+    of rows costs twice the sort). Columns: window_start, version, roc_auc, n_pos, n_neg
+    (roc_auc NaN when one class is absent).
     """
     check_window(window)
-    rng, p1 = _range_sql(start, end)
-    ver, p2 = _versions_sql(versions)
+    rel, params = (source, []) if source else _joined(info, window, start, end, versions)
     sql = f"""
-        WITH j AS (
-            SELECT date_trunc('{window}', l.ts) AS w, l.version AS v, l.score AS s,
-                   CASE WHEN lb.label = ? THEN 1 ELSE 0 END AS y
-            FROM {quote_ident(info.log_table)} l
-            JOIN {quote_ident(info.label_table)} lb ON l.request_id = lb.request_id
-            WHERE l.score IS NOT NULL AND lb.label IS NOT NULL {rng} {ver}
-        ), g AS (
-            SELECT w, v, s, sum(y) AS pos, sum(1 - y) AS neg FROM j GROUP BY w, v, s
-        ), c AS (
-            SELECT w, v, pos, neg,
-                   coalesce(sum(neg) OVER (PARTITION BY w, v ORDER BY s ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
-                       AS neg_below
-            FROM g
-        )
-        SELECT w AS window_start, v AS version,
-               CASE WHEN sum(pos) > 0 AND sum(neg) > 0
-                    THEN sum(CAST(pos AS DOUBLE) * (CAST(neg_below AS DOUBLE) + 0.5 * neg))
-                         / (CAST(sum(pos) AS DOUBLE) * CAST(sum(neg) AS DOUBLE)) END AS roc_auc,
-               sum(pos) AS n_pos, sum(neg) AS n_neg
-        FROM c GROUP BY w, v
+        SELECT epoch_us(w) AS w, v, sum(CASE WHEN y = ? THEN 1 ELSE 0 END) AS pos,
+               sum(CASE WHEN y = ? THEN 0 ELSE 1 END) AS neg
+        FROM {rel} j WHERE s IS NOT NULL AND y IS NOT NULL
+        GROUP BY w, v, s ORDER BY w, v, s
     """
-    return con.execute(sql, [info.positive_class, *p1, *p2]).df()
+    d = con.execute(sql, [info.positive_class, info.positive_class, *params]).fetchnumpy()
+    cols = ["window_start", "version", "roc_auc", "n_pos", "n_neg"]
+    w = np.asarray(d["w"], dtype=np.int64)
+    if w.size == 0:
+        return pd.DataFrame(columns=cols)
+    v = np.asarray(d["v"], dtype=np.int64)
+    pos = np.asarray(d["pos"], dtype=float)
+    neg = np.asarray(d["neg"], dtype=float)
+    first = np.r_[True, (w[1:] != w[:-1]) | (v[1:] != v[:-1])]
+    starts = np.flatnonzero(first)
+    group = np.cumsum(first) - 1
+    below = np.cumsum(neg) - neg  # negatives before this score, over all groups so far
+    below -= below[starts][group]  # ... within this group
+    u = np.add.reduceat(pos * (below + 0.5 * neg), starts)
+    n_pos, n_neg = np.add.reduceat(pos, starts), np.add.reduceat(neg, starts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = np.where((n_pos > 0) & (n_neg > 0), u / (n_pos * n_neg), np.nan)
+    return pd.DataFrame({"window_start": pd.to_datetime(w[starts], unit="us"), "version": v[starts], "roc_auc": auc,
+                         "n_pos": n_pos.astype(np.int64), "n_neg": n_neg.astype(np.int64)})
 
 
 def regression_sums(con, info: ModelInfo, window: str, start=None, end=None, versions=None) -> pd.DataFrame:
@@ -272,13 +291,13 @@ def feature_values(con, info: ModelInfo, feature: str, start=None, end=None, lim
     return con.execute(sql, p1).df()["v"]
 
 
-def log_relation(info: ModelInfo, columns: list[str], start=None, end=None) -> tuple[str, list]:
-    """A table expression over the log in [start, end): the given columns (``__target__`` = the label)."""
+def log_arrow(con, info: ModelInfo, columns: list[str], start=None, end=None):
+    """The log in [start, end) as a pyarrow Table of the given columns (``__target__`` = the label)."""
     rng, p1 = _range_sql(start, end)
     sel = ", ".join("lb.label AS __target__" if c == "__target__" else
                     f"l.{quote_ident(column_of(info, c))} AS {quote_ident(c)}" for c in columns)
-    return (f"(SELECT {sel} FROM {quote_ident(info.log_table)} l LEFT JOIN {quote_ident(info.label_table)} lb "
-            f"ON l.request_id = lb.request_id WHERE 1 = 1 {rng})", p1)
+    return con.sql(f"SELECT {sel} FROM {quote_ident(info.log_table)} l LEFT JOIN {quote_ident(info.label_table)} lb "
+                   f"ON l.request_id = lb.request_id WHERE 1 = 1 {rng}", params=p1).to_arrow_table()
 
 
 def log_frame(con, info: ModelInfo, columns: list[str], start=None, end=None) -> pd.DataFrame:
@@ -427,76 +446,3 @@ def validation_anomaly_counts(con, model: str, start, end) -> int:
         "SELECT count(a.report_id) FROM validation_reports r JOIN validation_anomalies a ON a.report_id = r.id "
         "WHERE r.model = ? AND r.checked_at >= ? AND r.checked_at < ?", [model, start, end]).fetchone()[0])
 
-
-# --- reference summaries computed by the engine --------------------------------------------
-
-
-def summarise_relation(con, relation: str, columns: dict[str, str], params=()) -> tuple[list, int]:
-    """Summarise ``columns`` ({name: numeric|categorical}) of ``relation`` (a table expression) in two scans.
-
-    Produces what ``mlops_core.reference.summarise`` produces (same decile edges, 101 linear
-    quantiles, mean, population std, MAD about the median, counts; NaN counts as null, +-inf
-    lands in the outer bins) without loading the rows into Python. Uses DuckDB's
-    ``quantile_cont`` (a reference is summarised once; the per-window queries stay portable).
-    Returns (features, row count).
-    """
-    from ..reference import N_BINS, QUANTILE_LEVELS, Bin, FeatureReference
-
-    levels = [float(q) for q in QUANTILE_LEVELS]
-    deciles = [float(q) for q in np.linspace(0.1, 0.9, N_BINS - 1)]
-    numeric = [c for c, k in columns.items() if k == "numeric"]
-    cats = [c for c, k in columns.items() if k != "numeric"]
-    total = int(con.execute(f"SELECT count(*) FROM {relation}", list(params)).fetchall()[0][0])
-    out: dict[str, FeatureReference] = {}
-    if numeric:
-        parts = []
-        for c in numeric:
-            q = f"CAST({quote_ident(c)} AS DOUBLE)"
-            fin = f"isfinite({q})"
-            parts.append(
-                f"count({q}) - count(CASE WHEN isnan({q}) THEN 1 END), avg({q}) FILTER (WHERE {fin}), "
-                f"stddev_pop({q}) FILTER (WHERE {fin}), min({q}) FILTER (WHERE {fin}), max({q}) FILTER (WHERE {fin}), "
-                f"quantile_cont({q}, {levels!r}) FILTER (WHERE {fin}), quantile_cont({q}, {deciles!r}) FILTER (WHERE {fin})")
-        row = con.execute(f"SELECT {', '.join(parts)} FROM {relation}", list(params)).fetchall()[0]
-        second, edges_of = [], {}
-        for i, c in enumerate(numeric):
-            n, mean, std, mn, mx, qs, dec = row[7 * i:7 * i + 7]
-            ref = FeatureReference(feature=c, kind="numeric", n=int(n), null_count=total - int(n))
-            if qs is not None:
-                ref.mean, ref.std, ref.min, ref.max = float(mean), float(std), float(mn), float(mx)
-                ref.quantiles = [float(v) for v in qs]
-            edges = np.unique(np.asarray(dec, dtype=float)) if dec is not None else np.array([], dtype=float)
-            edges_of[c] = edges
-            out[c] = ref
-            q = f"CAST({quote_ident(c)} AS DOUBLE)"
-            second.append(f"count(CASE WHEN NOT isnan({q}) THEN 1 END)")
-            second += [f"sum(CAST({q} >= {_literal(e)} AND NOT isnan({q}) AS INTEGER))" for e in edges]
-            second.append(f"avg(abs({q} - {_literal(ref.quantiles[50])})) FILTER (WHERE isfinite({q}))"
-                          if ref.quantiles else "NULL")
-        row = con.execute(f"SELECT {', '.join(second)} FROM {relation}", list(params)).fetchall()[0]
-        pos = 0
-        for c in numeric:
-            edges = edges_of[c]
-            n_valid = int(row[pos])
-            ge = [int(v or 0) for v in row[pos + 1:pos + 1 + len(edges)]]
-            mad = row[pos + 1 + len(edges)]
-            pos += len(edges) + 2
-            cum = [n_valid, *ge, 0]
-            bounds = [None, *[float(e) for e in edges], None]
-            out[c].bins = [Bin(bin=i, count=cum[i] - cum[i + 1], lower=bounds[i], upper=bounds[i + 1])
-                           for i in range(len(edges) + 1)]
-            out[c].mad = float(mad) if mad is not None else None
-    if cats:
-        union = " UNION ALL ".join(
-            f"SELECT {i} AS f, CAST({quote_ident(c)} AS VARCHAR) AS v, count(*) AS n FROM {relation} "
-            f"WHERE {quote_ident(c)} IS NOT NULL GROUP BY 2" for i, c in enumerate(cats))
-        counts = con.execute(union, list(params) * len(cats)).fetchall()
-        by: dict[int, list] = {}
-        for f, v, n in counts:
-            by.setdefault(int(f), []).append((v, int(n)))
-        for i, c in enumerate(cats):
-            items = sorted(by.get(i, []))
-            n = sum(k for _, k in items)
-            out[c] = FeatureReference(feature=c, kind="categorical", n=n, null_count=total - n,
-                                      bins=[Bin(bin=j, count=k, category=v) for j, (v, k) in enumerate(items)])
-    return [out[c] for c in columns], total
