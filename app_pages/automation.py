@@ -6,7 +6,8 @@ from ui import actions, context, data, widgets
 
 st.title("Automation")
 ctx = context.require()
-st.caption(f"{ctx.model}. **Manual**: a trigger raises an alert and a person decides. **Automated**: a trigger starts a "
+st.caption(f"{ctx.model}. **Manual**: a trigger raises an alert and a person decides. "
+           "**Automated**: a trigger starts a "
            "retrain, and a candidate that passes the gate is promoted without a person. Evaluated by "
            f"`python -m mlops_core monitor --model {ctx.model}` (e.g. from cron).")
 
@@ -80,7 +81,8 @@ with widgets.guard("Alerts"):
     else:
         st.dataframe(widgets.pick(al, ["id", "raised_at", "severity", "kind", "message", "acknowledged",
                                        "acknowledged_by", "acknowledged_at"]), hide_index=True)
-        open_ids = al.loc[~al["acknowledged"].astype(bool), "id"].tolist() if "acknowledged" in al else al["id"].tolist()
+        still_open = ~al["acknowledged"].astype(bool) if "acknowledged" in al else al["id"].notna()
+        open_ids = al.loc[still_open, "id"].tolist()
         if open_ids:
             c1, c2 = st.columns([3, 1])
             chosen = c1.multiselect("Alerts to acknowledge", open_ids, key="ack_ids")

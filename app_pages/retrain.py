@@ -5,7 +5,7 @@ from datetime import datetime, time, timedelta
 import pandas as pd
 import streamlit as st
 
-from mlops_core.errors import AlreadyRunningError, MlopsError
+from mlops_core.errors import AlreadyRunningError
 from ui import actions, context, data, dialogs, state, widgets
 
 #: Seconds between two looks at a running job.

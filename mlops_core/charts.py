@@ -73,7 +73,8 @@ def _band_columns(frame: pd.DataFrame, metric: str) -> tuple[str, str] | None:
 
 
 def add_action_markers(fig: go.Figure, actions: pd.DataFrame | None, row: int | None = None) -> go.Figure:
-    """Vertical dashed lines for registry actions (columns ``at`` or ``occurred_at``, ``action``, optional ``to_version``)."""
+    """Vertical dotted lines for registry actions (columns ``at`` or ``occurred_at``, ``action``, optional
+    ``to_version``), each labelled with its action and version."""
     if actions is None or len(actions) == 0:
         return fig
     when = "at" if "at" in actions.columns else "occurred_at"

@@ -42,7 +42,8 @@ def _require_browser():
         from playwright.sync_api import sync_playwright  # noqa: F401
     except ImportError:
         if os.environ.get("CI"):
-            pytest.fail("Playwright is not installed; CI must run the browser tests (pip install -r requirements-dev.txt)")
+            pytest.fail("Playwright is not installed; CI must run the browser tests "
+                        "(pip install -r requirements-dev.txt)")
         pytest.skip("Playwright is not installed")
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
@@ -163,7 +164,8 @@ def test_retrain_promote_and_roll_back(server, page):
         page.screenshot(path=str(SHOTS / "retrain_running.png"), full_page=True)
         # the job outlives the page: after a reload the page finds it in the database and goes on following it
         page.reload()
-        page.get_by_text(re.compile(rf"Retrain {run_id} (queued|running)|Latest retrain · run {run_id}")).first.wait_for()
+        page.get_by_text(re.compile(rf"Retrain {run_id} (queued|running)|Latest retrain · run {run_id}")
+                         ).first.wait_for()
     result.wait_for(timeout=240_000)
     settle(page)
     assert_no_traceback(page, "retrain result")

@@ -5,8 +5,6 @@ through ``mlops_core.registry``.
 """
 from __future__ import annotations
 
-import os
-import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -24,6 +22,17 @@ PAGES = {
     "app_pages/retrain.py": "Retrain",
     "app_pages/runs.py": "Runs & audit",
     "app_pages/automation.py": "Automation",
+}
+#: Per page: text it must show and how many plotly charts at least.
+KEY_CONTENT = {
+    "app_pages/overview.py": (["Open alerts", "Latest actions", "delivery_time"], 0),
+    "app_pages/performance.py": (["Errors in one window"], 2),
+    "app_pages/drift.py": (["One feature: reference against current", "Prediction and target drift"], 4),
+    "app_pages/data_quality.py": (["Schema", "Training–serving skew"], 2),
+    "app_pages/versions.py": (["Change production", "Compare versions", "Hyperparameters", "Lineage"], 2),
+    "app_pages/retrain.py": (["Settings", "Latest retrain"], 0),
+    "app_pages/runs.py": ([], 1),
+    "app_pages/automation.py": (["Policy", "Recent evaluations", "Alerts"], 0),
 }
 MODEL = "credit_default"
 
@@ -61,6 +70,11 @@ def test_every_page_renders_on_the_demo(demo_db, page, title):
     at = open_page(page)
     assert_clean(at)
     assert at.title[0].value == title
+    words, charts = KEY_CONTENT[page]
+    body = texts(at)
+    for word in words:
+        assert word in body, (page, word)
+    assert len(at.get("plotly_chart")) >= charts, page
     # the shared sidebar: model, date range and window, with their keys
     assert at.selectbox(key="model").value == MODEL
     assert at.radio(key="window").value == "day"

@@ -2,8 +2,9 @@
 
 Every reader takes the database path as its first argument so that two databases never
 share a cache entry; results are copies (``st.cache_data`` pickles them), so a page may
-change what it gets. ``clear()`` empties every cache and is called after each action that
-changes state (``ui.actions``). Core modules are imported lazily: scikit-learn alone costs
+change what it gets; a running job's state is not cached (the Retrain page reads it live).
+``clear()`` empties every cache and is called after each action that changes state
+(``ui.actions``). Core modules are imported lazily: scikit-learn alone costs
 about a second, and only the retrain and compare paths need it.
 """
 from __future__ import annotations
@@ -19,8 +20,6 @@ from mlops_core.config import resolve_db_path
 
 #: Seconds a read stays cached: short enough that a cron ingest shows up within a minute.
 TTL = 60
-#: Live job state is polled, so it is cached only briefly.
-LIVE_TTL = 1
 
 
 class Unavailable(Exception):
@@ -47,10 +46,6 @@ def fn(module: str, name: str):
 def db_path() -> str:
     """The database the dashboard shows: ``$MLOPS_DB``, else ``./mlops.duckdb``."""
     return str(resolve_db_path(None))
-
-
-def db_exists(db: str) -> bool:
-    return Path(db).is_file()
 
 
 def clear() -> None:
@@ -181,11 +176,6 @@ def drift_distribution(db: str, model: str, feature: str, start: datetime, end: 
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def drift_latest(db: str, model: str):
-    return fn("drift", "latest")(model, db=db)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
 def alerts(db: str, model: str | None, open_only: bool = False) -> pd.DataFrame:
     return fn("alerts", "list_alerts")(model, open_only=open_only, db=db)
 
@@ -222,15 +212,6 @@ def evaluations(db: str, model: str) -> pd.DataFrame:
     return fn("automation", "recent_evaluations")(model, db=db)
 
 
-@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
-def active_run(db: str, model: str):
-    """The retrain of ``model`` that is queued or running (None when none is)."""
-    return fn("jobs", "active_run")(model, db=db)
-
-
-@st.cache_data(ttl=LIVE_TTL, show_spinner=False)
-def run(db: str, run_id: str):
-    return fn("jobs", "get_run")(run_id, db=db)
 
 
 def latest_run(db: str, model: str, kind: str = "retrain"):

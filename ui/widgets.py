@@ -47,15 +47,17 @@ def guard(what: str) -> Iterator[None]:
 
 def first_run_guide(db: str) -> None:
     """What to do when the database is missing or holds no model."""
-    st.info("No model is registered in this database yet. Three ways to start:")
+    st.info("No model is registered in this database yet. To start:")
     st.markdown(
         f"""
 1. **Build the demo** (two models, 90 days of traffic, drift, a concept shift, alerts):
    `python -m mlops_core demo --db {db}` (or `make run`, which builds it on the first start).
-2. **Register your own model** from its training data:
-   `python -m mlops_core register --model NAME --task classification --target COLUMN --training-data train.csv --db {db}`
+2. **Or register your own model** from its training data:
+   `python -m mlops_core register --model NAME --task classification --target COLUMN `
+   `--training-data train.csv --db {db}`
 3. **Log predictions and labels** for it:
-   `python -m mlops_core ingest predictions.csv --model NAME --db {db}`
+   `python -m mlops_core ingest predictions predictions.csv --model NAME --db {db}`, then
+   `python -m mlops_core ingest labels labels.csv --model NAME --db {db}` as labels arrive
 
 Then reload this page.
 """
