@@ -58,13 +58,13 @@ for model in ctx.models:
             headline(model)
         left, right = st.columns(2)
         with left:
-            st.markdown("**Open alerts**")
+            st.markdown("**Open alerts**" + (f" ({len(open_alerts)})" if open_alerts is not None else ""))
             if open_alerts is None:
                 st.caption("Alerts are not available.")
             elif len(open_alerts) == 0:
                 st.caption("No open alerts.")
             else:
-                st.dataframe(widgets.pick(open_alerts, ["raised_at", "severity", "kind", "message"]), hide_index=True,
+                st.dataframe(widgets.pick(open_alerts, ["severity", "message", "kind", "raised_at"]), hide_index=True,
                              height=min(36 * (len(open_alerts) + 1) + 4, 220))
         with right:
             st.markdown("**Latest actions**")
@@ -73,5 +73,5 @@ for model in ctx.models:
                 if len(log) == 0:
                     st.caption("No actions recorded.")
                 else:
-                    st.dataframe(widgets.pick(log.head(5), ["occurred_at", "actor", "action", "from_version",
-                                                           "to_version", "reason"]), hide_index=True)
+                    st.dataframe(widgets.pick(log.head(5), ["occurred_at", "action", "to_version", "actor",
+                                                           "reason"]), hide_index=True)
