@@ -5,6 +5,9 @@ through ``mlops_core.registry``.
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -249,3 +252,20 @@ def test_acknowledging_an_alert(demo_db):
     after = alerts.list_alerts(MODEL, db=demo_db).set_index("id")
     assert bool(after.loc[first, "acknowledged"]) is True
     assert len(alerts.list_alerts(MODEL, open_only=True, db=demo_db)) == len(open_before) - 1
+
+
+def test_monitoring_pages_do_not_import_scikit_learn(demo_db):
+    """scikit-learn costs about a second to import: only actions and the optional re-scoring may load it."""
+    script = f"""
+import sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({APP!r}, default_timeout=60).run()
+for page in ("performance", "drift", "data_quality", "versions", "retrain", "runs", "automation"):
+    at.switch_page(f"app_pages/{{page}}.py").run()
+    assert not at.exception, (page, [e.value for e in at.exception])
+print("sklearn" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
