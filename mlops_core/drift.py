@@ -456,6 +456,75 @@ def _connect(db, create=False):
     return connect(db, create=create)
 
 
+def configure(model: str, feature: str = "*", methods=None, *, threshold: float | None = None,
+              thresholds: dict | None = None, actor: str = "cli", db=None) -> pd.DataFrame:
+    """Store the drift method(s) and threshold(s) of one feature of ``model`` (``*``: every feature).
+
+    ``methods``: a name or list; None clears the feature's setting (back to the defaults).
+    ``threshold`` applies to every method given; ``thresholds`` = {method: value} per method.
+    Drift over time and the monitor use the stored settings unless a call passes its own.
+    Returns the model's settings. Raises NotFoundError (model), InvalidInputError (method, threshold).
+    """
+    from .store import models as mstore
+    from .store import monitoring as monstore
+    from .store import transaction
+
+    names = [] if methods is None else [_method_name(m) for m in ([methods] if isinstance(methods, str) else methods)]
+    rows = []
+    for m in names:
+        value = (thresholds or {}).get(m, threshold)
+        if value is not None:
+            try:
+                value = float(value)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"Drift threshold for {feature!r}/{m} must be a number, got {value!r}.") from exc
+        rows.append((m, value))
+    with _connect(db, create=False) as con:
+        info = mstore.get_model(con, model)
+    known = {*info.feature_names, *PSEUDO_FEATURES, "*"}
+    if feature not in known:
+        raise InvalidInputError(f"Model {model!r} has no feature {feature!r}. Features: {', '.join(info.feature_names)} "
+                                f"(or {', '.join(PSEUDO_FEATURES)}, or * for all).", feature=feature)
+    if feature != "*" and names:
+        kind = next((f.kind for f in info.features if f.name == feature), None)
+        if kind is not None:
+            _methods_for(feature, kind, {feature: names})  # raises when none applies
+    with _connect(db, create=False) as con, transaction(con):
+        monstore.replace_drift_setting(con, model, feature, rows, actor)
+        return monstore.drift_settings(con, model)
+
+
+def settings(model: str, *, db=None) -> pd.DataFrame:
+    """The stored drift settings of ``model`` (feature, method, threshold, updated_at, updated_by)."""
+    from .store import models as mstore
+    from .store import monitoring as monstore
+
+    with _connect(db, create=False) as con:
+        mstore.get_model(con, model)
+    with _connect(db, create=False) as con:
+        return monstore.drift_settings(con, model)
+
+
+def _stored_config(con, model: str, features: list[str]) -> tuple[dict | None, dict | None]:
+    """(methods, thresholds) in ``compare``'s form from the stored settings, or (None, None)."""
+    from .store import monitoring as monstore
+
+    df = monstore.drift_settings(con, model)
+    if df.empty:
+        return None, None
+    methods, thresholds = {}, {}
+    everyone = df[df["feature"] == "*"]
+    for f in features:
+        own = df[df["feature"] == f]
+        use = own if len(own) else everyone
+        if len(use):
+            methods[f] = list(use["method"])
+            for r in use.itertuples():
+                if r.threshold is not None and not (isinstance(r.threshold, float) and math.isnan(r.threshold)):
+                    thresholds[(f, r.method)] = float(r.threshold)
+    return methods or None, thresholds or None
+
+
 def default_reference_id(con, model: str) -> int:
     """The training reference of the production version (else of the newest version); raise NotFoundError."""
     from .store import models as mstore
@@ -513,7 +582,9 @@ def over_time(model: str, *, window: str = "day", start=None, end=None, referenc
 
     Bin counts of every window come from one SQL scan of the log (the target from one more,
     joined to the labels). Returns columns window_start, feature, method, statistic, p_value,
-    threshold, drifted, n_reference, n_current, oldest first. With ``store`` every window is
+    threshold, drifted, n_reference, n_current, oldest first. ``methods``/``thresholds`` as in
+    ``compare``; when both are None the model's stored settings apply (``configure``), else the
+    defaults. With ``store`` every window is
     written to ``drift_results`` (replacing earlier rows of the same model, reference, window
     size and window start). The reference defaults to the production version's training data.
     Raises NotFoundError (model, reference), InvalidInputError (window, dates, methods).
@@ -530,6 +601,8 @@ def over_time(model: str, *, window: str = "day", start=None, end=None, referenc
         ref_id = int(reference_id) if reference_id is not None else default_reference_id(con, model)
         refs = rstore.load_reference(con, ref_id)
         specs, target, by_name = _specs(info, refs)
+        if methods is None and thresholds is None:
+            methods, thresholds = _stored_config(con, model, list(by_name))
         wide, layout = monstore.drift_counts(con, info, window, specs, start, end, target)
     result = _window_rows(wide, layout, by_name, methods, thresholds, alpha)
     if store and len(result):
@@ -781,5 +854,5 @@ def reference_from_file(model: str, path, *, version: int | None = None, db=None
 
 
 __all__ = ["compare", "compare_with_reference", "over_time", "stored", "share_over_time", "distribution", "latest",
-           "reference_from_window", "reference_from_file", "summarise_arrow", "psi", "jensen_shannon", "linf", "chi2", "ks", "ks_binned", "wasserstein",
+           "reference_from_window", "reference_from_file", "summarise_arrow", "configure", "settings", "psi", "jensen_shannon", "linf", "chi2", "ks", "ks_binned", "wasserstein",
            "wasserstein_binned", "METHODS", "DEFAULT_METHOD", "DEFAULT_THRESHOLDS", "GUARD_ALPHA"]

@@ -99,3 +99,19 @@ def test_cli_subprocess_missing_database(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "No database" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_drift_settings_and_reference_window(logged, capsys):
+    rows = _json(capsys, ["drift-settings", "--model", "credit", "--db", logged, "--feature", "income",
+                          "--method", "psi", "--threshold", "0.3", "--json"])
+    assert [(r["feature"], r["method"], r["threshold"]) for r in rows] == [("income", "psi", 0.3)]
+    out = _json(capsys, ["drift", "--model", "credit", "--db", logged, "--json", "--no-store"])
+    assert {r["method"] for r in out if r["feature"] == "income"} == {"psi"}
+    assert main(["drift-settings", "--model", "credit", "--db", logged, "--feature", "income", "--clear"]) == 0
+    assert "default drift methods" in capsys.readouterr().out
+    # the first day as the reference: day 1 has no drift against itself, day 3's income moved
+    out = _json(capsys, ["drift", "--model", "credit", "--db", logged, "--json", "--reference-from", "2026-03-01",
+                         "--reference-to", "2026-03-01"])
+    income = [r for r in out if r["feature"] == "income"]
+    assert income[0]["statistic"] == pytest.approx(0.0, abs=1e-9) and income[2]["drifted"]
+    assert main(["drift", "--model", "credit", "--db", logged, "--reference-from", "2026-03-01"]) == 2

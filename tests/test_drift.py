@@ -357,3 +357,25 @@ def test_stored_computes_window_sizes_that_were_never_stored(db):
     assert sizes == [("day",)]  # computed for the reader, not written
     assert drift.stored("credit", window="week", db=db, compute_missing=False).empty
     assert drift.share_over_time("credit", window="week", db=db)["n_features"].tolist() == [3, 3]
+
+
+def test_stored_settings_choose_methods_and_thresholds(db):
+    _drifting_log(db)
+    drift.configure("credit", "income", ["psi", "ks"], thresholds={"psi": 0.05}, db=db)
+    drift.configure("credit", "*", "chi2", threshold=0.001, db=db)
+    got = drift.settings("credit", db=db)
+    assert set(zip(got["feature"], got["method"])) == {("income", "psi"), ("income", "ks"), ("*", "chi2")}
+    out = drift.over_time("credit", db=db, store=False)
+    pairs = set(zip(out["feature"], out["method"], out["threshold"]))
+    assert ("income", "psi", 0.05) in pairs and ("income", "ks", 0.05) in pairs
+    assert ("age", "chi2", 0.001) in pairs and ("region", "chi2", 0.001) in pairs
+    assert not (out["method"] == "wasserstein").any()
+    # an explicit call still overrides the stored settings
+    assert set(drift.over_time("credit", db=db, store=False, methods="psi")["method"]) == {"psi"}
+    drift.configure("credit", "*", None, db=db)
+    drift.configure("credit", "income", None, db=db)
+    assert drift.settings("credit", db=db).empty
+    with pytest.raises(InvalidInputError, match="no feature 'salary'"):
+        drift.configure("credit", "salary", "psi", db=db)
+    with pytest.raises(InvalidInputError, match="applies to the categorical feature"):
+        drift.configure("credit", "region", "wasserstein", db=db)

@@ -25,9 +25,20 @@ def add_commands(sub, common) -> None:
     p.add_argument("--to", dest="end", help="last day (inclusive) or time (exclusive)")
     p.add_argument("--reference-id", type=int, help="stored reference to compare with (default: production training data)")
     p.add_argument("--method", action="append", help="method for every feature: wasserstein, jensen_shannon, psi, linf, ks, chi2")
+    p.add_argument("--reference-from", help="use the log from this day/time as the reference (with --reference-to)")
+    p.add_argument("--reference-to", help="last day (inclusive) or time (exclusive) of the reference window")
     p.add_argument("--no-store", action="store_true", help="compute only; do not write drift_results")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_drift)
+
+    p = sub.add_parser("drift-settings", parents=[common], help="show or set a model's drift method and threshold per feature")
+    p.add_argument("--model", required=True)
+    p.add_argument("--feature", default="*", help="feature (or __prediction__, __score__, __target__); * = every feature")
+    p.add_argument("--method", action="append", help="wasserstein, jensen_shannon, psi, linf, ks, chi2 (repeatable)")
+    p.add_argument("--threshold", type=float, help="threshold for the given method(s) (default: the method's)")
+    p.add_argument("--clear", action="store_true", help="remove the feature's setting (back to the defaults)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_drift_settings)
 
     p = sub.add_parser("alerts", parents=[common], help="list alerts (open by default) or acknowledge one: alerts ack ID")
     p.add_argument("action", nargs="?", default="list", choices=["list", "ack"], help="list (default) or ack")
@@ -88,7 +99,16 @@ def cmd_performance(args) -> int:
 def cmd_drift(args) -> int:
     from .. import drift
 
-    df = drift.over_time(args.model, window=args.window, start=args.start, end=args.end, reference_id=args.reference_id,
+    ref_id = args.reference_id
+    if args.reference_from or args.reference_to:
+        if not (args.reference_from and args.reference_to):
+            from ..errors import InvalidInputError
+
+            raise InvalidInputError("Give both --reference-from and --reference-to for a reference window of the log.")
+        ref_id = drift.reference_from_window(args.model, args.reference_from, args.reference_to, db=args.db)
+        if not args.json:
+            print(f"Reference {ref_id}: the log from {args.reference_from} to {args.reference_to}.")
+    df = drift.over_time(args.model, window=args.window, start=args.start, end=args.end, reference_id=ref_id,
                          store=not args.no_store, db=args.db, methods=args.method)
     if args.json:
         print_json(frame_records(df))
@@ -180,4 +200,25 @@ def cmd_rules(args) -> int:
             thr = "" if r["threshold"] is None or (isinstance(r["threshold"], float) and math.isnan(r["threshold"])) \
                 else f" {r['threshold']:g}"
             print(f"#{r['id']} {r['kind']}{tgt}{thr} [{r['severity']}]{'' if r['enabled'] else ' (disabled)'} {r['params']}")
+    return 0
+
+
+def cmd_drift_settings(args) -> int:
+    from .. import drift
+
+    if args.clear or args.method:
+        df = drift.configure(args.model, args.feature, None if args.clear else args.method, threshold=args.threshold,
+                             db=args.db)
+    else:
+        df = drift.settings(args.model, db=args.db)
+    if args.json:
+        print_json(frame_records(df))
+    elif df.empty:
+        print(f"{args.model}: default drift methods (wasserstein >= 0.1 for numeric, jensen_shannon >= 0.1 for "
+              "categorical features, each guarded by a test at p < 0.01).")
+    else:
+        for r in df.to_dict(orient="records"):
+            thr = r["threshold"]
+            shown = "default" if thr is None or (isinstance(thr, float) and math.isnan(thr)) else f"{thr:g}"
+            print(f"{r['feature']:<24} {r['method']:<15} threshold {shown}")
     return 0

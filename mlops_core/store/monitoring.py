@@ -446,3 +446,25 @@ def validation_anomaly_counts(con, model: str, start, end) -> int:
         "SELECT count(a.report_id) FROM validation_reports r JOIN validation_anomalies a ON a.report_id = r.id "
         "WHERE r.model = ? AND r.checked_at >= ? AND r.checked_at < ?", [model, start, end]).fetchone()[0])
 
+
+
+# --- drift settings ------------------------------------------------------------------------
+
+
+def drift_settings(con, model: str) -> pd.DataFrame:
+    """Stored drift configuration of ``model``: feature, method, threshold (several methods per feature allowed).
+
+    Empty when the table is missing (a database whose migrations skipped 031)."""
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'drift_settings'").fetchall()
+    if not exists[0][0]:
+        return pd.DataFrame(columns=["feature", "method", "threshold", "updated_at", "updated_by"])
+    return con.execute("SELECT feature, method, threshold, updated_at, updated_by FROM drift_settings WHERE model = ? "
+                       "ORDER BY feature, method", [model]).df()
+
+
+def replace_drift_setting(con, model: str, feature: str, methods: list[tuple[str, float | None]], actor: str) -> None:
+    """Replace the methods (with thresholds) of one feature (``*`` = every feature); empty ``methods`` clears it."""
+    con.execute("DELETE FROM drift_settings WHERE model = ? AND feature = ?", [model, feature])
+    for method, threshold in methods:
+        con.execute("INSERT INTO drift_settings VALUES (?, ?, ?, ?, ?, ?)",
+                    [model, feature, method, threshold, utcnow(), actor])
