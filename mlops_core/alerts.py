@@ -29,7 +29,7 @@ import pandas as pd
 
 from . import drift as driftmod
 from . import performance as perf
-from .errors import InvalidInputError, NotFoundError
+from .errors import InvalidInputError
 from .store import connect, transaction
 from .store import models as mstore
 from .store import monitoring as monstore
@@ -167,8 +167,10 @@ def _rule_params(rule) -> dict:
 
 def _metric_alerts(rule: dict, perf_df: pd.DataFrame, finished: set, window: str) -> list[dict]:
     params = _rule_params(rule)
-    metric = rule.get("target") or perf_df.get("metric", pd.Series(["accuracy"])).iloc[0]
-    if perf_df.empty or metric not in perf_df.columns:
+    if perf_df.empty:
+        return []
+    metric = rule.get("target") or str(perf_df["metric"].iloc[0])
+    if metric not in perf_df.columns:
         return []
     min_labels = int(params.get("min_labels", DEFAULT_MIN_LABELS))
     use_ci = bool(params.get("use_interval", True))

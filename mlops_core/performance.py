@@ -26,7 +26,6 @@ Definitions (each equals ``sklearn.metrics`` on the labelled rows of the window)
 from __future__ import annotations
 
 import math
-import os
 from datetime import date, datetime, timedelta
 
 import numpy as np
