@@ -527,12 +527,13 @@ def compare(model: str, versions, *, db=None, window_days: float = COMPARE_WINDO
     with connect(db_path, create=False) as con:
         info = mstore.get_model(con, model)
         vinfo = [mstore.get_version(con, model, v) for v in versions]
-        count = tdstore.labelled_count(con, info, end - timedelta(days=window_days), None)
+        upper = end + timedelta(microseconds=1)
+        count = tdstore.labelled_count(con, info, end - timedelta(days=window_days), upper)
         if count:
-            frame = tdstore.labelled_rows(con, info, end - timedelta(days=window_days), None,
+            frame = tdstore.labelled_rows(con, info, end - timedelta(days=window_days), upper,
                                           limit=min(COMPARE_MAX_ROWS, max(1, int(round(count * training.HOLDOUT_FRACTION)))))
         else:
-            frame = tdstore.labelled_rows(con, info, None, None, limit=2000)
+            frame = tdstore.labelled_rows(con, info, None, upper, limit=2000)
     cols = [f"v{v}" for v in versions]
     errors = {}
     holdout = pd.DataFrame(columns=cols)

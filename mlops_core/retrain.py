@@ -124,24 +124,44 @@ class RetrainOutcome:
 
 
 class _Heartbeat(threading.Thread):
-    """Refreshes the run's heartbeat while the job works, with a short connection each time."""
+    """Refreshes the run's heartbeat while the job works, with a short connection each time.
+
+    ``lock`` serialises the beat with the job's own writes to the run row: two concurrent
+    updates of one row would make DuckDB refuse one of them (a write-write conflict).
+    """
 
     def __init__(self, db, run_id: str):
         super().__init__(daemon=True)
         self.db, self.run_id, self.stop = db, run_id, threading.Event()
+        self.lock = threading.Lock()
 
     def run(self):
         while not self.stop.wait(HEARTBEAT_S):
-            try:
-                with connect(self.db) as con:
-                    con.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", [utcnow(), self.run_id])
-            except MlopsError:
-                pass  # busy database: the next beat will do; staleness allows minutes
+            with self.lock:
+                if self.stop.is_set():
+                    return
+                try:
+                    with connect(self.db) as con:
+                        con.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", [utcnow(), self.run_id])
+                except Exception:  # noqa: BLE001 — a missed beat is harmless; staleness allows minutes
+                    pass
+
+    def halt(self) -> None:
+        """Stop beating and wait until no beat is in flight."""
+        self.stop.set()
+        with self.lock:
+            pass
+
+
+_beats: dict[str, _Heartbeat] = {}
 
 
 def _step(db, run_id: str, progress: float, message: str, **fields) -> None:
-    with connect(db) as con:
-        runstore.update_run(con, run_id, progress=progress, message=message, **fields)
+    beat = _beats.get(run_id)
+    guard = beat.lock if beat is not None else threading.Lock()
+    with guard:
+        with connect(db) as con:
+            runstore.update_run(con, run_id, progress=progress, message=message, **fields)
 
 
 def validate_training_frame(frame: pd.DataFrame, info: mstore.ModelInfo, y: pd.Series | None, params: RetrainParams,
@@ -240,21 +260,24 @@ def execute(run_id: str, *, db=None) -> RetrainOutcome:
         runstore.update_run(con, run_id, status="running", started_at=started, pid=os.getpid(),
                             host=__import__("socket").gethostname(), progress=0.01, message="starting")
     beat = _Heartbeat(db, run_id)
+    _beats[run_id] = beat
     beat.start()
     try:
         return _execute(run, db, started)
     except BaseException as exc:
+        beat.halt()
         message = str(exc) if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             message = "The retrain was interrupted (the process was asked to stop); nothing was registered."
         try:
             with connect(db) as con, transaction(con):
                 jobstore.mark_failed(con, runstore.get_run(con, run_id), message, actor=run.actor)
-        except MlopsError:
+        except Exception:  # noqa: BLE001 — the reaper will mark it failed
             pass  # the reaper will mark it failed the next time the database is opened
         raise
     finally:
-        beat.stop.set()
+        beat.halt()
+        _beats.pop(run_id, None)
 
 
 def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
@@ -375,6 +398,8 @@ def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
                             duration_s=(now - started).total_seconds())
 
     t_register = time.perf_counter()
+    if run.id in _beats:  # the final transaction updates the run row: no beat may race it
+        _beats[run.id].halt()
     reg = registry.add_version(
         model, result, reference_frame=X, reference_target=y, status=status, gate=gate_doc, actor=run.actor,
         run_id=run.id, data_source=f"log window {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}",
