@@ -27,6 +27,10 @@ Timeline (day numbers for the default 90 days; other lengths scale them):
 - every day: one ingest run per model (prediction batch + the labels that arrived);
   weekly monitor runs.
 
+v2 needs about 5,000 labelled rows in its window to beat v1 reliably (the default size
+gives 16,000). In small demos (a few hundred a day, or short ``--days``) it can fail its
+gate; v1 then keeps serving, without the A/B test and the promotion.
+
 Labels arrive 1 to 14 days after the prediction (most within a week), about 10% never,
 so the last days have few or no labels. Request ids are ``cd-<n>`` and ``dt-<n>``.
 
@@ -79,6 +83,7 @@ US_PER_DAY = 86_400_000_000
 V2_TRAIN_DAY, AB_START_DAY, V2_PROMOTE_DAY = 25, 26, 30
 DRIFT_DAY, FAILED_RUN_DAY, SHIFT_DAY, V3_DAY = 50, 62, 70, 75
 CHALLENGER_SHARE = 0.2
+MIN_DAYS, MIN_DAILY = 30, 100
 #: Labelled rows kept per day to train v2/v3 (bounds training time at any --daily).
 TRAIN_ROWS_PER_DAY = 1000
 #: The retrains' gate: ROC AUC at most this much below the champion's on the candidate's
@@ -413,20 +418,23 @@ def _finish_registry_run(db, run_id: str, at: datetime, seconds: float, **fields
 # ----------------------------------------------------------------------------- build
 
 def _prepare_target_path(db: Path, force: bool) -> None:
-    arts = artifacts_dir(db)
-    wal = Path(str(db) + ".wal")
-    if db.exists() or arts.exists():
+    if db.exists() or artifacts_dir(db).exists():
         if not force:
             raise AlreadyExistsError(
                 f"A database already exists at {db}. Pass --force to replace it (its models, logs and artifacts "
                 "are deleted), or choose another --db path.",
                 path=str(db),
             )
-        if db.exists():
-            db.unlink()
-        if wal.exists():
-            wal.unlink()
-        shutil.rmtree(arts, ignore_errors=True)
+        _remove_database(db)
+    forget_database(db)
+    db.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _remove_database(db: Path) -> None:
+    """Delete the database file, its write-ahead log and its artifacts folder."""
+    for p in (db, Path(str(db) + ".wal")):
+        p.unlink(missing_ok=True)
+    shutil.rmtree(artifacts_dir(db), ignore_errors=True)
     forget_database(db)
 
 
@@ -440,15 +448,17 @@ def build_demo(db=None, *, days: int = 90, daily: int = 2000, seed: int = 0, for
 
     ``end`` (naive UTC, default now) is the last moment of simulated traffic.
     Raises AlreadyExistsError when ``db`` exists and ``force`` is False,
-    InvalidInputError for ``days`` < 10 or ``daily`` < 50.
+    InvalidInputError for ``days`` < MIN_DAYS or ``daily`` < MIN_DAILY. A failed build
+    leaves no database behind.
     """
     from .errors import InvalidInputError
 
-    if days < 10:
-        raise InvalidInputError(f"--days must be at least 10 (the timeline needs room for its events), not {days}.",
+    if days < MIN_DAYS:
+        raise InvalidInputError(f"--days must be at least {MIN_DAYS} (the timeline needs room for its events), not {days}.",
                                 days=days)
-    if daily < 50:
-        raise InvalidInputError(f"--daily must be at least 50 predictions a day, not {daily}.", daily=daily)
+    if daily < MIN_DAILY:
+        raise InvalidInputError(f"--daily must be at least {MIN_DAILY} predictions a day (the retrains need labelled "
+                                f"rows), not {daily}.", daily=daily)
     t0 = time.perf_counter()
     db_path = resolve_db_path(db)
     _prepare_target_path(db_path, force)
@@ -470,7 +480,7 @@ def build_demo(db=None, *, days: int = 90, daily: int = 2000, seed: int = 0, for
         summary.timings["monitoring"] = time.perf_counter() - tm
     except BaseException:
         store_clock.set_clock(previous_clock)
-        forget_database(db_path)
+        _remove_database(db_path)  # a half-built demo is worse than none: the next run starts clean
         raise
     store_clock.set_clock(previous_clock)
     with connect(db_path, create=False) as con:

@@ -217,11 +217,28 @@ def test_monitoring_results_are_stored(demo_db):
     assert counts.drift > 0 and counts.alerts > 0
 
 
+def test_a_failed_build_leaves_no_database(tmp_path):
+    target = tmp_path / "mlops.duckdb"
+    (tmp_path / "mlops_artifacts").write_text("a file where the artifacts folder belongs")
+    with pytest.raises(OSError):
+        demo.build_demo(target, days=30, daily=100, end=END, force=True)
+    assert not target.exists() and not (tmp_path / "mlops.duckdb.wal").exists()
+
+
+def test_builds_into_a_folder_that_does_not_exist_yet(tmp_path):
+    target = tmp_path / "new" / "folder" / "mlops.duckdb"
+    s = demo.build_demo(target, days=30, daily=100, end=END)
+    assert target.exists() and s.predictions["credit_default"] > 2500
+
+
 def test_refuses_bad_sizes(tmp_path):
     from mlops_core.errors import InvalidInputError
 
     with pytest.raises(InvalidInputError, match="--days"):
         demo.build_demo(tmp_path / "x.duckdb", days=3)
+    with pytest.raises(InvalidInputError, match="--daily"):
+        demo.build_demo(tmp_path / "x.duckdb", daily=10)
+    assert not (tmp_path / "x.duckdb").exists()
     assert main(["demo", "--db", str(tmp_path / "y.duckdb"), "--end", "yesterday"]) == 2
     assert not (tmp_path / "y.duckdb").exists()
 
