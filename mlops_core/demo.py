@@ -12,9 +12,10 @@ Timeline (day numbers for the default 90 days; other lengths scale them):
 - day 0: both models registered (version 1 in production) through the
   ``register --artifact`` path: the default pipeline with smaller trees, fitted on the
   shipped training file.
-- day 21-25: credit_default v2 is retrained on 20 days of labelled traffic (run kinds
-  validate, retrain, evaluate) and serves 20% of the traffic as the ``challenger`` of
-  an A/B test (variant ``challenger`` vs ``champion``) from day 26.
+- day 25, 09:00: credit_default v2 is retrained on the labelled traffic of days 1-20
+  (runs validate, retrain, evaluate; the gate passes) and from day 26, 08:00 serves 20%
+  of the traffic as the ``challenger`` of an A/B test (variant ``challenger`` vs
+  ``champion``, a ``challenger`` alias row).
 - day 30, 10:00: v2 is promoted (gate passed, reason and audit event), v1 archived.
 - day 50 on: covariate drift in ``income`` (down), ``utilization`` (up) and
   ``purpose`` (more consolidation and medical loans), growing until the last day;
@@ -22,10 +23,12 @@ Timeline (day numbers for the default 90 days; other lengths scale them):
 - day 62: a scheduled retrain fails (the database was busy): the one failed run.
 - day 70: concept shift: defaults rise for high debt-to-income and the self-employed
   (accuracy of v2 drops); deliveries outside the centre take longer (a road closure).
-- day 75: an automated retrain of credit_default on the labelled traffic around the
-  shift produces v3, which fails its gate and is ``rejected``.
-- every day: one ingest run per model (prediction batch + the labels that arrived);
-  weekly monitor runs.
+- day 75: an automated retrain of credit_default on the labelled traffic of days 68-74,
+  across the shift, produces v3, which fails its gate (too few labels yet) and is
+  ``rejected``.
+- every day: one ingest run and one ``ingest_batches`` row per model and day, one labels
+  batch per arrival day; a monitor run every Monday; at the end,
+  ``alerts.run_monitoring`` stores drift results and alerts for both models.
 
 v2 needs about 5,000 labelled rows in its window to beat v1 reliably (the default size
 gives 16,000). In small demos (a few hundred a day, or short ``--days``) it can fail its
@@ -38,6 +41,9 @@ Speed: scikit-learn fits and scores with one OpenMP thread during the build. The
 core appends the previous chunk to DuckDB in a background thread meanwhile, and on a
 busy machine OpenMP's spinning worker threads waste most of their CPU (measured: the
 default build needs 8 s of CPU with one thread, 25 to 34 s with two on a busy machine).
+
+The build sets the store's clock to simulated time while it runs, so every row the
+registry writes is backdated; do not call it inside a process that serves users.
 
 Reproducible: each model and day draws from its own generator seeded by
 ``(seed, model, day)``, and scikit-learn gets fixed seeds, so the same ``seed``,
