@@ -592,8 +592,9 @@ def _build(db: Path, tl: _Timeline, daily: int, seed: int, sim: _SimClock, summa
     max_rows = 1_000_000
     label_batches: dict[tuple[str, int], int] = {}  # (model, arrival day) -> labels
     timings = summary.timings
-    # DuckDB appends one chunk in a background thread while the next one is simulated and
-    # scored (both release the GIL); at most one append is in flight, so memory stays bounded.
+    # A background thread turns one scored chunk into Arrow and appends it while the next
+    # one is simulated and scored (DuckDB and scikit-learn release the GIL); at most one
+    # append is in flight, so memory stays bounded.
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-writer")
     pending = None
     # Keeps the database instance alive for the whole loop: DuckDB drops it when its last
@@ -630,10 +631,11 @@ def _build(db: Path, tl: _Timeline, daily: int, seed: int, sim: _SimClock, summa
                     for d in chunk:
                         if d.day in keep_days:
                             kept[d.day] = _thin(d)
-                tables = _score_chunk(server, chunk, int(first_ids[m][day]), tl, timings, label_batches)
-                if tables is not None:
+                scored = _score_chunk(server, chunk, timings)
+                if scored is not None:
                     wait()
-                    pending = writer.submit(_write_chunk, db, server, chunk, tables, tl, timings)
+                    pending = writer.submit(_write_chunk, db, server, chunk, int(first_ids[m][day]), scored, tl,
+                                            timings, label_batches)
             _daily_runs(db, sim, tl, counts, range(day, stop), seed)
             day = stop
         wait()
@@ -653,9 +655,8 @@ def _thin(day: _Day) -> _Day:
                 weight=n / len(idx))
 
 
-def _score_chunk(server: _Server, chunk: list[_Day], first_id: int, tl: _Timeline, timings: dict,
-                 label_batches: dict) -> tuple[pa.Table, pa.Table] | None:
-    """Score a chunk of days with the serving versions; return its log and label tables (None when empty)."""
+def _score_chunk(server: _Server, chunk: list[_Day], timings: dict) -> tuple | None:
+    """Score a chunk of days with the serving versions: (version, variant, prediction, score), None when empty."""
     if not chunk or sum(len(d.ts) for d in chunk) == 0:
         return None
     t = time.perf_counter()
@@ -664,22 +665,21 @@ def _score_chunk(server: _Server, chunk: list[_Day], first_id: int, tl: _Timelin
     version, variant = server.route(ts, np.concatenate([d.u for d in chunk]))
     prediction, score = server.outputs(X, version)
     timings["predict"] = timings.get("predict", 0.0) + time.perf_counter() - t
+    return version, variant, prediction, score
+
+
+def _write_chunk(db: Path, server: _Server, chunk: list[_Day], first_id: int, scored: tuple, tl: _Timeline,
+                 timings: dict, label_batches: dict) -> None:
+    """Append a scored chunk: log rows, labels and one ingest batch row per day, in one transaction."""
     t = time.perf_counter()
-    log = _log_table(server.model, chunk, first_id, version, variant, prediction, score, tl)
+    log = _log_table(server.model, chunk, first_id, *scored, tl)
     labels = _label_table(server.model, chunk, first_id, tl)
     if labels.num_rows:
         arrival = pc.value_counts(labels.column("batch_id").combine_chunks())
         for item in arrival.to_pylist():
             key = (server.model, item["values"])
             label_batches[key] = label_batches.get(key, 0) + item["counts"]
-    timings["arrow"] = timings.get("arrow", 0.0) + time.perf_counter() - t
-    return log, labels
-
-
-def _write_chunk(db: Path, server: _Server, chunk: list[_Day], tables: tuple[pa.Table, pa.Table], tl: _Timeline,
-                 timings: dict) -> None:
-    """Append a scored chunk: log rows, labels and one ingest batch row per day, in one transaction."""
-    log, labels = tables
+    timings["arrow (background)"] = timings.get("arrow (background)", 0.0) + time.perf_counter() - t
     t = time.perf_counter()
     info = server.info
     with connect(db) as con, transaction(con):
