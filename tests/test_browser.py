@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from _dashboard_support import ROOT, StreamlitServer, copy_db, shared_demo
-from mlops_core import registry
+from mlops_core import jobs, registry
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -158,7 +158,7 @@ def test_retrain_promote_and_roll_back(server, page):
     run_id = _new_retrain_run(server, started)
     # live progress while the job runs (unless it is already over), then the result with the gate decision
     progress = page.get_by_text(re.compile(rf"Retrain {run_id} (queued|running)"))
-    result = page.get_by_text(re.compile(rf"Latest retrain · run {run_id} · succeeded"))
+    result = page.get_by_text(re.compile(rf"Latest retrain · run {run_id} · \w+"))
     page.get_by_text(re.compile(rf"Retrain {run_id} (queued|running)|Latest retrain · run {run_id}")).first.wait_for()
     if progress.count():
         page.screenshot(path=str(SHOTS / "retrain_running.png"), full_page=True)
@@ -166,8 +166,16 @@ def test_retrain_promote_and_roll_back(server, page):
         page.reload()
         page.get_by_text(re.compile(rf"Retrain {run_id} (queued|running)|Latest retrain · run {run_id}")
                          ).first.wait_for()
-    result.wait_for(timeout=240_000)
+    try:
+        result.wait_for(timeout=240_000)
+    except Exception:
+        page.screenshot(path=str(SHOTS.parent / "failed_retrain.png"), full_page=True)
+        run = jobs.get_run(run_id, db=server.db)
+        pytest.fail(f"no retrain result on the page; run {run.status} {run.progress:.0%} {run.message!r} "
+                    f"error={run.error!r}; server log: {server.log()[-1500:]}")
     settle(page)
+    run = jobs.get_run(run_id, db=server.db)
+    assert run.status == "succeeded", f"the retrain failed: {run.error}"
     assert_no_traceback(page, "retrain result")
     page.get_by_text("Gate decision").wait_for()
     page.get_by_text(re.compile(r"v\d+ (passed|failed) the gate")).first.wait_for()
