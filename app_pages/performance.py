@@ -40,7 +40,8 @@ if frame is not None:
     st.subheader("Errors in one window" if info.task == "classification" else "Residuals in one window")
     starts = sorted(frame["window_start"].dropna().unique(), reverse=True) if len(frame) else []
     if not starts:
-        widgets.no_data("predictions", "widen the date range in the sidebar.")
+        widgets.no_data("predictions", "widen the date range in the sidebar, or log predictions with "
+                        f"`python -m mlops_core ingest predictions FILE --model {ctx.model}`.")
     else:
         c1, c2 = st.columns(2)
         labelled = set(frame.loc[frame["n_labelled"] > 0, "window_start"]) if "n_labelled" in frame else set()

@@ -269,3 +269,18 @@ print("sklearn" in sys.modules)
                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_model_without_traffic_renders_every_page(tmp_path, monkeypatch):
+    from conftest import make_training_frame
+
+    db = tmp_path / "fresh.duckdb"
+    registry.register_model(MODEL, "classification", "default", make_training_frame(), db=db)
+    monkeypatch.setenv("MLOPS_DB", str(db))
+    at = open_page()
+    for page in PAGES:
+        if page != "app_pages/overview.py":
+            at.switch_page(page).run()
+        assert_clean(at)
+    at.switch_page("app_pages/performance.py").run()
+    assert "ingest predictions" in texts(at)
