@@ -6,7 +6,9 @@ with a 95% confidence interval, so a window with few labels is visibly less cert
 
 Definitions (each equals ``sklearn.metrics`` on the labelled rows of the window):
 
-- classification, from confusion counts computed in SQL (one GROUP BY over the log):
+- classification, from confusion counts computed in SQL (one GROUP BY over the log joined to
+  its labels: conditional sums per window and version for binary models, counts per
+  (window, version, prediction, label) for multiclass ones):
   ``accuracy``; ``precision``/``recall``/``f1`` of the positive class for binary models
   (``zero_division=0``), macro averages over the classes present for multiclass models;
   ``positive_rate`` = share of *all* predictions in the window that are the positive class
@@ -101,48 +103,56 @@ def _safe_div(a, b):
         return np.where(b > 0, a / np.where(b > 0, b, 1), 0.0)
 
 
-def _classification_frame(counts: pd.DataFrame, auc: pd.DataFrame | None, positive: str | None) -> pd.DataFrame:
+def _classification_frame(counts: pd.DataFrame) -> pd.DataFrame:
+    """Metrics of a multiclass classifier from ``store.monitoring.classification_counts`` (macro averages)."""
     keys = ["window_start", "version"]
     if counts.empty:
         return pd.DataFrame(columns=BASE_COLUMNS + CLASSIFICATION_METRICS + TAIL_COLUMNS)
     counts = counts.copy()
     counts["prediction"] = counts["prediction"].astype(object)
     counts["label"] = counts["label"].astype(object)
-    g = counts.groupby(keys, sort=True)
-    out = g["n"].sum().rename("n").to_frame()
+    out = counts.groupby(keys, sort=True)["n"].sum().rename("n").to_frame()
     lab = counts[counts["label"].notna()]
     out["n_labelled"] = lab.groupby(keys)["n"].sum()
     out["n_labelled"] = out["n_labelled"].fillna(0).astype("int64")
-    correct = lab[lab["label"] == lab["prediction"]].groupby(keys)["n"].sum()
-    out["correct"] = correct
+    out["correct"] = lab[lab["label"] == lab["prediction"]].groupby(keys)["n"].sum()
     out["correct"] = out["correct"].fillna(0)
     out["label_coverage"] = _safe_div(out["n_labelled"], out["n"])
     has = out["n_labelled"] > 0
     out["accuracy"] = np.where(has, _safe_div(out["correct"], out["n_labelled"]), np.nan)
-    if positive is not None:
-        pos_pred = counts[counts["prediction"] == positive].groupby(keys)["n"].sum()
-        out["positive_rate"] = _safe_div(pos_pred.reindex(out.index).fillna(0), out["n"])
-        tp = lab[(lab["label"] == positive) & (lab["prediction"] == positive)].groupby(keys)["n"].sum()
-        pp = lab[lab["prediction"] == positive].groupby(keys)["n"].sum()
-        ap = lab[lab["label"] == positive].groupby(keys)["n"].sum()
-        tp, pp, ap = (s.reindex(out.index).fillna(0) for s in (tp, pp, ap))
-        out["precision"] = np.where(has, _safe_div(tp, pp), np.nan)
-        out["recall"] = np.where(has, _safe_div(tp, ap), np.nan)
-        out["f1"] = np.where(has, _safe_div(2 * tp, pp + ap), np.nan)
-        scored = lab.groupby(keys)[["n_scored", "log_loss_sum"]].sum(min_count=1).reindex(out.index)
-        out["log_loss"] = np.where(scored["n_scored"].fillna(0) > 0,
-                                   scored["log_loss_sum"] / scored["n_scored"].where(scored["n_scored"] > 0), np.nan)
-    else:
-        out["positive_rate"] = np.nan
-        out["log_loss"] = np.nan
-        macro = _macro_scores(lab, keys)
-        for m in ("precision", "recall", "f1"):
-            out[m] = macro[m].reindex(out.index) if len(macro) else np.nan
-    out["roc_auc"] = np.nan
-    if auc is not None and not auc.empty:
-        out["roc_auc"] = auc.set_index(keys)["roc_auc"].reindex(out.index).astype(float)
+    macro = _macro_scores(lab, keys)
+    for m in ("precision", "recall", "f1"):
+        out[m] = macro[m].reindex(out.index) if len(macro) else np.nan
+    out["positive_rate"] = out["log_loss"] = out["roc_auc"] = np.nan  # defined for binary models only
     out = out.reset_index()
     lo, hi = wilson_interval(out["correct"], out["n_labelled"])
+    out["metric"] = "accuracy"
+    out["ci_low"], out["ci_high"] = lo, hi
+    return out[BASE_COLUMNS + CLASSIFICATION_METRICS + TAIL_COLUMNS]
+
+
+def _binary_frame(sums: pd.DataFrame, auc: pd.DataFrame | None) -> pd.DataFrame:
+    """Metrics of a binary classifier from ``store.monitoring.binary_sums``."""
+    if sums.empty:
+        return pd.DataFrame(columns=BASE_COLUMNS + CLASSIFICATION_METRICS + TAIL_COLUMNS)
+    out = sums.sort_values(["window_start", "version"]).reset_index(drop=True)
+    f = {c: out[c].astype(float).fillna(0).to_numpy() for c in
+         ("n", "n_labelled", "correct", "tp", "pred_pos", "act_pos", "pred_pos_all", "n_scored")}
+    has = f["n_labelled"] > 0
+    out["n_labelled"] = out["n_labelled"].astype("int64")
+    out["label_coverage"] = _safe_div(f["n_labelled"], f["n"])
+    out["accuracy"] = np.where(has, _safe_div(f["correct"], f["n_labelled"]), np.nan)
+    out["precision"] = np.where(has, _safe_div(f["tp"], f["pred_pos"]), np.nan)
+    out["recall"] = np.where(has, _safe_div(f["tp"], f["act_pos"]), np.nan)
+    out["f1"] = np.where(has, _safe_div(2 * f["tp"], f["pred_pos"] + f["act_pos"]), np.nan)
+    out["positive_rate"] = _safe_div(f["pred_pos_all"], f["n"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["log_loss"] = np.where(f["n_scored"] > 0, out["log_loss_sum"].astype(float) / f["n_scored"], np.nan)
+    out["roc_auc"] = np.nan
+    if auc is not None and not auc.empty:
+        keyed = auc.set_index(["window_start", "version"])["roc_auc"]
+        out["roc_auc"] = keyed.reindex(pd.MultiIndex.from_frame(out[["window_start", "version"]])).to_numpy(dtype=float)
+    lo, hi = wilson_interval(f["correct"], f["n_labelled"])
     out["metric"] = "accuracy"
     out["ci_low"], out["ci_high"] = lo, hi
     return out[BASE_COLUMNS + CLASSIFICATION_METRICS + TAIL_COLUMNS]
@@ -205,13 +215,16 @@ def over_time(model: str, *, window: str = "day", start=None, end=None, versions
     with connect(db, create=False) as con:
         info = mstore.get_model(con, model)
         if info.task == "classification":
-            source = None
-            if auc and info.positive_class is not None:
-                # both aggregations read one materialised join instead of joining twice
-                source = monstore.materialise_joined(con, info, window, start, end, versions)
-            counts = monstore.classification_counts(con, info, window, start, end, versions, source=source)
-            aucs = monstore.auc_by_window(con, info, window, start, end, versions, source=source) if source else None
-            out = _classification_frame(counts, aucs, info.positive_class)
+            if info.positive_class is not None:
+                source = None
+                if auc:  # both aggregations read one materialised join instead of joining twice
+                    source = monstore.materialise_joined(con, info, window, start, end, versions)
+                sums = monstore.binary_sums(con, info, window, start, end, versions, source=source)
+                aucs = monstore.auc_by_window(con, info, window, start, end, versions, source=source) if auc else None
+                out = _binary_frame(sums, aucs)
+            else:
+                counts = monstore.classification_counts(con, info, window, start, end, versions)
+                out = _classification_frame(counts)
         else:
             out = _regression_frame(monstore.regression_sums(con, info, window, start, end, versions))
     if len(out):

@@ -102,6 +102,33 @@ def classification_counts(con, info: ModelInfo, window: str, start=None, end=Non
     return con.execute(sql, [*ll_params, *params]).df()
 
 
+def binary_sums(con, info: ModelInfo, window: str, start=None, end=None, versions=None,
+                source: str | None = None) -> pd.DataFrame:
+    """One GROUP BY window, version for a binary classifier: the confusion counts as conditional sums.
+
+    Columns: window_start, version, n, n_labelled, correct, tp, pred_pos (labelled rows predicted
+    positive), act_pos (labelled rows that are positive), pred_pos_all (all rows predicted
+    positive), n_scored, log_loss_sum (as in ``classification_counts``).
+    """
+    check_window(window)
+    rel, params = (source, []) if source else _joined(info, window, start, end, versions)
+    clip = f"greatest(least(s, {1 - LOG_LOSS_EPS!r}), {LOG_LOSS_EPS!r})"
+    sql = f"""
+        SELECT w AS window_start, v AS version, count(*) AS n, count(y) AS n_labelled,
+               sum(CASE WHEN y = p THEN 1 ELSE 0 END) AS correct,
+               sum(CASE WHEN y = $pos AND p = $pos THEN 1 ELSE 0 END) AS tp,
+               sum(CASE WHEN y IS NOT NULL AND p = $pos THEN 1 ELSE 0 END) AS pred_pos,
+               sum(CASE WHEN y = $pos THEN 1 ELSE 0 END) AS act_pos,
+               sum(CASE WHEN p = $pos THEN 1 ELSE 0 END) AS pred_pos_all,
+               count(CASE WHEN y IS NOT NULL THEN s END) AS n_scored,
+               sum(CASE WHEN y IS NULL OR s IS NULL THEN NULL WHEN y = $pos THEN -ln({clip}) ELSE -ln(1 - {clip}) END)
+                   AS log_loss_sum
+        FROM {rel} j GROUP BY 1, 2
+    """
+    n_pos = sql.count("$pos")
+    return con.execute(sql.replace("$pos", "?"), [info.positive_class] * n_pos + params).df()
+
+
 def auc_by_window(con, info: ModelInfo, window: str, start=None, end=None, versions=None,
                   source: str | None = None) -> pd.DataFrame:
     """Exact ROC AUC per (window, version) by the rank-sum identity, ties counted half.
