@@ -46,7 +46,10 @@ def _open(path: Path, timeout: float) -> duckdb.DuckDBPyConnection:
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(str(path))
+            con = duckdb.connect(str(path))
+            # No progress bar: a long query must not print to the dashboard server's or a cron job's console.
+            con.execute("SET enable_progress_bar = false")
+            return con
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
                 raise MlopsError(f"Cannot open database {path}: {exc}", path=str(path)) from exc
