@@ -339,10 +339,11 @@ def cmd_policy(args) -> int:
     info = registry.get_model(args.model, db=args.db)
     rules = pol.gate_rules(info.task, info.positive_class)
     print(f"Policy of {args.model}: mode {pol.mode}" + ("" if pol.stored else " (defaults; nothing stored yet)"))
-    print(f"  triggers: drift share > {pol.drift_share_above if pol.drift_share_above is not None else 'off'}; "
-          f"{pol.metric or gate.headline_metric(info.task, info.positive_class)} worse than "
-          f"{pol.metric_threshold if pol.metric_threshold is not None else 'off'}; "
-          f"every {pol.every_days if pol.every_days is not None else 'off'} days")
+    metric = pol.metric or gate.headline_metric(info.task, info.positive_class)
+    triggers = [f"drift share above {pol.drift_share_above:g}" if pol.drift_share_above is not None else None,
+                f"{metric} worse than {pol.metric_threshold:g}" if pol.metric_threshold is not None else None,
+                f"every {pol.every_days:g} days" if pol.every_days is not None else None]
+    print("  triggers: " + ("; ".join(t for t in triggers if t) or "none (the policy never fires)"))
     print(f"  cool-down {pol.cooldown_hours:g} h; retrain window {pol.window_days:g} days, min rows {pol.min_rows}")
     print("  gate: " + ("; ".join(r.describe() for r in rules) or "no rules (everything passes)")
           + (" (default)" if pol.gate is None else ""))
