@@ -482,7 +482,7 @@ def build_demo(db=None, *, days: int = 90, daily: int = 2000, seed: int = 0, for
             _build(db_path, tl, daily, seed, sim, summary)
         sim.now = end
         tm = time.perf_counter()
-        summary.monitoring = _run_monitoring(db_path, end)
+        summary.monitoring = _run_monitoring(db_path, end, days)
         summary.timings["monitoring"] = time.perf_counter() - tm
     except BaseException:
         store_clock.set_clock(previous_clock)
@@ -501,16 +501,20 @@ def build_demo(db=None, *, days: int = 90, daily: int = 2000, seed: int = 0, for
     return summary
 
 
-def _run_monitoring(db: Path, end: datetime) -> str:
-    """Compute drift results and alerts over the finished log, as the scheduled monitor would at ``end``."""
+def _run_monitoring(db: Path, end: datetime, days: int) -> str:
+    """Compute drift results, alerts and daily data-quality reports over the finished log, as the scheduled
+    monitor would at ``end`` (the log was written directly, not batch by batch through ingest)."""
     from .alerts import run_monitoring
+    from .validation import validate_windows
 
-    alerts = windows = 0
+    alerts = windows = reports = 0
     for m in (CREDIT, DELIVERY):
         result = run_monitoring(m, db=db, now=end)
         alerts += len(result.alerts)
         windows += result.windows_computed
-    return f"{windows} drift windows, {alerts} alerts"
+        start = datetime.combine((end - timedelta(days=days)).date(), datetime.min.time())
+        reports += len(validate_windows(m, start, end, window="day", db=db))
+    return f"{windows} drift windows, {alerts} alerts, {reports} data-quality reports"
 
 
 def _register(db: Path, sim: _SimClock, tl: _Timeline, seed: int, summary: DemoSummary) -> tuple[_Server, _Server]:
