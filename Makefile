@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 DB     ?= $(if $(MLOPS_DB),$(MLOPS_DB),mlops.duckdb)
 PORT   ?= 8501
 
-.PHONY: run test demo bench clean
+.PHONY: run test demo screenshots bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+screenshots: $(VENV)/.installed-dev
+	MLOPS_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/test_browser.py
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run_all.py

@@ -26,7 +26,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-SHOTS = ROOT / "docs" / "screenshots"
+#: Screenshots go to test-results/screenshots/ (git-ignored); `make screenshots` points this at docs/screenshots/,
+#: the README's pictures, so a plain test run leaves the work tree unchanged.
+SHOTS = Path(os.environ.get("MLOPS_SCREENSHOTS_DIR") or ROOT / "test-results" / "screenshots")
 MODEL = "credit_default"
 PAGES = [("", "MLOps control room", "overview"), ("performance", "Performance", "performance"),
          ("drift", "Drift", "drift"), ("data_quality", "Data quality", "data_quality"),
@@ -107,7 +109,7 @@ def test_every_page_opens_and_is_saved_as_screenshot(server, page):
         try:
             page.locator('[data-testid="stSidebar"]').get_by_text("Window", exact=True).wait_for(timeout=15_000)
         except Exception:
-            page.screenshot(path=str(SHOTS.parent / f"failed_{name}.png"), full_page=True)
+            page.screenshot(path=str(SHOTS / f"failed_{name}.png"), full_page=True)
             pytest.fail(f"no shared sidebar on /{path}; server log: {server.log()[-2000:]}")
         if name in ("overview", "performance", "drift", "versions"):
             page.locator('[data-testid="stPlotlyChart"], [data-testid="stMetric"]').first.wait_for()
@@ -169,7 +171,7 @@ def test_retrain_promote_and_roll_back(server, page):
     try:
         result.wait_for(timeout=240_000)
     except Exception:
-        page.screenshot(path=str(SHOTS.parent / "failed_retrain.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / "failed_retrain.png"), full_page=True)
         run = jobs.get_run(run_id, db=server.db)
         pytest.fail(f"no retrain result on the page; run {run.status} {run.progress:.0%} {run.message!r} "
                     f"error={run.error!r}; server log: {server.log()[-1500:]}")
