@@ -75,3 +75,14 @@ def test_a_held_database_gives_database_busy_after_the_timeout(db, monkeypatch):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_lower_numbered_migration_shipped_later_still_runs(db):
+    # A database that has every migration but 031 (as if 031 had been added after a higher number ran).
+    with connect(db) as con:
+        con.execute("DROP TABLE drift_settings")
+        con.execute("DELETE FROM schema_version WHERE version = 31")
+    forget_database(db)
+    with connect(db) as con:
+        assert "drift_settings" in _tables(con)
+        assert 31 in {r[0] for r in con.execute("SELECT version FROM schema_version").fetchall()}

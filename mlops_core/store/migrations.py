@@ -53,10 +53,12 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
     )
-    done = current_version(con)
+    # Apply every shipped migration not yet recorded (not only those above the highest), so a
+    # migration that arrived later with a lower number than one already applied still runs.
+    done = {r[0] for r in con.execute("SELECT version FROM schema_version").fetchall()}
     applied = []
     for number, name, path in available():
-        if number <= done:
+        if number in done:
             continue
         con.execute("BEGIN TRANSACTION")
         try:
