@@ -60,13 +60,26 @@ def _reference_frame(result: training.TrainingResult, X_all: pd.DataFrame, y_all
     return frames["features"], extra, target
 
 
-def summarise_training_reference(result, X_all, y_all, task, features, positive_class):
-    """Summaries of the training features, the holdout predictions/scores and the target."""
+def summarise_training_reference(result, X_all, y_all, task, features, positive_class, *, data_refs=None):
+    """Summaries of the training features, the holdout predictions/scores and the target.
+
+    ``data_refs``: the features' and target's summaries when already computed (``summarise_training_data``).
+    """
     feats, extra, target = _reference_frame(result, X_all, y_all, task, positive_class)
-    refs = reference.summarise(feats, features)
     pred_kind = "categorical" if task == "classification" else "numeric"
-    refs += reference.summarise(extra, [], {PREDICTION: pred_kind, **({SCORE: "numeric"} if SCORE in extra else {})})
-    refs += reference.summarise(target, [], {TARGET: pred_kind})
+    outputs = reference.summarise(extra, [], {PREDICTION: pred_kind, **({SCORE: "numeric"} if SCORE in extra else {})})
+    if data_refs is None:
+        data_refs = summarise_training_data(feats, target[TARGET], task, features)
+    feature_refs = [r for r in data_refs if r.feature != TARGET]
+    target_refs = [r for r in data_refs if r.feature == TARGET]
+    return feature_refs + outputs + target_refs
+
+
+def summarise_training_data(X_all: pd.DataFrame, y_all: pd.Series, task: str, features) -> list:
+    """Summaries of the training features and the target (the model-independent part of a training reference)."""
+    pred_kind = "categorical" if task == "classification" else "numeric"
+    refs = reference.summarise(X_all.reset_index(drop=True), features)
+    refs += reference.summarise(pd.DataFrame({TARGET: y_all.reset_index(drop=True)}), [], {TARGET: pred_kind})
     return refs
 
 
@@ -418,6 +431,7 @@ def add_version(
     at: datetime | None = None,
     db=None,
     finish=None,
+    data_refs: list | None = None,
 ) -> Registration:
     """Register a fitted ``result`` as the next version of ``model`` (status candidate or rejected).
 
@@ -439,7 +453,7 @@ def add_version(
         info = mstore.get_model(con, model)
         number = mstore.next_version_number(con, model)
     refs = summarise_training_reference(result, training.coerce_features(reference_frame, info.features), reference_target,
-                                        info.task, info.features, info.positive_class)
+                                        info.task, info.features, info.positive_class, data_refs=data_refs)
     rel, sha = artifacts.save_artifact(result.pipeline, db_path, model, number)
     at = at or utcnow()
     try:

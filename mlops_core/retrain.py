@@ -287,15 +287,17 @@ def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
     t0 = time.perf_counter()
     params = RetrainParams.from_dict(run.params)
     model = run.model
-    with connect(db, create=False) as con:
-        info = mstore.get_model(con, model)
-        champion_version = mstore.current_alias(con, model)
-    policy = automation.get_policy(model, db=db)
-    _step(db, run.id, 0.05, f"gathering labelled rows of the last {params.window_days:g} days")
-
-    frame, start, end = load_window(db, info, params)
+    end = params.end or utcnow()
+    start = end - timedelta(days=params.window_days)
+    with _beats[run.id].lock if run.id in _beats else threading.Lock():
+        with connect(db, create=False) as con:  # one short visit: model, champion, policy, the window's rows
+            info = mstore.get_model(con, model)
+            champion_version = mstore.current_alias(con, model)
+            policy = automation._policy_in(con, model)
+            runstore.update_run(con, run.id, progress=0.05,
+                                message=f"gathering labelled rows of the last {params.window_days:g} days")
+            frame = tdstore.labelled_rows(con, info, start, end + timedelta(microseconds=1), with_ids=False)
     timings["gather_s"] = time.perf_counter() - t0
-    _step(db, run.id, 0.15, f"validating {len(frame):,} labelled rows")
 
     t = time.perf_counter()
     y = None
@@ -332,11 +334,25 @@ def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
     training.set_estimator_params(pipeline, params.hyperparameters)
     algorithm, hp = training.describe(pipeline)
     timings["prepare_s"] = time.perf_counter() - t
-    _step(db, run.id, 0.25, f"training {algorithm} on {len(X_tr):,} rows with {basis}")
+    _step(db, run.id, 0.25, f"validated {len(frame):,} labelled rows; training {algorithm} on {len(X_tr):,} rows "
+                             f"with {basis}")
 
+    # The reference summary of the window does not depend on the model: compute it while the fit runs
+    # (the fit spends its time in native code that releases the GIL).
+    data_refs: dict = {}
+
+    def summarise_data():
+        try:
+            data_refs["refs"] = registry.summarise_training_data(X, y, info.task, info.features)
+        except Exception as exc:  # noqa: BLE001 — fall back to summarising at registration
+            data_refs["error"] = exc
+
+    summariser = threading.Thread(target=summarise_data, daemon=True)
+    summariser.start()
     t = time.perf_counter()
     pipeline.fit(X_tr, y_tr)
     timings["fit_s"] = time.perf_counter() - t
+    summariser.join()
     _step(db, run.id, 0.7, f"evaluating the candidate and the champion on the {len(X_ho):,} most recent rows")
 
     t = time.perf_counter()
@@ -404,7 +420,7 @@ def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
         model, result, reference_frame=X, reference_target=y, status=status, gate=gate_doc, actor=run.actor,
         run_id=run.id, data_source=f"log window {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}",
         train_start=frame["ts"].iloc[0].to_pydatetime(), train_end=frame["ts"].iloc[len(X_tr) - 1].to_pydatetime(),
-        db=db, finish=finish,
+        db=db, finish=finish, data_refs=data_refs.get("refs"),
     )
     return RetrainOutcome(run.id, model, reg.version, status, decision.passed, promoted["value"], cand_metrics,
                           champion_version, champ_metrics, gate_doc, _jsonable(stats))

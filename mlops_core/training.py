@@ -140,7 +140,7 @@ def predict(pipeline, X: pd.DataFrame, task: str, positive_class: str | None) ->
     """Return (predictions, positive-class scores or None); classification labels come back as strings."""
     pred = pipeline.predict(X)
     if task == "classification":
-        pred = np.asarray([str(p) for p in pred], dtype=object)
+        pred = np.asarray(pred).astype(str).astype(object)
     else:
         pred = np.asarray(pred, dtype=float)
     return pred, scores_for(pipeline, X, positive_class)
@@ -156,12 +156,18 @@ def classification_metrics(y_true, y_pred, scores=None, positive_class: str | No
 
     y_true = np.asarray(y_true).astype(str)
     y_pred = np.asarray(y_pred).astype(str)
-    out = {"accuracy": skm.accuracy_score(y_true, y_pred)}
+    binary = positive_class is not None and len(set(pd.unique(y_true)) | set(pd.unique(y_pred))) <= 2
+    if binary:
+        # Two labels as 0/1 give sklearn the same counts without re-encoding strings for every metric.
+        yt, yp = (y_true == positive_class).astype(int), (y_pred == positive_class).astype(int)
+    else:
+        yt, yp = y_true, y_pred
+    out = {"accuracy": skm.accuracy_score(yt, yp)}
     if positive_class is not None:
-        kw = dict(pos_label=positive_class, average="binary", zero_division=0)
-        out["precision"] = skm.precision_score(y_true, y_pred, **kw)
-        out["recall"] = skm.recall_score(y_true, y_pred, **kw)
-        out["f1"] = skm.f1_score(y_true, y_pred, **kw)
+        kw = dict(pos_label=1 if binary else positive_class, average="binary", zero_division=0)
+        out["precision"] = skm.precision_score(yt, yp, **kw)
+        out["recall"] = skm.recall_score(yt, yp, **kw)
+        out["f1"] = skm.f1_score(yt, yp, **kw)
         out["positive_rate"] = float(np.mean(y_pred == positive_class))
         if scores is not None:
             s = np.asarray(scores, dtype=float)

@@ -16,8 +16,9 @@ from .models import ModelInfo, quote_ident
 
 
 def labelled_rows(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datetime | None, end: datetime | None,
-                  *, limit: int | None = None) -> pd.DataFrame:
-    """Return ``ts``, ``version``, the feature columns and ``label`` of labelled predictions in [start, end).
+                  *, limit: int | None = None, with_ids: bool = True) -> pd.DataFrame:
+    """Return ``request_id`` (unless ``with_ids=False``), ``ts``, ``version``, the feature columns and ``label``
+    of labelled predictions in [start, end), oldest first.
 
     With ``limit`` only the most recent ``limit`` rows are returned (still oldest first).
     """
@@ -31,7 +32,7 @@ def labelled_rows(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datet
         params.append(end)
     cond = ("WHERE " + " AND ".join(where)) if where else ""
     sql = f"""
-        SELECT p.request_id, p.ts, p.version, {feats}, l.label
+        SELECT {"p.request_id, " if with_ids else ""}p.ts, p.version, {feats}, l.label
         FROM {quote_ident(model.log_table)} p
         JOIN (
             SELECT request_id, label FROM (
@@ -42,12 +43,12 @@ def labelled_rows(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datet
             ) ranked WHERE rn = 1
         ) l ON l.request_id = p.request_id
         {cond}
-        ORDER BY p.ts DESC, p.request_id DESC
+        ORDER BY p.ts {"DESC" if limit else "ASC"}, p.request_id {"DESC" if limit else "ASC"}
     """
     if limit:
         sql += f" LIMIT {int(limit)}"
-    df = con.execute(sql, params).df()
-    return df.iloc[::-1].reset_index(drop=True)
+        return con.execute(sql, params).df().iloc[::-1].reset_index(drop=True)
+    return con.execute(sql, params).df()
 
 
 def labelled_count(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datetime | None, end: datetime | None) -> int:
