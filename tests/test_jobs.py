@@ -50,7 +50,7 @@ def test_a_second_retrain_of_the_same_model_is_refused_while_one_runs(db):
     with pytest.raises(AlreadyRunningError, match=f"already .*run {run_id}.*Wait for it"):
         jobs.start_retrain(MODEL, actor="bob", db=db)
     assert [r for r in registry.runs(MODEL, db=db)["actor"]].count("bob") == 0
-    run = wait_for(lambda: (r := jobs.get_run(run_id, db=db)).message and r.message.startswith("training") and r)
+    run = wait_for(lambda: (r := jobs.get_run(run_id, db=db)).message and "training" in r.message and r)
     os.kill(run.pid, signal.SIGTERM)
     run = jobs.wait(run_id, timeout=60, db=db)
     assert run.status == "failed" and "interrupted" in run.error
@@ -61,7 +61,7 @@ def test_killed_retrain_is_marked_failed_and_leaves_nothing_half_done(db):
     build(db, n=1000)
     before_files = artifact_files(db)
     run_id = jobs.start_retrain(MODEL, actor="alice", params={"hyperparameters": SLOW}, db=db)
-    run = wait_for(lambda: (r := jobs.get_run(run_id, db=db)).message and r.message.startswith("training") and r)
+    run = wait_for(lambda: (r := jobs.get_run(run_id, db=db)).message and "training" in r.message and r)
     # an artifact the job might have written just before dying, never registered
     stray = artifacts_dir(db) / MODEL / "v2-deadbeef.joblib"
     stray.write_bytes(b"partial")
@@ -117,7 +117,7 @@ def test_cli_ingest_succeeds_while_a_retrain_runs(db, tmp_path):
 
     build(db, n=1000)
     run_id = jobs.start_retrain(MODEL, actor="alice", params={"hyperparameters": SLOW}, db=db)
-    run = wait_for(lambda: (r := jobs.get_run(run_id, db=db)).message and r.message.startswith("training") and r)
+    run = wait_for(lambda: (r := jobs.get_run(run_id, db=db)).message and "training" in r.message and r)
     batch = labelled_frame(50, 99).drop(columns=["default"])
     batch.insert(0, "request_id", [f"live{i}" for i in range(50)])
     batch.insert(1, "timestamp", "2026-11-01T12:00:00")
