@@ -18,7 +18,7 @@ from mlops_core.store import runs as runstore
 SLOW = {"max_iter": 3000, "early_stopping": False, "learning_rate": 0.01, "max_leaf_nodes": 63}
 
 
-def wait_for(predicate, timeout=60.0, poll=0.1):
+def wait_for(predicate, timeout=180.0, poll=0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
