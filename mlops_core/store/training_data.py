@@ -15,6 +15,18 @@ import pandas as pd
 from .models import ModelInfo, quote_ident
 
 
+
+def _ts_range(start: datetime | None, end: datetime | None) -> tuple[list[str], list]:
+    """Conditions and parameters selecting log rows with ``start <= ts < end`` (either bound optional)."""
+    where, params = [], []
+    if start is not None:
+        where.append("p.ts >= ?")
+        params.append(start)
+    if end is not None:
+        where.append("p.ts < ?")
+        params.append(end)
+    return where, params
+
 def labelled_rows(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datetime | None, end: datetime | None,
                   *, limit: int | None = None, with_ids: bool = True) -> pd.DataFrame:
     """Return ``request_id`` (unless ``with_ids=False``), ``ts``, ``version``, the feature columns and ``label``
@@ -23,13 +35,7 @@ def labelled_rows(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datet
     With ``limit`` only the most recent ``limit`` rows are returned (still oldest first).
     """
     feats = ", ".join(f"p.{quote_ident(f)}" for f in model.feature_names)
-    where, params = [], []
-    if start is not None:
-        where.append("p.ts >= ?")
-        params.append(start)
-    if end is not None:
-        where.append("p.ts < ?")
-        params.append(end)
+    where, params = _ts_range(start, end)
     cond = ("WHERE " + " AND ".join(where)) if where else ""
     sql = f"""
         SELECT {"p.request_id, " if with_ids else ""}p.ts, p.version, {feats}, l.label
@@ -53,13 +59,7 @@ def labelled_rows(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datet
 
 def labelled_count(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datetime | None, end: datetime | None) -> int:
     """Number of distinct labelled predictions in [start, end)."""
-    where, params = [], []
-    if start is not None:
-        where.append("p.ts >= ?")
-        params.append(start)
-    if end is not None:
-        where.append("p.ts < ?")
-        params.append(end)
+    where, params = _ts_range(start, end)
     cond = ("AND " + " AND ".join(where)) if where else ""
     return int(con.execute(
         f"SELECT count(DISTINCT p.request_id) FROM {quote_ident(model.log_table)} p "
