@@ -35,6 +35,26 @@ def make_training_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
     return df
 
 
+@pytest.fixture(scope="session")
+def _registered_credit(tmp_path_factory):
+    """A database with the classifier ``credit`` (target ``default``) registered once per test session."""
+    from mlops_core.registry import register_model
+
+    folder = tmp_path_factory.mktemp("registered_credit")
+    register_model("credit", "classification", "default", make_training_frame(), db=folder / "mlops.duckdb")
+    return folder
+
+
+@pytest.fixture
+def registered_credit_db(_registered_credit, tmp_path):
+    """A private copy (database file and artifacts) of the registered ``credit`` database; return its path."""
+    import shutil
+
+    for p in _registered_credit.iterdir():
+        (shutil.copytree if p.is_dir() else shutil.copy)(p, tmp_path / p.name)
+    return tmp_path / "mlops.duckdb"
+
+
 @pytest.fixture
 def training_csv(tmp_path):
     path = tmp_path / "train.csv"

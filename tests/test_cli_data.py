@@ -20,18 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = "credit"
 
 
-@pytest.fixture(scope="module")
-def registered(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("registered_cli")
-    register_model(MODEL, "classification", "default", make_training_frame(), db=folder / "mlops.duckdb")
-    return folder
-
-
 @pytest.fixture
-def db(registered, tmp_path):
-    for p in registered.iterdir():
-        (shutil.copytree if p.is_dir() else shutil.copy)(p, tmp_path / p.name)
-    return tmp_path / "mlops.duckdb"
+def db(registered_credit_db):
+    """A private copy of a database with the model ``credit`` registered (see conftest)."""
+    return registered_credit_db
 
 
 def batch_file(folder: Path, name: str = "b.csv", n: int = 200, prefix: str = "r", **changes) -> Path:

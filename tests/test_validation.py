@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -13,25 +12,16 @@ from conftest import make_training_frame
 from mlops_core import validation
 from mlops_core.errors import BatchRejectedError, InvalidInputError
 from mlops_core.ingest import ingest_predictions
-from mlops_core.registry import register_model
 from mlops_core.store import connect, set_clock
 
 MODEL = "credit"
 DAY = datetime(2026, 3, 1)
 
 
-@pytest.fixture(scope="module")
-def registered(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("registered_validation")
-    register_model(MODEL, "classification", "default", make_training_frame(), db=folder / "mlops.duckdb")
-    return folder
-
-
 @pytest.fixture
-def db(registered, tmp_path):
-    for p in registered.iterdir():
-        (shutil.copytree if p.is_dir() else shutil.copy)(p, tmp_path / p.name)
-    return tmp_path / "mlops.duckdb"
+def db(registered_credit_db):
+    """A private copy of a database with the model ``credit`` registered (see conftest)."""
+    return registered_credit_db
 
 
 def batch(n: int = 400, seed: int = 3, prefix: str = "r", start: datetime = DAY) -> pd.DataFrame:
