@@ -277,6 +277,15 @@ def _new_columns(names: list[str], known: set[str]) -> list[dict]:
              "detail": f"column {n!r} is not part of the model; it was ignored"} for n in names if n not in known]
 
 
+def _structural_problems(con, relation, row_flags, counts, cols, params) -> list:
+    """The flagged-row problems of a staged batch plus its duplicate-request-id problem, if any."""
+    problems = _flag_problems(con, row_flags, counts, cols, params)
+    dup = _duplicate_problem(con, relation, params, counts)
+    if dup:
+        problems.append(dup)
+    return problems
+
+
 def _flag_problems(con, row_flags, counts, cols, params) -> list[Problem]:
     out = []
     what = {c.name: c.what for c in cols}
@@ -436,10 +445,7 @@ def check_predictions(con, info: mstore.ModelInfo, table: Batch) -> BatchCheck:
             **vstore.id_aggregates(), **vstore.version_aggregates()}
     counts = vstore.aggregate(con, relation, aggs, params)
     n = int(counts["rows"])
-    problems = _flag_problems(con, row_flags, counts, cols, params)
-    dup = _duplicate_problem(con, relation, params, counts)
-    if dup:
-        problems.append(dup)
+    problems = _structural_problems(con, relation, row_flags, counts, cols, params)
     known_versions = vstore.known_versions(con, info.name)
     vmin, vmax = counts["version:min"], counts["version:max"]
     if counts["version:null"] or vmin != vmax or (vmin is not None and vmin not in known_versions):
@@ -502,10 +508,7 @@ def check_labels(con, info: mstore.ModelInfo, table: Batch, *, against_log: bool
             **vstore.id_aggregates()}
     counts = vstore.aggregate(con, relation, aggs, params)
     n = int(counts["rows"])
-    problems = _flag_problems(con, row_flags, counts, cols, params)
-    dup = _duplicate_problem(con, relation, params, counts)
-    if dup:
-        problems.append(dup)
+    problems = _structural_problems(con, relation, row_flags, counts, cols, params)
     check = BatchCheck(n, problems, anomalies, None, cols, relation, params)
     if against_log and not problems:
         total, rows = vstore.ids_in_table(con, relation, info.log_table, present=False, params=params, limit=SHOW_ROWS)
