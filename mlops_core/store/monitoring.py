@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..errors import InvalidInputError, NotFoundError
 from .clock import utcnow
+from .conditions import time_range
 from .models import ModelInfo, quote_ident
 
 WINDOWS = ("hour", "day", "week")
@@ -33,14 +34,7 @@ def check_window(window: str) -> str:
 
 
 def _range_sql(start, end, col: str = "l.ts") -> tuple[str, list]:
-    sql, params = "", []
-    if start is not None:
-        sql += f" AND {col} >= ?"
-        params.append(start)
-    if end is not None:
-        sql += f" AND {col} < ?"
-        params.append(end)
-    return sql, params
+    return time_range(col, start, end)
 
 
 def _versions_sql(versions, col: str = "l.version") -> tuple[str, list]:

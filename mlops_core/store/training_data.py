@@ -12,20 +12,10 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
+from .conditions import time_range
 from .models import ModelInfo, quote_ident
 
 
-
-def _ts_range(start: datetime | None, end: datetime | None) -> tuple[list[str], list]:
-    """Conditions and parameters selecting log rows with ``start <= ts < end`` (either bound optional)."""
-    where, params = [], []
-    if start is not None:
-        where.append("p.ts >= ?")
-        params.append(start)
-    if end is not None:
-        where.append("p.ts < ?")
-        params.append(end)
-    return where, params
 
 def labelled_rows(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datetime | None, end: datetime | None,
                   *, limit: int | None = None, with_ids: bool = True) -> pd.DataFrame:
@@ -35,8 +25,8 @@ def labelled_rows(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datet
     With ``limit`` only the most recent ``limit`` rows are returned (still oldest first).
     """
     feats = ", ".join(f"p.{quote_ident(f)}" for f in model.feature_names)
-    where, params = _ts_range(start, end)
-    cond = ("WHERE " + " AND ".join(where)) if where else ""
+    rng, params = time_range("p.ts", start, end)
+    cond = f"WHERE 1 = 1{rng}"
     sql = f"""
         SELECT {"p.request_id, " if with_ids else ""}p.ts, p.version, {feats}, l.label
         FROM {quote_ident(model.log_table)} p
@@ -59,8 +49,7 @@ def labelled_rows(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datet
 
 def labelled_count(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datetime | None, end: datetime | None) -> int:
     """Number of distinct labelled predictions in [start, end)."""
-    where, params = _ts_range(start, end)
-    cond = ("AND " + " AND ".join(where)) if where else ""
+    cond, params = time_range("p.ts", start, end)
     return int(con.execute(
         f"SELECT count(DISTINCT p.request_id) FROM {quote_ident(model.log_table)} p "
         f"WHERE p.request_id IN (SELECT request_id FROM {quote_ident(model.label_table)} WHERE label IS NOT NULL) {cond}",
@@ -75,13 +64,8 @@ def arm_outcomes(con: duckdb.DuckDBPyConnection, model: ModelInfo, arms: list[in
     of the absolute error (for a mean and a variance). Standard SQL (CASE WHEN, sum, count).
     """
     col = "p.version" if by == "version" else "p.variant"
-    where, params = [f"{col} IN ({', '.join('?' for _ in arms)})"], list(arms)
-    if start is not None:
-        where.append("p.ts >= ?")
-        params.append(start)
-    if end is not None:
-        where.append("p.ts < ?")
-        params.append(end)
+    rng, rng_params = time_range("p.ts", start, end)
+    where, params = f"{col} IN ({', '.join('?' for _ in arms)}){rng}", [*arms, *rng_params]
     if model.task == "classification":
         agg = "sum(CASE WHEN p.prediction = l.label THEN 1 ELSE 0 END) AS correct"
     else:
@@ -97,7 +81,7 @@ def arm_outcomes(con: duckdb.DuckDBPyConnection, model: ModelInfo, arms: list[in
                 FROM {quote_ident(model.label_table)} WHERE label IS NOT NULL
             ) ranked WHERE rn = 1
         ) l ON l.request_id = p.request_id
-        WHERE {' AND '.join(where)}
+        WHERE {where}
         GROUP BY {col}
     """
     return con.execute(sql, params).df()

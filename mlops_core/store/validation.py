@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from .conditions import time_range
 from .models import ModelInfo, quote_ident
 
 STAGE = "_batch"
@@ -481,13 +482,8 @@ def insert_report(con, *, model: str, batch_id: str | None, source: str | None, 
 # --- reading back ---------------------------------------------------------------------------
 
 def _range(sql: str, params: list, column: str, start, end) -> tuple[str, list]:
-    if start is not None:
-        sql += f" AND {column} >= ?"
-        params.append(start)
-    if end is not None:
-        sql += f" AND {column} < ?"
-        params.append(end)
-    return sql, params
+    cond, more = time_range(column, start, end)
+    return sql + cond, params + more
 
 
 def reports_frame(con, model: str, start=None, end=None) -> pd.DataFrame:
