@@ -214,7 +214,15 @@ def load_model(model: str, version: int | None = None, *, db: str | os.PathLike 
             if version is None:
                 raise NotFoundError(f"Model {model!r} has no production version.", model=model)
         v = mstore.get_version(con, model, version)
-    return artifacts.load_artifact(db_path, v.artifact_path, v.artifact_sha256, what=f"artifact of {model} v{version}")
+    return load_version(db_path, v)
+
+
+def load_version(db_path: str | os.PathLike, v: mstore.VersionInfo):
+    """Load the fitted pipeline of a version already read from the registry, after verifying its sha256.
+
+    Raises NotFoundError (file gone), IntegrityError (artifact changed since registration).
+    """
+    return artifacts.load_artifact(db_path, v.artifact_path, v.artifact_sha256, what=f"artifact of {v.model} v{v.version}")
 
 
 def production_version(model: str, *, db=None) -> int | None:
@@ -432,13 +440,15 @@ def add_version(
     db=None,
     finish=None,
     data_refs: list | None = None,
+    info: mstore.ModelInfo | None = None,
 ) -> Registration:
     """Register a fitted ``result`` as the next version of ``model`` (status candidate or rejected).
 
-    Saves the artifact, then in one transaction inserts the version row, its training
-    reference (``reference_frame``: the training features; ``reference_target``: their
-    target) and an audit event. The artifact file is removed again when the transaction
-    fails, so no orphan is left. Promotion is a separate step (``promote``), unless
+    In one transaction takes the next version number, saves the artifact under it, and
+    inserts the version row, its training reference (``reference_frame``: the training
+    features; ``reference_target``: their target) and an audit event. The artifact file
+    is removed again when the transaction fails, so no orphan is left. ``info``: the
+    model as already read by the caller (saves a visit to the database). Promotion is a separate step (``promote``), unless
     ``finish(con, version)`` is given: it runs inside the same transaction (a job uses it
     to mark its run succeeded and, in automated mode, to promote), so the version, the
     run's outcome and the promotion happen together or not at all.
@@ -449,17 +459,17 @@ def add_version(
     if status not in ("candidate", "rejected"):
         raise InvalidInputError(f"A new version starts as 'candidate' or 'rejected', not {status!r}.", status=status)
     db_path = resolve_db_path(db)
-    with connect(db_path, create=False) as con:
-        info = mstore.get_model(con, model)
-        number = mstore.next_version_number(con, model)
+    if info is None:
+        with connect(db_path, create=False) as con:
+            info = mstore.get_model(con, model)
     refs = summarise_training_reference(result, training.coerce_features(reference_frame, info.features), reference_target,
                                         info.task, info.features, info.positive_class, data_refs=data_refs)
-    rel, sha = artifacts.save_artifact(result.pipeline, db_path, model, number)
     at = at or utcnow()
+    rel = None
     try:
-        with connect(db_path) as con, transaction(con):
-            if mstore.next_version_number(con, model) != number:  # another writer took the number meanwhile
-                number = mstore.next_version_number(con, model)
+        with connect(db_path, create=False) as con, transaction(con):
+            number = mstore.next_version_number(con, model)
+            rel, sha = artifacts.save_artifact(result.pipeline, db_path, model, number)
             mstore.insert_version(con, mstore.VersionInfo(
                 model=model, version=number, algorithm=result.algorithm, hyperparameters=result.hyperparameters,
                 status=status, artifact_path=rel, artifact_sha256=sha, train_start=train_start, train_end=train_end,
@@ -474,7 +484,8 @@ def add_version(
             if finish is not None:
                 finish(con, number)
     except BaseException:
-        artifacts.remove_artifact(db_path, rel)
+        if rel is not None:
+            artifacts.remove_artifact(db_path, rel)
         raise
     return Registration(model, number, status, result.algorithm, result.holdout_metrics, result.training_metrics,
                         result.train_rows, result.holdout_rows, rel, sha, run_id or "", ref_id)

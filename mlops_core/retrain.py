@@ -31,8 +31,10 @@ Defaults (override per run with ``params``; ``retrain --window-days`` etc.):
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
@@ -128,45 +130,68 @@ class RetrainOutcome:
     statistics: dict
 
 
-class _Heartbeat(threading.Thread):
-    """Refreshes the run's heartbeat while the job works, with a short connection each time.
+class _RunWriter(threading.Thread):
+    """Writes a running job's progress and heartbeat to its run row, from a background thread.
 
-    ``lock`` serialises the beat with the job's own writes to the run row: two concurrent
-    updates of one row would make DuckDB refuse one of them (a write-write conflict).
+    ``post`` hands over the newest progress and message and returns at once; this thread
+    writes it with a short connection (an open of the file costs about 15 ms) while the
+    job goes on fitting or scoring. With nothing new to write it refreshes the heartbeat
+    every HEARTBEAT_S seconds. ``halt`` stops it and waits for a write in flight; a
+    message not yet written is dropped then, because the job's final write (succeeded
+    or failed, in one transaction) replaces it. Only one writer touches the row at a time:
+    two concurrent updates of one row would make DuckDB refuse one (a write-write conflict).
     """
 
     def __init__(self, db, run_id: str):
         super().__init__(daemon=True)
-        self.db, self.run_id, self.stop = db, run_id, threading.Event()
-        self.lock = threading.Lock()
+        self.db, self.run_id = db, run_id
+        self.cond = threading.Condition()
+        self.writing = threading.Lock()
+        self.pending: dict | None = None
+        self.stopped = False
+
+    def post(self, progress: float, message: str) -> None:
+        with self.cond:
+            self.pending = {"progress": progress, "message": message}
+            self.cond.notify()
 
     def run(self):
-        while not self.stop.wait(HEARTBEAT_S):
-            with self.lock:
-                if self.stop.is_set():
+        while True:
+            with self.cond:
+                if not self.stopped and self.pending is None:
+                    self.cond.wait(HEARTBEAT_S)
+                if self.stopped:
                     return
-                try:
-                    with connect(self.db) as con:
+                update, self.pending = self.pending, None
+                self.writing.acquire()  # under the condition: halt() cannot slip in between
+            try:
+                with connect(self.db) as con:
+                    if update:
+                        runstore.update_run(con, self.run_id, **update)
+                    else:
                         con.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", [utcnow(), self.run_id])
-                except Exception:  # noqa: BLE001 — a missed beat is harmless; staleness allows minutes
-                    pass
+            except Exception:  # noqa: BLE001 — a missed beat or message is harmless; staleness allows minutes
+                pass
+            finally:
+                self.writing.release()
 
     def halt(self) -> None:
-        """Stop beating and wait until no beat is in flight."""
-        self.stop.set()
-        with self.lock:
+        """Stop writing and wait until no write is in flight."""
+        with self.cond:
+            self.stopped = True
+            self.cond.notify()
+        with self.writing:
             pass
 
 
-_beats: dict[str, _Heartbeat] = {}
+_writers: dict[str, _RunWriter] = {}
 
 
-def _step(db, run_id: str, progress: float, message: str, **fields) -> None:
-    beat = _beats.get(run_id)
-    guard = beat.lock if beat is not None else threading.Lock()
-    with guard:
-        with connect(db) as con:
-            runstore.update_run(con, run_id, progress=progress, message=message, **fields)
+def _step(run_id: str, progress: float, message: str) -> None:
+    """Report progress without waiting for the write (see ``_RunWriter``)."""
+    writer = _writers.get(run_id)
+    if writer is not None:
+        writer.post(progress, message)
 
 
 def validate_training_frame(frame: pd.DataFrame, info: mstore.ModelInfo, y: pd.Series | None, params: RetrainParams,
@@ -216,34 +241,13 @@ def validate_training_frame(frame: pd.DataFrame, info: mstore.ModelInfo, y: pd.S
     return out
 
 
-def _external_validation(frame: pd.DataFrame, model: str, db) -> list[dict]:
-    """Anomalies from ``mlops_core.validation.validate_frame`` when that module offers it (else none)."""
-    try:
-        from . import validation  # noqa: PLC0415
-    except ImportError:
-        return []
-    fn = getattr(validation, "validate_frame", None)
-    if fn is None:
-        return []
-    try:
-        report = fn(model, frame, db=db)
-    except TypeError:
-        return []
-    out = []
-    for a in getattr(report, "anomalies", []) or []:
-        get = (lambda k: a.get(k)) if isinstance(a, dict) else (lambda k: getattr(a, k, None))
-        out.append({"severity": get("severity") or "warning", "check": get("kind") or "validation",
-                    "message": get("detail") or get("message") or str(a)})
-    return out
+def _external_validation(table, model: str, con) -> list[dict]:
+    """Anomalies of the window's features from ``validation.validate_frame`` (schema, types, ranges, categories)."""
+    from . import validation  # noqa: PLC0415
 
-
-def load_window(db, info: mstore.ModelInfo, params: RetrainParams) -> tuple[pd.DataFrame, datetime, datetime]:
-    """The labelled rows of the window (oldest first) and the window bounds."""
-    end = params.end or utcnow()
-    start = end - timedelta(days=params.window_days)
-    with connect(db, create=False) as con:
-        frame = tdstore.labelled_rows(con, info, start, end + timedelta(microseconds=1))
-    return frame, start, end
+    report = validation.validate_frame(model, table, con=con)
+    return [{"severity": a.get("severity") or "warning", "check": a.get("kind") or "validation",
+             "message": a.get("detail") or a.get("message") or str(a)} for a in report.anomalies or []]
 
 
 def execute(run_id: str, *, db=None) -> RetrainOutcome:
@@ -255,37 +259,42 @@ def execute(run_id: str, *, db=None) -> RetrainOutcome:
     from .config import resolve_db_path
 
     db = resolve_db_path(db)
-    with connect(db, create=False) as con, transaction(con):
-        run = runstore.get_run(con, run_id)
-        if run.status != "queued":
-            from .errors import ConflictError
+    with ExitStack() as visit:  # the first visit: start the run, then (in _execute) gather what the job needs
+        con = visit.enter_context(connect(db, create=False))
+        with transaction(con):
+            run = runstore.get_run(con, run_id)
+            if run.status != "queued":
+                from .errors import ConflictError
 
-            raise ConflictError(f"Run {run_id} is {run.status}, not queued; it cannot be started again.", run_id=run_id)
-        started = utcnow()
-        runstore.update_run(con, run_id, status="running", started_at=started, pid=os.getpid(),
-                            host=__import__("socket").gethostname(), progress=0.01, message="starting")
-    beat = _Heartbeat(db, run_id)
-    _beats[run_id] = beat
-    beat.start()
-    try:
-        return _execute(run, db, started)
-    except BaseException as exc:
-        beat.halt()
-        message = str(exc) if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            message = "The retrain was interrupted (the process was asked to stop); nothing was registered."
+                raise ConflictError(f"Run {run_id} is {run.status}, not queued; it cannot be started again.",
+                                    run_id=run_id)
+            started = utcnow()
+            runstore.update_run(con, run_id, status="running", started_at=started, pid=os.getpid(),
+                                host=socket.gethostname(), progress=0.05, message="gathering the labelled rows")
+        writer = _RunWriter(db, run_id)
+        _writers[run_id] = writer
+        writer.start()
         try:
-            with connect(db) as con, transaction(con):
-                jobstore.mark_failed(con, runstore.get_run(con, run_id), message, actor=run.actor)
-        except Exception:  # noqa: BLE001 — the reaper will mark it failed
-            pass  # the reaper will mark it failed the next time the database is opened
-        raise
-    finally:
-        beat.halt()
-        _beats.pop(run_id, None)
+            return _execute(run, db, started, con, visit)
+        except BaseException as exc:
+            writer.halt()
+            visit.close()
+            message = str(exc) if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                message = "The retrain was interrupted (the process was asked to stop); nothing was registered."
+            try:
+                with connect(db) as con, transaction(con):
+                    jobstore.mark_failed(con, runstore.get_run(con, run_id), message, actor=run.actor)
+            except Exception:  # noqa: BLE001 — the reaper will mark it failed the next time the database is opened
+                pass
+            raise
+        finally:
+            writer.halt()
+            _writers.pop(run_id, None)
 
 
-def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
+def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack) -> RetrainOutcome:
+    """The job's steps. ``con`` is the open first visit; ``visit.close()`` ends it once the rows are read."""
     from . import automation, registry
 
     timings = {}
@@ -294,29 +303,33 @@ def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
     model = run.model
     end = params.end or utcnow()
     start = end - timedelta(days=params.window_days)
-    with _beats[run.id].lock if run.id in _beats else threading.Lock():
-        with connect(db, create=False) as con:  # one short visit: model, champion, policy, the window's rows
-            info = mstore.get_model(con, model)
-            champion_version = mstore.current_alias(con, model)
-            policy = automation._policy_in(con, model)
-            runstore.update_run(con, run.id, progress=0.05,
-                                message=f"gathering labelled rows of the last {params.window_days:g} days")
-            frame = tdstore.labelled_rows(con, info, start, end + timedelta(microseconds=1), with_ids=False)
+    # One short visit: model, champion, policy, the window's rows, and the validation of their features (in SQL,
+    # where the rows are). The database is free again before any model work starts.
+    info = mstore.get_model(con, model)
+    champion_version = mstore.current_alias(con, model)
+    champion_info = mstore.get_version(con, model, champion_version) if champion_version is not None else None
+    policy = automation._policy_in(con, model)
+    table = tdstore.labelled_table(con, info, start, end + timedelta(microseconds=1), with_ids=False)
+    checked = (_external_validation(table.select(info.feature_names), model, con)
+               if table.num_rows >= params.min_rows else [])
+    visit.close()
+    frame = table.to_pandas()
+    del table
     timings["gather_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
     y = None
-    anomalies = []
     if len(frame) >= params.min_rows:
         try:
             y_all = training.prepare_target(frame["label"], info.task, info.target)
         except InvalidInputError as exc:
             raise InvalidInputError(f"The labels of the window cannot be used: {exc}") from exc
-        frame = frame.loc[y_all.index].reset_index(drop=True)
+        if len(y_all) < len(frame):
+            frame = frame.loc[y_all.index].reset_index(drop=True)
         y = y_all.reset_index(drop=True)
     anomalies = validate_training_frame(frame, info, y, params, (start, end))
     if not any(a["severity"] == "critical" for a in anomalies):
-        anomalies += _external_validation(frame[info.feature_names], model, db)
+        anomalies += checked
     critical = [a for a in anomalies if a["severity"] == "critical"]
     if critical:
         raise InvalidInputError("Validation of the training data failed: " + " ".join(a["message"] for a in critical))
@@ -327,7 +340,7 @@ def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
 
     t = time.perf_counter()
     if champion_version is not None:
-        champion = registry.load_model(model, champion_version, db=db)  # sha256-checked: a tampered champion stops here
+        champion = registry.load_version(db, champion_info)  # sha256-checked: a tampered champion stops here
         from sklearn.base import clone
 
         pipeline = clone(champion)
@@ -339,8 +352,8 @@ def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
     training.set_estimator_params(pipeline, params.hyperparameters)
     algorithm, hp = training.describe(pipeline)
     timings["prepare_s"] = time.perf_counter() - t
-    _step(db, run.id, 0.25, f"validated {len(frame):,} labelled rows; training {algorithm} on {len(X_tr):,} rows "
-                             f"with {basis}")
+    _step(run.id, 0.25, f"validated {len(frame):,} labelled rows; training {algorithm} on {len(X_tr):,} rows "
+                          f"with {basis}")
 
     # The reference summary of the window does not depend on the model: compute it while the fit runs
     # (the fit spends its time in native code that releases the GIL).
@@ -358,7 +371,8 @@ def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
     pipeline.fit(X_tr, y_tr)
     timings["fit_s"] = time.perf_counter() - t
     summariser.join()
-    _step(db, run.id, 0.7, f"evaluating the candidate and the champion on the {len(X_ho):,} most recent rows")
+    _step(run.id, 0.7, f"evaluating the candidate and the champion on the {len(X_ho):,} most recent rows, "
+                       "then gating and registering")
 
     t = time.perf_counter()
     # Training metrics only describe the fit (the gate reads holdout metrics): an evenly spaced sample of at most
@@ -378,7 +392,7 @@ def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
     rules = policy.gate_rules(info.task, info.positive_class)
     decision = gatemod.evaluate_gate(cand_metrics, champ_metrics, rules, champion_version=champion_version)
     status = "candidate" if decision.passed else "rejected"
-    _step(db, run.id, 0.85, f"gate {'passed' if decision.passed else 'failed'}; registering the {status}")
+    # No progress write for the gate: registration follows at once and its transaction writes the outcome.
 
     result = training.TrainingResult(
         pipeline=pipeline, algorithm=algorithm, hyperparameters=training.describe(pipeline)[1], train_rows=len(X_tr),
@@ -422,13 +436,13 @@ def _execute(run: runstore.RunInfo, db, started: datetime) -> RetrainOutcome:
                             duration_s=(now - started).total_seconds())
 
     t_register = time.perf_counter()
-    if run.id in _beats:  # the final transaction updates the run row: no beat may race it
-        _beats[run.id].halt()
+    if run.id in _writers:  # the final transaction updates the run row: no other write may race it
+        _writers[run.id].halt()
     reg = registry.add_version(
         model, result, reference_frame=X, reference_target=y, status=status, gate=gate_doc, actor=run.actor,
         run_id=run.id, data_source=f"log window {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}",
         train_start=frame["ts"].iloc[0].to_pydatetime(), train_end=frame["ts"].iloc[len(X_tr) - 1].to_pydatetime(),
-        db=db, finish=finish, data_refs=data_refs.get("refs"),
+        db=db, finish=finish, data_refs=data_refs.get("refs"), info=info,
     )
     return RetrainOutcome(run.id, model, reg.version, status, decision.passed, promoted["value"], cand_metrics,
                           champion_version, champ_metrics, gate_doc, _jsonable(stats))

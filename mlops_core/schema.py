@@ -125,14 +125,19 @@ def schema_from_json(text: str) -> list[FeatureSpec]:
 
 def coerce_features(df: pd.DataFrame, specs: list[FeatureSpec]) -> pd.DataFrame:
     """Return ``df`` with each feature column in the dtype a model of this schema was fitted on."""
-    out = df.copy()
+    out = df.copy(deep=False)  # copy-on-write: replacing a column below never touches ``df``
     for s in specs:
         if s.name not in out.columns:
             continue
+        col = out[s.name]
         if s.kind == "numeric":
-            out[s.name] = pd.to_numeric(out[s.name], errors="coerce").astype("float64")
+            if col.dtype != "float64":
+                out[s.name] = pd.to_numeric(col, errors="coerce").astype("float64")
+        elif col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
+            continue  # already Python strings and missing values: nothing to convert
+        elif pd.api.types.is_string_dtype(col.dtype) and col.dtype != object:
+            out[s.name] = col.astype(object)  # a pandas string column (e.g. from DuckDB): same values as objects
         else:
-            col = out[s.name]
             out[s.name] = col.where(col.isna(), col.astype(str)).astype(object)
     return out
 

@@ -58,10 +58,12 @@ import hashlib
 import io
 import json
 import os
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -633,11 +635,13 @@ def validate_batch(model: str, source, *, db=None, kind: str = "predictions", st
             vstore.unstage(con)
 
 
-def validate_frame(model: str, frame: pd.DataFrame, *, db=None) -> ValidationReport:
-    """Validate a frame of feature values (e.g. a retraining set) against the schema; nothing is stored.
+def validate_frame(model: str, frame: pd.DataFrame | pa.Table, *, db=None,
+                   con: duckdb.DuckDBPyConnection | None = None) -> ValidationReport:
+    """Validate a frame (or Arrow table) of feature values, e.g. a retraining set, against the schema; nothing is stored.
 
     Missing feature columns and values of the wrong type are critical anomalies; content
-    anomalies are warnings as in ``validate_batch``. Raises NotFoundError for an unknown model.
+    anomalies are warnings as in ``validate_batch``. ``con``: an open connection to use
+    instead of opening ``db``. Raises NotFoundError for an unknown model.
     """
     if len(frame) == 0:
         return ValidationReport(model, "DataFrame", 0, "rejected",
@@ -645,7 +649,7 @@ def validate_frame(model: str, frame: pd.DataFrame, *, db=None) -> ValidationRep
                                   "share": None, "detail": "the frame has no rows"}])
     table = read_batch(frame)
     name = table.name
-    with connect(db, create=False) as con:
+    with (nullcontext(con) if con is not None else connect(db, create=False)) as con:
         info = mstore.get_model(con, model)
         types = _types(table)
         present = set(types)

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from .conditions import time_range
 from .models import ModelInfo, quote_ident
@@ -24,27 +25,40 @@ def labelled_rows(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datet
 
     With ``limit`` only the most recent ``limit`` rows are returned (still oldest first).
     """
+    frame = labelled_table(con, model, start, end, limit=limit, with_ids=with_ids).to_pandas()
+    return frame.iloc[::-1].reset_index(drop=True) if limit else frame
+
+
+def labelled_table(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datetime | None, end: datetime | None,
+                   *, limit: int | None = None, with_ids: bool = True) -> pa.Table:
+    """``labelled_rows`` as an Arrow table (newest first when ``limit`` is given).
+
+    DuckDB hands a result to Arrow column by column, about twice as fast as to pandas
+    directly; Arrow's own conversion to pandas then gives the same frame.
+    """
     feats = ", ".join(f"p.{quote_ident(f)}" for f in model.feature_names)
     rng, params = time_range("p.ts", start, end)
-    cond = f"WHERE 1 = 1{rng}"
+    order = "DESC" if limit else "ASC"
     sql = f"""
         SELECT {"p.request_id, " if with_ids else ""}p.ts, p.version, {feats}, l.label
         FROM {quote_ident(model.log_table)} p
         JOIN (
-            SELECT request_id, label FROM (
-                SELECT request_id, label,
-                       ROW_NUMBER() OVER (PARTITION BY request_id ORDER BY label_ts DESC) AS rn
-                FROM {quote_ident(model.label_table)}
-                WHERE label IS NOT NULL
-            ) ranked WHERE rn = 1
+            SELECT request_id, arg_max(label, label_ts) AS label
+            FROM {quote_ident(model.label_table)}
+            WHERE label IS NOT NULL
+            GROUP BY request_id
         ) l ON l.request_id = p.request_id
-        {cond}
-        ORDER BY p.ts {"DESC" if limit else "ASC"}, p.request_id {"DESC" if limit else "ASC"}
+        WHERE 1 = 1{rng}
+        ORDER BY p.ts {order}, p.request_id {order}
     """
     if limit:
         sql += f" LIMIT {int(limit)}"
-        return con.execute(sql, params).df().iloc[::-1].reset_index(drop=True)
-    return con.execute(sql, params).df()
+    # A cursor of its own: the relation API refuses a connection that still holds an unfinished result.
+    cur = con.cursor()
+    try:
+        return cur.sql(sql, params=params).to_arrow_table()
+    finally:
+        cur.close()
 
 
 def labelled_count(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: datetime | None, end: datetime | None) -> int:
