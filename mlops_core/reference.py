@@ -116,8 +116,14 @@ def summarise_numeric(name: str, values) -> FeatureReference:
 def summarise_categorical(name: str, values) -> FeatureReference:
     """Summarise one categorical column: the count of each category (values compared as strings)."""
     s = pd.Series(values)
-    nulls = int(s.isna().sum())
-    counts = s.dropna().astype(str).value_counts().sort_index()
+    if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) == "string":
+        counts = s.value_counts(dropna=False)  # Python strings already compare as strings: one counting pass
+        missing = counts.index.isna()
+        nulls = int(counts[missing].sum())
+        counts = counts[~missing].sort_index()
+    else:
+        nulls = int(s.isna().sum())
+        counts = s.dropna().astype(str).value_counts().sort_index()
     ref = FeatureReference(feature=name, kind="categorical", n=int(len(s) - nulls), null_count=nulls)
     ref.bins = [Bin(bin=i, count=int(c), category=str(cat)) for i, (cat, c) in enumerate(counts.items())]
     return ref

@@ -47,40 +47,25 @@ class Registration:
     reference_id: int
 
 
-def _reference_frame(result: training.TrainingResult, X_all: pd.DataFrame, y_all: pd.Series, task: str, positive_class):
-    """Training features plus the model's outputs on the holdout and the target, for the stored reference."""
+def summarise_training_reference(result: training.TrainingResult, X_all: pd.DataFrame, y_all: pd.Series, task: str,
+                                 features, positive_class, *, feature_refs: list | None = None) -> list:
+    """Summaries of the training features, the model's predictions/scores on the holdout, and the target.
+
+    ``feature_refs``: the features' summaries when the caller already has them (``drift.summarise_arrow``
+    of the same rows gives the same numbers from an Arrow table, faster than from ``X_all``).
+    """
     outputs = getattr(result, "holdout_outputs", None)
     pred, scores = outputs if outputs is not None else training.predict(result.pipeline, result.X_holdout, task,
                                                                          positive_class)
-    frames = {"features": X_all.reset_index(drop=True)}
     extra = pd.DataFrame({PREDICTION: pd.Series(pred)})
     if scores is not None:
         extra[SCORE] = scores
-    target = pd.DataFrame({TARGET: y_all.reset_index(drop=True)})
-    return frames["features"], extra, target
-
-
-def summarise_training_reference(result, X_all, y_all, task, features, positive_class, *, data_refs=None):
-    """Summaries of the training features, the holdout predictions/scores and the target.
-
-    ``data_refs``: the features' and target's summaries when already computed (``summarise_training_data``).
-    """
-    feats, extra, target = _reference_frame(result, X_all, y_all, task, positive_class)
     pred_kind = "categorical" if task == "classification" else "numeric"
+    if feature_refs is None:
+        feature_refs = reference.summarise(X_all.reset_index(drop=True), features)
     outputs = reference.summarise(extra, [], {PREDICTION: pred_kind, **({SCORE: "numeric"} if SCORE in extra else {})})
-    if data_refs is None:
-        data_refs = summarise_training_data(feats, target[TARGET], task, features)
-    feature_refs = [r for r in data_refs if r.feature != TARGET]
-    target_refs = [r for r in data_refs if r.feature == TARGET]
-    return feature_refs + outputs + target_refs
-
-
-def summarise_training_data(X_all: pd.DataFrame, y_all: pd.Series, task: str, features) -> list:
-    """Summaries of the training features and the target (the model-independent part of a training reference)."""
-    pred_kind = "categorical" if task == "classification" else "numeric"
-    refs = reference.summarise(X_all.reset_index(drop=True), features)
-    refs += reference.summarise(pd.DataFrame({TARGET: y_all.reset_index(drop=True)}), [], {TARGET: pred_kind})
-    return refs
+    target = reference.summarise(pd.DataFrame({TARGET: y_all.reset_index(drop=True)}), [], {TARGET: pred_kind})
+    return list(feature_refs) + outputs + target
 
 
 def register_model(
@@ -439,8 +424,8 @@ def add_version(
     at: datetime | None = None,
     db=None,
     finish=None,
-    data_refs: list | None = None,
     info: mstore.ModelInfo | None = None,
+    feature_refs: list | None = None,
 ) -> Registration:
     """Register a fitted ``result`` as the next version of ``model`` (status candidate or rejected).
 
@@ -448,7 +433,8 @@ def add_version(
     inserts the version row, its training reference (``reference_frame``: the training
     features; ``reference_target``: their target) and an audit event. The artifact file
     is removed again when the transaction fails, so no orphan is left. ``info``: the
-    model as already read by the caller (saves a visit to the database). Promotion is a separate step (``promote``), unless
+    model as already read by the caller (saves a visit to the database); ``feature_refs``: the
+    summaries of ``reference_frame``'s features when already computed. Promotion is a separate step (``promote``), unless
     ``finish(con, version)`` is given: it runs inside the same transaction (a job uses it
     to mark its run succeeded and, in automated mode, to promote), so the version, the
     run's outcome and the promotion happen together or not at all.
@@ -462,8 +448,10 @@ def add_version(
     if info is None:
         with connect(db_path, create=False) as con:
             info = mstore.get_model(con, model)
-    refs = summarise_training_reference(result, training.coerce_features(reference_frame, info.features), reference_target,
-                                        info.task, info.features, info.positive_class, data_refs=data_refs)
+    if feature_refs is None:
+        reference_frame = training.coerce_features(reference_frame, info.features)
+    refs = summarise_training_reference(result, reference_frame, reference_target, info.task, info.features,
+                                        info.positive_class, feature_refs=feature_refs)
     at = at or utcnow()
     rel = None
     try:

@@ -34,6 +34,7 @@ import os
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -241,11 +242,24 @@ def validate_training_frame(frame: pd.DataFrame, info: mstore.ModelInfo, y: pd.S
     return out
 
 
+def _abort_on_critical(anomalies: list[dict]) -> None:
+    critical = [a for a in anomalies if a["severity"] == "critical"]
+    if critical:
+        raise InvalidInputError("Validation of the training data failed: " + " ".join(a["message"] for a in critical))
+
+
 def _external_validation(table, model: str, con) -> list[dict]:
-    """Anomalies of the window's features from ``validation.validate_frame`` (schema, types, ranges, categories)."""
+    """Anomalies of the window's features from ``validation.validate_frame`` (schema, types, ranges, categories).
+
+    Runs on a cursor of ``con`` (a connection of its own to the same database), so it may run in another thread.
+    """
     from . import validation  # noqa: PLC0415
 
-    report = validation.validate_frame(model, table, con=con)
+    cur = con.cursor()
+    try:
+        report = validation.validate_frame(model, table, con=cur)
+    finally:
+        cur.close()
     return [{"severity": a.get("severity") or "warning", "check": a.get("kind") or "validation",
              "message": a.get("detail") or a.get("message") or str(a)} for a in report.anomalies or []]
 
@@ -303,18 +317,19 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
     model = run.model
     end = params.end or utcnow()
     start = end - timedelta(days=params.window_days)
-    # One short visit: model, champion, policy, the window's rows, and the validation of their features (in SQL,
-    # where the rows are). The database is free again before any model work starts.
+    # One short visit: model, champion, policy, the window's rows, the validation of their features (in SQL, where
+    # the rows are) and the preparation of the fit. The database is free again before the fit starts.
     info = mstore.get_model(con, model)
     champion_version = mstore.current_alias(con, model)
     champion_info = mstore.get_version(con, model, champion_version) if champion_version is not None else None
     policy = automation._policy_in(con, model)
     table = tdstore.labelled_table(con, info, start, end + timedelta(microseconds=1), with_ids=False)
-    checked = (_external_validation(table.select(info.feature_names), model, con)
-               if table.num_rows >= params.min_rows else [])
-    visit.close()
+    # The SQL validation runs in DuckDB (which releases the GIL) while this thread prepares the frame; the
+    # visit's ExitStack waits for it before the connection closes.
+    pool = visit.enter_context(ThreadPoolExecutor(max_workers=1))
+    checking = (pool.submit(_external_validation, table.select(info.feature_names), model, con)
+                if table.num_rows >= params.min_rows else None)
     frame = table.to_pandas()
-    del table
     timings["gather_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -326,16 +341,15 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
             raise InvalidInputError(f"The labels of the window cannot be used: {exc}") from exc
         if len(y_all) < len(frame):
             frame = frame.loc[y_all.index].reset_index(drop=True)
+            table = None  # no longer the same rows as the frame
         y = y_all.reset_index(drop=True)
     anomalies = validate_training_frame(frame, info, y, params, (start, end))
-    if not any(a["severity"] == "critical" for a in anomalies):
-        anomalies += checked
-    critical = [a for a in anomalies if a["severity"] == "critical"]
-    if critical:
-        raise InvalidInputError("Validation of the training data failed: " + " ".join(a["message"] for a in critical))
+    _abort_on_critical(anomalies)
     X = training.coerce_features(frame[info.feature_names], info.features)
     X_tr, X_ho = training.time_split(X)
     y_tr, y_ho = y.iloc[: len(X_tr)], y.iloc[len(X_tr):]
+    anomalies += checking.result() if checking is not None else []
+    _abort_on_critical(anomalies)
     timings["validate_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -351,26 +365,14 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
         basis = "the default pipeline (no champion)"
     training.set_estimator_params(pipeline, params.hyperparameters)
     algorithm, hp = training.describe(pipeline)
+    runstore.update_run(con, run.id, progress=0.25, message=f"validated {len(frame):,} labelled rows; training "
+                                                          f"{algorithm} on {len(X_tr):,} rows with {basis}")
+    visit.close()  # the database is free again: nothing below holds it until registration
     timings["prepare_s"] = time.perf_counter() - t
-    _step(run.id, 0.25, f"validated {len(frame):,} labelled rows; training {algorithm} on {len(X_tr):,} rows "
-                          f"with {basis}")
 
-    # The reference summary of the window does not depend on the model: compute it while the fit runs
-    # (the fit spends its time in native code that releases the GIL).
-    data_refs: dict = {}
-
-    def summarise_data():
-        try:
-            data_refs["refs"] = registry.summarise_training_data(X, y, info.task, info.features)
-        except Exception as exc:  # noqa: BLE001 — fall back to summarising at registration
-            data_refs["error"] = exc
-
-    summariser = threading.Thread(target=summarise_data, daemon=True)
-    summariser.start()
     t = time.perf_counter()
     pipeline.fit(X_tr, y_tr)
     timings["fit_s"] = time.perf_counter() - t
-    summariser.join()
     _step(run.id, 0.7, f"evaluating the candidate and the champion on the {len(X_ho):,} most recent rows, "
                        "then gating and registering")
 
@@ -436,13 +438,18 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
                             duration_s=(now - started).total_seconds())
 
     t_register = time.perf_counter()
+    # The training reference's feature summaries from the Arrow table of the same rows (same numbers, faster).
+    from .drift import summarise_arrow  # noqa: PLC0415
+
+    feature_refs = summarise_arrow(table, {f.name: f.kind for f in info.features}) if table is not None else None
+    del table
     if run.id in _writers:  # the final transaction updates the run row: no other write may race it
         _writers[run.id].halt()
     reg = registry.add_version(
         model, result, reference_frame=X, reference_target=y, status=status, gate=gate_doc, actor=run.actor,
         run_id=run.id, data_source=f"log window {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}",
         train_start=frame["ts"].iloc[0].to_pydatetime(), train_end=frame["ts"].iloc[len(X_tr) - 1].to_pydatetime(),
-        db=db, finish=finish, data_refs=data_refs.get("refs"), info=info,
+        db=db, finish=finish, info=info, feature_refs=feature_refs,
     )
     return RetrainOutcome(run.id, model, reg.version, status, decision.passed, promoted["value"], cand_metrics,
                           champion_version, champ_metrics, gate_doc, _jsonable(stats))

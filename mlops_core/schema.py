@@ -124,7 +124,13 @@ def schema_from_json(text: str) -> list[FeatureSpec]:
 
 
 def coerce_features(df: pd.DataFrame, specs: list[FeatureSpec]) -> pd.DataFrame:
-    """Return ``df`` with each feature column in the dtype a model of this schema was fitted on."""
+    """Return ``df`` with each feature column in the dtype a model of this schema was fitted on.
+
+    Numeric features become float64 (unparseable values NaN). Categorical features become
+    object columns of Python strings with every missing value as NaN: scikit-learn's
+    ``SimpleImputer`` recognises NaN in object columns, but not None. Columns already in
+    that form are passed through without a copy of their values.
+    """
     out = df.copy(deep=False)  # copy-on-write: replacing a column below never touches ``df``
     for s in specs:
         if s.name not in out.columns:
@@ -133,12 +139,17 @@ def coerce_features(df: pd.DataFrame, specs: list[FeatureSpec]) -> pd.DataFrame:
         if s.kind == "numeric":
             if col.dtype != "float64":
                 out[s.name] = pd.to_numeric(col, errors="coerce").astype("float64")
-        elif col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
-            continue  # already Python strings and missing values: nothing to convert
+            continue
+        if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) in ("string", "empty"):
+            pass  # already Python strings
         elif pd.api.types.is_string_dtype(col.dtype) and col.dtype != object:
-            out[s.name] = col.astype(object)  # a pandas string column (e.g. from DuckDB): same values as objects
+            col = col.astype(object)  # a pandas string column (e.g. from DuckDB)
         else:
-            out[s.name] = col.where(col.isna(), col.astype(str)).astype(object)
+            col = col.where(col.isna(), col.astype(str)).astype(object)
+        missing = col.isna()
+        if missing.any() and not all(isinstance(v, float) for v in col.to_numpy()[missing.to_numpy()]):
+            col = col.where(~missing, np.nan)  # None or pd.NA among the missing values
+        out[s.name] = col
     return out
 
 

@@ -86,14 +86,15 @@ def test_binary_model_facing_a_third_label_scores_its_positive_class_against_the
 
 
 def _plain_coerce(df, specs):
-    """The straightforward conversion coerce_features must agree with."""
+    """The straightforward conversion coerce_features must agree with: numbers as float64; categories as
+    Python strings with every missing value as NaN."""
     out = df.copy()
     for s in specs:
         if s.kind == "numeric":
             out[s.name] = pd.to_numeric(out[s.name], errors="coerce").astype("float64")
         else:
             col = out[s.name]
-            out[s.name] = col.where(col.isna(), col.astype(str)).astype(object)
+            out[s.name] = pd.Series([np.nan if pd.isna(v) else str(v) for v in col], index=col.index, dtype=object)
     return out
 
 
@@ -115,3 +116,13 @@ def test_coerce_features_equals_the_plain_conversion_and_leaves_its_input_alone(
         assert ours[c].astype(str).tolist() == plain[c].astype(str).tolist(), c
     ours.loc[0, "o"] = "changed"
     assert df.loc[0, "o"] == "a"
+
+
+def test_coerced_missing_categories_are_imputed_by_the_default_pipeline():
+    """None in a user's DataFrame must reach the imputer as NaN, or it would become a category of its own."""
+    from sklearn.impute import SimpleImputer
+
+    df = pd.DataFrame({"c": pd.Series(["a", None, "b", np.nan], dtype=object)})
+    X = coerce_features(df, [FeatureSpec("c", "categorical", "x")])
+    filled = SimpleImputer(strategy="constant", fill_value="__missing__").fit_transform(X).ravel().tolist()
+    assert filled == ["a", "__missing__", "b", "__missing__"]
