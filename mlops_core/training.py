@@ -140,10 +140,18 @@ def predict(pipeline, X: pd.DataFrame, task: str, positive_class: str | None) ->
     """Return (predictions, positive-class scores or None); classification labels come back as strings."""
     pred = pipeline.predict(X)
     if task == "classification":
-        pred = np.asarray(pred).astype(str).astype(object)
+        pred = as_labels(pred).astype(object, copy=False)
     else:
         pred = np.asarray(pred, dtype=float)
     return pred, scores_for(pipeline, X, positive_class)
+
+
+def as_labels(values) -> np.ndarray:
+    """Class labels as strings: an object array of Python strings is returned as it is, anything else converted."""
+    a = np.asarray(values)
+    if a.dtype == object and pd.api.types.infer_dtype(a, skipna=False) == "string":
+        return a
+    return a.astype(str)
 
 
 def _clean(d: dict) -> dict:
@@ -161,9 +169,9 @@ def classification_metrics(y_true, y_pred, scores=None, positive_class: str | No
     """
     from sklearn import metrics as skm
 
-    y_true = np.asarray(y_true).astype(str)
-    y_pred = np.asarray(y_pred).astype(str)
-    binary = positive_class is not None and len(np.union1d(y_true, y_pred)) <= 2
+    y_true = as_labels(y_true)
+    y_pred = as_labels(y_pred)
+    binary = positive_class is not None and len(set(pd.unique(y_true)) | set(pd.unique(y_pred))) <= 2
     if binary:
         return _clean(binary_metrics(y_true == positive_class, y_pred == positive_class, scores))
     out = {"accuracy": skm.accuracy_score(y_true, y_pred)}

@@ -5,7 +5,7 @@ import json
 from datetime import datetime
 
 import duckdb
-import pandas as pd
+import pyarrow as pa
 
 from ..reference import Bin, FeatureReference
 from ..errors import NotFoundError
@@ -29,55 +29,39 @@ def save_reference(
         "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         [model, kind, version, window_start, window_end, rows, utcnow()],
     ).fetchone()[0]
-    stats = pd.DataFrame(
-        [
-            {
-                "reference_id": ref_id,
-                "feature": f.feature,
-                "kind": f.kind,
-                "n": f.n,
-                "null_count": f.null_count,
-                "mean": f.mean,
-                "std": f.std,
-                "min": f.min,
-                "max": f.max,
-                "quantiles": json.dumps(f.quantiles) if f.quantiles else None,
-            }
-            for f in features
-        ],
-        columns=["reference_id", "feature", "kind", "n", "null_count", "mean", "std", "min", "max", "quantiles"],
-    )
-    bins = pd.DataFrame(
-        [
-            {"reference_id": ref_id, "feature": f.feature, "bin": b.bin, "lower": b.lower, "upper": b.upper,
-             "category": b.category, "count": b.count}
-            for f in features
-            for b in f.bins
-        ],
-        columns=["reference_id", "feature", "bin", "lower", "upper", "category", "count"],
-    )
-    bins = bins.astype({"lower": "float64", "upper": "float64", "category": "object"})
-    stats = stats.astype({"mean": "float64", "std": "float64", "min": "float64", "max": "float64", "quantiles": "object"})
-    stat_cols = "reference_id, feature, kind, n, null_count, mean, std, min, max, quantiles"
-    if _has_mad(con):
-        stats["mad"] = pd.Series([f.mad for f in features], dtype="float64")
-        stat_cols += ", mad"
+    def num(x):  # NaN is stored as NULL, as everywhere else
+        return None if x is None or x != x else float(x)
+
+    stats = pa.table({
+        "reference_id": pa.array([ref_id] * len(features), pa.int64()),
+        "feature": pa.array([f.feature for f in features], pa.string()),
+        "kind": pa.array([f.kind for f in features], pa.string()),
+        "n": pa.array([f.n for f in features], pa.int64()),
+        "null_count": pa.array([f.null_count for f in features], pa.int64()),
+        **{k: pa.array([num(getattr(f, k)) for f in features], pa.float64()) for k in ("mean", "std", "min", "max")},
+        "quantiles": pa.array([json.dumps(f.quantiles) if f.quantiles else None for f in features], pa.string()),
+        "mad": pa.array([num(f.mad) for f in features], pa.float64()),
+    })
+    rows = [(f.feature, b) for f in features for b in f.bins]
+    bins = pa.table({
+        "reference_id": pa.array([ref_id] * len(rows), pa.int64()),
+        "feature": pa.array([f for f, _ in rows], pa.string()),
+        "bin": pa.array([b.bin for _, b in rows], pa.int32()),
+        "lower": pa.array([num(b.lower) for _, b in rows], pa.float64()),
+        "upper": pa.array([num(b.upper) for _, b in rows], pa.float64()),
+        "category": pa.array([b.category for _, b in rows], pa.string()),
+        "count": pa.array([b.count for _, b in rows], pa.int64()),
+    })
+    cols = ", ".join(stats.column_names)
     con.register("_ref_stats", stats)
     con.register("_ref_bins", bins)
     try:
-        con.execute(f"INSERT INTO reference_stats ({stat_cols}) SELECT {stat_cols} FROM _ref_stats")
+        con.execute(f"INSERT INTO reference_stats ({cols}) SELECT {cols} FROM _ref_stats")
         con.execute('INSERT INTO reference_bins SELECT * FROM _ref_bins')
     finally:
         con.unregister("_ref_stats")
         con.unregister("_ref_bins")
     return int(ref_id)
-
-
-def _has_mad(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether ``reference_stats`` has the ``mad`` column (migration 030)."""
-    return bool(con.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'reference_stats' AND column_name = 'mad'"
-    ).fetchall()[0][0])
 
 
 def latest_training_reference_id(con: duckdb.DuckDBPyConnection, model: str, version: int) -> int:
@@ -93,9 +77,8 @@ def latest_training_reference_id(con: duckdb.DuckDBPyConnection, model: str, ver
 
 def load_reference(con: duckdb.DuckDBPyConnection, reference_id: int) -> list[FeatureReference]:
     """Return the features of a stored reference, with their bins in order; raise NotFoundError."""
-    mad = "mad" if _has_mad(con) else "NULL"
     stats = con.execute(
-        f"SELECT feature, kind, n, null_count, mean, std, min, max, quantiles, {mad} FROM reference_stats "
+        "SELECT feature, kind, n, null_count, mean, std, min, max, quantiles, mad FROM reference_stats "
         "WHERE reference_id = ? ORDER BY feature",
         [reference_id],
     ).fetchall()
