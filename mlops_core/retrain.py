@@ -1,8 +1,11 @@
 """The retrain pipeline: fresh labelled data -> validate -> train -> evaluate vs champion -> gate -> register.
 
 One retrain is one run row (kind ``retrain``) that the job updates after every step
-(progress 0..1 and a message). It holds the database only for those short writes,
-never while it fits, so ingest and the dashboard keep working meanwhile.
+(progress 0..1 and a message). It visits the database twice: once to start the run,
+read the window, validate it and prepare the fit, and once to register the outcome in
+one transaction. In between (the fit and the evaluation) it holds nothing, so ingest
+and the dashboard keep working; progress meanwhile is written from a background thread
+with short connections, each message PROGRESS_DELAY_S after it was posted.
 
 Defaults (override per run with ``params``; ``retrain --window-days`` etc.):
 
@@ -54,6 +57,8 @@ DEFAULT_WINDOW_DAYS = 30
 DEFAULT_MIN_ROWS = 200
 MIN_CLASS_ROWS = 5
 HEARTBEAT_S = 5.0
+#: A progress message is written this long after it was posted, unless a newer one or the outcome replaces it first.
+PROGRESS_DELAY_S = 0.5
 
 
 #: Most training rows scored for a candidate's training metrics (an evenly spaced sample beyond that).
@@ -134,13 +139,15 @@ class RetrainOutcome:
 class _RunWriter(threading.Thread):
     """Writes a running job's progress and heartbeat to its run row, from a background thread.
 
-    ``post`` hands over the newest progress and message and returns at once; this thread
-    writes it with a short connection (an open of the file costs about 15 ms) while the
-    job goes on fitting or scoring. With nothing new to write it refreshes the heartbeat
-    every HEARTBEAT_S seconds. ``halt`` stops it and waits for a write in flight; a
-    message not yet written is dropped then, because the job's final write (succeeded
-    or failed, in one transaction) replaces it. Only one writer touches the row at a time:
-    two concurrent updates of one row would make DuckDB refuse one (a write-write conflict).
+    ``post`` hands over the newest progress and message and returns at once. This thread
+    writes it PROGRESS_DELAY_S later with a short connection (an open of the file costs
+    about 15 ms of CPU), while the job goes on fitting or scoring; a newer message posted
+    meanwhile replaces it, so a step shorter than the delay costs no write at all. With
+    nothing new to write it refreshes the heartbeat every HEARTBEAT_S seconds. ``halt``
+    stops it and waits for a write in flight; a message not yet written is dropped then,
+    because the job's final write (succeeded or failed, in one transaction) replaces it.
+    Only one writer touches the row at a time: two concurrent updates of one row would
+    make DuckDB refuse one of them (a write-write conflict).
     """
 
     def __init__(self, db, run_id: str):
@@ -149,18 +156,32 @@ class _RunWriter(threading.Thread):
         self.cond = threading.Condition()
         self.writing = threading.Lock()
         self.pending: dict | None = None
+        self.pending_since = 0.0
+        self.last_write = time.monotonic()
         self.stopped = False
 
     def post(self, progress: float, message: str) -> None:
         with self.cond:
+            if self.pending is None:
+                self.pending_since = time.monotonic()
             self.pending = {"progress": progress, "message": message}
             self.cond.notify()
+
+    def _wait_for_work(self) -> None:
+        """Under ``cond``: sleep until a posted message is due, the heartbeat is due, or ``halt``."""
+        while not self.stopped:
+            if self.pending is not None:
+                left = self.pending_since + PROGRESS_DELAY_S - time.monotonic()
+            else:
+                left = self.last_write + HEARTBEAT_S - time.monotonic()
+            if left <= 0:
+                return
+            self.cond.wait(left)
 
     def run(self):
         while True:
             with self.cond:
-                if not self.stopped and self.pending is None:
-                    self.cond.wait(HEARTBEAT_S)
+                self._wait_for_work()
                 if self.stopped:
                     return
                 update, self.pending = self.pending, None
@@ -174,6 +195,7 @@ class _RunWriter(threading.Thread):
             except Exception:  # noqa: BLE001 — a missed beat or message is harmless; staleness allows minutes
                 pass
             finally:
+                self.last_write = time.monotonic()
                 self.writing.release()
 
     def halt(self) -> None:
@@ -328,11 +350,16 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
     champion_info = mstore.get_version(con, model, champion_version) if champion_version is not None else None
     policy = automation._policy_in(con, model)
     table = tdstore.labelled_table(con, info, start, end + timedelta(microseconds=1), with_ids=False)
-    # The SQL validation runs in DuckDB (which releases the GIL) while this thread prepares the frame; the
-    # visit's ExitStack waits for it before the connection closes.
-    pool = visit.enter_context(ThreadPoolExecutor(max_workers=1))
-    checking = (pool.submit(_external_validation, table.select(info.feature_names), model, con)
-                if table.num_rows >= params.min_rows else None)
+    # Two model-independent passes over the rows run in threads while this one prepares the frame: the SQL
+    # validation (in DuckDB) and the training reference's feature summaries (in Arrow and numpy; the same numbers
+    # as from the frame). Both release the GIL; the visit's ExitStack waits for them before the connection closes.
+    from .drift import summarise_arrow  # noqa: PLC0415
+
+    pool = visit.enter_context(ThreadPoolExecutor(max_workers=2))
+    checking = summarising = None
+    if table.num_rows >= params.min_rows:
+        checking = pool.submit(_external_validation, table.select(info.feature_names), model, con)
+        summarising = pool.submit(summarise_arrow, table, {f.name: f.kind for f in info.features})
     frame = table.to_pandas()
     timings["gather_s"] = time.perf_counter() - t0
 
@@ -345,7 +372,7 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
             raise InvalidInputError(f"The labels of the window cannot be used: {exc}") from exc
         if len(y_all) < len(frame):
             frame = frame.loc[y_all.index].reset_index(drop=True)
-            table = None  # no longer the same rows as the frame
+            summarising = None  # the summaries are of other rows than the frame's: made at registration instead
         y = y_all.reset_index(drop=True)
     anomalies = validate_training_frame(frame, info, y, params, (start, end))
     _abort_on_critical(anomalies)
@@ -442,10 +469,7 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
                             duration_s=(now - started).total_seconds())
 
     t_register = time.perf_counter()
-    # The training reference's feature summaries from the Arrow table of the same rows (same numbers, faster).
-    from .drift import summarise_arrow  # noqa: PLC0415
-
-    feature_refs = summarise_arrow(table, {f.name: f.kind for f in info.features}) if table is not None else None
+    feature_refs = summarising.result() if summarising is not None else None
     del table
     if run.id in _writers:  # the final transaction updates the run row: no other write may race it
         _writers[run.id].halt()

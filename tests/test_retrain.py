@@ -179,3 +179,37 @@ def test_time_split_keeps_order():
     assert list(ho["a"]) == [8, 9] and list(tr["a"]) == list(range(8))
     tr, ho = training.time_split(df.iloc[:2])
     assert len(tr) == 1 and len(ho) == 1
+
+
+def test_progress_is_written_after_a_delay_and_a_superseded_or_final_message_is_not(db, monkeypatch):
+    """The job's progress writer: a message stands for PROGRESS_DELAY_S before it is written; a newer one
+    replaces it; halt() drops what is not written yet (the job's final transaction writes the outcome)."""
+    import time
+
+    from mlops_core import jobs, retrain
+
+    build(db, n=300)
+    run_id = jobs.start_retrain(MODEL, actor="t", db=db, spawn=False)
+    monkeypatch.setattr(retrain, "PROGRESS_DELAY_S", 0.2)
+    writer = retrain._RunWriter(db, run_id)
+    writer.start()
+
+    def message():
+        return jobs.get_run(run_id, db=db).message
+
+    before = message()
+    writer.post(0.3, "first")
+    time.sleep(0.05)
+    assert message() == before  # not yet: the delay has not passed
+    time.sleep(0.5)
+    assert message() == "first" and jobs.get_run(run_id, db=db).progress == pytest.approx(0.3)
+    writer.post(0.4, "second")
+    writer.post(0.5, "third")  # replaces "second" before it was written
+    time.sleep(0.6)
+    assert message() == "third"
+    writer.post(0.6, "never")
+    writer.halt()  # stops before the delay: the message is dropped
+    time.sleep(0.4)
+    assert message() == "third"
+    writer.join(timeout=5)
+    assert not writer.is_alive()
