@@ -8,6 +8,9 @@ scikit-learn calls it makes, run bare on the same rows in the same process:
 training part and the holdout, and of the champion on the holdout.
 Target: the job takes at most 20% longer than the bare calls (overhead <= 20%).
 
+Both sides run with Python's cyclic garbage collector paused, as the job pauses it for
+its own length (``retrain.execute``), so neither pays a full collection the other does not.
+
 Also printed: the same job end to end as a detached background process
 (``jobs.start_retrain`` + ``jobs.wait``), which adds the interpreter start and imports.
 
@@ -22,6 +25,7 @@ evaluate, over fit + evaluate), which no drift between runs can touch.
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import tempfile
@@ -86,13 +90,17 @@ def bare_sklearn(db: Path) -> float:
     y_tr = y.iloc[: len(X_tr)]
     champion = registry.load_model(MODEL, 1, db=db)
     pipe = clone(champion)
-    t = time.perf_counter()
-    pipe.fit(X_tr, y_tr)
-    step = max(1, -(-len(X_tr) // retrain.TRAIN_METRICS_ROWS))  # the job scores this sample of the training part
-    for model, part in ((pipe, X_tr.iloc[::step]), (pipe, X_ho), (champion, X_ho)):
-        model.predict(part)
-        model.predict_proba(part)
-    return time.perf_counter() - t
+    gc.disable()  # as in the job (retrain.execute): neither side pays a full collection the other does not
+    try:
+        t = time.perf_counter()
+        pipe.fit(X_tr, y_tr)
+        step = max(1, -(-len(X_tr) // retrain.TRAIN_METRICS_ROWS))  # the job scores this sample of the training part
+        for model, part in ((pipe, X_tr.iloc[::step]), (pipe, X_ho), (champion, X_ho)):
+            model.predict(part)
+            model.predict_proba(part)
+        return time.perf_counter() - t
+    finally:
+        gc.enable()
 
 
 def job_in_process(db: Path) -> tuple[float, dict]:

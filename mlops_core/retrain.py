@@ -33,6 +33,7 @@ Defaults (override per run with ``params``; ``retrain --window-days`` etc.):
 """
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import threading
@@ -295,7 +296,23 @@ def execute(run_id: str, *, db=None) -> RetrainOutcome:
 
     Marks the run failed (with the error) and re-raises when anything goes wrong; nothing
     is registered then. Raises NotFoundError (run), ConflictError (run not queued).
+
+    Python's cyclic garbage collector is paused while the job runs and restored afterwards.
+    A full collection scans every object of an interpreter that has pandas, scikit-learn
+    and DuckDB loaded (50-80 ms here), and the job's allocations would set one off in the
+    middle of a step; what the job frees, reference counting frees at once, and the few
+    reference cycles it leaves wait for the collector's next pass after the job.
     """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run_job(run_id, db)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run_job(run_id: str, db) -> RetrainOutcome:
     from .config import resolve_db_path
 
     db = resolve_db_path(db)
@@ -350,16 +367,11 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
     champion_info = mstore.get_version(con, model, champion_version) if champion_version is not None else None
     policy = automation._policy_in(con, model)
     table = tdstore.labelled_table(con, info, start, end + timedelta(microseconds=1), with_ids=False)
-    # Two model-independent passes over the rows run in threads while this one prepares the frame: the SQL
-    # validation (in DuckDB) and the training reference's feature summaries (in Arrow and numpy; the same numbers
-    # as from the frame). Both release the GIL; the visit's ExitStack waits for them before the connection closes.
-    from .drift import summarise_arrow  # noqa: PLC0415
-
-    pool = visit.enter_context(ThreadPoolExecutor(max_workers=2))
-    checking = summarising = None
-    if table.num_rows >= params.min_rows:
-        checking = pool.submit(_external_validation, table.select(info.feature_names), model, con)
-        summarising = pool.submit(summarise_arrow, table, {f.name: f.kind for f in info.features})
+    # The SQL validation runs in DuckDB (which releases the GIL) while this thread prepares the frame; the
+    # visit's ExitStack waits for it before the connection closes.
+    pool = visit.enter_context(ThreadPoolExecutor(max_workers=1))
+    checking = (pool.submit(_external_validation, table.select(info.feature_names), model, con)
+                if table.num_rows >= params.min_rows else None)
     frame = table.to_pandas()
     timings["gather_s"] = time.perf_counter() - t0
 
@@ -372,7 +384,7 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
             raise InvalidInputError(f"The labels of the window cannot be used: {exc}") from exc
         if len(y_all) < len(frame):
             frame = frame.loc[y_all.index].reset_index(drop=True)
-            summarising = None  # the summaries are of other rows than the frame's: made at registration instead
+            table = None  # no longer the same rows as the frame
         y = y_all.reset_index(drop=True)
     anomalies = validate_training_frame(frame, info, y, params, (start, end))
     _abort_on_critical(anomalies)
@@ -469,7 +481,10 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
                             duration_s=(now - started).total_seconds())
 
     t_register = time.perf_counter()
-    feature_refs = summarising.result() if summarising is not None else None
+    # The training reference's feature summaries from the Arrow table of the same rows (same numbers, faster).
+    from .drift import summarise_arrow  # noqa: PLC0415
+
+    feature_refs = summarise_arrow(table, {f.name: f.kind for f in info.features}) if table is not None else None
     del table
     if run.id in _writers:  # the final transaction updates the run row: no other write may race it
         _writers[run.id].halt()
