@@ -39,7 +39,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
@@ -351,7 +351,7 @@ def _run_job(run_id: str, db) -> RetrainOutcome:
 
 
 def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack) -> RetrainOutcome:
-    """The job's steps. ``con`` is the open first visit; ``visit.close()`` ends it once the rows are read."""
+    """The job's steps. ``con`` is the open first visit; ``visit.close()`` ends it before the fit."""
     from . import automation, registry
 
     timings = {}
@@ -408,8 +408,9 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
         basis = "the default pipeline (no champion)"
     training.set_estimator_params(pipeline, params.hyperparameters)
     algorithm, hp = training.describe(pipeline)
-    runstore.update_run(con, run.id, progress=0.25, message=f"validated {len(frame):,} labelled rows; training "
-                                                          f"{algorithm} on {len(X_tr):,} rows with {basis}")
+    with _writers[run.id].writing if run.id in _writers else nullcontext():  # no heartbeat may race this update
+        runstore.update_run(con, run.id, progress=0.25, message=f"validated {len(frame):,} labelled rows; training "
+                                                              f"{algorithm} on {len(X_tr):,} rows with {basis}")
     visit.close()  # the database is free again: nothing below holds it until registration
     timings["prepare_s"] = time.perf_counter() - t
 
