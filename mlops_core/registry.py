@@ -433,11 +433,12 @@ def add_version(
     inserts the version row, its training reference (``reference_frame``: the training
     features; ``reference_target``: their target) and an audit event. The artifact file
     is removed again when the transaction fails, so no orphan is left. ``info``: the
-    model as already read by the caller (saves a visit to the database); ``feature_refs``: the
-    summaries of ``reference_frame``'s features when already computed. Promotion is a separate step (``promote``), unless
-    ``finish(con, version)`` is given: it runs inside the same transaction (a job uses it
-    to mark its run succeeded and, in automated mode, to promote), so the version, the
-    run's outcome and the promotion happen together or not at all.
+    model as already read by the caller (saves a visit to the database); ``feature_refs``:
+    the summaries of ``reference_frame``'s features when already computed. Promotion is a
+    separate step (``promote``), unless ``finish(con, version)`` is given: it runs inside
+    the same transaction (a job uses it to mark its run succeeded and, in automated mode,
+    to promote), so the version, the run's outcome and the promotion happen together or
+    not at all.
     Raises NotFoundError (model), InvalidInputError (status).
     """
     from .config import resolve_db_path

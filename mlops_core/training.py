@@ -10,10 +10,13 @@ usual strong baseline on tabular data and need no scaling.
 
 Holdout: 20% of the rows, stratified by class for classification, drawn with the seed.
 
-Metrics (all from ``sklearn.metrics``): classification: accuracy, precision, recall,
-F1 (binary: of the positive class; multiclass: macro average), ROC AUC (binary: the
-positive-class probability; multiclass: one-vs-rest macro), log loss, positive rate.
-Regression: MAE, RMSE, R², MAPE (only over rows whose true value is not 0).
+Metrics (the definitions of ``sklearn.metrics``): classification: accuracy, precision,
+recall, F1 (binary: of the positive class; multiclass: macro average), ROC AUC (binary:
+the positive-class probability; multiclass: one-vs-rest macro), log loss, positive rate.
+Regression: MAE, RMSE, R², MAPE (only over rows whose true value is not 0). Binary
+metrics are computed here from one confusion count and the rank-sum identity (equal to
+``sklearn.metrics`` to 1e-12, tested in ``tests/test_training_metrics.py``); multiclass
+and regression metrics call ``sklearn.metrics``.
 For a binary model the positive class is the larger of the two labels in sort order
 (``1`` of ``0/1``, ``yes`` of ``no/yes``), as in scikit-learn.
 """
