@@ -14,10 +14,10 @@ its own length (``retrain.execute``), so neither pays a full collection the othe
 Also printed: the same job end to end as a detached background process
 (``jobs.start_retrain`` + ``jobs.wait``), which adds the interpreter start and imports.
 
-    .venv/bin/python benchmarks/bench_retrain.py [--rows 100000] [--repeat 6]
+    .venv/bin/python benchmarks/bench_retrain.py [--rows 100000] [--repeat 10]
 
 The machine's speed drifts between runs (the fit alone varies by 10-20% on a shared
-machine), so each round times the bare calls and the job back to back (in ABBA order) and
+machine), so each of 10 rounds times the bare calls and the job back to back (in ABBA order) and
 the headline figure is the median of the rounds' own ratios. Also printed: best vs best,
 median vs median, and the ratio measured inside each job run (everything but fit +
 evaluate, over fit + evaluate), which no drift between runs can touch.
@@ -122,7 +122,7 @@ def job_detached(db: Path) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=6)
+    ap.add_argument("--repeat", type=int, default=10)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
