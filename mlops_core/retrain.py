@@ -48,7 +48,7 @@ import pandas as pd
 from . import gate as gatemod
 from . import training
 from .errors import InvalidInputError, MlopsError
-from .store import connect, transaction, utcnow
+from .store import connect, cursor, transaction, utcnow
 from .store import jobs as jobstore
 from .store import models as mstore
 from .store import runs as runstore
@@ -281,7 +281,7 @@ def _external_validation(table, model: str, con) -> list[dict]:
 
     from . import validation  # noqa: PLC0415
 
-    cur = con.cursor()
+    cur = cursor(con)
     try:
         report = validation.validate_frame(model, pa.Table.from_batches(table.to_batches(max_chunksize=16_384)),
                                            con=cur)

@@ -6,7 +6,7 @@ modules ``models``, ``runs``, ``predictions``, ``references`` hold the queries o
 each concept and return DataFrames or dataclasses, never cursors.
 """
 from .clock import set_clock, utcnow
-from .connection import connect, forget_database, on_first_open, transaction
+from .connection import connect, cursor, forget_database, on_first_open, transaction
 from . import jobs as _jobs  # noqa: E402,F401  registers the reaper of dead background jobs (runs on first open)
 
-__all__ = ["connect", "transaction", "on_first_open", "forget_database", "utcnow", "set_clock"]
+__all__ = ["connect", "cursor", "transaction", "on_first_open", "forget_database", "utcnow", "set_clock"]

@@ -34,7 +34,8 @@ def available() -> list[tuple[int, str, Path]]:
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
     """Return the highest applied migration number (0 for a new database)."""
     exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version' "
+        "AND table_catalog = current_database()"
     ).fetchone()[0]
     if not exists:
         return 0

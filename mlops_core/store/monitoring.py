@@ -476,7 +476,8 @@ def drift_settings(con, model: str) -> pd.DataFrame:
     """Stored drift configuration of ``model``: feature, method, threshold (several methods per feature allowed).
 
     Empty when the table is missing (a database whose migrations skipped 031)."""
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'drift_settings'").fetchall()
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'drift_settings' "
+                         "AND table_catalog = current_database()").fetchall()
     if not exists[0][0]:
         return pd.DataFrame(columns=["feature", "method", "threshold", "updated_at", "updated_by"])
     return con.execute("SELECT feature, method, threshold, updated_at, updated_by FROM drift_settings WHERE model = ? "

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .conditions import time_range
+from .connection import cursor
 from .models import ModelInfo, quote_ident
 
 
@@ -54,7 +55,7 @@ def labelled_table(con: duckdb.DuckDBPyConnection, model: ModelInfo, start: date
     if limit:
         sql += f" LIMIT {int(limit)}"
     # A cursor of its own: the relation API refuses a connection that still holds an unfinished result.
-    cur = con.cursor()
+    cur = cursor(con)
     try:
         return cur.sql(sql, params=params).to_arrow_table()
     finally:
