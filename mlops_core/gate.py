@@ -34,6 +34,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from .errors import InvalidInputError
+from .schema import finite_or_none
 
 HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "roc_auc", "r2"}
 LOWER_IS_BETTER = {"log_loss", "mae", "rmse", "mape"}
@@ -157,16 +158,6 @@ def rules_from_dicts(items) -> list[GateRule]:
     return out
 
 
-def _num(v) -> float | None:
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def evaluate_gate(candidate: dict, champion: dict | None, rules: list[GateRule], *,
                   champion_version: int | None = None) -> GateDecision:
     """Apply ``rules`` to the candidate's (and champion's) holdout metrics; return the decision.
@@ -178,8 +169,8 @@ def evaluate_gate(candidate: dict, champion: dict | None, rules: list[GateRule],
                             champion_version)
     checks: list[GateCheck] = []
     for rule in rules:
-        c = _num(candidate.get(rule.metric))
-        ch = _num(champion.get(rule.metric)) if champion else None
+        c = finite_or_none(candidate.get(rule.metric))
+        ch = finite_or_none(champion.get(rule.metric)) if champion else None
         desc = rule.describe()
         if rule.kind in ("min", "max"):
             if c is None:
