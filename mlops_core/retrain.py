@@ -39,7 +39,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
@@ -208,16 +208,6 @@ class _RunWriter(threading.Thread):
             pass
 
 
-_writers: dict[str, _RunWriter] = {}
-
-
-def _step(run_id: str, progress: float, message: str) -> None:
-    """Report progress without waiting for the write (see ``_RunWriter``)."""
-    writer = _writers.get(run_id)
-    if writer is not None:
-        writer.post(progress, message)
-
-
 def validate_training_frame(frame: pd.DataFrame, info: mstore.ModelInfo, y: pd.Series | None, params: RetrainParams,
                             window: tuple[datetime, datetime]) -> list[dict]:
     """Critical and warning anomalies of a labelled window (see the module docstring); pure.
@@ -329,10 +319,9 @@ def _run_job(run_id: str, db) -> RetrainOutcome:
             runstore.update_run(con, run_id, status="running", started_at=started, pid=os.getpid(),
                                 host=socket.gethostname(), progress=0.05, message="gathering the labelled rows")
         writer = _RunWriter(db, run_id)
-        _writers[run_id] = writer
         writer.start()
         try:
-            return _execute(run, db, started, con, visit)
+            return _execute(run, db, started, con, visit, writer)
         except BaseException as exc:
             writer.halt()
             visit.close()
@@ -347,11 +336,11 @@ def _run_job(run_id: str, db) -> RetrainOutcome:
             raise
         finally:
             writer.halt()
-            _writers.pop(run_id, None)
 
 
-def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack) -> RetrainOutcome:
-    """The job's steps. ``con`` is the open first visit; ``visit.close()`` ends it before the fit."""
+def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack, writer: _RunWriter) -> RetrainOutcome:
+    """The job's steps. ``con`` is the open first visit; ``visit.close()`` ends it before the fit. ``writer``
+    reports progress while the database is not held."""
     from . import automation, registry
 
     timings = {}
@@ -408,7 +397,7 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
         basis = "the default pipeline (no champion)"
     training.set_estimator_params(pipeline, params.hyperparameters)
     algorithm, hp = training.describe(pipeline)
-    with _writers[run.id].writing if run.id in _writers else nullcontext():  # no heartbeat may race this update
+    with writer.writing:  # no heartbeat may race this update
         runstore.update_run(con, run.id, progress=0.25, message=f"validated {len(frame):,} labelled rows; training "
                                                               f"{algorithm} on {len(X_tr):,} rows with {basis}")
     visit.close()  # the database is free again: nothing below holds it until registration
@@ -417,8 +406,8 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
     t = time.perf_counter()
     pipeline.fit(X_tr, y_tr)
     timings["fit_s"] = time.perf_counter() - t
-    _step(run.id, 0.7, f"evaluating the candidate and the champion on the {len(X_ho):,} most recent rows, "
-                       "then gating and registering")
+    writer.post(0.7, f"evaluating the candidate and the champion on the {len(X_ho):,} most recent rows, "
+                     "then gating and registering")
 
     t = time.perf_counter()
     # Training metrics only describe the fit (the gate reads holdout metrics): an evenly spaced sample of at most
@@ -487,8 +476,7 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
 
     feature_refs = summarise_arrow(table, {f.name: f.kind for f in info.features}) if table is not None else None
     del table
-    if run.id in _writers:  # the final transaction updates the run row: no other write may race it
-        _writers[run.id].halt()
+    writer.halt()  # the final transaction updates the run row: no other write may race it
     reg = registry.add_version(
         model, result, reference_frame=X, reference_target=y, status=status, gate=gate_doc, actor=run.actor,
         run_id=run.id, data_source=f"log window {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}",
