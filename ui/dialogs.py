@@ -29,6 +29,15 @@ def _dismiss() -> None:
     st.session_state.pop(PENDING, None)
 
 
+def _confirmed(kind: str) -> bool:
+    """Draw Confirm and Cancel; Cancel closes the dialog, the result says whether Confirm was clicked."""
+    c1, c2 = st.columns(2)
+    if c2.button("Cancel", key=f"{kind}_cancel"):
+        _dismiss()
+        st.rerun()
+    return c1.button("Confirm", type="primary", key=f"{kind}_confirm")
+
+
 def show_pending(db: str, model: str) -> None:
     """Draw the pending dialog of ``model``, if any (call once per page run, after the buttons)."""
     pending = st.session_state.get(PENDING)
@@ -57,11 +66,7 @@ def _promote(db: str, model: str, version: int, current: int | None, status: str
         force = st.checkbox("Promote it anyway (the audit log records that the gate was overridden)",
                             key="promote_force")
     reason = st.text_input("Reason (recorded in the audit log)", key="promote_reason")
-    c1, c2 = st.columns(2)
-    if c2.button("Cancel", key="promote_cancel"):
-        _dismiss()
-        st.rerun()
-    if c1.button("Confirm", type="primary", key="promote_confirm"):
+    if _confirmed("promote"):
         try:
             done = actions.promote(db, model, version, reason, force=force)
         except MlopsError as exc:
@@ -80,11 +85,7 @@ def _rollback(db: str, model: str, current: int | None, target: int) -> None:
     st.markdown("The deployment history (action *rollback*) and the audit log each get one row. Rolling back "
                 "again later walks further back through the production history.")
     reason = st.text_input("Reason (recorded in the audit log)", key="rollback_reason")
-    c1, c2 = st.columns(2)
-    if c2.button("Cancel", key="rollback_cancel"):
-        _dismiss()
-        st.rerun()
-    if c1.button("Confirm", type="primary", key="rollback_confirm"):
+    if _confirmed("rollback"):
         try:
             done = actions.rollback(db, model, None, reason)
         except MlopsError as exc:
