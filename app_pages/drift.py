@@ -1,7 +1,7 @@
 """Drift: feature × window heatmap, features ranked, one feature's distributions, prediction/target drift, share."""
 import streamlit as st
 
-from mlops_core import charts
+from ui import charts
 from ui import context, data, widgets
 
 #: Pseudo-features of the stored reference: the model's output and the target.

@@ -1,7 +1,7 @@
 """Performance: each metric over time, one line per version, with confidence band, label coverage and actions."""
 import streamlit as st
 
-from mlops_core import charts
+from ui import charts
 from ui import context, data, widgets
 
 st.title("Performance")

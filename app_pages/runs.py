@@ -1,7 +1,7 @@
 """Runs & audit: pipeline run history and the audit log, with filters and CSV download."""
 import streamlit as st
 
-from mlops_core import charts
+from ui import charts
 from ui import context, data, widgets
 
 st.title("Runs & audit")

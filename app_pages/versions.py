@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from mlops_core import charts
+from ui import charts
 from ui import context, data, dialogs, state, widgets
 
 st.title("Versions")

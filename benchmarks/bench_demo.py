@@ -26,7 +26,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlops_core.demo import build_demo  # noqa: E402
+from mlops_core.demo.build import build_demo  # noqa: E402
 
 BIG_DAILY = 111_200
 

@@ -74,7 +74,7 @@ def make_frame(n: int, seed: int, shifted: bool):
 
 
 def specs():
-    from mlops_core.schema import FeatureSpec
+    from mlops_core.data.schema import FeatureSpec
 
     return ([FeatureSpec(n, "numeric", "float") for n in NUMERIC]
             + [FeatureSpec(n, "categorical", "string", categories=CATS) for n in CATEGORICAL])
@@ -111,7 +111,7 @@ def create_model(db: Path, start: datetime, relation_sql: str, rows: int, days: 
 
 
 def store_reference_from(db: Path, frame) -> int:
-    from mlops_core import reference
+    from mlops_core.data import reference
     from mlops_core.store import connect, transaction
     from mlops_core.store import references as rstore
 
@@ -132,13 +132,13 @@ def _warm_imports() -> None:
     import pandas  # noqa: F401
     import scipy.stats  # noqa: F401
 
-    from mlops_core import drift, performance  # noqa: F401
+    from mlops_core.monitoring import drift, performance  # noqa: F401
     from mlops_core.store import monitoring, references  # noqa: F401
 
 
 def run_ours_stored(db: Path, ref_id: int) -> dict:
     _warm_imports()
-    from mlops_core import drift
+    from mlops_core.monitoring import drift
 
     t = time.perf_counter()
     out = drift.over_time(MODEL, window="week", reference_id=ref_id, store=False, db=db)
@@ -151,7 +151,7 @@ def run_ours_stored(db: Path, ref_id: int) -> dict:
 def run_ours_summarise(db: Path, ref_parquet: Path) -> dict:
     _warm_imports()
     import pandas as pd
-    from mlops_core import drift
+    from mlops_core.monitoring import drift
 
     t = time.perf_counter()
     ref_id = drift.reference_from_file(MODEL, ref_parquet, db=db)
@@ -265,7 +265,7 @@ def bench_log(log_rows: int) -> None:
 
 def run_log(db: Path, ref_id: int) -> dict:
     _warm_imports()
-    from mlops_core import drift
+    from mlops_core.monitoring import drift
     from mlops_core.store import connect
     from mlops_core.store import models as mstore
     from mlops_core.store import monitoring as monstore

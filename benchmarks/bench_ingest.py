@@ -31,8 +31,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlops_core.ingest import ingest_predictions  # noqa: E402
-from mlops_core.registry import register_model  # noqa: E402
+from mlops_core.data.ingest import ingest_predictions  # noqa: E402
+from mlops_core.lifecycle.registry import register_model  # noqa: E402
 from mlops_core.store import forget_database  # noqa: E402
 
 CATEGORIES = {

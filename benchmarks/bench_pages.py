@@ -37,7 +37,7 @@ BIG_DB = Path(os.environ.get("MLOPS_BENCH_10M", ROOT / "benchmarks" / "data" / "
 def ensure_default_demo(path: Path) -> None:
     if path.exists():
         return
-    from mlops_core.demo import build_demo
+    from mlops_core.demo.build import build_demo
 
     print(f"building the default demo database at {path} (90 days x 2000 predictions a day) ...", flush=True)
     t = time.perf_counter()

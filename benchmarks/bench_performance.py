@@ -31,7 +31,7 @@ MODEL = "perfbench"
 
 
 def build(db: Path, rows: int) -> None:
-    from mlops_core.schema import FeatureSpec
+    from mlops_core.data.schema import FeatureSpec
     from mlops_core.store import connect, transaction
     from mlops_core.store import models as mstore
 
@@ -112,7 +112,7 @@ def main() -> None:
     import duckdb
     import sklearn.metrics  # noqa: F401  (imports are not part of the measured times)
 
-    from mlops_core import performance
+    from mlops_core.monitoring import performance
     from mlops_core.store import connect
 
     DATA.mkdir(exist_ok=True)

@@ -1,6 +1,6 @@
 """``python -m mlops_core``: the command-line interface (see mlops_core/cli)."""
 import sys
 
-from .cli import main
+from mlops_core.cli import main
 
 sys.exit(main())

@@ -21,7 +21,7 @@ _built: dict[tuple, Path] = {}
 
 def build_small_demo(path: Path, days: int = 40, daily: int = 300) -> Path:
     """Build the demo database at ``path`` (small and fast: ``days`` days, ``daily`` predictions a day)."""
-    from mlops_core.demo import build_demo
+    from mlops_core.demo.build import build_demo
 
     build_demo(path, days=days, daily=daily, seed=0, end=DEMO_END)
     return path

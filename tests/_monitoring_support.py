@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from conftest import make_training_frame
-from mlops_core import registry
+from mlops_core.lifecycle import registry
 from mlops_core.config import artifacts_dir
 from mlops_core.store import connect, transaction
 from mlops_core.store import predictions as pstore

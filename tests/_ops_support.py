@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from conftest import make_training_frame
-from mlops_core import registry
+from mlops_core.lifecycle import registry
 from mlops_core.store import connect, utcnow
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
@@ -59,8 +59,8 @@ def build(db, *, concept: str = "shifted", n: int = 1500, days: float = 20, seed
     """
     import joblib
 
-    from mlops_core import training
-    from mlops_core.schema import infer_schema
+    from mlops_core.lifecycle import training
+    from mlops_core.data.schema import infer_schema
 
     train = make_training_frame(600)
     features = infer_schema(train, "default")
@@ -74,7 +74,7 @@ def build(db, *, concept: str = "shifted", n: int = 1500, days: float = 20, seed
 
 def retrain_now(db, **params):
     """Queue a retrain and run it in this process (the job's own code path without the detached process)."""
-    from mlops_core import jobs, retrain
+    from mlops_core.lifecycle import jobs, retrain
 
     run_id = jobs.start_retrain(MODEL, actor="tester", params=params or None, db=db, spawn=False)
     try:

@@ -38,7 +38,7 @@ def make_training_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def _registered_credit(tmp_path_factory):
     """A database with the classifier ``credit`` (target ``default``) registered once per test session."""
-    from mlops_core.registry import register_model
+    from mlops_core.lifecycle.registry import register_model
 
     folder = tmp_path_factory.mktemp("registered_credit")
     register_model("credit", "classification", "default", make_training_frame(), db=folder / "mlops.duckdb")

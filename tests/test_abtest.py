@@ -6,7 +6,7 @@ import pytest
 from scipy.stats import chi2_contingency, ttest_ind
 
 from _ops_support import MODEL, append_log, build, labelled_frame, retrain_now
-from mlops_core import abtest, registry
+from mlops_core.lifecycle import abtest, registry
 from mlops_core.errors import InvalidInputError
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from _monitoring_support import T0, credit_features, log_rows, register_credit, write
-from mlops_core import alerts
+from mlops_core.monitoring import alerts
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.store import connect
 

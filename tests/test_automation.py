@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from _ops_support import MODEL, build
-from mlops_core import automation, jobs, registry
+from mlops_core.lifecycle import policies as automation, jobs, registry
 from mlops_core.config import artifacts_dir
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.store import connect, utcnow
@@ -19,7 +19,7 @@ DEMO = "credit_default"
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory):
     """The demo database (40 days, 300 predictions a day), built once for this module."""
-    from mlops_core import demo
+    from mlops_core.demo import build as demo
 
     path = tmp_path_factory.mktemp("demo") / "mlops.duckdb"
     demo.build_demo(path, days=40, daily=300)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from _dashboard_support import ROOT, StreamlitServer, copy_db, shared_demo
-from mlops_core import jobs, registry
+from mlops_core.lifecycle import jobs, registry
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

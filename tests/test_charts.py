@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from mlops_core import charts
+from ui import charts
 
 T0 = datetime(2026, 3, 1)
 
@@ -35,7 +35,7 @@ def drift_frame():
 def test_charts_module_does_not_import_streamlit():
     import importlib
 
-    src = importlib.util.find_spec("mlops_core.charts").origin
+    src = importlib.util.find_spec("ui.charts").origin
     text = open(src, encoding="utf-8").read()
     assert "import streamlit" not in text and "from streamlit" not in text
 

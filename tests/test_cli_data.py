@@ -14,7 +14,7 @@ import pytest
 
 from conftest import make_training_frame
 from mlops_core.cli import main
-from mlops_core.registry import register_model
+from mlops_core.lifecycle.registry import register_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "credit"
@@ -193,8 +193,8 @@ def demo_like(tmp_path_factory):
     import joblib
     from sklearn.dummy import DummyClassifier
 
-    from mlops_core import training
-    from mlops_core.registry import add_version, get_model, promote
+    from mlops_core.lifecycle import training
+    from mlops_core.lifecycle.registry import add_version, get_model, promote
 
     folder = tmp_path_factory.mktemp("shipped")
     db = folder / "mlops.duckdb"

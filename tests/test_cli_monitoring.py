@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from _monitoring_support import T0, credit_features, log_rows, register_credit, write
-from mlops_core import alerts
+from mlops_core.monitoring import alerts
 from mlops_core.cli import main
 
 

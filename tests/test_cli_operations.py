@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from _ops_support import MODEL, build
-from mlops_core import jobs, registry
+from mlops_core.lifecycle import jobs, registry
 from mlops_core.cli import main
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import pytest
 
 from _dashboard_support import DEMO_END, ROOT, StreamlitServer, copy_db, shared_demo
-from mlops_core import jobs, registry
+from mlops_core.lifecycle import jobs, registry
 from mlops_core.store import connect
 
 pytestmark = pytest.mark.slow

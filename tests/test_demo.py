@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_core import demo, registry, simulate
+from mlops_core.demo import build as demo, simulate
+from mlops_core.lifecycle import registry
 from mlops_core.cli import main
 from mlops_core.store import connect
 

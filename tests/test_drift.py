@@ -11,8 +11,8 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency, ks_2samp, wasserstein_distance
 
 from _monitoring_support import T0, credit_features, log_rows, register_credit, write
-from mlops_core import drift
-from mlops_core import reference as refmod
+from mlops_core.monitoring import drift
+from mlops_core.data import reference as refmod
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.store import connect
 

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import make_training_frame
 from mlops_core.errors import BatchRejectedError
-from mlops_core.ingest import ingest_labels, ingest_predictions
-from mlops_core.registry import register_model
+from mlops_core.data.ingest import ingest_labels, ingest_predictions
+from mlops_core.lifecycle.registry import register_model
 from mlops_core.store import connect, set_clock
 
 MODEL = "credit"

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from _ops_support import MODEL, artifact_files, build
-from mlops_core import jobs, registry
+from mlops_core.lifecycle import jobs, registry
 from mlops_core.config import artifacts_dir
 from mlops_core.errors import AlreadyRunningError, NotFoundError
 from mlops_core.store import connect, forget_database

@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from _dashboard_support import ROOT, copy_db, shared_demo
-from mlops_core import jobs, registry
+from mlops_core.lifecycle import jobs, registry
 
 APP = str(ROOT / "dashboard.py")
 PAGES = {
@@ -224,7 +224,7 @@ def test_retrain_flow_shows_progress_then_the_gate_decision(demo_db):
 
 
 def test_policy_form_saves_the_policy(demo_db):
-    from mlops_core import automation
+    from mlops_core.lifecycle import policies as automation
 
     at = open_page("app_pages/automation.py")
     assert_clean(at)
@@ -239,7 +239,7 @@ def test_policy_form_saves_the_policy(demo_db):
 
 
 def test_acknowledging_an_alert(demo_db):
-    from mlops_core import alerts
+    from mlops_core.monitoring import alerts
 
     open_before = alerts.list_alerts(MODEL, open_only=True, db=demo_db)
     if len(open_before) == 0:

@@ -12,7 +12,7 @@ from sklearn import metrics as skm
 
 from _monitoring_support import (T0, credit_features, log_rows, register_credit, register_multiclass,
                                  register_regressor, write)
-from mlops_core import performance
+from mlops_core.monitoring import performance
 from mlops_core.errors import InvalidInputError, NotFoundError
 
 

@@ -12,8 +12,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from conftest import make_training_frame
-from mlops_core import registry
-from mlops_core.artifacts import artifact_path
+from mlops_core.lifecycle import registry
+from mlops_core.lifecycle.artifacts import artifact_path
 from mlops_core.errors import AlreadyExistsError, IntegrityError, InvalidInputError, NotFoundError
 from mlops_core.store import connect
 from mlops_core.store import references as rstore

@@ -5,8 +5,8 @@ import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from _ops_support import MODEL, build, retrain_now
-from mlops_core import registry, training
-from mlops_core.artifacts import artifact_path
+from mlops_core.lifecycle import registry, training
+from mlops_core.lifecycle.artifacts import artifact_path
 from mlops_core.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
 from mlops_core.store import connect
 from mlops_core.store import models as mstore

@@ -8,10 +8,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from _ops_support import MODEL, append_log, artifact_files, build, labelled_frame, retrain_now
-from mlops_core import automation, gate, registry, training
-from mlops_core.artifacts import artifact_path
+from mlops_core.lifecycle import policies as automation, gate, registry, training
+from mlops_core.lifecycle.artifacts import artifact_path
 from mlops_core.errors import ConflictError, InvalidInputError
-from mlops_core.gate import GateRule, evaluate_gate
+from mlops_core.lifecycle.gate import GateRule, evaluate_gate
 from mlops_core.store import connect, utcnow
 from mlops_core.store import models as mstore
 from mlops_core.store import training_data as tdstore
@@ -186,7 +186,7 @@ def test_progress_is_written_after_a_delay_and_a_superseded_or_final_message_is_
     replaces it; halt() drops what is not written yet (the job's final transaction writes the outcome)."""
     import time
 
-    from mlops_core import jobs, retrain
+    from mlops_core.lifecycle import jobs, retrain
 
     build(db, n=300)
     run_id = jobs.start_retrain(MODEL, actor="t", db=db, spawn=False)

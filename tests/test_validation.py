@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from conftest import make_training_frame
-from mlops_core import validation
+from mlops_core.monitoring import validation
 from mlops_core.errors import BatchRejectedError, InvalidInputError
-from mlops_core.ingest import ingest_predictions
+from mlops_core.data.ingest import ingest_predictions
 from mlops_core.store import connect, set_clock
 
 MODEL = "credit"
@@ -164,7 +164,7 @@ def test_null_rates_per_window_match_pandas(db):
 
 
 def test_training_serving_skew_uses_the_drift_module(db):
-    drift = pytest.importorskip("mlops_core.drift")
+    drift = pytest.importorskip("mlops_core.monitoring.drift")
     if not hasattr(drift, "compare_with_reference"):
         pytest.skip("drift.compare_with_reference not available")
     same = validation.validate_batch(MODEL, batch(2000, seed=11), db=db)

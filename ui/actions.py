@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from . import data
+from ui import data
 
 #: Who the audit log names for actions taken in the dashboard (``MLOPS_ACTOR`` overrides).
 ACTOR = os.environ.get("MLOPS_ACTOR") or "dashboard"

@@ -8,7 +8,7 @@ import streamlit as st
 
 from mlops_core.store import utcnow
 
-from . import data, state, widgets
+from ui import data, state, widgets
 
 
 @dataclass(frozen=True)

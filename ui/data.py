@@ -26,10 +26,16 @@ class Unavailable(Exception):
     """A core function this view needs is not present in the installed ``mlops_core``."""
 
 
+_MODULES = {"registry": "mlops_core.lifecycle.registry", "jobs": "mlops_core.lifecycle.jobs",
+            "automation": "mlops_core.lifecycle.policies", "performance": "mlops_core.monitoring.performance",
+            "drift": "mlops_core.monitoring.drift", "alerts": "mlops_core.monitoring.alerts",
+            "validation": "mlops_core.monitoring.validation"}
+
+
 def core(module: str):
     """Return ``mlops_core.<module>``; raises Unavailable when it cannot be imported."""
     try:
-        return importlib.import_module(f"mlops_core.{module}")
+        return importlib.import_module(_MODULES.get(module, f"mlops_core.{module}"))
     except ImportError as exc:
         raise Unavailable(f"mlops_core.{module} is not available in this installation ({exc}).") from exc
 

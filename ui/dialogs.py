@@ -15,7 +15,7 @@ import streamlit as st
 
 from mlops_core.errors import MlopsError
 
-from . import actions, widgets
+from ui import actions, widgets
 
 PENDING = "pending_action"
 

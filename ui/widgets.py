@@ -10,7 +10,7 @@ from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlExcepti
 
 from mlops_core.errors import DatabaseBusyError, MlopsError, NotFoundError
 
-from . import data, state
+from ui import data, state
 
 log = logging.getLogger("mlops_dashboard")
 

@@ -15,7 +15,7 @@ import os
 import sys
 from datetime import date, datetime
 
-from ..errors import MlopsError
+from mlops_core.errors import MlopsError
 
 
 def common_parser() -> argparse.ArgumentParser:
@@ -75,7 +75,7 @@ def frame_records(df) -> list[dict]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import data, demo, foundation, monitoring, operations
+    from mlops_core.cli import ingest as data, demo, models as foundation, monitor as monitoring, operate as operations
 
     parser = argparse.ArgumentParser(
         prog="python -m mlops_core", description="MLOps control room: log, monitor, decide and act on deployed models."

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from ..errors import InvalidInputError
+from mlops_core.errors import InvalidInputError
 
 
 def add_commands(sub, common) -> None:
@@ -20,7 +20,7 @@ def add_commands(sub, common) -> None:
 
 
 def cmd_demo(args) -> int:
-    from ..demo import build_demo
+    from mlops_core.demo.build import build_demo
 
     end = None
     if args.end:

@@ -29,8 +29,8 @@ from typing import Iterator
 
 import duckdb
 
-from ..config import lock_timeout_seconds, resolve_db_path
-from ..errors import DatabaseBusyError, InvalidInputError, MlopsError
+from mlops_core.config import lock_timeout_seconds, resolve_db_path
+from mlops_core.errors import DatabaseBusyError, InvalidInputError, MlopsError
 
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
@@ -124,7 +124,7 @@ def connect(db: str | os.PathLike | None = None, *, create: bool = True) -> Iter
     ``NotFoundError`` instead of creating an empty database.
     Raises ``DatabaseBusyError`` when another process holds the file past the lock timeout.
     """
-    from ..errors import NotFoundError
+    from mlops_core.errors import NotFoundError
 
     path = resolve_db_path(db)
     if not create and not path.exists():
@@ -142,7 +142,7 @@ def connect(db: str | os.PathLike | None = None, *, create: bool = True) -> Iter
         if key not in _migrated:
             with _migrate_lock:
                 if key not in _migrated:
-                    from .migrations import migrate
+                    from mlops_core.store.migrations import migrate
 
                     migrate(con)
                     for func in _on_first_open:

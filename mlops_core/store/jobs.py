@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 
-from ..config import artifacts_dir
-from .clock import utcnow
-from .connection import on_first_open
-from .runs import RunInfo, find_runs, insert_audit, update_run
+from mlops_core.config import artifacts_dir
+from mlops_core.store.clock import utcnow
+from mlops_core.store.connection import on_first_open
+from mlops_core.store.runs import RunInfo, find_runs, insert_audit, update_run
 
 #: A job whose heartbeat is older than this is considered dead (jobs beat every few seconds).
 STALE_AFTER_S = 300.0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from ..errors import MlopsError
+from mlops_core.errors import MlopsError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")

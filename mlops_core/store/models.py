@@ -12,9 +12,9 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from ..errors import AlreadyExistsError, NotFoundError
-from ..schema import FeatureSpec, schema_from_json, schema_to_json
-from .clock import utcnow
+from mlops_core.errors import AlreadyExistsError, NotFoundError
+from mlops_core.data.schema import FeatureSpec, schema_from_json, schema_to_json
+from mlops_core.store.clock import utcnow
 
 VERSION_STATUSES = ("candidate", "production", "archived", "rejected")
 

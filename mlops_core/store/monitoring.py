@@ -15,10 +15,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ..errors import InvalidInputError, NotFoundError
-from .clock import utcnow
-from .conditions import time_range
-from .models import ModelInfo, quote_ident
+from mlops_core.errors import InvalidInputError, NotFoundError
+from mlops_core.store.clock import utcnow
+from mlops_core.store.conditions import time_range
+from mlops_core.store.models import ModelInfo, quote_ident
 
 WINDOWS = ("hour", "day", "week")
 

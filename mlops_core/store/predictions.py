@@ -10,7 +10,7 @@ from datetime import datetime
 
 import duckdb
 
-from .models import ModelInfo, quote_ident
+from mlops_core.store.models import ModelInfo, quote_ident
 
 
 def append_predictions(con: duckdb.DuckDBPyConnection, model: ModelInfo, rows) -> int:

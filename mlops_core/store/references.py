@@ -7,9 +7,9 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from ..reference import Bin, FeatureReference
-from ..errors import NotFoundError
-from .clock import utcnow
+from mlops_core.data.reference import Bin, FeatureReference
+from mlops_core.errors import NotFoundError
+from mlops_core.store.clock import utcnow
 
 
 def save_reference(

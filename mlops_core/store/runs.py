@@ -11,8 +11,8 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from ..errors import NotFoundError
-from .clock import utcnow
+from mlops_core.errors import NotFoundError
+from mlops_core.store.clock import utcnow
 
 RUN_KINDS = ("train", "retrain", "evaluate", "validate", "promote", "rollback", "ingest", "monitor")
 RUN_TRIGGERS = ("manual", "automated", "schedule", "api")

@@ -13,9 +13,9 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from .conditions import time_range
-from .connection import cursor
-from .models import ModelInfo, quote_ident
+from mlops_core.store.conditions import time_range
+from mlops_core.store.connection import cursor
+from mlops_core.store.models import ModelInfo, quote_ident
 
 
 

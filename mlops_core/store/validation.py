@@ -18,8 +18,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from .conditions import time_range
-from .models import ModelInfo, quote_ident
+from mlops_core.store.conditions import time_range
+from mlops_core.store.models import ModelInfo, quote_ident
 
 STAGE = "_batch"
 ROW = "__row"

@@ -33,8 +33,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from .errors import InvalidInputError
-from .schema import finite_or_none
+from mlops_core.errors import InvalidInputError
+from mlops_core.data.schema import finite_or_none
 
 HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "roc_auc", "r2"}
 LOWER_IS_BETTER = {"log_loss", "mae", "rmse", "mape"}

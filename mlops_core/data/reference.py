@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .schema import FeatureSpec
+from mlops_core.data.schema import FeatureSpec
 
 N_BINS = 10
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 101)

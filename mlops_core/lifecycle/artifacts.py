@@ -13,8 +13,8 @@ from pathlib import Path
 
 import joblib
 
-from .config import artifacts_dir
-from .errors import IntegrityError, NotFoundError
+from mlops_core.config import artifacts_dir
+from mlops_core.errors import IntegrityError, NotFoundError
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -45,14 +45,14 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from . import gate as gatemod
-from . import training
-from .errors import InvalidInputError, MlopsError
-from .store import connect, cursor, transaction, utcnow
-from .store import jobs as jobstore
-from .store import models as mstore
-from .store import runs as runstore
-from .store import training_data as tdstore
+from mlops_core.lifecycle import gate as gatemod
+from mlops_core.lifecycle import training
+from mlops_core.errors import InvalidInputError, MlopsError
+from mlops_core.store import connect, cursor, transaction, utcnow
+from mlops_core.store import jobs as jobstore
+from mlops_core.store import models as mstore
+from mlops_core.store import runs as runstore
+from mlops_core.store import training_data as tdstore
 
 DEFAULT_WINDOW_DAYS = 30
 DEFAULT_MIN_ROWS = 200
@@ -269,7 +269,7 @@ def _external_validation(table, model: str, con) -> list[dict]:
     """
     import pyarrow as pa  # noqa: PLC0415
 
-    from . import validation  # noqa: PLC0415
+    from mlops_core.monitoring import validation  # noqa: PLC0415
 
     cur = cursor(con)
     try:
@@ -303,7 +303,7 @@ def execute(run_id: str, *, db=None) -> RetrainOutcome:
 
 
 def _run_job(run_id: str, db) -> RetrainOutcome:
-    from .config import resolve_db_path
+    from mlops_core.config import resolve_db_path
 
     db = resolve_db_path(db)
     with ExitStack() as visit:  # the first visit: start the run, then (in _execute) gather what the job needs
@@ -311,7 +311,7 @@ def _run_job(run_id: str, db) -> RetrainOutcome:
         with transaction(con):
             run = runstore.get_run(con, run_id)
             if run.status != "queued":
-                from .errors import ConflictError
+                from mlops_core.errors import ConflictError
 
                 raise ConflictError(f"Run {run_id} is {run.status}, not queued; it cannot be started again.",
                                     run_id=run_id)
@@ -341,7 +341,7 @@ def _run_job(run_id: str, db) -> RetrainOutcome:
 def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack, writer: _RunWriter) -> RetrainOutcome:
     """The job's steps. ``con`` is the open first visit; ``visit.close()`` ends it before the fit. ``writer``
     reports progress while the database is not held."""
-    from . import automation, registry
+    from mlops_core.lifecycle import policies as automation, registry
 
     timings = {}
     t0 = time.perf_counter()
@@ -472,7 +472,7 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
 
     t_register = time.perf_counter()
     # The training reference's feature summaries from the Arrow table of the same rows (same numbers, faster).
-    from .drift import summarise_arrow  # noqa: PLC0415
+    from mlops_core.monitoring.drift import summarise_arrow  # noqa: PLC0415
 
     feature_refs = summarise_arrow(table, {f.name: f.kind for f in info.features}) if table is not None else None
     del table

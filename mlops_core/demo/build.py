@@ -66,17 +66,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from threadpoolctl import threadpool_limits
 
-from . import registry, simulate, training
-from .config import artifacts_dir, resolve_db_path
-from .errors import AlreadyExistsError
-from .store import clock as store_clock
-from .store import connect, forget_database, transaction
-from .store import models as mstore
-from .store import predictions as pstore
-from .store import runs as runstore
-from .store import validation as vstore
+from mlops_core.lifecycle import registry, training
+from mlops_core.demo import simulate
+from mlops_core.config import artifacts_dir, resolve_db_path
+from mlops_core.errors import AlreadyExistsError
+from mlops_core.store import clock as store_clock
+from mlops_core.store import connect, forget_database, transaction
+from mlops_core.store import models as mstore
+from mlops_core.store import predictions as pstore
+from mlops_core.store import runs as runstore
+from mlops_core.store import validation as vstore
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"
 CREDIT_TRAIN = "credit_default_train.csv"
 DELIVERY_TRAIN = "delivery_time_train.csv"
 #: Seeds of the shipped training files (fixed: the files are part of the project).
@@ -457,7 +458,7 @@ def build_demo(db=None, *, days: int = 90, daily: int = 2000, seed: int = 0, for
     InvalidInputError for ``days`` < MIN_DAYS or ``daily`` < MIN_DAILY. A failed build
     leaves no database behind.
     """
-    from .errors import InvalidInputError
+    from mlops_core.errors import InvalidInputError
 
     if days < MIN_DAYS:
         raise InvalidInputError(f"--days must be at least {MIN_DAYS} (the timeline needs room for its events), not {days}.",
@@ -504,8 +505,8 @@ def build_demo(db=None, *, days: int = 90, daily: int = 2000, seed: int = 0, for
 def _run_monitoring(db: Path, end: datetime, days: int) -> str:
     """Compute drift results, alerts and daily data-quality reports over the finished log, as the scheduled
     monitor would at ``end`` (the log was written directly, not batch by batch through ingest)."""
-    from .alerts import run_monitoring
-    from .validation import validate_windows
+    from mlops_core.monitoring.alerts import run_monitoring
+    from mlops_core.monitoring.validation import validate_windows
 
     alerts = windows = reports = 0
     for m in (CREDIT, DELIVERY):
@@ -558,7 +559,7 @@ def _fitted_artifact(path: Path, db: Path, task: str, target: str, seed: int, hy
     """
     import joblib
 
-    from .schema import infer_schema
+    from mlops_core.data.schema import infer_schema
 
     df = pd.read_csv(path)
     features = infer_schema(df, target)

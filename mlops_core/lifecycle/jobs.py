@@ -21,14 +21,14 @@ import threading
 import time
 from pathlib import Path
 
-from .config import artifacts_dir, resolve_db_path
-from .errors import AlreadyRunningError, MlopsError
-from .retrain import RetrainParams
-from .store import connect, transaction
-from .store import jobs as jobstore
-from .store import models as mstore
-from .store import runs as runstore
-from .store.runs import RunInfo
+from mlops_core.config import artifacts_dir, resolve_db_path
+from mlops_core.errors import AlreadyRunningError, MlopsError
+from mlops_core.lifecycle.retrain import RetrainParams
+from mlops_core.store import connect, transaction
+from mlops_core.store import jobs as jobstore
+from mlops_core.store import models as mstore
+from mlops_core.store import runs as runstore
+from mlops_core.store.runs import RunInfo
 
 __all__ = ["RunInfo", "start_retrain", "get_run", "active_run", "wait", "job_log_path"]
 
@@ -58,7 +58,7 @@ def start_retrain(model: str, *, actor: str, trigger: str = "manual", params: di
     Raises NotFoundError (model), InvalidInputError (params, trigger),
     AlreadyRunningError (a retrain of the model is queued or running).
     """
-    from .errors import InvalidInputError
+    from mlops_core.errors import InvalidInputError
 
     if trigger not in TRIGGERS:
         raise InvalidInputError(f"Unknown trigger {trigger!r}; choose one of: {', '.join(TRIGGERS)}.", trigger=trigger)
@@ -91,7 +91,7 @@ def start_retrain(model: str, *, actor: str, trigger: str = "manual", params: di
 def _spawn(db_path: Path, run_id: str) -> None:
     log = job_log_path(db_path, run_id)
     log.parent.mkdir(parents=True, exist_ok=True)
-    package_root = str(Path(__file__).resolve().parent.parent)
+    package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [sys.executable, "-m", "mlops_core", "retrain", "--run-id", run_id, "--db", str(db_path)]

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .errors import InvalidInputError
-from .schema import FeatureSpec, coerce_features
+from mlops_core.errors import InvalidInputError
+from mlops_core.data.schema import FeatureSpec, coerce_features
 
 HOLDOUT_FRACTION = 0.2
 MIN_TRAINING_ROWS = 20

@@ -36,13 +36,13 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from . import gate as gatemod
-from .errors import AlreadyRunningError, InvalidInputError
-from .store import connect, transaction, utcnow
-from .store import jobs as jobstore
-from .store import models as mstore
-from .store import policies as pstore
-from .store import runs as runstore
+from mlops_core.lifecycle import gate as gatemod
+from mlops_core.errors import AlreadyRunningError, InvalidInputError
+from mlops_core.store import connect, transaction, utcnow
+from mlops_core.store import jobs as jobstore
+from mlops_core.store import models as mstore
+from mlops_core.store import policies as pstore
+from mlops_core.store import runs as runstore
 
 MODES = ("manual", "automated")
 ACTOR = "automation"
@@ -208,7 +208,7 @@ def evaluate(model: str, *, db=None, now: datetime | None = None, monitoring=Non
         policy = _policy_in(con, model)
     if monitoring is None and drift_share is None and metrics is None:
         try:
-            from .alerts import run_monitoring
+            from mlops_core.monitoring.alerts import run_monitoring
         except ImportError:
             run_monitoring = None
         if run_monitoring is not None:
@@ -262,7 +262,7 @@ def evaluate(model: str, *, db=None, now: datetime | None = None, monitoring=Non
 
 
 def _act_automated(model, policy: Policy, decision: PolicyDecision, last_retrain, now, db) -> PolicyDecision:
-    from . import jobs
+    from mlops_core.lifecycle import jobs
 
     why = "; ".join(decision.triggers)
     if last_retrain is not None and policy.cooldown_hours > 0 and now - last_retrain < timedelta(hours=policy.cooldown_hours):

@@ -68,11 +68,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .errors import BatchRejectedError, InvalidInputError, MlopsError, NotFoundError
-from .store import connect, transaction, utcnow
-from .store import models as mstore
-from .store import references as rstore
-from .store import validation as vstore
+from mlops_core.errors import BatchRejectedError, InvalidInputError, MlopsError, NotFoundError
+from mlops_core.store import connect, transaction, utcnow
+from mlops_core.store import models as mstore
+from mlops_core.store import references as rstore
+from mlops_core.store import validation as vstore
 
 OUT_OF_RANGE_SHARE = 0.01
 OUT_OF_RANGE_MIN_COUNT = 3
@@ -204,7 +204,7 @@ def _from_file(path: Path, what: str) -> pa.Table | Batch:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from .tabular import file_format
+    from mlops_core.data.files import file_format
 
     if not path.exists():
         raise BatchRejectedError(f"The {what} {path} does not exist.", path=str(path))
@@ -540,7 +540,7 @@ def label_conflicts(con, info: mstore.ModelInfo, check: BatchCheck) -> tuple[int
 def _skew(con, info: mstore.ModelInfo, relation: str, params: dict, n: int) -> tuple[list[dict] | None, str | None, list[dict]]:
     """(skew rows, note when not computed, skew anomalies) of the relation's features against training."""
     try:
-        from .drift import compare_with_reference
+        from mlops_core.monitoring.drift import compare_with_reference
     except ImportError:
         return None, "skew not computed: mlops_core.drift.compare_with_reference is not available", []
     if n < MIN_ROWS:

@@ -27,14 +27,14 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from . import drift as driftmod
-from . import performance as perf
-from .errors import InvalidInputError
-from .store import connect, transaction
-from .store import models as mstore
-from .store import monitoring as monstore
-from .store import runs as runstore
-from .store.clock import utcnow
+from mlops_core.monitoring import drift as driftmod
+from mlops_core.monitoring import performance as perf
+from mlops_core.errors import InvalidInputError
+from mlops_core.store import connect, transaction
+from mlops_core.store import models as mstore
+from mlops_core.store import monitoring as monstore
+from mlops_core.store import runs as runstore
+from mlops_core.store.clock import utcnow
 
 RULE_KINDS = ("metric_below", "metric_above", "drift_share_above", "feature_drift", "validation_anomalies", "no_traffic")
 SEVERITIES = ("info", "warning", "critical")

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from .errors import InvalidInputError
+from mlops_core.errors import InvalidInputError
 
 #: Columns of a prediction batch that are not features; a feature may not use these names.
 RESERVED_COLUMNS = ("request_id", "timestamp", "ts", "version", "variant", "prediction", "score", "label", "batch_id")

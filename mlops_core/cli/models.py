@@ -1,7 +1,7 @@
 """CLI commands that get data in and describe it: register, demo, ingest, status, models."""
 from __future__ import annotations
 
-from . import print_json
+from mlops_core.cli import print_json
 
 
 def add_commands(sub, common) -> None:
@@ -26,7 +26,7 @@ def add_commands(sub, common) -> None:
 
 
 def cmd_register(args) -> int:
-    from ..registry import register_model
+    from mlops_core.lifecycle.registry import register_model
 
     r = register_model(args.model, args.task, args.target, args.training_data, artifact=args.artifact, db=args.db,
                        seed=args.seed)
@@ -40,9 +40,9 @@ def cmd_register(args) -> int:
 
 
 def status_dict(model: str, db=None) -> dict:
-    from ..store import connect
-    from ..store import models as mstore
-    from ..store import predictions as pstore
+    from mlops_core.store import connect
+    from mlops_core.store import models as mstore
+    from mlops_core.store import predictions as pstore
 
     with connect(db, create=False) as con:
         info = mstore.get_model(con, model)
@@ -75,9 +75,9 @@ def cmd_status(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from ..registry import list_models
-    from ..store import connect
-    from ..store import models as mstore
+    from mlops_core.lifecycle.registry import list_models
+    from mlops_core.store import connect
+    from mlops_core.store import models as mstore
 
     with connect(args.db, create=False) as con:
         rows = [{"model": m, "task": mstore.get_model(con, m).task, "production_version": mstore.current_alias(con, m)}

@@ -43,9 +43,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import reference as refmod
-from .errors import InvalidInputError, NotFoundError
-from .reference import FeatureReference
+from mlops_core.data import reference as refmod
+from mlops_core.errors import InvalidInputError, NotFoundError
+from mlops_core.data.reference import FeatureReference
 
 PSEUDO_FEATURES = ("__prediction__", "__score__", "__target__")
 NUMERIC_METHODS = ("wasserstein", "ks", "psi", "jensen_shannon", "chi2")
@@ -451,7 +451,7 @@ def _sample_from_row(ref: FeatureReference, row, entry: dict) -> _Sample:
 
 
 def _connect(db, create=False):
-    from .store import connect
+    from mlops_core.store import connect
 
     return connect(db, create=create)
 
@@ -465,9 +465,9 @@ def configure(model: str, feature: str = "*", methods=None, *, threshold: float 
     Drift over time and the monitor use the stored settings unless a call passes its own.
     Returns the model's settings. Raises NotFoundError (model), InvalidInputError (method, threshold).
     """
-    from .store import models as mstore
-    from .store import monitoring as monstore
-    from .store import transaction
+    from mlops_core.store import models as mstore
+    from mlops_core.store import monitoring as monstore
+    from mlops_core.store import transaction
 
     names = [] if methods is None else [_method_name(m) for m in ([methods] if isinstance(methods, str) else methods)]
     rows = []
@@ -496,8 +496,8 @@ def configure(model: str, feature: str = "*", methods=None, *, threshold: float 
 
 def settings(model: str, *, db=None) -> pd.DataFrame:
     """The stored drift settings of ``model`` (feature, method, threshold, updated_at, updated_by)."""
-    from .store import models as mstore
-    from .store import monitoring as monstore
+    from mlops_core.store import models as mstore
+    from mlops_core.store import monitoring as monstore
 
     with _connect(db, create=False) as con:
         mstore.get_model(con, model)
@@ -507,7 +507,7 @@ def settings(model: str, *, db=None) -> pd.DataFrame:
 
 def _stored_config(con, model: str, features: list[str]) -> tuple[dict | None, dict | None]:
     """(methods, thresholds) in ``compare``'s form from the stored settings, or (None, None)."""
-    from .store import monitoring as monstore
+    from mlops_core.store import monitoring as monstore
 
     df = monstore.drift_settings(con, model)
     if df.empty:
@@ -527,8 +527,8 @@ def _stored_config(con, model: str, features: list[str]) -> tuple[dict | None, d
 
 def default_reference_id(con, model: str) -> int:
     """The training reference of the production version (else of the newest version); raise NotFoundError."""
-    from .store import models as mstore
-    from .store import references as rstore
+    from mlops_core.store import models as mstore
+    from mlops_core.store import references as rstore
 
     version = mstore.current_alias(con, model)
     if version is not None:
@@ -589,10 +589,10 @@ def over_time(model: str, *, window: str = "day", start=None, end=None, referenc
     size and window start). The reference defaults to the production version's training data.
     Raises NotFoundError (model, reference), InvalidInputError (window, dates, methods).
     """
-    from .performance import parse_time
-    from .store import models as mstore
-    from .store import monitoring as monstore
-    from .store import references as rstore
+    from mlops_core.monitoring.performance import parse_time
+    from mlops_core.store import models as mstore
+    from mlops_core.store import monitoring as monstore
+    from mlops_core.store import references as rstore
 
     monstore.check_window(window)
     start, end = parse_time(start), parse_time(end, end=True)
@@ -606,7 +606,7 @@ def over_time(model: str, *, window: str = "day", start=None, end=None, referenc
         wide, layout = monstore.drift_counts(con, info, window, specs, start, end, target)
     result = _window_rows(wide, layout, by_name, methods, thresholds, alpha)
     if store and len(result):
-        from .store import transaction
+        from mlops_core.store import transaction
 
         with _connect(db, create=False) as con, transaction(con):
             monstore.replace_drift_results(con, model, ref_id, window, result)
@@ -622,9 +622,9 @@ def stored(model: str, *, window: str = "day", start=None, end=None, reference_i
     daily ones) and ``compute_missing`` is true, the series is computed without storing it.
     Raises NotFoundError (model).
     """
-    from .performance import parse_time
-    from .store import models as mstore
-    from .store import monitoring as monstore
+    from mlops_core.monitoring.performance import parse_time
+    from mlops_core.store import models as mstore
+    from mlops_core.store import monitoring as monstore
 
     start, end = parse_time(start), parse_time(end, end=True)
     with _connect(db) as con:
@@ -679,10 +679,10 @@ def distribution(model: str, feature: str, *, start=None, end=None, reference_id
     ``reference``/``current`` (the shares again, the chart functions' names). Current = the log in
     [start, end). Raises NotFoundError (model, feature, reference).
     """
-    from .performance import parse_time
-    from .store import models as mstore
-    from .store import monitoring as monstore
-    from .store import references as rstore
+    from mlops_core.monitoring.performance import parse_time
+    from mlops_core.store import models as mstore
+    from mlops_core.store import monitoring as monstore
+    from mlops_core.store import references as rstore
 
     start, end = parse_time(start), parse_time(end, end=True)
     with _connect(db) as con:
@@ -729,8 +729,8 @@ def latest(model: str, *, window: str = "day", db=None) -> pd.DataFrame:
     if df.empty:
         from datetime import timedelta
 
-        from .store import models as mstore
-        from .store import monitoring as monstore
+        from mlops_core.store import models as mstore
+        from mlops_core.store import monitoring as monstore
 
         with _connect(db) as con:
             info = mstore.get_model(con, model)
@@ -782,11 +782,11 @@ def reference_from_window(model: str, start, end, *, db=None) -> int:
 
     Raises NotFoundError (model), InvalidInputError (no predictions in the window).
     """
-    from .performance import parse_time
-    from .store import models as mstore
-    from .store import monitoring as monstore
-    from .store import references as rstore
-    from .store import transaction
+    from mlops_core.monitoring.performance import parse_time
+    from mlops_core.store import models as mstore
+    from mlops_core.store import monitoring as monstore
+    from mlops_core.store import references as rstore
+    from mlops_core.store import transaction
 
     start, end = parse_time(start), parse_time(end, end=True)
     with _connect(db) as con:
@@ -816,9 +816,9 @@ def reference_from_file(model: str, path, *, version: int | None = None, db=None
 
     import pyarrow as pa
 
-    from .store import models as mstore
-    from .store import references as rstore
-    from .store import transaction
+    from mlops_core.store import models as mstore
+    from mlops_core.store import references as rstore
+    from mlops_core.store import transaction
 
     p = Path(path)
     if not p.is_file():

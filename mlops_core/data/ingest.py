@@ -36,12 +36,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 
-from . import validation
-from .errors import BatchRejectedError, NotFoundError
-from .store import connect, transaction, utcnow
-from .store import models as mstore
-from .store import runs as runstore
-from .store import validation as vstore
+from mlops_core.monitoring import validation
+from mlops_core.errors import BatchRejectedError, NotFoundError
+from mlops_core.store import connect, transaction, utcnow
+from mlops_core.store import models as mstore
+from mlops_core.store import runs as runstore
+from mlops_core.store import validation as vstore
 
 
 @dataclass
@@ -119,7 +119,7 @@ def _ingest(model, source, kind, *, db, actor, source_name) -> IngestResult:
     table = validation.read_batch(source, what=f"{kind[:-1]} batch")
     name = source_name or table.name
     hashing = _pool().submit(validation.fingerprint, source, model, kind)
-    from .config import resolve_db_path
+    from mlops_core.config import resolve_db_path
 
     if not resolve_db_path(db).exists():
         raise BatchRejectedError(f"No database at {resolve_db_path(db)}: register the model {model!r} first "

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from ..errors import InvalidInputError
-from . import print_json
+from mlops_core.errors import InvalidInputError
+from mlops_core.cli import print_json
 
 
 def add_commands(sub, common) -> None:
@@ -44,7 +44,7 @@ def add_commands(sub, common) -> None:
 
 
 def cmd_ingest(args) -> int:
-    from ..ingest import ingest_labels, ingest_predictions
+    from mlops_core.data.ingest import ingest_labels, ingest_predictions
 
     fn = ingest_predictions if args.kind == "predictions" else ingest_labels
     r = fn(args.model, args.file, db=args.db, actor=args.actor)
@@ -71,8 +71,8 @@ def _when(text: str | None, what: str) -> datetime | None:
 
 
 def cmd_validate(args) -> int:
-    from .. import validation
-    from ..store import utcnow
+    from mlops_core.monitoring import validation
+    from mlops_core.store import utcnow
 
     if args.file:
         report = validation.validate_batch(args.model, args.file, db=args.db, kind="labels" if args.labels else "predictions",

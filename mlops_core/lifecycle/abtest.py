@@ -24,10 +24,10 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from .errors import InvalidInputError
-from .store import connect
-from .store import models as mstore
-from .store import training_data as tdstore
+from mlops_core.errors import InvalidInputError
+from mlops_core.store import connect
+from mlops_core.store import models as mstore
+from mlops_core.store import training_data as tdstore
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_MIN_SAMPLES = 200
@@ -163,7 +163,7 @@ def promote_if_better(model: str, challenger: int, *, actor: str, alpha: float =
 
     Returns (ABTestResult, promotion dict or None). The promotion's audit reason carries the test's message.
     """
-    from . import registry
+    from mlops_core.lifecycle import registry
 
     result = evaluate(model, challenger, alpha=alpha, min_samples=min_samples, start=start, end=end, db=db)
     if not result.challenger_wins:

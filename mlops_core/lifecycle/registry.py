@@ -14,15 +14,16 @@ from datetime import datetime
 
 import pandas as pd
 
-from . import artifacts, reference, training
-from .errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
-from .schema import FeatureSpec, check_identifier, infer_schema
-from .store import connect, transaction, utcnow
-from .store import models as mstore
-from .store import references as rstore
-from .store import jobs as _jobs  # noqa: F401  (registers the dead-job reaper)
-from .store import runs as runstore
-from .tabular import read_table
+from mlops_core.lifecycle import artifacts, training
+from mlops_core.data import reference
+from mlops_core.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
+from mlops_core.data.schema import FeatureSpec, check_identifier, infer_schema
+from mlops_core.store import connect, transaction, utcnow
+from mlops_core.store import models as mstore
+from mlops_core.store import references as rstore
+from mlops_core.store import jobs as _jobs  # noqa: F401  (registers the dead-job reaper)
+from mlops_core.store import runs as runstore
+from mlops_core.data.files import read_table
 
 TASKS = ("classification", "regression")
 #: Pseudo-features summarised into every training reference, for prediction and target drift.
@@ -92,7 +93,7 @@ def register_model(
 
     Raises InvalidInputError (bad name, task, file, target), AlreadyExistsError (name taken).
     """
-    from .config import resolve_db_path
+    from mlops_core.config import resolve_db_path
 
     check_identifier(name, "Model name")
     if task not in TASKS:
@@ -189,7 +190,7 @@ def load_model(model: str, version: int | None = None, *, db: str | os.PathLike 
 
     Raises NotFoundError, IntegrityError (artifact changed since registration).
     """
-    from .config import resolve_db_path
+    from mlops_core.config import resolve_db_path
 
     db_path = resolve_db_path(db)
     with connect(db_path, create=False) as con:
@@ -441,7 +442,7 @@ def add_version(
     not at all.
     Raises NotFoundError (model), InvalidInputError (status).
     """
-    from .config import resolve_db_path
+    from mlops_core.config import resolve_db_path
 
     if status not in ("candidate", "rejected"):
         raise InvalidInputError(f"A new version starts as 'candidate' or 'rejected', not {status!r}.", status=status)
@@ -527,8 +528,8 @@ def compare(model: str, versions, *, db=None, window_days: float = COMPARE_WINDO
     """
     from datetime import timedelta
 
-    from .config import resolve_db_path
-    from .store import training_data as tdstore
+    from mlops_core.config import resolve_db_path
+    from mlops_core.store import training_data as tdstore
 
     try:
         versions = sorted(dict.fromkeys(int(v) for v in versions))
@@ -585,7 +586,7 @@ def compare(model: str, versions, *, db=None, window_days: float = COMPARE_WINDO
     } for v in vinfo])
     windows = pd.DataFrame()
     try:
-        from . import performance
+        from mlops_core.monitoring import performance
 
         windows = performance.over_time(model, db=db_path, versions=versions)
     except ImportError:

@@ -33,11 +33,11 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from .errors import InvalidInputError
-from .store import connect
-from .store import models as mstore
-from .store import monitoring as monstore
-from .store.clock import utcnow
+from mlops_core.errors import InvalidInputError
+from mlops_core.store import connect
+from mlops_core.store import models as mstore
+from mlops_core.store import monitoring as monstore
+from mlops_core.store.clock import utcnow
 
 Z95 = 1.959963984540054
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InvalidInputError, NotFoundError
+from mlops_core.errors import InvalidInputError, NotFoundError
 
 SUPPORTED = (".csv", ".parquet", ".pq")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 
-from . import frame_records, print_json
+from mlops_core.cli import frame_records, print_json
 
 
 def add_commands(sub, common) -> None:
@@ -76,7 +76,7 @@ def _fmt(v, spec=".4f") -> str:
 
 
 def cmd_performance(args) -> int:
-    from .. import performance
+    from mlops_core.monitoring import performance
 
     df = performance.over_time(args.model, window=args.window, start=args.start, end=args.end, versions=args.version,
                                db=args.db)
@@ -97,12 +97,12 @@ def cmd_performance(args) -> int:
 
 
 def cmd_drift(args) -> int:
-    from .. import drift
+    from mlops_core.monitoring import drift
 
     ref_id = args.reference_id
     if args.reference_from or args.reference_to:
         if not (args.reference_from and args.reference_to):
-            from ..errors import InvalidInputError
+            from mlops_core.errors import InvalidInputError
 
             raise InvalidInputError("Give both --reference-from and --reference-to for a reference window of the log.")
         ref_id = drift.reference_from_window(args.model, args.reference_from, args.reference_to, db=args.db)
@@ -139,11 +139,11 @@ def _print_alerts(df) -> None:
 
 
 def cmd_alerts(args) -> int:
-    from .. import alerts
+    from mlops_core.monitoring import alerts
 
     if args.action == "ack":
         if args.id is None:
-            from ..errors import InvalidInputError
+            from mlops_core.errors import InvalidInputError
 
             raise InvalidInputError("Give the alert id: `alerts ack ID` (see `alerts --model NAME`).")
         return _ack(args.id, args.actor, args.json, args.db)
@@ -156,7 +156,7 @@ def cmd_alerts(args) -> int:
 
 
 def _ack(alert_id: int, actor: str, as_json: bool, db) -> int:
-    from .. import alerts
+    from mlops_core.monitoring import alerts
 
     changed = alerts.acknowledge(alert_id, actor=actor, db=db)
     if as_json:
@@ -171,8 +171,8 @@ def cmd_ack(args) -> int:
 
 
 def cmd_rules(args) -> int:
-    from .. import alerts
-    from ..errors import InvalidInputError
+    from mlops_core.monitoring import alerts
+    from mlops_core.errors import InvalidInputError
 
     if args.delete is not None:
         alerts.delete_rule(args.delete, db=args.db)
@@ -204,7 +204,7 @@ def cmd_rules(args) -> int:
 
 
 def cmd_drift_settings(args) -> int:
-    from .. import drift
+    from mlops_core.monitoring import drift
 
     if args.clear or args.method:
         df = drift.configure(args.model, args.feature, None if args.clear else args.method, threshold=args.threshold,

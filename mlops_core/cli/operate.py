@@ -5,9 +5,9 @@ import json
 import signal
 import sys
 
-from ..errors import InvalidInputError
-from ..store import jobs as _jobs  # noqa: F401  (registers the dead-job reaper for every command)
-from . import frame_records, print_json
+from mlops_core.errors import InvalidInputError
+from mlops_core.store import jobs as _jobs  # noqa: F401  (registers the dead-job reaper for every command)
+from mlops_core.cli import frame_records, print_json
 
 UNSET = object()  # tells "flag not given" from "--every-days none" (which clears the field)
 
@@ -148,7 +148,7 @@ def _fmt_metrics(m: dict | None) -> str:
 
 
 def cmd_retrain(args) -> int:
-    from .. import jobs, retrain
+    from mlops_core.lifecycle import jobs, retrain
 
     if args.run_id:  # the background job itself
         signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -200,7 +200,7 @@ def _raise_interrupt(signum, frame):
 
 
 def cmd_promote(args) -> int:
-    from .. import registry
+    from mlops_core.lifecycle import registry
 
     r = registry.promote(args.model, args.version, actor=args.actor, reason=args.reason, force=args.force, db=args.db)
     if args.json:
@@ -213,7 +213,7 @@ def cmd_promote(args) -> int:
 
 
 def cmd_rollback(args) -> int:
-    from .. import registry
+    from mlops_core.lifecycle import registry
 
     r = registry.rollback(args.model, to=args.to, actor=args.actor, reason=args.reason, db=args.db)
     if args.json:
@@ -224,7 +224,7 @@ def cmd_rollback(args) -> int:
 
 
 def cmd_versions(args) -> int:
-    from .. import registry
+    from mlops_core.lifecycle import registry
 
     df = registry.versions_frame(args.model, db=args.db)
     if args.json:
@@ -241,7 +241,7 @@ def cmd_versions(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .. import registry
+    from mlops_core.lifecycle import registry
 
     try:
         versions = [int(v) for v in args.versions.split(",") if v.strip()]
@@ -272,7 +272,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from .. import registry
+    from mlops_core.lifecycle import registry
 
     df = registry.runs(args.model, db=args.db).head(args.limit)
     if args.json:
@@ -290,7 +290,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from .. import registry
+    from mlops_core.lifecycle import registry
 
     df = registry.audit_log(args.model, db=args.db).head(args.limit)
     if args.json:
@@ -312,7 +312,7 @@ def cmd_audit(args) -> int:
 def cmd_policy(args) -> int:
     from dataclasses import asdict
 
-    from .. import automation
+    from mlops_core.lifecycle import policies as automation
 
     changes = {}
     for name in ("mode", "cooldown_hours", "window_days", "min_rows", "metric"):
@@ -334,7 +334,7 @@ def cmd_policy(args) -> int:
     if args.json:
         print_json(asdict(pol))
         return 0
-    from .. import gate, registry
+    from mlops_core.lifecycle import gate, registry
 
     info = registry.get_model(args.model, db=args.db)
     rules = pol.gate_rules(info.task, info.positive_class)
@@ -351,7 +351,7 @@ def cmd_policy(args) -> int:
 
 
 def cmd_monitor(args) -> int:
-    from .. import automation, jobs
+    from mlops_core.lifecycle import policies as automation, jobs
 
     d = automation.evaluate(args.model, db=args.db)
     out = {"model": d.model, "mode": d.mode, "evaluated_at": d.evaluated_at, "signals": d.signals,
@@ -376,7 +376,7 @@ def cmd_monitor(args) -> int:
 def cmd_abtest(args) -> int:
     from dataclasses import asdict
 
-    from .. import abtest
+    from mlops_core.lifecycle import abtest
 
     if args.promote:
         result, promo = abtest.promote_if_better(args.model, args.challenger, actor=args.actor, alpha=args.alpha,
