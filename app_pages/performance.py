@@ -1,8 +1,8 @@
 """Performance: each metric over time, one line per version, with confidence band, label coverage and actions."""
 import streamlit as st
 
-from ui import charts
-from ui import context, data, widgets
+from mlops_core import metrics
+from ui import charts, context, data, widgets
 
 st.title("Performance")
 ctx = context.require()
@@ -10,14 +10,12 @@ info = data.model_info(ctx.db, ctx.model)
 st.caption(f"{ctx.model} · {ctx.first_day} to {ctx.last_day} · one point per {ctx.window}. "
            "Dotted lines mark promotions, rollbacks and new versions.")
 
-CLASSIFICATION = ["accuracy", "roc_auc", "f1", "precision", "recall", "log_loss", "positive_rate"]
-REGRESSION = ["mae", "rmse", "r2", "mape"]
-
-metrics = CLASSIFICATION if info.task == "classification" else REGRESSION
-if info.task == "classification" and info.positive_class is None:
-    metrics = [m for m in metrics if m not in ("roc_auc", "positive_rate")]  # defined for binary models only
+choices = metrics.names(info.task, info.binary)
+headline = metrics.headline(info.task)
+choices.insert(0, choices.pop(choices.index(headline)))  # the headline first: the default choice
 c1, c2 = st.columns([2, 3])
-metric = c1.selectbox("Metric", metrics, format_func=charts.label, key=f"perf_metric_{info.task}")
+metric = c1.selectbox("Metric", choices, format_func=lambda m: metrics.label(m, info.unit),
+                      key=f"perf_metric_{info.task}")
 frame = None
 with widgets.guard("Performance over time"):
     frame = data.performance(ctx.db, ctx.model, ctx.window, ctx.start, ctx.end, auc=metric == "roc_auc")
@@ -41,7 +39,7 @@ if frame is not None:
     starts = sorted(frame["window_start"].dropna().unique(), reverse=True) if len(frame) else []
     if not starts:
         widgets.no_data("predictions", "widen the date range in the sidebar, or log predictions with "
-                        f"`python -m mlops_core ingest predictions FILE --model {ctx.model}`.")
+                        f"`mlops ingest predictions FILE --model {ctx.model}`.")
     else:
         c1, c2 = st.columns(2)
         labelled = set(frame.loc[frame["n_labelled"] > 0, "window_start"]) if "n_labelled" in frame else set()

@@ -116,7 +116,7 @@ def show_result(run) -> None:
 def live(run_id: str) -> None:
     """Progress of the running job, refreshed every POLL_S seconds; a full rerun when it ends."""
     with widgets.guard("Following the retrain"):
-        run = data.fn("jobs", "get_run")(run_id, db=ctx.db)
+        run = data.run(ctx.db, run_id)
         if run.status in ("succeeded", "failed"):
             data.clear()
             st.rerun()
@@ -127,7 +127,7 @@ def live(run_id: str) -> None:
 
 
 with widgets.guard("Retrain status"):
-    active = data.fn("jobs", "active_run")(ctx.model, db=ctx.db)
+    active = data.active_retrain(ctx.db, ctx.model)
     if active is not None:
         live(active.id)
     else:
@@ -135,4 +135,4 @@ with widgets.guard("Retrain status"):
         if latest is None:
             st.info("No retrain has run for this model yet. Pick the settings above and press **Retrain**.")
         else:
-            show_result(data.fn("jobs", "get_run")(latest.id, db=ctx.db))
+            show_result(data.run(ctx.db, latest.id))

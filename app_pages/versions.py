@@ -2,8 +2,8 @@
 import pandas as pd
 import streamlit as st
 
-from ui import charts
-from ui import context, data, dialogs, state, widgets
+from mlops_core import metrics
+from ui import charts, context, data, dialogs, state, widgets
 
 st.title("Versions")
 ctx = context.require()
@@ -11,7 +11,7 @@ info = data.model_info(ctx.db, ctx.model)
 all_versions = data.versions(ctx.db, ctx.model)
 prod = data.production(ctx.db, ctx.model)
 by_number = {v.version: v for v in all_versions}
-HEADLINE = ("rmse" if info.task == "regression" else "roc_auc" if info.positive_class is not None else "f1")
+HEADLINE = metrics.headline(info.task)
 
 st.caption(f"{ctx.model}: {len(all_versions)} versions; production is "
            f"{'v' + str(prod) if prod is not None else 'not set'}.")

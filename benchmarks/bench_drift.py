@@ -30,6 +30,7 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from mlops_core import ControlRoom, Identity
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -141,7 +142,7 @@ def run_ours_stored(db: Path, ref_id: int) -> dict:
     from mlops_core.monitoring import drift
 
     t = time.perf_counter()
-    out = drift.over_time(MODEL, window="week", reference_id=ref_id, store=False, db=db)
+    out = ControlRoom(db).model(MODEL).drift(window="week", reference_id=ref_id, store=False)
     seconds = time.perf_counter() - t
     feats = out[~out["feature"].isin(drift.PSEUDO_FEATURES)]
     return {"seconds": seconds, "peak_mb": peak_rss_mb(), "drifted": sorted(feats.loc[feats["drifted"], "feature"]),
@@ -154,8 +155,8 @@ def run_ours_summarise(db: Path, ref_parquet: Path) -> dict:
     from mlops_core.monitoring import drift
 
     t = time.perf_counter()
-    ref_id = drift.reference_from_file(MODEL, ref_parquet, db=db)
-    out = drift.over_time(MODEL, window="week", reference_id=ref_id, store=False, db=db)
+    ref_id = ControlRoom(db).model(MODEL).reference_from_file(ref_parquet)
+    out = ControlRoom(db).model(MODEL).drift(window="week", reference_id=ref_id, store=False)
     seconds = time.perf_counter() - t
     feats = out[~out["feature"].isin(drift.PSEUDO_FEATURES)]
     return {"seconds": seconds, "peak_mb": peak_rss_mb(), "drifted": sorted(feats.loc[feats["drifted"], "feature"])}
@@ -294,7 +295,7 @@ def run_log(db: Path, ref_id: int) -> dict:
 
     def run():
         nonlocal out
-        out = drift.over_time(MODEL, window="day", reference_id=ref_id, store=True, db=db)
+        out = ControlRoom(db).model(MODEL).drift(window="day", reference_id=ref_id, store=True)
 
     ours = best(run)
     return {"scan": scan, "scan_day": scan_day, "ours": ours, "sql": sql, "windows": int(out["window_start"].nunique()),

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from mlops_core.data.ingest import ingest_predictions  # noqa: E402
 from mlops_core.lifecycle.registry import register_model  # noqa: E402
 from mlops_core.store import forget_database  # noqa: E402
+from mlops_core import ControlRoom, Identity
 
 CATEGORIES = {
     "home_ownership": ["rent", "own", "mortgage"],
@@ -104,9 +105,9 @@ def main() -> None:
     ours, bare = [], []
     for i in range(args.repeat):
         db = fresh(work / "bench_ingest.duckdb")
-        register_model("credit_default", "classification", "default", training_frame(), db=db)
+        ControlRoom(db).register("credit_default", "classification", "default", training_frame())
         t = time.perf_counter()
-        r = ingest_predictions("credit_default", parquet, db=db)
+        r = ControlRoom(db).model("credit_default").ingest(parquet)
         ours.append(time.perf_counter() - t)
         assert r.rows_written == args.rows, r
 

@@ -23,6 +23,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from mlops_core import ControlRoom, Identity
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -130,14 +131,14 @@ def main() -> None:
             con.execute(BASELINE_SQL).fetchall()
 
     # interleaved rounds, best of each: the machine is shared, so load shifts between runs
-    runs = {"base": baseline, "counts": lambda: performance.over_time(MODEL, window="day", auc=False, db=db),
-            "full": lambda: performance.over_time(MODEL, window="day", db=db)}
+    runs = {"base": baseline, "counts": lambda: ControlRoom(db).model(MODEL).performance(window="day", auc=False),
+            "full": lambda: ControlRoom(db).model(MODEL).performance(window="day")}
     times = {k: [] for k in runs}
     for _ in range(5):
         for k, fn in runs.items():
             times[k].append(best(fn, 1))
     t_base, t_counts, t_full = (min(times[k]) for k in ("base", "counts", "full"))
-    ours = performance.over_time(MODEL, window="day", db=db)
+    ours = ControlRoom(db).model(MODEL).performance(window="day")
     t_sk, t_sk_only, n_groups = sklearn_per_window(db)
     assert len(ours) == len(groups) == n_groups
     print(f"\n== Performance per day x version, {a.rows:,} predictions, {len(groups)} groups")

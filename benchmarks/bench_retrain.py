@@ -45,12 +45,13 @@ from mlops_core.store import connect, utcnow  # noqa: E402
 from mlops_core.store import models as mstore  # noqa: E402
 from mlops_core.store import predictions as pstore  # noqa: E402
 from mlops_core.store import training_data as tdstore  # noqa: E402
+from mlops_core import ControlRoom, Identity
 
 MODEL = "credit_default"
 
 
 def build(db: Path, rows: int) -> None:
-    registry.register_model(MODEL, "classification", "default", ROOT / "sample_data" / "credit_default_train.csv", db=db)
+    ControlRoom(db).register(MODEL, "classification", "default", ROOT / "sample_data" / "credit_default_train.csv")
     rng = np.random.default_rng(7)
     X = simulate.credit_features(rng, rows)
     y = simulate.credit_labels(rng, X)
@@ -82,14 +83,14 @@ def bare_sklearn(db: Path) -> float:
     """The scikit-learn calls of one retrain, on the same rows, timed alone."""
     from sklearn.base import clone
 
-    info = registry.get_model(MODEL, db=db)
+    info = ControlRoom(db).model(MODEL).info
     with connect(db) as con:
         frame = tdstore.labelled_rows(con, info, utcnow() - timedelta(days=30), None)
     y = training.prepare_target(frame["label"], info.task, info.target)
     X = training.coerce_features(frame[info.feature_names], info.features)
     X_tr, X_ho = training.time_split(X)
     y_tr = y.iloc[: len(X_tr)]
-    champion = registry.load_model(MODEL, 1, db=db)
+    champion = ControlRoom(db).model(MODEL).load(1)
     pipe = clone(champion)
     gc.disable()  # as in the job (retrain.execute): neither side pays a full collection the other does not
     try:
@@ -105,17 +106,17 @@ def bare_sklearn(db: Path) -> float:
 
 
 def job_in_process(db: Path) -> tuple[float, dict]:
-    run_id = jobs.start_retrain(MODEL, actor="bench", db=db, spawn=False)
+    run_id = ControlRoom(db, identity=Identity("bench", 'admin')).model(MODEL).retrain(spawn=False)
     t = time.perf_counter()
-    retrain.execute(run_id, db=db)
+    ControlRoom(db).execute_retrain(run_id)
     elapsed = time.perf_counter() - t
-    return elapsed, jobs.get_run(run_id, db=db).statistics.get("timings", {})
+    return elapsed, ControlRoom(db).run(run_id).statistics.get("timings", {})
 
 
 def job_detached(db: Path) -> float:
     t = time.perf_counter()
-    run_id = jobs.start_retrain(MODEL, actor="bench", db=db)
-    run = jobs.wait(run_id, db=db, poll=0.05)
+    run_id = ControlRoom(db, identity=Identity("bench", 'admin')).model(MODEL).retrain()
+    run = ControlRoom(db).wait(run_id, poll=0.05)
     assert run.status == "succeeded", run.error
     return time.perf_counter() - t
 

@@ -8,7 +8,8 @@
     ├── ConflictError               the request clashes with current state
     │   └── AlreadyRunningError     a job of that kind is already running for the model
     ├── DatabaseBusyError           another process held the database file too long
-    └── IntegrityError              a stored artifact or row failed its integrity check
+    ├── IntegrityError              a stored artifact or row failed its integrity check
+    └── PermissionDeniedError       the identity's role does not allow the action
 
 Every exception carries its context as keyword attributes (``details``) and a message
 that names the object, the bad value and, where there are any, the valid choices.
@@ -76,6 +77,12 @@ class IntegrityError(MlopsError):
     exit_code = 5
 
 
+class PermissionDeniedError(MlopsError):
+    """Raised when an action needs a role (operator, admin) the acting identity does not have."""
+
+    exit_code = 6
+
+
 EXIT_CODES = {
     "ok": 0,
     "error": 1,
@@ -83,6 +90,7 @@ EXIT_CODES = {
     "conflict": 3,
     "database busy": 4,
     "integrity": 5,
+    "permission denied": 6,
 }
 
 __all__ = [
@@ -95,5 +103,6 @@ __all__ = [
     "AlreadyRunningError",
     "DatabaseBusyError",
     "IntegrityError",
+    "PermissionDeniedError",
     "EXIT_CODES",
 ]

@@ -14,6 +14,7 @@ from mlops_core.lifecycle import registry
 from mlops_core.config import artifacts_dir
 from mlops_core.store import connect, transaction
 from mlops_core.store import predictions as pstore
+from mlops_core import ControlRoom, Identity
 
 T0 = datetime(2026, 3, 1)
 
@@ -39,32 +40,32 @@ def _from_template(db, key: tuple, build) -> None:
 def register_credit(db, n: int = 2000, seed: int = 0, name: str = "credit"):
     """Register a binary classifier on ``make_training_frame``; return the model info."""
     _from_template(db, ("credit", n, seed, name),
-                   lambda p: registry.register_model(name, "classification", "default", make_training_frame(n, seed), db=p))
-    return registry.get_model(name, db=db)
+                   lambda p: ControlRoom(p).register(name, "classification", "default", make_training_frame(n, seed)))
+    return ControlRoom(db).model(name).info
 
 
 def register_regressor(db, n: int = 800, seed: int = 0, name: str = "eta"):
     _from_template(db, ("eta", n, seed, name), lambda p: _register_regressor(p, n, seed, name))
-    return registry.get_model(name, db=db)
+    return ControlRoom(db).model(name).info
 
 
 def _register_regressor(db, n, seed, name):
     rng = np.random.default_rng(seed)
     df = pd.DataFrame({"distance": rng.gamma(2.0, 2.0, n), "zone": rng.choice(["a", "b", "c"], n)})
     df["minutes"] = 10 + 3 * df["distance"] + (df["zone"] == "c") * 5 + rng.normal(0, 2, n)
-    registry.register_model(name, "regression", "minutes", df, db=db)
+    ControlRoom(db).register(name, "regression", "minutes", df)
 
 
 def register_multiclass(db, n: int = 900, seed: int = 0, name: str = "tri"):
     _from_template(db, ("tri", n, seed, name), lambda p: _register_multiclass(p, n, seed, name))
-    return registry.get_model(name, db=db)
+    return ControlRoom(db).model(name).info
 
 
 def _register_multiclass(db, n, seed, name):
     rng = np.random.default_rng(seed)
     df = pd.DataFrame({"x": rng.normal(0, 1, n), "colour": rng.choice(["red", "blue"], n)})
     df["kind"] = np.where(df["x"] < -0.4, "low", np.where(df["x"] > 0.4, "high", "mid"))
-    registry.register_model(name, "classification", "kind", df, db=db)
+    ControlRoom(db).register(name, "classification", "kind", df)
 
 
 def log_rows(features: pd.DataFrame, *, start: datetime = T0, step: timedelta = timedelta(minutes=1), version: int = 1,

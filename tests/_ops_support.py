@@ -12,6 +12,7 @@ from mlops_core.lifecycle import registry
 from mlops_core.store import connect, utcnow
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
+from mlops_core import ControlRoom, Identity
 
 MODEL = "credit"
 
@@ -68,7 +69,7 @@ def build(db, *, concept: str = "shifted", n: int = 1500, days: float = 20, seed
     pipe.fit(training.coerce_features(train.drop(columns=["default"]), features), train["default"].astype(str))
     path = Path(db).parent / "v1.joblib"
     joblib.dump(pipe, path)
-    registry.register_model(MODEL, "classification", "default", train, artifact=path, db=db)
+    ControlRoom(db).register(MODEL, "classification", "default", train, artifact=path)
     append_log(db, labelled_frame(n, seed, concept), days=days)
 
 
@@ -76,12 +77,12 @@ def retrain_now(db, **params):
     """Queue a retrain and run it in this process (the job's own code path without the detached process)."""
     from mlops_core.lifecycle import jobs, retrain
 
-    run_id = jobs.start_retrain(MODEL, actor="tester", params=params or None, db=db, spawn=False)
+    run_id = ControlRoom(db, identity=Identity("tester", 'admin')).model(MODEL).retrain(params=params or None, spawn=False)
     try:
-        retrain.execute(run_id, db=db)
+        ControlRoom(db).execute_retrain(run_id)
     except Exception:
         pass
-    return jobs.get_run(run_id, db=db)
+    return ControlRoom(db).run(run_id)
 
 
 def artifact_files(db, model: str = MODEL) -> set[str]:

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from mlops_core.store import set_clock
+from mlops_core import ControlRoom, Identity
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def _registered_credit(tmp_path_factory):
     from mlops_core.lifecycle.registry import register_model
 
     folder = tmp_path_factory.mktemp("registered_credit")
-    register_model("credit", "classification", "default", make_training_frame(), db=folder / "mlops.duckdb")
+    ControlRoom(folder / "mlops.duckdb").register("credit", "classification", "default", make_training_frame())
     return folder
 
 

@@ -8,6 +8,7 @@ from scipy.stats import chi2_contingency, ttest_ind
 from _ops_support import MODEL, append_log, build, labelled_frame, retrain_now
 from mlops_core.lifecycle import abtest, registry
 from mlops_core.errors import InvalidInputError
+from mlops_core import ControlRoom, Identity
 
 
 def correct_predictions(labels, accuracy, seed):
@@ -27,14 +28,14 @@ def ab_db(db):
 
 
 def test_two_proportion_test_matches_scipy_and_challenger_wins(ab_db):
-    r = abtest.evaluate(MODEL, 2, db=ab_db)
+    r = ControlRoom(ab_db).model(MODEL).ab_test(2)
     assert r.champion == 1 and r.metric == "accuracy"
     # the 600 rows logged by build() for v1 carry prediction "0"; they belong to v1's arm too
     from mlops_core.store import connect
     from mlops_core.store import training_data as tdstore
 
     with connect(ab_db) as con:
-        info = registry.get_model(MODEL, db=ab_db)
+        info = ControlRoom(ab_db).model(MODEL).info
         counts = tdstore.arm_outcomes(con, info, [1, 2], None, None).set_index("arm")
     n1, c1, n2, c2 = counts.loc[1, "n"], counts.loc[1, "correct"], counts.loc[2, "n"], counts.loc[2, "correct"]
     assert (r.n_champion, r.n_challenger) == (n1, n2) == (1600, 1000)
@@ -43,20 +44,20 @@ def test_two_proportion_test_matches_scipy_and_challenger_wins(ab_db):
     assert r.challenger_value == pytest.approx(c2 / n2) and r.ci_low < r.difference < r.ci_high
     assert r.significant and r.challenger_wins and "may take over" in r.message
 
-    result, promo = abtest.promote_if_better(MODEL, 2, actor="ab", db=ab_db)
-    assert promo["to_version"] == 2 and registry.production_version(MODEL, db=ab_db) == 2
-    assert registry.audit_log(MODEL, db=ab_db).iloc[0].reason.startswith("A/B test: accuracy")
+    result, promo = ControlRoom(ab_db, identity=Identity("ab", 'admin')).model(MODEL).promote_if_better(2)
+    assert promo.to_version == 2 and ControlRoom(ab_db).model(MODEL).production_version() == 2
+    assert ControlRoom(ab_db).audit(MODEL).iloc[0].reason.startswith("A/B test: accuracy")
 
 
 def test_not_enough_samples_or_not_significant_keeps_the_champion(ab_db):
-    r = abtest.evaluate(MODEL, 2, min_samples=5000, db=ab_db)
+    r = ControlRoom(ab_db).model(MODEL).ab_test(2, min_samples=5000)
     assert not r.challenger_wins and "Not enough labelled traffic" in r.message
-    r = abtest.evaluate(MODEL, 2, alpha=1e-300, db=ab_db)
+    r = ControlRoom(ab_db).model(MODEL).ab_test(2, alpha=1e-300)
     assert not r.challenger_wins and "not significant" in r.message
-    res, promo = abtest.promote_if_better(MODEL, 2, actor="ab", min_samples=5000, db=ab_db)
-    assert promo is None and registry.production_version(MODEL, db=ab_db) == 1
+    res, promo = ControlRoom(ab_db, identity=Identity("ab", 'admin')).model(MODEL).promote_if_better(2, min_samples=5000)
+    assert promo is None and ControlRoom(ab_db).model(MODEL).production_version() == 1
     with pytest.raises(InvalidInputError, match="is the champion"):
-        abtest.evaluate(MODEL, 1, db=ab_db)
+        ControlRoom(ab_db).model(MODEL).ab_test(1)
 
 
 def test_welch_from_sums_matches_scipy_and_degenerate_input():

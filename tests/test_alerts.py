@@ -11,6 +11,7 @@ from _monitoring_support import T0, credit_features, log_rows, register_credit, 
 from mlops_core.monitoring import alerts
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.store import connect
+from mlops_core import ControlRoom, Identity
 
 
 def _shifting_log(db, days=8, per_day=600, drift_from=5, concept_from=5):
@@ -35,9 +36,9 @@ def _shifting_log(db, days=8, per_day=600, drift_from=5, concept_from=5):
 def test_run_monitoring_creates_default_rules_raises_alerts_and_records_a_run(db):
     _shifting_log(db)
     now = T0 + timedelta(days=8, hours=1)
-    res = alerts.run_monitoring("credit", db=db, now=now)
+    res = ControlRoom(db).model("credit").monitor(now=now)
     assert res.rules_created >= 4
-    kinds = {r["kind"] for r in alerts.list_rules("credit", db=db).to_dict(orient="records")}
+    kinds = {r["kind"] for r in ControlRoom(db).model("credit").alert_rules().to_dict(orient="records")}
     assert {"metric_below", "drift_share_above", "feature_drift", "validation_anomalies", "no_traffic"} <= kinds
     assert res.windows_computed == 8
     assert res.drift_share == pytest.approx(1 / 3) and res.drifted_features == ["income"]
@@ -60,13 +61,13 @@ def test_run_monitoring_creates_default_rules_raises_alerts_and_records_a_run(db
 def test_second_run_is_idempotent(db):
     _shifting_log(db)
     now = T0 + timedelta(days=8, hours=1)
-    first = alerts.run_monitoring("credit", db=db, now=now)
-    n_alerts = len(alerts.list_alerts("credit", db=db))
+    first = ControlRoom(db).model("credit").monitor(now=now)
+    n_alerts = len(ControlRoom(db).model("credit").alerts())
     with connect(db) as con:
         n_drift = con.execute("SELECT count(*) FROM drift_results").fetchall()[0][0]
-    second = alerts.run_monitoring("credit", db=db, now=now + timedelta(minutes=5))
+    second = ControlRoom(db).model("credit").monitor(now=now + timedelta(minutes=5))
     assert first.alerts and second.alerts == []
-    assert len(alerts.list_alerts("credit", db=db)) == n_alerts
+    assert len(ControlRoom(db).model("credit").alerts()) == n_alerts
     with connect(db) as con:
         assert con.execute("SELECT count(*) FROM drift_results").fetchall()[0][0] == n_drift
         assert con.execute("SELECT count(*) FROM alert_rules").fetchall()[0][0] == first.rules_created
@@ -75,45 +76,45 @@ def test_second_run_is_idempotent(db):
 
 def test_no_traffic_and_few_labels(db):
     _shifting_log(db, days=3, concept_from=0, drift_from=99, per_day=40)
-    res = alerts.run_monitoring("credit", db=db, now=T0 + timedelta(days=5))
-    kinds = [a["kind"] for a in res.alerts]
+    res = ControlRoom(db).model("credit").monitor(now=T0 + timedelta(days=5))
+    kinds = [a.kind for a in res.alerts]
     assert "no_traffic" in kinds
     assert "metric_below" not in kinds  # 40 labels a day is below min_labels: no verdict on accuracy
-    again = alerts.run_monitoring("credit", db=db, now=T0 + timedelta(days=6))
-    assert "no_traffic" not in [a["kind"] for a in again.alerts]  # the same silent stretch alerts once
+    again = ControlRoom(db).model("credit").monitor(now=T0 + timedelta(days=6))
+    assert "no_traffic" not in [a.kind for a in again.alerts]  # the same silent stretch alerts once
 
 
 def test_custom_rules_and_validation(db):
     _shifting_log(db)
-    rid = alerts.set_rule("credit", "feature_drift", target="income", threshold=None, severity="critical", db=db)
-    same = alerts.set_rule("credit", "feature_drift", target="income", threshold=None, severity="info", db=db)
+    rid = ControlRoom(db).model("credit").set_alert_rule("feature_drift", target="income", threshold=None, severity="critical")
+    same = ControlRoom(db).model("credit").set_alert_rule("feature_drift", target="income", threshold=None, severity="info")
     assert rid == same
-    rules = alerts.list_rules("credit", db=db)
+    rules = ControlRoom(db).model("credit").alert_rules()
     assert len(rules) == 1 and rules["severity"].iloc[0] == "info"
-    res = alerts.run_monitoring("credit", db=db, now=T0 + timedelta(days=8))
+    res = ControlRoom(db).model("credit").monitor(now=T0 + timedelta(days=8))
     assert res.rules_created == 0  # the model has a rule: no defaults added
-    assert [a["kind"] for a in res.alerts] == ["feature_drift"] * 3
-    assert all(a["severity"] == "info" for a in res.alerts)
+    assert [a.kind for a in res.alerts] == ["feature_drift"] * 3
+    assert all(a.severity == "info" for a in res.alerts)
     with pytest.raises(InvalidInputError, match="Unknown alert rule kind"):
-        alerts.set_rule("credit", "cpu_high", threshold=1, db=db)
+        ControlRoom(db).model("credit").set_alert_rule("cpu_high", threshold=1)
     with pytest.raises(InvalidInputError, match="severity"):
-        alerts.set_rule("credit", "no_traffic", threshold=1, severity="urgent", db=db)
+        ControlRoom(db).model("credit").set_alert_rule("no_traffic", threshold=1, severity="urgent")
     with pytest.raises(InvalidInputError, match="threshold"):
-        alerts.set_rule("credit", "drift_share_above", threshold=None, db=db)
+        ControlRoom(db).model("credit").set_alert_rule("drift_share_above", threshold=None)
     with pytest.raises(NotFoundError):
-        alerts.set_rule("nope", "no_traffic", threshold=1, db=db)
-    alerts.delete_rule(rid, db=db)
-    assert alerts.list_rules("credit", db=db).empty
+        ControlRoom(db).model("nope").set_alert_rule("no_traffic", threshold=1)
+    ControlRoom(db).delete_alert_rule(rid)
+    assert ControlRoom(db).model("credit").alert_rules().empty
 
 
 def test_acknowledge_and_list(db):
     _shifting_log(db)
-    res = alerts.run_monitoring("credit", db=db, now=T0 + timedelta(days=8))
-    first = res.alerts[0]["id"]
-    assert alerts.acknowledge(first, actor="ana", db=db) is True
-    assert alerts.acknowledge(first, actor="ana", db=db) is False
-    open_ = alerts.list_alerts("credit", open_only=True, db=db)
-    all_ = alerts.list_alerts("credit", db=db)
+    res = ControlRoom(db).model("credit").monitor(now=T0 + timedelta(days=8))
+    first = res.alerts[0].id
+    assert ControlRoom(db, identity=Identity("ana", 'admin')).acknowledge(first) is True
+    assert ControlRoom(db, identity=Identity("ana", 'admin')).acknowledge(first) is False
+    open_ = ControlRoom(db).model("credit").alerts(open_only=True)
+    all_ = ControlRoom(db).model("credit").alerts()
     assert len(all_) == len(open_) + 1 and first not in set(open_["id"])
     row = all_[all_["id"] == first].iloc[0]
     assert row["acknowledged"] and row["acknowledged_by"] == "ana"
@@ -121,8 +122,8 @@ def test_acknowledge_and_list(db):
         audit = con.execute("SELECT actor, action FROM audit_events WHERE action = 'acknowledge_alert'").fetchall()
     assert audit == [("ana", "acknowledge_alert")]
     with pytest.raises(NotFoundError, match="No alert with id 9999"):
-        alerts.acknowledge(9999, actor="ana", db=db)
-    assert len(alerts.list_alerts(None, db=db)) == len(all_)
+        ControlRoom(db, identity=Identity("ana", 'admin')).acknowledge(9999)
+    assert len(ControlRoom(db).alerts()) == len(all_)
 
 
 def test_failed_run_is_recorded(db):
@@ -131,7 +132,7 @@ def test_failed_run_is_recorded(db):
         con.execute("DELETE FROM reference_stats")
         con.execute("DELETE FROM drift_references")
     with pytest.raises(NotFoundError):
-        alerts.run_monitoring("credit", db=db, now=T0)
+        ControlRoom(db).model("credit").monitor(now=T0)
     with connect(db) as con:
         status, error = con.execute("SELECT status, error FROM runs WHERE kind = 'monitor'").fetchall()[0]
     assert status == "failed" and "reference" in error

@@ -12,6 +12,7 @@ from mlops_core.config import artifacts_dir
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.store import connect, utcnow
 from mlops_core.store import runs as runstore
+from mlops_core import ControlRoom, Identity
 
 DEMO = "credit_default"
 
@@ -44,37 +45,36 @@ def alerts_of(db, model):
 
 def test_defaults_then_changes_are_stored_validated_and_audited(db):
     build(db, n=300)
-    p = automation.get_policy(MODEL, db=db)
+    p = ControlRoom(db).model(MODEL).policy()
     assert (p.mode, p.drift_share_above, p.cooldown_hours, p.window_days, p.gate, p.stored) == \
         ("manual", 0.3, 24.0, 30.0, None, False)
-    p = automation.set_policy(MODEL, actor="alice", db=db, mode="automated", gate=["roc_auc>=0.7", "roc_auc+=1%"],
-                              every_days=7)
+    p = ControlRoom(db, identity=Identity("alice", 'admin')).model(MODEL).set_policy(mode="automated", gate=["roc_auc>=0.7", "roc_auc+=1%"], every_days=7)
     assert p.stored and p.updated_by == "alice"
-    again = automation.get_policy(MODEL, db=db)
+    again = ControlRoom(db).model(MODEL).policy()
     assert again.mode == "automated" and again.every_days == 7.0
     assert again.gate == [{"metric": "roc_auc", "kind": "min", "threshold": 0.7, "relative": False},
                           {"metric": "roc_auc", "kind": "improve", "threshold": 0.01, "relative": True}]
-    ev = registry.audit_log(MODEL, db=db).iloc[0]
+    ev = ControlRoom(db).audit(MODEL).iloc[0]
     assert ev.action == "policy_change" and ev.actor == "alice" and "mode: manual -> automated" in ev.reason
 
     for bad, match in (({"mode": "auto"}, "Unknown policy mode"), ({"drift_share_above": 3}, "0..1"),
                        ({"gate": ["auc>=1"]}, "Unknown gate metric"), ({"cooldown": 1}, "Unknown policy field"),
                        ({"metric": "positive_rate"}, "Unknown policy metric")):
         with pytest.raises(InvalidInputError, match=match):
-            automation.set_policy(MODEL, actor="alice", db=db, **bad)
-    assert automation.get_policy(MODEL, db=db).mode == "automated"  # refused changes wrote nothing
-    assert automation.set_policy(MODEL, actor="a", db=db, gate=None).gate is None
+            ControlRoom(db, identity=Identity("alice", 'admin')).model(MODEL).set_policy(**bad)
+    assert ControlRoom(db).model(MODEL).policy().mode == "automated"  # refused changes wrote nothing
+    assert ControlRoom(db, identity=Identity("a", 'admin')).model(MODEL).set_policy(gate=None).gate is None
     with pytest.raises(NotFoundError):
-        automation.get_policy("nope", db=db)
+        ControlRoom(db).model("nope").policy()
 
 
 # --- evaluation with given signals ----------------------------------------------------------------
 
 def test_no_trigger_does_nothing_but_is_recorded(db):
     build(db, n=300)
-    d = automation.evaluate(MODEL, db=db, drift_share=0.1, metrics={"roc_auc": 0.8})
+    d = ControlRoom(db).model(MODEL).evaluate_policy(drift_share=0.1, metrics={"roc_auc": 0.8})
     assert d.action == "none" and d.triggers == [] and "No trigger fired" in d.message
-    ev = automation.recent_evaluations(MODEL, db=db)
+    ev = ControlRoom(db).model(MODEL).evaluations()
     assert list(ev["action"]) == ["none"] and ev["monitor_run_id"].iloc[0] == d.monitor_run_id
     assert runstore_get(db, d.monitor_run_id).actor == "automation"
 
@@ -86,75 +86,75 @@ def runstore_get(db, run_id):
 
 def test_manual_mode_only_alerts_once_per_day(db):
     build(db, n=300)
-    automation.set_policy(MODEL, actor="a", db=db, metric_threshold=0.75)
-    d = automation.evaluate(MODEL, db=db, drift_share=0.5, metrics={"roc_auc": 0.6})
+    ControlRoom(db, identity=Identity("a", 'admin')).model(MODEL).set_policy(metric_threshold=0.75)
+    d = ControlRoom(db).model(MODEL).evaluate_policy(drift_share=0.5, metrics={"accuracy": 0.6})
     assert d.action == "alert" and len(d.alert_ids) == 1
-    assert d.triggers == ["drift share 0.50 is above 0.30", "roc_auc 0.6000 is below 0.75"]
-    again = automation.evaluate(MODEL, db=db, drift_share=0.5)
+    assert d.triggers == ["drift share 0.50 is above 0.30", "accuracy 0.6000 is below 0.75"]
+    again = ControlRoom(db).model(MODEL).evaluate_policy(drift_share=0.5)
     assert again.action == "alert" and again.alert_ids == [] and "already says so" in again.message
     assert len(alerts_of(db, MODEL)) == 1
-    assert jobs.active_run(MODEL, db=db) is None
-    assert "retrain" not in set(registry.runs(MODEL, db=db)["kind"])
-    audit = registry.audit_log(MODEL, db=db)
+    assert ControlRoom(db).model(MODEL).active_retrain() is None
+    assert "retrain" not in set(ControlRoom(db).runs(MODEL)["kind"])
+    audit = ControlRoom(db).audit(MODEL)
     assert list(audit.query("action == 'policy_alert'")["actor"]) == ["automation"]
 
 
 def test_error_metrics_trigger_above_the_threshold(db):
     build(db, n=300)
-    automation.set_policy(MODEL, actor="a", db=db, metric="log_loss", metric_threshold=0.5, drift_share_above=None)
-    assert automation.evaluate(MODEL, db=db, metrics={"log_loss": 0.4}).action == "none"
-    d = automation.evaluate(MODEL, db=db, drift_share=0.99, metrics={"log_loss": 0.7})
+    ControlRoom(db, identity=Identity("a", 'admin')).model(MODEL).set_policy(metric="log_loss", metric_threshold=0.5, drift_share_above=None)
+    assert ControlRoom(db).model(MODEL).evaluate_policy(metrics={"log_loss": 0.4}).action == "none"
+    d = ControlRoom(db).model(MODEL).evaluate_policy(drift_share=0.99, metrics={"log_loss": 0.7})
     assert d.triggers == ["log_loss 0.7000 is above 0.5"]
 
 
 def test_schedule_trigger_and_cooldown_in_automated_mode(db):
     build(db, n=600)
-    automation.set_policy(MODEL, actor="a", db=db, mode="automated", every_days=7, drift_share_above=None)
-    assert automation.evaluate(MODEL, db=db, drift_share=0.0).action == "none"  # v1 is minutes old
+    ControlRoom(db, identity=Identity("a", 'admin')).model(MODEL).set_policy(mode="automated", every_days=7, drift_share_above=None)
+    assert ControlRoom(db).model(MODEL).evaluate_policy(drift_share=0.0).action == "none"  # v1 is minutes old
     later = utcnow() + timedelta(days=8)
-    d = automation.evaluate(MODEL, db=db, now=later, drift_share=0.0)
+    d = ControlRoom(db).model(MODEL).evaluate_policy(now=later, drift_share=0.0)
     assert d.action == "retrain_started" and "schedule: every 7 days" in d.triggers[0]
-    run = jobs.wait(d.retrain_run_id, timeout=240, db=db)
+    run = ControlRoom(db).wait(d.retrain_run_id, timeout=240)
     assert run.status == "succeeded", run.error
     assert run.trigger == "schedule" and run.actor == "automation"
     # a retrain ran minutes ago: within the 24 h cool-down nothing new starts, and the schedule is satisfied
-    d = automation.evaluate(MODEL, db=db, drift_share=0.9)
+    d = ControlRoom(db).model(MODEL).evaluate_policy(drift_share=0.9)
     assert d.action == "none"
-    automation.set_policy(MODEL, actor="a", db=db, drift_share_above=0.3)
-    d = automation.evaluate(MODEL, db=db, drift_share=0.9)
+    ControlRoom(db, identity=Identity("a", 'admin')).model(MODEL).set_policy(drift_share_above=0.3)
+    d = ControlRoom(db).model(MODEL).evaluate_policy(drift_share=0.9)
     assert d.action == "cooldown" and "cool-down" in d.message
-    assert list(registry.runs(MODEL, db=db)["kind"]).count("retrain") == 1
+    assert list(ControlRoom(db).runs(MODEL)["kind"]).count("retrain") == 1
 
 
 # --- on the demo database, with the monitoring engine ------------------------------------------------
 
 def test_manual_mode_on_demo_alerts_and_changes_nothing(demo_copy):
     db = demo_copy
-    before = [(v.version, v.status) for v in registry.list_versions(DEMO, db=db)]
-    d = automation.evaluate(DEMO, db=db)
+    before = [(v.version, v.status) for v in ControlRoom(db).model(DEMO).versions()]
+    d = ControlRoom(db).model(DEMO).evaluate_policy()
     assert d.mode == "manual" and d.signals["drift_share"] > 0.3
     assert d.action == "alert" and d.alert_ids
-    assert [(v.version, v.status) for v in registry.list_versions(DEMO, db=db)] == before
-    assert jobs.active_run(DEMO, db=db) is None
+    assert [(v.version, v.status) for v in ControlRoom(db).model(DEMO).versions()] == before
+    assert ControlRoom(db).model(DEMO).active_retrain() is None
 
 
 def test_automated_mode_on_demo_retrains_and_promotes_on_drift(demo_copy):
     db = demo_copy
-    prod_before = registry.production_version(DEMO, db=db)
-    automation.set_policy(DEMO, actor="ops", db=db, mode="automated")
-    d = automation.evaluate(DEMO, db=db)
+    prod_before = ControlRoom(db).model(DEMO).production_version()
+    ControlRoom(db, identity=Identity("ops", 'admin')).model(DEMO).set_policy(mode="automated")
+    d = ControlRoom(db).model(DEMO).evaluate_policy()
     assert d.action == "retrain_started" and d.triggers and d.triggers[0].startswith("drift share")
-    run = jobs.wait(d.retrain_run_id, timeout=400, db=db)
+    run = ControlRoom(db).wait(d.retrain_run_id, timeout=400)
     assert run.status == "succeeded", run.error
     s = run.statistics
     assert s["gate"]["passed"] and s["promoted"]
     new = s["candidate_version"]
-    assert registry.production_version(DEMO, db=db) == new != prod_before
-    audit = registry.audit_log(DEMO, db=db)
+    assert ControlRoom(db).model(DEMO).production_version() == new != prod_before
+    audit = ControlRoom(db).audit(DEMO)
     promo = audit[(audit["action"] == "promote") & (audit["to_version"] == new)].iloc[0]
     assert promo.actor == "automation" and promo.from_version == prod_before and promo.run_id == run.id
     assert {"policy_retrain_started", "retrain_requested"} <= set(audit.query("actor == 'automation'")["action"])
     # the next evaluation respects the cool-down
-    assert automation.evaluate(DEMO, db=db).action in ("cooldown", "none")
+    assert ControlRoom(db).model(DEMO).evaluate_policy().action in ("cooldown", "none")
     # and a rollback restores the previous production version
-    assert registry.rollback(DEMO, actor="ops", db=db)["to_version"] == prod_before
+    assert ControlRoom(db, identity=Identity("ops", 'admin')).model(DEMO).rollback().to_version == prod_before

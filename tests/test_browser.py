@@ -20,6 +20,7 @@ import pytest
 
 from _dashboard_support import ROOT, StreamlitServer, copy_db, shared_demo
 from mlops_core.lifecycle import jobs, registry
+from mlops_core import ControlRoom, Identity
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -115,7 +116,7 @@ def test_every_page_opens_and_is_saved_as_screenshot(server, page):
             page.locator('[data-testid="stPlotlyChart"], [data-testid="stMetric"]').first.wait_for()
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     open_page(page, server, "", "MLOps control room")
-    prod = registry.production_version(MODEL, db=server.db)
+    prod = ControlRoom(server.db).model(MODEL).production_version()
     assert page.get_by_text(f"Production: v{prod}").count() >= 1
 
 
@@ -140,7 +141,7 @@ def _new_retrain_run(server, known: set, timeout: float = 30) -> str:
     """Id of the retrain run the click created (read from the database)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        runs = registry.runs(MODEL, db=server.db)
+        runs = ControlRoom(server.db).runs(MODEL)
         new = runs[(runs["kind"] == "retrain") & ~runs["id"].isin(known)]
         if len(new):
             return str(new["id"].iloc[0])
@@ -149,13 +150,13 @@ def _new_retrain_run(server, known: set, timeout: float = 30) -> str:
 
 
 def test_retrain_promote_and_roll_back(server, page):
-    before = registry.production_version(MODEL, db=server.db)
+    before = ControlRoom(server.db).model(MODEL).production_version()
     open_page(page, server, "retrain", "Retrain")
     days = page.get_by_label("Days of labelled data", exact=True)
     days.fill(str(RETRAIN_DAYS))
     days.press("Enter")
     settle(page)
-    started = set(registry.runs(MODEL, db=server.db)["id"])
+    started = set(ControlRoom(server.db).runs(MODEL)["id"])
     page.get_by_role("button", name="Retrain", exact=True).click()
     run_id = _new_retrain_run(server, started)
     # live progress while the job runs (unless it is already over), then the result with the gate decision
@@ -172,25 +173,25 @@ def test_retrain_promote_and_roll_back(server, page):
         result.wait_for(timeout=240_000)
     except Exception:
         page.screenshot(path=str(SHOTS / "failed_retrain.png"), full_page=True)
-        run = jobs.get_run(run_id, db=server.db)
+        run = ControlRoom(server.db).run(run_id)
         pytest.fail(f"no retrain result on the page; run {run.status} {run.progress:.0%} {run.message!r} "
                     f"error={run.error!r}; server log: {server.log()[-1500:]}")
     settle(page)
-    run = jobs.get_run(run_id, db=server.db)
+    run = ControlRoom(server.db).run(run_id)
     assert run.status == "succeeded", f"the retrain failed: {run.error}"
     assert_no_traceback(page, "retrain result")
     page.get_by_text("Gate decision").wait_for()
     page.get_by_text(re.compile(r"v\d+ (passed|failed) the gate")).first.wait_for()
     page.screenshot(path=str(SHOTS / "retrain_result.png"), full_page=True)
 
-    runs = registry.runs(MODEL, db=server.db)
+    runs = ControlRoom(server.db).runs(MODEL)
     retrain = runs[runs["id"] == run_id].iloc[0]
     assert (retrain["status"], retrain["actor"]) == ("succeeded", "dashboard")
-    audit = registry.audit_log(MODEL, db=server.db)
+    audit = ControlRoom(server.db).audit(MODEL)
     assert "retrain_requested" in set(audit.loc[audit["actor"] == "dashboard", "action"])
-    candidate = max(v.version for v in registry.list_versions(MODEL, db=server.db))
-    status = {v.version: v.status for v in registry.list_versions(MODEL, db=server.db)}[candidate]
-    assert registry.production_version(MODEL, db=server.db) == before  # manual mode: nothing promoted yet
+    candidate = max(v.version for v in ControlRoom(server.db).model(MODEL).versions())
+    status = {v.version: v.status for v in ControlRoom(server.db).model(MODEL).versions()}[candidate]
+    assert ControlRoom(server.db).model(MODEL).production_version() == before  # manual mode: nothing promoted yet
 
     if status == "candidate":
         # passed the gate: the Retrain page offers Promote
@@ -209,8 +210,8 @@ def test_retrain_promote_and_roll_back(server, page):
     dialog.get_by_role("button", name="Confirm", exact=True).click()
     page.get_by_text(f"v{candidate} is now in production").wait_for()
     settle(page)
-    assert registry.production_version(MODEL, db=server.db) == candidate
-    event = registry.audit_log(MODEL, db=server.db).iloc[0]
+    assert ControlRoom(server.db).model(MODEL).production_version() == candidate
+    event = ControlRoom(server.db).audit(MODEL).iloc[0]
     assert (event["action"], event["actor"], event["from_version"], event["to_version"], event["reason"]) == (
         "promote", "dashboard", before, candidate, "browser test: fresh data")
 
@@ -222,8 +223,8 @@ def test_retrain_promote_and_roll_back(server, page):
     dialog.get_by_role("button", name="Confirm", exact=True).click()
     page.get_by_text(f"rolled back to v{before}").wait_for()
     settle(page)
-    assert registry.production_version(MODEL, db=server.db) == before
-    event = registry.audit_log(MODEL, db=server.db).iloc[0]
+    assert ControlRoom(server.db).model(MODEL).production_version() == before
+    event = ControlRoom(server.db).audit(MODEL).iloc[0]
     assert (event["action"], event["actor"], event["from_version"], event["to_version"]) == (
         "rollback", "dashboard", candidate, before)
     assert page.get_by_text(f"production is v{before}").count() == 1

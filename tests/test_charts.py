@@ -109,8 +109,8 @@ def test_drift_ranking_uses_latest_window_and_colours_drifted():
     assert bar.marker.color[0] != bar.marker.color[2]
 
 
-def test_distribution_overlay_normalises_counts_to_shares():
-    frame = pd.DataFrame({"bin": ["a", "b"], "reference": [30, 70], "current": [0.5, 0.5]})
+def test_distribution_overlay_draws_the_shares():
+    frame = pd.DataFrame({"bin": ["a", "b"], "reference_share": [0.3, 0.7], "current_share": [0.5, 0.5]})
     fig = charts.distribution_overlay(frame, "purpose")
     assert list(fig.data[0].y) == pytest.approx([0.3, 0.7])
     assert list(fig.data[1].y) == pytest.approx([0.5, 0.5])

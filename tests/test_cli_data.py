@@ -15,6 +15,7 @@ import pytest
 from conftest import make_training_frame
 from mlops_core.cli import main
 from mlops_core.lifecycle.registry import register_model
+from mlops_core import ControlRoom, Identity
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "credit"
@@ -193,25 +194,20 @@ def demo_like(tmp_path_factory):
     import joblib
     from sklearn.dummy import DummyClassifier
 
-    from mlops_core.lifecycle import training
-    from mlops_core.lifecycle.registry import add_version, get_model, promote
-
     folder = tmp_path_factory.mktemp("shipped")
     db = folder / "mlops.duckdb"
     train = pd.read_csv(ROOT / "sample_data" / "credit_default_train.csv")
     X = train.drop(columns=["default"])
-    y = training.prepare_target(train["default"], "classification", "default")
+    y = train["default"].astype(str)
     artifact = folder / "prior.joblib"
     joblib.dump(DummyClassifier(strategy="prior").fit(X, y), artifact)
-    register_model("credit_default", "classification", "default", train, artifact=artifact, db=db)
+    ControlRoom(db).register("credit_default", "classification", "default", train, artifact=artifact)
     versions = pd.read_csv(clean, usecols=lambda c: c == "version")
     wanted = int(versions["version"].max()) if "version" in versions else 1
-    info = get_model("credit_default", db=db)
+    model = ControlRoom(db).model("credit_default")
     for _ in range(wanted - 1):  # the batch was logged by a later version
-        result = training.fit_and_evaluate(X, y, "classification", info.features, info.positive_class,
-                                           pipeline=joblib.load(artifact), fitted=True)
-        v = add_version("credit_default", result, reference_frame=X, reference_target=y, db=db)
-        promote("credit_default", v.version, db=db)
+        v = model.add_version(artifact, train)
+        model.promote(v.version)
     return folder
 
 

@@ -13,6 +13,7 @@ import pytest
 from _monitoring_support import T0, credit_features, log_rows, register_credit, write
 from mlops_core.monitoring import alerts
 from mlops_core.cli import main
+from mlops_core import ControlRoom, Identity
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_drift_json_and_text(logged, capsys):
 
 
 def test_alerts_list_ack_and_rules(logged, capsys):
-    res = alerts.run_monitoring("credit", db=logged, now=T0 + timedelta(days=3))
+    res = ControlRoom(logged).model("credit").monitor(now=T0 + timedelta(days=3))
     assert res.alerts
     listed = _json(capsys, ["alerts", "--model", "credit", "--db", logged, "--json"])
     assert len(listed) == len(res.alerts)

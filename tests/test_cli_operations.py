@@ -10,6 +10,7 @@ import pytest
 from _ops_support import MODEL, build
 from mlops_core.lifecycle import jobs, registry
 from mlops_core.cli import main
+from mlops_core import ControlRoom, Identity
 
 
 def run(capsys, *argv):
@@ -30,10 +31,10 @@ def test_retrain_wait_json_prints_run_versions_metrics_and_gate(built, capsys):
     assert code == 0, err
     r = json.loads(out)
     assert r["status"] == "succeeded" and r["candidate_version"] == 2 and r["champion_version"] == 1
-    assert r["gate"]["passed"] is True and r["gate"]["reasons"][0].startswith("Candidate roc_auc")
+    assert r["gate"]["passed"] is True and r["gate"]["reasons"][0].startswith("Candidate accuracy")
     assert set(r["candidate_metrics"]) >= {"roc_auc", "accuracy"} and "roc_auc" in r["champion_metrics"]
     assert r["train_rows"] == 800 and r["holdout_rows"] == 200 and r["promoted"] is False
-    assert registry.list_versions(MODEL, db=built)[1].hyperparameters["max_iter"] == 30
+    assert ControlRoom(built).model(MODEL).versions()[1].hyperparameters["max_iter"] == 30
 
 
 def test_retrain_without_wait_returns_the_run_id_and_a_second_is_refused(built, capsys):
@@ -43,7 +44,7 @@ def test_retrain_without_wait_returns_the_run_id_and_a_second_is_refused(built, 
     code, out, err = run(capsys, "retrain", "--model", MODEL, "--db", str(built))
     assert code == 3 and out == "" and err.startswith("error: A retrain of 'credit' is already") and "\n" == err[-1]
     assert err.count("\n") == 1
-    assert jobs.wait(run_id, timeout=300, db=built).status == "succeeded"
+    assert ControlRoom(built).wait(run_id, timeout=300).status == "succeeded"
 
 
 def test_versions_promote_rollback_audit_runs(built, capsys):
@@ -91,7 +92,7 @@ def test_compare_json_and_text(built, capsys):
 
 def test_policy_and_monitor(built, capsys):
     code, out, _ = run(capsys, "policy", "--model", MODEL, "--db", str(built))
-    assert code == 0 and "mode manual (defaults" in out and "roc_auc better than the champion by >= 0 (default)" in out
+    assert code == 0 and "mode manual (defaults" in out and "accuracy better than the champion by >= 0 (default)" in out
     code, out, _ = run(capsys, "policy", "--model", MODEL, "--gate", "roc_auc>=0.7", "--gate", "roc_auc+=0.01",
                        "--every-days", "none", "--drift-share-above", "0.9", "--json", "--db", str(built))
     p = json.loads(out)

@@ -17,6 +17,7 @@ import pytest
 from _dashboard_support import DEMO_END, ROOT, StreamlitServer, copy_db, shared_demo
 from mlops_core.lifecycle import jobs, registry
 from mlops_core.store import connect
+from mlops_core import ControlRoom, Identity
 
 pytestmark = pytest.mark.slow
 
@@ -42,12 +43,9 @@ def test_cli_ingest_succeeds_while_dashboard_open_and_retrain_running(tmp_path):
         # The dashboard is open: a session runs the Overview script, which reads the database.
         with urllib.request.urlopen(server.url, timeout=30) as r:
             assert r.status == 200
-        run_id = jobs.start_retrain(
-            MODEL, actor="test", db=db,
-            params={"window_days": 40, "end": DEMO_END.isoformat(), "hyperparameters": {"max_iter": 300, "early_stopping": False}},
-        )
+        run_id = ControlRoom(db, identity=Identity("test", 'admin')).model(MODEL).retrain(params={"window_days": 40, "end": DEMO_END.isoformat(), "hyperparameters": {"max_iter": 300, "early_stopping": False}})
         deadline = time.monotonic() + 60
-        while jobs.get_run(run_id, db=db).status != "running":
+        while ControlRoom(db).run(run_id).status != "running":
             assert time.monotonic() < deadline, "the retrain never started"
             time.sleep(0.05)
         ingest_started = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -59,7 +57,7 @@ def test_cli_ingest_succeeds_while_dashboard_open_and_retrain_running(tmp_path):
         assert p.returncode == 0, p.stderr
         assert "Traceback" not in p.stderr
         # The retrain was still running when the ingest began (otherwise the test proves nothing).
-        run = jobs.wait(run_id, timeout=180, db=db)
+        run = ControlRoom(db).wait(run_id, timeout=180)
         assert run.started_at <= ingest_started
         assert run.finished_at is not None and run.finished_at >= ingest_started, (
             "the retrain finished before the ingest started; make it longer"
@@ -69,5 +67,5 @@ def test_cli_ingest_succeeds_while_dashboard_open_and_retrain_running(tmp_path):
         with urllib.request.urlopen(server.url, timeout=30) as r:
             assert r.status == 200
     assert _count(db, f"log_{MODEL}") == before + batch_rows
-    assert registry.production_version(MODEL, db=db) is not None
+    assert ControlRoom(db).model(MODEL).production_version() is not None
     assert ingest_finished >= ingest_started

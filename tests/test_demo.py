@@ -14,6 +14,7 @@ from mlops_core.demo import build as demo, simulate
 from mlops_core.lifecycle import registry
 from mlops_core.cli import main
 from mlops_core.store import connect
+from mlops_core import ControlRoom, Identity
 
 END = datetime(2026, 5, 1, 12, 0)
 DAYS, DAILY = 40, 600
@@ -144,13 +145,13 @@ def test_logged_scores_are_the_real_outputs_of_the_serving_version(demo_db):
     for version in (1, 2):
         rows = _query(path, "SELECT * FROM log_credit_default WHERE version = ? ORDER BY request_id LIMIT 300", [version])
         assert len(rows) == 300
-        pipe = registry.load_model("credit_default", version, db=path)
+        pipe = ControlRoom(path).model("credit_default").load(version)
         X = rows[list(simulate.CREDIT_FEATURES)]
         proba = pipe.predict_proba(X)[:, list(map(str, pipe.classes_)).index("1")]
         np.testing.assert_allclose(rows["score"].to_numpy(), proba, rtol=1e-9)
         assert (rows["prediction"].to_numpy() == pipe.predict(X).astype(str)).all()
     rows = _query(path, "SELECT * FROM log_delivery_time ORDER BY request_id LIMIT 300")
-    pipe = registry.load_model("delivery_time", 1, db=path)
+    pipe = ControlRoom(path).model("delivery_time").load(1)
     np.testing.assert_allclose(rows["prediction"], pipe.predict(rows[list(simulate.DELIVERY_FEATURES)]), rtol=1e-9)
 
 
@@ -173,7 +174,7 @@ def test_versions_are_served_by_time_with_a_small_ab_window(demo_db):
 def test_history_versions_deployments_audit_and_runs(demo_db):
     path, _ = demo_db
     tl = demo._Timeline(DAYS, _start(), END)
-    versions = {v.version: v for v in registry.list_versions("credit_default", db=path)}
+    versions = {v.version: v for v in ControlRoom(path).model("credit_default").versions()}
     assert versions[2].gate["passed"] is True
     assert versions[3].gate["passed"] is False and versions[3].gate["reasons"]
     assert any("Labels cover only" in r for r in versions[3].gate["reasons"])
@@ -254,7 +255,7 @@ def test_sample_batch_matches_the_model_schema(demo_db):
     path, _ = demo_db
     batch = pd.read_csv(demo.SAMPLE_DIR / "batches" / "credit_default_clean.csv")
     labels = pd.read_csv(demo.SAMPLE_DIR / "batches" / "credit_default_labels.csv")
-    info = registry.get_model("credit_default", db=path)
+    info = ControlRoom(path).model("credit_default").info
     assert list(batch.columns) == ["request_id", "timestamp", "version", "variant", *info.feature_names,
                                    "prediction", "score"]
     assert batch.request_id.str.startswith("batch-").all() and batch.request_id.is_unique

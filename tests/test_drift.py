@@ -15,6 +15,7 @@ from mlops_core.monitoring import drift
 from mlops_core.data import reference as refmod
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.store import connect
+from mlops_core import ControlRoom, Identity
 
 
 def _frames(n=4000, m=3000, seed=0, shift=0.0):
@@ -55,7 +56,7 @@ def test_chi2_equals_scipy_chi2_contingency_on_the_same_counts():
     assert row["statistic"] == pytest.approx(res.statistic, rel=1e-12)
     assert row["p_value"] == pytest.approx(res.pvalue, rel=1e-9, abs=1e-300)
     # two categories: scipy's Yates correction applies, and so does ours
-    stat, p = drift.chi2([30, 70], [45, 55])
+    stat, p = drift.chi2.chi2([30, 70], [45, 55])
     res = chi2_contingency(np.array([[30, 70], [45, 55]]))
     assert (stat, p) == pytest.approx((res.statistic, res.pvalue))
     # numeric chi-square is on the reference decile bins
@@ -180,7 +181,7 @@ def test_false_alarm_rate_per_feature_and_window_is_below_one_percent(db):
     log = log_rows(feats, step=timedelta(days=1) / per_day, prediction=np.array(["0"] * len(feats)),
                    score=np.full(len(feats), 0.5))
     write(db, info, log)
-    out = drift.over_time("credit", window="day", store=False, db=db)
+    out = ControlRoom(db).model("credit").drift(window="day", store=False)
     feats_only = out[~out["feature"].isin(drift.PSEUDO_FEATURES)]
     assert feats_only["window_start"].nunique() == days
     assert len(feats_only) == 3 * days
@@ -202,7 +203,7 @@ def test_quarter_sd_mean_shift_is_flagged_in_the_first_full_window(db):
     a = log_rows(after.head(int(5.5 * per_day)), start=start_shift, step=step, prefix="s",
                  prediction=np.array(["0"] * int(5.5 * per_day)))
     write(db, info, pd.concat([b, a], ignore_index=True))
-    out = drift.over_time("credit", db=db, store=False)
+    out = ControlRoom(db).model("credit").drift(store=False)
     income = out[out["feature"] == "income"].set_index("window_start")
     assert not income.loc[pd.Timestamp(T0 + timedelta(days=3)), "drifted"]
     first_full = pd.Timestamp(T0 + timedelta(days=5))
@@ -234,7 +235,7 @@ def _drifting_log(db):
 
 def test_over_time_sql_counts_equal_the_numpy_path_on_the_same_rows(db):
     info, log, labels = _drifting_log(db)
-    out = drift.over_time("credit", db=db, methods=["wasserstein", "psi", "ks", "chi2", "jensen_shannon", "linf"])
+    out = ControlRoom(db).model("credit").drift(methods=["wasserstein", "psi", "ks", "chi2", "jensen_shannon", "linf"])
     with connect(db) as con:
         from mlops_core.store import references as rstore
 
@@ -259,9 +260,9 @@ def test_over_time_sql_counts_equal_the_numpy_path_on_the_same_rows(db):
 
 def test_over_time_stores_every_window_and_replaces_on_rerun(db):
     _drifting_log(db)
-    first = drift.over_time("credit", db=db)
-    again = drift.over_time("credit", db=db)
-    stored = drift.stored("credit", db=db)
+    first = ControlRoom(db).model("credit").drift()
+    again = ControlRoom(db).model("credit").drift()
+    stored = ControlRoom(db).model("credit").drift_stored()
     assert len(stored) == len(first) == len(again)
     assert stored["window_start"].nunique() == 6
     assert (~stored["drifted"]).sum() > 0  # stored whether drifted or not
@@ -269,48 +270,48 @@ def test_over_time_stores_every_window_and_replaces_on_rerun(db):
         n = con.execute("SELECT count(*) FROM drift_results WHERE model = 'credit'").fetchone()[0]
     assert n == len(first)
     # a narrower range replaces only its own windows
-    drift.over_time("credit", db=db, start=T0 + timedelta(days=5))
-    assert len(drift.stored("credit", db=db)) == len(first)
-    assert drift.stored("credit", db=db, start=T0 + timedelta(days=5))["window_start"].nunique() == 1
+    ControlRoom(db).model("credit").drift(start=T0 + timedelta(days=5))
+    assert len(ControlRoom(db).model("credit").drift_stored()) == len(first)
+    assert ControlRoom(db).model("credit").drift_stored(start=T0 + timedelta(days=5))["window_start"].nunique() == 1
 
 
 def test_share_distribution_and_latest(db):
     _drifting_log(db)
-    drift.over_time("credit", db=db)
-    share = drift.share_over_time("credit", db=db)
+    ControlRoom(db).model("credit").drift()
+    share = ControlRoom(db).model("credit").drift_share()
     assert list(share.columns) == ["window_start", "n_features", "n_drifted", "share"]
     assert (share["n_features"] == 3).all()
     assert list(share["n_drifted"]) == [0, 0, 0, 0, 1, 1]
     assert share["share"].iloc[-1] == pytest.approx(1 / 3)
-    dist = drift.distribution("credit", "income", start=T0 + timedelta(days=4), db=db)
+    dist = ControlRoom(db).model("credit").drift_distribution("income", start=T0 + timedelta(days=4))
     assert len(dist) == 10 and dist["reference_share"].sum() == pytest.approx(1)
     assert dist["current_share"].sum() == pytest.approx(1) and dist["current_count"].sum() == 1000
     assert dist["current_share"].iloc[-1] > dist["reference_share"].iloc[-1]  # income moved up
-    cat = drift.distribution("credit", "region", db=db)
+    cat = ControlRoom(db).model("credit").drift_distribution("region")
     assert set(cat["bin"]) == {"north", "south", "east"}
-    top = drift.latest("credit", db=db)
+    top = ControlRoom(db).model("credit").drift_latest()
     assert top.iloc[0]["feature"] == "income" and bool(top.iloc[0]["drifted"])
     assert top["window_start"].nunique() == 1
     with pytest.raises(NotFoundError, match="not in the reference"):
-        drift.distribution("credit", "nope", db=db)
+        ControlRoom(db).model("credit").drift_distribution("nope")
 
 
 def test_empty_log_windows_without_labels_and_window_reference(db):
     info = register_credit(db)
-    assert drift.over_time("credit", db=db).empty
-    assert drift.share_over_time("credit", db=db).empty
-    assert drift.latest("credit", db=db).empty
+    assert ControlRoom(db).model("credit").drift().empty
+    assert ControlRoom(db).model("credit").drift_share().empty
+    assert ControlRoom(db).model("credit").drift_latest().empty
     feats = credit_features(300, 4)
     feats.loc[:, "age"] = np.nan  # an all-null feature in the window
     write(db, info, log_rows(feats, prediction=np.array(["1"] * 300), score=np.full(300, 0.7)))
-    out = drift.over_time("credit", db=db, store=False).set_index("feature")
+    out = ControlRoom(db).model("credit").drift(store=False).set_index("feature")
     assert out.loc["__target__", "n_current"] == 0 and math.isnan(out.loc["__target__", "statistic"])
     assert out.loc["age", "n_current"] == 0 and not out.loc["age", "drifted"]
-    ref_id = drift.reference_from_window("credit", T0, T0 + timedelta(days=1), db=db)
-    same = drift.over_time("credit", db=db, reference_id=ref_id, store=False).set_index("feature")
+    ref_id = ControlRoom(db).model("credit").reference_from_window(T0, T0 + timedelta(days=1))
+    same = ControlRoom(db).model("credit").drift(reference_id=ref_id, store=False).set_index("feature")
     assert same.loc["income", "statistic"] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(InvalidInputError, match="no predictions"):
-        drift.reference_from_window("credit", T0 - timedelta(days=9), T0 - timedelta(days=8), db=db)
+        ControlRoom(db).model("credit").reference_from_window(T0 - timedelta(days=9), T0 - timedelta(days=8))
 
 
 def test_arrow_summary_equals_the_pandas_summary(db, tmp_path):
@@ -324,7 +325,7 @@ def test_arrow_summary_equals_the_pandas_summary(db, tmp_path):
     df.loc[::1001, "a"] = np.inf
     df.loc[::13, "c"] = None
     kinds = {"a": "numeric", "b": "numeric", "c": "categorical"}
-    got = drift.summarise_arrow(pa.Table.from_pandas(df), kinds)
+    got = refmod.summarise_arrow(pa.Table.from_pandas(df), kinds)
     expected = refmod.summarise(df, [], kinds)
     for g, e in zip(got, expected):
         assert (g.feature, g.kind, g.n, g.null_count) == (e.feature, e.kind, e.n, e.null_count)
@@ -336,46 +337,46 @@ def test_arrow_summary_equals_the_pandas_summary(db, tmp_path):
     train = credit_features(2000, 0)
     path = tmp_path / "train.parquet"
     train.to_parquet(path)
-    ref_id = drift.reference_from_file("credit", path, db=db)
+    ref_id = ControlRoom(db).model("credit").reference_from_file(path)
     log = credit_features(3000, 9)
     write(db, info, log_rows(log, step=timedelta(seconds=10), prediction=np.array(["0"] * 3000)))
-    by_file = drift.over_time("credit", reference_id=ref_id, store=False, db=db).set_index("feature")
-    by_training = drift.over_time("credit", store=False, db=db).set_index("feature")
+    by_file = ControlRoom(db).model("credit").drift(reference_id=ref_id, store=False).set_index("feature")
+    by_training = ControlRoom(db).model("credit").drift(store=False).set_index("feature")
     for f in ("age", "income", "region"):
         assert by_file.loc[f, "statistic"] == pytest.approx(by_training.loc[f, "statistic"], rel=1e-9)
     with pytest.raises(NotFoundError, match="No file"):
-        drift.reference_from_file("credit", tmp_path / "missing.csv", db=db)
+        ControlRoom(db).model("credit").reference_from_file(tmp_path / "missing.csv")
 
 
 def test_stored_computes_window_sizes_that_were_never_stored(db):
     _drifting_log(db)
-    drift.over_time("credit", db=db, window="day")
-    weekly = drift.stored("credit", window="week", db=db)
+    ControlRoom(db).model("credit").drift(window="day")
+    weekly = ControlRoom(db).model("credit").drift_stored(window="week")
     assert len(weekly) and weekly["window_start"].nunique() == 2  # 2026-03-01 is a Sunday: two ISO weeks
     with connect(db) as con:
         sizes = con.execute("SELECT DISTINCT window_size FROM drift_results").fetchall()
     assert sizes == [("day",)]  # computed for the reader, not written
-    assert drift.stored("credit", window="week", db=db, compute_missing=False).empty
-    assert drift.share_over_time("credit", window="week", db=db)["n_features"].tolist() == [3, 3]
+    assert ControlRoom(db).model("credit").drift_stored(window="week", compute_missing=False).empty
+    assert ControlRoom(db).model("credit").drift_share(window="week")["n_features"].tolist() == [3, 3]
 
 
 def test_stored_settings_choose_methods_and_thresholds(db):
     _drifting_log(db)
-    drift.configure("credit", "income", ["psi", "ks"], thresholds={"psi": 0.05}, db=db)
-    drift.configure("credit", "*", "chi2", threshold=0.001, db=db)
-    got = drift.settings("credit", db=db)
+    ControlRoom(db).model("credit").configure_drift("income", ["psi", "ks"], thresholds={"psi": 0.05})
+    ControlRoom(db).model("credit").configure_drift("*", "chi2", threshold=0.001)
+    got = ControlRoom(db).model("credit").drift_settings()
     assert set(zip(got["feature"], got["method"])) == {("income", "psi"), ("income", "ks"), ("*", "chi2")}
-    out = drift.over_time("credit", db=db, store=False)
+    out = ControlRoom(db).model("credit").drift(store=False)
     pairs = set(zip(out["feature"], out["method"], out["threshold"]))
     assert ("income", "psi", 0.05) in pairs and ("income", "ks", 0.05) in pairs
     assert ("age", "chi2", 0.001) in pairs and ("region", "chi2", 0.001) in pairs
     assert not (out["method"] == "wasserstein").any()
     # an explicit call still overrides the stored settings
-    assert set(drift.over_time("credit", db=db, store=False, methods="psi")["method"]) == {"psi"}
-    drift.configure("credit", "*", None, db=db)
-    drift.configure("credit", "income", None, db=db)
-    assert drift.settings("credit", db=db).empty
+    assert set(ControlRoom(db).model("credit").drift(store=False, methods="psi")["method"]) == {"psi"}
+    ControlRoom(db).model("credit").configure_drift("*", None)
+    ControlRoom(db).model("credit").configure_drift("income", None)
+    assert ControlRoom(db).model("credit").drift_settings().empty
     with pytest.raises(InvalidInputError, match="no feature 'salary'"):
-        drift.configure("credit", "salary", "psi", db=db)
+        ControlRoom(db).model("credit").configure_drift("salary", "psi")
     with pytest.raises(InvalidInputError, match="applies to the categorical feature"):
-        drift.configure("credit", "region", "wasserstein", db=db)
+        ControlRoom(db).model("credit").configure_drift("region", "wasserstein")

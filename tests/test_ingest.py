@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from conftest import make_training_frame
-from mlops_core.errors import BatchRejectedError
-from mlops_core.data.ingest import ingest_labels, ingest_predictions
+from mlops_core.errors import BatchRejectedError, NotFoundError
 from mlops_core.lifecycle.registry import register_model
 from mlops_core.store import connect, set_clock
+from mlops_core import ControlRoom, Identity
 
 MODEL = "credit"
 
@@ -24,7 +24,7 @@ def registered(tmp_path_factory):
     """A database with MODEL registered (copied per test: registering trains a model)."""
     folder = tmp_path_factory.mktemp("registered")
     db = folder / "mlops.duckdb"
-    register_model(MODEL, "classification", "default", make_training_frame(), db=db)
+    ControlRoom(db).register(MODEL, "classification", "default", make_training_frame())
     return folder
 
 
@@ -67,7 +67,7 @@ def test_clean_csv_batch_is_written_in_one_go_with_run_report_and_audit(db, tmp_
     path = tmp_path / "b.csv"
     batch().to_csv(path, index=False)
     before = row_counts(db)
-    r = ingest_predictions(MODEL, path, db=db)
+    r = ControlRoom(db).model(MODEL).ingest(path)
     assert (r.rows, r.rows_written, r.already_ingested, r.kind) == (150, 150, False, "predictions")
     assert r.anomalies == [] and r.warnings == []
     after = row_counts(db)
@@ -91,9 +91,9 @@ def test_parquet_and_dataframe_sources_with_explicit_version_and_variant(db, tmp
     df = batch(prefix="p").assign(version=1, variant="challenger")
     path = tmp_path / "b.parquet"
     df.to_parquet(path, index=False)
-    r = ingest_predictions(MODEL, path, db=db)
+    r = ControlRoom(db).model(MODEL).ingest(path)
     assert r.rows_written == 150
-    r2 = ingest_predictions(MODEL, batch(prefix="d"), db=db)
+    r2 = ControlRoom(db).model(MODEL).ingest(batch(prefix="d"))
     assert r2.rows_written == 150
     assert query(db, f"SELECT count(*) FROM log_{MODEL} WHERE variant = 'challenger'") == [(150,)]
 
@@ -102,7 +102,7 @@ def test_timestamps_with_zone_become_naive_utc_and_float_classes_lose_dot_zero(d
     df = batch(3).astype({"timestamp": str})
     df["timestamp"] = ["2026-03-01T10:00:00+02:00", "2026-03-01 09:30:00", "2026-03-01T07:00:00Z"]
     df["prediction"] = [1.0, 0.0, 1.0]
-    ingest_predictions(MODEL, df, db=db)
+    ControlRoom(db).model(MODEL).ingest(df)
     got = query(db, f"SELECT ts, prediction FROM log_{MODEL} ORDER BY request_id")
     assert got == [(datetime(2026, 3, 1, 8, 0), "1"), (datetime(2026, 3, 1, 9, 30), "0"), (datetime(2026, 3, 1, 7, 0), "1")]
 
@@ -110,9 +110,9 @@ def test_timestamps_with_zone_become_naive_utc_and_float_classes_lose_dot_zero(d
 def test_reingesting_the_same_file_writes_nothing_and_says_so(db, tmp_path):
     path = tmp_path / "b.csv"
     batch().to_csv(path, index=False)
-    first = ingest_predictions(MODEL, path, db=db)
+    first = ControlRoom(db).model(MODEL).ingest(path)
     before = row_counts(db)
-    again = ingest_predictions(MODEL, path, db=db)
+    again = ControlRoom(db).model(MODEL).ingest(path)
     assert again.already_ingested and again.rows_written == 0 and again.batch_id == first.batch_id
     assert f"as batch {first.batch_id}; 0 rows written" in again.warnings[0]
     assert again.warnings[0].startswith("already ingested on ")
@@ -120,11 +120,11 @@ def test_reingesting_the_same_file_writes_nothing_and_says_so(db, tmp_path):
 
 
 def test_different_batch_reusing_stored_ids_is_refused(db):
-    ingest_predictions(MODEL, batch(), db=db)
+    ControlRoom(db).model(MODEL).ingest(batch())
     other = batch(seed=5)  # same ids, other content
     before = row_counts(db)
     with pytest.raises(BatchRejectedError, match=r"150 request ids are already stored .*'r00000' \(row 1\)"):
-        ingest_predictions(MODEL, other, db=db)
+        ControlRoom(db).model(MODEL).ingest(other)
     assert row_counts(db) == before
 
 
@@ -178,10 +178,10 @@ def _spoil(kind: str) -> pd.DataFrame | str:
     ("wrong_type_score", r"column 'score': 150 values are not numbers"),
 ])
 def test_structural_errors_refuse_the_whole_batch(db, kind, pattern):
-    ingest_predictions(MODEL, batch(prefix="seed"), db=db)  # a non-empty log, so "unchanged" means something
+    ControlRoom(db).model(MODEL).ingest(batch(prefix="seed"))  # a non-empty log, so "unchanged" means something
     before = row_counts(db)
     with pytest.raises(BatchRejectedError, match=pattern) as info:
-        ingest_predictions(MODEL, _spoil(kind), db=db)
+        ControlRoom(db).model(MODEL).ingest(_spoil(kind))
     assert "nothing was written" in str(info.value)
     assert row_counts(db) == before
 
@@ -196,16 +196,16 @@ def test_empty_and_unreadable_files_are_refused(db, tmp_path, content, pattern):
     path.write_bytes(content)
     before = row_counts(db)
     with pytest.raises(BatchRejectedError, match=pattern):
-        ingest_predictions(MODEL, path, db=db)
+        ControlRoom(db).model(MODEL).ingest(path)
     assert row_counts(db) == before
 
 
 def test_unknown_model_and_missing_file_are_refused(db, tmp_path):
     before = row_counts(db)
-    with pytest.raises(BatchRejectedError, match="Unknown model 'nope'. Known models: credit"):
-        ingest_predictions("nope", batch(), db=db)
+    with pytest.raises(NotFoundError, match="Unknown model 'nope'. Known models: credit"):
+        ControlRoom(db).model("nope").ingest(batch())
     with pytest.raises(BatchRejectedError, match="does not exist"):
-        ingest_predictions(MODEL, tmp_path / "missing.csv", db=db)
+        ControlRoom(db).model(MODEL).ingest(tmp_path / "missing.csv")
     assert row_counts(db) == before
 
 
@@ -218,9 +218,9 @@ def test_content_anomalies_are_stored_exactly_and_flagged(db):
     df.loc[[5, 6], "age"] = [150, -4]
     df.loc[0:59, "income"] = np.nan  # 40% nulls against 0% in training
     before = row_counts(db)
-    r = ingest_predictions(MODEL, df, db=db)
+    r = ControlRoom(db).model(MODEL).ingest(df)
     assert r.rows_written == 150
-    kinds = {(a["feature"], a["kind"]) for a in r.anomalies}
+    kinds = {(a.feature, a.kind) for a in r.anomalies}
     assert kinds == {("region", "unseen_category"), ("age", "out_of_range"), ("income", "null_rate_jump")}
     assert any(evil in w for w in r.warnings)
     # the strange value is a plain string in the log, read back unchanged; the tables are all still there
@@ -239,66 +239,66 @@ def test_content_anomalies_are_stored_exactly_and_flagged(db):
 
 
 def test_new_columns_are_ignored_and_noted(db):
-    r = ingest_predictions(MODEL, batch().assign(debug_flag="x"), db=db)
+    r = ControlRoom(db).model(MODEL).ingest(batch().assign(debug_flag="x"))
     assert r.rows_written == 150
-    assert [(a["feature"], a["kind"], a["severity"]) for a in r.anomalies] == [("debug_flag", "new_column", "info")]
+    assert [(a.feature, a.kind, a.severity) for a in r.anomalies] == [("debug_flag", "new_column", "info")]
 
 
 # --- labels ----------------------------------------------------------------------------------
 
 def test_labels_join_on_request_id_as_class_strings(db):
     set_clock(lambda: datetime(2026, 3, 5, 12, 0))
-    ingest_predictions(MODEL, batch(), db=db)
+    ControlRoom(db).model(MODEL).ingest(batch())
     labels = pd.DataFrame({"request_id": [f"r{i:05d}" for i in range(40)], "label": [1.0, 0.0] * 20})
-    r = ingest_labels(MODEL, labels, db=db)
+    r = ControlRoom(db).model(MODEL).ingest(labels, 'labels')
     assert (r.rows_written, r.kind) == (40, "labels")
     got = query(db, f"SELECT p.request_id, l.label, l.label_ts FROM log_{MODEL} p JOIN labels_{MODEL} l USING (request_id) "
                     "ORDER BY p.request_id LIMIT 2")
     assert got == [("r00000", "1", datetime(2026, 3, 5, 12, 0)), ("r00001", "0", datetime(2026, 3, 5, 12, 0))]
     # the target's own column name works too, with an arrival timestamp
     more = pd.DataFrame({"request_id": ["r00100"], "default": [1], "timestamp": ["2026-03-04 10:00"]})
-    ingest_labels(MODEL, more, db=db)
+    ControlRoom(db).model(MODEL).ingest(more, 'labels')
     assert query(db, f"SELECT label, label_ts FROM labels_{MODEL} WHERE request_id = 'r00100'") == \
         [("1", datetime(2026, 3, 4, 10, 0))]
 
 
 def test_labels_for_unknown_ids_are_refused(db):
-    ingest_predictions(MODEL, batch(), db=db)
+    ControlRoom(db).model(MODEL).ingest(batch())
     before = row_counts(db)
     labels = pd.DataFrame({"request_id": ["r00001", "ghost-1", "r00002", "ghost-2"], "label": [1, 0, 1, 0]})
     with pytest.raises(BatchRejectedError, match=r"2 labels are for request ids never logged .*'ghost-1' \(row 2\), 'ghost-2' \(row 4\)"):
-        ingest_labels(MODEL, labels, db=db)
+        ControlRoom(db).model(MODEL).ingest(labels, 'labels')
     assert row_counts(db) == before
 
 
 def test_second_label_same_value_is_skipped_and_different_value_refused(db):
-    ingest_predictions(MODEL, batch(), db=db)
-    ingest_labels(MODEL, pd.DataFrame({"request_id": ["r00001", "r00002"], "label": [1, 0]}), db=db)
-    r = ingest_labels(MODEL, pd.DataFrame({"request_id": ["r00001", "r00003"], "label": ["1", "1"]}), db=db)
+    ControlRoom(db).model(MODEL).ingest(batch())
+    ControlRoom(db).model(MODEL).ingest(pd.DataFrame({"request_id": ["r00001", "r00002"], "label": [1, 0]}), 'labels')
+    r = ControlRoom(db).model(MODEL).ingest(pd.DataFrame({"request_id": ["r00001", "r00003"], "label": ["1", "1"]}), 'labels')
     assert (r.rows, r.rows_written) == (2, 1)
     assert any("already stored with the same value; skipped" in w for w in r.warnings)
     before = row_counts(db)
     with pytest.raises(BatchRejectedError, match=r"'r00002' at row 1: stored '0', new '1'"):
-        ingest_labels(MODEL, pd.DataFrame({"request_id": ["r00002"], "label": [1]}), db=db)
+        ControlRoom(db).model(MODEL).ingest(pd.DataFrame({"request_id": ["r00002"], "label": [1]}), 'labels')
     assert row_counts(db) == before
 
 
 def test_label_batch_structural_errors(db):
-    ingest_predictions(MODEL, batch(), db=db)
+    ControlRoom(db).model(MODEL).ingest(batch())
     before = row_counts(db)
     with pytest.raises(BatchRejectedError, match="missing column 'label'"):
-        ingest_labels(MODEL, pd.DataFrame({"request_id": ["r00001"], "truth": [1]}), db=db)
+        ControlRoom(db).model(MODEL).ingest(pd.DataFrame({"request_id": ["r00001"], "truth": [1]}), 'labels')
     with pytest.raises(BatchRejectedError, match=r"column 'label': 1 empty value, at row 2"):
-        ingest_labels(MODEL, pd.DataFrame({"request_id": ["r00001", "r00002"], "label": [1, None]}), db=db)
+        ControlRoom(db).model(MODEL).ingest(pd.DataFrame({"request_id": ["r00001", "r00002"], "label": [1, None]}), 'labels')
     with pytest.raises(BatchRejectedError, match="occurs more than once"):
-        ingest_labels(MODEL, pd.DataFrame({"request_id": ["r00001", "r00001"], "label": [1, 1]}), db=db)
+        ControlRoom(db).model(MODEL).ingest(pd.DataFrame({"request_id": ["r00001", "r00001"], "label": [1, 1]}), 'labels')
     assert row_counts(db) == before
 
 
 def test_unseen_label_class_is_stored_and_flagged(db):
-    ingest_predictions(MODEL, batch(), db=db)
-    r = ingest_labels(MODEL, pd.DataFrame({"request_id": ["r00001"], "label": ["maybe"]}), db=db)
-    assert [(a["feature"], a["kind"]) for a in r.anomalies] == [("label", "unseen_category")]
+    ControlRoom(db).model(MODEL).ingest(batch())
+    r = ControlRoom(db).model(MODEL).ingest(pd.DataFrame({"request_id": ["r00001"], "label": ["maybe"]}), 'labels')
+    assert [(a.feature, a.kind) for a in r.anomalies] == [("label", "unseen_category")]
     assert query(db, f"SELECT label FROM labels_{MODEL}") == [("maybe",)]
 
 
@@ -306,26 +306,26 @@ def test_regression_model_labels_and_predictions_are_numbers(tmp_path):
     db = tmp_path / "reg.duckdb"
     tr = make_training_frame(300)
     tr["amount"] = tr["income"] * 2 + tr["age"]
-    register_model("amount", "regression", "amount", tr.drop(columns=["default"]), db=db)
+    ControlRoom(db).register("amount", "regression", "amount", tr.drop(columns=["default"]))
     df = tr.drop(columns=["default", "amount"]).head(20)
     df.insert(0, "request_id", [f"a{i}" for i in range(20)])
     df["timestamp"] = "2026-03-01 00:00"
     df["prediction"] = [str(v) for v in range(20)]
-    ingest_predictions("amount", df, db=db)
-    ingest_labels("amount", pd.DataFrame({"request_id": ["a1", "a2"], "label": ["3.5", "4"]}), db=db)
+    ControlRoom(db).model("amount").ingest(df)
+    ControlRoom(db).model("amount").ingest(pd.DataFrame({"request_id": ["a1", "a2"], "label": ["3.5", "4"]}), 'labels')
     assert query(db, "SELECT label FROM labels_amount ORDER BY request_id") == [(3.5,), (4.0,)]
     with pytest.raises(BatchRejectedError, match="column 'label': 1 value is not numbers, at row 1: 'lots'"):
-        ingest_labels("amount", pd.DataFrame({"request_id": ["a3"], "label": ["lots"]}), db=db)
+        ControlRoom(db).model("amount").ingest(pd.DataFrame({"request_id": ["a3"], "label": ["lots"]}), 'labels')
 
 
 def test_same_rows_in_another_format_are_refused_as_duplicates(db, tmp_path):
     csv, parquet = tmp_path / "b.csv", tmp_path / "b.parquet"
     batch().to_csv(csv, index=False)
     batch().to_parquet(parquet, index=False)
-    ingest_predictions(MODEL, csv, db=db)
+    ControlRoom(db).model(MODEL).ingest(csv)
     before = row_counts(db)
     with pytest.raises(BatchRejectedError, match="already stored"):
-        ingest_predictions(MODEL, parquet, db=db)
+        ControlRoom(db).model(MODEL).ingest(parquet)
     assert row_counts(db) == before
 
 
@@ -334,6 +334,6 @@ def test_concurrent_ingests_of_one_batch_in_one_process_write_it_once(db):
 
     df = batch()
     with ThreadPoolExecutor(max_workers=3) as pool:
-        results = list(pool.map(lambda _: ingest_predictions(MODEL, df, db=db), range(3)))
+        results = list(pool.map(lambda _: ControlRoom(db).model(MODEL).ingest(df), range(3)))
     assert sorted(r.already_ingested for r in results) == [False, True, True]
     assert query(db, f"SELECT count(*), count(DISTINCT request_id) FROM log_{MODEL}") == [(150, 150)]

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from _dashboard_support import ROOT, copy_db, shared_demo
 from mlops_core.lifecycle import jobs, registry
+from mlops_core import ControlRoom, Identity
 
 APP = str(ROOT / "dashboard.py")
 PAGES = {
@@ -88,8 +89,8 @@ def test_overview_lists_models_with_production_version(demo_db):
     at = open_page()
     assert_clean(at)
     body = texts(at)
-    for model in registry.list_models(db=demo_db):
-        prod = registry.production_version(model.name, db=demo_db)
+    for model in ControlRoom(demo_db).models():
+        prod = ControlRoom(demo_db).model(model.name).production_version()
         assert model.name in body
         assert f"Production: v{prod}" in body
     assert len(at.dataframe) >= 1  # latest actions
@@ -144,8 +145,8 @@ def test_unreadable_database_is_an_error_message_not_a_traceback(tmp_path, monke
 
 
 def _promotable(db):
-    prod = registry.production_version(MODEL, db=db)
-    others = [v for v in registry.list_versions(MODEL, db=db) if v.version != prod]
+    prod = ControlRoom(db).model(MODEL).production_version()
+    others = [v for v in ControlRoom(db).model(MODEL).versions() if v.version != prod]
     return prod, others[-1]
 
 
@@ -159,15 +160,15 @@ def test_promote_flow_changes_production_and_audit(demo_db):
     assert f"moves from **v{before}** to **v{target.version}**" in body
     assert [b.label for b in at.button if b.key == "promote_confirm"] == ["Confirm"]
     # nothing changes before Confirm
-    assert registry.production_version(MODEL, db=demo_db) == before
+    assert ControlRoom(demo_db).model(MODEL).production_version() == before
     if target.status == "rejected":
         at.checkbox(key="promote_force").check().run()
     at.text_input(key="promote_reason").input("checked on the dashboard").run()
     at.button(key="promote_confirm").click().run()
     assert_clean(at)
     assert any(f"v{target.version} is now in production" in s.value for s in at.success)
-    assert registry.production_version(MODEL, db=demo_db) == target.version
-    event = registry.audit_log(MODEL, db=demo_db).iloc[0]
+    assert ControlRoom(demo_db).model(MODEL).production_version() == target.version
+    event = ControlRoom(demo_db).audit(MODEL).iloc[0]
     assert (event["action"], event["actor"], event["from_version"], event["to_version"], event["reason"]) == (
         "promote", "dashboard", before, target.version, "checked on the dashboard")
     # the page shows the new state: the version list and the dialog is gone
@@ -177,7 +178,7 @@ def test_promote_flow_changes_production_and_audit(demo_db):
 
 def test_rollback_flow_restores_the_previous_version(demo_db):
     before, target = _promotable(demo_db)
-    registry.promote(MODEL, target.version, actor="test", force=True, db=demo_db)
+    ControlRoom(demo_db, identity=Identity("test", 'admin')).model(MODEL).promote(target.version, force=True)
     at = open_page("app_pages/versions.py")
     assert f"Roll back puts v{before}" in texts(at)
     at.button(key="rollback").click().run()
@@ -185,8 +186,8 @@ def test_rollback_flow_restores_the_previous_version(demo_db):
     assert f"goes back from **v{target.version}** to **v{before}**" in texts(at)
     at.button(key="rollback_confirm").click().run()
     assert_clean(at)
-    assert registry.production_version(MODEL, db=demo_db) == before
-    event = registry.audit_log(MODEL, db=demo_db).iloc[0]
+    assert ControlRoom(demo_db).model(MODEL).production_version() == before
+    event = ControlRoom(demo_db).audit(MODEL).iloc[0]
     assert (event["action"], event["actor"], event["to_version"]) == ("rollback", "dashboard", before)
     assert any(f"rolled back to v{before}" in s.value for s in at.success)
 
@@ -199,7 +200,7 @@ def test_cancel_leaves_production_alone(demo_db):
     at.button(key="promote_cancel").click().run()
     assert_clean(at)
     assert not [b for b in at.button if b.key == "promote_confirm"]
-    assert registry.production_version(MODEL, db=demo_db) == before
+    assert ControlRoom(demo_db).model(MODEL).production_version() == before
 
 
 @pytest.mark.slow
@@ -207,12 +208,12 @@ def test_retrain_flow_shows_progress_then_the_gate_decision(demo_db):
     at = open_page("app_pages/retrain.py")
     at.button(key="retrain").click().run()
     assert_clean(at)
-    active = jobs.active_run(MODEL, db=demo_db)
+    active = ControlRoom(demo_db).model(MODEL).active_retrain()
     assert active is not None and active.actor == "dashboard"
     # a second request while it runs is refused with a message
     at.button(key="retrain").click().run()
     assert "already" in texts(at)
-    run = jobs.wait(active.id, timeout=240, db=demo_db)
+    run = ControlRoom(demo_db).wait(active.id, timeout=240)
     at.run()
     assert_clean(at)
     body = texts(at)
@@ -232,7 +233,7 @@ def test_policy_form_saves_the_policy(demo_db):
     at.text_input(key="policy_gate").input("roc_auc>=0.7")
     at.form_submit_button[0].click().run()
     assert_clean(at)
-    p = automation.get_policy(MODEL, db=demo_db)
+    p = ControlRoom(demo_db).model(MODEL).policy()
     assert p.mode == "automated" and p.stored and p.updated_by == "dashboard"
     assert p.gate == [{"metric": "roc_auc", "kind": "min", "threshold": 0.7, "relative": False}]
     assert any("saved (mode automated)" in s.value for s in at.success)
@@ -241,7 +242,7 @@ def test_policy_form_saves_the_policy(demo_db):
 def test_acknowledging_an_alert(demo_db):
     from mlops_core.monitoring import alerts
 
-    open_before = alerts.list_alerts(MODEL, open_only=True, db=demo_db)
+    open_before = ControlRoom(demo_db).model(MODEL).alerts(open_only=True)
     if len(open_before) == 0:
         pytest.skip("the demo database has no open alert")
     at = open_page("app_pages/automation.py")
@@ -249,9 +250,9 @@ def test_acknowledging_an_alert(demo_db):
     at.multiselect(key="ack_ids").select(first).run()
     at.button(key="ack").click().run()
     assert_clean(at)
-    after = alerts.list_alerts(MODEL, db=demo_db).set_index("id")
+    after = ControlRoom(demo_db).model(MODEL).alerts().set_index("id")
     assert bool(after.loc[first, "acknowledged"]) is True
-    assert len(alerts.list_alerts(MODEL, open_only=True, db=demo_db)) == len(open_before) - 1
+    assert len(ControlRoom(demo_db).model(MODEL).alerts(open_only=True)) == len(open_before) - 1
 
 
 def test_monitoring_pages_do_not_import_scikit_learn(demo_db):
@@ -275,7 +276,7 @@ def test_a_model_without_traffic_renders_every_page(tmp_path, monkeypatch):
     from conftest import make_training_frame
 
     db = tmp_path / "fresh.duckdb"
-    registry.register_model(MODEL, "classification", "default", make_training_frame(), db=db)
+    ControlRoom(db).register(MODEL, "classification", "default", make_training_frame())
     monkeypatch.setenv("MLOPS_DB", str(db))
     at = open_page()
     for page in PAGES:

@@ -14,6 +14,7 @@ from _monitoring_support import (T0, credit_features, log_rows, register_credit,
                                  register_regressor, write)
 from mlops_core.monitoring import performance
 from mlops_core.errors import InvalidInputError, NotFoundError
+from mlops_core import ControlRoom, Identity
 
 
 def _binary_log(db, n=3000, seed=1):
@@ -54,7 +55,7 @@ def _sk_binary(part: pd.DataFrame) -> dict:
 
 def test_binary_metrics_equal_sklearn_per_window_and_version(db):
     _, frame = _binary_log(db)
-    got = performance.over_time("credit", window="day", db=db)
+    got = ControlRoom(db).model("credit").performance(window="day")
     frame["window_start"] = frame["ts"].dt.floor("D")
     checked = 0
     for (ws, v), part in frame.groupby(["window_start", "version"]):
@@ -76,7 +77,7 @@ def test_binary_metrics_equal_sklearn_per_window_and_version(db):
 
 def test_windows_without_labels_report_counts_and_nan_metrics(db):
     _, frame = _binary_log(db)
-    got = performance.over_time("credit", window="day", db=db)
+    got = ControlRoom(db).model("credit").performance(window="day")
     late = got[got["window_start"] >= T0 + timedelta(days=5)]
     assert len(late) and (late["n"] > 0).all()
     assert (late["n_labelled"] == 0).all() and (late["label_coverage"] == 0).all()
@@ -87,16 +88,16 @@ def test_windows_without_labels_report_counts_and_nan_metrics(db):
 def test_hour_and_week_windows_range_and_version_filter(db):
     _, frame = _binary_log(db)
     start, end = T0 + timedelta(days=1), T0 + timedelta(days=2)
-    hourly = performance.over_time("credit", window="hour", start=start, end=end, versions=[2], db=db)
+    hourly = ControlRoom(db).model("credit").performance(window="hour", start=start, end=end, versions=[2])
     part = frame[(frame["ts"] >= start) & (frame["ts"] < end) & (frame["version"] == 2)]
     assert hourly["n"].sum() == len(part)
     assert set(hourly["version"]) == {2}
     assert hourly["window_start"].min() >= pd.Timestamp(start)
-    weekly = performance.over_time("credit", window="week", db=db)
+    weekly = ControlRoom(db).model("credit").performance(window="week")
     assert weekly["n"].sum() == len(frame)
     assert (weekly["window_start"].dt.dayofweek == 0).all()  # weeks start on Monday
     # a bare date as the end means "through that day"
-    through = performance.over_time("credit", start="2026-03-02", end="2026-03-02", db=db)
+    through = ControlRoom(db).model("credit").performance(start="2026-03-02", end="2026-03-02")
     assert set(through["window_start"]) == {pd.Timestamp("2026-03-02")}
 
 
@@ -105,7 +106,7 @@ def test_roc_auc_is_nan_when_a_window_has_one_class(db):
     feats = credit_features(40, 3)
     log = log_rows(feats, prediction=np.array(["1"] * 40), score=np.linspace(0.1, 0.9, 40))
     write(db, info, log, pd.DataFrame({"request_id": log["request_id"], "label": "1"}))
-    row = performance.over_time("credit", db=db).iloc[0]
+    row = ControlRoom(db).model("credit").performance().iloc[0]
     assert math.isnan(row["roc_auc"])
     assert row["accuracy"] == 1.0 and row["precision"] == 1.0 and row["recall"] == 1.0
 
@@ -119,7 +120,7 @@ def test_multiclass_macro_metrics_equal_sklearn(db):
     truth = rng.choice(["low", "mid", "high"], n)
     log = log_rows(feats, step=timedelta(minutes=5), prediction=pred)
     write(db, info, log, pd.DataFrame({"request_id": log["request_id"], "label": truth}))
-    got = performance.over_time("tri", db=db)
+    got = ControlRoom(db).model("tri").performance()
     log["label"] = truth
     for ws, part in log.groupby(log["ts"].dt.floor("D")):
         row = got[got["window_start"] == ws].iloc[0]
@@ -140,7 +141,7 @@ def test_regression_metrics_equal_sklearn(db):
     pred = truth + rng.normal(0, 4, n)
     log = log_rows(feats, step=timedelta(minutes=4), prediction=pred)
     write(db, info, log, pd.DataFrame({"request_id": log["request_id"], "label": truth}))
-    got = performance.over_time("eta", db=db)
+    got = ControlRoom(db).model("eta").performance()
     log["label"] = truth
     for ws, part in log.groupby(log["ts"].dt.floor("D")):
         row = got[got["window_start"] == ws].iloc[0]
@@ -159,7 +160,7 @@ def test_regression_degenerate_windows(db):
     # day 1: constant label predicted perfectly; day 2: a single labelled row
     log = log_rows(feats, step=timedelta(hours=12), prediction=np.array([5.0, 5.0, 7.0, 8.0]))
     write(db, info, log, pd.DataFrame({"request_id": log["request_id"][:3], "label": [5.0, 5.0, 6.0]}))
-    got = performance.over_time("eta", db=db)
+    got = ControlRoom(db).model("eta").performance()
     d1, d2 = got.iloc[0], got.iloc[1]
     assert d1["r2"] == skm.r2_score([5.0, 5.0], [5.0, 5.0]) == 1.0
     assert d1["rmse"] == 0.0
@@ -169,19 +170,19 @@ def test_regression_degenerate_windows(db):
 
 def test_confusion_and_residuals(db):
     _, frame = _binary_log(db)
-    conf = performance.confusion("credit", db=db, version=1)
+    conf = ControlRoom(db).model("credit").confusion(version=1)
     lab = frame[frame["label"].notna() & (frame["version"] == 1)]
     expected = lab.groupby(["label", "prediction"]).size()
     for r in conf.itertuples():
         assert r.count == expected[(r.actual, r.predicted)]
     assert conf["count"].sum() == len(lab)
-    assert performance.residuals("credit", db=db).empty  # classification: no residuals
+    assert ControlRoom(db).model("credit").residuals().empty  # classification: no residuals
 
     info = register_regressor(db)
     feats = pd.DataFrame({"distance": [1.0, 2.0, 3.0], "zone": ["a", "b", "c"]})
     log = log_rows(feats, prediction=np.array([10.0, 12.0, 14.0]), prefix="q")
     write(db, info, log, pd.DataFrame({"request_id": log["request_id"], "label": [11.0, 12.0, 10.0]}))
-    res = performance.residuals("eta", db=db, limit=2)
+    res = ControlRoom(db).model("eta").residuals(limit=2)
     assert len(res) == 2
     assert set(res["residual"]) <= {1.0, 0.0, -4.0}
     assert (res["residual"] == res["label"] - res["prediction"]).all()
@@ -190,28 +191,28 @@ def test_confusion_and_residuals(db):
 def test_summary_compares_the_last_days_with_the_days_before(db):
     _, frame = _binary_log(db)
     now = T0 + timedelta(days=4)
-    s = performance.summary("credit", days=2, now=now, db=db)
+    s = ControlRoom(db).model("credit").summary(days=2, now=now)
     # periods end at ``now`` inclusive: (now - 2 days, now] and the two days before
     cur = frame[(frame["ts"] > now - timedelta(days=2)) & (frame["ts"] <= now)]
     prev = frame[(frame["ts"] > now - timedelta(days=4)) & (frame["ts"] <= now - timedelta(days=2))]
     assert (frame["ts"] == now).any()  # a prediction exactly at ``now`` is counted
     lab, plab = cur[cur["label"].notna()], prev[prev["label"].notna()]
-    assert s["metric"] == "accuracy"
-    assert s["value"] == pytest.approx(skm.accuracy_score(lab["label"], lab["prediction"]))
-    assert s["previous"] == pytest.approx(skm.accuracy_score(plab["label"], plab["prediction"]))
-    assert s["delta"] == pytest.approx(s["value"] - s["previous"])
-    assert s["predictions"] == len(cur) and s["previous_predictions"] == len(prev)
-    assert s["label_coverage"] == pytest.approx(len(lab) / len(cur))
-    empty = performance.summary("credit", days=1, now=T0 - timedelta(days=10), db=db)
-    assert empty["value"] is None and empty["predictions"] == 0 and empty["delta"] is None
+    assert s.metric == "accuracy"
+    assert s.value == pytest.approx(skm.accuracy_score(lab["label"], lab["prediction"]))
+    assert s.previous == pytest.approx(skm.accuracy_score(plab["label"], plab["prediction"]))
+    assert s.delta == pytest.approx(s.value - s.previous)
+    assert s.predictions == len(cur) and s.previous_predictions == len(prev)
+    assert s.label_coverage == pytest.approx(len(lab) / len(cur))
+    empty = ControlRoom(db).model("credit").summary(days=1, now=T0 - timedelta(days=10))
+    assert empty.value is None and empty.predictions == 0 and empty.delta is None
 
 
 def test_bad_input_raises_clear_errors(db):
     register_credit(db)
     with pytest.raises(InvalidInputError, match="hour, day, week"):
-        performance.over_time("credit", window="month", db=db)
+        ControlRoom(db).model("credit").performance(window="month")
     with pytest.raises(InvalidInputError, match="as a date"):
-        performance.over_time("credit", start="yesterday-ish", db=db)
+        ControlRoom(db).model("credit").performance(start="yesterday-ish")
     with pytest.raises(NotFoundError, match="credit"):
-        performance.over_time("nope", db=db)
-    assert performance.over_time("credit", db=db).empty  # no predictions yet: an empty frame, not an error
+        ControlRoom(db).model("nope").performance()
+    assert ControlRoom(db).model("credit").performance().empty  # no predictions yet: an empty frame, not an error

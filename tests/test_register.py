@@ -12,11 +12,13 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from conftest import make_training_frame
+from mlops_core.config import artifacts_dir
 from mlops_core.lifecycle import registry
-from mlops_core.lifecycle.artifacts import artifact_path
+
 from mlops_core.errors import AlreadyExistsError, IntegrityError, InvalidInputError, NotFoundError
 from mlops_core.store import connect
 from mlops_core.store import references as rstore
+from mlops_core import ControlRoom, Identity
 
 TABLES = ("models", "model_versions", "deployments", "runs", "audit_events", "drift_references", "reference_stats",
           "reference_bins")
@@ -28,19 +30,19 @@ def counts(db):
 
 
 def test_register_trains_default_pipeline_and_makes_v1_production(db, training_csv):
-    r = registry.register_model("credit", "classification", "default", training_csv, db=db)
+    r = ControlRoom(db).register("credit", "classification", "default", training_csv)
     assert (r.version, r.status) == (1, "production")
     assert r.algorithm == "HistGradientBoostingClassifier"
     assert 0.5 < r.holdout_metrics["roc_auc"] <= 1.0
     assert r.train_rows + r.holdout_rows == 600
-    info = registry.get_model("credit", db=db)
+    info = ControlRoom(db).model("credit").info
     assert [f.name for f in info.features] == ["age", "income", "region"]
     region = info.features[2]
     assert region.kind == "categorical" and region.categories == ["east", "north", "south"]
     age = info.features[0]
     assert age.kind == "numeric" and age.min >= 18 and age.max < 80
     assert info.positive_class == "1"
-    assert registry.production_version("credit", db=db) == 1
+    assert ControlRoom(db).model("credit").production_version() == 1
     with connect(db) as con:
         ref = rstore.load_reference(con, rstore.latest_training_reference_id(con, "credit", 1))
         names = {f.feature for f in ref}
@@ -50,7 +52,7 @@ def test_register_trains_default_pipeline_and_makes_v1_production(db, training_c
         assert len(income.bins) == 10
         assert con.execute("SELECT action FROM audit_events").fetchall() == [("register",)]
         assert con.execute("SELECT status, kind FROM runs").fetchall() == [("succeeded", "train")]
-    model = registry.load_model("credit", db=db)
+    model = ControlRoom(db).model("credit").load()
     assert hasattr(model, "predict_proba")
 
 
@@ -69,7 +71,7 @@ def test_register_with_artifact_uses_the_given_model(db, tmp_path):
     joblib.dump(pipe, path)
     data = tmp_path / "train.parquet"
     df.to_parquet(data)
-    r = registry.register_model("credit", "classification", "default", data, artifact=path, db=db)
+    r = ControlRoom(db).register("credit", "classification", "default", data, artifact=path)
     assert r.algorithm == "LogisticRegression"
     assert r.holdout_metrics["accuracy"] > 0.5
 
@@ -78,7 +80,7 @@ def test_regression_model_registers_with_regression_metrics(db):
     rng = np.random.default_rng(1)
     df = pd.DataFrame({"distance": rng.uniform(1, 10, 300), "zone": rng.choice(["a", "b"], 300)})
     df["minutes"] = 5 + 3 * df["distance"] + (df["zone"] == "b") * 4 + rng.normal(0, 1, 300)
-    r = registry.register_model("eta", "regression", "minutes", df, db=db)
+    r = ControlRoom(db).register("eta", "regression", "minutes", df)
     assert set(r.holdout_metrics) == {"mae", "rmse", "r2", "mape"}
     assert r.holdout_metrics["r2"] > 0.8
 
@@ -98,35 +100,35 @@ def test_bad_training_file_registers_nothing(db, tmp_path, case, content, match)
     path.write_text(content)
     before = counts(db)
     with pytest.raises(InvalidInputError, match=match):
-        registry.register_model("credit", "classification", "default", path, db=db)
+        ControlRoom(db).register("credit", "classification", "default", path)
     assert counts(db) == before
     assert not any((tmp_path / "mlops_artifacts").rglob("*.joblib"))
 
 
 def test_missing_training_file_and_bad_names(db, tmp_path, training_csv):
     with pytest.raises(NotFoundError, match="does not exist"):
-        registry.register_model("credit", "classification", "default", tmp_path / "nope.csv", db=db)
+        ControlRoom(db).register("credit", "classification", "default", tmp_path / "nope.csv")
     with pytest.raises(InvalidInputError, match="not a valid name"):
-        registry.register_model("bad name;", "classification", "default", training_csv, db=db)
+        ControlRoom(db).register("bad name;", "classification", "default", training_csv)
     with pytest.raises(InvalidInputError, match="Unknown task"):
-        registry.register_model("credit", "clustering", "default", training_csv, db=db)
+        ControlRoom(db).register("credit", "clustering", "default", training_csv)
 
 
 def test_registering_twice_is_refused(db, training_csv):
-    registry.register_model("credit", "classification", "default", training_csv, db=db)
+    ControlRoom(db).register("credit", "classification", "default", training_csv)
     before = counts(db)
     with pytest.raises(AlreadyExistsError, match="already exists"):
-        registry.register_model("credit", "classification", "default", training_csv, db=db)
+        ControlRoom(db).register("credit", "classification", "default", training_csv)
     assert counts(db) == before
 
 
 def test_tampered_artifact_is_refused(db, training_csv):
-    registry.register_model("credit", "classification", "default", training_csv, db=db)
-    v = registry.list_versions("credit", db=db)[0]
-    with open(artifact_path(db, v.artifact_path), "ab") as f:
+    ControlRoom(db).register("credit", "classification", "default", training_csv)
+    v = ControlRoom(db).model("credit").versions()[0]
+    with open((artifacts_dir(db) / v.artifact_path), "ab") as f:
         f.write(b"tampered")
     with pytest.raises(IntegrityError, match="sha256"):
-        registry.load_model("credit", db=db)
+        ControlRoom(db).model("credit").load()
 
 
 def run_cli(*args, env=None):

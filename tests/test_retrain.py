@@ -8,13 +8,16 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from _ops_support import MODEL, append_log, artifact_files, build, labelled_frame, retrain_now
+from mlops_core.config import artifacts_dir
 from mlops_core.lifecycle import policies as automation, gate, registry, training
-from mlops_core.lifecycle.artifacts import artifact_path
+
 from mlops_core.errors import ConflictError, InvalidInputError
 from mlops_core.lifecycle.gate import GateRule, evaluate_gate
 from mlops_core.store import connect, utcnow
 from mlops_core.store import models as mstore
 from mlops_core.store import training_data as tdstore
+from mlops_core import ControlRoom, Identity
+from mlops_core.store import Store
 
 
 # --- the gate (pure) ---------------------------------------------------------------------------
@@ -78,21 +81,21 @@ def test_retrain_passes_gate_on_shifted_concept_and_scores_both_on_the_same_rece
     assert s["candidate_metrics"]["roc_auc"] > s["champion_metrics"]["roc_auc"]
 
     # the recorded holdout metrics are sklearn's on the 300 most recent labelled rows, for both models
-    info = registry.get_model(MODEL, db=db)
+    info = ControlRoom(db).model(MODEL).info
     with connect(db) as con:
         rows = tdstore.labelled_rows(con, info, None, None)
     hold = rows.iloc[-300:]
     X = training.coerce_features(hold[info.feature_names], info.features)
     y = (hold["label"] == "1").astype(int)
     for version, key in ((2, "candidate_metrics"), (1, "champion_metrics")):
-        proba = registry.load_model(MODEL, version, db=db).predict_proba(X)[:, 1]
+        proba = ControlRoom(db).model(MODEL).load(version).predict_proba(X)[:, 1]
         assert s[key]["roc_auc"] == pytest.approx(roc_auc_score(y, proba), abs=1e-12)
 
     v2 = mstore_version(db, 2)
     assert v2.status == "candidate" and v2.gate["passed"] and v2.run_id == run.id
     assert v2.train_rows == 1200 and v2.holdout_rows == 300 and v2.train_start < v2.train_end
-    assert registry.production_version(MODEL, db=db) == 1  # manual: nothing is promoted
-    audit = registry.audit_log(MODEL, db=db)
+    assert ControlRoom(db).model(MODEL).production_version() == 1  # manual: nothing is promoted
+    audit = ControlRoom(db).audit(MODEL)
     assert {"retrain_requested", "register_version"} <= set(audit["action"])
 
 
@@ -103,7 +106,7 @@ def mstore_version(db, version):
 
 def test_retrain_failing_the_gate_is_registered_rejected_and_cannot_be_promoted_without_force(db):
     build(db, concept="same", n=1000)
-    automation.set_policy(MODEL, actor="tester", db=db, gate=["roc_auc>=0.99"])
+    ControlRoom(db, identity=Identity("tester", 'admin')).model(MODEL).set_policy(gate=["roc_auc>=0.99"])
     run = retrain_now(db)
     assert run.status == "succeeded"
     s = run.statistics
@@ -111,18 +114,18 @@ def test_retrain_failing_the_gate_is_registered_rejected_and_cannot_be_promoted_
     assert "misses the required at least 0.99" in s["gate"]["reasons"][0]
     assert mstore_version(db, 2).status == "rejected"
     with pytest.raises(ConflictError, match="was rejected"):
-        registry.promote(MODEL, 2, actor="tester", db=db)
-    r = registry.promote(MODEL, 2, actor="tester", force=True, db=db)
-    assert r["forced"] and registry.production_version(MODEL, db=db) == 2
+        ControlRoom(db, identity=Identity("tester", 'admin')).model(MODEL).promote(2)
+    r = ControlRoom(db, identity=Identity("tester", 'admin')).model(MODEL).promote(2, force=True)
+    assert r.forced and ControlRoom(db).model(MODEL).production_version() == 2
 
 
 def test_auto_promote_promotes_in_the_same_step(db):
     build(db, concept="shifted", n=1200)
     run = retrain_now(db, auto_promote=True)
     assert run.statistics["promoted"] is True and "promoted to production" in run.message
-    assert registry.production_version(MODEL, db=db) == 2
+    assert ControlRoom(db).model(MODEL).production_version() == 2
     assert mstore_version(db, 1).status == "archived"
-    promo = registry.audit_log(MODEL, db=db).query("action == 'promote'").iloc[0]
+    promo = ControlRoom(db).audit(MODEL).query("action == 'promote'").iloc[0]
     assert promo.actor == "tester" and promo.run_id == run.id and promo.to_version == 2
 
 
@@ -132,7 +135,7 @@ def test_too_few_rows_aborts_and_registers_nothing(db):
     run = retrain_now(db)
     assert run.status == "failed"
     assert "Only 150 labelled rows" in run.error and "--window-days" in run.error
-    assert [v.version for v in registry.list_versions(MODEL, db=db)] == [1]
+    assert [v.version for v in ControlRoom(db).model(MODEL).versions()] == [1]
     assert artifact_files(db) == before
 
 
@@ -152,11 +155,11 @@ def test_window_limits_rows_and_one_class_window_aborts(db):
 
 def test_tampered_champion_stops_the_retrain(db):
     build(db, n=600)
-    path = artifact_path(db, mstore_version(db, 1).artifact_path)
+    path = (artifacts_dir(db) / mstore_version(db, 1).artifact_path)
     path.write_bytes(path.read_bytes() + b"tampered")
     run = retrain_now(db)
     assert run.status == "failed" and "Refusing to load" in run.error and "sha256" in run.error
-    assert len(registry.list_versions(MODEL, db=db)) == 1
+    assert len(ControlRoom(db).model(MODEL).versions()) == 1
 
 
 def test_hyperparameter_overrides_are_recorded_and_unknown_ones_fail(db):
@@ -189,20 +192,20 @@ def test_progress_is_written_after_a_delay_and_a_superseded_or_final_message_is_
     from mlops_core.lifecycle import jobs, retrain
 
     build(db, n=300)
-    run_id = jobs.start_retrain(MODEL, actor="t", db=db, spawn=False)
+    run_id = ControlRoom(db, identity=Identity("t", 'admin')).model(MODEL).retrain(spawn=False)
     monkeypatch.setattr(retrain, "PROGRESS_DELAY_S", 0.2)
-    writer = retrain._RunWriter(db, run_id)
+    writer = retrain._RunWriter(Store(db), run_id)
     writer.start()
 
     def message():
-        return jobs.get_run(run_id, db=db).message
+        return ControlRoom(db).run(run_id).message
 
     before = message()
     writer.post(0.3, "first")
     time.sleep(0.05)
     assert message() == before  # not yet: the delay has not passed
     time.sleep(0.5)
-    assert message() == "first" and jobs.get_run(run_id, db=db).progress == pytest.approx(0.3)
+    assert message() == "first" and ControlRoom(db).run(run_id).progress == pytest.approx(0.3)
     writer.post(0.4, "second")
     writer.post(0.5, "third")  # replaces "second" before it was written
     time.sleep(0.6)

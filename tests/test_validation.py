@@ -11,8 +11,8 @@ import pytest
 from conftest import make_training_frame
 from mlops_core.monitoring import validation
 from mlops_core.errors import BatchRejectedError, InvalidInputError
-from mlops_core.data.ingest import ingest_predictions
 from mlops_core.store import connect, set_clock
+from mlops_core import ControlRoom, Identity
 
 MODEL = "credit"
 DAY = datetime(2026, 3, 1)
@@ -35,16 +35,16 @@ def batch(n: int = 400, seed: int = 3, prefix: str = "r", start: datetime = DAY)
 
 
 def kinds(report) -> set[tuple]:
-    return {(a["feature"], a["kind"]) for a in report.anomalies}
+    return {(a.feature, a.kind) for a in report.anomalies}
 
 
 def test_clean_batch_is_clean_and_its_report_is_stored(db, tmp_path):
     path = tmp_path / "b.csv"
     batch().to_csv(path, index=False)
-    r = validation.validate_batch(MODEL, path, db=db)
+    r = ControlRoom(db).model(MODEL).validate(path)
     assert r.status == "clean", r.anomalies
     assert r.rows == 400 and r.report_id is not None
-    reports = validation.reports(MODEL, db=db)
+    reports = ControlRoom(db).model(MODEL).validation_reports()
     assert reports[["report_id", "source", "status", "rows", "anomalies"]].values.tolist() == [[r.report_id, str(path), "clean", 400, 0]]
     # nothing was ingested
     with connect(db) as con:
@@ -63,23 +63,23 @@ def test_out_of_range_rule_share_and_far_values(db):
             df[name] = df[name].clip(spec[name].min, spec[name].max)
         return df
 
-    assert validation.validate_batch(MODEL, inside(), db=db, store=False).status == "clean"
+    assert ControlRoom(db).model(MODEL).validate(inside(), store=False).status == "clean"
     # 2 rows just above the training max: neither >1% nor far -> not flagged
     df = inside()
     df.loc[[0, 1], "income"] = top + 0.05 * span
-    assert ("income", "out_of_range") not in kinds(validation.validate_batch(MODEL, df, db=db, store=False))
+    assert ("income", "out_of_range") not in kinds(ControlRoom(db).model(MODEL).validate(df, store=False))
     # 8 rows (2%) slightly above -> flagged by share
     df.loc[range(8), "income"] = top + 0.05 * span
-    r = validation.validate_batch(MODEL, df, db=db, store=False)
-    a = next(a for a in r.anomalies if a["kind"] == "out_of_range")
-    assert (a["feature"], a["count"], a["share"]) == ("income", 8, pytest.approx(8 / 400))
+    r = ControlRoom(db).model(MODEL).validate(df, store=False)
+    a = next(a for a in r.anomalies if a.kind == "out_of_range")
+    assert (a.feature, a.count, a.share) == ("income", 8, pytest.approx(8 / 400))
     # one row far outside (more than 25% of the span) -> flagged although it is one value
     df = inside()
     df.loc[7, "age"] = 500
-    r = validation.validate_batch(MODEL, df, db=db, store=False)
+    r = ControlRoom(db).model(MODEL).validate(df, store=False)
     assert ("age", "out_of_range") in kinds(r) and r.status == "anomalies"
-    a = next(a for a in r.anomalies if a["kind"] == "out_of_range")
-    assert a["count"] == 1 and "max 500" in a["detail"]
+    a = next(a for a in r.anomalies if a.kind == "out_of_range")
+    assert a.count == 1 and "max 500" in a.detail
 
 
 def test_unseen_categories_with_share_and_null_rate_jump(db):
@@ -87,72 +87,74 @@ def test_unseen_categories_with_share_and_null_rate_jump(db):
     df.loc[range(10), "region"] = "atlantis"
     df.loc[10, "region"] = "x'; DROP TABLE --"
     df.loc[range(100, 160), "age"] = np.nan  # 15%: > 0 + 0.10 and > 2 x 0
-    r = validation.validate_batch(MODEL, df, db=db, store=False)
-    a = next(a for a in r.anomalies if a["kind"] == "unseen_category")
-    assert a["feature"] == "region" and a["count"] == 11 and a["share"] == pytest.approx(11 / 400)
-    assert "'atlantis' (10)" in a["detail"] and "x'; DROP TABLE --" in a["detail"]
-    n = next(a for a in r.anomalies if a["kind"] == "null_rate_jump")
-    assert (n["feature"], n["count"], n["share"]) == ("age", 60, pytest.approx(0.15))
+    r = ControlRoom(db).model(MODEL).validate(df, store=False)
+    a = next(a for a in r.anomalies if a.kind == "unseen_category")
+    assert a.feature == "region" and a.count == 11 and a.share == pytest.approx(11 / 400)
+    assert "'atlantis' (10)" in a.detail and "x'; DROP TABLE --" in a.detail
+    n = next(a for a in r.anomalies if a.kind == "null_rate_jump")
+    assert (n.feature, n.count, n.share) == ("age", 60, pytest.approx(0.15))
     # 8% nulls: below the 10-point margin -> not a jump
     df = batch()
     df.loc[range(32), "age"] = np.nan
-    assert ("age", "null_rate_jump") not in kinds(validation.validate_batch(MODEL, df, db=db, store=False))
+    assert ("age", "null_rate_jump") not in kinds(ControlRoom(db).model(MODEL).validate(df, store=False))
 
 
 def test_too_few_rows_and_structural_problems(db):
-    r = validation.validate_batch(MODEL, batch(20), db=db, store=False)
+    r = ControlRoom(db).model(MODEL).validate(batch(20), store=False)
     assert (None, "too_few_rows") in kinds(r) and r.status == "anomalies"
     bad = batch().drop(columns=["income"])
-    r = validation.validate_batch(MODEL, bad, db=db)
+    r = ControlRoom(db).model(MODEL).validate(bad)
     assert r.status == "rejected" and "missing column 'income'" in r.problems[0]
-    assert r.anomalies[0]["severity"] == "critical"
-    assert validation.reports(MODEL, db=db)["status"].tolist() == ["rejected"]
+    assert r.anomalies[0].severity == "critical"
+    assert ControlRoom(db).model(MODEL).validation_reports()["status"].tolist() == ["rejected"]
     with pytest.raises(BatchRejectedError):
-        validation.validate_batch(MODEL, pd.DataFrame(), db=db)
+        ControlRoom(db).model(MODEL).validate(pd.DataFrame())
 
 
 def test_validate_frame_for_training_sets(db):
     frame = make_training_frame(300, seed=9).drop(columns=["default"])
-    assert validation.validate_frame(MODEL, frame, db=db).status == "clean"
-    r = validation.validate_frame(MODEL, frame.drop(columns=["region"]), db=db)
-    assert r.status == "rejected" and r.anomalies[0]["kind"] == "missing_column"
-    frame = frame.astype({"age": object})
-    frame.loc[3, "age"] = "old"
-    r = validation.validate_frame(MODEL, frame, db=db)
-    assert r.status == "rejected" and any(a["kind"] == "wrong_type" and a["severity"] == "critical" for a in r.anomalies)
+    info = ControlRoom(db).model(MODEL).info
+    with connect(db) as con:
+        assert validation.validate_frame(con, info, frame).status == "clean"
+        r = validation.validate_frame(con, info, frame.drop(columns=["region"]))
+        assert r.status == "rejected" and r.anomalies[0].kind == "missing_column"
+        frame = frame.astype({"age": object})
+        frame.loc[3, "age"] = "old"
+        r = validation.validate_frame(con, info, frame)
+    assert r.status == "rejected" and any(a.kind == "wrong_type" and a.severity == "critical" for a in r.anomalies)
 
 
 def test_window_validation_and_reports_over_time(db):
     set_clock(lambda: DAY + timedelta(days=1))
-    ingest_predictions(MODEL, batch(), db=db)
+    ControlRoom(db).model(MODEL).ingest(batch())
     late = batch(prefix="late", start=DAY + timedelta(days=1))
     late.loc[range(50), "region"] = "mars"
     set_clock(lambda: DAY + timedelta(days=2))
-    ingest_predictions(MODEL, late, db=db)
-    day1 = validation.validate_window(MODEL, DAY, DAY + timedelta(days=1), db=db)
-    day2 = validation.validate_window(MODEL, DAY + timedelta(days=1), DAY + timedelta(days=2), db=db)
+    ControlRoom(db).model(MODEL).ingest(late)
+    day1 = ControlRoom(db).model(MODEL).validate_window(DAY, DAY + timedelta(days=1))
+    day2 = ControlRoom(db).model(MODEL).validate_window(DAY + timedelta(days=1), DAY + timedelta(days=2))
     assert day1.status == "clean" and day1.rows == 400
     assert ("region", "unseen_category") in kinds(day2)
-    empty = validation.validate_window(MODEL, DAY + timedelta(days=10), DAY + timedelta(days=11), db=db)
+    empty = ControlRoom(db).model(MODEL).validate_window(DAY + timedelta(days=10), DAY + timedelta(days=11))
     assert empty.rows == 0 and (None, "too_few_rows") in kinds(empty)
-    reports = validation.reports(MODEL, db=db)
+    reports = ControlRoom(db).model(MODEL).validation_reports()
     assert len(reports) == 5  # two ingests, three windows
     # window reports belong to their window, batch reports to when they were checked
-    assert validation.reports(MODEL, start=DAY + timedelta(days=1), end=DAY + timedelta(days=2), db=db)["source"].tolist() \
+    assert ControlRoom(db).model(MODEL).validation_reports(start=DAY + timedelta(days=1), end=DAY + timedelta(days=2))["source"].tolist() \
         == ["DataFrame", "log 2026-03-02 00:00 .. 2026-03-03 00:00"]
-    anomalies = validation.anomalies(MODEL, db=db)
+    anomalies = ControlRoom(db).model(MODEL).anomalies()
     assert {"report_id", "at", "feature", "kind", "severity", "count", "share", "detail"} <= set(anomalies.columns)
     assert (anomalies["kind"] == "unseen_category").sum() == 2  # the ingest and the day-2 window
     with pytest.raises(InvalidInputError):
-        validation.validate_window(MODEL, DAY, DAY, db=db)
+        ControlRoom(db).model(MODEL).validate_window(DAY, DAY)
 
 
 def test_null_rates_per_window_match_pandas(db):
     df = batch(600)
     df.loc[df.index % 7 == 0, "income"] = np.nan
     df.loc[df.index % 5 == 0, "region"] = None
-    ingest_predictions(MODEL, df, db=db)
-    got = validation.null_rates(MODEL, window="hour", db=db)
+    ControlRoom(db).model(MODEL).ingest(df)
+    got = ControlRoom(db).model(MODEL).null_rates(window="hour")
     ts = pd.to_datetime(df["timestamp"]).dt.floor("h")
     for feature in ("income", "region", "age"):
         want = df[feature].isna().groupby(ts).mean()
@@ -160,34 +162,31 @@ def test_null_rates_per_window_match_pandas(db):
         assert np.allclose(part.sort_index().to_numpy(), want.sort_index().to_numpy())
     assert set(got.columns) == {"window_start", "feature", "rows", "null_rate"}
     with pytest.raises(InvalidInputError):
-        validation.null_rates(MODEL, window="fortnight", db=db)
+        ControlRoom(db).model(MODEL).null_rates(window="fortnight")
 
 
 def test_training_serving_skew_uses_the_drift_module(db):
-    drift = pytest.importorskip("mlops_core.monitoring.drift")
-    if not hasattr(drift, "compare_with_reference"):
-        pytest.skip("drift.compare_with_reference not available")
-    same = validation.validate_batch(MODEL, batch(2000, seed=11), db=db)
-    assert same.skew and not any(a["kind"] == "skew" for a in same.anomalies)
+    same = ControlRoom(db).model(MODEL).validate(batch(2000, seed=11))
+    assert same.skew and not any(a.kind == "skew" for a in same.anomalies)
     shifted = batch(2000, seed=11)
     shifted["income"] = shifted["income"] + 15  # 1.5 training standard deviations
-    r = validation.validate_batch(MODEL, shifted, db=db)
+    r = ControlRoom(db).model(MODEL).validate(shifted)
     assert ("income", "skew") in kinds(r)
     assert {row["feature"] for row in r.skew} == {"age", "income", "region"}
-    stored = validation.reports(MODEL, db=db).iloc[-1]
+    stored = ControlRoom(db).model(MODEL).validation_reports().iloc[-1]
     assert {row["feature"] for row in json.loads(stored["skew"])} == {"age", "income", "region"}
-    ingest_predictions(MODEL, shifted, db=db)
-    frame = validation.skew(MODEL, db=db)
+    ControlRoom(db).model(MODEL).ingest(shifted)
+    frame = ControlRoom(db).model(MODEL).skew()
     assert {"feature", "method", "statistic", "threshold", "drifted"} <= set(frame.columns)
     assert bool(frame.loc[frame["feature"] == "income", "drifted"].any())
 
 
 def test_validate_windows_backfills_one_report_per_window(db):
-    ingest_predictions(MODEL, batch(), db=db)  # 400 rows, 3 minutes apart: 20 hours of 2026-03-01
-    reports = validation.validate_windows(MODEL, DAY, DAY + timedelta(days=2), window="day", db=db)
+    ControlRoom(db).model(MODEL).ingest(batch())  # 400 rows, 3 minutes apart: 20 hours of 2026-03-01
+    reports = ControlRoom(db).model(MODEL).validate_windows(DAY, DAY + timedelta(days=2), window="day")
     assert [(r.rows, r.window_start) for r in reports] == [(400, DAY), (0, DAY + timedelta(days=1))]
-    anomalies = validation.anomalies(MODEL, start=DAY + timedelta(days=1), end=DAY + timedelta(days=2), db=db)
+    anomalies = ControlRoom(db).model(MODEL).anomalies(start=DAY + timedelta(days=1), end=DAY + timedelta(days=2))
     assert anomalies["kind"].tolist() == ["too_few_rows"]
     assert anomalies["at"].tolist() == [pd.Timestamp(DAY + timedelta(days=1))]
     with pytest.raises(InvalidInputError):
-        validation.validate_windows(MODEL, DAY, DAY + timedelta(days=1), window="month", db=db)
+        ControlRoom(db).model(MODEL).validate_windows(DAY, DAY + timedelta(days=1), window="month")

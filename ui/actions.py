@@ -1,29 +1,39 @@
-"""State-changing actions from the dashboard: call the core, then clear every cached read.
+"""State-changing actions from the dashboard: call the public API as the acting identity, then clear every
+cached read.
 
-Each action is one call into ``mlops_core`` (which writes its run and audit rows in one
-transaction); errors propagate as ``MlopsError`` for the caller to show.
+Each action is one call into ``mlops_core`` (which checks the identity's role and writes its
+run and audit rows in one transaction); errors propagate as ``MlopsError`` for the caller to show.
 """
 from __future__ import annotations
 
 import os
 
-from ui import data
+from mlops_core import ControlRoom
+from mlops_core.access import Identity
+from mlops_core.entities import Promotion
 
-#: Who the audit log names for actions taken in the dashboard (``MLOPS_ACTOR`` overrides).
-ACTOR = os.environ.get("MLOPS_ACTOR") or "dashboard"
+from . import data
 
 
-def promote(db: str, model: str, version: int, reason: str | None, force: bool = False) -> dict:
+def identity() -> Identity:
+    """Who acts from this dashboard session (``MLOPS_ACTOR`` names it; default ``dashboard``)."""
+    return Identity(os.environ.get("MLOPS_ACTOR") or "dashboard", "operator")
+
+
+def _room(db: str) -> ControlRoom:
+    return ControlRoom(db, identity=identity())
+
+
+def promote(db: str, model: str, version: int, reason: str | None, force: bool = False) -> Promotion:
     try:
-        return data.fn("registry", "promote")(model, int(version), actor=ACTOR, reason=reason or None, force=force,
-                                              db=db)
+        return _room(db).model(model).promote(int(version), reason=reason or None, force=force)
     finally:
         data.clear()
 
 
-def rollback(db: str, model: str, to: int | None, reason: str | None) -> dict:
+def rollback(db: str, model: str, to: int | None, reason: str | None) -> Promotion:
     try:
-        return data.fn("registry", "rollback")(model, to=to, actor=ACTOR, reason=reason or None, db=db)
+        return _room(db).model(model).rollback(to=to, reason=reason or None)
     finally:
         data.clear()
 
@@ -31,20 +41,20 @@ def rollback(db: str, model: str, to: int | None, reason: str | None) -> dict:
 def start_retrain(db: str, model: str, params: dict) -> str:
     """Start a background retrain and return its run id; AlreadyRunningError when one runs."""
     try:
-        return data.fn("jobs", "start_retrain")(model, actor=ACTOR, trigger="manual", params=params, db=db)
+        return _room(db).model(model).retrain(params)
     finally:
         data.clear()
 
 
 def acknowledge(db: str, alert_id: int) -> None:
     try:
-        data.fn("alerts", "acknowledge")(int(alert_id), actor=ACTOR, db=db)
+        _room(db).acknowledge(int(alert_id))
     finally:
         data.clear()
 
 
 def set_policy(db: str, model: str, **settings):
     try:
-        return data.fn("automation", "set_policy")(model, actor=ACTOR, db=db, **settings)
+        return _room(db).model(model).set_policy(**settings)
     finally:
         data.clear()

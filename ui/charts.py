@@ -20,6 +20,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from mlops_core import metrics
+from mlops_core.monitoring.drift import registry as drift_methods
+
 #: Okabe & Ito (2008), "Color Universal Design", without black.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#999999")
 #: Drift score colours: blue (far under the threshold), pale yellow (at it), red (twice over).
@@ -27,8 +30,6 @@ SEVERITY_SCALE = [[0.0, "#2c7bb6"], [0.5, "#ffffbf"], [1.0, "#d7191c"]]
 #: Marker colours of registry actions on time charts.
 ACTION_COLOURS = {"promote": "#009E73", "rollback": "#D55E00", "retrain": "#0072B2", "register": "#999999",
                   "register_version": "#56B4E9"}
-#: Metrics where lower is better (everything else: higher is better).
-LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse", "mape", "mse", "brier"})
 
 
 def colour(i: int) -> str:
@@ -55,10 +56,12 @@ def empty(message: str = "No data in the selected range", title: str | None = No
 
 
 def label(name: str) -> str:
-    """Human label of a metric or column name: ``roc_auc`` -> ``ROC AUC``, ``log_loss`` -> ``Log loss``."""
-    special = {"roc_auc": "ROC AUC", "f1": "F1", "mae": "MAE", "rmse": "RMSE", "r2": "R²", "mape": "MAPE",
-               "psi": "PSI", "ks": "KS", "js": "Jensen–Shannon"}
-    return special.get(name, name.replace("_", " ").capitalize())
+    """Human label of a metric (from the catalogue), a drift method (from its registry) or a column name."""
+    if name in metrics.CATALOGUE:
+        return metrics.label(name)
+    if name in drift_methods.METHODS:
+        return drift_methods.METHODS[name].label
+    return name.replace("_", " ").capitalize()
 
 
 def _band_columns(frame: pd.DataFrame, metric: str) -> tuple[str, str] | None:
@@ -234,15 +237,13 @@ def drift_ranking(frame: pd.DataFrame, title: str | None = "Features ranked by d
 def distribution_overlay(frame: pd.DataFrame, feature: str, title: str | None = None) -> go.Figure:
     """Reference against current distribution of one feature, as shares per bin or category.
 
-    ``frame`` columns: ``bin`` (a label: category or interval) and ``reference`` / ``current`` shares
-    (or counts, normalised here)."""
+    ``frame`` columns: ``bin`` (a label: category or interval) and ``reference_share`` / ``current_share``
+    (as ``mlops_core.monitoring.drift.distribution`` returns them)."""
     title = title or f"{feature}: reference vs current"
     if frame is None or len(frame) == 0:
         return empty(f"No values of {feature} in this range", title)
-    ref = frame["reference"].astype(float)
-    cur = frame["current"].astype(float)
-    ref = ref / ref.sum() if ref.sum() > 1.0001 else ref
-    cur = cur / cur.sum() if cur.sum() > 1.0001 else cur
+    ref = frame["reference_share"].astype(float)
+    cur = frame["current_share"].astype(float)
     x = frame["bin"].astype(str)
     fig = go.Figure([
         go.Bar(x=x, y=ref, name="reference (training)", marker_color=colour(0), opacity=0.75),

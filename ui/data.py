@@ -1,57 +1,40 @@
-"""Cached reads for the pages: thin ``st.cache_data`` wrappers around ``mlops_core`` calls.
+"""Cached reads for the pages: thin ``st.cache_data`` wrappers around the public API (``mlops_core.room``).
 
 Every reader takes the database path as its first argument so that two databases never
 share a cache entry; results are copies (``st.cache_data`` pickles them), so a page may
 change what it gets; a running job's state is not cached (the Retrain page reads it live).
 ``clear()`` empties every cache and is called after each action that changes state
-(``ui.actions``). Core modules are imported lazily: scikit-learn alone costs
-about a second, and only the retrain and compare paths need it.
+(``ui.actions``). Reads need no role, so they use a room without a login.
 """
 from __future__ import annotations
 
-import importlib
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from mlops_core import ControlRoom, Model
+from mlops_core.access import Identity
 from mlops_core.config import resolve_db_path
+from mlops_core.entities import ModelInfo, RunInfo, VersionInfo
 
 #: Seconds a read stays cached: short enough that a cron ingest shows up within a minute.
 TTL = 60
-
-
-class Unavailable(Exception):
-    """A core function this view needs is not present in the installed ``mlops_core``."""
-
-
-_MODULES = {"registry": "mlops_core.lifecycle.registry", "jobs": "mlops_core.lifecycle.jobs",
-            "automation": "mlops_core.lifecycle.policies", "performance": "mlops_core.monitoring.performance",
-            "drift": "mlops_core.monitoring.drift", "alerts": "mlops_core.monitoring.alerts",
-            "validation": "mlops_core.monitoring.validation"}
-
-
-def core(module: str):
-    """Return ``mlops_core.<module>``; raises Unavailable when it cannot be imported."""
-    try:
-        return importlib.import_module(_MODULES.get(module, f"mlops_core.{module}"))
-    except ImportError as exc:
-        raise Unavailable(f"mlops_core.{module} is not available in this installation ({exc}).") from exc
-
-
-def fn(module: str, name: str):
-    """Return ``mlops_core.<module>.<name>``; raises Unavailable when it is missing."""
-    mod = core(module)
-    func = getattr(mod, name, None)
-    if func is None:
-        raise Unavailable(f"mlops_core.{module}.{name} is not available in this installation.")
-    return func
+#: The identity of reads (reads need no role; actions use the logged-in identity, see ``ui.actions``).
+READER = Identity("dashboard", "viewer")
 
 
 def db_path() -> str:
     """The database the dashboard shows: ``$MLOPS_DB``, else ``./mlops.duckdb``."""
     return str(resolve_db_path(None))
+
+
+def room(db: str) -> ControlRoom:
+    return ControlRoom(db, identity=READER)
+
+
+def model(db: str, name: str) -> Model:
+    return room(db).model(name)
 
 
 def clear() -> None:
@@ -67,76 +50,80 @@ def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
 # --- registry -------------------------------------------------------------------------------
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def models(db: str) -> list:
-    """ModelInfo of every registered model (empty list when the database does not exist yet)."""
-    if not Path(db).exists():
-        return []
-    return fn("registry", "list_models")(db=db)
+def models(db: str) -> list[ModelInfo]:
+    """Every registered model (empty list when the database does not exist yet)."""
+    return room(db).models()
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def model_info(db: str, model: str):
-    return fn("registry", "get_model")(model, db=db)
+def model_info(db: str, name: str) -> ModelInfo:
+    return model(db, name).info
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def versions(db: str, model: str) -> list:
-    """VersionInfo of every version of ``model``, oldest first."""
-    return fn("registry", "list_versions")(model, db=db)
+def versions(db: str, name: str) -> list[VersionInfo]:
+    """Every version of the model, oldest first."""
+    return model(db, name).versions()
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def production(db: str, model: str) -> int | None:
-    return fn("registry", "production_version")(model, db=db)
+def production(db: str, name: str) -> int | None:
+    return model(db, name).production_version()
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def deployment_history(db: str, model: str) -> pd.DataFrame:
-    return fn("registry", "deployment_history")(model, db=db)
+def deployment_history(db: str, name: str) -> pd.DataFrame:
+    return model(db, name).deployment_history()
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def compare(db: str, model: str, version_list: tuple[int, ...]):
-    """``registry.compare`` of the versions, on the labelled rows up to the newest prediction (not "now", so an
+def compare(db: str, name: str, version_list: tuple[int, ...]):
+    """The comparison of the versions, on the labelled rows up to the newest prediction (not "now", so an
     old database still compares on its most recent traffic)."""
-    end = last_prediction(db, model)
-    return fn("registry", "compare")(model, list(version_list), db=db, end=end)
+    m = model(db, name)
+    return m.compare(list(version_list), end=m.last_prediction())
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def runs(db: str, model: str | None) -> pd.DataFrame:
-    return fn("registry", "runs")(model, db=db)
+def runs(db: str, name: str | None) -> pd.DataFrame:
+    return room(db).runs(name)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def audit(db: str, model: str | None) -> pd.DataFrame:
-    return fn("registry", "audit_log")(model, db=db)
+def audit(db: str, name: str | None) -> pd.DataFrame:
+    return room(db).audit(name)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def last_prediction(db: str, model: str) -> datetime | None:
-    """Timestamp of the newest logged prediction of ``model`` (None without traffic)."""
-    from mlops_core.store import connect
-    from mlops_core.store import models as mstore
-    from mlops_core.store import predictions as pstore
+def last_prediction(db: str, name: str) -> datetime | None:
+    """Timestamp of the newest logged prediction of the model (None without traffic)."""
+    return model(db, name).last_prediction()
 
-    with connect(db, create=False) as con:
-        return pstore.last_prediction_at(con, mstore.get_model(con, model))
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def versions_frame(db: str, name: str) -> pd.DataFrame:
+    return model(db, name).versions_frame()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def rollback_target(db: str, name: str) -> int | None:
+    """The version a plain rollback would restore (None when there is none)."""
+    return model(db, name).rollback_target()
 
 
 # --- monitoring -----------------------------------------------------------------------------
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def summary(db: str, model: str, days: int = 7) -> dict:
-    """``performance.summary`` over the last ``days`` up to the newest prediction (not "now": an idle model's last
+def summary(db: str, name: str, days: int = 7) -> dict:
+    """The headline metric over the last ``days`` up to the newest prediction (not "now": an idle model's last
     week of traffic is still its last week), plus ``drift_share`` / ``drift_share_previous``: the share of drifted
     features in the newest stored window and in the window ``days`` earlier."""
-    last = last_prediction(db, model)
-    out = dict(fn("performance", "summary")(model, days=days, now=last, db=db))
+    m = model(db, name)
+    last = m.last_prediction()
+    out = dict(vars(m.summary(days=days, now=last)))
     out["drift_share"] = out["drift_share_previous"] = None
     if last is not None:
-        share = fn("drift", "share_over_time")(model, window="day", start=last - timedelta(days=days + 1), end=last,
-                                               db=db)
+        share = m.drift_share(window="day", start=last - timedelta(days=days + 1), end=last)
         if len(share):
             share = share.sort_values("window_start")
             out["drift_share"] = float(share["share"].iloc[-1])
@@ -147,95 +134,89 @@ def summary(db: str, model: str, days: int = 7) -> dict:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def performance(db: str, model: str, window: str, start: datetime, end: datetime,
+def performance(db: str, name: str, window: str, start: datetime, end: datetime,
                 version_list: tuple[int, ...] | None = None, auc: bool = True) -> pd.DataFrame:
     """Metrics per window and version; ``auc=False`` skips the exact ROC AUC (the one part that sorts scores,
     more than half the time on a big log), so a page asks for it only when it shows it."""
-    return fn("performance", "over_time")(model, window=window, start=start, end=end,
-                                          versions=list(version_list) if version_list else None, db=db, auc=auc)
+    return model(db, name).performance(window=window, start=start, end=end,
+                                       versions=list(version_list) if version_list else None, auc=auc)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def confusion(db: str, model: str, start: datetime, end: datetime, version: int | None = None) -> pd.DataFrame:
-    return fn("performance", "confusion")(model, start=start, end=end, version=version, db=db)
+def confusion(db: str, name: str, start: datetime, end: datetime, version: int | None = None) -> pd.DataFrame:
+    return model(db, name).confusion(start=start, end=end, version=version)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def residuals(db: str, model: str, start: datetime, end: datetime, version: int | None = None) -> pd.DataFrame:
-    return fn("performance", "residuals")(model, start=start, end=end, version=version, db=db)
+def residuals(db: str, name: str, start: datetime, end: datetime, version: int | None = None) -> pd.DataFrame:
+    return model(db, name).residuals(start=start, end=end, version=version)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def drift_stored(db: str, model: str, window: str, start: datetime, end: datetime) -> pd.DataFrame:
+def drift_stored(db: str, name: str, window: str, start: datetime, end: datetime) -> pd.DataFrame:
     """The stored drift time series (one row per feature, window and method)."""
-    return fn("drift", "stored")(model, window=window, start=start, end=end, db=db)
+    return model(db, name).drift_stored(window=window, start=start, end=end)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def drift_share(db: str, model: str, window: str, start: datetime, end: datetime) -> pd.DataFrame:
-    return fn("drift", "share_over_time")(model, window=window, start=start, end=end, db=db)
+def drift_share(db: str, name: str, window: str, start: datetime, end: datetime) -> pd.DataFrame:
+    return model(db, name).drift_share(window=window, start=start, end=end)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def drift_distribution(db: str, model: str, feature: str, start: datetime, end: datetime):
-    return fn("drift", "distribution")(model, feature, start=start, end=end, db=db)
+def drift_distribution(db: str, name: str, feature: str, start: datetime, end: datetime) -> pd.DataFrame:
+    return model(db, name).drift_distribution(feature, start=start, end=end)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def alerts(db: str, model: str | None, open_only: bool = False) -> pd.DataFrame:
-    return fn("alerts", "list_alerts")(model, open_only=open_only, db=db)
+def alerts(db: str, name: str | None, open_only: bool = False) -> pd.DataFrame:
+    if name is None:
+        return room(db).alerts(open_only=open_only)
+    return model(db, name).alerts(open_only=open_only)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def validation_reports(db: str, model: str, start: datetime, end: datetime) -> pd.DataFrame:
-    return fn("validation", "reports")(model, start=start, end=end, db=db)
+def validation_reports(db: str, name: str, start: datetime, end: datetime) -> pd.DataFrame:
+    return model(db, name).validation_reports(start, end)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def validation_anomalies(db: str, model: str, start: datetime, end: datetime) -> pd.DataFrame:
-    return fn("validation", "anomalies")(model, start=start, end=end, db=db)
+def validation_anomalies(db: str, name: str, start: datetime, end: datetime) -> pd.DataFrame:
+    return model(db, name).anomalies(start, end)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def null_rates(db: str, model: str, window: str, start: datetime, end: datetime) -> pd.DataFrame:
-    return fn("validation", "null_rates")(model, window=window, start=start, end=end, db=db)
+def null_rates(db: str, name: str, window: str, start: datetime, end: datetime) -> pd.DataFrame:
+    return model(db, name).null_rates(window, start, end)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def skew(db: str, model: str, start: datetime, end: datetime) -> pd.DataFrame:
-    return fn("validation", "skew")(model, start=start, end=end, db=db)
+def skew(db: str, name: str, start: datetime, end: datetime) -> pd.DataFrame:
+    return model(db, name).skew(start, end)
 
 
 # --- automation and jobs --------------------------------------------------------------------
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def policy(db: str, model: str):
-    return fn("automation", "get_policy")(model, db=db)
+def policy(db: str, name: str):
+    return model(db, name).policy()
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def evaluations(db: str, model: str) -> pd.DataFrame:
-    return fn("automation", "recent_evaluations")(model, db=db)
+def evaluations(db: str, name: str) -> pd.DataFrame:
+    return model(db, name).evaluations()
 
 
+def latest_run(db: str, name: str, kind: str = "retrain") -> RunInfo | None:
+    """The newest run of ``kind`` for the model (any status), or None. Not cached: it follows a live job."""
+    return model(db, name).latest_run(kind)
 
 
-def latest_run(db: str, model: str, kind: str = "retrain"):
-    """The newest run of ``kind`` for ``model`` (any status), or None. Not cached: it follows a live job."""
-    from mlops_core.store import connect
-    from mlops_core.store import runs as runstore
-
-    with connect(db, create=False) as con:
-        found = runstore.find_runs(con, model, kind=kind, limit=1)
-    return found[0] if found else None
+def active_retrain(db: str, name: str) -> RunInfo | None:
+    """The queued or running retrain of the model, or None. Not cached: it follows a live job."""
+    return model(db, name).active_retrain()
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
-def versions_frame(db: str, model: str) -> pd.DataFrame:
-    return fn("registry", "versions_frame")(model, db=db)
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
-def rollback_target(db: str, model: str) -> int | None:
-    """The version a plain rollback would restore (None when there is none)."""
-    return fn("registry", "rollback_target")(model, db=db)
+def run(db: str, run_id: str) -> RunInfo:
+    """One run, live (not cached)."""
+    return room(db).run(run_id)

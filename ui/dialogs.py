@@ -73,8 +73,8 @@ def _promote(db: str, model: str, version: int, current: int | None, status: str
             st.error(f"Promotion refused: {exc}")
             return
         _dismiss()
-        was = f" (was v{done['from_version']})" if done.get("from_version") is not None else ""
-        widgets.flash("success", f"{model}: v{done['to_version']} is now in production{was}.")
+        was = f" (was v{done.from_version})" if done.from_version is not None else ""
+        widgets.flash("success", f"{model}: v{done.to_version} is now in production{was}.")
         st.rerun()
 
 
@@ -92,5 +92,5 @@ def _rollback(db: str, model: str, current: int | None, target: int) -> None:
             st.error(f"Rollback refused: {exc}")
             return
         _dismiss()
-        widgets.flash("success", f"{model}: rolled back to v{done['to_version']} (was v{done['from_version']}).")
+        widgets.flash("success", f"{model}: rolled back to v{done.to_version} (was v{done.from_version}).")
         st.rerun()

@@ -29,8 +29,6 @@ def guard(what: str) -> Iterator[None]:
         yield
     except ScriptControlException:
         raise
-    except data.Unavailable as exc:
-        st.info(f"{what} is not available yet: {exc} Update mlops_core to see this view.")
     except DatabaseBusyError as exc:
         st.error(f"{what}: the database is busy ({exc}) — wait a few seconds and reload the page.")
     except NotFoundError as exc:
@@ -41,7 +39,7 @@ def guard(what: str) -> Iterator[None]:
         log.exception("%s failed", what)
         st.error(
             f"{what} failed unexpectedly ({type(exc).__name__}: {exc}) — reload the page; if it keeps failing, "
-            "run the matching `python -m mlops_core` command to see the full error."
+            "run the matching `mlops` command to see the full error."
         )
 
 

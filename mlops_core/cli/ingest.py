@@ -1,4 +1,4 @@
-"""CLI commands of the data domain: ``ingest predictions|labels FILE`` and ``validate``.
+"""CLI commands that get data in: ``ingest predictions|labels FILE`` and ``validate``.
 
 Exit codes: ingest 0 when written or already ingested (content anomalies are warnings),
 2 when the batch was refused (nothing written). validate 0 clean, 1 anomalies found,
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from mlops_core.cli import room
+from mlops_core.cli.output import print_json
 from mlops_core.errors import InvalidInputError
-from mlops_core.cli import print_json
 
 
 def add_commands(sub, common) -> None:
@@ -25,7 +26,7 @@ def add_commands(sub, common) -> None:
         k = kinds.add_parser(kind, parents=[common], help=text)
         k.add_argument("file", metavar="FILE", help="CSV or Parquet file")
         k.add_argument("--model", required=True)
-        k.add_argument("--actor", default="cli", help="who ingests (recorded in the run and audit log)")
+        k.add_argument("--actor", help="who ingests (recorded in the run and audit log; default: your user name)")
         k.add_argument("--json", action="store_true")
         k.set_defaults(func=cmd_ingest, kind=kind)
 
@@ -44,12 +45,9 @@ def add_commands(sub, common) -> None:
 
 
 def cmd_ingest(args) -> int:
-    from mlops_core.data.ingest import ingest_labels, ingest_predictions
-
-    fn = ingest_predictions if args.kind == "predictions" else ingest_labels
-    r = fn(args.model, args.file, db=args.db, actor=args.actor)
+    r = room(args, actor=args.actor).model(args.model).ingest(args.file, args.kind)
     if args.json:
-        print_json(r.to_dict())
+        print_json(r)
         return 0
     if r.already_ingested:
         print(f"{args.file}: {r.warnings[0]}")
@@ -71,25 +69,24 @@ def _when(text: str | None, what: str) -> datetime | None:
 
 
 def cmd_validate(args) -> int:
-    from mlops_core.monitoring import validation
     from mlops_core.store import utcnow
 
+    model = room(args).model(args.model)
     if args.file:
-        report = validation.validate_batch(args.model, args.file, db=args.db, kind="labels" if args.labels else "predictions",
-                                           store=not args.no_store)
+        report = model.validate(args.file, kind="labels" if args.labels else "predictions", store=not args.no_store)
     else:
         end = _when(args.end, "--to") or utcnow()
         start = _when(args.start, "--from") or end - timedelta(days=1)
-        report = validation.validate_window(args.model, start, end, db=args.db, store=not args.no_store)
+        report = model.validate_window(start, end, store=not args.no_store)
     code = {"clean": 0, "anomalies": 1, "rejected": 2}[report.status]
     if args.json:
-        print_json(report.to_dict())
+        print_json(report)
         return code
     print(f"{report.source}: {report.rows:,} rows, {report.status}"
           + (f" (report {report.report_id})" if report.report_id else ""))
     for a in report.anomalies:
-        where = f" {a['feature']!r}" if a.get("feature") else ""
-        print(f"  {a['severity']}: {a['kind']}{where}: {a['detail']}")
+        where = f" {a.feature!r}" if a.feature else ""
+        print(f"  {a.severity}: {a.kind}{where}: {a.detail}")
     if report.skew_note:
         print(f"  note: {report.skew_note}")
     return code

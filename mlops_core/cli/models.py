@@ -1,7 +1,8 @@
-"""CLI commands that get data in and describe it: register, demo, ingest, status, models."""
+"""CLI commands about the registry's models: register, models, status, versions."""
 from __future__ import annotations
 
-from mlops_core.cli import print_json
+from mlops_core.cli import room
+from mlops_core.cli.output import frame_records, print_json
 
 
 def add_commands(sub, common) -> None:
@@ -11,6 +12,7 @@ def add_commands(sub, common) -> None:
     p.add_argument("--target", required=True, help="target column of the training file")
     p.add_argument("--training-data", required=True, help="CSV or Parquet file with the features and the target")
     p.add_argument("--artifact", help="a fitted scikit-learn estimator/Pipeline saved with joblib (default: train the default pipeline)")
+    p.add_argument("--unit", help="unit of a regression target, e.g. minutes (shown with MAE and RMSE)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_register)
@@ -24,12 +26,15 @@ def add_commands(sub, common) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 
+    p = sub.add_parser("versions", parents=[common], help="a model's versions with status, metrics and gate verdict")
+    p.add_argument("--model", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_versions)
+
 
 def cmd_register(args) -> int:
-    from mlops_core.lifecycle.registry import register_model
-
-    r = register_model(args.model, args.task, args.target, args.training_data, artifact=args.artifact, db=args.db,
-                       seed=args.seed)
+    r = room(args).register(args.model, args.task, args.target, args.training_data, artifact=args.artifact,
+                            seed=args.seed, unit=args.unit)
     if args.json:
         print_json(r)
     else:
@@ -39,54 +44,53 @@ def cmd_register(args) -> int:
     return 0
 
 
-def status_dict(model: str, db=None) -> dict:
-    from mlops_core.store import connect
-    from mlops_core.store import models as mstore
-    from mlops_core.store import predictions as pstore
-
-    with connect(db, create=False) as con:
-        info = mstore.get_model(con, model)
-        versions = mstore.list_versions(con, model)
-        return {
-            "model": info.name,
-            "task": info.task,
-            "target": info.target,
-            "production_version": mstore.current_alias(con, model),
-            "versions": [{"version": v.version, "status": v.status, "algorithm": v.algorithm,
-                          "created_at": v.created_at} for v in versions],
-            "predictions": pstore.count_predictions(con, info),
-            "labels": pstore.count_labels(con, info),
-            "last_prediction_at": pstore.last_prediction_at(con, info),
-            "features": [f.name for f in info.features],
-        }
-
-
 def cmd_status(args) -> int:
-    s = status_dict(args.model, args.db)
+    s = room(args).model(args.model).status()
     if args.json:
-        print_json(s)
+        print_json({"model": s.model, "task": s.task, "target": s.target, "production_version": s.production_version,
+                    "versions": [{"version": v.version, "status": v.status, "algorithm": v.algorithm,
+                                  "created_at": v.created_at} for v in s.versions],
+                    "predictions": s.predictions, "labels": s.labels, "last_prediction_at": s.last_prediction_at,
+                    "features": s.features})
         return 0
-    print(f"{s['model']} ({s['task']}, target {s['target']})")
-    print(f"  production version: {s['production_version']}")
-    for v in s["versions"]:
-        print(f"  v{v['version']}: {v['status']} ({v['algorithm']})")
-    print(f"  predictions: {s['predictions']:,}  labels: {s['labels']:,}  last prediction: {s['last_prediction_at']}")
+    print(f"{s.model} ({s.task}, target {s.target})")
+    print(f"  production version: {s.production_version}")
+    for v in s.versions:
+        print(f"  v{v.version}: {v.status} ({v.algorithm})")
+    print(f"  predictions: {s.predictions:,}  labels: {s.labels:,}  last prediction: {s.last_prediction_at}")
     return 0
 
 
 def cmd_models(args) -> int:
-    from mlops_core.lifecycle.registry import list_models
-    from mlops_core.store import connect
-    from mlops_core.store import models as mstore
-
-    with connect(args.db, create=False) as con:
-        rows = [{"model": m, "task": mstore.get_model(con, m).task, "production_version": mstore.current_alias(con, m)}
-                for m in mstore.list_model_names(con)]
+    r = room(args)
+    rows = [{"model": m.name, "task": m.task, "production_version": r.model(m.name).production_version()}
+            for m in r.models()]
     if args.json:
         print_json(rows)
     else:
-        for r in rows:
-            print(f"{r['model']}\t{r['task']}\tproduction v{r['production_version']}")
+        for row in rows:
+            print(f"{row['model']}\t{row['task']}\tproduction v{row['production_version']}")
         if not rows:
-            print("No models yet: run `python -m mlops_core demo` or `python -m mlops_core register ...`.")
+            print("No models yet: run `mlops demo` or `mlops register ...`.")
+    return 0
+
+
+def _fmt_metrics(m: dict | None) -> str:
+    if not m:
+        return "n/a"
+    return ", ".join(f"{k}={v:.4f}" for k, v in m.items() if isinstance(v, (int, float)))
+
+
+def cmd_versions(args) -> int:
+    df = room(args).model(args.model).versions_frame()
+    if args.json:
+        print_json(frame_records(df))
+        return 0
+    for rec in df.to_dict(orient="records"):
+        metrics = {k[len("holdout_"):]: v for k, v in rec.items() if k.startswith("holdout_") and k != "holdout_rows"}
+        gate = "" if rec["gate_passed"] is None or rec["gate_passed"] != rec["gate_passed"] else (
+            " gate passed" if rec["gate_passed"] else " gate FAILED")
+        print(f"v{rec['version']:<3} {rec['status']:<10} {rec['algorithm']} rows={rec['train_rows']} "
+              f"created {rec['created_at']:%Y-%m-%d %H:%M} by {rec['created_by']}{gate}")
+        print(f"     holdout: {_fmt_metrics(metrics)}")
     return 0

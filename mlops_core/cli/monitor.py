@@ -1,10 +1,12 @@
-"""CLI commands of the monitoring domain: performance, drift, alerts, alert rules."""
+"""CLI commands that watch models: performance, drift, drift settings, alerts, alert rules, monitor."""
 from __future__ import annotations
 
 import json
 import math
 
-from mlops_core.cli import frame_records, print_json
+from mlops_core import metrics
+from mlops_core.cli import room
+from mlops_core.cli.output import frame_records, print_json
 
 
 def add_commands(sub, common) -> None:
@@ -45,13 +47,13 @@ def add_commands(sub, common) -> None:
     p.add_argument("id", nargs="?", type=int, help="alert id (with ack)")
     p.add_argument("--model", help="only this model's alerts")
     p.add_argument("--all", action="store_true", help="include acknowledged alerts")
-    p.add_argument("--actor", default="cli", help="who acknowledges (audit log)")
+    p.add_argument("--actor", help="who acknowledges (audit log; default: your user name)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_alerts)
 
     p = sub.add_parser("ack-alert", parents=[common], help="acknowledge an alert")
     p.add_argument("--id", type=int, required=True)
-    p.add_argument("--actor", default="cli")
+    p.add_argument("--actor", help="who acknowledges (audit log; default: your user name)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ack)
 
@@ -68,6 +70,12 @@ def add_commands(sub, common) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_rules)
 
+    p = sub.add_parser("monitor", parents=[common], help="run monitoring and evaluate the policy once (for cron)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--wait", action="store_true", help="if a retrain starts, wait for it and report its outcome")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_monitor)
+
 
 def _fmt(v, spec=".4f") -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
@@ -76,22 +84,20 @@ def _fmt(v, spec=".4f") -> str:
 
 
 def cmd_performance(args) -> int:
-    from mlops_core.monitoring import performance
-
-    df = performance.over_time(args.model, window=args.window, start=args.start, end=args.end, versions=args.version,
-                               db=args.db)
+    model = room(args).model(args.model)
+    df = model.performance(window=args.window, start=args.start, end=args.end, versions=args.version)
     if args.json:
         print_json(frame_records(df))
         return 0
     if df.empty:
         print(f"No predictions of {args.model} in this range.")
         return 0
-    metrics = [m for m in (performance.CLASSIFICATION_METRICS if "accuracy" in df.columns else performance.REGRESSION_METRICS)]
-    head = f"{'window':<17} {'ver':>3} {'n':>7} {'labelled':>8} " + " ".join(f"{m:>9}" for m in metrics) + f" {'95% CI':>15}"
+    names = metrics.names(model.info.task, model.info.binary)
+    head = f"{'window':<17} {'ver':>3} {'n':>7} {'labelled':>8} " + " ".join(f"{m:>9}" for m in names) + f" {'95% CI':>15}"
     print(head)
     for r in df.to_dict(orient="records"):
         print(f"{r['window_start']:%Y-%m-%d %H:%M} {r['version']:>3} {r['n']:>7} {r['n_labelled']:>8} "
-              + " ".join(f"{_fmt(r[m]):>9}" for m in metrics)
+              + " ".join(f"{_fmt(r[m]):>9}" for m in names)
               + f" {_fmt(r['ci_low'], '.3f'):>7}-{_fmt(r['ci_high'], '.3f'):<7}")
     return 0
 
@@ -99,24 +105,25 @@ def cmd_performance(args) -> int:
 def cmd_drift(args) -> int:
     from mlops_core.monitoring import drift
 
+    model = room(args).model(args.model)
     ref_id = args.reference_id
     if args.reference_from or args.reference_to:
         if not (args.reference_from and args.reference_to):
             from mlops_core.errors import InvalidInputError
 
             raise InvalidInputError("Give both --reference-from and --reference-to for a reference window of the log.")
-        ref_id = drift.reference_from_window(args.model, args.reference_from, args.reference_to, db=args.db)
+        ref_id = model.reference_from_window(args.reference_from, args.reference_to)
         if not args.json:
             print(f"Reference {ref_id}: the log from {args.reference_from} to {args.reference_to}.")
-    df = drift.over_time(args.model, window=args.window, start=args.start, end=args.end, reference_id=ref_id,
-                         store=not args.no_store, db=args.db, methods=args.method)
+    df = model.drift(window=args.window, start=args.start, end=args.end, reference_id=ref_id,
+                     store=not args.no_store, methods=args.method)
     if args.json:
         print_json(frame_records(df))
         return 0
     if df.empty:
         print(f"No predictions of {args.model} in this range.")
         return 0
-    share = drift._share(df)
+    share = drift.share(df)
     for ws, part in df.groupby("window_start"):
         s = share[share["window_start"] == ws]
         share_txt = f"{float(s['share'].iloc[0]):.0%} of features drifted" if len(s) else ""
@@ -139,15 +146,14 @@ def _print_alerts(df) -> None:
 
 
 def cmd_alerts(args) -> int:
-    from mlops_core.monitoring import alerts
-
     if args.action == "ack":
         if args.id is None:
             from mlops_core.errors import InvalidInputError
 
             raise InvalidInputError("Give the alert id: `alerts ack ID` (see `alerts --model NAME`).")
-        return _ack(args.id, args.actor, args.json, args.db)
-    df = alerts.list_alerts(args.model, open_only=not args.all, db=args.db)
+        return _ack(args, args.id)
+    r = room(args)
+    df = r.model(args.model).alerts(open_only=not args.all) if args.model else r.alerts(open_only=not args.all)
     if args.json:
         print_json(frame_records(df))
     else:
@@ -155,11 +161,9 @@ def cmd_alerts(args) -> int:
     return 0
 
 
-def _ack(alert_id: int, actor: str, as_json: bool, db) -> int:
-    from mlops_core.monitoring import alerts
-
-    changed = alerts.acknowledge(alert_id, actor=actor, db=db)
-    if as_json:
+def _ack(args, alert_id: int) -> int:
+    changed = room(args, actor=args.actor).acknowledge(alert_id)
+    if args.json:
         print_json({"id": alert_id, "acknowledged": True, "changed": changed})
     else:
         print(f"Alert {alert_id} acknowledged." if changed else f"Alert {alert_id} was already acknowledged.")
@@ -167,15 +171,16 @@ def _ack(alert_id: int, actor: str, as_json: bool, db) -> int:
 
 
 def cmd_ack(args) -> int:
-    return _ack(args.id, args.actor, args.json, args.db)
+    return _ack(args, args.id)
 
 
 def cmd_rules(args) -> int:
-    from mlops_core.monitoring import alerts
     from mlops_core.errors import InvalidInputError
 
+    r = room(args)
+    model = r.model(args.model)
     if args.delete is not None:
-        alerts.delete_rule(args.delete, db=args.db)
+        r.delete_alert_rule(args.delete)
         if not args.json:
             print(f"Rule {args.delete} deleted.")
     elif args.kind:
@@ -185,11 +190,11 @@ def cmd_rules(args) -> int:
                 params = json.loads(args.params)
             except ValueError as exc:
                 raise InvalidInputError(f"--params must be a JSON object, got {args.params!r}.") from exc
-        rule_id = alerts.set_rule(args.model, args.kind, target=args.target, threshold=args.threshold,
-                                  severity=args.severity, params=params, enabled=not args.disable, db=args.db)
+        rule_id = model.set_alert_rule(args.kind, target=args.target, threshold=args.threshold,
+                                       severity=args.severity, params=params, enabled=not args.disable)
         if not args.json:
             print(f"Rule {rule_id} saved.")
-    df = alerts.list_rules(args.model, db=args.db)
+    df = model.alert_rules()
     if args.json:
         print_json(frame_records(df))
     elif df.empty:
@@ -204,13 +209,11 @@ def cmd_rules(args) -> int:
 
 
 def cmd_drift_settings(args) -> int:
-    from mlops_core.monitoring import drift
-
+    model = room(args).model(args.model)
     if args.clear or args.method:
-        df = drift.configure(args.model, args.feature, None if args.clear else args.method, threshold=args.threshold,
-                             db=args.db)
+        df = model.configure_drift(args.feature, None if args.clear else args.method, threshold=args.threshold)
     else:
-        df = drift.settings(args.model, db=args.db)
+        df = model.drift_settings()
     if args.json:
         print_json(frame_records(df))
     elif df.empty:
@@ -221,4 +224,28 @@ def cmd_drift_settings(args) -> int:
             thr = r["threshold"]
             shown = "default" if thr is None or (isinstance(thr, float) and math.isnan(thr)) else f"{thr:g}"
             print(f"{r['feature']:<24} {r['method']:<15} threshold {shown}")
+    return 0
+
+
+def cmd_monitor(args) -> int:
+    from mlops_core.cli.retrain import _retrain_summary
+
+    r = room(args)
+    d = r.model(args.model).evaluate_policy()
+    out = {"model": d.model, "mode": d.mode, "evaluated_at": d.evaluated_at, "signals": d.signals,
+           "triggers": d.triggers, "action": d.action, "message": d.message, "retrain_run_id": d.retrain_run_id,
+           "alert_ids": d.alert_ids}
+    if args.wait and d.retrain_run_id:
+        out["retrain"] = _retrain_summary(r.wait(d.retrain_run_id))
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"{d.model} (mode {d.mode}): {d.message}")
+    if "retrain" in out:
+        r = out["retrain"]
+        if r["status"] == "failed":
+            print(f"  retrain {r['run_id']} failed: {r['error']}")
+        else:
+            print(f"  retrain {r['run_id']}: v{r['candidate_version']} {r['candidate_status']}"
+                  + ("; promoted to production" if r["promoted"] else ""))
     return 0

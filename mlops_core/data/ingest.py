@@ -32,14 +32,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 
-
-from mlops_core.monitoring import validation
-from mlops_core.errors import BatchRejectedError, NotFoundError
-from mlops_core.store import connect, transaction, utcnow
-from mlops_core.store import models as mstore
+from mlops_core.data import batches
+from mlops_core.entities import Anomaly, ModelInfo
+from mlops_core.errors import BatchRejectedError
+from mlops_core.store import Store, transaction, utcnow
 from mlops_core.store import runs as runstore
 from mlops_core.store import validation as vstore
 
@@ -55,35 +54,31 @@ class IngestResult:
     rows_written: int
     already_ingested: bool
     report_id: int | None
-    anomalies: list[dict] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     source: str | None = None
     run_id: str | None = None
     ingested_at: datetime | None = None
     duration_s: float | None = None
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+
+KINDS = ("predictions", "labels")
 
 
-def ingest_predictions(model: str, source, *, db=None, actor: str = "cli", source_name: str | None = None) -> IngestResult:
-    """Validate and append a batch of predictions to ``model``'s log; return what happened.
+def ingest(store: Store, info: ModelInfo, source, kind: str, *, actor: str,
+           source_name: str | None = None) -> IngestResult:
+    """Validate a batch of ``kind`` (predictions or labels) for the model ``info`` and append it; return what
+    happened.
 
-    Raises BatchRejectedError (nothing written) for an unknown model, an unreadable or
-    empty file, missing columns, wrong types, empty request ids or timestamps, duplicate
-    request ids (in the batch or already stored) or an unknown version.
+    Predictions: raises BatchRejectedError (nothing written) for an unreadable or empty file,
+    missing columns, wrong types, empty request ids or timestamps, duplicate request ids (in
+    the batch or already stored) or an unknown version. Labels: the same for a missing
+    ``request_id``/``label`` column, empty or duplicate request ids, request ids never
+    logged, or a label that differs from one already stored.
     """
-    return _ingest(model, source, "predictions", db=db, actor=actor, source_name=source_name)
-
-
-def ingest_labels(model: str, source, *, db=None, actor: str = "cli", source_name: str | None = None) -> IngestResult:
-    """Validate and append ground-truth labels for logged predictions of ``model``; return what happened.
-
-    Raises BatchRejectedError (nothing written) for an unknown model, an unreadable or
-    empty file, a missing ``request_id``/``label`` column, empty or duplicate request ids,
-    request ids never logged, or a label that differs from one already stored.
-    """
-    return _ingest(model, source, "labels", db=db, actor=actor, source_name=source_name)
+    if kind not in KINDS:
+        raise BatchRejectedError(f"Unknown batch kind {kind!r}; choose predictions or labels.", kind=kind)
+    return _ingest(store, info, source, kind, actor=actor, source_name=source_name)
 
 
 _executor = None
@@ -106,28 +101,15 @@ def _pool():
     return _executor
 
 
-def _model(con, model: str) -> mstore.ModelInfo:
-    try:
-        return mstore.get_model(con, model)
-    except NotFoundError as exc:
-        raise BatchRejectedError(f"{exc} Nothing was written.", model=model) from exc
-
-
-def _ingest(model, source, kind, *, db, actor, source_name) -> IngestResult:
+def _ingest(store: Store, info: ModelInfo, source, kind: str, *, actor: str, source_name: str | None) -> IngestResult:
     t0 = time.perf_counter()
     started = utcnow()
-    table = validation.read_batch(source, what=f"{kind[:-1]} batch")
+    table = batches.read_batch(source, what=f"{kind[:-1]} batch")
     name = source_name or table.name
-    hashing = _pool().submit(validation.fingerprint, source, model, kind)
-    from mlops_core.config import resolve_db_path
-
-    if not resolve_db_path(db).exists():
-        raise BatchRejectedError(f"No database at {resolve_db_path(db)}: register the model {model!r} first "
-                                 "(or build the demo). Nothing was written.", model=model)
+    hashing = _pool().submit(batches.fingerprint, source, info.name, kind)
     # Threads of one process share the database; checks and insert of one batch must not interleave
     # with another's, or both could pass the duplicate check. (Other processes wait for the file lock.)
-    with _lock_for(str(resolve_db_path(db))), connect(db, create=False) as con:
-        info = _model(con, model)
+    with _lock_for(str(store.path)), store.connect() as con:
         table.stage(con)
         try:
             with transaction(con):
@@ -138,29 +120,29 @@ def _ingest(model, source, kind, *, db, actor, source_name) -> IngestResult:
 
 def _checked_write(con, info, table, kind, name, actor, started, t0, hashing) -> IngestResult:
     if kind == "predictions":
-        check = validation.check_predictions(con, info, table)
+        check = batches.check_predictions(con, info, table)
     else:
-        check = validation.check_labels(con, info, table)
-    check.fingerprint = hashing.result()
+        check = batches.check_labels(con, info, table)
+    fingerprint = hashing.result()
     if check.problems:
-        raise BatchRejectedError(validation.rejection_message(name, check.problems), source=name,
+        raise BatchRejectedError(batches.rejection_message(name, check.problems), source=name,
                                  problems=[p.kind for p in check.problems])
-    existing = vstore.find_batch(con, info.name, kind, check.fingerprint)
+    existing = vstore.find_batch(con, info.name, kind, fingerprint)
     if existing is not None:
-        when = existing["ingested_at"]
-        note = (f"already ingested on {when:%Y-%m-%d %H:%M:%S} UTC as batch {existing['batch_id']}; 0 rows written")
-        return IngestResult(existing["batch_id"], info.name, kind, check.rows, 0, True, None, [], [note], name,
+        when = existing.ingested_at
+        note = f"already ingested on {when:%Y-%m-%d %H:%M:%S} UTC as batch {existing.batch_id}; 0 rows written"
+        return IngestResult(existing.batch_id, info.name, kind, check.rows, 0, True, None, [], [note], name,
                             None, when, time.perf_counter() - t0)
     warnings = []
     if kind == "predictions":
-        problem = validation.stored_duplicates(con, info, check)
+        problem = batches.stored_duplicates(con, info, check)
         if problem:
-            raise BatchRejectedError(validation.rejection_message(name, [problem]), source=name,
+            raise BatchRejectedError(batches.rejection_message(name, [problem]), source=name,
                                      problems=[problem.kind])
     else:
-        same, problem = validation.label_conflicts(con, info, check)
+        same, problem = batches.label_conflicts(con, info, check)
         if problem:
-            raise BatchRejectedError(validation.rejection_message(name, [problem]), source=name,
+            raise BatchRejectedError(batches.rejection_message(name, [problem]), source=name,
                                      problems=[problem.kind])
         if same:
             warnings.append(f"{same} label{'s were' if same > 1 else ' was'} already stored with the same value; "
@@ -173,14 +155,13 @@ def _checked_write(con, info, table, kind, name, actor, started, t0, hashing) ->
     else:
         written = vstore.insert_labels(con, info, check.relation, batch_id, now, check.params)
     anomalies = check.anomalies
-    warnings = [f"{a['kind']} in {a['feature']!r}: {a['detail']}" if a.get("feature") else f"{a['kind']}: {a['detail']}"
-                for a in anomalies if a["severity"] != "info"] + \
-               [f"note: {a['detail']}" for a in anomalies if a["severity"] == "info"] + warnings
-    status = validation.report_status(anomalies)
+    warnings = [a.describe() for a in anomalies if a.severity != "info"] + \
+               [f"note: {a.detail}" for a in anomalies if a.severity == "info"] + warnings
+    status = batches.report_status(anomalies)
     report_id = vstore.insert_report(
         con, model=info.name, batch_id=batch_id, source=name, at=now, rows=check.rows, status=status,
-        summary=validation.report_summary(status, check.rows, anomalies), skew=None, anomalies=anomalies)
-    vstore.insert_batch(con, batch_id=batch_id, model=info.name, kind=kind, source=name, fingerprint=check.fingerprint,
+        summary=batches.report_summary(status, check.rows, anomalies), skew=None, anomalies=anomalies)
+    vstore.insert_batch(con, batch_id=batch_id, model=info.name, kind=kind, source=name, fingerprint=fingerprint,
                         rows=check.rows, rows_written=written, actor=actor, at=now)
     run_id = runstore.insert_run(con, model=info.name, kind="ingest", trigger="manual" if actor == "cli" else "api",
                                  actor=actor, status="running", params={"source": name, "kind": kind, "batch_id": batch_id},
@@ -200,4 +181,4 @@ def _checked_write(con, info, table, kind, name, actor, started, t0, hashing) ->
                         run_id, now, duration)
 
 
-__all__ = ["IngestResult", "ingest_predictions", "ingest_labels"]
+__all__ = ["IngestResult", "ingest", "KINDS"]

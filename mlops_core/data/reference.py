@@ -11,44 +11,15 @@ function, so the same binning runs in DuckDB or any other SQL engine.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
 
 import numpy as np
 import pandas as pd
 
-from mlops_core.data.schema import FeatureSpec
+from mlops_core.entities import Bin, FeatureReference, FeatureSpec
 
 N_BINS = 10
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 101)
-
-
-@dataclass
-class Bin:
-    bin: int
-    count: int
-    lower: float | None = None  # None = -inf
-    upper: float | None = None  # None = +inf
-    category: str | None = None
-
-
-@dataclass
-class FeatureReference:
-    feature: str
-    kind: str  # numeric | categorical
-    n: int
-    null_count: int
-    mean: float | None = None
-    std: float | None = None
-    min: float | None = None
-    max: float | None = None
-    quantiles: list[float] = field(default_factory=list)
-    bins: list[Bin] = field(default_factory=list)
-    mad: float | None = None  # mean |x - median| of the finite values (numeric); None when not stored
-
-    @property
-    def edges(self) -> list[float]:
-        """Inner bin edges of a numeric reference (k edges make k+1 bins)."""
-        return [b.lower for b in self.bins if b.lower is not None]
 
 
 def decile_edges(values: np.ndarray) -> np.ndarray:
@@ -143,3 +114,33 @@ def summarise(df: pd.DataFrame, specs: list[FeatureSpec], extra: dict[str, str] 
         else:
             out.append(summarise_categorical(name, df[name]))
     return out
+
+
+def summarise_arrow(table, columns: dict[str, str]) -> list[FeatureReference]:
+    """Summarise the ``columns`` ({name: numeric|categorical}) of a pyarrow Table, one column per thread.
+
+    Gives what ``mlops_core.reference.summarise`` gives for the same rows (numeric columns go
+    through ``reference.summarise_numeric``; categories are counted by Arrow and compared as
+    strings, sorted), without a pandas copy of the table.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def one(name: str) -> FeatureReference:
+        col = table.column(name)
+        if columns[name] == "numeric":
+            values = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+            return summarise_numeric(name, values)
+        text = col if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) else pc.cast(col, pa.string())
+        vc = pc.value_counts(text)
+        pairs = sorted((v, int(c)) for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())
+                       if v is not None)
+        n = sum(c for _, c in pairs)
+        return FeatureReference(feature=name, kind="categorical", n=n, null_count=len(col) - n,
+                                bins=[Bin(bin=i, count=c, category=v) for i, (v, c) in enumerate(pairs)])
+
+    names = [c for c in columns if c in table.column_names]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1))) as pool:
+        return list(pool.map(one, names))

@@ -8,14 +8,13 @@ numeric, VARCHAR for categorical).
 """
 from __future__ import annotations
 
-import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from mlops_core.entities import FeatureSpec
 from mlops_core.errors import InvalidInputError
 
 #: Columns of a prediction batch that are not features; a feature may not use these names.
@@ -25,26 +24,6 @@ RESERVED_COLUMNS = ("request_id", "timestamp", "ts", "version", "variant", "pred
 MAX_CATEGORIES = 200
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-
-@dataclass
-class FeatureSpec:
-    """One input column of a model, as seen in its training data."""
-
-    name: str
-    kind: str  # numeric | categorical
-    dtype: str  # float | int | bool | string
-    min: float | None = None
-    max: float | None = None
-    categories: list[str] = field(default_factory=list)
-    null_rate: float = 0.0
-
-    @property
-    def sql_type(self) -> str:
-        return "DOUBLE" if self.kind == "numeric" else "VARCHAR"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def check_identifier(name: str, what: str) -> str:
@@ -113,14 +92,6 @@ def infer_schema(df: pd.DataFrame, target: str) -> list[FeatureSpec]:
     if not specs:
         raise InvalidInputError(f"The training data has no feature columns besides the target {target!r}.")
     return specs
-
-
-def schema_to_json(specs: list[FeatureSpec]) -> str:
-    return json.dumps([s.to_dict() for s in specs])
-
-
-def schema_from_json(text: str) -> list[FeatureSpec]:
-    return [FeatureSpec(**d) for d in json.loads(text)]
 
 
 def coerce_features(df: pd.DataFrame, specs: list[FeatureSpec]) -> pd.DataFrame:

@@ -71,7 +71,9 @@ from mlops_core.demo import simulate
 from mlops_core.config import artifacts_dir, resolve_db_path
 from mlops_core.errors import AlreadyExistsError
 from mlops_core.store import clock as store_clock
-from mlops_core.store import connect, forget_database, transaction
+from mlops_core.data.schema import coerce_features
+from mlops_core.lifecycle.artifacts import load_estimator_file
+from mlops_core.store import Store, connect, forget_database, transaction
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
 from mlops_core.store import runs as runstore
@@ -508,13 +510,17 @@ def _run_monitoring(db: Path, end: datetime, days: int) -> str:
     from mlops_core.monitoring.alerts import run_monitoring
     from mlops_core.monitoring.validation import validate_windows
 
+    store = Store(db)
     alerts = windows = reports = 0
     for m in (CREDIT, DELIVERY):
-        result = run_monitoring(m, db=db, now=end)
+        with store.connect() as con:
+            info = mstore.get_model(con, m)
+        result = run_monitoring(store, info, now=end)
         alerts += len(result.alerts)
         windows += result.windows_computed
         start = datetime.combine((end - timedelta(days=days)).date(), datetime.min.time())
-        reports += len(validate_windows(m, start, end, window="day", db=db))
+        with store.connect() as con:
+            reports += len(validate_windows(con, info, start, end, window="day"))
     return f"{windows} drift windows, {alerts} alerts, {reports} data-quality reports"
 
 
@@ -534,7 +540,8 @@ def _register(db: Path, sim: _SimClock, tl: _Timeline, seed: int, summary: DemoS
         artifact = _fitted_artifact(path, db, task, target, seed,
                                     CREDIT_HYPERPARAMETERS if name == CREDIT else DELIVERY_HYPERPARAMETERS)
         try:  # the ``register --artifact`` path: a model fitted elsewhere, here on the registry's split
-            reg = registry.register_model(name, task, target, path, artifact=artifact, db=db, actor="maria.schmidt",
+            reg = registry.register_model(Store(db), name, task, target, path, artifact=load_estimator_file(artifact),
+                                          actor="maria.schmidt",
                                           seed=seed, description=description, at=at,
                                           train_start=at - timedelta(days=180), train_end=at - timedelta(days=1))
         finally:
@@ -544,8 +551,10 @@ def _register(db: Path, sim: _SimClock, tl: _Timeline, seed: int, summary: DemoS
         _finish_registry_run(db, reg.run_id, at, elapsed)
         summary.timings[f"register {name}"] = elapsed
         server = _Server(name, task)
-        server.info = registry.get_model(name, db=db)
-        server.pipelines[1] = registry.load_model(name, 1, db=db)
+        with connect(db) as con:
+            server.info = mstore.get_model(con, name)
+            v1 = mstore.get_version(con, name, 1)
+        server.pipelines[1] = registry.load_version(Store(db), v1)
         server.changes.append((0, 1))
         servers[name] = server
     return servers[CREDIT], servers[DELIVERY]
@@ -826,7 +835,7 @@ def _retrain(db: Path, sim: _SimClock, tl: _Timeline, server: _Server, kept: dic
                     statistics={**stats, "anomalies": 0, "missing_columns": 0},
                     message=f"{stats['rows_labelled']} labelled rows in the window, no anomalies")
     _add_runs(db, sim, [validate])
-    info = registry.get_model(CREDIT, db=db)
+    info = server.info
     t = time.perf_counter()
     result = training.fit_and_evaluate(X, y, "classification", info.features, "1", seed=seed,
                                        hyperparameters=hyperparameters)
@@ -856,10 +865,14 @@ def _retrain(db: Path, sim: _SimClock, tl: _Timeline, server: _Server, kept: dic
                     message="gate passed" if gate["passed"] else "gate failed: " + gate["reasons"][-1])
     retrain_id, _ = _add_runs(db, sim, [retrain, evaluate])
     sim.now = eval_at + timedelta(seconds=3)
-    reg = registry.add_version(CREDIT, result, reference_frame=X, reference_target=y,
-                               status="candidate" if gate["passed"] else "rejected", gate=gate, actor=actor,
-                               run_id=retrain_id, data_source=f"log_{CREDIT} {w_start:%Y-%m-%d}..{w_end:%Y-%m-%d}",
-                               train_start=w_start, train_end=w_end, at=sim.now, db=db)
+    store = Store(db)
+    refs = registry.summarise_training_reference(result, coerce_features(X, info.features), y, info)
+    with store.transaction() as con:
+        reg = registry.add_version_in(con, store, info, result, refs, reference_rows=len(X),
+                                      status="candidate" if gate["passed"] else "rejected", gate=gate, actor=actor,
+                                      run_id=retrain_id,
+                                      data_source=f"log_{CREDIT} {w_start:%Y-%m-%d}..{w_end:%Y-%m-%d}",
+                                      train_start=w_start, train_end=w_end, at=sim.now)
     return reg, result, gate
 
 
@@ -891,7 +904,8 @@ def _retrain_v2(db, sim, tl, server, kept, seed, summary) -> None:
     sim.now = promote_at
     with connect(db) as con, transaction(con):
         mstore.end_alias(con, CREDIT, "challenger", at=promote_at)
-    registry.promote(CREDIT, reg.version, actor="maria.schmidt", reason=reason, db=db, run_id=run_id, at=promote_at)
+    with connect(db) as con:
+        registry.promote(con, CREDIT, reg.version, actor="maria.schmidt", reason=reason, run_id=run_id, at=promote_at)
 
 
 def _retrain_v3(db, sim, tl, server, kept, seed, summary) -> None:
@@ -931,8 +945,11 @@ def write_sample_batches(db, folder: str | os.PathLike = SAMPLE_DIR / "batches",
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    version = registry.production_version(CREDIT, db=db)
-    pipe = registry.load_model(CREDIT, version, db=db)
+    store = Store(db)
+    with store.connect() as con:
+        v = registry.resolve_version(con, CREDIT)
+    version = v.version
+    pipe = registry.load_version(store, v)
     rng = np.random.default_rng([seed, 7])
     micros = simulate.times_of_day(rng, rows, simulate.CREDIT_HOURLY)
     ts = pd.Timestamp(BATCH_DAY) + pd.to_timedelta(micros // 1_000_000, unit="s")

@@ -24,8 +24,11 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
+import duckdb
+
+from mlops_core.entities import ModelInfo, Promotion
 from mlops_core.errors import InvalidInputError
-from mlops_core.store import connect
+from mlops_core.lifecycle import registry
 from mlops_core.store import models as mstore
 from mlops_core.store import training_data as tdstore
 
@@ -86,31 +89,30 @@ def welch_from_sums(n_a: int, s_a: float, ss_a: float, n_b: int, s_b: float, ss_
     return float(res.statistic), float(res.pvalue), m_a, m_b
 
 
-def evaluate(model: str, challenger, *, champion=None, by: str = "version", start: datetime | None = None,
-             end: datetime | None = None, alpha: float = DEFAULT_ALPHA, min_samples: int = DEFAULT_MIN_SAMPLES,
-             db=None) -> ABTestResult:
+def evaluate(con: duckdb.DuckDBPyConnection, info: ModelInfo, challenger, *, champion=None, by: str = "version",
+             start: datetime | None = None, end: datetime | None = None, alpha: float = DEFAULT_ALPHA,
+             min_samples: int = DEFAULT_MIN_SAMPLES) -> ABTestResult:
     """Compare ``challenger`` with ``champion`` (default: the production version) on labelled traffic.
 
-    Raises NotFoundError (model), InvalidInputError (``by``, same arm twice, no champion).
+    Raises NotFoundError (version), InvalidInputError (``by``, same arm twice, no champion).
     """
     from scipy.stats import norm
 
+    model = info.name
     if by not in ("version", "variant"):
         raise InvalidInputError(f"Arms are split by 'version' or 'variant', not {by!r}.")
-    with connect(db, create=False) as con:
-        info = mstore.get_model(con, model)
+    if champion is None:
+        if by == "variant":
+            raise InvalidInputError("With by='variant' name the champion's variant too.")
+        champion = mstore.current_alias(con, model)
         if champion is None:
-            if by == "variant":
-                raise InvalidInputError("With by='variant' name the champion's variant too.")
-            champion = mstore.current_alias(con, model)
-            if champion is None:
-                raise InvalidInputError(f"{model!r} has no production version to act as champion.")
-        if by == "version":
-            champion, challenger = int(champion), int(challenger)
-            mstore.get_version(con, model, challenger)
-        if champion == challenger:
-            raise InvalidInputError(f"The challenger {challenger} is the champion; pick another arm.")
-        counts = tdstore.arm_outcomes(con, info, [champion, challenger], start, end, by=by)
+            raise InvalidInputError(f"{model!r} has no production version to act as champion.")
+    if by == "version":
+        champion, challenger = int(champion), int(challenger)
+        mstore.get_version(con, model, challenger)
+    if champion == challenger:
+        raise InvalidInputError(f"The challenger {challenger} is the champion; pick another arm.")
+    counts = tdstore.arm_outcomes(con, info, [champion, challenger], start, end, by=by)
     rows = {r["arm"]: r for r in counts.to_dict(orient="records")}
     a = rows.get(champion, {"n": 0})
     b = rows.get(challenger, {"n": 0})
@@ -140,7 +142,9 @@ def evaluate(model: str, challenger, *, champion=None, by: str = "version", star
     better = diff is not None and ((diff > 0) if higher else (diff < 0))
     enough = n_a >= min_samples and n_b >= min_samples
     wins = bool(enough and significant and better)
-    name = lambda arm: f"v{arm}" if by == "version" else repr(arm)  # noqa: E731
+    def name(arm) -> str:
+        return f"v{arm}" if by == "version" else repr(arm)
+
     if not enough:
         msg = (f"Not enough labelled traffic yet: {n_a} for {name(champion)} and {n_b} for {name(challenger)}; "
                f"each arm needs {min_samples}. Keep the champion for now.")
@@ -157,15 +161,15 @@ def evaluate(model: str, challenger, *, champion=None, by: str = "version", star
                         significant, wins, msg)
 
 
-def promote_if_better(model: str, challenger: int, *, actor: str, alpha: float = DEFAULT_ALPHA,
-                      min_samples: int = DEFAULT_MIN_SAMPLES, start=None, end=None, db=None):
+def promote_if_better(con: duckdb.DuckDBPyConnection, info: ModelInfo, challenger: int, *, actor: str,
+                      alpha: float = DEFAULT_ALPHA, min_samples: int = DEFAULT_MIN_SAMPLES, start=None,
+                      end=None) -> tuple[ABTestResult, Promotion | None]:
     """Run the A/B test of version ``challenger`` against production and promote it when it wins.
 
-    Returns (ABTestResult, promotion dict or None). The promotion's audit reason carries the test's message.
+    Returns (ABTestResult, the promotion or None). The promotion's audit reason carries the test's message.
     """
-    from mlops_core.lifecycle import registry
-
-    result = evaluate(model, challenger, alpha=alpha, min_samples=min_samples, start=start, end=end, db=db)
+    result = evaluate(con, info, challenger, alpha=alpha, min_samples=min_samples, start=start, end=end)
     if not result.challenger_wins:
         return result, None
-    return result, registry.promote(model, challenger, actor=actor, reason=f"A/B test: {result.message}", db=db)
+    return result, registry.promote(con, info.name, challenger, actor=actor, reason=f"A/B test: {result.message}",
+                                    action="ab_promote")

@@ -2,7 +2,7 @@
 
 joblib (pickle) runs code when it loads a file, so an artifact is only loaded when its
 bytes hash to the sha256 recorded in the registry when it was written. Artifacts live
-under the database's artifacts folder (``config.artifacts_dir``).
+under the store's artifacts folder (``Store.artifacts``); functions take that folder.
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import joblib
 
-from mlops_core.config import artifacts_dir
 from mlops_core.errors import IntegrityError, NotFoundError
 
 
@@ -25,9 +24,8 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def save_artifact(estimator, db_path: str | os.PathLike, model: str, version: int) -> tuple[str, str]:
-    """Write ``estimator`` atomically; return (path relative to the artifacts folder, sha256)."""
-    root = artifacts_dir(db_path)
+def save_artifact(estimator, root: Path, model: str, version: int) -> tuple[str, str]:
+    """Write ``estimator`` atomically under ``root``; return (path relative to ``root``, sha256)."""
     folder = root / model
     folder.mkdir(parents=True, exist_ok=True)
     rel = f"{model}/v{version}-{uuid.uuid4().hex[:8]}.joblib"
@@ -37,17 +35,13 @@ def save_artifact(estimator, db_path: str | os.PathLike, model: str, version: in
     return rel, sha256_file(root / rel)
 
 
-def artifact_path(db_path: str | os.PathLike, rel: str) -> Path:
-    return artifacts_dir(db_path) / rel
-
-
-def load_artifact(db_path: str | os.PathLike, rel: str, expected_sha256: str, *, what: str = "artifact"):
+def load_artifact(root: Path, rel: str, expected_sha256: str, *, what: str = "artifact"):
     """Load an artifact after checking its sha256.
 
     Raises NotFoundError when the file is gone and IntegrityError when its hash differs
     from the registered one (the file is then not unpickled at all).
     """
-    path = artifact_path(db_path, rel)
+    path = root / rel
     if not path.exists():
         raise NotFoundError(f"The {what} file {path} is missing.", path=str(path))
     actual = sha256_file(path)
@@ -60,9 +54,27 @@ def load_artifact(db_path: str | os.PathLike, rel: str, expected_sha256: str, *,
     return joblib.load(path)
 
 
-def remove_artifact(db_path: str | os.PathLike, rel: str) -> None:
+def remove_artifact(root: Path, rel: str) -> None:
     """Delete an artifact file if it exists (cleanup after a failed registration)."""
     try:
-        artifact_path(db_path, rel).unlink()
+        (root / rel).unlink()
     except FileNotFoundError:
         pass
+
+
+def load_estimator_file(path: str | os.PathLike):
+    """Load a fitted scikit-learn estimator a user hands over (a joblib file); raise NotFoundError, InvalidInputError."""
+    from mlops_core.errors import InvalidInputError
+
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise NotFoundError(f"The artifact file {p} does not exist.", path=p)
+    try:
+        est = joblib.load(p)
+    except Exception as exc:
+        raise InvalidInputError(f"Cannot load {p} with joblib: {exc}. Save a fitted estimator with joblib.dump().",
+                                path=p) from exc
+    if not hasattr(est, "predict"):
+        raise InvalidInputError(f"{p} holds a {type(est).__name__}, not a fitted scikit-learn estimator (no predict()).",
+                                path=p)
+    return est

@@ -11,9 +11,9 @@ Each rule names a metric of the holdout metrics (see ``training``) and is one of
   (0.02 = 2% better). A threshold of 0 means "not worse"; a negative one is a tolerance
   ("at most 0.005 worse").
 
-Direction: larger is better for accuracy, precision, recall, f1, roc_auc, r2; smaller
-is better for log_loss, mae, rmse, mape. ``positive_rate`` has no good direction and
-may only be used with min/max.
+Direction comes from the metric catalogue (``mlops_core.metrics``): larger is better for
+accuracy, precision, recall, f1, roc_auc, r2; smaller is better for log_loss, mae, rmse,
+mape. ``positive_rate`` has no good direction and may only be used with min/max.
 
 Defined behaviour at the edges:
 
@@ -25,21 +25,19 @@ Defined behaviour at the edges:
 - no rules at all: the gate passes, and its reason says that nothing was checked.
 
 Default gate (``default_rules``): the candidate must not be worse than the champion on
-the task's headline metric (binary classification: ``roc_auc``; multiclass: ``f1``;
-regression: ``rmse``), i.e. one ``improve`` rule with threshold 0.
+the task's headline metric (``metrics.headline``: accuracy for classifiers, rmse for
+regression), i.e. one ``improve`` rule with threshold 0.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
-from mlops_core.errors import InvalidInputError
+from mlops_core import metrics
 from mlops_core.data.schema import finite_or_none
+from mlops_core.entities import GateCheck, GateDecision
+from mlops_core.errors import InvalidInputError
 
-HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "roc_auc", "r2"}
-LOWER_IS_BETTER = {"log_loss", "mae", "rmse", "mape"}
-NO_DIRECTION = {"positive_rate"}
-KNOWN_METRICS = HIGHER_IS_BETTER | LOWER_IS_BETTER | NO_DIRECTION
 RULE_KINDS = ("min", "max", "improve")
 
 
@@ -53,15 +51,15 @@ class GateRule:
     relative: bool = False
 
     def __post_init__(self):
-        if self.metric not in KNOWN_METRICS:
+        if self.metric not in metrics.CATALOGUE:
             raise InvalidInputError(
-                f"Unknown gate metric {self.metric!r}; choose one of: {', '.join(sorted(KNOWN_METRICS))}.",
+                f"Unknown gate metric {self.metric!r}; choose one of: {', '.join(sorted(metrics.CATALOGUE))}.",
                 metric=self.metric,
             )
         if self.kind not in RULE_KINDS:
             raise InvalidInputError(f"Unknown gate rule kind {self.kind!r}; choose one of: {', '.join(RULE_KINDS)}.",
                                     kind=self.kind)
-        if self.kind == "improve" and self.metric in NO_DIRECTION:
+        if self.kind == "improve" and metrics.get(self.metric).direction is None:
             raise InvalidInputError(f"{self.metric!r} has no better direction; use it with min or max, not improve.",
                                     metric=self.metric)
         try:
@@ -103,41 +101,9 @@ class GateRule:
         )
 
 
-@dataclass
-class GateCheck:
-    """The outcome of one rule."""
-
-    rule: str
-    outcome: str  # passed | failed | skipped
-    candidate: float | None
-    champion: float | None
-    reason: str
-
-
-@dataclass
-class GateDecision:
-    """The gate's verdict: ``passed`` and one human sentence per rule in ``reasons``."""
-
-    passed: bool
-    reasons: list[str]
-    checks: list[GateCheck] = field(default_factory=list)
-    champion_version: int | None = None
-
-    def to_dict(self) -> dict:
-        return {"passed": self.passed, "reasons": list(self.reasons), "checks": [asdict(c) for c in self.checks],
-                "champion_version": self.champion_version}
-
-
-def headline_metric(task: str, positive_class: str | None) -> str:
-    """The metric the default gate and the policy watch: roc_auc (binary), f1 (multiclass) or rmse (regression)."""
-    if task == "regression":
-        return "rmse"
-    return "roc_auc" if positive_class is not None else "f1"
-
-
-def default_rules(task: str, positive_class: str | None = None) -> list[GateRule]:
+def default_rules(task: str) -> list[GateRule]:
     """The gate used when a model's policy names none: not worse than the champion on the headline metric."""
-    return [GateRule(headline_metric(task, positive_class), "improve", 0.0)]
+    return [GateRule(metrics.headline(task), "improve", 0.0)]
 
 
 def rules_from_dicts(items) -> list[GateRule]:
@@ -196,7 +162,7 @@ def evaluate_gate(candidate: dict, champion: dict | None, rules: list[GateRule],
             checks.append(GateCheck(desc, "skipped", c, None, f"The champion has no {rule.metric} on this holdout, "
                                     f"so '{desc}' was skipped."))
             continue
-        gain = (c - ch) if rule.metric in HIGHER_IS_BETTER else (ch - c)
+        gain = metrics.get(rule.metric).gain(c, ch)
         if rule.relative:
             needed = abs(ch) * rule.threshold
             need_text = f"{rule.threshold:.1%} of the champion's {ch:.4f} ({needed:+.4f})"

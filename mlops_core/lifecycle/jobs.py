@@ -21,25 +21,23 @@ import threading
 import time
 from pathlib import Path
 
-from mlops_core.config import artifacts_dir, resolve_db_path
-from mlops_core.errors import AlreadyRunningError, MlopsError
+from mlops_core.entities import ModelInfo, RunInfo
+from mlops_core.errors import AlreadyRunningError, InvalidInputError, MlopsError
 from mlops_core.lifecycle.retrain import RetrainParams
-from mlops_core.store import connect, transaction
+from mlops_core.store import Store, transaction
 from mlops_core.store import jobs as jobstore
-from mlops_core.store import models as mstore
 from mlops_core.store import runs as runstore
-from mlops_core.store.runs import RunInfo
 
-__all__ = ["RunInfo", "start_retrain", "get_run", "active_run", "wait", "job_log_path"]
+__all__ = ["start_retrain", "get_run", "active_run", "wait", "job_log_path", "TRIGGERS"]
 
 _start_lock = threading.Lock()
 _children: list[subprocess.Popen] = []  # kept so finished children are reaped, not left as zombies
 TRIGGERS = ("manual", "automated", "schedule", "api")
 
 
-def job_log_path(db, run_id: str) -> Path:
+def job_log_path(store: Store, run_id: str) -> Path:
     """Where the job's stdout/stderr go."""
-    return artifacts_dir(resolve_db_path(db)) / "jobs" / f"{run_id}.log"
+    return store.artifacts / "jobs" / f"{run_id}.log"
 
 
 def _reap_children() -> None:
@@ -48,26 +46,23 @@ def _reap_children() -> None:
             _children.remove(p)
 
 
-def start_retrain(model: str, *, actor: str, trigger: str = "manual", params: dict | None = None, db=None,
+def start_retrain(store: Store, info: ModelInfo, *, actor: str, trigger: str = "manual", params: dict | None = None,
                   spawn: bool = True) -> str:
-    """Queue a retrain of ``model`` and launch its background process; return the run id at once.
+    """Queue a retrain of the model and launch its background process; return the run id at once.
 
     ``params`` (see ``retrain.RetrainParams``): window_days, end, hyperparameters,
     auto_promote, min_rows, seed. With ``spawn=False`` the run is only queued (a caller
     then runs ``retrain.execute`` itself, e.g. ``retrain --wait --foreground``).
-    Raises NotFoundError (model), InvalidInputError (params, trigger),
-    AlreadyRunningError (a retrain of the model is queued or running).
+    Raises InvalidInputError (params, trigger), AlreadyRunningError (a retrain of the model is
+    queued or running).
     """
-    from mlops_core.errors import InvalidInputError
-
     if trigger not in TRIGGERS:
         raise InvalidInputError(f"Unknown trigger {trigger!r}; choose one of: {', '.join(TRIGGERS)}.", trigger=trigger)
     p = RetrainParams.from_dict(params)
-    db_path = resolve_db_path(db)
+    model = info.name
     _reap_children()
     with _start_lock:
-        with connect(db_path, create=False) as con:
-            mstore.get_model(con, model)
+        with store.connect() as con:
             jobstore.reap_dead_runs(con, model)
             with transaction(con):
                 active = [r for r in jobstore.active_runs(con, model) if not jobstore.is_dead(r)]
@@ -84,34 +79,34 @@ def start_retrain(model: str, *, actor: str, trigger: str = "manual", params: di
                 runstore.insert_audit(con, actor=actor, action="retrain_requested", model=model, run_id=run_id,
                                       reason=f"{trigger} retrain", details={"params": p.to_dict()})
         if spawn:
-            _spawn(db_path, run_id)
+            _spawn(store, run_id)
     return run_id
 
 
-def _spawn(db_path: Path, run_id: str) -> None:
-    log = job_log_path(db_path, run_id)
+def _spawn(store: Store, run_id: str) -> None:
+    log = job_log_path(store, run_id)
     log.parent.mkdir(parents=True, exist_ok=True)
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, "-m", "mlops_core", "retrain", "--run-id", run_id, "--db", str(db_path)]
+    cmd = [sys.executable, "-m", "mlops_core", "retrain", "--run-id", run_id, "--db", str(store.path)]
     try:
         with open(log, "ab") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                     cwd=package_root, start_new_session=True)
     except OSError as exc:
-        with connect(db_path) as con, transaction(con):
+        with store.transaction() as con:
             jobstore.mark_failed(con, runstore.get_run(con, run_id), f"Could not start the retrain process: {exc}")
         raise MlopsError(f"Could not start the retrain process: {exc}", run_id=run_id) from exc
     _children.append(proc)
-    with connect(db_path) as con:
+    with store.connect() as con:
         # The job's own process owns the run from now on (liveness is judged by this pid).
-        con.execute("UPDATE runs SET pid = ? WHERE id = ? AND status = 'queued'", [proc.pid, run_id])
+        jobstore.hand_over(con, run_id, proc.pid)
 
 
-def get_run(run_id: str, db=None) -> RunInfo:
+def get_run(store: Store, run_id: str) -> RunInfo:
     """Return the run ``run_id`` (progress, message, status, metrics, statistics, error). Raises NotFoundError."""
-    with connect(db, create=False) as con:
+    with store.connect() as con:
         run = runstore.get_run(con, run_id)
         if jobstore.is_dead(run):
             jobstore.reap_dead_runs(con, run.model)
@@ -119,10 +114,9 @@ def get_run(run_id: str, db=None) -> RunInfo:
     return run
 
 
-def active_run(model: str, db=None) -> RunInfo | None:
+def active_run(store: Store, model: str) -> RunInfo | None:
     """The queued or running retrain of ``model``, or None (dead jobs are marked failed first)."""
-    with connect(db, create=False) as con:
-        mstore.get_model(con, model)
+    with store.connect() as con:
         runs = jobstore.active_runs(con, model)
         if any(jobstore.is_dead(r) for r in runs):
             jobstore.reap_dead_runs(con, model)
@@ -130,7 +124,7 @@ def active_run(model: str, db=None) -> RunInfo | None:
     return runs[0] if runs else None
 
 
-def wait(run_id: str, timeout: float | None = None, db=None, *, poll: float = 0.5, on_progress=None) -> RunInfo:
+def wait(store: Store, run_id: str, timeout: float | None = None, *, poll: float = 0.5, on_progress=None) -> RunInfo:
     """Block until run ``run_id`` has succeeded or failed; return it.
 
     ``on_progress(run)`` is called whenever progress or message change. Raises
@@ -140,7 +134,7 @@ def wait(run_id: str, timeout: float | None = None, db=None, *, poll: float = 0.
     last = None
     while True:
         _reap_children()
-        run = get_run(run_id, db=db)
+        run = get_run(store, run_id)
         if on_progress is not None and (run.progress, run.message) != last:
             last = (run.progress, run.message)
             on_progress(run)

@@ -16,7 +16,8 @@ Defaults (override per run with ``params``; ``retrain --window-days`` etc.):
   least 5 times in the training part; regression: a non-constant target; no feature
   entirely empty. Labels of a class the champion never saw and features with more
   than half of their values missing are recorded as warnings. When
-  ``mlops_core.validation`` provides ``validate_frame``, its critical anomalies abort too.
+  ``validation.validate_frame`` (schema, types, ranges, categories) finds critical anomalies,
+  they abort too.
 - split: time-based. The most recent 20% of the window's rows (by prediction time) are
   the holdout; both the candidate and the champion are scored on exactly these rows.
 - training: ``sklearn.base.clone`` of the champion's fitted pipeline (same steps and
@@ -24,8 +25,8 @@ Defaults (override per run with ``params``; ``retrain --window-days`` etc.):
   ``params["hyperparameters"]`` applied to its final estimator.
 - training metrics: scored on an evenly spaced sample of at most 20,000 training rows
   (``TRAIN_METRICS_ROWS``); they describe the fit, the gate reads holdout metrics only.
-- gate: the model's policy gate (``automation.get_policy(model).gate``; default: not
-  worse than the champion on the headline metric, see ``gate``).
+- gate: the model's policy gate (``policies.Policy.gate``; default: not worse than the
+  champion on the headline metric, see ``gate``).
 - outcome: the candidate is registered as ``candidate`` (passed) or ``rejected``
   (failed) with the gate's decision and reasons. With ``auto_promote`` (automated
   mode, or ``retrain --promote``) a passing candidate is promoted in the same
@@ -44,11 +45,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 import pandas as pd
+import pyarrow as pa
 
+from mlops_core.data.reference import summarise_arrow
+from mlops_core.data.schema import coerce_features
+from mlops_core.entities import Anomaly, ModelInfo, RunInfo, jsonable
+from mlops_core.errors import ConflictError, InvalidInputError, MlopsError
+from mlops_core.lifecycle import artifacts, registry, training
 from mlops_core.lifecycle import gate as gatemod
-from mlops_core.lifecycle import training
-from mlops_core.errors import InvalidInputError, MlopsError
-from mlops_core.store import connect, cursor, transaction, utcnow
+from mlops_core.lifecycle.policies import policy_of
+from mlops_core.monitoring import validation
+from mlops_core.store import Store, transaction, utcnow
 from mlops_core.store import jobs as jobstore
 from mlops_core.store import models as mstore
 from mlops_core.store import runs as runstore
@@ -151,9 +158,9 @@ class _RunWriter(threading.Thread):
     make DuckDB refuse one of them (a write-write conflict).
     """
 
-    def __init__(self, db, run_id: str):
+    def __init__(self, store: Store, run_id: str):
         super().__init__(daemon=True)
-        self.db, self.run_id = db, run_id
+        self.store, self.run_id = store, run_id
         self.cond = threading.Condition()
         self.writing = threading.Lock()
         self.pending: dict | None = None
@@ -188,12 +195,12 @@ class _RunWriter(threading.Thread):
                 update, self.pending = self.pending, None
                 self.writing.acquire()  # under the condition: halt() cannot slip in between
             try:
-                with connect(self.db) as con:
+                with self.store.connect() as con:
                     if update:
                         runstore.update_run(con, self.run_id, **update)
                     else:
-                        con.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", [utcnow(), self.run_id])
-            except Exception:  # noqa: BLE001 — a missed beat or message is harmless; staleness allows minutes
+                        runstore.heartbeat(con, self.run_id)
+            except Exception:  # a missed beat or message is harmless; staleness allows minutes
                 pass
             finally:
                 self.last_write = time.monotonic()
@@ -208,80 +215,72 @@ class _RunWriter(threading.Thread):
             pass
 
 
-def validate_training_frame(frame: pd.DataFrame, info: mstore.ModelInfo, y: pd.Series | None, params: RetrainParams,
-                            window: tuple[datetime, datetime]) -> list[dict]:
+def validate_training_frame(frame: pd.DataFrame, info: ModelInfo, y: pd.Series | None, params: RetrainParams,
+                            window: tuple[datetime, datetime]) -> list[Anomaly]:
     """Critical and warning anomalies of a labelled window (see the module docstring); pure.
 
-    Returns a list of ``{severity, check, message}``; the caller aborts on any critical one.
+    The caller aborts on any critical one.
     """
     out = []
     n = len(frame)
     start, end = window
     if n < params.min_rows:
-        out.append({"severity": "critical", "check": "too_few_rows", "message":
-                    f"Only {n} labelled rows between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M}; at least "
-                    f"{params.min_rows} are needed. Widen the window (--window-days), or wait for more labels."})
+        out.append(Anomaly("too_few_rows", "critical",
+                           f"Only {n} labelled rows between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M}; at least "
+                           f"{params.min_rows} are needed. Widen the window (--window-days), or wait for more labels."))
         return out
     for f in info.features:
         nulls = frame[f.name].isna().mean() if f.name in frame else 1.0
         if nulls >= 1.0:
-            out.append({"severity": "critical", "check": "empty_feature",
-                        "message": f"Feature {f.name!r} has no values in the window; the model cannot be trained on it."})
+            out.append(Anomaly("empty_feature", "critical",
+                               f"Feature {f.name!r} has no values in the window; the model cannot be trained on it.",
+                               feature=f.name))
         elif nulls > 0.5:
-            out.append({"severity": "warning", "check": "null_rate",
-                        "message": f"Feature {f.name!r} is {nulls:.0%} empty in the window."})
+            out.append(Anomaly("null_rate", "warning", f"Feature {f.name!r} is {nulls:.0%} empty in the window.",
+                               feature=f.name, share=float(nulls)))
     if y is None:
         return out
     if info.task == "classification":
         counts = y.value_counts()
         if len(counts) < 2:
-            out.append({"severity": "critical", "check": "one_class", "message":
-                        f"The labels of the window hold one class only ({counts.index[0]!r}); a classifier needs both."})
+            out.append(Anomaly("one_class", "critical",
+                               f"The labels of the window hold one class only ({counts.index[0]!r}); a classifier "
+                               "needs both."))
         else:
             train_part, _ = training.time_split(y)
             tc = train_part.value_counts()
             rare = [str(c) for c in counts.index if tc.get(c, 0) < MIN_CLASS_ROWS]
             if rare:
-                out.append({"severity": "critical", "check": "rare_class", "message":
-                            f"Class(es) {', '.join(rare)} appear fewer than {MIN_CLASS_ROWS} times in the training part "
-                            "of the window; widen the window (--window-days)."})
+                out.append(Anomaly("rare_class", "critical",
+                                   f"Class(es) {', '.join(rare)} appear fewer than {MIN_CLASS_ROWS} times in the "
+                                   "training part of the window; widen the window (--window-days)."))
         unseen = sorted(set(map(str, counts.index)) - set(info.classes)) if info.classes else []
         if unseen:
-            out.append({"severity": "warning", "check": "unseen_class",
-                        "message": f"Label class(es) {', '.join(unseen)} were not in the model's training data."})
+            out.append(Anomaly("unseen_class", "warning",
+                               f"Label class(es) {', '.join(unseen)} were not in the model's training data."))
     elif y.nunique() < 2:
-        out.append({"severity": "critical", "check": "constant_target",
-                    "message": "The target is constant in the window; there is nothing to learn."})
+        out.append(Anomaly("constant_target", "critical",
+                           "The target is constant in the window; there is nothing to learn."))
     return out
 
 
-def _abort_on_critical(anomalies: list[dict]) -> None:
-    critical = [a for a in anomalies if a["severity"] == "critical"]
+def _abort_on_critical(anomalies: list[Anomaly]) -> None:
+    critical = [a for a in anomalies if a.blocking]
     if critical:
-        raise InvalidInputError("Validation of the training data failed: " + " ".join(a["message"] for a in critical))
+        raise InvalidInputError("Validation of the training data failed: " + " ".join(a.detail for a in critical))
 
 
-def _external_validation(table, model: str, con) -> list[dict]:
+def _window_validation(con, info: ModelInfo, table: pa.Table) -> list[Anomaly]:
     """Anomalies of the window's features from ``validation.validate_frame`` (schema, types, ranges, categories).
 
-    Runs on a cursor of ``con`` (a connection of its own to the same database), so it may run in another thread.
+    ``validate_frame`` works on a cursor of its own, so this may run in another thread than ``con``'s.
     The table is handed over in slices of 16,384 rows (no copy), which DuckDB scans in parallel.
     """
-    import pyarrow as pa  # noqa: PLC0415
-
-    from mlops_core.monitoring import validation  # noqa: PLC0415
-
-    cur = cursor(con)
-    try:
-        report = validation.validate_frame(model, pa.Table.from_batches(table.to_batches(max_chunksize=16_384)),
-                                           con=cur)
-    finally:
-        cur.close()
-    return [{"severity": a.get("severity") or "warning", "check": a.get("kind") or "validation",
-             "message": a.get("detail") or a.get("message") or str(a)} for a in report.anomalies or []]
+    report = validation.validate_frame(con, info, pa.Table.from_batches(table.to_batches(max_chunksize=16_384)))
+    return list(report.anomalies)
 
 
-def execute(run_id: str, *, db=None) -> RetrainOutcome:
+def execute(store: Store, run_id: str) -> RetrainOutcome:
     """Run the queued retrain ``run_id`` to the end in this process; return its outcome.
 
     Marks the run failed (with the error) and re-raises when anything goes wrong; nothing
@@ -296,32 +295,27 @@ def execute(run_id: str, *, db=None) -> RetrainOutcome:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _run_job(run_id, db)
+        return _run_job(store, run_id)
     finally:
         if enabled:
             gc.enable()
 
 
-def _run_job(run_id: str, db) -> RetrainOutcome:
-    from mlops_core.config import resolve_db_path
-
-    db = resolve_db_path(db)
+def _run_job(store: Store, run_id: str) -> RetrainOutcome:
     with ExitStack() as visit:  # the first visit: start the run, then (in _execute) gather what the job needs
-        con = visit.enter_context(connect(db, create=False))
+        con = visit.enter_context(store.connect())
         with transaction(con):
             run = runstore.get_run(con, run_id)
             if run.status != "queued":
-                from mlops_core.errors import ConflictError
-
                 raise ConflictError(f"Run {run_id} is {run.status}, not queued; it cannot be started again.",
                                     run_id=run_id)
             started = utcnow()
             runstore.update_run(con, run_id, status="running", started_at=started, pid=os.getpid(),
                                 host=socket.gethostname(), progress=0.05, message="gathering the labelled rows")
-        writer = _RunWriter(db, run_id)
+        writer = _RunWriter(store, run_id)
         writer.start()
         try:
-            return _execute(run, db, started, con, visit, writer)
+            return _execute(store, run, started, con, visit, writer)
         except BaseException as exc:
             writer.halt()
             visit.close()
@@ -329,42 +323,36 @@ def _run_job(run_id: str, db) -> RetrainOutcome:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 message = "The retrain was interrupted (the process was asked to stop); nothing was registered."
             try:
-                with connect(db) as con, transaction(con):
+                with store.transaction() as con:
                     jobstore.mark_failed(con, runstore.get_run(con, run_id), message, actor=run.actor)
-            except Exception:  # noqa: BLE001 — the reaper will mark it failed the next time the database is opened
+            except Exception:  # the reaper will mark it failed the next time the database is opened
                 pass
             raise
         finally:
             writer.halt()
 
 
-def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack, writer: _RunWriter) -> RetrainOutcome:
-    """The job's steps. ``con`` is the open first visit; ``visit.close()`` ends it before the fit. ``writer``
-    reports progress while the database is not held."""
-    from mlops_core.lifecycle import policies as automation, registry
+@dataclass
+class _Window:
+    """The labelled rows of the retrain window, split in time, and what was found in them."""
 
-    timings = {}
-    t0 = time.perf_counter()
-    params = RetrainParams.from_dict(run.params)
-    model = run.model
-    end = params.end or utcnow()
-    start = end - timedelta(days=params.window_days)
-    # One short visit: model, champion, policy, the window's rows, the validation of their features (in SQL, where
-    # the rows are) and the preparation of the fit. The database is free again before the fit starts.
-    info = mstore.get_model(con, model)
-    champion_version = mstore.current_alias(con, model)
-    champion_info = mstore.get_version(con, model, champion_version) if champion_version is not None else None
-    policy = automation._policy_in(con, model)
+    frame: pd.DataFrame
+    X: pd.DataFrame
+    y: pd.Series
+    cut: int  # rows before it train, rows from it are the holdout
+    table: pa.Table | None  # the same rows as Arrow (None when rows were dropped for unusable labels)
+    anomalies: list[Anomaly]
+
+
+def _gather(con, info: ModelInfo, params: RetrainParams, start: datetime, end: datetime,
+            visit: ExitStack) -> _Window:
+    """Read and validate the window on the open visit ``con``. The SQL validation runs in DuckDB (which releases
+    the GIL) while this thread prepares the frame; the visit's ExitStack waits for it before the connection closes."""
     table = tdstore.labelled_table(con, info, start, end + timedelta(microseconds=1), with_ids=False)
-    # The SQL validation runs in DuckDB (which releases the GIL) while this thread prepares the frame; the
-    # visit's ExitStack waits for it before the connection closes.
     pool = visit.enter_context(ThreadPoolExecutor(max_workers=1))
-    checking = (pool.submit(_external_validation, table.select(info.feature_names), model, con)
+    checking = (pool.submit(_window_validation, con, info, table.select(info.feature_names))
                 if table.num_rows >= params.min_rows else None)
     frame = table.to_pandas()
-    timings["gather_s"] = time.perf_counter() - t0
-
-    t = time.perf_counter()
     y = None
     if len(frame) >= params.min_rows:
         try:
@@ -377,16 +365,37 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
         y = y_all.reset_index(drop=True)
     anomalies = validate_training_frame(frame, info, y, params, (start, end))
     _abort_on_critical(anomalies)
-    X = training.coerce_features(frame[info.feature_names], info.features)
-    X_tr, X_ho = training.time_split(X)
-    y_tr, y_ho = y.iloc[: len(X_tr)], y.iloc[len(X_tr):]
+    X = coerce_features(frame[info.feature_names], info.features)
+    cut = len(training.time_split(X)[0])
     anomalies += checking.result() if checking is not None else []
     _abort_on_critical(anomalies)
-    timings["validate_s"] = time.perf_counter() - t
+    return _Window(frame, X, y, cut, table, anomalies)
+
+
+def _execute(store: Store, run: RunInfo, started: datetime, con, visit: ExitStack,
+             writer: _RunWriter) -> RetrainOutcome:
+    """The job's steps. ``con`` is the open first visit; ``visit.close()`` ends it before the fit. ``writer``
+    reports progress while the database is not held."""
+    timings = {}
+    t0 = time.perf_counter()
+    params = RetrainParams.from_dict(run.params)
+    end = params.end or utcnow()
+    start = end - timedelta(days=params.window_days)
+    # One short visit: model, champion, policy, the window's rows, the validation of their features (in SQL, where
+    # the rows are) and the preparation of the fit. The database is free again before the fit starts.
+    info = mstore.get_model(con, run.model)
+    champion_version = mstore.current_alias(con, info.name)
+    champion_info = mstore.get_version(con, info.name, champion_version) if champion_version is not None else None
+    policy = policy_of(con, info.name)
+    t = time.perf_counter()
+    w = _gather(con, info, params, start, end, visit)
+    timings["gather_validate_s"] = time.perf_counter() - t
+    X_tr, X_ho = w.X.iloc[:w.cut], w.X.iloc[w.cut:]
+    y_tr, y_ho = w.y.iloc[:w.cut], w.y.iloc[w.cut:]
 
     t = time.perf_counter()
-    if champion_version is not None:
-        champion = registry.load_version(db, champion_info)  # sha256-checked: a tampered champion stops here
+    if champion_info is not None:
+        champion = registry.load_version(store, champion_info)  # sha256-checked: a tampered champion stops here
         from sklearn.base import clone
 
         pipeline = clone(champion)
@@ -398,7 +407,7 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
     training.set_estimator_params(pipeline, params.hyperparameters)
     algorithm, hp = training.describe(pipeline)
     with writer.writing:  # no heartbeat may race this update
-        runstore.update_run(con, run.id, progress=0.25, message=f"validated {len(frame):,} labelled rows; training "
+        runstore.update_run(con, run.id, progress=0.25, message=f"validated {len(w.frame):,} labelled rows; training "
                                                               f"{algorithm} on {len(X_tr):,} rows with {basis}")
     visit.close()  # the database is free again: nothing below holds it until registration
     timings["prepare_s"] = time.perf_counter() - t
@@ -416,84 +425,73 @@ def _execute(run: runstore.RunInfo, db, started: datetime, con, visit: ExitStack
     train_metrics = training.evaluate(pipeline, X_tr.iloc[::step], y_tr.iloc[::step], info.task, info.positive_class)
     cand_metrics, cand_outputs = training.evaluate_with_outputs(pipeline, X_ho, y_ho, info.task, info.positive_class)
     champ_metrics = None
+    anomalies = list(w.anomalies)
     if champion is not None:
         try:
             champ_metrics = training.evaluate(champion, X_ho, y_ho, info.task, info.positive_class)
         except Exception as exc:  # a champion that cannot score today's features: no comparison possible
-            anomalies.append({"severity": "warning", "check": "champion_evaluation",
-                              "message": f"The champion v{champion_version} could not be scored on the holdout: {exc}"})
+            anomalies.append(Anomaly("champion_evaluation", "warning",
+                                     f"The champion v{champion_version} could not be scored on the holdout: {exc}"))
     timings["evaluate_s"] = time.perf_counter() - t
 
-    rules = policy.gate_rules(info.task, info.positive_class)
-    decision = gatemod.evaluate_gate(cand_metrics, champ_metrics, rules, champion_version=champion_version)
+    decision = gatemod.evaluate_gate(cand_metrics, champ_metrics, policy.gate_rules(info.task),
+                                     champion_version=champion_version)
+    ts = w.frame["ts"]
+    decision.champion_metrics = champ_metrics
+    decision.holdout = {"rows": len(X_ho), "start": ts.iloc[w.cut], "end": ts.iloc[-1]}
     status = "candidate" if decision.passed else "rejected"
-    # No progress write for the gate: registration follows at once and its transaction writes the outcome.
-
+    gate_doc = jsonable(decision)
     result = training.TrainingResult(
-        pipeline=pipeline, algorithm=algorithm, hyperparameters=training.describe(pipeline)[1], train_rows=len(X_tr),
-        holdout_rows=len(X_ho), training_metrics=train_metrics, holdout_metrics=cand_metrics, X_holdout=X_ho,
-        y_holdout=y_ho, holdout_outputs=cand_outputs,
+        pipeline=pipeline, algorithm=algorithm, hyperparameters=hp, train_rows=len(X_tr), holdout_rows=len(X_ho),
+        training_metrics=train_metrics, holdout_metrics=cand_metrics, X_holdout=X_ho, y_holdout=y_ho,
+        holdout_outputs=cand_outputs,
     )
-    gate_doc = {**decision.to_dict(), "champion_metrics": champ_metrics,
-                "holdout": {"rows": len(X_ho), "start": frame["ts"].iloc[len(X_tr)], "end": frame["ts"].iloc[-1]}}
-    gate_doc = _jsonable(gate_doc)
     stats = {
-        "window_start": start, "window_end": end, "rows": len(frame), "train_rows": len(X_tr),
-        "holdout_rows": len(X_ho), "holdout_start": frame["ts"].iloc[len(X_tr)], "holdout_end": frame["ts"].iloc[-1],
+        "window_start": start, "window_end": end, "rows": len(w.frame), "train_rows": len(X_tr),
+        "holdout_rows": len(X_ho), "holdout_start": ts.iloc[w.cut], "holdout_end": ts.iloc[-1],
         "champion_version": champion_version, "champion_metrics": champ_metrics, "candidate_metrics": cand_metrics,
         "training_metrics": train_metrics, "gate": gate_doc, "status": status, "anomalies": anomalies,
         "basis": basis, "hyperparameters": hp,
     }
-    promoted = {"value": False, "note": None}
 
-    def finish(con, number):
-        stats["candidate_version"] = number
-        if decision.passed and params.auto_promote:
-            if mstore.current_alias(con, model) == champion_version:
-                registry.promote_in(con, model, number, actor=run.actor, run_id=run.id,
-                                    reason=f"automatic promotion after retrain {run.id}: gate passed "
-                                           f"({'; '.join(decision.reasons)})")
-                promoted["value"] = True
-            else:
-                promoted["note"] = "production changed while the retrain ran, so it was not promoted automatically"
-        stats["promoted"] = promoted["value"]
-        if promoted["note"]:
-            stats["note"] = promoted["note"]
-        now = utcnow()
-        timings["register_s"] = time.perf_counter() - t_register
-        timings["total_s"] = time.perf_counter() - t0
-        stats["timings"] = timings
-        verdict = "passed the gate" if decision.passed else "failed the gate"
-        tail = "; promoted to production" if promoted["value"] else ""
-        runstore.update_run(con, run.id, status="succeeded", progress=1.0,
-                            message=f"registered v{number} as {status} ({verdict}){tail}",
-                            metrics=cand_metrics, statistics=_jsonable(stats), finished_at=now,
-                            duration_s=(now - started).total_seconds())
-
-    t_register = time.perf_counter()
+    t = time.perf_counter()
     # The training reference's feature summaries from the Arrow table of the same rows (same numbers, faster).
-    from mlops_core.monitoring.drift import summarise_arrow  # noqa: PLC0415
-
-    feature_refs = summarise_arrow(table, {f.name: f.kind for f in info.features}) if table is not None else None
-    del table
-    writer.halt()  # the final transaction updates the run row: no other write may race it
-    reg = registry.add_version(
-        model, result, reference_frame=X, reference_target=y, status=status, gate=gate_doc, actor=run.actor,
-        run_id=run.id, data_source=f"log window {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}",
-        train_start=frame["ts"].iloc[0].to_pydatetime(), train_end=frame["ts"].iloc[len(X_tr) - 1].to_pydatetime(),
-        db=db, finish=finish, info=info, feature_refs=feature_refs,
-    )
-    return RetrainOutcome(run.id, model, reg.version, status, decision.passed, promoted["value"], cand_metrics,
-                          champion_version, champ_metrics, gate_doc, _jsonable(stats))
-
-
-def _jsonable(o):
-    if isinstance(o, dict):
-        return {k: _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, (pd.Timestamp, datetime)):
-        return o.isoformat()
-    if hasattr(o, "item"):
-        return o.item()
-    return o
+    feature_refs = summarise_arrow(w.table, {f.name: f.kind for f in info.features}) if w.table is not None else None
+    refs = registry.summarise_training_reference(result, w.X, w.y, info, feature_refs=feature_refs)
+    writer.halt()  # the registration transaction updates the run row: no other write may race it
+    reg = None
+    try:
+        with store.transaction() as con:
+            reg = registry.add_version_in(
+                con, store, info, result, refs, reference_rows=len(w.X), status=status, gate=gate_doc,
+                actor=run.actor, run_id=run.id,
+                data_source=f"log window {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}",
+                train_start=ts.iloc[0].to_pydatetime(), train_end=ts.iloc[w.cut - 1].to_pydatetime())
+            stats["candidate_version"] = reg.version
+            promoted, note = False, None
+            if decision.passed and params.auto_promote:
+                if mstore.current_alias(con, info.name) == champion_version:
+                    registry.promote_in(con, info.name, reg.version, actor=run.actor, run_id=run.id,
+                                        reason=f"automatic promotion after retrain {run.id}: gate passed "
+                                               f"({'; '.join(decision.reasons)})")
+                    promoted = True
+                else:
+                    note = "production changed while the retrain ran, so it was not promoted automatically"
+                    stats["note"] = note
+            stats["promoted"] = promoted
+            timings["register_s"] = time.perf_counter() - t
+            timings["total_s"] = time.perf_counter() - t0
+            stats["timings"] = timings
+            verdict = "passed the gate" if decision.passed else "failed the gate"
+            now = utcnow()
+            runstore.update_run(con, run.id, status="succeeded", progress=1.0,
+                                message=f"registered v{reg.version} as {status} ({verdict})"
+                                        + ("; promoted to production" if promoted else ""),
+                                metrics=cand_metrics, statistics=jsonable(stats), finished_at=now,
+                                duration_s=(now - started).total_seconds())
+    except BaseException:
+        if reg is not None:
+            artifacts.remove_artifact(store.artifacts, reg.artifact_path)
+        raise
+    return RetrainOutcome(run.id, info.name, reg.version, status, decision.passed, promoted, cand_metrics,
+                          champion_version, champ_metrics, gate_doc, jsonable(stats))

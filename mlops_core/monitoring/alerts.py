@@ -25,23 +25,38 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import duckdb
 import pandas as pd
 
+from mlops_core import metrics
+from mlops_core.entities import PSEUDO_FEATURES, ModelInfo
+from mlops_core.errors import InvalidInputError
 from mlops_core.monitoring import drift as driftmod
 from mlops_core.monitoring import performance as perf
-from mlops_core.errors import InvalidInputError
-from mlops_core.store import connect, transaction
+from mlops_core.store import Store, transaction
+from mlops_core.store import alerts as astore
 from mlops_core.store import models as mstore
-from mlops_core.store import monitoring as monstore
+from mlops_core.store import predictions as pstore
 from mlops_core.store import runs as runstore
 from mlops_core.store.clock import utcnow
+from mlops_core.store.conditions import WINDOW_LENGTH, check_window
 
 RULE_KINDS = ("metric_below", "metric_above", "drift_share_above", "feature_drift", "validation_anomalies", "no_traffic")
 SEVERITIES = ("info", "warning", "critical")
-WINDOW_LENGTH = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
 #: Windows recomputed on every run (labels and late predictions still arrive for them).
 RECOMPUTE_WINDOWS = {"hour": 48, "day": 14, "week": 4}
 DEFAULT_MIN_LABELS = 50
+
+
+@dataclass
+class RaisedAlert:
+    """An alert a monitoring run raised."""
+
+    id: int
+    kind: str
+    severity: str
+    message: str
+    window_start: datetime | None
 
 
 @dataclass
@@ -52,7 +67,7 @@ class MonitoringResult:
     run_id: str
     window: str
     windows_computed: int
-    alerts: list[dict] = field(default_factory=list)
+    alerts: list[RaisedAlert] = field(default_factory=list)
     drift_window: datetime | None = None
     drift_share: float | None = None
     drifted_features: list[str] = field(default_factory=list)
@@ -74,7 +89,7 @@ def _check_rule(kind: str, severity: str, threshold) -> None:
         raise InvalidInputError(f"A {kind} rule needs a finite --threshold.", kind=kind)
 
 
-def default_rules(con, info: mstore.ModelInfo) -> list[dict]:
+def default_rules(con: duckdb.DuckDBPyConnection, info: ModelInfo) -> list[dict]:
     """The rules a model gets when it has none: metric, drift share, prediction drift, validation, traffic."""
     version = mstore.current_alias(con, info.name)
     holdout = {}
@@ -101,51 +116,42 @@ def default_rules(con, info: mstore.ModelInfo) -> list[dict]:
     return rules
 
 
-def set_rule(model: str, kind: str, *, target: str | None = None, threshold: float | None, severity: str = "warning",
-             params: dict | None = None, enabled: bool = True, db=None) -> int:
-    """Create or update the rule (model, kind, target); return its id.
-
-    Raises NotFoundError (model), InvalidInputError (kind, severity, threshold).
-    """
+def set_rule(con: duckdb.DuckDBPyConnection, info: ModelInfo, kind: str, *, target: str | None = None,
+             threshold: float | None, severity: str = "warning", params: dict | None = None,
+             enabled: bool = True) -> int:
+    """Create or update the rule (model, kind, target); return its id. Raises InvalidInputError (kind, severity,
+    threshold)."""
     _check_rule(kind, severity, threshold)
-    with connect(db, create=False) as con, transaction(con):
-        mstore.get_model(con, model)
-        return monstore.upsert_rule(con, model, kind, target, None if threshold is None else float(threshold), severity,
-                                    params, enabled)
+    with transaction(con):
+        return astore.upsert_rule(con, info.name, kind, target, None if threshold is None else float(threshold),
+                                  severity, params, enabled)
 
 
-def list_rules(model: str, db=None) -> pd.DataFrame:
+def list_rules(con: duckdb.DuckDBPyConnection, info: ModelInfo) -> pd.DataFrame:
     """The model's alert rules (id, kind, target, threshold, severity, params, enabled, created_at)."""
-    with connect(db, create=False) as con:
-        mstore.get_model(con, model)
-        return monstore.list_rules(con, model)
+    return astore.list_rules(con, info.name)
 
 
-def delete_rule(rule_id: int, db=None) -> None:
+def delete_rule(con: duckdb.DuckDBPyConnection, rule_id: int) -> None:
     """Delete an alert rule; raise NotFoundError."""
-    with connect(db, create=False) as con, transaction(con):
-        monstore.delete_rule(con, int(rule_id))
+    with transaction(con):
+        astore.delete_rule(con, int(rule_id))
 
 
-def list_alerts(model: str | None = None, *, open_only: bool = False, db=None) -> pd.DataFrame:
+def list_alerts(con: duckdb.DuckDBPyConnection, model: str | None = None, *, open_only: bool = False) -> pd.DataFrame:
     """Alerts, newest first (of one model, or all); ``open_only`` hides acknowledged ones."""
-    with connect(db, create=False) as con:
-        if model is not None:
-            mstore.get_model(con, model)
-        df = monstore.list_alerts(con, model, open_only)
-    return df
+    return astore.list_alerts(con, model, open_only)
 
 
-def acknowledge(alert_id: int, *, actor: str, db=None) -> bool:
+def acknowledge(con: duckdb.DuckDBPyConnection, alert_id: int, *, actor: str) -> bool:
     """Acknowledge an alert and audit it; return False when it was already acknowledged. Raises NotFoundError."""
     now = utcnow()
-    with connect(db, create=False) as con, transaction(con):
-        changed = monstore.acknowledge(con, int(alert_id), actor, now)
-        if changed:
-            model = con.execute("SELECT model FROM alerts WHERE id = ?", [int(alert_id)]).fetchone()[0]
+    with transaction(con):
+        model = astore.acknowledge(con, int(alert_id), actor, now)
+        if model is not None:
             runstore.insert_audit(con, actor=actor, action="acknowledge_alert", model=model,
                                   reason=f"alert {alert_id} acknowledged", details={"alert_id": int(alert_id)}, at=now)
-    return changed
+    return model is not None
 
 
 # --- evaluation ------------------------------------------------------------------------------
@@ -203,7 +209,7 @@ def _drift_alerts(rule: dict, drift_df: pd.DataFrame, share: pd.DataFrame, finis
         for r in share.itertuples(index=False):
             if r.window_start in finished and r.share > rule["threshold"]:
                 feats = drift_df[(drift_df["window_start"] == r.window_start) & drift_df["drifted"]
-                                 & ~drift_df["feature"].isin(driftmod.PSEUDO_FEATURES)]["feature"].unique().tolist()
+                                 & ~drift_df["feature"].isin(PSEUDO_FEATURES)]["feature"].unique().tolist()
                 out.append(dict(window_start=r.window_start, message=(
                     f"{r.n_drifted} of {r.n_features} features drifted ({r.share:.0%}, above {rule['threshold']:.0%}) "
                     f"in the {window} from {r.window_start:%Y-%m-%d %H:%M}: {', '.join(sorted(feats))}."),
@@ -214,7 +220,7 @@ def _drift_alerts(rule: dict, drift_df: pd.DataFrame, share: pd.DataFrame, finis
     if target:
         hits = hits[hits["feature"] == target]
     else:
-        hits = hits[~hits["feature"].isin(driftmod.PSEUDO_FEATURES)]
+        hits = hits[~hits["feature"].isin(PSEUDO_FEATURES)]
     for ws, part in hits.groupby("window_start"):
         desc = ", ".join(f"{p.feature} ({p.method} {_fmt(p.statistic)} ≥ {_fmt(p.threshold)})" for p in part.itertuples())
         what = {"__prediction__": "Prediction drift", "__score__": "Score drift", "__target__": "Target drift"}.get(
@@ -229,60 +235,60 @@ def _finished_windows(starts, window: str, now: datetime) -> set:
     return {ws for ws in starts if ws + length <= now}
 
 
-def run_monitoring(model: str, *, db=None, now=None, window: str = "day", lookback: int | None = None,
-                   trigger: str = "schedule", actor: str = "monitor") -> MonitoringResult:
+def run_monitoring(store: Store, info: ModelInfo, *, now: datetime | None = None, window: str = "day",
+                   lookback: int | None = None, trigger: str = "schedule", actor: str = "monitor") -> MonitoringResult:
     """Compute and store drift for the recent windows, evaluate the alert rules, store new alerts.
 
     Idempotent and safe from cron: drift rows of a window are replaced, alerts are deduplicated
     per rule and window. The first run computes the whole log (so charts have history); later
     runs recompute the last ``lookback`` windows (default: 14 days / 48 hours / 4 weeks).
     Writes a ``runs`` row of kind ``monitor`` (failed, with the error, when something breaks).
-    Returns a MonitoringResult. Raises NotFoundError (model), InvalidInputError (window).
+    Returns a MonitoringResult. Raises InvalidInputError (window).
     """
     t0 = time.perf_counter()
-    monstore.check_window(window)
-    now = perf.parse_time(now) or utcnow()
-    length = WINDOW_LENGTH[window]
-    with connect(db, create=False) as con, transaction(con):
-        info = mstore.get_model(con, model)
-        run_id = runstore.insert_run(con, model=model, kind="monitor", trigger=trigger, actor=actor, status="running",
-                                     params={"window": window, "now": now.isoformat()}, created_at=now)
-    try:
-        result = _monitor(info, run_id, db, now, window, length, lookback)
-    except Exception as exc:
-        with connect(db, create=False) as con, transaction(con):
-            runstore.update_run(con, run_id, status="failed", error=str(exc),
-                                finished_at=now + timedelta(seconds=time.perf_counter() - t0),
-                                duration_s=time.perf_counter() - t0, message="monitoring failed")
-        raise
-    result.seconds = time.perf_counter() - t0
-    with connect(db, create=False) as con, transaction(con):
-        runstore.update_run(
-            con, run_id, status="succeeded", progress=1.0, finished_at=now + timedelta(seconds=result.seconds),
-            duration_s=result.seconds,
-            message=f"{len(result.alerts)} new alert(s); drift share {_fmt(result.drift_share)}; "
-                    f"{result.headline_metric} {_fmt(result.headline_value)}",
-            metrics={"drift_share": result.drift_share, result.headline_metric or "metric": result.headline_value},
-            statistics={"windows_computed": result.windows_computed, "alerts": len(result.alerts),
-                        "drifted_features": result.drifted_features})
+    check_window(window)
+    now = now or utcnow()
+    with store.connect() as con:
+        with transaction(con):
+            run_id = runstore.insert_run(con, model=info.name, kind="monitor", trigger=trigger, actor=actor,
+                                         status="running", params={"window": window, "now": now.isoformat()},
+                                         created_at=now)
+        try:
+            result = _monitor(con, info, run_id, now, window, lookback)
+        except Exception as exc:
+            with transaction(con):
+                runstore.update_run(con, run_id, status="failed", error=str(exc),
+                                    finished_at=now + timedelta(seconds=time.perf_counter() - t0),
+                                    duration_s=time.perf_counter() - t0, message="monitoring failed")
+            raise
+        result.seconds = time.perf_counter() - t0
+        with transaction(con):
+            runstore.update_run(
+                con, run_id, status="succeeded", progress=1.0, finished_at=now + timedelta(seconds=result.seconds),
+                duration_s=result.seconds,
+                message=f"{len(result.alerts)} new alert(s); drift share {_fmt(result.drift_share)}; "
+                        f"{result.headline_metric} {_fmt(result.headline_value)}",
+                metrics={"drift_share": result.drift_share, result.headline_metric or "metric": result.headline_value},
+                statistics={"windows_computed": result.windows_computed, "alerts": len(result.alerts),
+                            "drifted_features": result.drifted_features})
     return result
 
 
-def _monitor(info, run_id, db, now, window, length, lookback) -> MonitoringResult:
+def _monitor(con, info: ModelInfo, run_id: str, now: datetime, window: str, lookback: int | None) -> MonitoringResult:
     model = info.name
-    with connect(db, create=False) as con:
-        ref_id = driftmod.default_reference_id(con, model)
-        last_stored = monstore.last_drift_window(con, model, ref_id, window)
-        first_ts, last_ts = monstore.log_time_range(con, info)
+    length = WINDOW_LENGTH[window]
+    ref_id = driftmod.default_reference_id(con, model)
+    last_stored = driftmod.dstore.last_window(con, model, ref_id, window)
+    first_ts, _ = pstore.log_time_range(con, info)
     result = MonitoringResult(model=model, run_id=run_id, window=window, windows_computed=0,
-                              headline_metric=perf.headline_metric(info.task))
+                              headline_metric=metrics.headline(info.task))
     n_back = lookback if lookback is not None else RECOMPUTE_WINDOWS[window]
     start = None if last_stored is None and lookback is None else now - n_back * length
     drift_df = pd.DataFrame()
     if first_ts is not None:
-        drift_df = driftmod.over_time(model, window=window, start=start, end=now, reference_id=ref_id, store=True, db=db)
+        drift_df = driftmod.over_time(con, info, window=window, start=start, end=now, reference_id=ref_id, store=True)
         result.windows_computed = int(drift_df["window_start"].nunique()) if len(drift_df) else 0
-    share = driftmod._share(drift_df)
+    share = driftmod.share(drift_df)
     finished = _finished_windows(set(drift_df["window_start"]) if len(drift_df) else set(), window, now)
     done_share = share[share["window_start"].isin(finished)] if len(share) else share
     if len(done_share):
@@ -290,10 +296,10 @@ def _monitor(info, run_id, db, now, window, length, lookback) -> MonitoringResul
         result.drift_window = last["window_start"].to_pydatetime()
         result.drift_share = float(last["share"])
         part = drift_df[(drift_df["window_start"] == last["window_start"]) & drift_df["drifted"]]
-        result.drifted_features = sorted(part.loc[~part["feature"].isin(driftmod.PSEUDO_FEATURES), "feature"].unique())
+        result.drifted_features = sorted(part.loc[~part["feature"].isin(PSEUDO_FEATURES), "feature"].unique())
 
     perf_start = now - n_back * length if start is not None else None
-    perf_df = perf.over_time(model, window=window, start=perf_start, end=now, db=db)
+    perf_df = perf.over_time(con, info, window=window, start=perf_start, end=now)
     perf_done = perf_df[perf_df["window_start"].isin(_finished_windows(set(perf_df["window_start"]), window, now))] \
         if len(perf_df) else perf_df
     labelled = perf_done[perf_done["n_labelled"] >= DEFAULT_MIN_LABELS] if len(perf_done) else perf_done
@@ -302,16 +308,16 @@ def _monitor(info, run_id, db, now, window, length, lookback) -> MonitoringResul
         top = newest.sort_values("n_labelled").iloc[-1]
         result.metric_window = top["window_start"].to_pydatetime()
         result.headline_value = float(top[result.headline_metric])
-        metric_cols = perf.CLASSIFICATION_METRICS if info.task == "classification" else perf.REGRESSION_METRICS
-        result.metrics = {m: (float(top[m]) if pd.notna(top[m]) else None) for m in metric_cols}
+        result.metrics = {m: (float(top[m]) if pd.notna(top[m]) else None)
+                          for m in metrics.names(info.task, info.binary) if m in top}
 
-    with connect(db, create=False) as con, transaction(con):
-        rules = monstore.list_rules(con, model)
+    with transaction(con):
+        rules = astore.list_rules(con, model)
         if rules.empty:
             for r in default_rules(con, info):
-                monstore.upsert_rule(con, model, r["kind"], r["target"], r["threshold"], r["severity"], r["params"])
+                astore.upsert_rule(con, model, r["kind"], r["target"], r["threshold"], r["severity"], r["params"])
                 result.rules_created += 1
-            rules = monstore.list_rules(con, model)
+            rules = astore.list_rules(con, model)
         rules = rules[rules["enabled"]]
         for rule in rules.to_dict(orient="records"):
             for hit in _evaluate_rule(con, info, rule, drift_df, share, perf_df, finished, window, now, length):
@@ -319,13 +325,12 @@ def _monitor(info, run_id, db, now, window, length, lookback) -> MonitoringResul
                 ws = ws.to_pydatetime() if isinstance(ws, pd.Timestamp) else ws
                 key = f"rule:{rule['id']}:{ws.isoformat() if ws else ''}" + (
                     f":{hit['key_suffix']}" if hit.get("key_suffix") else "")
-                alert_id = monstore.insert_alert(
+                alert_id = astore.insert_alert(
                     con, model=model, kind=rule["kind"], severity=rule["severity"], message=hit["message"],
                     rule_id=int(rule["id"]), window_start=ws, dedup_key=key,
                     details={**hit.get("details", {}), "run_id": run_id}, raised_at=now)
                 if alert_id is not None:
-                    result.alerts.append({"id": alert_id, "kind": rule["kind"], "severity": rule["severity"],
-                                          "message": hit["message"], "window_start": ws})
+                    result.alerts.append(RaisedAlert(alert_id, rule["kind"], rule["severity"], hit["message"], ws))
     return result
 
 
@@ -342,14 +347,14 @@ def _evaluate_rule(con, info, rule, drift_df, share, perf_df, finished, window, 
         out = []
         for ws in sorted(finished)[-RECOMPUTE_WINDOWS[window]:]:
             ws_dt = ws.to_pydatetime() if isinstance(ws, pd.Timestamp) else ws
-            count = monstore.validation_anomaly_counts(con, info.name, ws_dt, ws_dt + length)
+            count = astore.validation_anomaly_counts(con, info.name, ws_dt, ws_dt + length)
             if count > (rule["threshold"] or 0):
                 out.append(dict(window_start=ws_dt, message=(
                     f"{count} validation anomalies in the {window} from {ws_dt:%Y-%m-%d %H:%M} "
                     f"(more than {_fmt(rule['threshold'])})."), details={"anomalies": count}))
         return out
     if kind == "no_traffic":
-        _, last = monstore.log_time_range(con, info)
+        _, last = pstore.log_time_range(con, info)
         hours = float(rule["threshold"])
         silent = (now - last).total_seconds() / 3600 if last is not None else None
         if last is None or silent >= hours:
@@ -361,5 +366,5 @@ def _evaluate_rule(con, info, rule, drift_df, share, perf_df, finished, window, 
     return []
 
 
-__all__ = ["MonitoringResult", "run_monitoring", "list_alerts", "acknowledge", "list_rules", "set_rule", "delete_rule",
+__all__ = ["MonitoringResult", "RaisedAlert", "run_monitoring", "list_alerts", "acknowledge", "list_rules", "set_rule", "delete_rule",
            "default_rules", "RULE_KINDS", "SEVERITIES"]

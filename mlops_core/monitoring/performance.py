@@ -19,7 +19,7 @@ Definitions (each equals ``sklearn.metrics`` on the labelled rows of the window)
 - regression: ``mae``, ``rmse``, ``r2`` (1 - SS_res/SS_tot; 1.0 for a perfect fit on a
   constant label, 0.0 otherwise, as sklearn's ``force_finite``), ``mape`` over rows with a
   non-zero label.
-- headline ``metric``: accuracy (classification) or rmse (regression).
+- headline ``metric`` (``mlops_core.metrics.headline``): accuracy (classification) or rmse (regression).
   ``ci_low``/``ci_high``: Wilson score interval for accuracy (z = 1.96; Wilson 1927, and
   Brown, Cai & DasGupta 2001 for why it beats the normal interval at small n); for RMSE a
   normal-approximation interval of the mean squared error, MSE ± 1.96·sd(e²)/√n, mapped
@@ -28,58 +28,25 @@ Definitions (each equals ``sklearn.metrics`` on the labelled rows of the window)
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+import duckdb
 import numpy as np
 import pandas as pd
 
-from mlops_core.errors import InvalidInputError
-from mlops_core.store import connect
-from mlops_core.store import models as mstore
-from mlops_core.store import monitoring as monstore
-from mlops_core.store.clock import utcnow
+from mlops_core import metrics
+from mlops_core.entities import ModelInfo
+from mlops_core.store import performance as perfstore
+from mlops_core.store import predictions as pstore
+from mlops_core.store.conditions import check_window
 
 Z95 = 1.959963984540054
 
-CLASSIFICATION_METRICS = ["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "positive_rate"]
-REGRESSION_METRICS = ["mae", "rmse", "r2", "mape"]
+CLASSIFICATION_METRICS = metrics.CLASSIFICATION
+REGRESSION_METRICS = metrics.REGRESSION
 BASE_COLUMNS = ["window_start", "version", "n", "n_labelled", "label_coverage"]
 TAIL_COLUMNS = ["metric", "ci_low", "ci_high"]
-#: Metrics where a lower value is better.
-LOWER_IS_BETTER = {"log_loss", "mae", "rmse", "mape"}
-
-
-def headline_metric(task: str) -> str:
-    """The metric the dashboard and alerts lead with: accuracy or rmse."""
-    return "accuracy" if task == "classification" else "rmse"
-
-
-def parse_time(value, *, end: bool = False) -> datetime | None:
-    """A naive UTC datetime from a datetime, date or ISO string; a bare date as ``end`` means the day after it.
-
-    Raises InvalidInputError for text that is not a date.
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime) or isinstance(value, pd.Timestamp):
-        ts = pd.Timestamp(value)
-        if ts.tzinfo is not None:
-            ts = ts.tz_convert("UTC").tz_localize(None)
-        return ts.to_pydatetime()
-    if isinstance(value, date):
-        d = datetime(value.year, value.month, value.day)
-        return d + timedelta(days=1) if end else d
-    text = str(value).strip()
-    try:
-        ts = pd.Timestamp(text)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInputError(f"Cannot read {text!r} as a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM.", value=text) from exc
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    out = ts.to_pydatetime()
-    if end and len(text) <= 10:
-        out += timedelta(days=1)
-    return out
 
 
 def wilson_interval(successes, n, z: float = Z95):
@@ -200,33 +167,30 @@ def _regression_frame(sums: pd.DataFrame) -> pd.DataFrame:
     return out[BASE_COLUMNS + REGRESSION_METRICS + TAIL_COLUMNS]
 
 
-def over_time(model: str, *, window: str = "day", start=None, end=None, versions=None, db=None,
-              auc: bool = True) -> pd.DataFrame:
+def over_time(con: duckdb.DuckDBPyConnection, info: ModelInfo, *, window: str = "day", start: datetime | None = None,
+              end: datetime | None = None, versions=None, auc: bool = True) -> pd.DataFrame:
     """Metrics per (window_start, version), oldest first.
 
     Columns: window_start, version, n, n_labelled, label_coverage, the task's metrics
     (classification: accuracy, precision, recall, f1, roc_auc, log_loss, positive_rate;
     regression: mae, rmse, r2, mape), metric (the headline's name), ci_low, ci_high.
     Metrics are NaN in windows without labels. ``auc=False`` skips the exact ROC AUC (the
-    only part that sorts scores). Raises NotFoundError (model), InvalidInputError (window, dates).
+    only part that sorts scores). Raises InvalidInputError (window).
     """
-    monstore.check_window(window)
-    start, end = parse_time(start), parse_time(end, end=True)
-    with connect(db, create=False) as con:
-        info = mstore.get_model(con, model)
-        if info.task == "classification":
-            if info.positive_class is not None:
-                source = None
-                if auc:  # both aggregations read one materialised join instead of joining twice
-                    source = monstore.materialise_joined(con, info, window, start, end, versions)
-                sums = monstore.binary_sums(con, info, window, start, end, versions, source=source)
-                aucs = monstore.auc_by_window(con, info, window, start, end, versions, source=source) if auc else None
-                out = _binary_frame(sums, aucs)
-            else:
-                counts = monstore.classification_counts(con, info, window, start, end, versions)
-                out = _classification_frame(counts)
+    check_window(window)
+    if info.task == "classification":
+        if info.positive_class is not None:
+            source = None
+            if auc:  # both aggregations read one materialised join instead of joining twice
+                source = perfstore.materialise_joined(con, info, window, start, end, versions)
+            sums = perfstore.binary_sums(con, info, window, start, end, versions, source=source)
+            aucs = perfstore.auc_by_window(con, info, window, start, end, versions, source=source) if auc else None
+            out = _binary_frame(sums, aucs)
         else:
-            out = _regression_frame(monstore.regression_sums(con, info, window, start, end, versions))
+            counts = perfstore.classification_counts(con, info, window, start, end, versions)
+            out = _classification_frame(counts)
+    else:
+        out = _regression_frame(perfstore.regression_sums(con, info, window, start, end, versions))
     if len(out):
         out["window_start"] = pd.to_datetime(out["window_start"])
         out["version"] = out["version"].astype("int64")
@@ -235,68 +199,65 @@ def over_time(model: str, *, window: str = "day", start=None, end=None, versions
     return out.sort_values(["window_start", "version"]).reset_index(drop=True)
 
 
-def confusion(model: str, *, start=None, end=None, version=None, db=None) -> pd.DataFrame:
-    """Labelled predictions counted by (actual, predicted): columns actual, predicted, count.
-
-    Raises NotFoundError (model).
-    """
-    start, end = parse_time(start), parse_time(end, end=True)
-    with connect(db, create=False) as con:
-        info = mstore.get_model(con, model)
-        return monstore.confusion(con, info, start, end, version)
+def confusion(con: duckdb.DuckDBPyConnection, info: ModelInfo, *, start: datetime | None = None,
+              end: datetime | None = None, version: int | None = None) -> pd.DataFrame:
+    """Labelled predictions counted by (actual, predicted): columns actual, predicted, count."""
+    return perfstore.confusion(con, info, start, end, version)
 
 
-def residuals(model: str, *, start=None, end=None, version=None, limit: int = 5000, db=None) -> pd.DataFrame:
+def residuals(con: duckdb.DuckDBPyConnection, info: ModelInfo, *, start: datetime | None = None,
+              end: datetime | None = None, version: int | None = None, limit: int = 5000) -> pd.DataFrame:
     """The newest ``limit`` labelled predictions of a regression model: prediction, label, residual (label - prediction).
 
-    Empty for classification models. Raises NotFoundError (model).
+    Empty for classification models.
     """
-    start, end = parse_time(start), parse_time(end, end=True)
-    with connect(db, create=False) as con:
-        info = mstore.get_model(con, model)
-        if info.task != "regression":
-            return pd.DataFrame(columns=["prediction", "label", "residual"])
-        return monstore.residuals(con, info, start, end, version, limit)
+    if info.task != "regression":
+        return pd.DataFrame(columns=["prediction", "label", "residual"])
+    return perfstore.residuals(con, info, start, end, version, limit)
 
 
-def _pooled(model: str, start, end, db) -> tuple[float | None, int, int, str]:
-    """Headline metric over [start, end) pooled across versions; (value, predictions, labelled, name)."""
-    with connect(db, create=False) as con:
-        info = mstore.get_model(con, model)
-        name = headline_metric(info.task)
-        n, n_lab = monstore.traffic(con, info, start, end)
-        if n_lab == 0:
-            return None, n, n_lab, name
-        if info.task == "classification":
-            c = monstore.confusion(con, info, start, end)
-            value = float(c.loc[c["actual"] == c["predicted"], "count"].sum() / c["count"].sum()) if len(c) else None
-        else:
-            s = monstore.regression_sums(con, info, "day", start, end)
-            value = math.sqrt(float(s["sum_sq"].sum()) / float(s["n_labelled"].sum())) if s["n_labelled"].sum() else None
-        return value, n, n_lab, name
+def _pooled(con, info: ModelInfo, start, end) -> tuple[float | None, int, int]:
+    """The headline metric over [start, end) pooled across versions: (value, predictions, labelled)."""
+    n, n_lab = pstore.traffic(con, info, start, end)
+    if n_lab == 0:
+        return None, n, n_lab
+    if info.task == "classification":
+        c = perfstore.confusion(con, info, start, end)
+        value = float(c.loc[c["actual"] == c["predicted"], "count"].sum() / c["count"].sum()) if len(c) else None
+    else:
+        s = perfstore.regression_sums(con, info, "day", start, end)
+        value = math.sqrt(float(s["sum_sq"].sum()) / float(s["n_labelled"].sum())) if s["n_labelled"].sum() else None
+    return value, n, n_lab
 
 
-def summary(model: str, *, days: int = 7, now=None, db=None) -> dict:
-    """The headline metric over the last ``days`` against the ``days`` before.
+@dataclass
+class Summary:
+    """The headline metric over the last ``days`` against the ``days`` before (values None without labels)."""
 
-    Returns {metric, value, previous, delta, lower_is_better, predictions, previous_predictions,
-    labelled, label_coverage, start, end}. Values are None where no labels exist.
-    Raises NotFoundError (model).
-    """
-    now = parse_time(now) or utcnow()
+    metric: str
+    value: float | None
+    previous: float | None
+    delta: float | None
+    lower_is_better: bool
+    predictions: int
+    previous_predictions: int
+    labelled: int
+    label_coverage: float | None
+    start: datetime
+    end: datetime
+
+
+def summary(con: duckdb.DuckDBPyConnection, info: ModelInfo, *, days: int = 7, now: datetime) -> Summary:
+    """The headline metric over the ``days`` up to ``now`` against the ``days`` before."""
     end = now + timedelta(microseconds=1)  # a prediction logged at ``now`` belongs to the last period
     start = end - timedelta(days=days)
-    prev_start = start - timedelta(days=days)
-    value, n, n_lab, name = _pooled(model, start, end, db)
-    previous, n_prev, _, _ = _pooled(model, prev_start, start, db)
+    name = metrics.headline(info.task)
+    value, n, n_lab = _pooled(con, info, start, end)
+    previous, n_prev, _ = _pooled(con, info, start - timedelta(days=days), start)
     delta = value - previous if value is not None and previous is not None else None
-    return {
-        "metric": name, "value": value, "previous": previous, "delta": delta,
-        "lower_is_better": name in LOWER_IS_BETTER,
-        "predictions": n, "previous_predictions": n_prev, "labelled": n_lab,
-        "label_coverage": (n_lab / n) if n else None, "start": start, "end": end,
-    }
+    return Summary(name, value, previous, delta, metrics.get(name).lower_is_better, n, n_prev, n_lab,
+                   (n_lab / n) if n else None, start, end)
 
 
-__all__ = ["over_time", "confusion", "residuals", "summary", "wilson_interval", "headline_metric", "parse_time",
+__all__ = ["over_time", "confusion", "residuals", "summary", "Summary", "wilson_interval",
            "CLASSIFICATION_METRICS", "REGRESSION_METRICS"]

@@ -1,12 +1,15 @@
-"""The only place that speaks SQL to DuckDB.
+"""The only place that speaks SQL.
 
-``connect()`` opens the database file (migrating it to the latest schema) for the
-length of one operation; ``transaction()`` groups writes that belong together. The
-modules ``models``, ``runs``, ``predictions``, ``references`` hold the queries of
-each concept and return DataFrames or dataclasses, never cursors.
+``Store`` is a location's database and artifacts folder; ``connect()`` opens the database
+file (migrating it to the latest schema) for the length of one operation; ``transaction()``
+groups writes that belong together. One module per group of tables, named after them:
+``models`` (models, versions, deployments), ``runs`` (runs, audit), ``jobs`` (liveness of
+background runs), ``policies``, ``alerts`` (rules and alerts), ``predictions`` (the logs and
+labels), ``performance`` and ``drift`` (aggregations of the log), ``references``,
+``validation`` (staged batches and reports), ``training_data``. They return DataFrames or
+records of ``mlops_core.entities``, never cursors.
 """
 from mlops_core.store.clock import set_clock, utcnow
-from mlops_core.store.connection import connect, cursor, forget_database, on_first_open, transaction
-from mlops_core.store import jobs as _jobs  # noqa: E402,F401  registers the reaper of dead background jobs (runs on first open)
+from mlops_core.store.connection import Store, connect, cursor, forget_database, transaction
 
-__all__ = ["connect", "cursor", "transaction", "on_first_open", "forget_database", "utcnow", "set_clock"]
+__all__ = ["Store", "connect", "cursor", "transaction", "forget_database", "utcnow", "set_clock"]

@@ -34,13 +34,6 @@ from mlops_core.errors import DatabaseBusyError, InvalidInputError, MlopsError
 
 _migrated: set[str] = set()
 _migrate_lock = threading.Lock()
-_on_first_open = []  # callables(con) run once per process per database after migrations
-
-
-def on_first_open(func):
-    """Register ``func(con)`` to run once per process and database after migrations (e.g. reaping dead jobs)."""
-    _on_first_open.append(func)
-    return func
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -142,15 +135,23 @@ def connect(db: str | os.PathLike | None = None, *, create: bool = True) -> Iter
         if key not in _migrated:
             with _migrate_lock:
                 if key not in _migrated:
-                    from mlops_core.store.migrations import migrate
-
-                    migrate(con)
-                    for func in _on_first_open:
-                        func(con)
+                    _first_open(con)
                     _migrated.add(key)
         yield con
     finally:
         _release(path, con)
+
+
+def _first_open(con: duckdb.DuckDBPyConnection) -> None:
+    """Once per process and database: apply pending migrations, then mark jobs whose process died as failed."""
+    from mlops_core.store import jobs
+    from mlops_core.store.migrations import migrate
+
+    migrate(con)
+    try:
+        jobs.reap_dead_runs(con)
+    except duckdb.Error:  # a database written by another tool may lack the runs table: never block opening it
+        pass
 
 
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
@@ -179,3 +180,42 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 def forget_database(db: str | os.PathLike) -> None:
     """Forget that ``db`` was migrated in this process (after the file was deleted or replaced)."""
     _migrated.discard(str(resolve_db_path(db)))
+
+
+class Store:
+    """One location's metadata database and artifacts folder: today a DuckDB file and the folder beside it.
+
+    Built once from a location (a path; ``None`` means ``$MLOPS_DB``, else ``./mlops.duckdb``) and
+    handed to the domain functions that need more than one visit to the database (a retrain job,
+    a registration that trains between its visits). Every visit is a short ``connect()`` block.
+    """
+
+    def __init__(self, location: str | os.PathLike | None = None):
+        self.path = resolve_db_path(location)
+
+    @property
+    def artifacts(self) -> Path:
+        """The folder of model artifacts and job logs (``<name>_artifacts`` beside the database file)."""
+        from mlops_core.config import artifacts_dir
+
+        return artifacts_dir(self.path)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def connect(self, *, create: bool = False):
+        """A short visit (context manager yielding a connection); ``create`` makes a missing database."""
+        return connect(self.path, create=create)
+
+    @contextmanager
+    def transaction(self, *, create: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short visit whose statements commit together (or roll back on any exception)."""
+        with connect(self.path, create=create) as con, transaction(con):
+            yield con
+
+    def forget(self) -> None:
+        """Forget that this database was migrated in this process (after it was deleted or replaced)."""
+        forget_database(self.path)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"

@@ -6,7 +6,7 @@ process is gone on this host (or is a zombie), or when its heartbeat is older th
 ``STALE_AFTER_S`` (the only test possible for a job on another host, and a guard
 against a reused pid). ``reap_dead_runs`` marks dead jobs failed and deletes the
 artifact files a dead retrain may have written but never registered; it runs the first
-time each process opens a database (registered with ``on_first_open`` below) and
+time each process opens a database (``connection.connect`` calls it after the migrations) and
 before a new retrain is admitted.
 """
 from __future__ import annotations
@@ -20,7 +20,6 @@ import pandas as pd
 
 from mlops_core.config import artifacts_dir
 from mlops_core.store.clock import utcnow
-from mlops_core.store.connection import on_first_open
 from mlops_core.store.runs import RunInfo, find_runs, insert_audit, update_run
 
 #: A job whose heartbeat is older than this is considered dead (jobs beat every few seconds).
@@ -70,6 +69,11 @@ def is_dead(run: RunInfo, now: datetime | None = None) -> bool:
 def active_runs(con: duckdb.DuckDBPyConnection, model: str, kind: str = "retrain") -> list[RunInfo]:
     """Queued or running runs of ``kind`` for ``model`` (newest first), dead ones included."""
     return find_runs(con, model=model, kind=kind, statuses=ACTIVE)
+
+
+def hand_over(con: duckdb.DuckDBPyConnection, run_id: str, pid: int) -> None:
+    """Record the process that runs a queued job from now on (its liveness is judged by this pid)."""
+    con.execute("UPDATE runs SET pid = ? WHERE id = ? AND status = 'queued'", [pid, run_id])
 
 
 def database_path(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -146,15 +150,6 @@ def reap_dead_runs(con: duckdb.DuckDBPyConnection, model: str | None = None) -> 
             if not others_alive:
                 remove_orphan_artifacts(con, run.model, run.created_at)
     return reaped
-
-
-@on_first_open
-def _reap_on_open(con: duckdb.DuckDBPyConnection) -> None:
-    # A database opened by an older schema (or another tool) may lack runs: never block opening it.
-    try:
-        reap_dead_runs(con)
-    except duckdb.Error:
-        pass
 
 
 def runs_of_kind_frame(con: duckdb.DuckDBPyConnection, model: str, kind: str, limit: int = 200,

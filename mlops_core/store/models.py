@@ -6,14 +6,13 @@ wraps the calls that belong together in ``connection.transaction``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
 import pandas as pd
 
 from mlops_core.errors import AlreadyExistsError, NotFoundError
-from mlops_core.data.schema import FeatureSpec, schema_from_json, schema_to_json
+from mlops_core.entities import FeatureSpec, ModelInfo, VersionInfo, schema_from_json, schema_to_json
 from mlops_core.store.clock import utcnow
 
 VERSION_STATUSES = ("candidate", "production", "archived", "rejected")
@@ -22,50 +21,6 @@ VERSION_STATUSES = ("candidate", "production", "archived", "rejected")
 def quote_ident(name: str) -> str:
     """Quote an SQL identifier (names are validated at registration; this also escapes quotes)."""
     return '"' + name.replace('"', '""') + '"'
-
-
-@dataclass
-class ModelInfo:
-    name: str
-    task: str
-    target: str
-    features: list[FeatureSpec]
-    log_table: str
-    label_table: str
-    positive_class: str | None = None
-    classes: list[str] = field(default_factory=list)
-    description: str | None = None
-    created_at: datetime | None = None
-
-    @property
-    def feature_names(self) -> list[str]:
-        return [f.name for f in self.features]
-
-    @property
-    def prediction_sql_type(self) -> str:
-        return "VARCHAR" if self.task == "classification" else "DOUBLE"
-
-
-@dataclass
-class VersionInfo:
-    model: str
-    version: int
-    algorithm: str
-    hyperparameters: dict
-    status: str
-    artifact_path: str
-    artifact_sha256: str
-    train_start: datetime | None = None
-    train_end: datetime | None = None
-    train_rows: int | None = None
-    data_source: str | None = None
-    training_metrics: dict = field(default_factory=dict)
-    holdout_metrics: dict = field(default_factory=dict)
-    holdout_rows: int | None = None
-    gate: dict | None = None
-    run_id: str | None = None
-    created_by: str | None = None
-    created_at: datetime | None = None
 
 
 def _loads(text, default):
@@ -82,6 +37,7 @@ def create_model(
     positive_class: str | None = None,
     classes: list[str] | None = None,
     description: str | None = None,
+    unit: str | None = None,
 ) -> ModelInfo:
     """Insert the model row and create its typed prediction-log and label tables.
 
@@ -95,11 +51,12 @@ def create_model(
     info = ModelInfo(
         name=name, task=task, target=target, features=features, log_table=f"log_{name}", label_table=f"labels_{name}",
         positive_class=positive_class, classes=list(classes or []), description=description, created_at=utcnow(),
+        unit=unit,
     )
     con.execute(
-        "INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO models ({_MODEL_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [name, task, target, positive_class, json.dumps(info.classes), schema_to_json(features), info.log_table,
-         info.label_table, description, info.created_at],
+         info.label_table, description, info.created_at, unit],
     )
     feature_cols = ",\n".join(f"    {quote_ident(f.name)} {f.sql_type}" for f in features)
     pred_type = info.prediction_sql_type
@@ -126,12 +83,22 @@ def create_model(
     return info
 
 
+_MODEL_COLS = ("name, task, target, positive_class, classes, feature_schema, log_table, label_table, description, "
+               "created_at, unit")
+
+
 def _model_from_row(row) -> ModelInfo:
-    name, task, target, pos, classes, schema, log_table, label_table, desc, created = row
+    name, task, target, pos, classes, schema, log_table, label_table, desc, created, unit = row
     return ModelInfo(
         name=name, task=task, target=target, features=schema_from_json(schema), log_table=log_table,
         label_table=label_table, positive_class=pos, classes=_loads(classes, []), description=desc, created_at=created,
+        unit=unit,
     )
+
+
+def list_models(con: duckdb.DuckDBPyConnection) -> list[ModelInfo]:
+    """Every registered model, by name."""
+    return [_model_from_row(r) for r in con.execute(f"SELECT {_MODEL_COLS} FROM models ORDER BY name").fetchall()]
 
 
 def list_model_names(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -140,11 +107,7 @@ def list_model_names(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def get_model(con: duckdb.DuckDBPyConnection, name: str) -> ModelInfo:
     """Return the model called ``name``; raise NotFoundError listing the known models."""
-    row = con.execute(
-        "SELECT name, task, target, positive_class, classes, feature_schema, log_table, label_table, description, created_at "
-        "FROM models WHERE name = ?",
-        [name],
-    ).fetchone()
+    row = con.execute(f"SELECT {_MODEL_COLS} FROM models WHERE name = ?", [name]).fetchone()
     if row is None:
         known = list_model_names(con)
         hint = f"Known models: {', '.join(known)}." if known else "No model is registered yet: run `python -m mlops_core register ...` or `python -m mlops_core demo`."

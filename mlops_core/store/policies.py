@@ -1,4 +1,4 @@
-"""SQL for per-model automation policies (``policies``) and the alerts a policy raises."""
+"""SQL for per-model automation policies (``policies``)."""
 from __future__ import annotations
 
 import json
@@ -22,21 +22,3 @@ def upsert_policy(con: duckdb.DuckDBPyConnection, model: str, mode: str, config:
     """Insert or replace the model's policy (call inside the caller's transaction)."""
     con.execute("DELETE FROM policies WHERE model = ?", [model])
     con.execute("INSERT INTO policies VALUES (?, ?, ?, ?, ?)", [model, mode, json.dumps(config), at or utcnow(), actor])
-
-
-def raise_policy_alert(con: duckdb.DuckDBPyConnection, model: str, message: str, *, severity: str = "warning",
-                       dedup_key: str, details: dict | None = None, at: datetime | None = None) -> int | None:
-    """Insert an alert of kind ``policy_trigger`` unless an unacknowledged one with ``dedup_key`` exists.
-
-    Returns the new alert's id, or None when it was a duplicate.
-    """
-    dup = con.execute(
-        "SELECT id FROM alerts WHERE model = ? AND dedup_key = ? AND NOT acknowledged", [model, dedup_key]
-    ).fetchone()
-    if dup:
-        return None
-    return int(con.execute(
-        "INSERT INTO alerts (model, raised_at, kind, severity, message, dedup_key, details) "
-        "VALUES (?, ?, 'policy_trigger', ?, ?, ?, ?) RETURNING id",
-        [model, at or utcnow(), severity, message, dedup_key, json.dumps(details or {}, default=str)],
-    ).fetchone()[0])

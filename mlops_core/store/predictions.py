@@ -10,7 +10,9 @@ from datetime import datetime
 
 import duckdb
 
-from mlops_core.store.models import ModelInfo, quote_ident
+from mlops_core.entities import ModelInfo
+from mlops_core.store.conditions import time_range
+from mlops_core.store.models import quote_ident
 
 
 def append_predictions(con: duckdb.DuckDBPyConnection, model: ModelInfo, rows) -> int:
@@ -43,3 +45,19 @@ def count_labels(con: duckdb.DuckDBPyConnection, model: ModelInfo) -> int:
 
 def last_prediction_at(con: duckdb.DuckDBPyConnection, model: ModelInfo) -> datetime | None:
     return con.execute(f"SELECT max(ts) FROM {quote_ident(model.log_table)}").fetchone()[0]
+
+
+def traffic(con: duckdb.DuckDBPyConnection, info: ModelInfo, start=None, end=None) -> tuple[int, int]:
+    """(predictions, labelled predictions) with ts in [start, end)."""
+    rng, p1 = time_range("l.ts", start, end)
+    row = con.execute(
+        f"SELECT count(*), count(lb.label) FROM {quote_ident(info.log_table)} l "
+        f"LEFT JOIN {quote_ident(info.label_table)} lb ON l.request_id = lb.request_id WHERE 1 = 1 {rng}", p1
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def log_time_range(con: duckdb.DuckDBPyConnection, info: ModelInfo) -> tuple[datetime | None, datetime | None]:
+    """(first, last) prediction timestamp of the model's log."""
+    first, last = con.execute(f"SELECT min(ts), max(ts) FROM {quote_ident(info.log_table)}").fetchone()
+    return first, last

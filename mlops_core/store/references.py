@@ -7,7 +7,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from mlops_core.data.reference import Bin, FeatureReference
+from mlops_core.entities import Bin, FeatureReference
 from mlops_core.errors import NotFoundError
 from mlops_core.store.clock import utcnow
 
@@ -100,3 +100,9 @@ def load_reference(con: duckdb.DuckDBPyConnection, reference_id: int) -> list[Fe
             )
         )
     return out
+
+
+def newest_reference_id(con: duckdb.DuckDBPyConnection, model: str) -> int | None:
+    """The id of the newest stored reference of ``model`` of any kind, or None."""
+    row = con.execute("SELECT max(id) FROM drift_references WHERE model = ?", [model]).fetchone()
+    return None if row[0] is None else int(row[0])

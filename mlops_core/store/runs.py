@@ -5,41 +5,18 @@ import json
 import os
 import socket
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
 import pandas as pd
 
+from mlops_core.entities import RunInfo, dumps
 from mlops_core.errors import NotFoundError
 from mlops_core.store.clock import utcnow
 
 RUN_KINDS = ("train", "retrain", "evaluate", "validate", "promote", "rollback", "ingest", "monitor")
 RUN_TRIGGERS = ("manual", "automated", "schedule", "api")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed")
-
-
-@dataclass
-class RunInfo:
-    id: str
-    model: str | None
-    kind: str
-    trigger: str
-    actor: str
-    status: str
-    progress: float = 0.0
-    message: str | None = None
-    params: dict = field(default_factory=dict)
-    metrics: dict = field(default_factory=dict)
-    statistics: dict = field(default_factory=dict)
-    error: str | None = None
-    created_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    duration_s: float | None = None
-    pid: int | None = None
-    host: str | None = None
-    heartbeat_at: datetime | None = None
 
 
 _RUN_COLS = (
@@ -49,7 +26,7 @@ _RUN_COLS = (
 
 
 def _dumps(d) -> str | None:
-    return json.dumps(d, default=str) if d is not None else None
+    return dumps(d) if d is not None else None
 
 
 def insert_run(
@@ -91,6 +68,11 @@ def update_run(con: duckdb.DuckDBPyConnection, run_id: str, **fields) -> None:
         sets.append("heartbeat_at = ?")
         params.append(utcnow())
     con.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?", [*params, run_id])
+
+
+def heartbeat(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Refresh a running job's heartbeat (it proves the job's process is alive)."""
+    con.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", [utcnow(), run_id])
 
 
 def _run_from_row(row) -> RunInfo:

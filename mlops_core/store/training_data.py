@@ -15,7 +15,8 @@ import pyarrow as pa
 
 from mlops_core.store.conditions import time_range
 from mlops_core.store.connection import cursor
-from mlops_core.store.models import ModelInfo, quote_ident
+from mlops_core.entities import ModelInfo
+from mlops_core.store.models import quote_ident
 
 
 

@@ -11,15 +11,16 @@ ranges, batch ids, times) are always bound parameters, never spliced into SQL te
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from mlops_core.store.conditions import time_range
-from mlops_core.store.models import ModelInfo, quote_ident
+from mlops_core.store.conditions import check_window, time_range
+from mlops_core.entities import Anomaly, ModelInfo
+from mlops_core.store.models import quote_ident
 
 STAGE = "_batch"
 ROW = "__row"
@@ -202,33 +203,39 @@ def label_columns(info: ModelInfo, types: dict[str, pa.DataType], *, label_colum
     return cols
 
 
-def flags(cols: list[Column], required_not_null: tuple[str, ...] = ()) -> dict[str, tuple[str, str | None]]:
-    """Row tests over ``_batch``: ``{"bad:<col>": (condition, source)}`` for values that cannot be converted and
-    ``{"null:<col>": ...}`` for empty values of required columns."""
-    out: dict[str, tuple[str, str | None]] = {}
-    for c in cols:
-        if c.bad is not None:
-            out[f"bad:{c.name}"] = (c.bad, c.source)
+@dataclass(frozen=True)
+class RowTest:
+    """A test of every row of the staged batch: ``bad`` (a present value that cannot be converted) or ``empty``
+    (a required value missing), on the log column ``column`` that comes from the batch column ``source``."""
+
+    kind: str  # bad | empty
+    column: str
+    source: str | None
+    condition: str  # SQL over _batch, TRUE where the row fails
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.column}"
+
+
+def row_tests(cols: list[Column], required_not_null: tuple[str, ...] = ()) -> list[RowTest]:
+    """The row tests of a normalised batch: unconvertible values of every column, empty values of required ones."""
+    out = [RowTest("bad", c.name, c.source, c.bad) for c in cols if c.bad is not None]
     for c in cols:
         if c.name in required_not_null and c.source is not None:
             r = quote_ident(c.source)
             cond = f"{r} IS NULL"
             if c.name == "request_id" and raw_kind(c.raw_type) == "string":
                 cond = f"({r} IS NULL OR {r} = '')"
-            out[f"null:{c.name}"] = (cond, c.source)
+            out.append(RowTest("empty", c.name, c.source, cond))
     return out
 
 
-def normalised(cols: list[Column], row_flags: dict[str, tuple[str, str | None]] | None = None) -> str:
+def normalised(cols: list[Column], tests: list[RowTest] = ()) -> str:
     """The batch as a relation (subquery) with the log's column names, ``__row`` and one boolean per row test."""
     exprs = [f"{c.check or c.expr} AS {quote_ident(c.name)}" for c in cols]
-    exprs += [f"({cond}) AS {quote_ident(key)}" for key, (cond, _) in (row_flags or {}).items()]
+    exprs += [f"({t.condition}) AS {quote_ident(t.key)}" for t in tests]
     return f"(SELECT {ROW}, {', '.join(exprs)} FROM {STAGE})"
-
-
-def flag_aggregates(row_flags: dict[str, tuple[str, str | None]]) -> dict[str, str]:
-    """Aggregates counting the rows where each row test holds (over ``normalised(cols, row_flags)``)."""
-    return {key: f"count(*) FILTER (WHERE b.{quote_ident(key)})" for key in row_flags}
 
 
 def feature_columns(info: ModelInfo, types: dict[str, pa.DataType]) -> list[Column]:
@@ -246,7 +253,54 @@ def feature_columns(info: ModelInfo, types: dict[str, pa.DataType]) -> list[Colu
     return cols
 
 
-# --- parameters ----------------------------------------------------------------------------
+# --- aggregate checks ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NumericCheck:
+    """A numeric column to count: its training range [low, high] and the far bounds beyond it (None: no range)."""
+
+    column: str
+    low: float | None = None
+    high: float | None = None
+    far_low: float | None = None
+    far_high: float | None = None
+
+
+@dataclass(frozen=True)
+class CategoricalCheck:
+    """A categorical column to count, with the values it may take (None: any)."""
+
+    column: str
+    allowed: tuple[str, ...] | None = None
+
+
+@dataclass
+class BatchCounts:
+    """What one aggregate pass over a normalised batch (or a log window) counted."""
+
+    rows: int
+    failed: dict[str, int] = field(default_factory=dict)  # RowTest.key -> rows failing it
+    nonnull: dict[str, int] = field(default_factory=dict)
+    minimum: dict[str, float | None] = field(default_factory=dict)
+    maximum: dict[str, float | None] = field(default_factory=dict)
+    unseen: dict[str, int] = field(default_factory=dict)  # categorical: values outside ``allowed``
+    ids_nonnull: int | None = None
+    ids_distinct: int | None = None  # distinct 64-bit hashes of the request ids
+    version_min: int | None = None
+    version_max: int | None = None
+    version_nulls: int = 0
+
+
+@dataclass
+class RangeCounts:
+    """A numeric column's values outside its training range (a second pass over suspect columns only)."""
+
+    outside: int
+    far: int
+    nan: int
+    minimum: float | None
+    maximum: float | None
+
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -263,71 +317,86 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None):
     return con.execute(sql, _bind(sql, params))
 
 
-# --- aggregate checks ----------------------------------------------------------------------
-
-def aggregate(con: duckdb.DuckDBPyConnection, relation: str, aggregates: dict[str, str], params: dict | None = None) -> dict:
-    """Evaluate ``{key: aggregate SQL}`` in one pass over ``relation``; return ``{key: value}``."""
-    if not aggregates:
-        return {}
-    keys = list(aggregates)
-    sql = "SELECT " + ", ".join(f"{aggregates[k]} AS {quote_ident('a' + str(i))}" for i, k in enumerate(keys))
-    sql += f" FROM {relation} AS b"
-    row = _run(con, sql, params).fetchone()
-    return dict(zip(keys, row))
+def _aggregate(con: duckdb.DuckDBPyConnection, relation: str, aggregates: list[str], params: dict | None) -> tuple:
+    """Evaluate the aggregate expressions in one pass over ``relation`` (aliased ``b``); return their values."""
+    sql = "SELECT " + ", ".join(f"{a} AS a{i}" for i, a in enumerate(aggregates)) + f" FROM {relation} AS b"
+    return _run(con, sql, params).fetchone()
 
 
-def id_aggregates() -> dict[str, str]:
-    """Non-null request ids and distinct 64-bit hashes of them: equal counts prove there is no duplicate.
-
-    Counting distinct hashes is about twice as fast as distinct strings; when the counts
-    differ (a duplicate, or a hash collision) ``duplicate_ids`` finds the exact rows.
+def batch_counts(con: duckdb.DuckDBPyConnection, relation: str, *, tests: list[RowTest] = (),
+                 numeric: list[NumericCheck] = (), categorical: list[CategoricalCheck] = (), ids: bool = False,
+                 versions: bool = False, params: dict | None = None) -> BatchCounts:
+    """One aggregate pass: rows, failing rows per test, non-null counts, min and max per numeric column,
+    values outside the allowed ones per categorical column, and (``ids``) the non-null and distinct-hash
+    counts of the request ids, (``versions``) the version range. Values outside a numeric range are
+    counted by ``range_counts`` only when min/max show there are any, which keeps the common clean
+    batch to one cheap pass. Counting distinct hashes is about twice as fast as distinct strings; when
+    the two id counts differ (a duplicate, or a hash collision) ``duplicate_ids`` finds the exact rows.
     """
-    return {"ids:nonnull": "count(b.request_id)", "ids:distinct": "count(DISTINCT hash(b.request_id))"}
+    p = dict(params or {})
+    aggs: list[str] = ["count(*)"]
+    slots: list[tuple[str, str]] = [("rows", "")]
 
+    def add(expr: str, what: str, key: str) -> None:
+        aggs.append(expr)
+        slots.append((what, key))
 
-def version_aggregates() -> dict[str, str]:
-    return {"version:min": "min(b.version)", "version:max": "max(b.version)",
-            "version:null": "count(*) FILTER (WHERE b.version IS NULL)"}
-
-
-def content_aggregates(numeric: list[tuple[str, float | None, float | None, float | None, float | None]],
-                       categorical: list[tuple[str, list[str] | None]], params: dict) -> dict[str, str]:
-    """Non-null counts, min and max per numeric column, unseen-value counts per categorical column.
-
-    ``numeric``: (column, min, max, far_low, far_high); ``categorical``: (column, allowed
-    values or None for "do not check"). Fills ``params`` with the categories. Values
-    outside a range are counted by ``range_aggregates`` only when min/max show there are
-    any, which keeps the common clean batch to one cheap pass.
-    """
-    out = {"rows": "count(*)"}
-    for name, *_ in numeric:
-        c = f"b.{quote_ident(name)}"
-        out[f"nonnull:{name}"] = f"count({c})"
-        out[f"min:{name}"] = f"min({c})"
-        out[f"max:{name}"] = f"max({c})"
-    for i, (name, cats) in enumerate(categorical):
-        c = f"b.{quote_ident(name)}"
-        out[f"nonnull:{name}"] = f"count({c})"
-        if cats is not None:
-            params[f"cats{i}"] = list(cats)
-            out[f"unseen:{name}"] = f"count(*) FILTER (WHERE {c} NOT IN (SELECT unnest($cats{i})))"
+    for t in tests:
+        add(f"count(*) FILTER (WHERE b.{quote_ident(t.key)})", "failed", t.key)
+    for check in numeric:
+        c = f"b.{quote_ident(check.column)}"
+        add(f"count({c})", "nonnull", check.column)
+        add(f"min({c})", "minimum", check.column)
+        add(f"max({c})", "maximum", check.column)
+    for i, check in enumerate(categorical):
+        c = f"b.{quote_ident(check.column)}"
+        add(f"count({c})", "nonnull", check.column)
+        if check.allowed is not None:
+            p[f"cats{i}"] = list(check.allowed)
+            add(f"count(*) FILTER (WHERE {c} NOT IN (SELECT unnest($cats{i})))", "unseen", check.column)
+    if ids:
+        add("count(b.request_id)", "ids_nonnull", "")
+        add("count(DISTINCT hash(b.request_id))", "ids_distinct", "")
+    if versions:
+        add("min(b.version)", "version_min", "")
+        add("max(b.version)", "version_max", "")
+        add("count(*) FILTER (WHERE b.version IS NULL)", "version_nulls", "")
+    values = _aggregate(con, relation, aggs, p)
+    out = BatchCounts(rows=int(values[0]))
+    for (what, key), value in zip(slots[1:], values[1:]):
+        if key:
+            getattr(out, what)[key] = value
+        else:
+            setattr(out, what, value)
     return out
 
 
-def range_aggregates(numeric: list[tuple[str, float, float, float, float]], params: dict) -> dict[str, str]:
-    """Counts of NaN, of values outside [min, max] and outside the far bounds, per numeric column; fills ``params``."""
-    out = {}
-    for i, (name, lo, hi, far_lo, far_hi) in enumerate(numeric):
-        c = f"b.{quote_ident(name)}"
-        params[f"lo{i}"], params[f"hi{i}"] = float(lo), float(hi)
-        params[f"flo{i}"], params[f"fhi{i}"] = float(far_lo), float(far_hi)
+def range_counts(con: duckdb.DuckDBPyConnection, relation: str, numeric: list[NumericCheck],
+                 params: dict | None = None) -> dict[str, RangeCounts]:
+    """Per numeric column (each with a range): NaN values, values outside [low, high] and outside the far
+    bounds, and the observed min and max without NaN."""
+    p = dict(params or {})
+    aggs = []
+    for i, check in enumerate(numeric):
+        c = f"b.{quote_ident(check.column)}"
+        p[f"lo{i}"], p[f"hi{i}"] = float(check.low), float(check.high)
+        p[f"flo{i}"], p[f"fhi{i}"] = float(check.far_low), float(check.far_high)
         # NaN sorts above every number in DuckDB; keep it out of the range counts.
-        out[f"out:{name}"] = f"count(*) FILTER (WHERE NOT isnan({c}) AND ({c} < $lo{i} OR {c} > $hi{i}))"
-        out[f"far:{name}"] = f"count(*) FILTER (WHERE NOT isnan({c}) AND ({c} < $flo{i} OR {c} > $fhi{i}))"
-        out[f"nan:{name}"] = f"count(*) FILTER (WHERE isnan({c}))"
-        out[f"rmin:{name}"] = f"min({c}) FILTER (WHERE NOT isnan({c}))"
-        out[f"rmax:{name}"] = f"max({c}) FILTER (WHERE NOT isnan({c}))"
-    return out
+        aggs += [f"count(*) FILTER (WHERE NOT isnan({c}) AND ({c} < $lo{i} OR {c} > $hi{i}))",
+                 f"count(*) FILTER (WHERE NOT isnan({c}) AND ({c} < $flo{i} OR {c} > $fhi{i}))",
+                 f"count(*) FILTER (WHERE isnan({c}))",
+                 f"min({c}) FILTER (WHERE NOT isnan({c}))",
+                 f"max({c}) FILTER (WHERE NOT isnan({c}))"]
+    if not aggs:
+        return {}
+    values = _aggregate(con, relation, aggs, p)
+    return {check.column: RangeCounts(int(values[5 * i]), int(values[5 * i + 1]), int(values[5 * i + 2]),
+                                      values[5 * i + 3], values[5 * i + 4]) for i, check in enumerate(numeric)}
+
+
+def row_count(con: duckdb.DuckDBPyConnection, relation: str, params: dict | None = None, where: str = "TRUE") -> int:
+    """Rows of ``relation`` (aliased ``b``) where the SQL condition ``where`` holds."""
+    return int(_aggregate(con, relation, [f"count(*) FILTER (WHERE {where})"], params)[0])
 
 
 def unseen_values(con, relation: str, column: str, categories: list[str], params: dict | None = None,
@@ -443,16 +512,25 @@ def insert_labels(con: duckdb.DuckDBPyConnection, info: ModelInfo, relation: str
     return int(_run(con, sql, p).fetchone()[0])
 
 
-def find_batch(con: duckdb.DuckDBPyConnection, model: str, kind: str, fingerprint: str) -> dict | None:
+@dataclass
+class IngestedBatch:
+    """A batch stored earlier (found by its fingerprint)."""
+
+    batch_id: str
+    source: str | None
+    rows: int
+    rows_written: int
+    ingested_at: datetime
+
+
+def find_batch(con: duckdb.DuckDBPyConnection, model: str, kind: str, fingerprint: str) -> IngestedBatch | None:
     """The stored ingest batch of ``model`` and ``kind`` with this fingerprint, or None."""
     row = con.execute(
         "SELECT batch_id, source, rows, rows_written, ingested_at FROM ingest_batches "
         "WHERE model = ? AND kind = ? AND fingerprint = ? ORDER BY ingested_at LIMIT 1",
         [model, kind, fingerprint],
     ).fetchone()
-    if row is None:
-        return None
-    return dict(zip(("batch_id", "source", "rows", "rows_written", "ingested_at"), row))
+    return IngestedBatch(*row) if row is not None else None
 
 
 def insert_batch(con, *, batch_id: str, model: str, kind: str, source: str | None, fingerprint: str, rows: int,
@@ -463,7 +541,7 @@ def insert_batch(con, *, batch_id: str, model: str, kind: str, source: str | Non
 
 def insert_report(con, *, model: str, batch_id: str | None, source: str | None, at: datetime, rows: int, status: str,
                   summary: str | None, skew: str | None, window_start: datetime | None = None,
-                  window_end: datetime | None = None, anomalies: list[dict] = ()) -> int:
+                  window_end: datetime | None = None, anomalies: list[Anomaly] = ()) -> int:
     """Store a validation report and its anomalies; return the report id. Call inside a transaction."""
     report_id = int(con.execute(
         "INSERT INTO validation_reports (model, batch_id, source, checked_at, window_start, window_end, rows, status, "
@@ -473,8 +551,7 @@ def insert_report(con, *, model: str, batch_id: str | None, source: str | None, 
     if anomalies:
         con.executemany(
             "INSERT INTO validation_anomalies (report_id, feature, kind, severity, count, share, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [[report_id, a.get("feature"), a["kind"], a["severity"], a.get("count"), a.get("share"), a.get("detail")]
-             for a in anomalies],
+            [[report_id, a.feature, a.kind, a.severity, a.count, a.share, a.detail] for a in anomalies],
         )
     return report_id
 
@@ -507,19 +584,9 @@ def anomalies_frame(con, model: str, start=None, end=None) -> pd.DataFrame:
     return con.execute(sql + f" ORDER BY {at}, a.report_id, a.feature, a.kind", params).df()
 
 
-def report_anomalies(con, report_id: int) -> list[dict]:
-    rows = con.execute("SELECT feature, kind, severity, count, share, detail FROM validation_anomalies WHERE report_id = ? "
-                       "ORDER BY feature, kind", [report_id]).fetchall()
-    return [dict(zip(("feature", "kind", "severity", "count", "share", "detail"), r)) for r in rows]
-
-
-WINDOWS = ("hour", "day", "week")
-
-
 def null_rates_frame(con, info: ModelInfo, window: str, start=None, end=None) -> pd.DataFrame:
     """Null rate per window and feature of the model's log: window_start, feature, rows, null_rate."""
-    if window not in WINDOWS:
-        raise ValueError(window)
+    check_window(window)
     parts = []
     for f in info.features:
         c = quote_ident(f.name)

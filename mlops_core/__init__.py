@@ -1,0 +1,15 @@
+"""The MLOps control room's core library.
+
+The public surface is ``ControlRoom`` (built once from a location) and the ``Model``
+handle it returns; records come from ``mlops_core.entities``, errors from
+``mlops_core.errors``, the metric catalogue from ``mlops_core.metrics``::
+
+    from mlops_core import ControlRoom
+
+    room = ControlRoom("mlops.duckdb")
+    print(room.model("credit_default").performance(window="week"))
+"""
+from mlops_core.access import Identity
+from mlops_core.room import ControlRoom, Model, ModelStatus, local_identity
+
+__all__ = ["ControlRoom", "Model", "ModelStatus", "Identity", "local_identity"]

@@ -1,0 +1,56 @@
+"""CLI commands that read the records: runs (pipeline metadata) and audit."""
+from __future__ import annotations
+
+import json
+
+from mlops_core.cli import room
+from mlops_core.cli.output import frame_records, print_json
+
+
+def add_commands(sub, common) -> None:
+    """Add this module's sub-commands to the parser."""
+    p = sub.add_parser("runs", parents=[common], help="pipeline runs (newest first)")
+    p.add_argument("--model")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("audit", parents=[common], help="audit events (newest first)")
+    p.add_argument("--model")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_audit)
+
+
+def cmd_runs(args) -> int:
+    df = room(args).runs(args.model).head(args.limit)
+    if args.json:
+        recs = frame_records(df)
+        for r in recs:
+            for k in ("params", "metrics", "statistics"):
+                r[k] = json.loads(r[k]) if r.get(k) else {}
+        print_json(recs)
+        return 0
+    for r in df.to_dict(orient="records"):
+        dur = f"{r['duration_s']:.1f}s" if r["duration_s"] == r["duration_s"] and r["duration_s"] is not None else "-"
+        print(f"{r['id']}  {r['created_at']:%Y-%m-%d %H:%M:%S}  {r['model'] or '-':<16} {r['kind']:<8} {r['status']:<9} "
+              f"{r['progress']:4.0%} {dur:>7}  {r['actor']}: {r['error'] or r['message'] or ''}")
+    return 0
+
+
+def cmd_audit(args) -> int:
+    df = room(args).audit(args.model).head(args.limit)
+    if args.json:
+        recs = frame_records(df)
+        for r in recs:
+            r["details"] = json.loads(r["details"]) if r.get("details") else None
+        print_json(recs)
+        return 0
+    for r in df.to_dict(orient="records"):
+        versions = ""
+        if r["to_version"] == r["to_version"] and r["to_version"] is not None:
+            fv = r["from_version"]
+            versions = (f" v{int(fv)} -> " if fv == fv and fv is not None else " -> ") + f"v{int(r['to_version'])}"
+        print(f"{r['occurred_at']:%Y-%m-%d %H:%M:%S}  {r['actor']:<11} {r['action']:<18} {r['model'] or '-'}{versions}"
+              f"  {r['reason'] or ''}")
+    return 0

@@ -1,0 +1,318 @@
+"""The records that cross layers: what the store returns and the domain and clients read.
+
+Plain dataclasses with no behaviour beyond small derived properties, so every layer
+(store, domain packages, the public API, the CLI and the dashboard) can import them.
+Rows become one of these before they leave the store; nothing above it passes
+dicts with string keys between modules. ``jsonable`` is the one conversion of records
+(and the values inside them) into JSON documents.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+#: Pseudo-features summarised into every training reference, for prediction, score and target drift.
+PREDICTION, SCORE, TARGET = "__prediction__", "__score__", "__target__"
+PSEUDO_FEATURES = (PREDICTION, SCORE, TARGET)
+
+
+# --- models and versions ----------------------------------------------------------------------
+
+
+@dataclass
+class FeatureSpec:
+    """One input column of a model, as seen in its training data."""
+
+    name: str
+    kind: str  # numeric | categorical
+    dtype: str  # float | int | bool | string
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] = field(default_factory=list)
+    null_rate: float = 0.0
+
+    @property
+    def sql_type(self) -> str:
+        return "DOUBLE" if self.kind == "numeric" else "VARCHAR"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def schema_to_json(specs: list[FeatureSpec]) -> str:
+    return json.dumps([s.to_dict() for s in specs])
+
+
+def schema_from_json(text: str) -> list[FeatureSpec]:
+    return [FeatureSpec(**d) for d in json.loads(text)]
+
+
+@dataclass
+class ModelInfo:
+    """A registered model: its task, target, feature schema and where its log lives."""
+
+    name: str
+    task: str  # classification | regression
+    target: str
+    features: list[FeatureSpec]
+    log_table: str
+    label_table: str
+    positive_class: str | None = None
+    classes: list[str] = field(default_factory=list)
+    description: str | None = None
+    created_at: datetime | None = None
+    unit: str | None = None  # unit of the target (regression), e.g. "minutes"
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def prediction_sql_type(self) -> str:
+        return "VARCHAR" if self.task == "classification" else "DOUBLE"
+
+    @property
+    def binary(self) -> bool:
+        """A binary classifier (it logs the positive class's probability as its score)."""
+        return self.task == "classification" and self.positive_class is not None
+
+    def feature(self, name: str) -> FeatureSpec | None:
+        return next((f for f in self.features if f.name == name), None)
+
+
+@dataclass
+class GateCheck:
+    """The outcome of one gate rule."""
+
+    rule: str
+    outcome: str  # passed | failed | skipped
+    candidate: float | None
+    champion: float | None
+    reason: str
+
+
+@dataclass
+class GateDecision:
+    """The promotion gate's verdict: ``passed`` and one human sentence per rule in ``reasons``."""
+
+    passed: bool
+    reasons: list[str]
+    checks: list[GateCheck] = field(default_factory=list)
+    champion_version: int | None = None
+    champion_metrics: dict | None = None
+    holdout: dict | None = None  # rows, start, end of the shared holdout
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "GateDecision | None":
+        if not d:
+            return None
+        checks = [GateCheck(**c) for c in d.get("checks") or [] if isinstance(c, dict) and "rule" in c]
+        return cls(bool(d.get("passed")), list(d.get("reasons") or []), checks, d.get("champion_version"),
+                   d.get("champion_metrics"), d.get("holdout"))
+
+
+@dataclass
+class VersionInfo:
+    """One version of a model: how it was trained, what it scored, where its artifact is, its status."""
+
+    model: str
+    version: int
+    algorithm: str
+    hyperparameters: dict
+    status: str  # candidate | production | archived | rejected
+    artifact_path: str
+    artifact_sha256: str
+    train_start: datetime | None = None
+    train_end: datetime | None = None
+    train_rows: int | None = None
+    data_source: str | None = None
+    training_metrics: dict = field(default_factory=dict)
+    holdout_metrics: dict = field(default_factory=dict)
+    holdout_rows: int | None = None
+    gate: dict | None = None
+    run_id: str | None = None
+    created_by: str | None = None
+    created_at: datetime | None = None
+
+    @property
+    def gate_decision(self) -> GateDecision | None:
+        return GateDecision.from_dict(self.gate)
+
+
+@dataclass
+class Promotion:
+    """What a promote or rollback did."""
+
+    model: str
+    from_version: int | None
+    to_version: int
+    forced: bool
+    action: str  # promote | rollback | automation | ab_promote
+    actor: str
+    reason: str | None
+    at: datetime
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunInfo:
+    """One pipeline run (train, retrain, ingest, monitor, ...): who, when, how long, what it found."""
+
+    id: str
+    model: str | None
+    kind: str
+    trigger: str
+    actor: str
+    status: str
+    progress: float = 0.0
+    message: str | None = None
+    params: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    statistics: dict = field(default_factory=dict)
+    error: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    pid: int | None = None
+    host: str | None = None
+    heartbeat_at: datetime | None = None
+
+
+# --- reference distributions ------------------------------------------------------------------
+
+
+@dataclass
+class Bin:
+    bin: int
+    count: int
+    lower: float | None = None  # None = -inf
+    upper: float | None = None  # None = +inf
+    category: str | None = None
+
+
+@dataclass
+class FeatureReference:
+    """A summarised reference distribution of one feature (see ``mlops_core.data.reference``)."""
+
+    feature: str
+    kind: str  # numeric | categorical
+    n: int
+    null_count: int
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    quantiles: list[float] = field(default_factory=list)
+    bins: list[Bin] = field(default_factory=list)
+    mad: float | None = None  # mean |x - median| of the finite values (numeric); None when not stored
+
+    @property
+    def edges(self) -> list[float]:
+        """Inner bin edges of a numeric reference (k edges make k+1 bins)."""
+        return [b.lower for b in self.bins if b.lower is not None]
+
+
+# --- drift counts -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftSpec:
+    """What to count for one feature in each window: bins against a reference's edges or categories.
+
+    Numeric: ``edges`` (inner bin edges; the count of values ``>= e`` per edge gives the bins) and
+    ``centre`` (the reference median, for the mean absolute deviation about it). Categorical:
+    ``categories`` (the count of each; the rest are unseen).
+    """
+
+    feature: str
+    kind: str  # numeric | categorical
+    edges: tuple[float, ...] = ()
+    centre: float | None = None
+    categories: tuple[str, ...] = ()
+
+
+@dataclass
+class FeatureCounts:
+    """One feature's counts in one window (from one SQL scan), as ``DriftSpec`` asked for them."""
+
+    n: int  # non-null values
+    total: float | None = None  # numeric: sum of the values
+    deviation: float | None = None  # numeric: sum of |value - centre|
+    at_least: list[int] = field(default_factory=list)  # numeric: values >= each edge
+    per_category: list[int] = field(default_factory=list)  # categorical: values equal to each category
+
+
+@dataclass
+class WindowCounts:
+    """Every spec's counts in one window of the log."""
+
+    window_start: datetime
+    rows: int
+    features: dict[str, FeatureCounts]
+
+
+# --- validation findings ----------------------------------------------------------------------
+
+
+@dataclass
+class Anomaly:
+    """A finding of data validation, stored verbatim in a validation report.
+
+    ``kind``: missing_column, new_column, wrong_type, out_of_range, unseen_category,
+    null_rate_jump, too_few_rows, skew, and the structural kinds of a refused batch.
+    ``severity``: info, warning or critical (critical stops a batch or a retrain).
+    """
+
+    kind: str
+    severity: str
+    detail: str
+    feature: str | None = None
+    count: int | None = None
+    share: float | None = None
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "critical"
+
+    def describe(self) -> str:
+        return f"{self.kind} in {self.feature!r}: {self.detail}" if self.feature else f"{self.kind}: {self.detail}"
+
+
+# --- JSON ---------------------------------------------------------------------------------------
+
+
+def jsonable(o: Any) -> Any:
+    """``o`` as plain JSON values: records and dicts recursively, times as ISO 8601, numpy scalars as numbers,
+    NaN and infinities as None (JSON has no NaN)."""
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return {f.name: jsonable(getattr(o, f.name)) for f in dataclasses.fields(o)}
+    if isinstance(o, dict):
+        return {str(k): jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in o]
+    if isinstance(o, (datetime, date)):
+        return o.isoformat()
+    if hasattr(o, "isoformat") and callable(o.isoformat):  # pandas Timestamp
+        try:
+            return None if o != o else o.isoformat()
+        except (TypeError, ValueError):
+            return None
+    if hasattr(o, "item") and callable(o.item):  # numpy scalar
+        o = o.item()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if o is None or isinstance(o, (bool, int, float, str)):
+        return o
+    return str(o)
+
+
+def dumps(o: Any) -> str:
+    """``o`` as a JSON document (see ``jsonable``)."""
+    return json.dumps(jsonable(o))

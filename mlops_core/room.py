@@ -1,0 +1,462 @@
+"""The public API: one ``ControlRoom`` built from a location, and a ``Model`` handle per registered model.
+
+Every client calls this: the CLI (``mlops``), the dashboard, background jobs, the demo
+builder, benchmarks and tests::
+
+    room = ControlRoom("mlops.duckdb", identity=Identity("maria", "operator"))
+    credit = room.model("credit_default")          # resolved once: its schema, task, target
+    credit.performance(window="day", start="2026-11-01")
+    credit.promote(3, reason="better ROC AUC on the same holdout")
+
+The room owns the store (today a DuckDB file and its artifacts folder) and the acting
+identity; every state-changing method checks the identity's role first (``access``)
+and records its name in the run and audit rows. Reads need no role. Times may be given
+as datetimes, dates or ISO strings (naive = UTC); a bare date as an end means the end of
+that day. Methods raise the errors of ``mlops_core.errors`` only.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+
+import pandas as pd
+
+from mlops_core.access import Identity
+from mlops_core.data import ingest as ingestmod
+from mlops_core.entities import ModelInfo, Promotion, RunInfo, VersionInfo
+from mlops_core.lifecycle import abtest, automation, jobs, policies, registry, retrain
+from mlops_core.lifecycle.artifacts import load_estimator_file
+from mlops_core.monitoring import alerts, drift, performance, validation
+from mlops_core.store import Store, utcnow
+from mlops_core.store import models as mstore
+from mlops_core.store import predictions as pstore
+from mlops_core.store import runs as runstore
+from mlops_core.times import parse_time
+
+Time = datetime | str | None
+
+
+def local_identity() -> Identity:
+    """The identity of a local process that holds the database file itself: the OS user, as admin.
+
+    Whoever can write the database file can change anything in it, so a local client (the CLI,
+    a script) acts with the admin role under its OS user name; the dashboard and the service
+    build their identity from a login instead.
+    """
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = f"uid-{os.getuid()}"
+    return Identity(name, "admin")
+
+
+def _estimator(artifact):
+    """An estimator given as an object, or as the path of a joblib file holding one."""
+    if artifact is None or hasattr(artifact, "predict"):
+        return artifact
+    return load_estimator_file(artifact)
+
+
+@dataclass
+class ModelStatus:
+    """A model at a glance: versions, production version, log sizes, newest prediction."""
+
+    model: str
+    task: str
+    target: str
+    production_version: int | None
+    versions: list[VersionInfo]
+    predictions: int
+    labels: int
+    last_prediction_at: datetime | None
+    features: list[str]
+
+
+class ControlRoom:
+    """The control room at one location (a DuckDB path; ``None``: ``$MLOPS_DB``, else ``./mlops.duckdb``)."""
+
+    def __init__(self, location: str | os.PathLike | None = None, *, identity: Identity | None = None):
+        self.store = Store(location)
+        self.identity = identity or local_identity()
+
+    def __repr__(self) -> str:
+        return f"ControlRoom({str(self.store.path)!r}, identity={self.identity.name!r})"
+
+    def acting_as(self, identity: Identity) -> "ControlRoom":
+        """The same location with another acting identity."""
+        return ControlRoom(self.store.path, identity=identity)
+
+    # --- models ---------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        """Whether the database exists yet."""
+        return self.store.exists()
+
+    def models(self) -> list[ModelInfo]:
+        """Every registered model (empty when the database does not exist yet)."""
+        if not self.store.exists():
+            return []
+        with self.store.connect() as con:
+            return mstore.list_models(con)
+
+    def model(self, name: str) -> "Model":
+        """The handle of the model ``name``; raises NotFoundError listing the known models."""
+        with self.store.connect() as con:
+            return Model(self, mstore.get_model(con, name))
+
+    def register(self, name: str, task: str, target: str, training_data, *, artifact: Any = None, seed: int = 0,
+                 description: str | None = None, unit: str | None = None, at: datetime | None = None,
+                 train_start: datetime | None = None, train_end: datetime | None = None) -> registry.Registration:
+        """Register a new model from its training data (a file path or DataFrame); version 1 goes to production.
+
+        ``artifact``: an already fitted scikit-learn estimator or Pipeline (or a joblib file of one) to
+        register as version 1 (default: train the default pipeline). Needs the admin role.
+        """
+        self.identity.require("admin", "register models")
+        return registry.register_model(self.store, name, task, target, training_data, actor=self.identity.name,
+                                       artifact=_estimator(artifact), seed=seed, description=description, unit=unit, at=at,
+                                       train_start=train_start, train_end=train_end)
+
+    # --- records of every model -------------------------------------------------------------
+
+    def runs(self, model: str | None = None) -> pd.DataFrame:
+        """Pipeline runs, newest first (of one model, or all); params/metrics/statistics are JSON text."""
+        with self.store.connect() as con:
+            if model is not None:
+                mstore.get_model(con, model)
+            return runstore.runs_frame(con, model)
+
+    def audit(self, model: str | None = None) -> pd.DataFrame:
+        """Audit events, newest first (of one model, or all)."""
+        with self.store.connect() as con:
+            if model is not None:
+                mstore.get_model(con, model)
+            return runstore.audit_frame(con, model)
+
+    def alerts(self, *, open_only: bool = False) -> pd.DataFrame:
+        """Alerts of every model, newest first."""
+        with self.store.connect() as con:
+            return alerts.list_alerts(con, None, open_only=open_only)
+
+    def acknowledge(self, alert_id: int) -> bool:
+        """Acknowledge an alert (audited); False when it already was. Needs the operator role."""
+        self.identity.require("operator", "acknowledge alerts")
+        with self.store.connect() as con:
+            return alerts.acknowledge(con, int(alert_id), actor=self.identity.name)
+
+    def delete_alert_rule(self, rule_id: int) -> None:
+        """Delete an alert rule. Needs the operator role."""
+        self.identity.require("operator", "delete alert rules")
+        with self.store.connect() as con:
+            alerts.delete_rule(con, rule_id)
+
+    # --- runs and jobs ------------------------------------------------------------------------
+
+    def run(self, run_id: str) -> RunInfo:
+        """One run (a dead job is marked failed first); raises NotFoundError."""
+        return jobs.get_run(self.store, run_id)
+
+    def wait(self, run_id: str, timeout: float | None = None, *, poll: float = 0.5,
+             on_progress: Callable[[RunInfo], None] | None = None) -> RunInfo:
+        """Block until the run has succeeded or failed; raises MlopsError after ``timeout`` seconds."""
+        return jobs.wait(self.store, run_id, timeout, poll=poll, on_progress=on_progress)
+
+    def execute_retrain(self, run_id: str) -> retrain.RetrainOutcome:
+        """Run a queued retrain to its end in this process (what a background job does)."""
+        return retrain.execute(self.store, run_id)
+
+
+class Model:
+    """One registered model at a location: every read and action about it."""
+
+    def __init__(self, room: ControlRoom, info: ModelInfo):
+        self.room = room
+        self.info = info
+
+    def __repr__(self) -> str:
+        return f"Model({self.info.name!r} at {str(self.room.store.path)!r})"
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def _store(self) -> Store:
+        return self.room.store
+
+    @property
+    def _actor(self) -> str:
+        return self.room.identity.name
+
+    def _require(self, role: str, action: str) -> None:
+        self.room.identity.require(role, f"{action} ({self.info.name})")
+
+    # --- registry ---------------------------------------------------------------------------
+
+    def status(self) -> ModelStatus:
+        with self._store.connect() as con:
+            return ModelStatus(self.name, self.info.task, self.info.target, mstore.current_alias(con, self.name),
+                               mstore.list_versions(con, self.name), pstore.count_predictions(con, self.info),
+                               pstore.count_labels(con, self.info), pstore.last_prediction_at(con, self.info),
+                               self.info.feature_names)
+
+    def versions(self) -> list[VersionInfo]:
+        """Every version, oldest first."""
+        with self._store.connect() as con:
+            return mstore.list_versions(con, self.name)
+
+    def version(self, version: int | None = None) -> VersionInfo:
+        """One version (the production version when None); raises NotFoundError."""
+        with self._store.connect() as con:
+            return registry.resolve_version(con, self.name, version)
+
+    def production_version(self) -> int | None:
+        with self._store.connect() as con:
+            return mstore.current_alias(con, self.name)
+
+    def versions_frame(self) -> pd.DataFrame:
+        """One row per version: status, algorithm, training window, holdout metrics, gate verdict."""
+        with self._store.connect() as con:
+            return registry.versions_frame(con, self.name)
+
+    def deployment_history(self) -> pd.DataFrame:
+        """The alias history (oldest first): alias, version, started_at, ended_at, actor, action, reason, run_id."""
+        with self._store.connect() as con:
+            return mstore.deployment_history(con, self.name)
+
+    def rollback_target(self) -> int | None:
+        """The version a plain rollback would put back now (None when there is none)."""
+        with self._store.connect() as con:
+            return registry.rollback_target(con, self.name)
+
+    def load(self, version: int | None = None):
+        """The fitted estimator of a version (production when None), after checking its artifact's sha256."""
+        return registry.load_version(self._store, self.version(version))
+
+    def add_version(self, estimator, training_data, *, seed: int = 0) -> registry.Registration:
+        """Register an estimator fitted elsewhere (or a joblib file of one) as the next version, a candidate scored
+        on the holdout of ``training_data``. Needs the admin role."""
+        self._require("admin", "register versions")
+        return registry.register_version(self._store, self.info, training_data, _estimator(estimator),
+                                         actor=self._actor, seed=seed)
+
+    def promote(self, version: int, *, reason: str | None = None, force: bool = False) -> Promotion:
+        """Make ``version`` production (one transaction, audited). Needs the operator role."""
+        self._require("operator", "promote versions")
+        with self._store.connect() as con:
+            return registry.promote(con, self.name, int(version), actor=self._actor, reason=reason or None,
+                                    force=force)
+
+    def rollback(self, *, to: int | None = None, reason: str | None = None) -> Promotion:
+        """Put back the previous production version (or ``to``). Needs the operator role."""
+        self._require("operator", "roll back")
+        with self._store.connect() as con:
+            return registry.rollback(con, self.name, to=to, actor=self._actor, reason=reason or None)
+
+    def compare(self, versions, *, end: Time = None) -> registry.Comparison:
+        """Versions side by side on the same recent labelled rows, windows, hyperparameters and lineage."""
+        return registry.compare(self._store, self.info, versions, end=parse_time(end, end=True))
+
+    # --- data -----------------------------------------------------------------------------
+
+    def ingest(self, source, kind: str = "predictions", *, source_name: str | None = None) -> ingestmod.IngestResult:
+        """Validate and append a batch of predictions or labels (a file path, DataFrame or Arrow table).
+        Needs the operator role."""
+        self._require("operator", "ingest batches")
+        return ingestmod.ingest(self._store, self.info, source, kind, actor=self._actor, source_name=source_name)
+
+    def validate(self, source, *, kind: str = "predictions", store: bool = True) -> validation.ValidationReport:
+        """Validate a batch against the schema without ingesting it (the report is stored unless ``store=False``)."""
+        with self._store.connect() as con:
+            return validation.validate_batch(con, self.info, source, kind=kind, store=store)
+
+    def validate_window(self, start: Time, end: Time, *, store: bool = True,
+                        skew: bool = True) -> validation.ValidationReport:
+        """Validate the logged predictions in [start, end)."""
+        with self._store.connect() as con:
+            return validation.validate_window(con, self.info, parse_time(start), parse_time(end, end=True),
+                                              store=store, skew=skew)
+
+    def validate_windows(self, start: Time, end: Time, *, window: str = "day") -> list[validation.ValidationReport]:
+        """One stored validation report per window from start to end (a backfill's data-quality history)."""
+        with self._store.connect() as con:
+            return validation.validate_windows(con, self.info, parse_time(start), parse_time(end, end=True),
+                                               window=window)
+
+    def validation_reports(self, start: Time = None, end: Time = None) -> pd.DataFrame:
+        with self._store.connect() as con:
+            return validation.reports(con, self.info, start=parse_time(start), end=parse_time(end, end=True))
+
+    def anomalies(self, start: Time = None, end: Time = None) -> pd.DataFrame:
+        with self._store.connect() as con:
+            return validation.anomalies(con, self.info, start=parse_time(start), end=parse_time(end, end=True))
+
+    def null_rates(self, window: str = "day", start: Time = None, end: Time = None) -> pd.DataFrame:
+        with self._store.connect() as con:
+            return validation.null_rates(con, self.info, window=window, start=parse_time(start),
+                                         end=parse_time(end, end=True))
+
+    def skew(self, start: Time = None, end: Time = None) -> pd.DataFrame:
+        with self._store.connect() as con:
+            return validation.skew(con, self.info, start=parse_time(start), end=parse_time(end, end=True))
+
+    # --- monitoring ----------------------------------------------------------------------------
+
+    def performance(self, *, window: str = "day", start: Time = None, end: Time = None, versions=None,
+                    auc: bool = True) -> pd.DataFrame:
+        """Metrics per window and version (see ``monitoring.performance.over_time``)."""
+        with self._store.connect() as con:
+            return performance.over_time(con, self.info, window=window, start=parse_time(start),
+                                         end=parse_time(end, end=True), versions=versions, auc=auc)
+
+    def confusion(self, *, start: Time = None, end: Time = None, version: int | None = None) -> pd.DataFrame:
+        with self._store.connect() as con:
+            return performance.confusion(con, self.info, start=parse_time(start), end=parse_time(end, end=True),
+                                         version=version)
+
+    def residuals(self, *, start: Time = None, end: Time = None, version: int | None = None,
+                  limit: int = 5000) -> pd.DataFrame:
+        with self._store.connect() as con:
+            return performance.residuals(con, self.info, start=parse_time(start), end=parse_time(end, end=True),
+                                         version=version, limit=limit)
+
+    def summary(self, *, days: int = 7, now: Time = None) -> performance.Summary:
+        """The headline metric over the last ``days`` up to ``now`` against the ``days`` before."""
+        with self._store.connect() as con:
+            return performance.summary(con, self.info, days=days, now=parse_time(now) or utcnow())
+
+    def last_prediction(self) -> datetime | None:
+        with self._store.connect() as con:
+            return pstore.last_prediction_at(con, self.info)
+
+    def drift(self, *, window: str = "day", start: Time = None, end: Time = None, reference_id: int | None = None,
+              store: bool = True, methods=None, thresholds=None) -> pd.DataFrame:
+        """Drift per window and feature against a stored reference; stored unless ``store=False`` (then it needs no
+        role; storing needs the operator role)."""
+        if store:
+            self._require("operator", "store drift results")
+        with self._store.connect() as con:
+            return drift.over_time(con, self.info, window=window, start=parse_time(start),
+                                   end=parse_time(end, end=True), reference_id=reference_id, store=store,
+                                   methods=methods, thresholds=thresholds)
+
+    def drift_stored(self, *, window: str = "day", start: Time = None, end: Time = None,
+                     compute_missing: bool = True) -> pd.DataFrame:
+        with self._store.connect() as con:
+            return drift.stored(con, self.info, window=window, start=parse_time(start), end=parse_time(end, end=True),
+                                compute_missing=compute_missing)
+
+    def drift_share(self, *, window: str = "day", start: Time = None, end: Time = None) -> pd.DataFrame:
+        with self._store.connect() as con:
+            return drift.share_over_time(con, self.info, window=window, start=parse_time(start),
+                                         end=parse_time(end, end=True))
+
+    def drift_distribution(self, feature: str, *, start: Time = None, end: Time = None) -> pd.DataFrame:
+        with self._store.connect() as con:
+            return drift.distribution(con, self.info, feature, start=parse_time(start), end=parse_time(end, end=True))
+
+    def drift_latest(self, *, window: str = "day") -> pd.DataFrame:
+        with self._store.connect() as con:
+            return drift.latest(con, self.info, window=window)
+
+    def drift_settings(self) -> pd.DataFrame:
+        with self._store.connect() as con:
+            return drift.settings(con, self.info)
+
+    def configure_drift(self, feature: str = "*", methods=None, *, threshold: float | None = None,
+                        thresholds: dict | None = None) -> pd.DataFrame:
+        """Store the drift method(s)/threshold(s) of a feature (``*``: every feature). Needs the operator role."""
+        self._require("operator", "change drift settings")
+        with self._store.connect() as con:
+            return drift.configure(con, self.info, feature, methods, threshold=threshold, thresholds=thresholds,
+                                   actor=self._actor)
+
+    def reference_from_window(self, start: Time, end: Time) -> int:
+        """Store the log in [start, end) as a reference; return its id. Needs the operator role."""
+        self._require("operator", "store references")
+        with self._store.connect() as con:
+            return drift.reference_from_window(con, self.info, parse_time(start), parse_time(end, end=True))
+
+    def reference_from_file(self, path, *, version: int | None = None) -> int:
+        """Store a training file's summary as a reference; return its id. Needs the operator role."""
+        self._require("operator", "store references")
+        with self._store.connect() as con:
+            return drift.reference_from_file(con, self.info, path, version=version)
+
+    def monitor(self, *, now: Time = None, window: str = "day", lookback: int | None = None,
+                trigger: str = "schedule") -> alerts.MonitoringResult:
+        """Compute drift for the recent windows, evaluate the alert rules, store new alerts (safe from cron)."""
+        self._require("operator", "run the monitor")
+        return alerts.run_monitoring(self._store, self.info, now=parse_time(now), window=window, lookback=lookback,
+                                     trigger=trigger, actor=self._actor)
+
+    def alerts(self, *, open_only: bool = False) -> pd.DataFrame:
+        with self._store.connect() as con:
+            return alerts.list_alerts(con, self.name, open_only=open_only)
+
+    def alert_rules(self) -> pd.DataFrame:
+        with self._store.connect() as con:
+            return alerts.list_rules(con, self.info)
+
+    def set_alert_rule(self, kind: str, *, target: str | None = None, threshold: float | None = None,
+                       severity: str = "warning", params: dict | None = None, enabled: bool = True) -> int:
+        """Create or update an alert rule; return its id. Needs the operator role."""
+        self._require("operator", "change alert rules")
+        with self._store.connect() as con:
+            return alerts.set_rule(con, self.info, kind, target=target, threshold=threshold, severity=severity,
+                                   params=params, enabled=enabled)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def policy(self) -> policies.Policy:
+        with self._store.connect() as con:
+            return policies.policy_of(con, self.name)
+
+    def set_policy(self, **changes) -> policies.Policy:
+        """Change fields of the automation policy (audited). Needs the operator role."""
+        self._require("operator", "change the automation policy")
+        with self._store.connect() as con:
+            return policies.set_policy(con, self.info, actor=self._actor, **changes)
+
+    def evaluate_policy(self, *, now: Time = None, drift_share: float | None = None,
+                        metrics: dict | None = None) -> automation.PolicyDecision:
+        """Evaluate the policy once and act on it (alert, or retrain in automated mode). Needs the operator role."""
+        self._require("operator", "evaluate the automation policy")
+        return automation.evaluate(self._store, self.info, now=parse_time(now), drift_share=drift_share,
+                                   metrics_now=metrics)
+
+    def evaluations(self, limit: int = 100) -> pd.DataFrame:
+        with self._store.connect() as con:
+            return automation.recent_evaluations(con, self.info, limit)
+
+    def retrain(self, params: dict | None = None, *, trigger: str = "manual", spawn: bool = True) -> str:
+        """Queue a retrain (and start its background process unless ``spawn=False``); return the run id.
+        Needs the operator role."""
+        self._require("operator", "retrain")
+        return jobs.start_retrain(self._store, self.info, actor=self._actor, trigger=trigger, params=params,
+                                  spawn=spawn)
+
+    def active_retrain(self) -> RunInfo | None:
+        return jobs.active_run(self._store, self.name)
+
+    def latest_run(self, kind: str = "retrain") -> RunInfo | None:
+        with self._store.connect() as con:
+            found = runstore.find_runs(con, self.name, kind=kind, limit=1)
+        return found[0] if found else None
+
+    def ab_test(self, challenger, *, champion=None, by: str = "version", start: Time = None, end: Time = None,
+               alpha: float = abtest.DEFAULT_ALPHA, min_samples: int = abtest.DEFAULT_MIN_SAMPLES) -> abtest.ABTestResult:
+        with self._store.connect() as con:
+            return abtest.evaluate(con, self.info, challenger, champion=champion, by=by, start=parse_time(start),
+                                   end=parse_time(end, end=True), alpha=alpha, min_samples=min_samples)
+
+    def promote_if_better(self, challenger: int, *, alpha: float = abtest.DEFAULT_ALPHA,
+                          min_samples: int = abtest.DEFAULT_MIN_SAMPLES) -> tuple[abtest.ABTestResult, Promotion | None]:
+        """A/B test the challenger and promote it when it wins. Needs the operator role."""
+        self._require("operator", "promote versions")
+        with self._store.connect() as con:
+            return abtest.promote_if_better(con, self.info, challenger, actor=self._actor, alpha=alpha,
+                                            min_samples=min_samples)
