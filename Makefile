@@ -7,11 +7,12 @@ PY     := $(VENV)/bin/python
 DB     ?= $(if $(MLOPS_DB),$(MLOPS_DB),mlops.duckdb)
 PORT   ?= 8501
 
-.PHONY: run test demo screenshots bench clean
+.PHONY: run test lint demo screenshots bench clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
@@ -25,14 +26,20 @@ run: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m mlops_core demo --db "$(DB)" --force
 
-test: $(VENV)/.installed-dev
+test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The layering (import contracts in pyproject.toml), the style and the public API's types.
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 screenshots: $(VENV)/.installed-dev
 	MLOPS_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/test_browser.py
 
 bench: $(VENV)/.installed-dev
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

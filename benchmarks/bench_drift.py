@@ -30,13 +30,14 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from mlops_core import ControlRoom, Identity
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = HERE / "data"
 PEER_PY = HERE / ".venv-peers" / "bin" / "python"
 sys.path.insert(0, str(ROOT))
+from mlops_core import ControlRoom, Identity  # noqa: E402
+from mlops_core.entities import PSEUDO_FEATURES  # noqa: E402
 
 N_NUM, N_CAT = 15, 5
 NUMERIC = [f"num_{i:02d}" for i in range(N_NUM)]
@@ -134,7 +135,7 @@ def _warm_imports() -> None:
     import scipy.stats  # noqa: F401
 
     from mlops_core.monitoring import drift, performance  # noqa: F401
-    from mlops_core.store import monitoring, references  # noqa: F401
+    from mlops_core.store import drift as drift_store, references  # noqa: F401
 
 
 def run_ours_stored(db: Path, ref_id: int) -> dict:
@@ -144,7 +145,7 @@ def run_ours_stored(db: Path, ref_id: int) -> dict:
     t = time.perf_counter()
     out = ControlRoom(db).model(MODEL).drift(window="week", reference_id=ref_id, store=False)
     seconds = time.perf_counter() - t
-    feats = out[~out["feature"].isin(drift.PSEUDO_FEATURES)]
+    feats = out[~out["feature"].isin(PSEUDO_FEATURES)]
     return {"seconds": seconds, "peak_mb": peak_rss_mb(), "drifted": sorted(feats.loc[feats["drifted"], "feature"]),
             "windows": int(out["window_start"].nunique())}
 
@@ -158,7 +159,7 @@ def run_ours_summarise(db: Path, ref_parquet: Path) -> dict:
     ref_id = ControlRoom(db).model(MODEL).reference_from_file(ref_parquet)
     out = ControlRoom(db).model(MODEL).drift(window="week", reference_id=ref_id, store=False)
     seconds = time.perf_counter() - t
-    feats = out[~out["feature"].isin(drift.PSEUDO_FEATURES)]
+    feats = out[~out["feature"].isin(PSEUDO_FEATURES)]
     return {"seconds": seconds, "peak_mb": peak_rss_mb(), "drifted": sorted(feats.loc[feats["drifted"], "feature"])}
 
 
@@ -269,7 +270,7 @@ def run_log(db: Path, ref_id: int) -> dict:
     from mlops_core.monitoring import drift
     from mlops_core.store import connect
     from mlops_core.store import models as mstore
-    from mlops_core.store import monitoring as monstore
+    from mlops_core.store import drift as dstore
     from mlops_core.store import references as rstore
 
     def best(fn, k=2):
@@ -289,8 +290,9 @@ def run_log(db: Path, ref_id: int) -> dict:
         info = mstore.get_model(con, MODEL)
     with connect(db) as con:
         refs = rstore.load_reference(con, ref_id)
-        sp, target, _ = drift._specs(info, refs)
-        sql = best(lambda: monstore.drift_counts(con, info, "day", sp, None, None, target))
+        specs = [drift.spec_of(r) for r in refs if r.feature != "__target__"]
+        target = next((drift.spec_of(r) for r in refs if r.feature == "__target__"), None)
+        sql = best(lambda: dstore.window_counts(con, info, "day", specs, None, None, target))
     out = None
 
     def run():

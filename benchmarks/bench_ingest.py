@@ -1,15 +1,15 @@
-"""Ingest speed: ``ingest_predictions`` from Parquet against DuckDB's bare INSERT of the same file.
+"""Ingest speed: ``Model.ingest`` from Parquet against DuckDB's bare INSERT of the same file.
 
 Registers a credit-default-like model (13 features) in a fresh database, writes a
 Parquet batch of ``--rows`` predictions (default 2,000,000) with realistic values
 (unique request ids, rounded numbers, low-cardinality categories), then in the same run:
 
-- ours: ``mlops_core.ingest.ingest_predictions`` (reading, every structural and content
+- ours: ``Model.ingest`` (mlops_core.data.ingest) (reading, every structural and content
   check, fingerprint, duplicate checks against the log, the insert, report, run and
   audit rows in one transaction), into the model's log;
 - bare: ``INSERT INTO t SELECT * FROM read_parquet(file)`` into a table of the same
   shape in another fresh database file, then closing the connection (DuckDB checkpoints
-  the new rows into the file then; ``ingest_predictions`` closes its connection too):
+  the new rows into the file then; ``Model.ingest`` closes its connection too):
   no checks at all.
 
 Prints rows/s of both and the ratio. Data goes to benchmarks/data/ (gitignored).
@@ -30,11 +30,10 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from mlops_core import ControlRoom, Identity  # noqa: E402
 
-from mlops_core.data.ingest import ingest_predictions  # noqa: E402
 from mlops_core.lifecycle.registry import register_model  # noqa: E402
 from mlops_core.store import forget_database  # noqa: E402
-from mlops_core import ControlRoom, Identity
 
 CATEGORIES = {
     "home_ownership": ["rent", "own", "mortgage"],
@@ -118,11 +117,11 @@ def main() -> None:
         con.execute(f"INSERT INTO t SELECT * FROM read_parquet('{parquet}')")
         con.close()  # both sides pay for the checkpoint that makes the rows part of the file
         bare.append(time.perf_counter() - t)
-        print(f"run {i + 1}: ingest_predictions {ours[-1]:.2f} s, bare INSERT {bare[-1]:.2f} s")
+        print(f"run {i + 1}: Model.ingest {ours[-1]:.2f} s, bare INSERT {bare[-1]:.2f} s")
 
     o, b = min(ours), min(bare)
     print(f"rows: {args.rows:,}")
-    print(f"ingest_predictions (all checks, one transaction): {args.rows / o:,.0f} rows/s ({o:.2f} s)")
+    print(f"Model.ingest (all checks, one transaction): {args.rows / o:,.0f} rows/s ({o:.2f} s)")
     print(f"bare INSERT ... SELECT * FROM read_parquet:      {args.rows / b:,.0f} rows/s ({b:.2f} s)")
     print(f"ratio ours / bare (time): {o / b:.2f}x")
     for p in (work / "bench_ingest.duckdb", work / "bench_bare.duckdb"):

@@ -23,11 +23,11 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from mlops_core import ControlRoom, Identity
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 sys.path.insert(0, str(HERE.parent))
+from mlops_core import ControlRoom, Identity  # noqa: E402
 MODEL = "perfbench"
 
 

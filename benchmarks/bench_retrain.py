@@ -38,6 +38,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from mlops_core import ControlRoom, Identity  # noqa: E402
 
 from mlops_core.lifecycle import jobs, registry, retrain, training  # noqa: E402
 from mlops_core.demo import simulate
@@ -45,7 +46,6 @@ from mlops_core.store import connect, utcnow  # noqa: E402
 from mlops_core.store import models as mstore  # noqa: E402
 from mlops_core.store import predictions as pstore  # noqa: E402
 from mlops_core.store import training_data as tdstore  # noqa: E402
-from mlops_core import ControlRoom, Identity
 
 MODEL = "credit_default"
 

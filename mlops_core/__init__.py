@@ -10,6 +10,7 @@ handle it returns; records come from ``mlops_core.entities``, errors from
     print(room.model("credit_default").performance(window="week"))
 """
 from mlops_core.access import Identity
+from mlops_core.clock import set_clock, utcnow
 from mlops_core.room import ControlRoom, Model, ModelStatus, local_identity
 
-__all__ = ["ControlRoom", "Model", "ModelStatus", "Identity", "local_identity"]
+__all__ = ["ControlRoom", "Model", "ModelStatus", "Identity", "local_identity", "set_clock", "utcnow"]

@@ -29,7 +29,7 @@ class Identity:
     name: str
     role: str = "viewer"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise InvalidInputError(f"Unknown role {self.role!r}; choose one of: {', '.join(ROLES)}.", role=self.role)
         if not isinstance(self.name, str) or not self.name.strip():

@@ -24,7 +24,7 @@ class MlopsError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, **details):
+    def __init__(self, message: str, **details: object):
         super().__init__(message)
         self.message = message
         self.details = details

@@ -19,7 +19,8 @@ from __future__ import annotations
 import getpass
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any, Callable
 
 import pandas as pd
@@ -27,16 +28,22 @@ import pandas as pd
 from mlops_core.access import Identity
 from mlops_core.data import ingest as ingestmod
 from mlops_core.entities import ModelInfo, Promotion, RunInfo, VersionInfo
+from mlops_core.errors import InvalidInputError
 from mlops_core.lifecycle import abtest, automation, jobs, policies, registry, retrain
 from mlops_core.lifecycle.artifacts import load_estimator_file
 from mlops_core.monitoring import alerts, drift, performance, validation
+from mlops_core.monitoring.performance import Summary
 from mlops_core.store import Store, utcnow
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
 from mlops_core.store import runs as runstore
 from mlops_core.times import parse_time
 
-Time = datetime | str | None
+Time = datetime | date | str | None
+#: A batch or training set: a CSV/Parquet path, a DataFrame or an Arrow table.
+Source = Any
+#: Versions to restrict a query to.
+Versions = Sequence[int] | None
 
 
 def local_identity() -> Identity:
@@ -53,7 +60,15 @@ def local_identity() -> Identity:
     return Identity(name, "admin")
 
 
-def _estimator(artifact):
+def _bounds(start: Time, end: Time) -> tuple[datetime, datetime]:
+    """[start, end) from what a caller gave; both are required."""
+    first, last = parse_time(start), parse_time(end, end=True)
+    if first is None or last is None:
+        raise InvalidInputError("Give both the start and the end of the window.")
+    return first, last
+
+
+def _estimator(artifact: Any) -> Any:
     """An estimator given as an object, or as the path of a joblib file holding one."""
     if artifact is None or hasattr(artifact, "predict"):
         return artifact
@@ -107,7 +122,7 @@ class ControlRoom:
         with self.store.connect() as con:
             return Model(self, mstore.get_model(con, name))
 
-    def register(self, name: str, task: str, target: str, training_data, *, artifact: Any = None, seed: int = 0,
+    def register(self, name: str, task: str, target: str, training_data: Source, *, artifact: Any = None, seed: int = 0,
                  description: str | None = None, unit: str | None = None, at: datetime | None = None,
                  train_start: datetime | None = None, train_end: datetime | None = None) -> registry.Registration:
         """Register a new model from its training data (a file path or DataFrame); version 1 goes to production.
@@ -232,11 +247,11 @@ class Model:
         with self._store.connect() as con:
             return registry.rollback_target(con, self.name)
 
-    def load(self, version: int | None = None):
+    def load(self, version: int | None = None) -> Any:
         """The fitted estimator of a version (production when None), after checking its artifact's sha256."""
         return registry.load_version(self._store, self.version(version))
 
-    def add_version(self, estimator, training_data, *, seed: int = 0) -> registry.Registration:
+    def add_version(self, estimator: Any, training_data: Source, *, seed: int = 0) -> registry.Registration:
         """Register an estimator fitted elsewhere (or a joblib file of one) as the next version, a candidate scored
         on the holdout of ``training_data``. Needs the admin role."""
         self._require("admin", "register versions")
@@ -256,19 +271,19 @@ class Model:
         with self._store.connect() as con:
             return registry.rollback(con, self.name, to=to, actor=self._actor, reason=reason or None)
 
-    def compare(self, versions, *, end: Time = None) -> registry.Comparison:
+    def compare(self, versions: Sequence[int], *, end: Time = None) -> registry.Comparison:
         """Versions side by side on the same recent labelled rows, windows, hyperparameters and lineage."""
         return registry.compare(self._store, self.info, versions, end=parse_time(end, end=True))
 
     # --- data -----------------------------------------------------------------------------
 
-    def ingest(self, source, kind: str = "predictions", *, source_name: str | None = None) -> ingestmod.IngestResult:
+    def ingest(self, source: Source, kind: str = "predictions", *, source_name: str | None = None) -> ingestmod.IngestResult:
         """Validate and append a batch of predictions or labels (a file path, DataFrame or Arrow table).
         Needs the operator role."""
         self._require("operator", "ingest batches")
         return ingestmod.ingest(self._store, self.info, source, kind, actor=self._actor, source_name=source_name)
 
-    def validate(self, source, *, kind: str = "predictions", store: bool = True) -> validation.ValidationReport:
+    def validate(self, source: Source, *, kind: str = "predictions", store: bool = True) -> validation.ValidationReport:
         """Validate a batch against the schema without ingesting it (the report is stored unless ``store=False``)."""
         with self._store.connect() as con:
             return validation.validate_batch(con, self.info, source, kind=kind, store=store)
@@ -276,15 +291,15 @@ class Model:
     def validate_window(self, start: Time, end: Time, *, store: bool = True,
                         skew: bool = True) -> validation.ValidationReport:
         """Validate the logged predictions in [start, end)."""
+        first, last = _bounds(start, end)
         with self._store.connect() as con:
-            return validation.validate_window(con, self.info, parse_time(start), parse_time(end, end=True),
-                                              store=store, skew=skew)
+            return validation.validate_window(con, self.info, first, last, store=store, skew=skew)
 
     def validate_windows(self, start: Time, end: Time, *, window: str = "day") -> list[validation.ValidationReport]:
         """One stored validation report per window from start to end (a backfill's data-quality history)."""
+        first, last = _bounds(start, end)
         with self._store.connect() as con:
-            return validation.validate_windows(con, self.info, parse_time(start), parse_time(end, end=True),
-                                               window=window)
+            return validation.validate_windows(con, self.info, first, last, window=window)
 
     def validation_reports(self, start: Time = None, end: Time = None) -> pd.DataFrame:
         with self._store.connect() as con:
@@ -305,7 +320,7 @@ class Model:
 
     # --- monitoring ----------------------------------------------------------------------------
 
-    def performance(self, *, window: str = "day", start: Time = None, end: Time = None, versions=None,
+    def performance(self, *, window: str = "day", start: Time = None, end: Time = None, versions: Versions = None,
                     auc: bool = True) -> pd.DataFrame:
         """Metrics per window and version (see ``monitoring.performance.over_time``)."""
         with self._store.connect() as con:
@@ -323,7 +338,7 @@ class Model:
             return performance.residuals(con, self.info, start=parse_time(start), end=parse_time(end, end=True),
                                          version=version, limit=limit)
 
-    def summary(self, *, days: int = 7, now: Time = None) -> performance.Summary:
+    def summary(self, *, days: int = 7, now: Time = None) -> Summary:
         """The headline metric over the last ``days`` up to ``now`` against the ``days`` before."""
         with self._store.connect() as con:
             return performance.summary(con, self.info, days=days, now=parse_time(now) or utcnow())
@@ -333,7 +348,7 @@ class Model:
             return pstore.last_prediction_at(con, self.info)
 
     def drift(self, *, window: str = "day", start: Time = None, end: Time = None, reference_id: int | None = None,
-              store: bool = True, methods=None, thresholds=None) -> pd.DataFrame:
+              store: bool = True, methods: Any = None, thresholds: dict | None = None) -> pd.DataFrame:
         """Drift per window and feature against a stored reference; stored unless ``store=False`` (then it needs no
         role; storing needs the operator role)."""
         if store:
@@ -366,7 +381,7 @@ class Model:
         with self._store.connect() as con:
             return drift.settings(con, self.info)
 
-    def configure_drift(self, feature: str = "*", methods=None, *, threshold: float | None = None,
+    def configure_drift(self, feature: str = "*", methods: str | Sequence[str] | None = None, *, threshold: float | None = None,
                         thresholds: dict | None = None) -> pd.DataFrame:
         """Store the drift method(s)/threshold(s) of a feature (``*``: every feature). Needs the operator role."""
         self._require("operator", "change drift settings")
@@ -380,7 +395,7 @@ class Model:
         with self._store.connect() as con:
             return drift.reference_from_window(con, self.info, parse_time(start), parse_time(end, end=True))
 
-    def reference_from_file(self, path, *, version: int | None = None) -> int:
+    def reference_from_file(self, path: str | os.PathLike, *, version: int | None = None) -> int:
         """Store a training file's summary as a reference; return its id. Needs the operator role."""
         self._require("operator", "store references")
         with self._store.connect() as con:
@@ -415,7 +430,7 @@ class Model:
         with self._store.connect() as con:
             return policies.policy_of(con, self.name)
 
-    def set_policy(self, **changes) -> policies.Policy:
+    def set_policy(self, **changes: Any) -> policies.Policy:
         """Change fields of the automation policy (audited). Needs the operator role."""
         self._require("operator", "change the automation policy")
         with self._store.connect() as con:
@@ -447,7 +462,7 @@ class Model:
             found = runstore.find_runs(con, self.name, kind=kind, limit=1)
         return found[0] if found else None
 
-    def ab_test(self, challenger, *, champion=None, by: str = "version", start: Time = None, end: Time = None,
+    def ab_test(self, challenger: int | str, *, champion: int | str | None = None, by: str = "version", start: Time = None, end: Time = None,
                alpha: float = abtest.DEFAULT_ALPHA, min_samples: int = abtest.DEFAULT_MIN_SAMPLES) -> abtest.ABTestResult:
         with self._store.connect() as con:
             return abtest.evaluate(con, self.info, challenger, champion=champion, by=by, start=parse_time(start),

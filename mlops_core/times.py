@@ -12,7 +12,7 @@ import pandas as pd
 from mlops_core.errors import InvalidInputError
 
 
-def parse_time(value, *, end: bool = False) -> datetime | None:
+def parse_time(value: object, *, end: bool = False) -> datetime | None:
     """A naive UTC datetime from a datetime, date or ISO string; a bare date as ``end`` means the day after it.
 
     None and "" give None. Raises InvalidInputError for text that is not a date.

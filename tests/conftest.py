@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_core.store import set_clock
+from mlops_core.clock import set_clock
 from mlops_core import ControlRoom, Identity
 
 

@@ -13,7 +13,8 @@ import pytest
 from conftest import make_training_frame
 from mlops_core.errors import BatchRejectedError, NotFoundError
 from mlops_core.lifecycle.registry import register_model
-from mlops_core.store import connect, set_clock
+from mlops_core.clock import set_clock
+from mlops_core.store import connect
 from mlops_core import ControlRoom, Identity
 
 MODEL = "credit"

@@ -11,7 +11,8 @@ import pytest
 from conftest import make_training_frame
 from mlops_core.monitoring import validation
 from mlops_core.errors import BatchRejectedError, InvalidInputError
-from mlops_core.store import connect, set_clock
+from mlops_core.clock import set_clock
+from mlops_core.store import connect
 from mlops_core import ControlRoom, Identity
 
 MODEL = "credit"

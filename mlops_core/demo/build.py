@@ -70,7 +70,7 @@ from mlops_core.lifecycle import registry, training
 from mlops_core.demo import simulate
 from mlops_core.config import artifacts_dir, resolve_db_path
 from mlops_core.errors import AlreadyExistsError
-from mlops_core.store import clock as store_clock
+from mlops_core import clock as store_clock
 from mlops_core.data.schema import coerce_features
 from mlops_core.lifecycle.artifacts import load_estimator_file
 from mlops_core.store import Store, connect, forget_database, transaction

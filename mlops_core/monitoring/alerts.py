@@ -38,7 +38,7 @@ from mlops_core.store import alerts as astore
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
 from mlops_core.store import runs as runstore
-from mlops_core.store.clock import utcnow
+from mlops_core.clock import utcnow
 from mlops_core.store.conditions import WINDOW_LENGTH, check_window
 
 RULE_KINDS = ("metric_below", "metric_above", "drift_share_above", "feature_drift", "validation_anomalies", "no_traffic")

@@ -9,7 +9,7 @@ labels), ``performance`` and ``drift`` (aggregations of the log), ``references``
 ``validation`` (staged batches and reports), ``training_data``. They return DataFrames or
 records of ``mlops_core.entities``, never cursors.
 """
-from mlops_core.store.clock import set_clock, utcnow
+from mlops_core.clock import utcnow
 from mlops_core.store.connection import Store, connect, cursor, forget_database, transaction
 
-__all__ = ["Store", "connect", "cursor", "transaction", "forget_database", "utcnow", "set_clock"]
+__all__ = ["Store", "connect", "cursor", "transaction", "forget_database", "utcnow"]

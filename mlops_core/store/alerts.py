@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 
 from mlops_core.errors import NotFoundError
-from mlops_core.store.clock import utcnow
+from mlops_core.clock import utcnow
 
 RULE_COLUMNS = ["id", "model", "kind", "target", "threshold", "severity", "params", "enabled", "created_at"]
 ALERT_COLUMNS = ["id", "model", "raised_at", "kind", "severity", "message", "rule_id", "window_start", "dedup_key",

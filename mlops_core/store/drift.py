@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 
 from mlops_core.entities import PREDICTION, SCORE, TARGET, DriftSpec, FeatureCounts, ModelInfo, WindowCounts
-from mlops_core.store.clock import utcnow
+from mlops_core.clock import utcnow
 from mlops_core.store.conditions import check_window, time_range
 from mlops_core.store.models import quote_ident
 

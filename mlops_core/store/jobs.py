@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from mlops_core.config import artifacts_dir
-from mlops_core.store.clock import utcnow
+from mlops_core.clock import utcnow
 from mlops_core.store.runs import RunInfo, find_runs, insert_audit, update_run
 
 #: A job whose heartbeat is older than this is considered dead (jobs beat every few seconds).

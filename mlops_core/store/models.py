@@ -13,7 +13,7 @@ import pandas as pd
 
 from mlops_core.errors import AlreadyExistsError, NotFoundError
 from mlops_core.entities import FeatureSpec, ModelInfo, VersionInfo, schema_from_json, schema_to_json
-from mlops_core.store.clock import utcnow
+from mlops_core.clock import utcnow
 
 VERSION_STATUSES = ("candidate", "production", "archived", "rejected")
 

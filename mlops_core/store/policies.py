@@ -6,7 +6,7 @@ from datetime import datetime
 
 import duckdb
 
-from mlops_core.store.clock import utcnow
+from mlops_core.clock import utcnow
 
 
 def get_policy_row(con: duckdb.DuckDBPyConnection, model: str) -> tuple[str, dict, datetime, str] | None:

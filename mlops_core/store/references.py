@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from mlops_core.entities import Bin, FeatureReference
 from mlops_core.errors import NotFoundError
-from mlops_core.store.clock import utcnow
+from mlops_core.clock import utcnow
 
 
 def save_reference(

@@ -12,7 +12,7 @@ import pandas as pd
 
 from mlops_core.entities import RunInfo, dumps
 from mlops_core.errors import NotFoundError
-from mlops_core.store.clock import utcnow
+from mlops_core.clock import utcnow
 
 RUN_KINDS = ("train", "retrain", "evaluate", "validate", "promote", "rollback", "ingest", "monitor")
 RUN_TRIGGERS = ("manual", "automated", "schedule", "api")

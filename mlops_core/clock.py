@@ -1,6 +1,8 @@
-"""The one clock of the store: naive UTC datetimes (DuckDB TIMESTAMP, microseconds).
+"""The one clock of the project: naive UTC datetimes (DuckDB TIMESTAMP, microseconds).
 
-Tests freeze it with ``set_clock(lambda: datetime(...))``.
+Every row the store writes is stamped with ``utcnow()``. A backfill, the demo builder and tests
+replace it with ``set_clock(lambda: datetime(...))`` (simulated time) and restore the real one with
+``set_clock(None)``; it is process-wide, so never do that in a process that serves users.
 """
 from __future__ import annotations
 
