@@ -29,6 +29,16 @@ def artifacts_dir(db_path: str | os.PathLike) -> Path:
     return p.parent / f"{p.stem}_artifacts"
 
 
+def logs_dir(db_path: str | os.PathLike) -> Path:
+    """Return the folder of the Parquet prediction logs of the database at ``db_path`` (``$MLOPS_LOG_DIR``
+    overrides it: any path DuckDB and Spark can read)."""
+    env = os.environ.get("MLOPS_LOG_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    p = Path(db_path)
+    return p.parent / f"{p.stem}_logs"
+
+
 def lock_timeout_seconds() -> float:
     """How long to keep retrying when another process holds the database (``MLOPS_LOCK_TIMEOUT``, default 30 s)."""
     try:

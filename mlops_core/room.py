@@ -19,7 +19,8 @@ from __future__ import annotations
 import getpass
 import os
 from dataclasses import dataclass
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any, Callable
 
@@ -33,10 +34,11 @@ from mlops_core.lifecycle import abtest, automation, jobs, policies, registry, r
 from mlops_core.lifecycle.artifacts import load_estimator_file
 from mlops_core.monitoring import alerts, drift, performance, validation
 from mlops_core.monitoring.performance import Summary
-from mlops_core.store import Store, utcnow
+from mlops_core.store import Store, logs, utcnow
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
 from mlops_core.store import runs as runstore
+from mlops_core.store.logs import LogView
 from mlops_core.times import parse_time
 
 Time = datetime | date | str | None
@@ -159,13 +161,13 @@ class ControlRoom:
     def acknowledge(self, alert_id: int) -> bool:
         """Acknowledge an alert (audited); False when it already was. Needs the operator role."""
         self.identity.require("operator", "acknowledge alerts")
-        with self.store.connect() as con:
+        with self.store.connect(write=True) as con:
             return alerts.acknowledge(con, int(alert_id), actor=self.identity.name)
 
     def delete_alert_rule(self, rule_id: int) -> None:
         """Delete an alert rule. Needs the operator role."""
         self.identity.require("operator", "delete alert rules")
-        with self.store.connect() as con:
+        with self.store.connect(write=True) as con:
             alerts.delete_rule(con, rule_id)
 
     # --- runs and jobs ------------------------------------------------------------------------
@@ -208,6 +210,14 @@ class Model:
 
     def _require(self, role: str, action: str) -> None:
         self.room.identity.require(role, f"{action} ({self.info.name})")
+
+    @contextmanager
+    def _log(self, start: datetime | None = None, end: datetime | None = None) -> Iterator[tuple[Any, LogView]]:
+        """The log engine and the files of the model's log that [start, end) needs (listed on a short read visit)."""
+        with self._store.connect() as con:
+            view = logs.view(con, self._store.logs, self.info, start, end)
+        with self._store.engine() as con:
+            yield con, view
 
     # --- registry ---------------------------------------------------------------------------
 
@@ -261,14 +271,14 @@ class Model:
     def promote(self, version: int, *, reason: str | None = None, force: bool = False) -> Promotion:
         """Make ``version`` production (one transaction, audited). Needs the operator role."""
         self._require("operator", "promote versions")
-        with self._store.connect() as con:
+        with self._store.connect(write=True) as con:
             return registry.promote(con, self.name, int(version), actor=self._actor, reason=reason or None,
                                     force=force)
 
     def rollback(self, *, to: int | None = None, reason: str | None = None) -> Promotion:
         """Put back the previous production version (or ``to``). Needs the operator role."""
         self._require("operator", "roll back")
-        with self._store.connect() as con:
+        with self._store.connect(write=True) as con:
             return registry.rollback(con, self.name, to=to, actor=self._actor, reason=reason or None)
 
     def compare(self, versions: Sequence[int], *, end: Time = None) -> registry.Comparison:
@@ -285,21 +295,18 @@ class Model:
 
     def validate(self, source: Source, *, kind: str = "predictions", store: bool = True) -> validation.ValidationReport:
         """Validate a batch against the schema without ingesting it (the report is stored unless ``store=False``)."""
-        with self._store.connect() as con:
-            return validation.validate_batch(con, self.info, source, kind=kind, store=store)
+        return validation.validate_batch(self._store, self.info, source, kind=kind, store_report=store)
 
     def validate_window(self, start: Time, end: Time, *, store: bool = True,
                         skew: bool = True) -> validation.ValidationReport:
         """Validate the logged predictions in [start, end)."""
         first, last = _bounds(start, end)
-        with self._store.connect() as con:
-            return validation.validate_window(con, self.info, first, last, store=store, skew=skew)
+        return validation.validate_window(self._store, self.info, first, last, store_report=store, skew=skew)
 
     def validate_windows(self, start: Time, end: Time, *, window: str = "day") -> list[validation.ValidationReport]:
         """One stored validation report per window from start to end (a backfill's data-quality history)."""
         first, last = _bounds(start, end)
-        with self._store.connect() as con:
-            return validation.validate_windows(con, self.info, first, last, window=window)
+        return validation.validate_windows(self._store, self.info, first, last, window=window)
 
     def validation_reports(self, start: Time = None, end: Time = None) -> pd.DataFrame:
         with self._store.connect() as con:
@@ -310,38 +317,38 @@ class Model:
             return validation.anomalies(con, self.info, start=parse_time(start), end=parse_time(end, end=True))
 
     def null_rates(self, window: str = "day", start: Time = None, end: Time = None) -> pd.DataFrame:
-        with self._store.connect() as con:
-            return validation.null_rates(con, self.info, window=window, start=parse_time(start),
-                                         end=parse_time(end, end=True))
+        first, last = parse_time(start), parse_time(end, end=True)
+        with self._log(first, last) as (con, log):
+            return validation.null_rates(con, log, window=window, start=first, end=last)
 
     def skew(self, start: Time = None, end: Time = None) -> pd.DataFrame:
-        with self._store.connect() as con:
-            return validation.skew(con, self.info, start=parse_time(start), end=parse_time(end, end=True))
+        return validation.skew(self._store, self.info, start=parse_time(start), end=parse_time(end, end=True))
 
     # --- monitoring ----------------------------------------------------------------------------
 
     def performance(self, *, window: str = "day", start: Time = None, end: Time = None, versions: Versions = None,
                     auc: bool = True) -> pd.DataFrame:
         """Metrics per window and version (see ``monitoring.performance.over_time``)."""
-        with self._store.connect() as con:
-            return performance.over_time(con, self.info, window=window, start=parse_time(start),
-                                         end=parse_time(end, end=True), versions=versions, auc=auc)
+        first, last = parse_time(start), parse_time(end, end=True)
+        with self._log(first, last) as (con, log):
+            return performance.over_time(con, log, window=window, start=first, end=last, versions=versions, auc=auc)
 
     def confusion(self, *, start: Time = None, end: Time = None, version: int | None = None) -> pd.DataFrame:
-        with self._store.connect() as con:
-            return performance.confusion(con, self.info, start=parse_time(start), end=parse_time(end, end=True),
-                                         version=version)
+        first, last = parse_time(start), parse_time(end, end=True)
+        with self._log(first, last) as (con, log):
+            return performance.confusion(con, log, start=first, end=last, version=version)
 
     def residuals(self, *, start: Time = None, end: Time = None, version: int | None = None,
                   limit: int = 5000) -> pd.DataFrame:
-        with self._store.connect() as con:
-            return performance.residuals(con, self.info, start=parse_time(start), end=parse_time(end, end=True),
-                                         version=version, limit=limit)
+        first, last = parse_time(start), parse_time(end, end=True)
+        with self._log(first, last) as (con, log):
+            return performance.residuals(con, log, start=first, end=last, version=version, limit=limit)
 
     def summary(self, *, days: int = 7, now: Time = None) -> Summary:
         """The headline metric over the last ``days`` up to ``now`` against the ``days`` before."""
-        with self._store.connect() as con:
-            return performance.summary(con, self.info, days=days, now=parse_time(now) or utcnow())
+        at = parse_time(now) or utcnow()
+        with self._log(*performance.summary_window(days, at)) as (con, log):
+            return performance.summary(con, log, days=days, now=at)
 
     def last_prediction(self) -> datetime | None:
         with self._store.connect() as con:
@@ -353,29 +360,25 @@ class Model:
         role; storing needs the operator role)."""
         if store:
             self._require("operator", "store drift results")
-        with self._store.connect() as con:
-            return drift.over_time(con, self.info, window=window, start=parse_time(start),
-                                   end=parse_time(end, end=True), reference_id=reference_id, store=store,
-                                   methods=methods, thresholds=thresholds)
+        return drift.over_time(self._store, self.info, window=window, start=parse_time(start),
+                               end=parse_time(end, end=True), reference_id=reference_id, store_results=store,
+                               methods=methods, thresholds=thresholds)
 
     def drift_stored(self, *, window: str = "day", start: Time = None, end: Time = None,
                      compute_missing: bool = True) -> pd.DataFrame:
-        with self._store.connect() as con:
-            return drift.stored(con, self.info, window=window, start=parse_time(start), end=parse_time(end, end=True),
-                                compute_missing=compute_missing)
+        return drift.stored(self._store, self.info, window=window, start=parse_time(start),
+                            end=parse_time(end, end=True), compute_missing=compute_missing)
 
     def drift_share(self, *, window: str = "day", start: Time = None, end: Time = None) -> pd.DataFrame:
-        with self._store.connect() as con:
-            return drift.share_over_time(con, self.info, window=window, start=parse_time(start),
-                                         end=parse_time(end, end=True))
+        return drift.share_over_time(self._store, self.info, window=window, start=parse_time(start),
+                                     end=parse_time(end, end=True))
 
     def drift_distribution(self, feature: str, *, start: Time = None, end: Time = None) -> pd.DataFrame:
-        with self._store.connect() as con:
-            return drift.distribution(con, self.info, feature, start=parse_time(start), end=parse_time(end, end=True))
+        return drift.distribution(self._store, self.info, feature, start=parse_time(start),
+                                  end=parse_time(end, end=True))
 
     def drift_latest(self, *, window: str = "day") -> pd.DataFrame:
-        with self._store.connect() as con:
-            return drift.latest(con, self.info, window=window)
+        return drift.latest(self._store, self.info, window=window)
 
     def drift_settings(self) -> pd.DataFrame:
         with self._store.connect() as con:
@@ -385,20 +388,19 @@ class Model:
                         thresholds: dict | None = None) -> pd.DataFrame:
         """Store the drift method(s)/threshold(s) of a feature (``*``: every feature). Needs the operator role."""
         self._require("operator", "change drift settings")
-        with self._store.connect() as con:
+        with self._store.connect(write=True) as con:
             return drift.configure(con, self.info, feature, methods, threshold=threshold, thresholds=thresholds,
                                    actor=self._actor)
 
     def reference_from_window(self, start: Time, end: Time) -> int:
         """Store the log in [start, end) as a reference; return its id. Needs the operator role."""
         self._require("operator", "store references")
-        with self._store.connect() as con:
-            return drift.reference_from_window(con, self.info, parse_time(start), parse_time(end, end=True))
+        return drift.reference_from_window(self._store, self.info, parse_time(start), parse_time(end, end=True))
 
     def reference_from_file(self, path: str | os.PathLike, *, version: int | None = None) -> int:
         """Store a training file's summary as a reference; return its id. Needs the operator role."""
         self._require("operator", "store references")
-        with self._store.connect() as con:
+        with self._store.connect(write=True) as con:
             return drift.reference_from_file(con, self.info, path, version=version)
 
     def monitor(self, *, now: Time = None, window: str = "day", lookback: int | None = None,
@@ -420,7 +422,7 @@ class Model:
                        severity: str = "warning", params: dict | None = None, enabled: bool = True) -> int:
         """Create or update an alert rule; return its id. Needs the operator role."""
         self._require("operator", "change alert rules")
-        with self._store.connect() as con:
+        with self._store.connect(write=True) as con:
             return alerts.set_rule(con, self.info, kind, target=target, threshold=threshold, severity=severity,
                                    params=params, enabled=enabled)
 
@@ -433,7 +435,7 @@ class Model:
     def set_policy(self, **changes: Any) -> policies.Policy:
         """Change fields of the automation policy (audited). Needs the operator role."""
         self._require("operator", "change the automation policy")
-        with self._store.connect() as con:
+        with self._store.connect(write=True) as con:
             return policies.set_policy(con, self.info, actor=self._actor, **changes)
 
     def evaluate_policy(self, *, now: Time = None, drift_share: float | None = None,
@@ -464,14 +466,12 @@ class Model:
 
     def ab_test(self, challenger: int | str, *, champion: int | str | None = None, by: str = "version", start: Time = None, end: Time = None,
                alpha: float = abtest.DEFAULT_ALPHA, min_samples: int = abtest.DEFAULT_MIN_SAMPLES) -> abtest.ABTestResult:
-        with self._store.connect() as con:
-            return abtest.evaluate(con, self.info, challenger, champion=champion, by=by, start=parse_time(start),
-                                   end=parse_time(end, end=True), alpha=alpha, min_samples=min_samples)
+        return abtest.evaluate(self._store, self.info, challenger, champion=champion, by=by, start=parse_time(start),
+                               end=parse_time(end, end=True), alpha=alpha, min_samples=min_samples)
 
     def promote_if_better(self, challenger: int, *, alpha: float = abtest.DEFAULT_ALPHA,
                           min_samples: int = abtest.DEFAULT_MIN_SAMPLES) -> tuple[abtest.ABTestResult, Promotion | None]:
         """A/B test the challenger and promote it when it wins. Needs the operator role."""
         self._require("operator", "promote versions")
-        with self._store.connect() as con:
-            return abtest.promote_if_better(con, self.info, challenger, actor=self._actor, alpha=alpha,
-                                            min_samples=min_samples)
+        return abtest.promote_if_better(self._store, self.info, challenger, actor=self._actor, alpha=alpha,
+                                        min_samples=min_samples)

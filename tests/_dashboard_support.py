@@ -37,16 +37,17 @@ def shared_demo(days: int = 40, daily: int = 300) -> Path:
     return _built[key]
 
 
-def copy_db(src: Path, dst_dir: Path) -> Path:
-    """Copy a database file and its artifacts folder into ``dst_dir``; return the new database path."""
-    from mlops_core.config import artifacts_dir
+def copy_db(src: Path, dst_dir: Path, name: str | None = None) -> Path:
+    """Copy a database file, its artifacts folder and its log folder into ``dst_dir`` (as ``name``, default the
+    source's file name); return the new database path."""
+    from mlops_core.config import artifacts_dir, logs_dir
 
     dst_dir.mkdir(parents=True, exist_ok=True)
-    dst = dst_dir / src.name
+    dst = dst_dir / (name or src.name)
     shutil.copy2(src, dst)
-    art = artifacts_dir(src)
-    if art.exists():
-        shutil.copytree(art, artifacts_dir(dst))
+    for folder in (artifacts_dir, logs_dir):
+        if folder(src).exists():
+            shutil.copytree(folder(src), folder(dst))
     return dst
 
 

@@ -1,7 +1,6 @@
 """Factories for the monitoring tests: a registered model and prediction/label rows written in bulk."""
 from __future__ import annotations
 
-import shutil
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -10,9 +9,11 @@ import numpy as np
 import pandas as pd
 
 from conftest import make_training_frame
+from _dashboard_support import copy_db
 from mlops_core.lifecycle import registry
 from mlops_core.config import artifacts_dir
 from mlops_core.store import connect, transaction
+from mlops_core.store import Store
 from mlops_core.store import predictions as pstore
 from mlops_core import ControlRoom, Identity
 
@@ -32,9 +33,7 @@ def _from_template(db, key: tuple, build) -> None:
     if dst.exists():  # a second model in the same database: register it for real
         build(dst)
         return
-    shutil.copy(src, dst)
-    if artifacts_dir(src).exists():
-        shutil.copytree(artifacts_dir(src), artifacts_dir(dst))
+    copy_db(src, dst.parent, dst.name)
 
 
 def register_credit(db, n: int = 2000, seed: int = 0, name: str = "credit"):
@@ -87,14 +86,13 @@ def log_rows(features: pd.DataFrame, *, start: datetime = T0, step: timedelta = 
 
 
 def write(db, info, log: pd.DataFrame, labels: pd.DataFrame | None = None) -> None:
-    """Append prediction rows (and label rows: request_id, label) in one transaction."""
-    with connect(db) as con, transaction(con):
-        pstore.append_predictions(con, info, log)
-        if labels is not None and len(labels):
-            lab = labels.copy()
-            lab["label_ts"] = lab.get("label_ts", T0)
-            lab["batch_id"] = "labels"
-            pstore.append_labels(con, info, lab[["request_id", "label", "label_ts", "batch_id"]])
+    """Append prediction rows (and label rows: request_id, label) to the model's log, without checks."""
+    pstore.append(Store(db), info, "predictions", log)
+    if labels is not None and len(labels):
+        lab = labels.copy()
+        lab["label_ts"] = lab.get("label_ts", T0)
+        lab["batch_id"] = "labels"
+        pstore.append(Store(db), info, "labels", lab[["request_id", "label", "label_ts", "batch_id"]])
 
 
 def credit_features(n: int, seed: int, income_shift: float = 0.0) -> pd.DataFrame:

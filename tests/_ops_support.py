@@ -9,7 +9,7 @@ import pandas as pd
 
 from conftest import make_training_frame
 from mlops_core.lifecycle import registry
-from mlops_core.store import connect, utcnow
+from mlops_core.store import Store, connect, utcnow
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
 from mlops_core import ControlRoom, Identity
@@ -46,11 +46,10 @@ def append_log(db, frame: pd.DataFrame, *, days: float = 20, end=None, prefix: s
     k = int(n * label_share)
     labels = pd.DataFrame({"request_id": log["request_id"][:k], "label": frame["default"].astype(str)[:k],
                            "label_ts": ts[:k], "batch_id": f"{prefix}-labels"})
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         info = mstore.get_model(con, model)
-        con.execute("SELECT 1").fetchall()  # finish the pending result before registering a DataFrame
-        pstore.append_predictions(con, info, log)
-        pstore.append_labels(con, info, labels)
+    pstore.append(Store(db), info, "predictions", log)
+    pstore.append(Store(db), info, "labels", labels)
 
 
 def build(db, *, concept: str = "shifted", n: int = 1500, days: float = 20, seed: int = 1) -> None:

@@ -61,3 +61,29 @@ def training_csv(tmp_path):
     path = tmp_path / "train.csv"
     make_training_frame().to_csv(path, index=False)
     return path
+
+
+def log_sql(db, sql: str, params=None, *, frame: bool = False):
+    """Run ``sql`` over the metadata tables and every model's log as the views ``log_<model>`` and
+    ``labels_<model>``: the Parquet files the metadata lists, as any client reads them. Returns the rows
+    (a DataFrame with ``frame=True``)."""
+    from mlops_core.store import Store, logs
+    from mlops_core.store import models as mstore
+
+    store = Store(db)
+    with store.connect() as con:
+        for v in [logs.view(con, store.logs, info) for info in mstore.list_models(con)]:
+            con.execute(f'CREATE OR REPLACE TEMP VIEW "log_{v.info.name}" AS SELECT * FROM {v.predictions}')
+            con.execute(f'CREATE OR REPLACE TEMP VIEW "labels_{v.info.name}" AS SELECT * FROM {v.labels}')
+        result = con.execute(sql, params or [])
+        return result.df() if frame else result.fetchall()
+
+
+def log_view(db, model: str):
+    """The listed files of a model's whole log (``store.logs.LogView``), for store functions that read it."""
+    from mlops_core.store import Store, logs
+    from mlops_core.store import models as mstore
+
+    store = Store(db)
+    with store.connect() as con:
+        return logs.view(con, store.logs, mstore.get_model(con, model))

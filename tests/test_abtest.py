@@ -31,12 +31,12 @@ def test_two_proportion_test_matches_scipy_and_challenger_wins(ab_db):
     r = ControlRoom(ab_db).model(MODEL).ab_test(2)
     assert r.champion == 1 and r.metric == "accuracy"
     # the 600 rows logged by build() for v1 carry prediction "0"; they belong to v1's arm too
-    from mlops_core.store import connect
+    from conftest import log_view
+    from mlops_core.store import Store
     from mlops_core.store import training_data as tdstore
 
-    with connect(ab_db) as con:
-        info = ControlRoom(ab_db).model(MODEL).info
-        counts = tdstore.arm_outcomes(con, info, [1, 2], None, None).set_index("arm")
+    with Store(ab_db).engine() as con:
+        counts = tdstore.arm_outcomes(con, log_view(ab_db, MODEL), [1, 2], None, None).set_index("arm")
     n1, c1, n2, c2 = counts.loc[1, "n"], counts.loc[1, "correct"], counts.loc[2, "n"], counts.loc[2, "correct"]
     assert (r.n_champion, r.n_challenger) == (n1, n2) == (1600, 1000)
     chi2, p, _, _ = chi2_contingency([[c1, n1 - c1], [c2, n2 - c2]], correction=False)

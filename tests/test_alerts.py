@@ -51,7 +51,7 @@ def test_run_monitoring_creates_default_rules_raises_alerts_and_records_a_run(db
     assert sorted(share["window_start"]) == [T0 + timedelta(days=d) for d in (5, 6, 7)]
     assert "income" in share["message"].iloc[0]
     assert not (raised["kind"] == "no_traffic").any()  # the last prediction is an hour old
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         run = con.execute("SELECT kind, status, metrics FROM runs WHERE id = ?", [res.run_id]).fetchall()[0]
         stored = con.execute("SELECT count(*) FROM drift_results WHERE model = 'credit'").fetchall()[0][0]
     assert run[0] == "monitor" and run[1] == "succeeded" and "drift_share" in run[2]
@@ -63,12 +63,12 @@ def test_second_run_is_idempotent(db):
     now = T0 + timedelta(days=8, hours=1)
     first = ControlRoom(db).model("credit").monitor(now=now)
     n_alerts = len(ControlRoom(db).model("credit").alerts())
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         n_drift = con.execute("SELECT count(*) FROM drift_results").fetchall()[0][0]
     second = ControlRoom(db).model("credit").monitor(now=now + timedelta(minutes=5))
     assert first.alerts and second.alerts == []
     assert len(ControlRoom(db).model("credit").alerts()) == n_alerts
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         assert con.execute("SELECT count(*) FROM drift_results").fetchall()[0][0] == n_drift
         assert con.execute("SELECT count(*) FROM alert_rules").fetchall()[0][0] == first.rules_created
     assert second.rules_created == 0
@@ -118,7 +118,7 @@ def test_acknowledge_and_list(db):
     assert len(all_) == len(open_) + 1 and first not in set(open_["id"])
     row = all_[all_["id"] == first].iloc[0]
     assert row["acknowledged"] and row["acknowledged_by"] == "ana"
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         audit = con.execute("SELECT actor, action FROM audit_events WHERE action = 'acknowledge_alert'").fetchall()
     assert audit == [("ana", "acknowledge_alert")]
     with pytest.raises(NotFoundError, match="No alert with id 9999"):
@@ -128,11 +128,11 @@ def test_acknowledge_and_list(db):
 
 def test_failed_run_is_recorded(db):
     register_credit(db)
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         con.execute("DELETE FROM reference_stats")
         con.execute("DELETE FROM drift_references")
     with pytest.raises(NotFoundError):
         ControlRoom(db).model("credit").monitor(now=T0)
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         status, error = con.execute("SELECT status, error FROM runs WHERE kind = 'monitor'").fetchall()[0]
     assert status == "failed" and "reference" in error

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from _ops_support import MODEL, build
+from _dashboard_support import copy_db
 from mlops_core.lifecycle import policies as automation, jobs, registry
 from mlops_core.config import artifacts_dir
 from mlops_core.errors import InvalidInputError, NotFoundError
@@ -30,14 +31,11 @@ def demo_db(tmp_path_factory):
 @pytest.fixture
 def demo_copy(demo_db, tmp_path):
     """A private copy of the demo database and its artifacts."""
-    target = tmp_path / "mlops.duckdb"
-    shutil.copy(demo_db, target)
-    shutil.copytree(artifacts_dir(demo_db), artifacts_dir(target))
-    return target
+    return copy_db(demo_db, tmp_path)
 
 
 def alerts_of(db, model):
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         return con.execute("SELECT kind, message FROM alerts WHERE model = ? AND kind = 'policy_trigger'", [model]).fetchall()
 
 
@@ -80,7 +78,7 @@ def test_no_trigger_does_nothing_but_is_recorded(db):
 
 
 def runstore_get(db, run_id):
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         return runstore.get_run(con, run_id)
 
 

@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from conftest import make_training_frame
+from conftest import log_sql, make_training_frame
 from mlops_core.cli import main
 from mlops_core.lifecycle.registry import register_model
 from mlops_core import ControlRoom, Identity
@@ -95,9 +95,7 @@ def test_anomalies_are_warnings_with_exit_0(db, tmp_path, capsys):
     assert code == 0
     assert "warning: unseen_category in 'region'" in out and "x'; DROP TABLE --" in out
     assert "warning: out_of_range in 'age'" in out
-    con = duckdb.connect(str(db), read_only=True)
-    assert con.execute(f"SELECT region FROM log_{MODEL} WHERE request_id = 'r00003'").fetchone()[0] == "x'; DROP TABLE --"
-    con.close()
+    assert log_sql(db, f"SELECT region FROM log_{MODEL} WHERE request_id = 'r00003'")[0][0] == "x'; DROP TABLE --"
 
 
 @pytest.mark.parametrize("make, pattern", [
@@ -241,9 +239,7 @@ def test_every_shipped_bad_batch_is_refused_and_the_clean_one_accepted(shipped_d
     code, out, _ = run(capsys, "ingest", "predictions", BATCHES / "anomalies_out_of_range.csv", "--model",
                        "credit_default", "--db", db)
     assert code == 0 and "warning: " in out
-    con = duckdb.connect(str(db), read_only=True)
-    stored = con.execute("SELECT count(*) FROM log_credit_default WHERE purpose = 'x''; DROP TABLE --'").fetchone()[0]
-    con.close()
+    stored = log_sql(db, "SELECT count(*) FROM log_credit_default WHERE purpose = 'x''; DROP TABLE --'")[0][0]
     assert stored == 2
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import pytest
 
 from _dashboard_support import DEMO_END, ROOT, StreamlitServer, copy_db, shared_demo
+from conftest import log_sql
 from mlops_core.lifecycle import jobs, registry
 from mlops_core.store import connect
 from mlops_core import ControlRoom, Identity
@@ -26,8 +27,7 @@ MODEL = "credit_default"
 
 
 def _count(db, table):
-    with connect(db) as con:
-        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return log_sql(db, f"SELECT count(*) FROM {table}")[0][0]
 
 
 def _page_ok(url: str) -> bool:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import log_sql
 from mlops_core.demo import build as demo, simulate
 from mlops_core.lifecycle import registry
 from mlops_core.cli import main
@@ -28,11 +29,7 @@ def demo_db(tmp_path_factory):
 
 
 def _query(path, sql, params=None) -> pd.DataFrame:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql, params or []).df()
-    finally:
-        con.close()
+    return log_sql(path, sql, params, frame=True)
 
 
 def _fingerprint(path) -> dict:
@@ -69,7 +66,7 @@ def test_summary_and_window(demo_db):
 def test_same_seed_and_end_rebuild_identically_via_cli_with_force(demo_db, tmp_path, capsys):
     path, _ = demo_db
     other = tmp_path / "again.duckdb"
-    with connect(other):  # an existing database must not be overwritten silently
+    with connect(other, create=True):  # an existing database must not be overwritten silently
         pass
     args = ["demo", "--db", str(other), "--days", str(DAYS), "--daily", str(DAILY), "--seed", "0",
             "--end", END.isoformat()]

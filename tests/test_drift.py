@@ -236,7 +236,7 @@ def _drifting_log(db):
 def test_over_time_sql_counts_equal_the_numpy_path_on_the_same_rows(db):
     info, log, labels = _drifting_log(db)
     out = ControlRoom(db).model("credit").drift(methods=["wasserstein", "psi", "ks", "chi2", "jensen_shannon", "linf"])
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         from mlops_core.store import references as rstore
 
         summary = rstore.load_reference(con, drift.default_reference_id(con, "credit"))
@@ -266,7 +266,7 @@ def test_over_time_stores_every_window_and_replaces_on_rerun(db):
     assert len(stored) == len(first) == len(again)
     assert stored["window_start"].nunique() == 6
     assert (~stored["drifted"]).sum() > 0  # stored whether drifted or not
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         n = con.execute("SELECT count(*) FROM drift_results WHERE model = 'credit'").fetchone()[0]
     assert n == len(first)
     # a narrower range replaces only its own windows
@@ -353,7 +353,7 @@ def test_stored_computes_window_sizes_that_were_never_stored(db):
     ControlRoom(db).model("credit").drift(window="day")
     weekly = ControlRoom(db).model("credit").drift_stored(window="week")
     assert len(weekly) and weekly["window_start"].nunique() == 2  # 2026-03-01 is a Sunday: two ISO weeks
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         sizes = con.execute("SELECT DISTINCT window_size FROM drift_results").fetchall()
     assert sizes == [("day",)]  # computed for the reader, not written
     assert ControlRoom(db).model("credit").drift_stored(window="week", compute_missing=False).empty

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import shutil
 from datetime import datetime
 
@@ -10,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import make_training_frame
+from conftest import log_sql, make_training_frame
 from mlops_core.errors import BatchRejectedError, NotFoundError
 from mlops_core.lifecycle.registry import register_model
 from mlops_core.clock import set_clock
+from mlops_core.config import artifacts_dir
 from mlops_core.store import connect
 from mlops_core import ControlRoom, Identity
 
@@ -48,18 +50,24 @@ def batch(n: int = 150, seed: int = 1, prefix: str = "r") -> pd.DataFrame:
 
 
 def row_counts(db) -> dict[str, int]:
+    """Rows of every metadata table, of every model's log and labels, and the Parquet files on disk."""
     con = duckdb.connect(str(db), read_only=True)
     try:
         tables = [r[0] for r in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'").fetchall()]
-        return {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+        counts = {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+        models = [r[0] for r in con.execute("SELECT name FROM models").fetchall()]
     finally:
         con.close()
+    for m in models:
+        counts[f"log_{m}"] = log_sql(db, f'SELECT count(*) FROM "log_{m}"')[0][0]
+        counts[f"labels_{m}"] = log_sql(db, f'SELECT count(*) FROM "labels_{m}"')[0][0]
+    counts["parquet files"] = len(list(artifacts_dir(db).parent.glob(f"{Path(db).stem}_logs/**/*.parquet")))
+    return counts
 
 
 def query(db, sql, params=None):
-    with connect(db) as con:
-        return con.execute(sql, params or []).fetchall()
+    return log_sql(db, sql, params)
 
 
 # --- valid batches ---------------------------------------------------------------------------

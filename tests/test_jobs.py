@@ -8,6 +8,7 @@ import time
 import pytest
 
 from _ops_support import MODEL, artifact_files, build
+from conftest import log_sql
 from mlops_core.lifecycle import jobs, registry
 from mlops_core.config import artifacts_dir
 from mlops_core.errors import AlreadyRunningError, NotFoundError
@@ -74,7 +75,7 @@ def test_killed_retrain_is_marked_failed_and_leaves_nothing_half_done(db):
 
     # a fresh process opening the database reaps it (simulated: forget that this one opened it)
     forget_database(db)
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         dead = runstore.get_run(con, run_id)
     assert dead.status == "failed" and "ended without finishing" in dead.error and dead.finished_at is not None
     assert [v.version for v in ControlRoom(db).model(MODEL).versions()] == [1]
@@ -89,7 +90,7 @@ def test_killed_retrain_is_marked_failed_and_leaves_nothing_half_done(db):
 
 def test_dead_job_is_reaped_when_its_run_is_read(db):
     build(db, n=300)
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         run_id = runstore.insert_run(con, model=MODEL, kind="retrain", status="running", actor="x")
         con.execute("UPDATE runs SET pid = 2147480000 WHERE id = ?", [run_id])  # no such process
     assert ControlRoom(db).model(MODEL).active_retrain() is None
@@ -133,5 +134,4 @@ def test_cli_ingest_succeeds_while_a_retrain_runs(db, tmp_path):
     assert ControlRoom(db).run(run_id).status == "running"  # the job holds no lock while it fits
     os.kill(run.pid, signal.SIGTERM)
     assert ControlRoom(db).wait(run_id, timeout=60).status == "failed"
-    with connect(db) as con:
-        assert con.execute('SELECT count(*) FROM "log_credit" WHERE request_id LIKE \'live%\'').fetchone()[0] == 50
+    assert log_sql(db, 'SELECT count(*) FROM "log_credit" WHERE request_id LIKE \'live%\'')[0][0] == 50

@@ -25,7 +25,7 @@ TABLES = ("models", "model_versions", "deployments", "runs", "audit_events", "dr
 
 
 def counts(db):
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
 
 
@@ -43,7 +43,7 @@ def test_register_trains_default_pipeline_and_makes_v1_production(db, training_c
     assert age.kind == "numeric" and age.min >= 18 and age.max < 80
     assert info.positive_class == "1"
     assert ControlRoom(db).model("credit").production_version() == 1
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         ref = rstore.load_reference(con, rstore.latest_training_reference_id(con, "credit", 1))
         names = {f.feature for f in ref}
         assert {"age", "income", "region", "__score__", "__prediction__", "__target__"} <= names

@@ -5,6 +5,7 @@ import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from _ops_support import MODEL, build, retrain_now
+from conftest import log_view
 from mlops_core.config import artifacts_dir
 from mlops_core.lifecycle import registry, training
 
@@ -13,6 +14,7 @@ from mlops_core.store import connect
 from mlops_core.store import models as mstore
 from mlops_core.store import training_data as tdstore
 from mlops_core import ControlRoom, Identity
+from mlops_core.store import Store
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def test_promote_refusals_leave_everything_as_it_was(three_versions):
         ControlRoom(db, identity=Identity("a", 'admin')).model(MODEL).promote(1)
     with pytest.raises(NotFoundError, match="Unknown model"):
         ControlRoom(db, identity=Identity("a", 'admin')).model("nope").promote(1)
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         mstore.set_version_status(con, MODEL, 3, "rejected")
     with pytest.raises(ConflictError, match="Promote it anyway with --force"):
         ControlRoom(db, identity=Identity("a", 'admin')).model(MODEL).promote(3)
@@ -142,8 +144,8 @@ def test_compare_scores_versions_on_the_same_recent_rows(three_versions):
     assert c.versions == [1, 3] and list(c.holdout.columns) == ["v1", "v3"]
     assert "240 most recent labelled predictions" in c.holdout_source  # 20% of 1,200
     info = ControlRoom(db).model(MODEL).info
-    with connect(db) as con:
-        rows = tdstore.labelled_rows(con, info, None, None).iloc[-240:]
+    with Store(db).engine() as con:
+        rows = tdstore.labelled_rows(con, log_view(db, MODEL), None, None).iloc[-240:]
     X = training.coerce_features(rows[info.feature_names], info.features)
     for v in (1, 3):
         model = ControlRoom(db).model(MODEL).load(v)

@@ -8,6 +8,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from _ops_support import MODEL, append_log, artifact_files, build, labelled_frame, retrain_now
+from conftest import log_view
 from mlops_core.config import artifacts_dir
 from mlops_core.lifecycle import policies as automation, gate, registry, training
 
@@ -82,8 +83,8 @@ def test_retrain_passes_gate_on_shifted_concept_and_scores_both_on_the_same_rece
 
     # the recorded holdout metrics are sklearn's on the 300 most recent labelled rows, for both models
     info = ControlRoom(db).model(MODEL).info
-    with connect(db) as con:
-        rows = tdstore.labelled_rows(con, info, None, None)
+    with Store(db).engine() as con:
+        rows = tdstore.labelled_rows(con, log_view(db, MODEL), None, None)
     hold = rows.iloc[-300:]
     X = training.coerce_features(hold[info.feature_names], info.features)
     y = (hold["label"] == "1").astype(int)
@@ -100,7 +101,7 @@ def test_retrain_passes_gate_on_shifted_concept_and_scores_both_on_the_same_rece
 
 
 def mstore_version(db, version):
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         return mstore.get_version(con, MODEL, version)
 
 

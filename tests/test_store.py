@@ -23,7 +23,7 @@ def _tables(con):
 
 
 def test_new_database_gets_every_table_and_latest_version(db):
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         assert CONCEPT_TABLES <= _tables(con)
         assert current_version(con) == available()[-1][0]
 
@@ -41,7 +41,7 @@ def test_existing_database_is_upgraded_once_and_keeps_its_rows(db):
     con.execute("INSERT INTO policies VALUES ('m', 'manual', '{}', now(), 'test')")
     con.close()
     forget_database(db)
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         assert current_version(con) == available()[-1][0]
         assert con.execute("SELECT count(*) FROM policies").fetchone()[0] == 1
         assert migrate(con) == []  # idempotent
@@ -50,7 +50,7 @@ def test_existing_database_is_upgraded_once_and_keeps_its_rows(db):
 
 
 def test_transaction_rolls_back_on_error(db):
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         with pytest.raises(RuntimeError):
             with transaction(con):
                 con.execute("INSERT INTO policies VALUES ('m', 'manual', '{}', now(), 'test')")
@@ -59,7 +59,7 @@ def test_transaction_rolls_back_on_error(db):
 
 
 def test_a_held_database_gives_database_busy_after_the_timeout(db, monkeypatch):
-    with connect(db):
+    with connect(db, write=True, create=True):
         pass
     holder = subprocess.Popen(
         [sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(db)!r}); print('held', flush=True); time.sleep(30)"],
@@ -70,7 +70,7 @@ def test_a_held_database_gives_database_busy_after_the_timeout(db, monkeypatch):
         forget_database(db)
         monkeypatch.setenv("MLOPS_LOCK_TIMEOUT", "0.5")
         with pytest.raises(DatabaseBusyError, match="held by another process"):
-            with connect(db):
+            with connect(db, write=True, create=True):
                 pass
     finally:
         holder.kill()
@@ -79,10 +79,49 @@ def test_a_held_database_gives_database_busy_after_the_timeout(db, monkeypatch):
 
 def test_a_lower_numbered_migration_shipped_later_still_runs(db):
     # A database that has every migration but 031 (as if 031 had been added after a higher number ran).
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         con.execute("DROP TABLE drift_settings")
         con.execute("DELETE FROM schema_version WHERE version = 31")
     forget_database(db)
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         assert "drift_settings" in _tables(con)
         assert 31 in {r[0] for r in con.execute("SELECT version FROM schema_version").fetchall()}
+
+
+def test_logs_kept_in_tables_by_an_older_release_move_to_parquet_files(db):
+    """Migration 033: the rows of log_<model> and labels_<model> become listed Parquet files; the tables go."""
+    import json
+
+    from conftest import log_sql
+    from mlops_core import ControlRoom
+    from mlops_core.store.migrations import _split_statements
+
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)")
+    for number, name, path in available():
+        if number >= 33:
+            break
+        for stmt in _split_statements(path.read_text()):
+            con.execute(stmt)
+        con.execute("INSERT INTO schema_version VALUES (?, ?, now())", [number, name])
+    schema = json.dumps([{"name": "x", "kind": "numeric", "dtype": "float", "min": 0.0, "max": 1.0,
+                          "categories": [], "null_rate": 0.0}])
+    con.execute("INSERT INTO models (name, task, target, positive_class, classes, feature_schema, log_table, "
+                "label_table, created_at) VALUES ('old', 'classification', 'y', '1', '[\"0\", \"1\"]', ?, 'log_old', "
+                "'labels_old', now())", [schema])
+    con.execute("CREATE TABLE log_old (request_id VARCHAR, version INTEGER, variant VARCHAR, ts TIMESTAMP, x DOUBLE, "
+                "prediction VARCHAR, score DOUBLE, batch_id VARCHAR)")
+    con.execute("INSERT INTO log_old SELECT 'r' || i, 1, NULL, TIMESTAMP '2026-01-01' + i * INTERVAL 1 HOUR, i / 100, "
+                "'1', 0.7, 'b' FROM range(50) t(i)")
+    con.execute("CREATE TABLE labels_old (request_id VARCHAR, label VARCHAR, label_ts TIMESTAMP, batch_id VARCHAR)")
+    con.execute("INSERT INTO labels_old SELECT 'r' || i, '0', TIMESTAMP '2026-01-05', 'l' FROM range(20) t(i)")
+    con.close()
+    forget_database(db)
+    status = ControlRoom(db).model("old").status()
+    assert (status.predictions, status.labels) == (50, 20)
+    assert log_sql(db, "SELECT count(*), count(DISTINCT ts), sum(x) FROM log_old") == [(50, 50, pytest.approx(12.25))]
+    with connect(db) as con:
+        tables = _tables(con)
+        files = con.execute("SELECT kind, count(*), sum(rows) FROM log_files GROUP BY 1 ORDER BY 1").fetchall()
+    assert "log_old" not in tables and "labels_old" not in tables
+    assert files == [("labels", 1, 20), ("predictions", 3, 50)]  # by day: 24 + 24 + 2 predictions

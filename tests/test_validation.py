@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import make_training_frame
+from conftest import log_sql, make_training_frame
 from mlops_core.monitoring import validation
 from mlops_core.errors import BatchRejectedError, InvalidInputError
 from mlops_core.clock import set_clock
-from mlops_core.store import connect
+from mlops_core.store import Store, connect
 from mlops_core import ControlRoom, Identity
 
 MODEL = "credit"
@@ -48,12 +48,11 @@ def test_clean_batch_is_clean_and_its_report_is_stored(db, tmp_path):
     reports = ControlRoom(db).model(MODEL).validation_reports()
     assert reports[["report_id", "source", "status", "rows", "anomalies"]].values.tolist() == [[r.report_id, str(path), "clean", 400, 0]]
     # nothing was ingested
-    with connect(db) as con:
-        assert con.execute(f"SELECT count(*) FROM log_{MODEL}").fetchone()[0] == 0
+    assert log_sql(db, f"SELECT count(*) FROM log_{MODEL}")[0][0] == 0
 
 
 def test_out_of_range_rule_share_and_far_values(db):
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         from mlops_core.store import models as mstore
         spec = {f.name: f for f in mstore.get_model(con, MODEL).features}
     top, span = spec["income"].max, spec["income"].max - spec["income"].min
@@ -115,7 +114,7 @@ def test_too_few_rows_and_structural_problems(db):
 def test_validate_frame_for_training_sets(db):
     frame = make_training_frame(300, seed=9).drop(columns=["default"])
     info = ControlRoom(db).model(MODEL).info
-    with connect(db) as con:
+    with Store(db).engine() as con:
         assert validation.validate_frame(con, info, frame).status == "clean"
         r = validation.validate_frame(con, info, frame.drop(columns=["region"]))
         assert r.status == "rejected" and r.anomalies[0].kind == "missing_column"

@@ -55,8 +55,10 @@ import pyarrow as pa
 
 from mlops_core.entities import Anomaly, ModelInfo
 from mlops_core.errors import BatchRejectedError, InvalidInputError
+from mlops_core.store import logs
 from mlops_core.store import models as mstore
 from mlops_core.store import validation as vstore
+from mlops_core.store.logs import LogView
 from mlops_core.store.validation import BatchCounts, CategoricalCheck, Column, NumericCheck, RowTest
 
 OUT_OF_RANGE_SHARE = 0.01
@@ -81,6 +83,26 @@ class Problem:
 
     def as_anomaly(self) -> Anomaly:
         return Anomaly(kind=self.kind, severity="critical", detail=self.message, feature=self.column, count=self.count)
+
+
+@dataclass(frozen=True)
+class Against:
+    """What a batch is checked against: the model, its versions and production version, and its log as it is
+    (read from the metadata before the checks run on the log engine)."""
+
+    log: LogView
+    versions: tuple[int, ...]
+    production: int | None
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.log.info
+
+
+def against(con, root, info: ModelInfo) -> Against:
+    """Read what a batch of ``info`` is checked against, on a metadata visit ``con``; ``root``: the log folder."""
+    return Against(logs.view(con, root, info), tuple(vstore.known_versions(con, info.name)),
+                   mstore.current_alias(con, info.name))
 
 
 @dataclass
@@ -305,9 +327,9 @@ def _duplicate_problem(con, relation, params, counts: BatchCounts) -> Problem | 
                    f"in the batch: {shown}")
 
 
-def _version_problems(con, info: ModelInfo, relation, params, default_version, has_column) -> list[Problem]:
+def _version_problems(con, info: ModelInfo, known: tuple[int, ...], relation, params, default_version,
+                      has_column) -> list[Problem]:
     versions = vstore.distinct_values(con, relation, "version", params)
-    known = vstore.known_versions(con, info.name)
     out = []
     unknown = sorted(v for v in versions if v not in known)
     if unknown:
@@ -400,12 +422,13 @@ def content_anomalies(con, relation: str, params: dict, counts: BatchCounts, pla
 
 # --- the checks of a staged batch ----------------------------------------------------------------
 
-def check_predictions(con, info: ModelInfo, batch: Batch) -> BatchCheck:
-    """Check a staged prediction batch (``Batch.stage`` done) in DuckDB.
+def check_predictions(con, facts: Against, batch: Batch) -> BatchCheck:
+    """Check a staged prediction batch (``Batch.stage`` done on the log engine ``con``) against ``facts``.
 
     Returns the structural problems (empty when the batch can be ingested) and the content
     anomalies. Request ids are not compared with the log here (see ``stored_duplicates``).
     """
+    info = facts.info
     types = dict(batch.types)
     present = set(types)
     ts_column = "timestamp" if "timestamp" in present else ("ts" if "ts" in present else "timestamp")
@@ -415,7 +438,7 @@ def check_predictions(con, info: ModelInfo, batch: Batch) -> BatchCheck:
         return BatchCheck(batch.num_rows, [missing], [])
     known = {"request_id", ts_column, "version", "variant", "prediction", "score", *info.feature_names}
     anomalies = _new_columns([c for c in types if c not in known])
-    default_version = mstore.current_alias(con, info.name)
+    default_version = facts.production
     cols = vstore.prediction_columns(info, types, ts_column=ts_column, default_version=default_version)
     tests = vstore.row_tests(cols, ("request_id", "ts", "prediction"))
     relation = vstore.normalised(cols, tests)
@@ -427,18 +450,19 @@ def check_predictions(con, info: ModelInfo, batch: Batch) -> BatchCheck:
     dup = _duplicate_problem(con, relation, params, counts)
     if dup:
         problems.append(dup)
-    known_versions = vstore.known_versions(con, info.name)
     vmin, vmax = counts.version_min, counts.version_max
-    if counts.version_nulls or vmin != vmax or (vmin is not None and vmin not in known_versions):
-        problems += _version_problems(con, info, relation, params, default_version, "version" in present)
+    if counts.version_nulls or vmin != vmax or (vmin is not None and vmin not in facts.versions):
+        problems += _version_problems(con, info, facts.versions, relation, params, default_version,
+                                      "version" in present)
     if not problems:
         anomalies += content_anomalies(con, relation, params, counts, plan)
     return BatchCheck(counts.rows, problems, anomalies, cols, relation, params)
 
 
-def check_labels(con, info: ModelInfo, batch: Batch, *, against_log: bool = True) -> BatchCheck:
+def check_labels(con, facts: Against, batch: Batch, *, against_log: bool = True) -> BatchCheck:
     """Check a staged label batch: columns, types, empty values, duplicates; with ``against_log`` also that every
     request id was logged."""
+    info = facts.info
     types = dict(batch.types)
     present = set(types)
     label_column = "label" if "label" in present else (info.target if info.target in present else "label")
@@ -461,7 +485,8 @@ def check_labels(con, info: ModelInfo, batch: Batch, *, against_log: bool = True
     if dup:
         problems.append(dup)
     if against_log and not problems:
-        total, rows = vstore.ids_in_table(con, relation, info.log_table, present=False, params=params, limit=SHOW_ROWS)
+        total, rows = vstore.ids_in(con, relation, facts.log.predictions, present=False, params=params,
+                                    limit=SHOW_ROWS)
         if total:
             shown = ", ".join(f"{rid!r} (row {r})" for r, rid in rows)
             problems.append(Problem("unknown_request_id", "request_id", total,
@@ -490,10 +515,11 @@ def check_features(con, info: ModelInfo, batch: Batch) -> BatchCheck:
                       params)
 
 
-def stored_duplicates(con, info: ModelInfo, check: BatchCheck) -> Problem | None:
+def stored_duplicates(con, facts: Against, check: BatchCheck) -> Problem | None:
     """A problem when request ids of the batch are already in the model's log, else None."""
-    total, rows = vstore.ids_in_table(con, check.relation, info.log_table, present=True, params=check.params,
-                                      limit=SHOW_ROWS)
+    info = facts.info
+    total, rows = vstore.ids_in(con, check.relation, facts.log.predictions, present=True, params=check.params,
+                                limit=SHOW_ROWS)
     if not total:
         return None
     shown = ", ".join(f"{rid!r} (row {r})" for r, rid in rows)
@@ -502,9 +528,9 @@ def stored_duplicates(con, info: ModelInfo, check: BatchCheck) -> Problem | None
                    f"model {info.name!r}: {shown}. A request is logged once; drop those rows or give new ids")
 
 
-def label_conflicts(con, info: ModelInfo, check: BatchCheck) -> tuple[int, Problem | None]:
+def label_conflicts(con, facts: Against, check: BatchCheck) -> tuple[int, Problem | None]:
     """(rows whose identical label is already stored, a problem when a stored label differs)."""
-    same, differ, examples = vstore.label_conflicts(con, check.relation, info, check.params, SHOW_ROWS)
+    same, differ, examples = vstore.label_conflicts(con, check.relation, facts.log.labels, check.params, SHOW_ROWS)
     if not differ:
         return same, None
     shown = "; ".join(f"{rid!r} at row {r}: stored {old!r}, new {new!r}" for r, rid, old, new in examples)

@@ -29,7 +29,6 @@ label refuses the batch, since a silently changed ground truth would rewrite his
 """
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -38,7 +37,8 @@ from datetime import datetime
 from mlops_core.data import batches
 from mlops_core.entities import Anomaly, ModelInfo
 from mlops_core.errors import BatchRejectedError
-from mlops_core.store import Store, transaction, utcnow
+from mlops_core.config import lock_timeout_seconds
+from mlops_core.store import Store, logs, utcnow
 from mlops_core.store import runs as runstore
 from mlops_core.store import validation as vstore
 
@@ -82,13 +82,6 @@ def ingest(store: Store, info: ModelInfo, source, kind: str, *, actor: str,
 
 
 _executor = None
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
-
-
-def _lock_for(path: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(path, threading.Lock())
 
 
 def _pool():
@@ -104,63 +97,89 @@ def _pool():
 def _ingest(store: Store, info: ModelInfo, source, kind: str, *, actor: str, source_name: str | None) -> IngestResult:
     t0 = time.perf_counter()
     started = utcnow()
-    table = batches.read_batch(source, what=f"{kind[:-1]} batch")
-    name = source_name or table.name
+    batch = batches.read_batch(source, what=f"{kind[:-1]} batch")
+    name = source_name or batch.name
     hashing = _pool().submit(batches.fingerprint, source, info.name, kind)
-    # Threads of one process share the database; checks and insert of one batch must not interleave
-    # with another's, or both could pass the duplicate check. (Other processes wait for the file lock.)
-    with _lock_for(str(store.path)), store.connect() as con:
-        table.stage(con)
+    # One writer of a model's log at a time (across processes): a batch's duplicate checks and its commit must not
+    # interleave with another batch's, or both could pass. Readers are never held up by it.
+    with logs.writer_lock(store.logs, info.name, lock_timeout_seconds()):
+        with store.connect() as meta:
+            facts = batches.against(meta, store.logs, info)
+        with store.engine() as con:
+            batch.stage(con)
+            try:
+                outcome = _check_and_write(store, con, facts, batch, kind, name, hashing)
+            finally:
+                vstore.unstage(con)
+        if isinstance(outcome, IngestResult):  # already ingested
+            outcome.duration_s = time.perf_counter() - t0
+            return outcome
+        check, files, fingerprint, batch_id, warnings = outcome
         try:
-            with transaction(con):
-                return _checked_write(con, info, table, kind, name, actor, started, t0, hashing)
-        finally:
-            vstore.unstage(con)
+            with store.transaction() as meta:
+                return _record(meta, store, info, check, files, fingerprint, batch_id, warnings, kind, name, actor,
+                               started, t0)
+        except BaseException:
+            logs.discard(store.logs, files)
+            raise
 
 
-def _checked_write(con, info, table, kind, name, actor, started, t0, hashing) -> IngestResult:
-    if kind == "predictions":
-        check = batches.check_predictions(con, info, table)
-    else:
-        check = batches.check_labels(con, info, table)
+def _check_and_write(store: Store, con, facts: batches.Against, batch, kind: str, name: str, hashing):
+    """Check the staged batch on the log engine and write its rows as (not yet listed) Parquet files.
+
+    Returns an IngestResult when the batch was ingested before, else (check, files, fingerprint, batch id,
+    warnings). Raises BatchRejectedError with every structural problem; nothing is written then.
+    """
+    info = facts.info
+    check = batches.check_predictions(con, facts, batch) if kind == "predictions" else \
+        batches.check_labels(con, facts, batch)
     fingerprint = hashing.result()
     if check.problems:
         raise BatchRejectedError(batches.rejection_message(name, check.problems), source=name,
                                  problems=[p.kind for p in check.problems])
-    existing = vstore.find_batch(con, info.name, kind, fingerprint)
+    with store.connect() as meta:
+        existing = vstore.find_batch(meta, info.name, kind, fingerprint)
     if existing is not None:
         when = existing.ingested_at
         note = f"already ingested on {when:%Y-%m-%d %H:%M:%S} UTC as batch {existing.batch_id}; 0 rows written"
         return IngestResult(existing.batch_id, info.name, kind, check.rows, 0, True, None, [], [note], name,
-                            None, when, time.perf_counter() - t0)
+                            None, when)
     warnings = []
     if kind == "predictions":
-        problem = batches.stored_duplicates(con, info, check)
-        if problem:
-            raise BatchRejectedError(batches.rejection_message(name, [problem]), source=name,
-                                     problems=[problem.kind])
+        problem = batches.stored_duplicates(con, facts, check)
     else:
-        same, problem = batches.label_conflicts(con, info, check)
-        if problem:
-            raise BatchRejectedError(batches.rejection_message(name, [problem]), source=name,
-                                     problems=[problem.kind])
+        same, problem = batches.label_conflicts(con, facts, check)
         if same:
             warnings.append(f"{same} label{'s were' if same > 1 else ' was'} already stored with the same value; "
                             "skipped")
-
+    if problem:
+        raise BatchRejectedError(batches.rejection_message(name, [problem]), source=name, problems=[problem.kind])
     batch_id = uuid.uuid4().hex[:16]
-    now = utcnow()
     if kind == "predictions":
-        written = vstore.insert_predictions(con, info, check.columns, batch_id)
+        sql, params = vstore.prediction_rows(info, check.columns, batch_id)
     else:
-        written = vstore.insert_labels(con, info, check.relation, batch_id, now, check.params)
+        sql, params = vstore.label_rows(check.relation, facts.log.labels, batch_id, utcnow(), check.params)
+    files = logs.write(con, store.logs, info, kind, sql, params, batch_id=batch_id)
+    return check, files, fingerprint, batch_id, warnings
+
+
+def _record(con, store: Store, info: ModelInfo, check, files, fingerprint: str, batch_id: str, warnings: list[str],
+            kind: str, name: str, actor: str, started, t0: float) -> IngestResult:
+    """In the metadata transaction: list the files, store the report, the batch, the run and the audit row."""
+    now = utcnow()
+    written = sum(f.rows for f in files)
+    logs.register(con, files)
+    logs.remove_orphans(con, store.logs, info.name)
     anomalies = check.anomalies
     warnings = [a.describe() for a in anomalies if a.severity != "info"] + \
                [f"note: {a.detail}" for a in anomalies if a.severity == "info"] + warnings
     status = batches.report_status(anomalies)
+    # The report is dated by the data it describes (the batch's time span), not by when it was checked.
+    spans = [t for f in files for t in (f.min_ts, f.max_ts) if t is not None]
     report_id = vstore.insert_report(
         con, model=info.name, batch_id=batch_id, source=name, at=now, rows=check.rows, status=status,
-        summary=batches.report_summary(status, check.rows, anomalies), skew=None, anomalies=anomalies)
+        summary=batches.report_summary(status, check.rows, anomalies), skew=None, anomalies=anomalies,
+        window_start=min(spans) if spans else None, window_end=max(spans) if spans else None)
     vstore.insert_batch(con, batch_id=batch_id, model=info.name, kind=kind, source=name, fingerprint=fingerprint,
                         rows=check.rows, rows_written=written, actor=actor, at=now)
     run_id = runstore.insert_run(con, model=info.name, kind="ingest", trigger="manual" if actor == "cli" else "api",
@@ -171,7 +190,7 @@ def _checked_write(con, info, table, kind, name, actor, started, t0, hashing) ->
     runstore.update_run(con, run_id, status="succeeded", progress=1.0,
                         message=f"ingested {written} {kind} from {name}",
                         statistics={"rows": check.rows, "rows_written": written, "anomalies": len(anomalies),
-                                    "batch_id": batch_id, "report_id": report_id},
+                                    "batch_id": batch_id, "report_id": report_id, "files": len(files)},
                         started_at=started, finished_at=finished, duration_s=duration)
     runstore.insert_audit(con, actor=actor, action=f"ingest_{kind}", model=info.name, run_id=run_id, at=finished,
                           reason=f"{written} {kind} from {name}",

@@ -68,7 +68,7 @@ from threadpoolctl import threadpool_limits
 
 from mlops_core.lifecycle import registry, training
 from mlops_core.demo import simulate
-from mlops_core.config import artifacts_dir, resolve_db_path
+from mlops_core.config import artifacts_dir, logs_dir, resolve_db_path
 from mlops_core.errors import AlreadyExistsError
 from mlops_core import clock as store_clock
 from mlops_core.data.schema import coerce_features
@@ -405,7 +405,7 @@ def _label_table(model: str, days: list[_Day], first_id: int, tl: _Timeline) -> 
 def _add_run(db, tl_clock: _SimClock, *, model, kind, trigger, actor, at: datetime, duration: float,
              status="succeeded", params=None, metrics=None, statistics=None, message=None, error=None,
              progress=1.0) -> str:
-    with connect(db) as con:
+    with connect(db, write=True) as con:
         tl_clock.now = at
         run_id = runstore.insert_run(con, model=model, kind=kind, trigger=trigger, actor=actor, status="running",
                                      params=params or {}, created_at=at)
@@ -418,7 +418,7 @@ def _add_run(db, tl_clock: _SimClock, *, model, kind, trigger, actor, at: dateti
 
 def _finish_registry_run(db, run_id: str, at: datetime, seconds: float, **fields) -> None:
     """Give a run created by the registry its simulated start and its measured duration."""
-    with connect(db) as con:
+    with connect(db, write=True) as con:
         finished = at + timedelta(seconds=seconds)
         runstore.update_run(con, run_id, started_at=at, finished_at=finished, duration_s=round(seconds, 3),
                             heartbeat_at=finished, **fields)
@@ -427,7 +427,7 @@ def _finish_registry_run(db, run_id: str, at: datetime, seconds: float, **fields
 # ----------------------------------------------------------------------------- build
 
 def _prepare_target_path(db: Path, force: bool) -> None:
-    if db.exists() or artifacts_dir(db).exists():
+    if db.exists() or artifacts_dir(db).exists() or logs_dir(db).exists():
         if not force:
             raise AlreadyExistsError(
                 f"A database already exists at {db}. Pass --force to replace it (its models, logs and artifacts "
@@ -441,9 +441,10 @@ def _prepare_target_path(db: Path, force: bool) -> None:
 
 def _remove_database(db: Path) -> None:
     """Delete the database file, its write-ahead log and its artifacts folder."""
-    for p in (db, Path(str(db) + ".wal")):
+    for p in (db, Path(str(db) + ".wal"), Path(str(db) + ".lock")):
         p.unlink(missing_ok=True)
     shutil.rmtree(artifacts_dir(db), ignore_errors=True)
+    shutil.rmtree(logs_dir(db), ignore_errors=True)
     forget_database(db)
 
 
@@ -519,8 +520,7 @@ def _run_monitoring(db: Path, end: datetime, days: int) -> str:
         alerts += len(result.alerts)
         windows += result.windows_computed
         start = datetime.combine((end - timedelta(days=days)).date(), datetime.min.time())
-        with store.connect() as con:
-            reports += len(validate_windows(con, info, start, end, window="day"))
+        reports += len(validate_windows(store, info, start, end, window="day"))
     return f"{windows} drift windows, {alerts} alerts, {reports} data-quality reports"
 
 
@@ -551,7 +551,7 @@ def _register(db: Path, sim: _SimClock, tl: _Timeline, seed: int, summary: DemoS
         _finish_registry_run(db, reg.run_id, at, elapsed)
         summary.timings[f"register {name}"] = elapsed
         server = _Server(name, task)
-        with connect(db) as con:
+        with connect(db, write=True) as con:
             server.info = mstore.get_model(con, name)
             v1 = mstore.get_version(con, name, 1)
         server.pipelines[1] = registry.load_version(Store(db), v1)
@@ -615,7 +615,6 @@ def _build(db: Path, tl: _Timeline, daily: int, seed: int, sim: _SimClock, summa
     # connection closes, and a new instance created while another thread connects may
     # lack the Python table functions that read Arrow.
     keeper = ExitStack()
-    keeper.enter_context(connect(db))
 
     def wait():
         if pending is not None:
@@ -696,10 +695,10 @@ def _write_chunk(db: Path, server: _Server, chunk: list[_Day], first_id: int, sc
     timings["arrow (background)"] = timings.get("arrow (background)", 0.0) + time.perf_counter() - t
     t = time.perf_counter()
     info = server.info
-    with connect(db) as con, transaction(con):
-        pstore.append_predictions(con, info, log)
-        if labels.num_rows:
-            pstore.append_labels(con, info, labels)
+    pstore.append(Store(db), info, "predictions", log)
+    if labels.num_rows:
+        pstore.append(Store(db), info, "labels", labels)
+    with connect(db, write=True) as con, transaction(con):
         for d in chunk:
             if len(d.ts):
                 day_start = tl.at(d.day)
@@ -714,7 +713,7 @@ def _write_chunk(db: Path, server: _Server, chunk: list[_Day], first_id: int, sc
 
 def _write_label_batches(db: Path, label_batches: dict, tl: _Timeline) -> None:
     """One ``ingest_batches`` row per model and label arrival day (labels of many days arrive together)."""
-    with connect(db) as con, transaction(con):
+    with connect(db, write=True) as con, transaction(con):
         for (model, batch_id), n in sorted(label_batches.items()):
             day = datetime.strptime(batch_id.rsplit("-", 1)[1], "%Y%m%d")
             vstore.insert_batch(
@@ -759,7 +758,7 @@ def _add_runs(db: Path, sim: _SimClock, specs: list[dict]) -> list[str]:
     ids = []
     if not specs:
         return ids
-    with connect(db) as con, transaction(con):
+    with connect(db, write=True) as con, transaction(con):
         for spec in specs:
             spec = dict(spec)
             at, duration = spec.pop("at"), spec.pop("duration")
@@ -887,7 +886,7 @@ def _retrain_v2(db, sim, tl, server, kept, seed, summary) -> None:
     if not gate["passed"]:  # a small demo where fresh data did not help: v1 keeps serving
         return
     sim.now = ab_start
-    with connect(db) as con, transaction(con):
+    with connect(db, write=True) as con, transaction(con):
         mstore.move_alias(con, CREDIT, reg.version, alias="challenger", actor="maria.schmidt", action="ab_start",
                           reason=f"A/B test: {CHALLENGER_SHARE:.0%} of traffic to v{reg.version}", at=ab_start)
         runstore.insert_audit(con, actor="maria.schmidt", action="ab_start", model=CREDIT, from_version=1,
@@ -902,9 +901,9 @@ def _retrain_v2(db, sim, tl, server, kept, seed, summary) -> None:
                                        at=promote_at, duration=0.4, params={"version": reg.version, "from_version": 1},
                                        message=f"promoted v{reg.version}")])
     sim.now = promote_at
-    with connect(db) as con, transaction(con):
+    with connect(db, write=True) as con, transaction(con):
         mstore.end_alias(con, CREDIT, "challenger", at=promote_at)
-    with connect(db) as con:
+    with connect(db, write=True) as con:
         registry.promote(con, CREDIT, reg.version, actor="maria.schmidt", reason=reason, run_id=run_id, at=promote_at)
 
 

@@ -24,11 +24,10 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-import duckdb
-
 from mlops_core.entities import ModelInfo, Promotion
 from mlops_core.errors import InvalidInputError
 from mlops_core.lifecycle import registry
+from mlops_core.store import Store, logs
 from mlops_core.store import models as mstore
 from mlops_core.store import training_data as tdstore
 
@@ -89,7 +88,7 @@ def welch_from_sums(n_a: int, s_a: float, ss_a: float, n_b: int, s_b: float, ss_
     return float(res.statistic), float(res.pvalue), m_a, m_b
 
 
-def evaluate(con: duckdb.DuckDBPyConnection, info: ModelInfo, challenger, *, champion=None, by: str = "version",
+def evaluate(store: Store, info: ModelInfo, challenger, *, champion=None, by: str = "version",
              start: datetime | None = None, end: datetime | None = None, alpha: float = DEFAULT_ALPHA,
              min_samples: int = DEFAULT_MIN_SAMPLES) -> ABTestResult:
     """Compare ``challenger`` with ``champion`` (default: the production version) on labelled traffic.
@@ -101,18 +100,21 @@ def evaluate(con: duckdb.DuckDBPyConnection, info: ModelInfo, challenger, *, cha
     model = info.name
     if by not in ("version", "variant"):
         raise InvalidInputError(f"Arms are split by 'version' or 'variant', not {by!r}.")
-    if champion is None:
-        if by == "variant":
-            raise InvalidInputError("With by='variant' name the champion's variant too.")
-        champion = mstore.current_alias(con, model)
+    with store.connect() as con:
         if champion is None:
-            raise InvalidInputError(f"{model!r} has no production version to act as champion.")
-    if by == "version":
-        champion, challenger = int(champion), int(challenger)
-        mstore.get_version(con, model, challenger)
-    if champion == challenger:
-        raise InvalidInputError(f"The challenger {challenger} is the champion; pick another arm.")
-    counts = tdstore.arm_outcomes(con, info, [champion, challenger], start, end, by=by)
+            if by == "variant":
+                raise InvalidInputError("With by='variant' name the champion's variant too.")
+            champion = mstore.current_alias(con, model)
+            if champion is None:
+                raise InvalidInputError(f"{model!r} has no production version to act as champion.")
+        if by == "version":
+            champion, challenger = int(champion), int(challenger)
+            mstore.get_version(con, model, challenger)
+        if champion == challenger:
+            raise InvalidInputError(f"The challenger {challenger} is the champion; pick another arm.")
+        log = logs.view(con, store.logs, info, start, end)
+    with store.engine() as con:
+        counts = tdstore.arm_outcomes(con, log, [champion, challenger], start, end, by=by)
     rows = {r["arm"]: r for r in counts.to_dict(orient="records")}
     a = rows.get(champion, {"n": 0})
     b = rows.get(challenger, {"n": 0})
@@ -161,15 +163,16 @@ def evaluate(con: duckdb.DuckDBPyConnection, info: ModelInfo, challenger, *, cha
                         significant, wins, msg)
 
 
-def promote_if_better(con: duckdb.DuckDBPyConnection, info: ModelInfo, challenger: int, *, actor: str,
+def promote_if_better(store: Store, info: ModelInfo, challenger: int, *, actor: str,
                       alpha: float = DEFAULT_ALPHA, min_samples: int = DEFAULT_MIN_SAMPLES, start=None,
                       end=None) -> tuple[ABTestResult, Promotion | None]:
     """Run the A/B test of version ``challenger`` against production and promote it when it wins.
 
     Returns (ABTestResult, the promotion or None). The promotion's audit reason carries the test's message.
     """
-    result = evaluate(con, info, challenger, alpha=alpha, min_samples=min_samples, start=start, end=end)
+    result = evaluate(store, info, challenger, alpha=alpha, min_samples=min_samples, start=start, end=end)
     if not result.challenger_wins:
         return result, None
-    return result, registry.promote(con, info.name, challenger, actor=actor, reason=f"A/B test: {result.message}",
-                                    action="ab_promote")
+    with store.connect(write=True) as con:
+        return result, registry.promote(con, info.name, challenger, actor=actor,
+                                        reason=f"A/B test: {result.message}", action="ab_promote")

@@ -102,7 +102,7 @@ def evaluate(store: Store, info: ModelInfo, *, now: datetime | None = None, drif
     if policy.metric_threshold is not None and mv is not None and metric.worse_than(mv, policy.metric_threshold):
         word = "above" if metric.lower_is_better else "below"
         triggers.append(f"{metric.name} {mv:.4f} is {word} {policy.metric_threshold:g}")
-    with store.connect() as con:
+    with store.connect(write=policy.mode == "manual") as con:
         if policy.every_days is not None:
             last = jobstore.last_run_time(con, model, "retrain", statuses=("succeeded",))
             if last is None:

@@ -62,7 +62,7 @@ def start_retrain(store: Store, info: ModelInfo, *, actor: str, trigger: str = "
     model = info.name
     _reap_children()
     with _start_lock:
-        with store.connect() as con:
+        with store.connect(write=True) as con:
             jobstore.reap_dead_runs(con, model)
             with transaction(con):
                 active = [r for r in jobstore.active_runs(con, model) if not jobstore.is_dead(r)]
@@ -99,7 +99,7 @@ def _spawn(store: Store, run_id: str) -> None:
             jobstore.mark_failed(con, runstore.get_run(con, run_id), f"Could not start the retrain process: {exc}")
         raise MlopsError(f"Could not start the retrain process: {exc}", run_id=run_id) from exc
     _children.append(proc)
-    with store.connect() as con:
+    with store.connect(write=True) as con:
         # The job's own process owns the run from now on (liveness is judged by this pid).
         jobstore.hand_over(con, run_id, proc.pid)
 
@@ -108,7 +108,8 @@ def get_run(store: Store, run_id: str) -> RunInfo:
     """Return the run ``run_id`` (progress, message, status, metrics, statistics, error). Raises NotFoundError."""
     with store.connect() as con:
         run = runstore.get_run(con, run_id)
-        if jobstore.is_dead(run):
+    if jobstore.is_dead(run):
+        with store.connect(write=True) as con:
             jobstore.reap_dead_runs(con, run.model)
             run = runstore.get_run(con, run_id)
     return run
@@ -118,7 +119,8 @@ def active_run(store: Store, model: str) -> RunInfo | None:
     """The queued or running retrain of ``model``, or None (dead jobs are marked failed first)."""
     with store.connect() as con:
         runs = jobstore.active_runs(con, model)
-        if any(jobstore.is_dead(r) for r in runs):
+    if any(jobstore.is_dead(r) for r in runs):
+        with store.connect(write=True) as con:
             jobstore.reap_dead_runs(con, model)
             runs = jobstore.active_runs(con, model)
     return runs[0] if runs else None

@@ -23,7 +23,7 @@ from mlops_core.entities import PREDICTION, SCORE, TARGET, FeatureReference, Mod
 from mlops_core.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
 from mlops_core.lifecycle import artifacts, training
 from mlops_core.monitoring import performance
-from mlops_core.store import Store, transaction, utcnow
+from mlops_core.store import Store, logs, transaction, utcnow
 from mlops_core.store import models as mstore
 from mlops_core.store import references as rstore
 from mlops_core.store import runs as runstore
@@ -456,17 +456,19 @@ def compare(store: Store, info: ModelInfo, versions, *, window_days: float = COM
         raise InvalidInputError("Give at least two different versions to compare, e.g. --versions 2,3.")
     end = end or utcnow()
     errors: dict[str, str] = {}
+    upper = end + timedelta(microseconds=1)
     with store.connect() as con:
         vinfo = [mstore.get_version(con, info.name, v) for v in versions]
-        upper = end + timedelta(microseconds=1)
-        count = tdstore.labelled_count(con, info, end - timedelta(days=window_days), upper)
+        log = logs.view(con, store.logs, info)
+    with store.engine() as con:
+        count = tdstore.labelled_count(con, log, end - timedelta(days=window_days), upper)
         if count:
             limit = min(COMPARE_MAX_ROWS, max(1, int(round(count * training.HOLDOUT_FRACTION))))
-            frame = tdstore.labelled_rows(con, info, end - timedelta(days=window_days), upper, limit=limit)
+            frame = tdstore.labelled_rows(con, log, end - timedelta(days=window_days), upper, limit=limit)
         else:
-            frame = tdstore.labelled_rows(con, info, None, upper, limit=2000)
+            frame = tdstore.labelled_rows(con, log, None, upper, limit=2000)
         try:
-            windows = performance.over_time(con, info, versions=versions)
+            windows = performance.over_time(con, log, versions=versions)
         except duckdb.Error as exc:  # windowed metrics are context here: report, do not fail the comparison
             windows = pd.DataFrame()
             errors["windows"] = str(exc)

@@ -40,7 +40,6 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
@@ -49,17 +48,18 @@ import pyarrow as pa
 
 from mlops_core.data.reference import summarise_arrow
 from mlops_core.data.schema import coerce_features
-from mlops_core.entities import Anomaly, ModelInfo, RunInfo, jsonable
+from mlops_core.entities import Anomaly, ModelInfo, RunInfo, VersionInfo, jsonable
 from mlops_core.errors import ConflictError, InvalidInputError, MlopsError
 from mlops_core.lifecycle import artifacts, registry, training
 from mlops_core.lifecycle import gate as gatemod
-from mlops_core.lifecycle.policies import policy_of
+from mlops_core.lifecycle.policies import Policy, policy_of
 from mlops_core.monitoring import validation
-from mlops_core.store import Store, transaction, utcnow
+from mlops_core.store import Store, logs, utcnow
 from mlops_core.store import jobs as jobstore
 from mlops_core.store import models as mstore
 from mlops_core.store import runs as runstore
 from mlops_core.store import training_data as tdstore
+from mlops_core.store.logs import LogView
 
 DEFAULT_WINDOW_DAYS = 30
 DEFAULT_MIN_ROWS = 200
@@ -195,7 +195,7 @@ class _RunWriter(threading.Thread):
                 update, self.pending = self.pending, None
                 self.writing.acquire()  # under the condition: halt() cannot slip in between
             try:
-                with self.store.connect() as con:
+                with self.store.connect(write=True) as con:
                     if update:
                         runstore.update_run(con, self.run_id, **update)
                     else:
@@ -301,35 +301,60 @@ def execute(store: Store, run_id: str) -> RetrainOutcome:
             gc.enable()
 
 
+@dataclass
+class _Context:
+    """What the job reads from the metadata when it starts (one short visit)."""
+
+    run: RunInfo
+    started: datetime
+    params: RetrainParams
+    start: datetime
+    end: datetime
+    info: ModelInfo
+    champion: VersionInfo | None
+    policy: Policy
+    log: LogView
+
+
 def _run_job(store: Store, run_id: str) -> RetrainOutcome:
-    with ExitStack() as visit:  # the first visit: start the run, then (in _execute) gather what the job needs
-        con = visit.enter_context(store.connect())
-        with transaction(con):
-            run = runstore.get_run(con, run_id)
-            if run.status != "queued":
-                raise ConflictError(f"Run {run_id} is {run.status}, not queued; it cannot be started again.",
-                                    run_id=run_id)
-            started = utcnow()
-            runstore.update_run(con, run_id, status="running", started_at=started, pid=os.getpid(),
-                                host=socket.gethostname(), progress=0.05, message="gathering the labelled rows")
-        writer = _RunWriter(store, run_id)
-        writer.start()
+    with store.transaction() as con:  # the first visit: start the run and read what the job needs
+        run = runstore.get_run(con, run_id)
+        if run.status != "queued":
+            raise ConflictError(f"Run {run_id} is {run.status}, not queued; it cannot be started again.",
+                                run_id=run_id)
+        started = utcnow()
+        runstore.update_run(con, run_id, status="running", started_at=started, pid=os.getpid(),
+                            host=socket.gethostname(), progress=0.05, message="gathering the labelled rows")
+    writer = _RunWriter(store, run_id)
+    writer.start()
+    try:
+        with store.connect() as con:
+            ctx = _context(con, store, run, started)
+        return _execute(store, ctx, writer)
+    except BaseException as exc:
+        writer.halt()
+        message = str(exc) if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            message = "The retrain was interrupted (the process was asked to stop); nothing was registered."
         try:
-            return _execute(store, run, started, con, visit, writer)
-        except BaseException as exc:
-            writer.halt()
-            visit.close()
-            message = str(exc) if isinstance(exc, MlopsError) else f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                message = "The retrain was interrupted (the process was asked to stop); nothing was registered."
-            try:
-                with store.transaction() as con:
-                    jobstore.mark_failed(con, runstore.get_run(con, run_id), message, actor=run.actor)
-            except Exception:  # the reaper will mark it failed the next time the database is opened
-                pass
-            raise
-        finally:
-            writer.halt()
+            with store.transaction() as con:
+                jobstore.mark_failed(con, runstore.get_run(con, run_id), message, actor=run.actor)
+        except Exception:  # the reaper will mark it failed the next time the database is opened
+            pass
+        raise
+    finally:
+        writer.halt()
+
+
+def _context(con, store: Store, run: RunInfo, started: datetime) -> _Context:
+    params = RetrainParams.from_dict(run.params)
+    end = params.end or utcnow()
+    start = end - timedelta(days=params.window_days)
+    info = mstore.get_model(con, run.model)
+    champion_version = mstore.current_alias(con, info.name)
+    champion = mstore.get_version(con, info.name, champion_version) if champion_version is not None else None
+    return _Context(run, started, params, start, end, info, champion, policy_of(con, info.name),
+                    logs.view(con, store.logs, info, start, end + timedelta(microseconds=1)))
 
 
 @dataclass
@@ -344,51 +369,45 @@ class _Window:
     anomalies: list[Anomaly]
 
 
-def _gather(con, info: ModelInfo, params: RetrainParams, start: datetime, end: datetime,
-            visit: ExitStack) -> _Window:
-    """Read and validate the window on the open visit ``con``. The SQL validation runs in DuckDB (which releases
-    the GIL) while this thread prepares the frame; the visit's ExitStack waits for it before the connection closes."""
-    table = tdstore.labelled_table(con, info, start, end + timedelta(microseconds=1), with_ids=False)
-    pool = visit.enter_context(ThreadPoolExecutor(max_workers=1))
-    checking = (pool.submit(_window_validation, con, info, table.select(info.feature_names))
-                if table.num_rows >= params.min_rows else None)
-    frame = table.to_pandas()
-    y = None
-    if len(frame) >= params.min_rows:
-        try:
-            y_all = training.prepare_target(frame["label"], info.task, info.target)
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"The labels of the window cannot be used: {exc}") from exc
-        if len(y_all) < len(frame):
-            frame = frame.loc[y_all.index].reset_index(drop=True)
-            table = None  # no longer the same rows as the frame
-        y = y_all.reset_index(drop=True)
-    anomalies = validate_training_frame(frame, info, y, params, (start, end))
-    _abort_on_critical(anomalies)
-    X = coerce_features(frame[info.feature_names], info.features)
-    cut = len(training.time_split(X)[0])
-    anomalies += checking.result() if checking is not None else []
+def _gather(con, ctx: _Context) -> _Window:
+    """Read and validate the window on the log engine ``con``. The SQL validation runs in DuckDB (which releases
+    the GIL) on a cursor of its own while this thread prepares the frame."""
+    info, params, start, end = ctx.info, ctx.params, ctx.start, ctx.end
+    table = tdstore.labelled_table(con, ctx.log, start, end + timedelta(microseconds=1), with_ids=False)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checking = (pool.submit(_window_validation, con, info, table.select(info.feature_names))
+                    if table.num_rows >= params.min_rows else None)
+        frame = table.to_pandas()
+        y = None
+        if len(frame) >= params.min_rows:
+            try:
+                y_all = training.prepare_target(frame["label"], info.task, info.target)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"The labels of the window cannot be used: {exc}") from exc
+            if len(y_all) < len(frame):
+                frame = frame.loc[y_all.index].reset_index(drop=True)
+                table = None  # no longer the same rows as the frame
+            y = y_all.reset_index(drop=True)
+        anomalies = validate_training_frame(frame, info, y, params, (start, end))
+        _abort_on_critical(anomalies)
+        X = coerce_features(frame[info.feature_names], info.features)
+        cut = len(training.time_split(X)[0])
+        anomalies += checking.result() if checking is not None else []
     _abort_on_critical(anomalies)
     return _Window(frame, X, y, cut, table, anomalies)
 
 
-def _execute(store: Store, run: RunInfo, started: datetime, con, visit: ExitStack,
-             writer: _RunWriter) -> RetrainOutcome:
-    """The job's steps. ``con`` is the open first visit; ``visit.close()`` ends it before the fit. ``writer``
-    reports progress while the database is not held."""
+def _execute(store: Store, ctx: _Context, writer: _RunWriter) -> RetrainOutcome:
+    """The job's steps: gather and validate the window on the log engine, fit, evaluate, gate, and register in one
+    short transaction. ``writer`` reports progress; the database is held only by its short writes."""
     timings = {}
     t0 = time.perf_counter()
-    params = RetrainParams.from_dict(run.params)
-    end = params.end or utcnow()
-    start = end - timedelta(days=params.window_days)
-    # One short visit: model, champion, policy, the window's rows, the validation of their features (in SQL, where
-    # the rows are) and the preparation of the fit. The database is free again before the fit starts.
-    info = mstore.get_model(con, run.model)
-    champion_version = mstore.current_alias(con, info.name)
-    champion_info = mstore.get_version(con, info.name, champion_version) if champion_version is not None else None
-    policy = policy_of(con, info.name)
+    run, started, params, start, end, info = ctx.run, ctx.started, ctx.params, ctx.start, ctx.end, ctx.info
+    champion_info, policy = ctx.champion, ctx.policy
+    champion_version = champion_info.version if champion_info is not None else None
     t = time.perf_counter()
-    w = _gather(con, info, params, start, end, visit)
+    with store.engine() as con:
+        w = _gather(con, ctx)
     timings["gather_validate_s"] = time.perf_counter() - t
     X_tr, X_ho = w.X.iloc[:w.cut], w.X.iloc[w.cut:]
     y_tr, y_ho = w.y.iloc[:w.cut], w.y.iloc[w.cut:]
@@ -406,10 +425,8 @@ def _execute(store: Store, run: RunInfo, started: datetime, con, visit: ExitStac
         basis = "the default pipeline (no champion)"
     training.set_estimator_params(pipeline, params.hyperparameters)
     algorithm, hp = training.describe(pipeline)
-    with writer.writing:  # no heartbeat may race this update
-        runstore.update_run(con, run.id, progress=0.25, message=f"validated {len(w.frame):,} labelled rows; training "
-                                                              f"{algorithm} on {len(X_tr):,} rows with {basis}")
-    visit.close()  # the database is free again: nothing below holds it until registration
+    writer.post(0.25, f"validated {len(w.frame):,} labelled rows; training {algorithm} on {len(X_tr):,} rows "
+                      f"with {basis}")
     timings["prepare_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

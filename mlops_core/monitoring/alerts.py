@@ -33,8 +33,9 @@ from mlops_core.entities import PSEUDO_FEATURES, ModelInfo
 from mlops_core.errors import InvalidInputError
 from mlops_core.monitoring import drift as driftmod
 from mlops_core.monitoring import performance as perf
-from mlops_core.store import Store, transaction
+from mlops_core.store import Store, logs, transaction
 from mlops_core.store import alerts as astore
+from mlops_core.store import drift as dstore
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
 from mlops_core.store import runs as runstore
@@ -248,45 +249,47 @@ def run_monitoring(store: Store, info: ModelInfo, *, now: datetime | None = None
     t0 = time.perf_counter()
     check_window(window)
     now = now or utcnow()
-    with store.connect() as con:
-        with transaction(con):
-            run_id = runstore.insert_run(con, model=info.name, kind="monitor", trigger=trigger, actor=actor,
-                                         status="running", params={"window": window, "now": now.isoformat()},
-                                         created_at=now)
-        try:
-            result = _monitor(con, info, run_id, now, window, lookback)
-        except Exception as exc:
-            with transaction(con):
-                runstore.update_run(con, run_id, status="failed", error=str(exc),
-                                    finished_at=now + timedelta(seconds=time.perf_counter() - t0),
-                                    duration_s=time.perf_counter() - t0, message="monitoring failed")
-            raise
-        result.seconds = time.perf_counter() - t0
-        with transaction(con):
-            runstore.update_run(
-                con, run_id, status="succeeded", progress=1.0, finished_at=now + timedelta(seconds=result.seconds),
-                duration_s=result.seconds,
-                message=f"{len(result.alerts)} new alert(s); drift share {_fmt(result.drift_share)}; "
-                        f"{result.headline_metric} {_fmt(result.headline_value)}",
-                metrics={"drift_share": result.drift_share, result.headline_metric or "metric": result.headline_value},
-                statistics={"windows_computed": result.windows_computed, "alerts": len(result.alerts),
-                            "drifted_features": result.drifted_features})
+    with store.transaction() as con:
+        run_id = runstore.insert_run(con, model=info.name, kind="monitor", trigger=trigger, actor=actor,
+                                     status="running", params={"window": window, "now": now.isoformat()},
+                                     created_at=now)
+    try:
+        result = _monitor(store, info, run_id, now, window, lookback)
+    except Exception as exc:
+        with store.transaction() as con:
+            runstore.update_run(con, run_id, status="failed", error=str(exc),
+                                finished_at=now + timedelta(seconds=time.perf_counter() - t0),
+                                duration_s=time.perf_counter() - t0, message="monitoring failed")
+        raise
+    result.seconds = time.perf_counter() - t0
+    with store.transaction() as con:
+        runstore.update_run(
+            con, run_id, status="succeeded", progress=1.0, finished_at=now + timedelta(seconds=result.seconds),
+            duration_s=result.seconds,
+            message=f"{len(result.alerts)} new alert(s); drift share {_fmt(result.drift_share)}; "
+                    f"{result.headline_metric} {_fmt(result.headline_value)}",
+            metrics={"drift_share": result.drift_share, result.headline_metric or "metric": result.headline_value},
+            statistics={"windows_computed": result.windows_computed, "alerts": len(result.alerts),
+                        "drifted_features": result.drifted_features})
     return result
 
 
-def _monitor(con, info: ModelInfo, run_id: str, now: datetime, window: str, lookback: int | None) -> MonitoringResult:
+def _monitor(store: Store, info: ModelInfo, run_id: str, now: datetime, window: str,
+             lookback: int | None) -> MonitoringResult:
     model = info.name
     length = WINDOW_LENGTH[window]
-    ref_id = driftmod.default_reference_id(con, model)
-    last_stored = driftmod.dstore.last_window(con, model, ref_id, window)
-    first_ts, _ = pstore.log_time_range(con, info)
+    with store.connect() as con:
+        ref_id = driftmod.default_reference_id(con, model)
+        last_stored = dstore.last_window(con, model, ref_id, window)
+        first_ts, _ = pstore.log_time_range(con, info)
     result = MonitoringResult(model=model, run_id=run_id, window=window, windows_computed=0,
                               headline_metric=metrics.headline(info.task))
     n_back = lookback if lookback is not None else RECOMPUTE_WINDOWS[window]
     start = None if last_stored is None and lookback is None else now - n_back * length
     drift_df = pd.DataFrame()
     if first_ts is not None:
-        drift_df = driftmod.over_time(con, info, window=window, start=start, end=now, reference_id=ref_id, store=True)
+        drift_df = driftmod.over_time(store, info, window=window, start=start, end=now, reference_id=ref_id,
+                                      store_results=True)
         result.windows_computed = int(drift_df["window_start"].nunique()) if len(drift_df) else 0
     share = driftmod.share(drift_df)
     finished = _finished_windows(set(drift_df["window_start"]) if len(drift_df) else set(), window, now)
@@ -299,7 +302,10 @@ def _monitor(con, info: ModelInfo, run_id: str, now: datetime, window: str, look
         result.drifted_features = sorted(part.loc[~part["feature"].isin(PSEUDO_FEATURES), "feature"].unique())
 
     perf_start = now - n_back * length if start is not None else None
-    perf_df = perf.over_time(con, info, window=window, start=perf_start, end=now)
+    with store.connect() as con:
+        log = logs.view(con, store.logs, info, perf_start, now)
+    with store.engine() as con:
+        perf_df = perf.over_time(con, log, window=window, start=perf_start, end=now)
     perf_done = perf_df[perf_df["window_start"].isin(_finished_windows(set(perf_df["window_start"]), window, now))] \
         if len(perf_df) else perf_df
     labelled = perf_done[perf_done["n_labelled"] >= DEFAULT_MIN_LABELS] if len(perf_done) else perf_done
@@ -311,7 +317,7 @@ def _monitor(con, info: ModelInfo, run_id: str, now: datetime, window: str, look
         result.metrics = {m: (float(top[m]) if pd.notna(top[m]) else None)
                           for m in metrics.names(info.task, info.binary) if m in top}
 
-    with transaction(con):
+    with store.transaction() as con:
         rules = astore.list_rules(con, model)
         if rules.empty:
             for r in default_rules(con, info):

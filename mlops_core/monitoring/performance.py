@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_core import metrics
-from mlops_core.entities import ModelInfo
+from mlops_core.store.logs import LogView
 from mlops_core.store import performance as perfstore
 from mlops_core.store import predictions as pstore
 from mlops_core.store.conditions import check_window
@@ -167,7 +167,7 @@ def _regression_frame(sums: pd.DataFrame) -> pd.DataFrame:
     return out[BASE_COLUMNS + REGRESSION_METRICS + TAIL_COLUMNS]
 
 
-def over_time(con: duckdb.DuckDBPyConnection, info: ModelInfo, *, window: str = "day", start: datetime | None = None,
+def over_time(con: duckdb.DuckDBPyConnection, log: LogView, *, window: str = "day", start: datetime | None = None,
               end: datetime | None = None, versions=None, auc: bool = True) -> pd.DataFrame:
     """Metrics per (window_start, version), oldest first.
 
@@ -175,22 +175,24 @@ def over_time(con: duckdb.DuckDBPyConnection, info: ModelInfo, *, window: str = 
     (classification: accuracy, precision, recall, f1, roc_auc, log_loss, positive_rate;
     regression: mae, rmse, r2, mape), metric (the headline's name), ci_low, ci_high.
     Metrics are NaN in windows without labels. ``auc=False`` skips the exact ROC AUC (the
-    only part that sorts scores). Raises InvalidInputError (window).
+    only part that sorts scores). ``con``: the log engine; ``log``: the files to read. Raises InvalidInputError
+    (window).
     """
     check_window(window)
+    info = log.info
     if info.task == "classification":
         if info.positive_class is not None:
             source = None
             if auc:  # both aggregations read one materialised join instead of joining twice
-                source = perfstore.materialise_joined(con, info, window, start, end, versions)
-            sums = perfstore.binary_sums(con, info, window, start, end, versions, source=source)
-            aucs = perfstore.auc_by_window(con, info, window, start, end, versions, source=source) if auc else None
+                source = perfstore.materialise_joined(con, log, window, start, end, versions)
+            sums = perfstore.binary_sums(con, log, window, start, end, versions, source=source)
+            aucs = perfstore.auc_by_window(con, log, window, start, end, versions, source=source) if auc else None
             out = _binary_frame(sums, aucs)
         else:
-            counts = perfstore.classification_counts(con, info, window, start, end, versions)
+            counts = perfstore.classification_counts(con, log, window, start, end, versions)
             out = _classification_frame(counts)
     else:
-        out = _regression_frame(perfstore.regression_sums(con, info, window, start, end, versions))
+        out = _regression_frame(perfstore.regression_sums(con, log, window, start, end, versions))
     if len(out):
         out["window_start"] = pd.to_datetime(out["window_start"])
         out["version"] = out["version"].astype("int64")
@@ -199,33 +201,33 @@ def over_time(con: duckdb.DuckDBPyConnection, info: ModelInfo, *, window: str = 
     return out.sort_values(["window_start", "version"]).reset_index(drop=True)
 
 
-def confusion(con: duckdb.DuckDBPyConnection, info: ModelInfo, *, start: datetime | None = None,
+def confusion(con: duckdb.DuckDBPyConnection, log: LogView, *, start: datetime | None = None,
               end: datetime | None = None, version: int | None = None) -> pd.DataFrame:
     """Labelled predictions counted by (actual, predicted): columns actual, predicted, count."""
-    return perfstore.confusion(con, info, start, end, version)
+    return perfstore.confusion(con, log, start, end, version)
 
 
-def residuals(con: duckdb.DuckDBPyConnection, info: ModelInfo, *, start: datetime | None = None,
+def residuals(con: duckdb.DuckDBPyConnection, log: LogView, *, start: datetime | None = None,
               end: datetime | None = None, version: int | None = None, limit: int = 5000) -> pd.DataFrame:
     """The newest ``limit`` labelled predictions of a regression model: prediction, label, residual (label - prediction).
 
     Empty for classification models.
     """
-    if info.task != "regression":
+    if log.info.task != "regression":
         return pd.DataFrame(columns=["prediction", "label", "residual"])
-    return perfstore.residuals(con, info, start, end, version, limit)
+    return perfstore.residuals(con, log, start, end, version, limit)
 
 
-def _pooled(con, info: ModelInfo, start, end) -> tuple[float | None, int, int]:
+def _pooled(con, log: LogView, start, end) -> tuple[float | None, int, int]:
     """The headline metric over [start, end) pooled across versions: (value, predictions, labelled)."""
-    n, n_lab = pstore.traffic(con, info, start, end)
+    n, n_lab = pstore.traffic(con, log, start, end)
     if n_lab == 0:
         return None, n, n_lab
-    if info.task == "classification":
-        c = perfstore.confusion(con, info, start, end)
+    if log.info.task == "classification":
+        c = perfstore.confusion(con, log, start, end)
         value = float(c.loc[c["actual"] == c["predicted"], "count"].sum() / c["count"].sum()) if len(c) else None
     else:
-        s = perfstore.regression_sums(con, info, "day", start, end)
+        s = perfstore.regression_sums(con, log, "day", start, end)
         value = math.sqrt(float(s["sum_sq"].sum()) / float(s["n_labelled"].sum())) if s["n_labelled"].sum() else None
     return value, n, n_lab
 
@@ -247,13 +249,19 @@ class Summary:
     end: datetime
 
 
-def summary(con: duckdb.DuckDBPyConnection, info: ModelInfo, *, days: int = 7, now: datetime) -> Summary:
+def summary_window(days: int, now: datetime) -> tuple[datetime, datetime]:
+    """[start, end) of ``summary``'s two periods together: the ``2 * days`` up to ``now`` inclusive."""
+    end = now + timedelta(microseconds=1)  # a prediction logged at ``now`` belongs to the last period
+    return end - timedelta(days=2 * days), end
+
+
+def summary(con: duckdb.DuckDBPyConnection, log: LogView, *, days: int = 7, now: datetime) -> Summary:
     """The headline metric over the ``days`` up to ``now`` against the ``days`` before."""
     end = now + timedelta(microseconds=1)  # a prediction logged at ``now`` belongs to the last period
     start = end - timedelta(days=days)
-    name = metrics.headline(info.task)
-    value, n, n_lab = _pooled(con, info, start, end)
-    previous, n_prev, _ = _pooled(con, info, start - timedelta(days=days), start)
+    name = metrics.headline(log.info.task)
+    value, n, n_lab = _pooled(con, log, start, end)
+    previous, n_prev, _ = _pooled(con, log, start - timedelta(days=days), start)
     delta = value - previous if value is not None and previous is not None else None
     return Summary(name, value, previous, delta, metrics.get(name).lower_is_better, n, n_prev, n_lab,
                    (n_lab / n) if n else None, start, end)

@@ -1,22 +1,32 @@
-"""Opening the DuckDB file: short-lived connections, retry on a foreign lock, migrations.
+"""Opening the metadata database: short visits, readers in parallel, writers first, migrations; the log engine.
 
-DuckDB lets one process at a time hold a database file for writing. The dashboard,
-a cron ingest and a background retrain all use the same file, so every operation
-opens a connection, does its work and closes it (``connect()`` is a context manager);
-nothing holds the file while it trains a model or renders a page. When another
-process holds the file, we retry with backoff for ``MLOPS_LOCK_TIMEOUT`` seconds
-(default 30) and then raise ``DatabaseBusyError``.
+DuckDB lets many processes open a database file read-only at once, but a process that
+opens it for writing excludes every other. So every operation opens the file for the
+length of one visit (``connect()`` is a context manager) and in the mode it needs:
+read-only for reads (many processes at once), read-write for writes (one at a time).
+Writes are short (the big data, the prediction logs, live in Parquet files outside this
+file, see ``logs``), so a reader waits for milliseconds, not for an ingest.
 
-Inside one process all connections come from one in-memory DuckDB instance, built once:
-a database file is ATTACHed to it (taking the file's lock) when the first ``connect()``
-block of the process opens it, and DETACHed (checkpointed, lock released) when the last
-one closes. Threads (Streamlit sessions, a job's threads) share the attachment, so they
-do not lock each other out. Building an instance costs DuckDB about 13 ms (it registers
-its built-in functions); attaching a file to the built one costs about 1 ms, so the short
-visits stay cheap.
+Fair turns between processes: a lock file beside the database (``<name>.duckdb.lock``)
+holds two POSIX record locks, a *gate* and the *room*. A writer takes the gate, then the
+room exclusively, then lets go of the gate; a reader passes the gate (taking and
+releasing it), then takes the room shared. A waiting writer thus holds the gate, new
+readers queue behind it, and the writer gets in as soon as the readers already inside
+leave: readers cannot starve a writer. Anyone who waits longer than
+``MLOPS_LOCK_TIMEOUT`` seconds (default 30) gets ``DatabaseBusyError``.
+
+Inside one process all visits share one in-memory DuckDB instance, built once: the file
+is ATTACHed to it (read-only or read-write) when the first visit opens it and DETACHed
+(checkpointed, locks released) when the last one closes; a visit that needs to write
+while the file is attached read-only waits for the readers of this process to leave,
+then reattaches it read-write. Threads (Streamlit sessions, a job's threads) share the
+attachment. The same instance, without any file attached, is the *log engine*
+(``engine()``): it scans the Parquet prediction logs and holds no lock on the database.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import os
 import random
@@ -24,144 +34,293 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import duckdb
 
 from mlops_core.config import lock_timeout_seconds, resolve_db_path
-from mlops_core.errors import DatabaseBusyError, InvalidInputError, MlopsError
+from mlops_core.errors import DatabaseBusyError, InvalidInputError, MlopsError, NotFoundError
 
-_migrated: set[str] = set()
-_migrate_lock = threading.Lock()
+_instance_lock = threading.Lock()
+_instance: duckdb.DuckDBPyConnection | None = None  # the process's in-memory instance (its first connection)
+
+GATE, ROOM = 0, 1  # byte offsets of the two record locks in the lock file
+
+
+def _engine() -> duckdb.DuckDBPyConnection:
+    """The process's in-memory DuckDB instance (built on first use)."""
+    global _instance
+    with _instance_lock:
+        if _instance is None:
+            # Spills of big sorts and joins go to the system's temporary folder (an in-memory instance would use
+            # ".tmp" in whatever folder the process was started from).
+            spill = os.path.join(tempfile.gettempdir(), f"mlops-duckdb-{os.getpid()}")
+            _instance = duckdb.connect(config={"temp_directory": spill})
+        return _instance
 
 
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc).lower()
-    return "lock" in text and ("could not set lock" in text or "conflicting lock" in text or "resource temporarily unavailable" in text)
+    return "lock" in text and ("could not set lock" in text or "conflicting lock" in text
+                               or "resource temporarily unavailable" in text)
 
 
-_instance_lock = threading.Lock()
-_instance: duckdb.DuckDBPyConnection | None = None  # the process's in-memory instance (its first connection)
-_attached: dict[str, list] = {}  # real path -> [catalog alias, number of open connect() blocks]
+class _Busy(Exception):
+    """Another process holds what we need; try again."""
 
 
-def _attach(path: Path, timeout: float) -> duckdb.DuckDBPyConnection:
-    """A new connection of the process's instance, using ``path`` (attached first when no block has it open).
-
-    Retries with backoff while another process holds the file, then raises DatabaseBusyError.
-    """
-    global _instance
-    key = os.path.realpath(path)
-    deadline = time.monotonic() + timeout
-    delay = 0.02
+def _backoff(what: str, path: Path, deadline: float, step) -> object:
+    """Call ``step()`` until it stops raising _Busy (or a DuckDB lock error), with jittered backoff; raise
+    DatabaseBusyError at ``deadline``."""
+    delay = 0.005
+    last: Exception | None = None
     while True:
-        with _instance_lock:
-            if _instance is None:
-                # Spills of big sorts and joins go to the system's temporary folder (an in-memory instance would use
-                # ".tmp" in whatever folder the process was started from).
-                spill = os.path.join(tempfile.gettempdir(), f"mlops-duckdb-{os.getpid()}")
-                _instance = duckdb.connect(config={"temp_directory": spill})
-            entry = _attached.get(key)
-            if entry is None:
-                alias = "db_" + hashlib.sha1(key.encode()).hexdigest()[:16]
-                quoted = key.replace("'", "''")
-                try:
-                    _instance.execute(f"ATTACH '{quoted}' AS {alias}")
-                except duckdb.IOException as exc:
-                    if not _is_lock_error(exc):
-                        raise MlopsError(f"Cannot open database {path}: {exc}", path=str(path)) from exc
-                    busy = exc
-                else:
-                    entry = _attached[key] = [alias, 0]
-            if entry is not None:
-                entry[1] += 1
-                try:
-                    con = _instance.cursor()
-                    con.execute(f"USE {entry[0]}")
-                    # No progress bar: a long query must not print to the dashboard server's or a cron job's console.
-                    con.execute("SET enable_progress_bar = false")
-                except BaseException:
-                    entry[1] -= 1
-                    raise
-                return con
+        try:
+            return step()
+        except _Busy as exc:
+            last = exc
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                raise MlopsError(f"Cannot open database {path}: {exc}", path=str(path)) from exc
+            last = exc
         if time.monotonic() >= deadline:
             raise DatabaseBusyError(
-                f"Database {path} is held by another process (waited {timeout:.0f} s). "
-                "Wait for the other command to finish, or raise MLOPS_LOCK_TIMEOUT.",
-                path=str(path),
-            ) from busy
+                f"Database {path} is held by another process (waited {lock_timeout_seconds():.0f} s to {what}). "
+                "Wait for the other command to finish, or raise MLOPS_LOCK_TIMEOUT.", path=str(path)) from last
         time.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 0.5)
+        delay = min(delay * 2, 0.25)
 
 
-def _release(path: Path, con: duckdb.DuckDBPyConnection) -> None:
-    """Close ``con``; detach its database file when no other block of this process uses it."""
+@dataclass
+class _Attachment:
+    """One database file in this process: how it is attached and who uses it."""
+
+    path: Path
+    alias: str
+    mode: str | None = None  # None (detached), "attaching", "read" or "write"
+    users: int = 0
+    lock_fd: int | None = None
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    ready: threading.Event = field(default_factory=threading.Event)  # migrated in this process
+    init: threading.Lock = field(default_factory=threading.Lock)
+
+
+_files: dict[str, _Attachment] = {}
+_files_lock = threading.Lock()
+
+
+def _attachment(path: Path) -> _Attachment:
     key = os.path.realpath(path)
+    with _files_lock:
+        att = _files.get(key)
+        if att is None:
+            alias = "db_" + hashlib.sha1(key.encode()).hexdigest()[:16]
+            att = _files[key] = _Attachment(Path(key), alias)
+        return att
+
+
+def _lock_file(path: Path) -> int | None:
+    """Open the lock file beside the database (None when its folder is read-only: no coordination possible)."""
     try:
-        con.close()
+        return os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+            return None
+        raise
+
+
+def _try_lock(fd: int, offset: int, exclusive: bool) -> None:
+    try:
+        fcntl.lockf(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB, 1, offset)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EAGAIN):
+            raise _Busy() from exc
+        raise
+
+
+def _unlock(fd: int, offset: int) -> None:
+    fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+
+
+def _enter(att: _Attachment, write: bool, deadline: float) -> None:
+    """Take this process's turn (the record locks) and attach the file in the mode asked for."""
+    fd = _lock_file(att.path)
+    if fd is not None:
+        try:
+            _backoff("pass the gate", att.path, deadline, lambda: _try_lock(fd, GATE, True))
+            try:
+                _backoff("get a turn", att.path, deadline, lambda: _try_lock(fd, ROOM, write))
+            finally:
+                _unlock(fd, GATE)
+        except BaseException:
+            os.close(fd)
+            raise
+    quoted = str(att.path).replace("'", "''")
+    mode = "" if write else " (READ_ONLY)"
+    try:
+        _backoff("open it", att.path, deadline, lambda: _engine().execute(f"ATTACH '{quoted}' AS {att.alias}{mode}"))
+    except BaseException:
+        if fd is not None:
+            os.close(fd)  # closing the file releases its record locks
+        raise
+    att.lock_fd = fd
+
+
+def _leave(att: _Attachment) -> None:
+    """Detach the file (checkpointing it when it was written) and release this process's turn."""
+    try:
+        _engine().execute(f"DETACH {att.alias}")
     finally:
-        with _instance_lock:
-            entry = _attached[key]
-            entry[1] -= 1
-            if entry[1] == 0:
-                _instance.execute(f"DETACH {entry[0]}")  # checkpoints the file and releases its lock
-                del _attached[key]
+        if att.lock_fd is not None:
+            os.close(att.lock_fd)
+            att.lock_fd = None
+
+
+def _writable(path: Path) -> bool:
+    return (not path.exists() or os.access(path, os.W_OK)) and os.access(path.parent, os.W_OK)
+
+
+def _open(att: _Attachment, write: bool) -> duckdb.DuckDBPyConnection:
+    """A new cursor using the file attached in a mode that allows ``write`` (attaching or reattaching it)."""
+    deadline = time.monotonic() + lock_timeout_seconds()
+    with att.cond:
+        while True:
+            if att.mode == "write" or (att.mode == "read" and not write):
+                att.users += 1
+                break
+            if att.mode is None or (att.mode == "read" and att.users == 0):
+                if att.mode == "read":
+                    _leave(att)
+                att.mode = "attaching"
+                try:
+                    _enter(att, write, deadline)
+                except BaseException:
+                    att.mode = None
+                    att.cond.notify_all()
+                    raise
+                att.mode, att.users = ("write" if write else "read"), 1
+                att.cond.notify_all()
+                break
+            if not att.cond.wait(timeout=max(0.0, deadline - time.monotonic())):
+                raise DatabaseBusyError(f"Database {att.path} is busy in this process (waited "
+                                        f"{lock_timeout_seconds():.0f} s).", path=str(att.path))
+    try:
+        con = _engine().cursor()
+        con.execute(f"USE {att.alias}")
+        # No progress bar: a long query must not print to the dashboard server's or a cron job's console.
+        con.execute("SET enable_progress_bar = false")
+    except BaseException:
+        _close(att, None)
+        raise
+    return con
+
+
+def _close(att: _Attachment, con: duckdb.DuckDBPyConnection | None) -> None:
+    try:
+        if con is not None:
+            con.close()
+    finally:
+        with att.cond:
+            att.users -= 1
+            if att.users == 0:
+                try:
+                    _leave(att)
+                finally:
+                    att.mode = None
+                    att.cond.notify_all()
+
+
+def _first_open(att: _Attachment) -> None:
+    """Once per process and database: apply pending migrations, then mark jobs whose process died as failed.
+
+    A database this process may not write is checked instead: it must already be at the latest schema.
+    """
+    from mlops_core.store import jobs
+    from mlops_core.store.migrations import available, current_version, migrate, pending
+
+    if not _writable(att.path):
+        con = _open(att, write=False)
+        try:
+            if pending(con):
+                raise MlopsError(
+                    f"Database {att.path} is read-only here and needs an upgrade to schema "
+                    f"{available()[-1][0]:03d} (it is at {current_version(con):03d}); open it once with write access.",
+                    path=str(att.path))
+        finally:
+            _close(att, con)
+        return
+    con = _open(att, write=True)
+    try:
+        migrate(con, att.path)
+        try:
+            jobs.reap_dead_runs(con)
+        except duckdb.Error:  # a database written by another tool may lack the runs table: never block opening it
+            pass
+    finally:
+        _close(att, con)
 
 
 @contextmanager
-def connect(db: str | os.PathLike | None = None, *, create: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Yield a connection to the database (migrated to the latest schema) and close it afterwards.
+def connect(db: str | os.PathLike | None = None, *, create: bool = False,
+            write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Yield a connection to the database (migrated to the latest schema) for one visit, then close it.
 
-    ``db`` follows ``config.resolve_db_path``. With ``create=False`` a missing file raises
-    ``NotFoundError`` instead of creating an empty database.
-    Raises ``DatabaseBusyError`` when another process holds the file past the lock timeout.
+    ``write``: the visit writes (one process at a time); else it only reads (many processes at once).
+    ``create``: a missing database is created (implies ``write``); otherwise it raises NotFoundError.
+    ``db`` follows ``config.resolve_db_path``. Raises DatabaseBusyError when another process holds the
+    file past the lock timeout.
     """
-    from mlops_core.errors import NotFoundError
-
     path = resolve_db_path(db)
-    if not create and not path.exists():
-        raise NotFoundError(
-            f"No database at {path}. Build the demo with `python -m mlops_core demo --db {path}` "
-            "or register a model first.",
-            path=str(path),
-        )
     if path.exists() and path.is_dir():
         raise InvalidInputError(f"Database path {path} is a folder; give a file path such as {path / 'mlops.duckdb'}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = _attach(path, lock_timeout_seconds())
+    if not path.exists():
+        if not create:
+            raise NotFoundError(
+                f"No database at {path}. Build the demo with `mlops demo --db {path}` or register a model first.",
+                path=str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write = True
+    att = _attachment(path)
+    if not att.ready.is_set():
+        with att.init:
+            if not att.ready.is_set():
+                _first_open(att)
+                att.ready.set()
+    con = _open(att, write)
     try:
-        key = str(path)
-        if key not in _migrated:
-            with _migrate_lock:
-                if key not in _migrated:
-                    _first_open(con)
-                    _migrated.add(key)
         yield con
     finally:
-        _release(path, con)
+        _close(att, con)
 
 
-def _first_open(con: duckdb.DuckDBPyConnection) -> None:
-    """Once per process and database: apply pending migrations, then mark jobs whose process died as failed."""
-    from mlops_core.store import jobs
-    from mlops_core.store.migrations import migrate
-
-    migrate(con)
+@contextmanager
+def engine() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of the process's in-memory DuckDB instance with no database file in use: the log engine."""
+    con = _engine().cursor()
     try:
-        jobs.reap_dead_runs(con)
-    except duckdb.Error:  # a database written by another tool may lack the runs table: never block opening it
-        pass
+        con.execute("USE memory")
+        con.execute("SET enable_progress_bar = false")
+        yield con
+    finally:
+        con.close()
 
 
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """A second connection on ``con``'s database (for another thread, or beside an unfinished result); close it
-    before ``con``'s ``connect()`` block ends."""
+    before ``con``'s visit ends."""
     name = con.execute("SELECT current_database()").fetchone()[0]
     cur = con.cursor()
     cur.execute(f'USE "{name}"')
     cur.execute("SET enable_progress_bar = false")
     return cur
+
+
+def database_path(con: duckdb.DuckDBPyConnection) -> Path | None:
+    """The file of the database ``con`` uses (None for the log engine)."""
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return Path(row[0]) if row and row[0] else None
 
 
 @contextmanager
@@ -179,15 +338,20 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 def forget_database(db: str | os.PathLike) -> None:
     """Forget that ``db`` was migrated in this process (after the file was deleted or replaced)."""
-    _migrated.discard(str(resolve_db_path(db)))
+    key = os.path.realpath(resolve_db_path(db))
+    with _files_lock:
+        att = _files.get(key)
+        if att is not None and att.users == 0:
+            del _files[key]
 
 
 class Store:
-    """One location's metadata database and artifacts folder: today a DuckDB file and the folder beside it.
+    """One location's metadata database, prediction logs and artifacts folder.
 
     Built once from a location (a path; ``None`` means ``$MLOPS_DB``, else ``./mlops.duckdb``) and
-    handed to the domain functions that need more than one visit to the database (a retrain job,
-    a registration that trains between its visits). Every visit is a short ``connect()`` block.
+    handed to the domain functions that need more than one visit (a retrain job, a registration
+    that trains between its visits). Every visit is a short ``connect()`` block; log analytics run
+    on ``engine()`` over the Parquet files that ``logs`` lists.
     """
 
     def __init__(self, location: str | os.PathLike | None = None):
@@ -200,18 +364,30 @@ class Store:
 
         return artifacts_dir(self.path)
 
+    @property
+    def logs(self) -> Path:
+        """The folder of the Parquet prediction logs and labels (``<name>_logs`` beside the database file)."""
+        from mlops_core.config import logs_dir
+
+        return logs_dir(self.path)
+
     def exists(self) -> bool:
         return self.path.exists()
 
-    def connect(self, *, create: bool = False):
-        """A short visit (context manager yielding a connection); ``create`` makes a missing database."""
-        return connect(self.path, create=create)
+    def connect(self, *, create: bool = False, write: bool = False):
+        """A short read visit (context manager yielding a connection); ``write`` for a visit that writes,
+        ``create`` to make a missing database."""
+        return connect(self.path, create=create, write=write)
 
     @contextmanager
     def transaction(self, *, create: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short visit whose statements commit together (or roll back on any exception)."""
-        with connect(self.path, create=create) as con, transaction(con):
+        """A short write visit whose statements commit together (or roll back on any exception)."""
+        with connect(self.path, create=create, write=True) as con, transaction(con):
             yield con
+
+    def engine(self):
+        """The log engine (context manager yielding an in-memory DuckDB cursor that holds no database lock)."""
+        return engine()
 
     def forget(self) -> None:
         """Forget that this database was migrated in this process (after it was deleted or replaced)."""

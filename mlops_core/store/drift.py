@@ -14,7 +14,8 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from mlops_core.entities import PREDICTION, SCORE, TARGET, DriftSpec, FeatureCounts, ModelInfo, WindowCounts
+from mlops_core.entities import PREDICTION, SCORE, TARGET, DriftSpec, FeatureCounts, WindowCounts
+from mlops_core.store.logs import LogView
 from mlops_core.clock import utcnow
 from mlops_core.store.conditions import check_window, time_range
 from mlops_core.store.models import quote_ident
@@ -77,7 +78,7 @@ def _feature_counts(row: tuple, where: dict, offset: int) -> FeatureCounts:
     )
 
 
-def window_counts(con: duckdb.DuckDBPyConnection, info: ModelInfo, window: str, specs: list[DriftSpec],
+def window_counts(con: duckdb.DuckDBPyConnection, log: LogView, window: str, specs: list[DriftSpec],
                   start=None, end=None, target: DriftSpec | None = None) -> list[WindowCounts]:
     """Every spec's counts per window in [start, end), oldest first, from one scan of the log.
 
@@ -90,7 +91,7 @@ def window_counts(con: duckdb.DuckDBPyConnection, info: ModelInfo, window: str, 
     rng, p1 = time_range("l.ts", start, end)
     select = "".join(", " + c for c in cols.sql)
     rows = con.execute(f"SELECT date_trunc('{window}', l.ts) AS window_start, count(*) AS n{select} "
-                       f"FROM {quote_ident(info.log_table)} l WHERE 1 = 1 {rng} GROUP BY 1 ORDER BY 1",
+                       f"FROM {log.predictions} l WHERE 1 = 1 {rng} GROUP BY 1 ORDER BY 1",
                        [*cols.params, *p1]).fetchall()
     out = [WindowCounts(r[0], int(r[1]), {f: _feature_counts(r, w, 2) for f, w in where.items()}) for r in rows]
     if target is not None and out:
@@ -98,7 +99,7 @@ def window_counts(con: duckdb.DuckDBPyConnection, info: ModelInfo, window: str, 
         twhere = tcols.spec(target, "lb.label")
         select = "".join(", " + c for c in tcols.sql)
         trows = con.execute(f"SELECT date_trunc('{window}', l.ts) AS window_start{select} "
-                            f"FROM {quote_ident(info.log_table)} l JOIN {quote_ident(info.label_table)} lb "
+                            f"FROM {log.predictions} l JOIN {log.labels} lb "
                             f"ON l.request_id = lb.request_id WHERE 1 = 1 {rng} GROUP BY 1",
                             [*tcols.params, *p1]).fetchall()
         by_start = {r[0]: r for r in trows}
@@ -109,12 +110,12 @@ def window_counts(con: duckdb.DuckDBPyConnection, info: ModelInfo, window: str, 
     return out
 
 
-def log_arrow(con: duckdb.DuckDBPyConnection, info: ModelInfo, columns: list[str], start=None, end=None):
+def log_arrow(con: duckdb.DuckDBPyConnection, log: LogView, columns: list[str], start=None, end=None):
     """The log in [start, end) as a pyarrow Table of the given columns (``__target__`` = the label)."""
     rng, p1 = time_range("l.ts", start, end)
     sel = ", ".join("lb.label AS __target__" if c == TARGET else
                     f"l.{quote_ident(column_of(c))} AS {quote_ident(c)}" for c in columns)
-    return con.sql(f"SELECT {sel} FROM {quote_ident(info.log_table)} l LEFT JOIN {quote_ident(info.label_table)} lb "
+    return con.sql(f"SELECT {sel} FROM {log.predictions} l LEFT JOIN {log.labels} lb "
                    f"ON l.request_id = lb.request_id WHERE 1 = 1 {rng}", params=p1).to_arrow_table()
 
 

@@ -39,7 +39,7 @@ def create_model(
     description: str | None = None,
     unit: str | None = None,
 ) -> ModelInfo:
-    """Insert the model row and create its typed prediction-log and label tables.
+    """Insert the model row (its log and labels are Parquet files, see ``logs``, written by ingest).
 
     Raises AlreadyExistsError when the name is taken.
     """
@@ -49,7 +49,8 @@ def create_model(
             model=name,
         )
     info = ModelInfo(
-        name=name, task=task, target=target, features=features, log_table=f"log_{name}", label_table=f"labels_{name}",
+        name=name, task=task, target=target, features=features, log_table=f"predictions/model={name}",
+        label_table=f"labels/model={name}",
         positive_class=positive_class, classes=list(classes or []), description=description, created_at=utcnow(),
         unit=unit,
     )
@@ -57,28 +58,6 @@ def create_model(
         f"INSERT INTO models ({_MODEL_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [name, task, target, positive_class, json.dumps(info.classes), schema_to_json(features), info.log_table,
          info.label_table, description, info.created_at, unit],
-    )
-    feature_cols = ",\n".join(f"    {quote_ident(f.name)} {f.sql_type}" for f in features)
-    pred_type = info.prediction_sql_type
-    con.execute(
-        f"""CREATE TABLE {quote_ident(info.log_table)} (
-    request_id VARCHAR NOT NULL,
-    version    INTEGER NOT NULL,
-    variant    VARCHAR,
-    ts         TIMESTAMP NOT NULL,
-{feature_cols},
-    prediction {pred_type},
-    score      DOUBLE,
-    batch_id   VARCHAR
-)"""
-    )
-    con.execute(
-        f"""CREATE TABLE {quote_ident(info.label_table)} (
-    request_id VARCHAR NOT NULL,
-    label      {pred_type},
-    label_ts   TIMESTAMP NOT NULL,
-    batch_id   VARCHAR
-)"""
     )
     return info
 

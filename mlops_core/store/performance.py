@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlops_core.entities import ModelInfo
+from mlops_core.store.logs import LogView
 from mlops_core.store.conditions import check_window, in_list, time_range
 from mlops_core.store.models import quote_ident
 
@@ -25,25 +25,25 @@ def _versions_sql(versions, col: str = "l.version") -> tuple[str, list]:
     return in_list(col, [int(v) for v in versions or []])
 
 
-def _joined(info: ModelInfo, window: str, start, end, versions) -> tuple[str, list]:
+def _joined(log: LogView, window: str, start, end, versions) -> tuple[str, list]:
     """The log left-joined to its labels: w (window start), v (version), p (prediction), y (label), s (score)."""
     rng, p1 = _range_sql(start, end)
     ver, p2 = _versions_sql(versions)
     return (f"(SELECT date_trunc('{window}', l.ts) AS w, l.version AS v, l.prediction AS p, lb.label AS y, "
-            f"l.score AS s FROM {quote_ident(info.log_table)} l "
-            f"LEFT JOIN {quote_ident(info.label_table)} lb ON l.request_id = lb.request_id WHERE 1 = 1 {rng} {ver})",
+            f"l.score AS s FROM {log.predictions} l "
+            f"LEFT JOIN {log.labels} lb ON l.request_id = lb.request_id WHERE 1 = 1 {rng} {ver})",
             [*p1, *p2])
 
 
-def materialise_joined(con, info: ModelInfo, window: str, start=None, end=None, versions=None) -> str:
+def materialise_joined(con, log: LogView, window: str, start=None, end=None, versions=None) -> str:
     """Join the log to its labels once into a temporary table (for several aggregations); return its name."""
     check_window(window)
-    rel, params = _joined(info, window, start, end, versions)
+    rel, params = _joined(log, window, start, end, versions)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _joined_log AS SELECT * FROM {rel}", params)
     return "_joined_log"
 
 
-def classification_counts(con, info: ModelInfo, window: str, start=None, end=None, versions=None,
+def classification_counts(con, log: LogView, window: str, start=None, end=None, versions=None,
                           source: str | None = None) -> pd.DataFrame:
     """Confusion counts per (window, version, prediction, label), NULL label = not labelled yet.
 
@@ -52,8 +52,8 @@ def classification_counts(con, info: ModelInfo, window: str, start=None, end=Non
     ``source``: a table made by ``materialise_joined`` (else the join runs inside this query).
     """
     check_window(window)
-    rel, params = (source, []) if source else _joined(info, window, start, end, versions)
-    pos = info.positive_class
+    rel, params = (source, []) if source else _joined(log, window, start, end, versions)
+    pos = log.info.positive_class
     if pos is not None:
         clip = f"greatest(least(s, {1 - LOG_LOSS_EPS!r}), {LOG_LOSS_EPS!r})"
         ll = f"sum(CASE WHEN y IS NULL OR s IS NULL THEN NULL WHEN y = ? THEN -ln({clip}) ELSE -ln(1 - {clip}) END)"
@@ -68,7 +68,7 @@ def classification_counts(con, info: ModelInfo, window: str, start=None, end=Non
     return con.execute(sql, [*ll_params, *params]).df()
 
 
-def binary_sums(con, info: ModelInfo, window: str, start=None, end=None, versions=None,
+def binary_sums(con, log: LogView, window: str, start=None, end=None, versions=None,
                 source: str | None = None) -> pd.DataFrame:
     """One GROUP BY window, version for a binary classifier: the confusion counts as conditional sums.
 
@@ -77,7 +77,7 @@ def binary_sums(con, info: ModelInfo, window: str, start=None, end=None, version
     positive), n_scored, log_loss_sum (as in ``classification_counts``).
     """
     check_window(window)
-    rel, params = (source, []) if source else _joined(info, window, start, end, versions)
+    rel, params = (source, []) if source else _joined(log, window, start, end, versions)
     clip = f"greatest(least(s, {1 - LOG_LOSS_EPS!r}), {LOG_LOSS_EPS!r})"
     sql = f"""
         SELECT w AS window_start, v AS version, count(*) AS n, count(y) AS n_labelled,
@@ -92,10 +92,10 @@ def binary_sums(con, info: ModelInfo, window: str, start=None, end=None, version
         FROM {rel} j GROUP BY 1, 2
     """
     n_pos = sql.count("$pos")
-    return con.execute(sql.replace("$pos", "?"), [info.positive_class] * n_pos + params).df()
+    return con.execute(sql.replace("$pos", "?"), [log.info.positive_class] * n_pos + params).df()
 
 
-def auc_by_window(con, info: ModelInfo, window: str, start=None, end=None, versions=None,
+def auc_by_window(con, log: LogView, window: str, start=None, end=None, versions=None,
                   source: str | None = None) -> pd.DataFrame:
     """Exact ROC AUC per (window, version) by the rank-sum identity, ties counted half.
 
@@ -107,14 +107,14 @@ def auc_by_window(con, info: ModelInfo, window: str, start=None, end=None, versi
     (roc_auc NaN when one class is absent).
     """
     check_window(window)
-    rel, params = (source, []) if source else _joined(info, window, start, end, versions)
+    rel, params = (source, []) if source else _joined(log, window, start, end, versions)
     sql = f"""
         SELECT epoch_us(w) AS w, v, sum(CASE WHEN y = ? THEN 1 ELSE 0 END) AS pos,
                sum(CASE WHEN y = ? THEN 0 ELSE 1 END) AS neg
         FROM {rel} j WHERE s IS NOT NULL AND y IS NOT NULL
         GROUP BY w, v, s ORDER BY w, v, s
     """
-    d = con.execute(sql, [info.positive_class, info.positive_class, *params]).fetchnumpy()
+    d = con.execute(sql, [log.info.positive_class, log.info.positive_class, *params]).fetchnumpy()
     cols = ["window_start", "version", "roc_auc", "n_pos", "n_neg"]
     w = np.asarray(d["w"], dtype=np.int64)
     if w.size == 0:
@@ -135,7 +135,7 @@ def auc_by_window(con, info: ModelInfo, window: str, start=None, end=None, versi
                          "n_pos": n_pos.astype(np.int64), "n_neg": n_neg.astype(np.int64)})
 
 
-def regression_sums(con, info: ModelInfo, window: str, start=None, end=None, versions=None) -> pd.DataFrame:
+def regression_sums(con, log: LogView, window: str, start=None, end=None, versions=None) -> pd.DataFrame:
     """Sums per (window, version) from which MAE, RMSE, R², MAPE and their intervals follow.
 
     Columns: window_start, version, n, n_labelled, sum_abs, sum_sq, var_sq (sample variance of the
@@ -148,8 +148,8 @@ def regression_sums(con, info: ModelInfo, window: str, start=None, end=None, ver
         WITH j AS (
             SELECT date_trunc('{window}', l.ts) AS w, l.version AS v,
                    l.prediction - lb.label AS e, CASE WHEN l.prediction IS NOT NULL THEN lb.label END AS y
-            FROM {quote_ident(info.log_table)} l
-            LEFT JOIN {quote_ident(info.label_table)} lb ON l.request_id = lb.request_id
+            FROM {log.predictions} l
+            LEFT JOIN {log.labels} lb ON l.request_id = lb.request_id
             WHERE 1 = 1 {rng} {ver}
         )
         SELECT w AS window_start, v AS version, count(*) AS n, count(e) AS n_labelled,
@@ -161,26 +161,26 @@ def regression_sums(con, info: ModelInfo, window: str, start=None, end=None, ver
     return con.execute(sql, [*p1, *p2]).df()
 
 
-def confusion(con, info: ModelInfo, start=None, end=None, version=None) -> pd.DataFrame:
+def confusion(con, log: LogView, start=None, end=None, version=None) -> pd.DataFrame:
     """Labelled rows counted by (actual, predicted); columns actual, predicted, count."""
     rng, p1 = _range_sql(start, end)
     ver, p2 = _versions_sql([version] if version is not None else None)
     sql = f"""
         SELECT CAST(lb.label AS VARCHAR) AS actual, CAST(l.prediction AS VARCHAR) AS predicted, count(*) AS count
-        FROM {quote_ident(info.log_table)} l JOIN {quote_ident(info.label_table)} lb ON l.request_id = lb.request_id
+        FROM {log.predictions} l JOIN {log.labels} lb ON l.request_id = lb.request_id
         WHERE lb.label IS NOT NULL AND l.prediction IS NOT NULL {rng} {ver}
         GROUP BY 1, 2 ORDER BY 1, 2
     """
     return con.execute(sql, [*p1, *p2]).df()
 
 
-def residuals(con, info: ModelInfo, start=None, end=None, version=None, limit: int = 5000) -> pd.DataFrame:
+def residuals(con, log: LogView, start=None, end=None, version=None, limit: int = 5000) -> pd.DataFrame:
     """Up to ``limit`` labelled regression rows (newest first): prediction, label, residual = label - prediction."""
     rng, p1 = _range_sql(start, end)
     ver, p2 = _versions_sql([version] if version is not None else None)
     sql = f"""
         SELECT l.ts, l.version, l.prediction, lb.label, lb.label - l.prediction AS residual
-        FROM {quote_ident(info.log_table)} l JOIN {quote_ident(info.label_table)} lb ON l.request_id = lb.request_id
+        FROM {log.predictions} l JOIN {log.labels} lb ON l.request_id = lb.request_id
         WHERE lb.label IS NOT NULL AND l.prediction IS NOT NULL {rng} {ver}
         ORDER BY l.ts DESC LIMIT ?
     """

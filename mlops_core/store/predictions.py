@@ -1,63 +1,71 @@
-"""SQL for the per-model prediction logs and label tables (bulk appends and counts).
+"""The per-model prediction logs and labels: appending rows already in their layout, counts, traffic.
 
-``append_*`` take a DataFrame or Arrow table already in the table's column layout
-(validated by ``mlops_core.ingest``) and insert it with one ``INSERT ... BY NAME``,
-so the rows go from Arrow to DuckDB without a Python loop.
+``append`` writes a DataFrame or Arrow table already in the log's column layout (what
+``ingest`` produces after its checks, or a trusted bulk load) as Parquet files and lists
+them in one metadata transaction (see ``logs``). Counts and time spans come from the
+listing; traffic in a window is counted on the log engine.
 """
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 import duckdb
 
+from mlops_core.config import lock_timeout_seconds
 from mlops_core.entities import ModelInfo
+from mlops_core.store import logs
 from mlops_core.store.conditions import time_range
-from mlops_core.store.models import quote_ident
+from mlops_core.store.connection import Store, engine
+from mlops_core.store.logs import LogView
 
 
-def append_predictions(con: duckdb.DuckDBPyConnection, model: ModelInfo, rows) -> int:
-    """Append ``rows`` (DataFrame or pyarrow Table with the log's columns) to the model's log; return the count."""
-    con.register("_pred_batch", rows)
-    try:
-        con.execute(f"INSERT INTO {quote_ident(model.log_table)} BY NAME SELECT * FROM _pred_batch")
-    finally:
-        con.unregister("_pred_batch")
-    return len(rows)
+def append(store: Store, info: ModelInfo, kind: str, rows, *, batch_id: str | None = None) -> int:
+    """Append ``rows`` (a DataFrame or pyarrow Table with the kind's columns; ``batch_id`` fills a missing
+    one) to the model's log or labels without checks; return the count. For rows a caller already
+    validated (ingest does its own checks first)."""
+    batch_id = batch_id or uuid.uuid4().hex[:16]
+    names = set(rows.column_names if hasattr(rows, "column_names") else rows.columns)
+    select = "SELECT *" + ("" if "batch_id" in names else ", $batch_id AS batch_id") + " FROM _append_rows"
+    with logs.writer_lock(store.logs, info.name, lock_timeout_seconds()), engine() as con:
+        con.register("_append_rows", rows)
+        try:
+            files = logs.write(con, store.logs, info, kind, select, {"batch_id": batch_id}
+                               if "batch_id" not in names else None, batch_id=batch_id)
+        finally:
+            con.unregister("_append_rows")
+        try:
+            with store.transaction() as meta:
+                logs.register(meta, files)
+        except BaseException:
+            logs.discard(store.logs, files)
+            raise
+    return sum(f.rows for f in files)
 
 
-def append_labels(con: duckdb.DuckDBPyConnection, model: ModelInfo, rows) -> int:
-    """Append ``rows`` (request_id, label, label_ts, batch_id) to the model's label table; return the count."""
-    con.register("_label_batch", rows)
-    try:
-        con.execute(f"INSERT INTO {quote_ident(model.label_table)} BY NAME SELECT * FROM _label_batch")
-    finally:
-        con.unregister("_label_batch")
-    return len(rows)
+def count_predictions(con: duckdb.DuckDBPyConnection, info: ModelInfo) -> int:
+    return logs.facts(con, info.name).predictions
 
 
-def count_predictions(con: duckdb.DuckDBPyConnection, model: ModelInfo) -> int:
-    return int(con.execute(f"SELECT count(*) FROM {quote_ident(model.log_table)}").fetchone()[0])
+def count_labels(con: duckdb.DuckDBPyConnection, info: ModelInfo) -> int:
+    return logs.facts(con, info.name).labels
 
 
-def count_labels(con: duckdb.DuckDBPyConnection, model: ModelInfo) -> int:
-    return int(con.execute(f"SELECT count(*) FROM {quote_ident(model.label_table)}").fetchone()[0])
-
-
-def last_prediction_at(con: duckdb.DuckDBPyConnection, model: ModelInfo) -> datetime | None:
-    return con.execute(f"SELECT max(ts) FROM {quote_ident(model.log_table)}").fetchone()[0]
-
-
-def traffic(con: duckdb.DuckDBPyConnection, info: ModelInfo, start=None, end=None) -> tuple[int, int]:
-    """(predictions, labelled predictions) with ts in [start, end)."""
-    rng, p1 = time_range("l.ts", start, end)
-    row = con.execute(
-        f"SELECT count(*), count(lb.label) FROM {quote_ident(info.log_table)} l "
-        f"LEFT JOIN {quote_ident(info.label_table)} lb ON l.request_id = lb.request_id WHERE 1 = 1 {rng}", p1
-    ).fetchone()
-    return int(row[0]), int(row[1])
+def last_prediction_at(con: duckdb.DuckDBPyConnection, info: ModelInfo) -> datetime | None:
+    return logs.facts(con, info.name).last_ts
 
 
 def log_time_range(con: duckdb.DuckDBPyConnection, info: ModelInfo) -> tuple[datetime | None, datetime | None]:
-    """(first, last) prediction timestamp of the model's log."""
-    first, last = con.execute(f"SELECT min(ts), max(ts) FROM {quote_ident(info.log_table)}").fetchone()
-    return first, last
+    """(first, last) prediction timestamp of the model's log (from the listing)."""
+    f = logs.facts(con, info.name)
+    return f.first_ts, f.last_ts
+
+
+def traffic(con: duckdb.DuckDBPyConnection, log: LogView, start=None, end=None) -> tuple[int, int]:
+    """(predictions, labelled predictions) with ts in [start, end); ``con``: the log engine."""
+    rng, p1 = time_range("l.ts", start, end)
+    row = con.execute(
+        f"SELECT count(*), count(lb.label) FROM {log.predictions} l "
+        f"LEFT JOIN {log.labels} lb ON l.request_id = lb.request_id WHERE 1 = 1 {rng}", p1
+    ).fetchone()
+    return int(row[0]), int(row[1])

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from mlops_core.store.conditions import check_window, time_range
 from mlops_core.entities import Anomaly, ModelInfo
+from mlops_core.store.logs import LogView
 from mlops_core.store.models import quote_ident
 
 STAGE = "_batch"
@@ -437,11 +438,12 @@ def duplicate_ids(con: duckdb.DuckDBPyConnection, relation: str, params: dict | 
     return total, [(i, by_id[i]) for i in ids]
 
 
-def ids_in_table(con: duckdb.DuckDBPyConnection, relation: str, table: str, *, present: bool, params: dict | None = None,
-                 limit: int = 3) -> tuple[int, list[tuple[int, str]]]:
-    """Batch rows whose request id is (``present=True``) or is not (``False``) in ``table``: (count, first rows)."""
+def ids_in(con: duckdb.DuckDBPyConnection, relation: str, stored: str, *, present: bool, params: dict | None = None,
+           limit: int = 3) -> tuple[int, list[tuple[int, str]]]:
+    """Batch rows whose request id is (``present=True``) or is not (``False``) in the relation ``stored``
+    (e.g. a log's files): (count, first rows)."""
     neg = "" if present else "NOT "
-    where = f"{neg}EXISTS (SELECT 1 FROM {quote_ident(table)} AS t WHERE t.request_id = b.request_id)"
+    where = f"{neg}EXISTS (SELECT 1 FROM {stored} AS t WHERE t.request_id = b.request_id)"
     total = int(_run(con, f"SELECT count(*) FROM {relation} AS b WHERE {where}", params).fetchone()[0])
     if not total:
         return 0, []
@@ -450,14 +452,14 @@ def ids_in_table(con: duckdb.DuckDBPyConnection, relation: str, table: str, *, p
     return total, [(int(r), i) for r, i in rows]
 
 
-def label_conflicts(con: duckdb.DuckDBPyConnection, relation: str, info: ModelInfo, params: dict | None = None,
+def label_conflicts(con: duckdb.DuckDBPyConnection, relation: str, labels: str, params: dict | None = None,
                     limit: int = 3) -> tuple[int, int, list[tuple[int, str, object, object]]]:
-    """Compare a label batch with the stored labels.
+    """Compare a label batch with the stored labels (the relation ``labels``).
 
     Returns (rows whose request id already has the same label, rows whose stored label
     differs, first differing rows as (row, request_id, stored, new)).
     """
-    t = quote_ident(info.label_table)
+    t = labels
     same = int(_run(
         con, f"SELECT count(*) FROM {relation} AS b WHERE EXISTS (SELECT 1 FROM {t} AS l WHERE l.request_id = b.request_id "
         "AND l.label IS NOT DISTINCT FROM b.label)", params).fetchone()[0])
@@ -489,27 +491,23 @@ def sample_frame(con: duckdb.DuckDBPyConnection, relation: str, columns: list[st
     return _run(con, sql, params).df()
 
 
-# --- writes --------------------------------------------------------------------------------
+# --- the rows a batch appends ------------------------------------------------------------
 
-def insert_predictions(con: duckdb.DuckDBPyConnection, info: ModelInfo, cols: list[Column], batch_id: str) -> int:
-    """Append the normalised batch to the model's log in one INSERT; return the row count."""
-    names = [c.name for c in cols]
-    target = ", ".join(quote_ident(n) for n in names) + ", batch_id"
-    exprs = ", ".join(c.expr for c in cols)
-    sql = f"INSERT INTO {quote_ident(info.log_table)} ({target}) SELECT {exprs}, $batch_id FROM {STAGE}"
-    return int(_run(con, sql, {"batch_id": batch_id, "classes": list(info.classes)}).fetchone()[0])
+def prediction_rows(info: ModelInfo, cols: list[Column], batch_id: str) -> tuple[str, dict]:
+    """(SELECT of the normalised prediction batch with its ``batch_id``, its parameters), for ``logs.write``."""
+    exprs = ", ".join(f"{c.expr} AS {quote_ident(c.name)}" for c in cols)
+    sql = f"SELECT {exprs}, $batch_id AS batch_id FROM {STAGE}"
+    return sql, _bind(sql, {"batch_id": batch_id, "classes": list(info.classes)})
 
 
-def insert_labels(con: duckdb.DuckDBPyConnection, info: ModelInfo, relation: str, batch_id: str, now: datetime,
-                  params: dict | None = None) -> int:
-    """Append labels whose request id has no stored label yet (default arrival time ``now``); return the count."""
-    t = quote_ident(info.label_table)
-    sql = (f"INSERT INTO {t} (request_id, label, label_ts, batch_id) "
-           f"SELECT b.request_id, b.label, coalesce(b.label_ts, $now), $batch_id FROM {relation} AS b "
-           f"WHERE NOT EXISTS (SELECT 1 FROM {t} AS l WHERE l.request_id = b.request_id)")
+def label_rows(relation: str, labels: str, batch_id: str, now: datetime, params: dict | None = None) -> tuple[str, dict]:
+    """(SELECT of the batch's labels whose request id has no stored label yet (arrival time defaulting to ``now``),
+    its parameters), for ``logs.write``."""
+    sql = (f"SELECT b.request_id, b.label, coalesce(b.label_ts, $now) AS label_ts, $batch_id AS batch_id "
+           f"FROM {relation} AS b WHERE NOT EXISTS (SELECT 1 FROM {labels} AS l WHERE l.request_id = b.request_id)")
     p = dict(params or {})
     p.update(now=now, batch_id=batch_id)
-    return int(_run(con, sql, p).fetchone()[0])
+    return sql, _bind(sql, p)
 
 
 @dataclass
@@ -584,16 +582,16 @@ def anomalies_frame(con, model: str, start=None, end=None) -> pd.DataFrame:
     return con.execute(sql + f" ORDER BY {at}, a.report_id, a.feature, a.kind", params).df()
 
 
-def null_rates_frame(con, info: ModelInfo, window: str, start=None, end=None) -> pd.DataFrame:
+def null_rates_frame(con, log: LogView, window: str, start=None, end=None) -> pd.DataFrame:
     """Null rate per window and feature of the model's log: window_start, feature, rows, null_rate."""
     check_window(window)
     parts = []
-    for f in info.features:
+    for f in log.info.features:
         c = quote_ident(f.name)
         isnull = f"{c} IS NULL OR isnan({c})" if f.kind == "numeric" else f"{c} IS NULL"
         parts.append(f"sum(CASE WHEN {isnull} THEN 1 ELSE 0 END) / count(*) AS {quote_ident('n_' + f.name)}")
     sql = (f"SELECT date_trunc('{window}', ts) AS window_start, count(*) AS rows, {', '.join(parts)} "
-           f"FROM {quote_ident(info.log_table)} WHERE 1=1")
+           f"FROM {log.predictions} WHERE 1=1")
     sql, params = _range(sql, [], "ts", start, end)
     wide = con.execute(sql + " GROUP BY 1 ORDER BY 1", params).df()
     if wide.empty:
@@ -604,6 +602,6 @@ def null_rates_frame(con, info: ModelInfo, window: str, start=None, end=None) ->
     return long[["window_start", "feature", "rows", "null_rate"]].sort_values(["window_start", "feature"]).reset_index(drop=True)
 
 
-def window_relation(info: ModelInfo) -> str:
+def window_relation(log: LogView) -> str:
     """The model's log between ``$start`` (inclusive) and ``$end`` (exclusive), as a relation."""
-    return f"(SELECT * FROM {quote_ident(info.log_table)} WHERE ts >= $start AND ts < $end)"
+    return f"(SELECT * FROM {log.predictions} WHERE ts >= $start AND ts < $end)"

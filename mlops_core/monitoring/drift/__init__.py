@@ -35,11 +35,11 @@ from mlops_core.entities import PSEUDO_FEATURES, TARGET, DriftSpec, FeatureCount
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.monitoring.drift import registry
 from mlops_core.monitoring.drift.method import Sample
+from mlops_core.store import Store, logs, transaction
 from mlops_core.store import drift as dstore
 from mlops_core.store import models as mstore
-from mlops_core.store import predictions as pstore
 from mlops_core.store import references as rstore
-from mlops_core.store import transaction
+from mlops_core.store.conditions import check_window
 
 #: Significance the guard test must reach before a distance counts as drift.
 GUARD_ALPHA = 0.01
@@ -314,27 +314,38 @@ def _specs(info: ModelInfo, refs: list[FeatureReference]) -> tuple[list[DriftSpe
     return specs, target
 
 
-def over_time(con: duckdb.DuckDBPyConnection, info: ModelInfo, *, window: str = "day", start: datetime | None = None,
-              end: datetime | None = None, reference_id: int | None = None, store: bool = True, methods=None,
-              thresholds=None, alpha: float | None = GUARD_ALPHA) -> pd.DataFrame:
+def _plan(con, info: ModelInfo, reference_id: int | None) -> tuple[int, list[FeatureReference]]:
+    """On a metadata visit: the reference to compare with (the given id, else ``default_reference_id``) and its
+    features."""
+    ref_id = int(reference_id) if reference_id is not None else default_reference_id(con, info.name)
+    return ref_id, rstore.load_reference(con, ref_id)
+
+
+def over_time(store: Store, info: ModelInfo, *, window: str = "day", start: datetime | None = None,
+              end: datetime | None = None, reference_id: int | None = None, store_results: bool = True,
+              methods=None, thresholds=None, alpha: float | None = GUARD_ALPHA) -> pd.DataFrame:
     """Drift per window and feature (plus ``__prediction__``, ``__score__``, ``__target__``) against a stored reference.
 
-    Bin counts of every window come from one SQL scan of the log (the target from one more,
-    joined to the labels). Returns columns window_start, feature, method, statistic, p_value,
+    Bin counts of every window come from one scan of the log on the log engine (the target from one
+    more, joined to the labels). Returns columns window_start, feature, method, statistic, p_value,
     threshold, drifted, n_reference, n_current, reference_id, oldest first. ``methods``/``thresholds``
     as in ``compare``; when both are None the model's stored settings apply (``configure``), else the
-    defaults. With ``store`` every window is written to ``drift_results`` (replacing earlier rows of
-    the same model, reference, window size and window start). The reference defaults to the
+    defaults. With ``store_results`` every window is written to ``drift_results`` (replacing earlier rows
+    of the same model, reference, window size and window start). The reference defaults to the
     production version's training data. Raises NotFoundError (reference), InvalidInputError (window, methods).
     """
-    ref_id = int(reference_id) if reference_id is not None else default_reference_id(con, info.name)
-    refs = rstore.load_reference(con, ref_id)
+    check_window(window)
+    with store.connect() as con:
+        ref_id, refs = _plan(con, info, reference_id)
+        if methods is None and thresholds is None:
+            methods, thresholds = _stored_config(con, info.name, [r.feature for r in refs])
+        log = logs.view(con, store.logs, info, start, end)
     by_name = {r.feature: r for r in refs}
     specs, target = _specs(info, refs)
-    if methods is None and thresholds is None:
-        methods, thresholds = _stored_config(con, info.name, list(by_name))
+    with store.engine() as con:
+        windows = dstore.window_counts(con, log, window, specs, start, end, target)
     rows = []
-    for w in dstore.window_counts(con, info, window, specs, start, end, target):
+    for w in windows:
         for feature, counts in w.features.items():
             ref = by_name[feature]
             use = _methods_for(feature, ref.kind, methods)
@@ -345,23 +356,26 @@ def over_time(con: duckdb.DuckDBPyConnection, info: ModelInfo, *, window: str = 
     if len(result):
         result["window_start"] = pd.to_datetime(result["window_start"])
     result = result.astype({"statistic": "float64", "p_value": "float64", "threshold": "float64", "drifted": "bool"})
-    if store and len(result):
-        with transaction(con):
+    if store_results and len(result):
+        with store.transaction() as con:
             dstore.replace_results(con, info.name, ref_id, window, result)
     result["reference_id"] = ref_id
     return result
 
 
-def stored(con: duckdb.DuckDBPyConnection, info: ModelInfo, *, window: str = "day", start: datetime | None = None,
+def stored(store: Store, info: ModelInfo, *, window: str = "day", start: datetime | None = None,
            end: datetime | None = None, reference_id: int | None = None, compute_missing: bool = True) -> pd.DataFrame:
     """The stored drift time series (as ``over_time`` wrote it), oldest first.
 
     When nothing is stored for this window size (e.g. hourly windows while the monitor stores
     daily ones) and ``compute_missing`` is true, the series is computed without storing it.
     """
-    df = dstore.results(con, info.name, window, start, end, reference_id)
-    if df.empty and compute_missing and not dstore.has_results(con, info.name, window):
-        df = over_time(con, info, window=window, start=start, end=end, reference_id=reference_id, store=False)
+    with store.connect() as con:
+        df = dstore.results(con, info.name, window, start, end, reference_id)
+        missing = df.empty and compute_missing and not dstore.has_results(con, info.name, window)
+    if missing:
+        df = over_time(store, info, window=window, start=start, end=end, reference_id=reference_id,
+                       store_results=False)
     if len(df):
         df["window_start"] = pd.to_datetime(df["window_start"])
     return df
@@ -386,10 +400,10 @@ def share(df: pd.DataFrame) -> pd.DataFrame:
     return out[cols]
 
 
-def share_over_time(con: duckdb.DuckDBPyConnection, info: ModelInfo, *, window: str = "day",
-                    start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+def share_over_time(store: Store, info: ModelInfo, *, window: str = "day", start: datetime | None = None,
+                    end: datetime | None = None) -> pd.DataFrame:
     """``share`` of the stored series (see ``stored`` for when it computes instead)."""
-    return share(stored(con, info, window=window, start=start, end=end))
+    return share(stored(store, info, window=window, start=start, end=end))
 
 
 def _bin_label(lower, upper) -> str:
@@ -402,23 +416,26 @@ def _bin_label(lower, upper) -> str:
     return f"[{lower:.4g}, {upper:.4g})"
 
 
-def distribution(con: duckdb.DuckDBPyConnection, info: ModelInfo, feature: str, *, start: datetime | None = None,
+def distribution(store: Store, info: ModelInfo, feature: str, *, start: datetime | None = None,
                  end: datetime | None = None, reference_id: int | None = None) -> pd.DataFrame:
     """Reference against current shares per bin (numeric) or category, for overlay charts.
 
     Columns: bin (label), reference_count, current_count, reference_share, current_share. Current =
     the log in [start, end). Raises NotFoundError (feature, reference).
     """
-    ref_id = int(reference_id) if reference_id is not None else default_reference_id(con, info.name)
-    refs = {r.feature: r for r in rstore.load_reference(con, ref_id)}
-    if feature not in refs:
+    with store.connect() as con:
+        _, refs = _plan(con, info, reference_id)
+        log = logs.view(con, store.logs, info, start, end)
+    by_name = {r.feature: r for r in refs}
+    if feature not in by_name:
         raise NotFoundError(f"Feature {feature!r} is not in the reference of model {info.name!r}. "
-                            f"Features: {', '.join(sorted(refs))}.", model=info.name, feature=feature)
-    ref = refs[feature]
+                            f"Features: {', '.join(sorted(by_name))}.", model=info.name, feature=feature)
+    ref = by_name[feature]
     spec = spec_of(ref)
     is_target = feature == TARGET
-    windows = dstore.window_counts(con, info, "week", [] if is_target else [spec], start, end,
-                                   spec if is_target else None)
+    with store.engine() as con:
+        windows = dstore.window_counts(con, log, "week", [] if is_target else [spec], start, end,
+                                       spec if is_target else None)
     ref_counts = _reference_counts(ref)
     if ref.kind == "numeric":
         labels = [_bin_label(b.lower, b.upper) for b in ref.bins]
@@ -437,19 +454,20 @@ def distribution(con: duckdb.DuckDBPyConnection, info: ModelInfo, feature: str, 
     return out
 
 
-def latest(con: duckdb.DuckDBPyConnection, info: ModelInfo, *, window: str = "day") -> pd.DataFrame:
+def latest(store: Store, info: ModelInfo, *, window: str = "day") -> pd.DataFrame:
     """Each feature's result in the newest stored window, most severe first (drifted, then statistic / threshold).
 
     Adds a ``score`` column (statistic / threshold). Computes the last week of windows (without
     storing) when nothing is stored.
     """
-    df = stored(con, info, window=window, compute_missing=False)
+    df = stored(store, info, window=window, compute_missing=False)
     empty = pd.DataFrame(columns=["window_start", *RESULT_COLUMNS, "n_current", "score"])
     if df.empty:
-        _, last = pstore.log_time_range(con, info)
+        with store.connect() as con:
+            last = logs.facts(con, info.name).last_ts
         if last is None:
             return empty
-        df = over_time(con, info, window=window, start=last - timedelta(days=7), store=False)
+        df = over_time(store, info, window=window, start=last - timedelta(days=7), store_results=False)
         if df.empty:
             return empty
     newest = df[df["window_start"] == df["window_start"].max()].copy()
@@ -470,19 +488,21 @@ def _log_columns(info: ModelInfo) -> dict[str, str]:
     return columns
 
 
-def reference_from_window(con: duckdb.DuckDBPyConnection, info: ModelInfo, start: datetime | None,
-                          end: datetime | None) -> int:
+def reference_from_window(store: Store, info: ModelInfo, start: datetime | None, end: datetime | None) -> int:
     """Summarise the log in [start, end) (features, prediction, score, labels) into a stored reference; return its id.
 
     Raises InvalidInputError (no predictions in the window).
     """
     columns = _log_columns(info)
-    table = dstore.log_arrow(con, info, list(columns), start, end)
+    with store.connect() as con:
+        log = logs.view(con, store.logs, info, start, end)
+    with store.engine() as con:
+        table = dstore.log_arrow(con, log, list(columns), start, end)
     if table.num_rows == 0:
         raise InvalidInputError(f"Model {info.name!r} has no predictions between {start} and {end}; pick another "
                                 "window.", model=info.name)
     refs = refmod.summarise_arrow(table, columns)
-    with transaction(con):
+    with store.transaction() as con:
         return rstore.save_reference(con, info.name, refs, kind="window", window_start=start, window_end=end,
                                      rows=table.num_rows)
 

@@ -1,0 +1,309 @@
+"""The prediction logs and labels: Parquet files in a Hive layout, listed in the metadata table ``log_files``.
+
+Layout under the log folder (``Store.logs``; ``$MLOPS_LOG_DIR`` to put it elsewhere)::
+
+    predictions/model=<name>/date=<YYYY-MM-DD>/<batch id>_<n>.parquet   rows by prediction day
+    labels/model=<name>/date=<YYYY-MM-DD>/<batch id>_<n>.parquet        rows by arrival day
+
+Columns are typed as the model's schema says (microsecond timestamps), so DuckDB, Spark or
+any Parquet reader can scan a folder. A file is part of the log exactly when a row of
+``log_files`` lists it: a batch's files are written first and listed in the same metadata
+transaction that records the batch, so a reader (which reads the listing, then the files)
+never sees half a batch, and a crash before that commit leaves only unlisted files, which
+``remove_orphans`` deletes. Reading needs no lock on the database beyond the short visit
+that reads the listing: the scans run on the log engine (``connection.engine``).
+
+Compaction (``compact``) merges the many small files of a busy day into one, lists the new
+file and retires the old ones in one transaction, and deletes retired files once no reader
+can still be using them (``RETIRED_GRACE_S``).
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from mlops_core.clock import utcnow
+from mlops_core.entities import ModelInfo
+from mlops_core.errors import DatabaseBusyError
+from mlops_core.store.models import quote_ident
+
+KINDS = ("predictions", "labels")
+#: Retired files (replaced by compaction) are deleted this long after, when no query can still read them.
+RETIRED_GRACE_S = 600.0
+#: Unlisted files older than this are remains of an interrupted write and are deleted.
+ORPHAN_AGE_S = 3600.0
+
+
+def _literal(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def columns(info: ModelInfo, kind: str) -> list[tuple[str, str]]:
+    """(column, SQL type) of a model's prediction log or label files, in file order."""
+    pred = info.prediction_sql_type
+    if kind == "labels":
+        return [("request_id", "VARCHAR"), ("label", pred), ("label_ts", "TIMESTAMP"), ("batch_id", "VARCHAR")]
+    return [("request_id", "VARCHAR"), ("version", "INTEGER"), ("variant", "VARCHAR"), ("ts", "TIMESTAMP"),
+            *((f.name, f.sql_type) for f in info.features),
+            ("prediction", pred), ("score", "DOUBLE"), ("batch_id", "VARCHAR")]
+
+
+def relation(info: ModelInfo, kind: str, files: list[str] | tuple[str, ...]) -> str:
+    """SQL for the rows of ``files`` (absolute paths) with the model's columns; an empty relation of the same
+    columns when there are no files."""
+    cols = columns(info, kind)
+    if not files:
+        return "(SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(c)}" for c, t in cols) + " WHERE FALSE)"
+    listed = ", ".join(_literal(f) for f in files)
+    return f"read_parquet([{listed}])"
+
+
+@dataclass(frozen=True)
+class LogView:
+    """What one query reads of a model's log: the listed files and their SQL relations."""
+
+    info: ModelInfo
+    prediction_files: tuple[str, ...]
+    label_files: tuple[str, ...]
+
+    @property
+    def predictions(self) -> str:
+        return relation(self.info, "predictions", self.prediction_files)
+
+    @property
+    def labels(self) -> str:
+        return relation(self.info, "labels", self.label_files)
+
+
+def view(con: duckdb.DuckDBPyConnection, root: Path, info: ModelInfo, start: datetime | None = None,
+         end: datetime | None = None) -> LogView:
+    """The files a query of [start, end) must read: predictions files whose rows may fall in the window,
+    every label file (a label may arrive for any prediction). ``con``: a metadata visit."""
+    sql, params = ("SELECT path FROM log_files WHERE model = ? AND kind = 'predictions' AND retired_at IS NULL",
+                   [info.name])
+    if start is not None:
+        sql += " AND max_ts >= ?"
+        params.append(start)
+    if end is not None:
+        sql += " AND min_ts < ?"
+        params.append(end)
+    preds = [str(root / r[0]) for r in con.execute(sql + " ORDER BY min_ts, path", params).fetchall()]
+    labels = [str(root / r[0]) for r in con.execute(
+        "SELECT path FROM log_files WHERE model = ? AND kind = 'labels' AND retired_at IS NULL ORDER BY path",
+        [info.name]).fetchall()]
+    return LogView(info, tuple(preds), tuple(labels))
+
+
+# --- facts from the listing (no file is read) ------------------------------------------------------
+
+
+@dataclass
+class LogFacts:
+    """Size and time span of a model's log, from the listing."""
+
+    predictions: int
+    labels: int
+    first_ts: datetime | None
+    last_ts: datetime | None
+    files: int
+
+
+def facts(con: duckdb.DuckDBPyConnection, model: str) -> LogFacts:
+    row = con.execute(
+        "SELECT coalesce(sum(rows) FILTER (WHERE kind = 'predictions'), 0), "
+        "coalesce(sum(rows) FILTER (WHERE kind = 'labels'), 0), "
+        "min(min_ts) FILTER (WHERE kind = 'predictions'), max(max_ts) FILTER (WHERE kind = 'predictions'), count(*) "
+        "FROM log_files WHERE model = ? AND retired_at IS NULL", [model]).fetchone()
+    return LogFacts(int(row[0]), int(row[1]), row[2], row[3], int(row[4]))
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """One Parquet file of a batch, as ``log_files`` lists it."""
+
+    path: str  # relative to the log folder
+    model: str
+    kind: str
+    batch_id: str
+    day: date
+    rows: int
+    min_ts: datetime | None
+    max_ts: datetime | None
+    bytes: int
+
+
+def _folder(root: Path, model: str, kind: str) -> Path:
+    return root / kind / f"model={model}"
+
+
+def write(con: duckdb.DuckDBPyConnection, root: Path, info: ModelInfo, kind: str, select_sql: str,
+          params: dict | list | None = None, *, batch_id: str) -> list[LogFile]:
+    """Write the rows of ``select_sql`` (the kind's columns, in any order) as one Parquet file per day.
+
+    ``con``: the log engine (or any DuckDB connection that can evaluate ``select_sql``). The files
+    are not part of the log until ``register`` lists them. Returns them, with their row counts and
+    time spans; an empty result writes nothing.
+    """
+    ts = "label_ts" if kind == "labels" else "ts"
+    cols = ", ".join(f"CAST({quote_ident(c)} AS {t}) AS {quote_ident(c)}" for c, t in columns(info, kind))
+    folder = _folder(root, info.name, kind)
+    folder.mkdir(parents=True, exist_ok=True)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _log_batch AS SELECT {cols} FROM ({select_sql})", params or [])
+    try:
+        days = con.execute(f"SELECT CAST({ts} AS DATE) AS d, count(*), min({ts}), max({ts}) FROM _log_batch "
+                           "GROUP BY 1 ORDER BY 1").fetchall()
+        if not days:
+            return []
+        tag = f"{batch_id}_{uuid.uuid4().hex[:6]}"
+        con.execute(f"COPY (SELECT *, strftime(CAST({ts} AS DATE), '%Y-%m-%d') AS date FROM _log_batch) "
+                    f"TO {_literal(folder)} (FORMAT PARQUET, PARTITION_BY (date), OVERWRITE_OR_IGNORE, "
+                    f"FILENAME_PATTERN {_literal(tag + '_{i}')}, COMPRESSION zstd)")
+    finally:
+        con.execute("DROP TABLE IF EXISTS _log_batch")
+    out = []
+    for day, rows, lo, hi in days:
+        written = sorted((folder / f"date={day:%Y-%m-%d}").glob(f"{tag}_*.parquet"))
+        for i, f in enumerate(written):
+            out.append(LogFile(str(f.relative_to(root)), info.name, kind, batch_id, day,
+                               int(rows) if i == 0 else 0, lo, hi, f.stat().st_size))
+        if len(written) > 1:  # DuckDB split a big day into several files: count each file's rows
+            out[-len(written):] = [_recount(con, root, lf) for lf in out[-len(written):]]
+    return out
+
+
+def _recount(con: duckdb.DuckDBPyConnection, root: Path, lf: LogFile) -> LogFile:
+    ts = "label_ts" if lf.kind == "labels" else "ts"
+    rows, lo, hi = con.execute(f"SELECT count(*), min({ts}), max({ts}) FROM read_parquet({_literal(root / lf.path)})"
+                               ).fetchone()
+    return LogFile(lf.path, lf.model, lf.kind, lf.batch_id, lf.day, int(rows), lo, hi, lf.bytes)
+
+
+def register(con: duckdb.DuckDBPyConnection, files: list[LogFile]) -> None:
+    """List ``files`` in ``log_files`` (call inside the transaction that records their batch)."""
+    now = utcnow()
+    if files:
+        con.executemany(
+            "INSERT INTO log_files (path, model, kind, batch_id, day, rows, min_ts, max_ts, bytes, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[f.path, f.model, f.kind, f.batch_id, f.day, f.rows, f.min_ts, f.max_ts, f.bytes, now] for f in files])
+
+
+def discard(root: Path, files: list[LogFile]) -> None:
+    """Delete written files that were not listed (their batch failed)."""
+    for f in files:
+        try:
+            (root / f.path).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def remove_orphans(con: duckdb.DuckDBPyConnection, root: Path, model: str, *, older_than_s: float = ORPHAN_AGE_S,
+                   now: float | None = None) -> list[str]:
+    """Delete files of ``model`` that no row lists (remains of an interrupted write, older than ``older_than_s``)
+    and retired files past their grace period; return the relative paths deleted. ``con``: a write visit."""
+    now = time.time() if now is None else now
+    listed = {r[0] for r in con.execute("SELECT path FROM log_files WHERE model = ?", [model]).fetchall()}
+    removed = []
+    for kind in KINDS:
+        folder = _folder(root, model, kind)
+        if not folder.is_dir():
+            continue
+        for f in folder.glob("date=*/*.parquet"):
+            rel = str(f.relative_to(root))
+            try:
+                if rel not in listed and now - f.stat().st_mtime > older_than_s:
+                    f.unlink()
+                    removed.append(rel)
+            except FileNotFoundError:
+                pass
+    cutoff = utcnow() - timedelta(seconds=RETIRED_GRACE_S)
+    for (rel,) in con.execute("SELECT path FROM log_files WHERE model = ? AND retired_at < ?", [model, cutoff]
+                              ).fetchall():
+        try:
+            (root / rel).unlink()
+        except FileNotFoundError:
+            pass
+        con.execute("DELETE FROM log_files WHERE path = ?", [rel])
+        removed.append(rel)
+    return removed
+
+
+_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+@contextmanager
+def writer_lock(root: Path, model: str, timeout: float) -> Iterator[None]:
+    """Hold the model's writer lock (one writer of its log at a time, across threads and processes): a batch's
+    duplicate checks and its commit must not interleave with another batch's. Raises DatabaseBusyError after
+    ``timeout``."""
+    folder = root / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{model}.lock"
+    with _thread_locks_guard:
+        in_process = _thread_locks.setdefault(str(path), threading.Lock())
+    if not in_process.acquire(timeout=timeout):  # POSIX record locks are per process: threads take turns here
+        raise DatabaseBusyError(f"Another thread is writing the log of {model!r} (waited {timeout:.0f} s).", model=model)
+    try:
+        with _file_lock(path, model, timeout):
+            yield
+    finally:
+        in_process.release()
+
+
+@contextmanager
+def _file_lock(path: Path, model: str, timeout: float) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise DatabaseBusyError(f"Another process is writing the log of {model!r} (waited {timeout:.0f} s); "
+                                            "try again when it has finished.", model=model) from exc
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)
+
+
+# --- compaction -----------------------------------------------------------------------------------
+
+
+def small_days(con: duckdb.DuckDBPyConnection, model: str, kind: str, min_files: int) -> list[date]:
+    """Days of ``model``'s ``kind`` listed in at least ``min_files`` files (candidates for compaction)."""
+    return [r[0] for r in con.execute(
+        "SELECT day FROM log_files WHERE model = ? AND kind = ? AND retired_at IS NULL GROUP BY day "
+        "HAVING count(*) >= ? ORDER BY day", [model, kind, min_files]).fetchall()]
+
+
+def day_files(con: duckdb.DuckDBPyConnection, model: str, kind: str, day: date) -> list[str]:
+    return [r[0] for r in con.execute(
+        "SELECT path FROM log_files WHERE model = ? AND kind = ? AND day = ? AND retired_at IS NULL ORDER BY path",
+        [model, kind, day]).fetchall()]
+
+
+def retire(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
+    """Mark listed files retired (replaced by a compacted file); they are deleted after ``RETIRED_GRACE_S``."""
+    now = utcnow()
+    for p in paths:
+        con.execute("UPDATE log_files SET retired_at = ? WHERE path = ?", [now, p])
