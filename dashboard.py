@@ -11,7 +11,8 @@ this script, Streamlit (1.67) starts each server process, and each AppTest run, 
 multipage mode, which runs a requested page script directly, without this router and its
 sidebar. ``frame.enter()`` then does the router's work within that same run (registering the
 navigation also ends that mode for the process), so a page is whole even as a server's very
-first request (tests/test_first_request.py).
+first request (tests/test_first_request.py). That is also why the navigation is defined in
+``ui/frame.py`` rather than here: both this router and ``frame.enter()`` register it.
 """
 from ui import frame
 

@@ -97,8 +97,10 @@ def test_first_request_of_a_server_renders_the_whole_page(browser, fresh_server,
         # choose another model and window, then go to another page through the sidebar's navigation
         model_select(pg).click()
         pg.get_by_role("option", name=OTHER_MODEL, exact=True).click()
+        pg.locator('[data-testid="stMain"]').get_by_text(OTHER_MODEL).first.wait_for()
         settle(pg)
         sidebar(pg).locator('[data-testid="stRadio"]').get_by_text("week", exact=True).click()
+        sidebar(pg).get_by_role("radio", name="week", exact=True, checked=True).wait_for()
         settle(pg)
         sidebar(pg).locator('[data-testid="stSidebarNav"]').locator(f'a[href$="/{then}"]').click()
         pg.wait_for_url(f"**/{then}")

@@ -9,9 +9,11 @@ through ``mlops_core.registry``.
 """
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -87,6 +89,31 @@ def test_every_page_renders_on_the_demo(demo_db, page, title):
     assert at.selectbox(key="model").value == MODEL
     assert at.radio(key="window").value == "day"
     assert len(at.date_input(key="date_range").value) == 2
+
+
+def _first_call(script: Path) -> str:
+    """The dotted name of the first top-level call in a page script (imports, constants and functions skipped)."""
+    for node in ast.parse(script.read_text()).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # the docstring
+        calls = [n for n in ast.walk(node) if isinstance(n, ast.Call)]
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and not calls:
+            continue
+        return ast.unparse(calls[0].func) if calls else ast.unparse(node)
+    return ""
+
+
+def test_every_page_script_is_in_the_navigation_and_opens_the_frame_first():
+    """A page that draws before ``frame.enter()`` would be drawn twice, or without its sidebar, on a first request."""
+    from ui import frame
+
+    scripts = {p.stem: p for p in (ROOT / "pages").glob("*.py")}
+    registered = [name for pages in frame.SECTIONS.values() for name, _title, _icon in pages]
+    assert sorted(registered) == sorted(scripts) == sorted(Path(p).stem for p in PAGES)
+    for name, script in scripts.items():
+        assert _first_call(script) == "frame.enter", name
 
 
 def test_overview_lists_models_with_production_version(demo_db):
