@@ -69,7 +69,7 @@ def time_pages(db: Path, repeat: int) -> tuple[float, list[tuple[str, float, flo
     rows = []
     for page in PAGES:
         if page != "overview":
-            at.switch_page(f"app_pages/{page}.py")
+            at.switch_page(f"pages/{page}.py")
         st.cache_data.clear()
         t = time.perf_counter()
         at.run()

@@ -1,4 +1,4 @@
-"""Databases, a Streamlit server and helpers shared by the dashboard tests and the page benchmark."""
+"""Databases, a Streamlit server and browser helpers shared by the dashboard tests and the page benchmark."""
 from __future__ import annotations
 
 import atexit
@@ -101,3 +101,40 @@ class StreamlitServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self._log.close()
+
+
+#: Debian's Chromium, driven by Playwright in the browser tests.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def require_browser() -> None:
+    """Skip the calling test when Playwright or Chromium is missing; fail it instead when ``CI`` is set."""
+    import pytest
+
+    try:
+        from playwright.sync_api import sync_playwright  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("Playwright is not installed; CI must run the browser tests "
+                        "(pip install -r requirements-dev.txt)")
+        pytest.skip("Playwright is not installed")
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; CI must run the browser tests (apt-get install chromium)")
+        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium package)")
+
+
+def settle(pg, timeout=30_000) -> None:
+    """Wait until Streamlit has finished running the script (and plotly has drawn)."""
+    pg.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+    pg.wait_for_timeout(300)
+
+
+def assert_no_traceback(pg, where: str) -> None:
+    """Fail when the page shows a traceback or an error message."""
+    assert pg.locator('[data-testid="stException"]').count() == 0, f"traceback on {where}"
+    assert "Traceback (most recent call last)" not in pg.content(), where
+    errors = pg.locator('[data-testid="stAlertContentError"]')
+    assert errors.count() == 0, f"error message on {where}: {errors.all_inner_texts()}"

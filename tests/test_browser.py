@@ -18,15 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from _dashboard_support import ROOT, StreamlitServer, copy_db, shared_demo
+from _dashboard_support import (CHROMIUM, CHROMIUM_ARGS, ROOT, StreamlitServer, assert_no_traceback,
+                                copy_db, require_browser, settle, shared_demo)
 from mlops_core.lifecycle import jobs, registry
 from mlops_core import ControlRoom, Identity
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 #: Screenshots go to test-results/screenshots/ (git-ignored); `make screenshots` points this at docs/screenshots/,
 #: the README's pictures, so a plain test run leaves the work tree unchanged.
 SHOTS = Path(os.environ.get("MLOPS_SCREENSHOTS_DIR") or ROOT / "test-results" / "screenshots")
@@ -40,23 +38,9 @@ PAGES = [("", "MLOps control room", "overview"), ("performance", "Performance", 
 RETRAIN_DAYS = 10
 
 
-def _require_browser():
-    try:
-        from playwright.sync_api import sync_playwright  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("Playwright is not installed; CI must run the browser tests "
-                        "(pip install -r requirements-dev.txt)")
-        pytest.skip("Playwright is not installed")
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing; CI must run the browser tests (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium package)")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    _require_browser()
+    require_browser()
     folder = tmp_path_factory.mktemp("browser")
     db = copy_db(shared_demo(), folder / "db")
     with StreamlitServer(db, folder / "streamlit.log") as srv:
@@ -68,7 +52,7 @@ def browser(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
@@ -80,19 +64,6 @@ def page(browser):
     pg.set_default_timeout(30_000)
     yield pg
     context.close()
-
-
-def settle(pg, timeout=30_000):
-    """Wait until Streamlit has finished running the script (and plotly has drawn)."""
-    pg.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
-    pg.wait_for_timeout(300)
-
-
-def assert_no_traceback(pg, where: str):
-    assert pg.locator('[data-testid="stException"]').count() == 0, f"traceback on {where}"
-    assert "Traceback (most recent call last)" not in pg.content(), where
-    errors = pg.locator('[data-testid="stAlertContentError"]')
-    assert errors.count() == 0, f"error message on {where}: {errors.all_inner_texts()}"
 
 
 def open_page(pg, server, path: str, title: str):

@@ -1,13 +1,19 @@
 """Every dashboard page under Streamlit's AppTest, on a copy of a small demo database.
 
+AppTest starts every run in Streamlit's old multipage mode (there is a ``pages/`` folder beside
+``dashboard.py``), so a page other than the Overview reaches its frame through ``frame.enter()``;
+the browser tests cover the router's own path.
+
 Flows that change state (promote, roll back, retrain) check the database afterwards
 through ``mlops_core.registry``.
 """
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -18,25 +24,25 @@ from mlops_core import ControlRoom, Identity
 
 APP = str(ROOT / "dashboard.py")
 PAGES = {
-    "app_pages/overview.py": "MLOps control room",
-    "app_pages/performance.py": "Performance",
-    "app_pages/drift.py": "Drift",
-    "app_pages/data_quality.py": "Data quality",
-    "app_pages/versions.py": "Versions",
-    "app_pages/retrain.py": "Retrain",
-    "app_pages/runs.py": "Runs & audit",
-    "app_pages/automation.py": "Automation",
+    "pages/overview.py": "MLOps control room",
+    "pages/performance.py": "Performance",
+    "pages/drift.py": "Drift",
+    "pages/data_quality.py": "Data quality",
+    "pages/versions.py": "Versions",
+    "pages/retrain.py": "Retrain",
+    "pages/runs.py": "Runs & audit",
+    "pages/automation.py": "Automation",
 }
 #: Per page: text it must show and how many plotly charts at least.
 KEY_CONTENT = {
-    "app_pages/overview.py": (["Open alerts", "Latest actions", "delivery_time"], 0),
-    "app_pages/performance.py": (["Errors in one window"], 2),
-    "app_pages/drift.py": (["One feature: reference against current", "Prediction and target drift"], 4),
-    "app_pages/data_quality.py": (["Schema", "Training–serving skew"], 2),
-    "app_pages/versions.py": (["Change production", "Compare versions", "Hyperparameters", "Lineage"], 2),
-    "app_pages/retrain.py": (["Settings", "Latest retrain"], 0),
-    "app_pages/runs.py": ([], 1),
-    "app_pages/automation.py": (["Policy", "Recent evaluations", "Alerts"], 0),
+    "pages/overview.py": (["Open alerts", "Latest actions", "delivery_time"], 0),
+    "pages/performance.py": (["Errors in one window"], 2),
+    "pages/drift.py": (["One feature: reference against current", "Prediction and target drift"], 4),
+    "pages/data_quality.py": (["Schema", "Training–serving skew"], 2),
+    "pages/versions.py": (["Change production", "Compare versions", "Hyperparameters", "Lineage"], 2),
+    "pages/retrain.py": (["Settings", "Latest retrain"], 0),
+    "pages/runs.py": ([], 1),
+    "pages/automation.py": (["Policy", "Recent evaluations", "Alerts"], 0),
 }
 MODEL = "credit_default"
 
@@ -51,7 +57,7 @@ def demo_db(tmp_path, monkeypatch):
 
 def open_page(page: str | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60).run()
-    if page and page != "app_pages/overview.py":
+    if page and page != "pages/overview.py":
         at.switch_page(page).run()
     return at
 
@@ -85,6 +91,31 @@ def test_every_page_renders_on_the_demo(demo_db, page, title):
     assert len(at.date_input(key="date_range").value) == 2
 
 
+def _first_call(script: Path) -> str:
+    """The dotted name of the first top-level call in a page script (imports, constants and functions skipped)."""
+    for node in ast.parse(script.read_text()).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # the docstring
+        calls = [n for n in ast.walk(node) if isinstance(n, ast.Call)]
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and not calls:
+            continue
+        return ast.unparse(calls[0].func) if calls else ast.unparse(node)
+    return ""
+
+
+def test_every_page_script_is_in_the_navigation_and_opens_the_frame_first():
+    """A page that draws before ``frame.enter()`` would be drawn twice, or without its sidebar, on a first request."""
+    from ui import frame
+
+    scripts = {p.stem: p for p in (ROOT / "pages").glob("*.py")}
+    registered = [name for pages in frame.SECTIONS.values() for name, _title, _icon in pages]
+    assert sorted(registered) == sorted(scripts) == sorted(Path(p).stem for p in PAGES)
+    for name, script in scripts.items():
+        assert _first_call(script) == "frame.enter", name
+
+
 def test_overview_lists_models_with_production_version(demo_db):
     at = open_page()
     assert_clean(at)
@@ -97,7 +128,7 @@ def test_overview_lists_models_with_production_version(demo_db):
 
 
 def test_versions_page_shows_comparison_and_actions(demo_db):
-    at = open_page("app_pages/versions.py")
+    at = open_page("pages/versions.py")
     assert_clean(at)
     labels = [b.label for b in at.button]
     assert "Promote" in labels and "Roll back" in labels
@@ -106,7 +137,7 @@ def test_versions_page_shows_comparison_and_actions(demo_db):
 
 
 def test_runs_page_offers_csv_downloads(demo_db):
-    at = open_page("app_pages/runs.py")
+    at = open_page("pages/runs.py")
     assert_clean(at)
     assert len(at.get("download_button")) == 2
     assert len(at.dataframe) >= 1
@@ -116,7 +147,7 @@ def test_shared_widgets_keep_their_value_across_pages(demo_db):
     at = open_page()
     at.selectbox(key="model").set_value("delivery_time").run()
     at.radio(key="window").set_value("week").run()
-    at.switch_page("app_pages/performance.py").run()
+    at.switch_page("pages/performance.py").run()
     assert_clean(at)
     assert at.selectbox(key="model").value == "delivery_time"
     assert at.radio(key="window").value == "week"
@@ -127,7 +158,7 @@ def test_empty_database_shows_the_first_step_on_every_page(tmp_path, monkeypatch
     monkeypatch.setenv("MLOPS_DB", str(tmp_path / "nothing-here.duckdb"))
     at = open_page()
     for page in PAGES:
-        if page != "app_pages/overview.py":
+        if page != "pages/overview.py":
             at.switch_page(page).run()
         assert_clean(at)
         assert "python -m mlops_core demo" in texts(at), page
@@ -152,7 +183,7 @@ def _promotable(db):
 
 def test_promote_flow_changes_production_and_audit(demo_db):
     before, target = _promotable(demo_db)
-    at = open_page("app_pages/versions.py")
+    at = open_page("pages/versions.py")
     at.selectbox(key="promote_version").set_value(target.version).run()
     at.button(key="promote").click().run()
     assert_clean(at)
@@ -179,7 +210,7 @@ def test_promote_flow_changes_production_and_audit(demo_db):
 def test_rollback_flow_restores_the_previous_version(demo_db):
     before, target = _promotable(demo_db)
     ControlRoom(demo_db, identity=Identity("test", 'admin')).model(MODEL).promote(target.version, force=True)
-    at = open_page("app_pages/versions.py")
+    at = open_page("pages/versions.py")
     assert f"Roll back puts v{before}" in texts(at)
     at.button(key="rollback").click().run()
     assert_clean(at)
@@ -194,7 +225,7 @@ def test_rollback_flow_restores_the_previous_version(demo_db):
 
 def test_cancel_leaves_production_alone(demo_db):
     before, target = _promotable(demo_db)
-    at = open_page("app_pages/versions.py")
+    at = open_page("pages/versions.py")
     at.selectbox(key="promote_version").set_value(target.version).run()
     at.button(key="promote").click().run()
     at.button(key="promote_cancel").click().run()
@@ -205,7 +236,7 @@ def test_cancel_leaves_production_alone(demo_db):
 
 @pytest.mark.slow
 def test_retrain_flow_shows_progress_then_the_gate_decision(demo_db):
-    at = open_page("app_pages/retrain.py")
+    at = open_page("pages/retrain.py")
     at.button(key="retrain").click().run()
     assert_clean(at)
     active = ControlRoom(demo_db).model(MODEL).active_retrain()
@@ -227,7 +258,7 @@ def test_retrain_flow_shows_progress_then_the_gate_decision(demo_db):
 def test_policy_form_saves_the_policy(demo_db):
     from mlops_core.lifecycle import policies as automation
 
-    at = open_page("app_pages/automation.py")
+    at = open_page("pages/automation.py")
     assert_clean(at)
     at.radio(key="policy_mode").set_value("automated")
     at.text_input(key="policy_gate").input("roc_auc>=0.7")
@@ -245,7 +276,7 @@ def test_acknowledging_an_alert(demo_db):
     open_before = ControlRoom(demo_db).model(MODEL).alerts(open_only=True)
     if len(open_before) == 0:
         pytest.skip("the demo database has no open alert")
-    at = open_page("app_pages/automation.py")
+    at = open_page("pages/automation.py")
     first = int(open_before["id"].iloc[0])
     at.multiselect(key="ack_ids").select(first).run()
     at.button(key="ack").click().run()
@@ -262,7 +293,7 @@ import sys
 from streamlit.testing.v1 import AppTest
 at = AppTest.from_file({APP!r}, default_timeout=60).run()
 for page in ("performance", "drift", "data_quality", "versions", "retrain", "runs", "automation"):
-    at.switch_page(f"app_pages/{{page}}.py").run()
+    at.switch_page(f"pages/{{page}}.py").run()
     assert not at.exception, (page, [e.value for e in at.exception])
 print("sklearn" in sys.modules)
 """
@@ -280,8 +311,8 @@ def test_a_model_without_traffic_renders_every_page(tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_DB", str(db))
     at = open_page()
     for page in PAGES:
-        if page != "app_pages/overview.py":
+        if page != "pages/overview.py":
             at.switch_page(page).run()
         assert_clean(at)
-    at.switch_page("app_pages/performance.py").run()
+    at.switch_page("pages/performance.py").run()
     assert "ingest predictions" in texts(at)

@@ -1,7 +1,7 @@
 """Session-state keys shared by the router and the pages (one name per piece of state)."""
 from __future__ import annotations
 
-#: Sidebar widgets (created in dashboard.py, read by every page).
+#: Sidebar widgets (drawn by the page frame, ui/frame.py, read by every page).
 MODEL = "model"
 DATE_RANGE = "date_range"
 WINDOW = "window"

@@ -2,8 +2,9 @@
 import streamlit as st
 
 from ui import charts
-from ui import context, data, widgets
+from ui import context, data, frame, widgets
 
+frame.enter()
 st.title("Runs & audit")
 ctx = context.require()
 every = st.toggle("All models", value=False, key="runs_all_models")

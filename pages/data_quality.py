@@ -3,8 +3,9 @@ import pandas as pd
 import streamlit as st
 
 from ui import charts
-from ui import context, data, widgets
+from ui import context, data, frame, widgets
 
+frame.enter()
 st.title("Data quality")
 ctx = context.require()
 info = data.model_info(ctx.db, ctx.model)

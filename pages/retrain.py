@@ -6,11 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from mlops_core.errors import AlreadyRunningError
-from ui import actions, context, data, dialogs, state, widgets
+from ui import actions, context, data, dialogs, frame, state, widgets
 
 #: Seconds between two looks at a running job.
 POLL_S = 1.0
 
+frame.enter()
 st.title("Retrain")
 ctx = context.require()
 prod = data.production(ctx.db, ctx.model)

@@ -3,8 +3,9 @@ import pandas as pd
 import streamlit as st
 
 from mlops_core import metrics
-from ui import charts, context, data, dialogs, state, widgets
+from ui import charts, context, data, dialogs, frame, state, widgets
 
+frame.enter()
 st.title("Versions")
 ctx = context.require()
 info = data.model_info(ctx.db, ctx.model)

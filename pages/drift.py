@@ -2,11 +2,12 @@
 import streamlit as st
 
 from ui import charts
-from ui import context, data, widgets
+from ui import context, data, frame, widgets
 
 #: Pseudo-features of the stored reference: the model's output and the target.
 PSEUDO = {"__prediction__": "prediction", "__score__": "score", "__target__": "target (labels)"}
 
+frame.enter()
 st.title("Drift")
 ctx = context.require()
 st.caption(f"{ctx.model} · {ctx.first_day} to {ctx.last_day} · per {ctx.window}, against the training data of "

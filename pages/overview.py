@@ -1,8 +1,9 @@
 """Overview: per model the production version, its health, headline figures and what happened last."""
 import streamlit as st
 
-from ui import context, data, widgets
+from ui import context, data, frame, widgets
 
+frame.enter()
 st.title("MLOps control room")
 ctx = context.require()
 st.caption("Every registered model at a glance: last 7 days against the 7 before.")

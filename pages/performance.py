@@ -2,8 +2,9 @@
 import streamlit as st
 
 from mlops_core import metrics
-from ui import charts, context, data, widgets
+from ui import charts, context, data, frame, widgets
 
+frame.enter()
 st.title("Performance")
 ctx = context.require()
 info = data.model_info(ctx.db, ctx.model)

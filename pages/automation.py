@@ -2,8 +2,9 @@
 import streamlit as st
 
 from mlops_core.errors import MlopsError
-from ui import actions, context, data, widgets
+from ui import actions, context, data, frame, widgets
 
+frame.enter()
 st.title("Automation")
 ctx = context.require()
 st.caption(f"{ctx.model}. **Manual**: a trigger raises an alert and a person decides. "
