@@ -29,6 +29,7 @@ import duckdb
 from mlops_core.entities import ModelInfo, Promotion
 from mlops_core.errors import InvalidInputError
 from mlops_core.lifecycle import registry
+from mlops_core.store import Store
 from mlops_core.store import models as mstore
 from mlops_core.store import training_data as tdstore
 
@@ -161,15 +162,17 @@ def evaluate(con: duckdb.DuckDBPyConnection, info: ModelInfo, challenger, *, cha
                         significant, wins, msg)
 
 
-def promote_if_better(con: duckdb.DuckDBPyConnection, info: ModelInfo, challenger: int, *, actor: str,
+def promote_if_better(con: duckdb.DuckDBPyConnection, store: Store, info: ModelInfo, challenger: int, *, actor: str,
                       alpha: float = DEFAULT_ALPHA, min_samples: int = DEFAULT_MIN_SAMPLES, start=None,
                       end=None) -> tuple[ABTestResult, Promotion | None]:
     """Run the A/B test of version ``challenger`` against production and promote it when it wins.
 
     Returns (ABTestResult, the promotion or None). The promotion's audit reason carries the test's message.
+    The challenger's artifact is checked before the promotion (``registry.promote``); raises IntegrityError
+    when it fails its check (nothing changes then).
     """
     result = evaluate(con, info, challenger, alpha=alpha, min_samples=min_samples, start=start, end=end)
     if not result.challenger_wins:
         return result, None
-    return result, registry.promote(con, info.name, challenger, actor=actor, reason=f"A/B test: {result.message}",
-                                    action="ab_promote")
+    return result, registry.promote(con, store, info.name, challenger, actor=actor,
+                                    reason=f"A/B test: {result.message}", action="ab_promote")
