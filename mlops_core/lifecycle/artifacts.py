@@ -95,7 +95,7 @@ def _resolve(name: str):
     while module_name:
         try:
             obj = importlib.import_module(module_name)
-        except ImportError:
+        except Exception:  # not a module (the name goes on with a class inside it), or one that fails to import
             module_name, _, outer = module_name.rpartition(".")
             attr = f"{outer}.{attr}"
             continue
@@ -258,7 +258,10 @@ def _load_skops(data: bytes, source: str, refuse: type[MlopsError]):
         obj = sio.loads(data, trusted=untrusted)
     except Exception as exc:
         raise refuse(f"{source} could not be loaded with skops: {type(exc).__name__}: {exc}", path=source) from exc
-    problem = check_tree_structures(obj)
+    try:
+        problem = check_tree_structures(obj)
+    except RecursionError:
+        problem = "its objects are nested too deeply to check"
     if problem:
         raise refuse(f"{source} is refused: {problem}. The file was not written by scikit-learn as it is.",
                      path=source)
