@@ -93,6 +93,18 @@ EXIT_CODES = {
     "permission denied": 6,
 }
 
+
+
+def exit_code_of(kind: str | None) -> int:
+    """The exit code of the error class named ``kind`` (e.g. ``"IntegrityError"`` -> 5), 1 when unknown.
+
+    A background job records the class name of the error that failed it (the run's
+    ``statistics["error_kind"]``); a client waiting for the job exits with this code.
+    """
+    cls = globals().get(kind or "")
+    return cls.exit_code if isinstance(cls, type) and issubclass(cls, MlopsError) else 1
+
+
 __all__ = [
     "MlopsError",
     "NotFoundError",
@@ -105,4 +117,5 @@ __all__ = [
     "IntegrityError",
     "PermissionDeniedError",
     "EXIT_CODES",
+    "exit_code_of",
 ]

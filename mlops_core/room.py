@@ -70,11 +70,14 @@ def _bounds(start: Time, end: Time) -> tuple[datetime, datetime]:
     return first, last
 
 
-def _estimator(artifact: Any) -> Any:
-    """An estimator given as an object, or as the path of a joblib file holding one."""
+def _estimator(artifact: Any, identity: Identity, trust_pickle: bool) -> Any:
+    """An estimator given as an object, or as the path of a skops file holding one (a pickle/joblib file only with
+    ``trust_pickle``, which needs the admin role: loading a pickle runs any code inside it)."""
+    if trust_pickle:
+        identity.require("admin", "load a pickle file (trust_pickle, --trust-pickle)")
     if artifact is None or hasattr(artifact, "predict"):
         return artifact
-    return load_estimator_file(artifact)
+    return load_estimator_file(artifact, trust_pickle=trust_pickle)
 
 
 @dataclass
@@ -126,15 +129,21 @@ class ControlRoom:
 
     def register(self, name: str, task: str, target: str, training_data: Source, *, artifact: Any = None, seed: int = 0,
                  description: str | None = None, unit: str | None = None, at: datetime | None = None,
-                 train_start: datetime | None = None, train_end: datetime | None = None) -> registry.Registration:
+                 train_start: datetime | None = None, train_end: datetime | None = None,
+                 trust_pickle: bool = False) -> registry.Registration:
         """Register a new model from its training data (a file path or DataFrame); version 1 goes to production.
 
-        ``artifact``: an already fitted scikit-learn estimator or Pipeline (or a joblib file of one) to
-        register as version 1 (default: train the default pipeline). Needs the admin role.
+        ``artifact``: an already fitted scikit-learn estimator or Pipeline, or the path of a skops file
+        of one (``skops.io.dump``), to register as version 1 (default: train the default pipeline).
+        A pickle/joblib file is refused unless ``trust_pickle=True``: loading it runs any code inside
+        it, so only pass it for a file you built yourself. Needs the admin role.
+        Raises InvalidInputError (also for a pickle without ``trust_pickle``), NotFoundError,
+        AlreadyExistsError, PermissionDeniedError.
         """
         self.identity.require("admin", "register models")
+        estimator = _estimator(artifact, self.identity, trust_pickle)
         return registry.register_model(self.store, name, task, target, training_data, actor=self.identity.name,
-                                       artifact=_estimator(artifact), seed=seed, description=description, unit=unit, at=at,
+                                       artifact=estimator, seed=seed, description=description, unit=unit, at=at,
                                        train_start=train_start, train_end=train_end)
 
     # --- records of every model -------------------------------------------------------------
@@ -261,25 +270,28 @@ class Model:
         """The fitted estimator of a version (production when None), after checking its artifact's sha256."""
         return registry.load_version(self._store, self.version(version))
 
-    def add_version(self, estimator: Any, training_data: Source, *, seed: int = 0) -> registry.Registration:
-        """Register an estimator fitted elsewhere (or a joblib file of one) as the next version, a candidate scored
-        on the holdout of ``training_data``. Needs the admin role."""
+    def add_version(self, estimator: Any, training_data: Source, *, seed: int = 0,
+                    trust_pickle: bool = False) -> registry.Registration:
+        """Register an estimator fitted elsewhere (or the path of a skops file of one) as the next version, a
+        candidate scored on the holdout of ``training_data``. A pickle/joblib file needs ``trust_pickle=True``
+        (see ``ControlRoom.register``). Needs the admin role."""
         self._require("admin", "register versions")
-        return registry.register_version(self._store, self.info, training_data, _estimator(estimator),
+        return registry.register_version(self._store, self.info, training_data,
+                                         _estimator(estimator, self.room.identity, trust_pickle),
                                          actor=self._actor, seed=seed)
 
     def promote(self, version: int, *, reason: str | None = None, force: bool = False) -> Promotion:
-        """Make ``version`` production (one transaction, audited). Needs the operator role."""
+        """Make ``version`` production (one transaction, audited) after checking its artifact (IntegrityError when it
+        fails; nothing changes then). Needs the operator role."""
         self._require("operator", "promote versions")
-        with self._store.connect(write=True) as con:
-            return registry.promote(con, self.name, int(version), actor=self._actor, reason=reason or None,
-                                    force=force)
+        return registry.promote(self._store, self.name, int(version), actor=self._actor, reason=reason or None,
+                                force=force)
 
     def rollback(self, *, to: int | None = None, reason: str | None = None) -> Promotion:
-        """Put back the previous production version (or ``to``). Needs the operator role."""
+        """Put back the previous production version (or ``to``) after checking its artifact (IntegrityError when it
+        fails; nothing changes then). Needs the operator role."""
         self._require("operator", "roll back")
-        with self._store.connect(write=True) as con:
-            return registry.rollback(con, self.name, to=to, actor=self._actor, reason=reason or None)
+        return registry.rollback(self._store, self.name, to=to, actor=self._actor, reason=reason or None)
 
     def compare(self, versions: Sequence[int], *, end: Time = None) -> registry.Comparison:
         """Versions side by side on the same recent labelled rows, windows, hyperparameters and lineage."""

@@ -57,7 +57,7 @@ def build(db, *, concept: str = "shifted", n: int = 1500, days: float = 20, seed
 
     v1 is the default pipeline with 40 boosting iterations (a quick fit, so retrains in tests stay fast).
     """
-    import joblib
+    import skops.io as sio
 
     from mlops_core.lifecycle import training
     from mlops_core.data.schema import infer_schema
@@ -66,8 +66,8 @@ def build(db, *, concept: str = "shifted", n: int = 1500, days: float = 20, seed
     features = infer_schema(train, "default")
     pipe = training.default_pipeline("classification", features, 0, max_iter=40)
     pipe.fit(training.coerce_features(train.drop(columns=["default"]), features), train["default"].astype(str))
-    path = Path(db).parent / "v1.joblib"
-    joblib.dump(pipe, path)
+    path = Path(db).parent / "v1.skops"
+    sio.dump(pipe, path)
     ControlRoom(db).register(MODEL, "classification", "default", train, artifact=path)
     append_log(db, labelled_frame(n, seed, concept), days=days)
 

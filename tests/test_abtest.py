@@ -71,3 +71,18 @@ def test_welch_from_sums_matches_scipy_and_degenerate_input():
     assert abtest.welch_from_sums(3, 3.0, 3.0, 3, 6.0, 12.0)[:2] == (None, None)  # no variance in either arm
     assert abtest.two_proportion_ztest(0, 0, 5, 10) == (None, None)
     assert abtest.two_proportion_ztest(10, 10, 10, 10) == (None, None)
+
+
+def test_a_challenger_whose_artifact_fails_its_check_is_not_promoted(ab_db):
+    from mlops_core.config import artifacts_dir
+    from mlops_core.errors import IntegrityError
+
+    room = ControlRoom(ab_db, identity=Identity("ab", 'admin'))
+    v2 = room.model(MODEL).versions()[1]
+    path = artifacts_dir(ab_db) / v2.artifact_path
+    path.write_bytes(path.read_bytes()[:-10])  # cut short after registration
+    audit, history = len(room.audit(MODEL)), len(room.model(MODEL).deployment_history())
+    with pytest.raises(IntegrityError, match=str(path).replace("\\", "\\\\")):
+        room.model(MODEL).promote_if_better(2)
+    assert room.model(MODEL).production_version() == 1 and room.model(MODEL).version(2).status == "candidate"
+    assert len(room.audit(MODEL)) == audit and len(room.model(MODEL).deployment_history()) == history

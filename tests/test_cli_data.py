@@ -189,7 +189,7 @@ def demo_like(tmp_path_factory):
     clean = BATCHES / "credit_default_clean.csv"
     if not clean.exists():
         pytest.skip("sample_data/batches/credit_default_clean.csv not generated yet")
-    import joblib
+    import skops.io as sio
     from sklearn.dummy import DummyClassifier
 
     folder = tmp_path_factory.mktemp("shipped")
@@ -197,8 +197,8 @@ def demo_like(tmp_path_factory):
     train = pd.read_csv(ROOT / "sample_data" / "credit_default_train.csv")
     X = train.drop(columns=["default"])
     y = train["default"].astype(str)
-    artifact = folder / "prior.joblib"
-    joblib.dump(DummyClassifier(strategy="prior").fit(X, y), artifact)
+    artifact = folder / "prior.skops"
+    sio.dump(DummyClassifier(strategy="prior").fit(X, y), artifact)
     ControlRoom(db).register("credit_default", "classification", "default", train, artifact=artifact)
     versions = pd.read_csv(clean, usecols=lambda c: c == "version")
     wanted = int(versions["version"].max()) if "version" in versions else 1

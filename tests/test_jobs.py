@@ -65,9 +65,10 @@ def test_killed_retrain_is_marked_failed_and_leaves_nothing_half_done(db):
     before_files = artifact_files(db)
     run_id = ControlRoom(db, identity=Identity("alice", 'admin')).model(MODEL).retrain(params={"hyperparameters": SLOW})
     run = wait_for(lambda: (r := ControlRoom(db).run(run_id)).message and "training" in r.message and r)
-    # an artifact the job might have written just before dying, never registered
-    stray = artifacts_dir(db) / MODEL / "v2-deadbeef.joblib"
-    stray.write_bytes(b"partial")
+    # artifacts the job might have written just before dying, never registered (this version writes .skops files,
+    # earlier ones .joblib; .tmp is a write cut short)
+    for name in ("v2-deadbeef.skops", "v2-deadbeef.skops.tmp", "v2-cafef00d.joblib"):
+        (artifacts_dir(db) / MODEL / name).write_bytes(b"partial")
     os.kill(run.pid, signal.SIGKILL)
     for p in list(jobs._children):
         if p.pid == run.pid:
@@ -79,7 +80,7 @@ def test_killed_retrain_is_marked_failed_and_leaves_nothing_half_done(db):
         dead = runstore.get_run(con, run_id)
     assert dead.status == "failed" and "ended without finishing" in dead.error and dead.finished_at is not None
     assert [v.version for v in ControlRoom(db).model(MODEL).versions()] == [1]
-    assert artifact_files(db) == before_files  # the stray file is gone, v1's artifact is not
+    assert artifact_files(db) == before_files  # the stray files are gone, v1's artifact is not
     assert ControlRoom(db).model(MODEL).production_version() == 1
     audit = ControlRoom(db).audit(MODEL)
     assert "retrain_failed" in set(audit["action"])

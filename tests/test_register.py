@@ -5,10 +5,10 @@ import json
 import subprocess
 import sys
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 
 from conftest import make_training_frame
@@ -67,8 +67,8 @@ def test_register_with_artifact_uses_the_given_model(db, tmp_path):
         LogisticRegression(max_iter=500),
     )
     pipe.fit(df.drop(columns=["default"]), df["default"].astype(str))
-    path = tmp_path / "model.joblib"
-    joblib.dump(pipe, path)
+    path = tmp_path / "model.skops"
+    sio.dump(pipe, path)
     data = tmp_path / "train.parquet"
     df.to_parquet(data)
     r = ControlRoom(db).register("credit", "classification", "default", data, artifact=path)
@@ -102,7 +102,7 @@ def test_bad_training_file_registers_nothing(db, tmp_path, case, content, match)
     with pytest.raises(InvalidInputError, match=match):
         ControlRoom(db).register("credit", "classification", "default", path)
     assert counts(db) == before
-    assert not any((tmp_path / "mlops_artifacts").rglob("*.joblib"))
+    assert not any((tmp_path / "mlops_artifacts").rglob("*.skops"))
 
 
 def test_missing_training_file_and_bad_names(db, tmp_path, training_csv):

@@ -120,7 +120,7 @@ def test_logs_kept_in_tables_by_an_older_release_move_to_parquet_files(db):
     status = ControlRoom(db).model("old").status()
     assert (status.predictions, status.labels) == (50, 20)
     assert log_sql(db, "SELECT count(*), count(DISTINCT ts), sum(x) FROM log_old") == [(50, 50, pytest.approx(12.25))]
-    with connect(db) as con:
+    with connect(db, write=True, create=True) as con:
         tables = _tables(con)
         files = con.execute("SELECT kind, count(*), sum(rows) FROM log_files GROUP BY 1 ORDER BY 1").fetchall()
     assert "log_old" not in tables and "labels_old" not in tables

@@ -6,7 +6,9 @@ Each module holds the commands of one job and adds their sub-parsers with
 ``deploy`` (promote, rollback, compare, abtest), ``retrain`` (retrain, policy),
 ``records`` (runs, audit), ``demo``.
 Exit codes: 0 ok; 1 anomalies found / unexpected error; 2 invalid input or not found;
-3 conflict (e.g. already running); 4 database busy; 5 integrity check failed.
+3 conflict (e.g. already running); 4 database busy; 5 integrity check failed (an artifact
+that is missing, changed or does not load: promote, rollback, ``retrain --wait``);
+6 permission denied. ``retrain --wait`` exits with the code of the error that failed the job.
 Errors are one line on stderr, never a traceback (set ``MLOPS_DEBUG=1`` to see one).
 """
 from __future__ import annotations

@@ -11,7 +11,13 @@ def add_commands(sub, common) -> None:
     p.add_argument("--task", required=True, choices=["classification", "regression"])
     p.add_argument("--target", required=True, help="target column of the training file")
     p.add_argument("--training-data", required=True, help="CSV or Parquet file with the features and the target")
-    p.add_argument("--artifact", help="a fitted scikit-learn estimator/Pipeline saved with joblib (default: train the default pipeline)")
+    p.add_argument("--artifact", metavar="FILE",
+                   help="a fitted scikit-learn estimator/Pipeline saved with skops.io.dump (a .skops file; loads "
+                        "without running code, only scikit-learn/numpy/scipy types); default: train the default "
+                        "pipeline. A pickle/joblib file is refused unless --trust-pickle is given")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="also accept a pickle/joblib --artifact. Loading a pickle RUNS ANY CODE inside the file: use "
+                        "it only for a file you built yourself. Needs the admin role")
     p.add_argument("--unit", help="unit of a regression target, e.g. minutes (shown with MAE and RMSE)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
@@ -34,7 +40,7 @@ def add_commands(sub, common) -> None:
 
 def cmd_register(args) -> int:
     r = room(args).register(args.model, args.task, args.target, args.training_data, artifact=args.artifact,
-                            seed=args.seed, unit=args.unit)
+                            seed=args.seed, unit=args.unit, trust_pickle=args.trust_pickle)
     if args.json:
         print_json(r)
     else:

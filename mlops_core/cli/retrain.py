@@ -7,7 +7,7 @@ import sys
 
 from mlops_core.cli import room
 from mlops_core.cli.output import print_json
-from mlops_core.errors import InvalidInputError
+from mlops_core.errors import InvalidInputError, exit_code_of
 
 UNSET = object()  # tells "flag not given" from "--every-days none" (which clears the field)
 
@@ -17,7 +17,9 @@ def add_commands(sub, common) -> None:
     p = sub.add_parser("retrain", parents=[common], help="retrain a model on fresh labelled data, gate it and register the candidate")
     p.add_argument("--model", help="model to retrain")
     p.add_argument("--run-id", help=argparse_suppress())
-    p.add_argument("--wait", action="store_true", help="wait for the job and print its outcome (default: print the run id and return)")
+    p.add_argument("--wait", action="store_true", help="wait for the job and print its outcome and exit with its code: "
+                   "0 succeeded, 5 an artifact failed its integrity check, 2 invalid data or parameters, 1 other "
+                   "failures (default: print the run id and return)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--window-days", type=float, help="labelled rows of the last N days (default 30)")
     p.add_argument("--end", help="end of the data window, ISO date/time (default: now)")
@@ -134,7 +136,10 @@ def cmd_retrain(args) -> int:
             print(f"    - {r}")
         if summary["promoted"]:
             print(f"  promoted v{summary['candidate_version']} to production.")
-    return 0 if run.status == "succeeded" else 1
+    if run.status == "succeeded":
+        return 0
+    # The job ran in another process: the kind of error it recorded picks the exit code (integrity -> 5).
+    return exit_code_of((run.statistics or {}).get("error_kind"))
 
 
 def _raise_interrupt(signum, frame):

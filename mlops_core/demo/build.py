@@ -561,12 +561,12 @@ def _register(db: Path, sim: _SimClock, tl: _Timeline, seed: int, summary: DemoS
 
 
 def _fitted_artifact(path: Path, db: Path, task: str, target: str, seed: int, hyperparameters: dict) -> Path:
-    """Fit the default pipeline with ``hyperparameters`` on the registry's training split; return the joblib file.
+    """Fit the default pipeline with ``hyperparameters`` on the registry's training split; return the skops file.
 
     Fitted on exactly the rows ``register_model`` keeps for training (same split and
     seed), so the holdout metrics it records stay honest.
     """
-    import joblib
+    import skops.io as sio
 
     from mlops_core.data.schema import infer_schema
 
@@ -576,8 +576,8 @@ def _fitted_artifact(path: Path, db: Path, task: str, target: str, seed: int, hy
     X = training.coerce_features(df.loc[y.index].drop(columns=[target]), features)
     X_train, _, y_train, _ = training.split_holdout(X, y, task, seed)
     pipe = training.default_pipeline(task, features, seed, **hyperparameters).fit(X_train, y_train)
-    out = db.parent / f".{db.stem}-{target}-{os.getpid()}.joblib"
-    joblib.dump(pipe, out)
+    out = db.parent / f".{db.stem}-{target}-{os.getpid()}.skops"
+    sio.dump(pipe, out)
     return out
 
 
@@ -903,8 +903,8 @@ def _retrain_v2(db, sim, tl, server, kept, seed, summary) -> None:
     sim.now = promote_at
     with connect(db, write=True) as con, transaction(con):
         mstore.end_alias(con, CREDIT, "challenger", at=promote_at)
-    with connect(db, write=True) as con:
-        registry.promote(con, CREDIT, reg.version, actor="maria.schmidt", reason=reason, run_id=run_id, at=promote_at)
+    registry.promote(Store(db), CREDIT, reg.version, actor="maria.schmidt", reason=reason, run_id=run_id,
+                     at=promote_at)
 
 
 def _retrain_v3(db, sim, tl, server, kept, seed, summary) -> None:

@@ -169,10 +169,11 @@ def promote_if_better(store: Store, info: ModelInfo, challenger: int, *, actor: 
     """Run the A/B test of version ``challenger`` against production and promote it when it wins.
 
     Returns (ABTestResult, the promotion or None). The promotion's audit reason carries the test's message.
+    The challenger's artifact is checked before the promotion (``registry.promote``); raises IntegrityError
+    when it fails its check (nothing changes then).
     """
     result = evaluate(store, info, challenger, alpha=alpha, min_samples=min_samples, start=start, end=end)
     if not result.challenger_wins:
         return result, None
-    with store.connect(write=True) as con:
-        return result, registry.promote(con, info.name, challenger, actor=actor,
-                                        reason=f"A/B test: {result.message}", action="ab_promote")
+    return result, registry.promote(store, info.name, challenger, actor=actor, reason=f"A/B test: {result.message}",
+                                    action="ab_promote")

@@ -4,7 +4,10 @@ Version statuses: ``candidate`` (registered, not serving), ``production`` (holds
 production alias; exactly one per model), ``archived`` (served before, or set aside),
 ``rejected`` (failed its promotion gate). State changes are soft: nothing is deleted.
 Every change of the production alias is one transaction: the alias row in
-``deployments``, the status of both versions, and an ``audit_events`` row.
+``deployments``, the status of both versions, and an ``audit_events`` row. Before that
+transaction opens, the artifact going into production is checked (``verify_version``:
+the file exists, hashes to the recorded sha256 and loads as an estimator with
+``predict``); when the check fails, IntegrityError is raised and nothing changes.
 """
 from __future__ import annotations
 
@@ -95,7 +98,8 @@ def register_model(
     statistics of the training data are stored; metrics come from a holdout. Nothing is written
     when anything fails.
 
-    Raises InvalidInputError (bad name, task, file, target), AlreadyExistsError (name taken).
+    Raises InvalidInputError (bad name, task, file, target; an estimator holding types the artifact
+    allow-list refuses), AlreadyExistsError (name taken), IntegrityError (the artifact does not load back).
     """
     check_identifier(name, "Model name")
     if task not in TASKS:
@@ -123,6 +127,9 @@ def register_model(
     info = ModelInfo(name=name, task=task, target=target, features=features, log_table="", label_table="",
                      positive_class=positive, classes=classes, description=description, unit=unit)
     refs = summarise_training_reference(result, coerce_features(X, features), y, info)
+    # Version 1 goes straight to production: its artifact is serialised and loaded back before the transaction.
+    blob = artifacts.serialize(result.pipeline)
+    artifacts.check_serialized(blob, what=f"artifact of {name} v1")
     at = at or utcnow()
     rel = None
     try:
@@ -134,7 +141,7 @@ def register_model(
                 con, model=name, kind="train", trigger="automated" if actor == "automation" else "manual", actor=actor,
                 status="running", params={"source": source, "seed": seed, "artifact": artifact is not None},
                 created_at=started)
-            rel, sha = artifacts.save_artifact(result.pipeline, store.artifacts, name, 1)
+            rel, sha = artifacts.save_artifact(blob, store.artifacts, name, 1)
             mstore.insert_version(con, VersionInfo(
                 model=name, version=1, algorithm=result.algorithm, hyperparameters=result.hyperparameters,
                 status="production", artifact_path=rel, artifact_sha256=sha, train_start=train_start,
@@ -178,6 +185,16 @@ def load_version(store: Store, v: VersionInfo):
                                    what=f"artifact of {v.model} v{v.version}")
 
 
+def verify_version(store: Store, v: VersionInfo):
+    """Check a version's artifact before it goes into production; return its estimator.
+
+    Raises IntegrityError naming the file when it is missing, does not hash to the recorded
+    sha256, holds types outside the allow-list, or does not load as an estimator with ``predict``.
+    """
+    return artifacts.verify_artifact(store.artifacts, v.artifact_path, v.artifact_sha256,
+                                     what=f"artifact of {v.model} v{v.version}")
+
+
 def resolve_version(con: duckdb.DuckDBPyConnection, model: str, version: int | None = None) -> VersionInfo:
     """The version ``version`` of ``model``, or the production version when None; raise NotFoundError."""
     if version is None:
@@ -203,15 +220,12 @@ def _move_production(con, model: str, version: int, *, actor: str, action: str, 
 def promote_in(con: duckdb.DuckDBPyConnection, model: str, version: int, *, actor: str, reason: str | None = None,
                force: bool = False, run_id: str | None = None, at: datetime | None = None,
                action: str = "promote") -> Promotion:
-    """Make ``version`` production inside the caller's transaction (see ``promote``)."""
-    v = mstore.get_version(con, model, version)
-    if mstore.current_alias(con, model) == version:
-        raise ConflictError(f"Version {version} of {model!r} is already in production.", model=model, version=version)
-    if v.status == "rejected" and not force:
-        reasons = "; ".join((v.gate or {}).get("reasons", [])) or "it failed its promotion gate"
-        raise ConflictError(
-            f"Version {version} of {model!r} was rejected ({reasons}). Promote it anyway with --force "
-            "(the audit log records the override).", model=model, version=version)
+    """Make ``version`` production inside the caller's transaction (see ``promote``).
+
+    The caller checks the version's artifact before its transaction opens (``verify_version``, or
+    ``artifacts.check_serialized`` of a new version's bytes): this function does not load it.
+    """
+    v = _check_promotable(con, model, version, force)
     at = at or utcnow()
     forced = bool(force and v.status == "rejected")
     details = {"forced": True, "previous_status": v.status} if forced else None
@@ -222,16 +236,34 @@ def promote_in(con: duckdb.DuckDBPyConnection, model: str, version: int, *, acto
     return Promotion(model, previous, version, forced, action, actor, reason, at)
 
 
-def promote(con: duckdb.DuckDBPyConnection, model: str, version: int, *, actor: str, reason: str | None = None,
-            force: bool = False, run_id: str | None = None, at: datetime | None = None,
-            action: str = "promote") -> Promotion:
+def _check_promotable(con: duckdb.DuckDBPyConnection, model: str, version: int, force: bool) -> VersionInfo:
+    """The version, when it may be promoted; raise NotFoundError, ConflictError (already production; rejected
+    without ``force``)."""
+    v = mstore.get_version(con, model, version)
+    if mstore.current_alias(con, model) == version:
+        raise ConflictError(f"Version {version} of {model!r} is already in production.", model=model, version=version)
+    if v.status == "rejected" and not force:
+        reasons = "; ".join((v.gate or {}).get("reasons", [])) or "it failed its promotion gate"
+        raise ConflictError(
+            f"Version {version} of {model!r} was rejected ({reasons}). Promote it anyway with --force "
+            "(the audit log records the override).", model=model, version=version)
+    return v
+
+
+def promote(store: Store, model: str, version: int, *, actor: str, reason: str | None = None, force: bool = False,
+            run_id: str | None = None, at: datetime | None = None, action: str = "promote") -> Promotion:
     """Make ``version`` the production version of ``model`` in one transaction.
 
-    The previous holder becomes ``archived``; the alias history and the audit log get a
-    row each (a forced promotion of a rejected version says so in the audit details).
-    Raises NotFoundError (version), ConflictError (already production; rejected without ``force``).
+    First its artifact is checked (``verify_version``, outside any write); then, in one transaction,
+    the previous holder becomes ``archived`` and the alias history and the audit log get a row each
+    (a forced promotion of a rejected version says so in the audit details).
+    Raises NotFoundError (version), ConflictError (already production; rejected without ``force``),
+    IntegrityError (the artifact failed its check; nothing changed).
     """
-    with transaction(con):
+    with store.connect() as con:
+        target = _check_promotable(con, model, int(version), force)
+    verify_version(store, target)
+    with store.transaction() as con:
         return promote_in(con, model, int(version), actor=actor, reason=reason, force=force, run_id=run_id, at=at,
                           action=action)
 
@@ -282,19 +314,28 @@ def rollback_plan(con: duckdb.DuckDBPyConnection, model: str, to: int | None = N
     return current, target
 
 
-def rollback(con: duckdb.DuckDBPyConnection, model: str, *, to: int | None = None, actor: str,
-             reason: str | None = None, run_id: str | None = None, at: datetime | None = None) -> Promotion:
+def rollback(store: Store, model: str, *, to: int | None = None, actor: str, reason: str | None = None,
+             run_id: str | None = None, at: datetime | None = None) -> Promotion:
     """Put back the version that held production before the current one (or ``to``, an earlier holder).
 
     One transaction: the alias moves (history row with action ``rollback``), the current
     version becomes ``archived``, the target becomes ``production``, one audit row.
     A second rollback walks further back through the deployment history (see
     ``production_stack``); a promotion after a rollback starts a new step of history.
+    The target's artifact is checked first (``verify_version``).
     Raises NotFoundError (version), ConflictError (nothing earlier to roll back to; ``to`` never
-    held production or is the current version).
+    held production or is the current version; production changed during the check),
+    IntegrityError (the target's artifact failed its check; nothing changed).
     """
-    with transaction(con):
+    with store.connect() as con:
+        planned = rollback_plan(con, model, to)
+        version = mstore.get_version(con, model, planned[1])
+    verify_version(store, version)
+    with store.transaction() as con:
         current, target = rollback_plan(con, model, to)
+        if (current, target) != planned:
+            raise ConflictError(f"Production of {model!r} changed while the rollback was being checked (now "
+                                f"v{current}); run the rollback again.", model=model)
         at = at or utcnow()
         reason = reason or f"rollback from v{current} to v{target}"
         previous = _move_production(con, model, target, actor=actor, action="rollback", reason=reason, run_id=run_id,
@@ -339,21 +380,24 @@ def add_version_in(
     train_start: datetime | None = None,
     train_end: datetime | None = None,
     at: datetime | None = None,
+    artifact: artifacts.ArtifactBytes | None = None,
 ) -> Registration:
     """Register a fitted ``result`` as the next version of the model, inside the caller's transaction.
 
+    ``artifact``: ``result.pipeline`` already serialised (``artifacts.serialize``) before the caller's
+    transaction, so the lock is not held for it and the bytes can be checked first; default: serialise here.
     Takes the next version number, saves the artifact under it, and inserts the version row,
     its training reference (``refs``, see ``summarise_training_reference``) and an audit event.
     When the caller's transaction fails afterwards, it must remove the artifact
     (``artifacts.remove_artifact(store.artifacts, registration.artifact_path)``). Promotion is a
     separate step (``promote_in``), which a caller may take in the same transaction.
-    Raises InvalidInputError (status).
+    Raises InvalidInputError (status; an estimator holding types the artifact allow-list refuses).
     """
     if status not in ("candidate", "rejected"):
         raise InvalidInputError(f"A new version starts as 'candidate' or 'rejected', not {status!r}.", status=status)
     at = at or utcnow()
     number = mstore.next_version_number(con, info.name)
-    rel, sha = artifacts.save_artifact(result.pipeline, store.artifacts, info.name, number)
+    rel, sha = artifacts.save_artifact(artifact or result.pipeline, store.artifacts, info.name, number)
     mstore.insert_version(con, VersionInfo(
         model=info.name, version=number, algorithm=result.algorithm, hyperparameters=result.hyperparameters,
         status=status, artifact_path=rel, artifact_sha256=sha, train_start=train_start, train_end=train_end,
@@ -391,11 +435,12 @@ def register_version(store: Store, info: ModelInfo, training_data, estimator, *,
                                        pipeline=estimator, fitted=True)
     refs = summarise_training_reference(result, X, y, info)
     source = "DataFrame" if isinstance(training_data, pd.DataFrame) else str(training_data)
+    blob = artifacts.serialize(result.pipeline)
     reg = None
     try:
         with store.transaction() as con:
             reg = add_version_in(con, store, info, result, refs, reference_rows=len(X), actor=actor,
-                                 data_source=source, at=at)
+                                 data_source=source, at=at, artifact=blob)
     except BaseException:
         if reg is not None:
             artifacts.remove_artifact(store.artifacts, reg.artifact_path)

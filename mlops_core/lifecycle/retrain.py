@@ -31,6 +31,12 @@ Defaults (override per run with ``params``; ``retrain --window-days`` etc.):
   (failed) with the gate's decision and reasons. With ``auto_promote`` (automated
   mode, or ``retrain --promote``) a passing candidate is promoted in the same
   transaction, unless production changed while the job ran.
+- artifacts: the champion is loaded only after its sha256 and the skops allow-list
+  check pass; the candidate is serialised before the registration transaction and,
+  when it is to be promoted, loaded back from those bytes and checked for ``predict``
+  first. A failed check is an IntegrityError: the run fails, records the error and its
+  kind (``statistics["error_kind"]``, which ``retrain --wait`` turns into exit 5), and
+  nothing is registered or promoted.
 """
 from __future__ import annotations
 
@@ -338,7 +344,8 @@ def _run_job(store: Store, run_id: str) -> RetrainOutcome:
             message = "The retrain was interrupted (the process was asked to stop); nothing was registered."
         try:
             with store.transaction() as con:
-                jobstore.mark_failed(con, runstore.get_run(con, run_id), message, actor=run.actor)
+                jobstore.mark_failed(con, runstore.get_run(con, run_id), message, actor=run.actor,
+                                     error_kind=type(exc).__name__ if isinstance(exc, MlopsError) else None)
         except Exception:  # the reaper will mark it failed the next time the database is opened
             pass
         raise
@@ -414,7 +421,7 @@ def _execute(store: Store, ctx: _Context, writer: _RunWriter) -> RetrainOutcome:
 
     t = time.perf_counter()
     if champion_info is not None:
-        champion = registry.load_version(store, champion_info)  # sha256-checked: a tampered champion stops here
+        champion = registry.verify_version(store, champion_info)  # a tampered champion stops here: IntegrityError
         from sklearn.base import clone
 
         pipeline = clone(champion)
@@ -475,6 +482,11 @@ def _execute(store: Store, ctx: _Context, writer: _RunWriter) -> RetrainOutcome:
     # The training reference's feature summaries from the Arrow table of the same rows (same numbers, faster).
     feature_refs = summarise_arrow(w.table, {f.name: f.kind for f in info.features}) if w.table is not None else None
     refs = registry.summarise_training_reference(result, w.X, w.y, info, feature_refs=feature_refs)
+    # Serialised outside the transaction (the lock is not held for it); a candidate bound for production is
+    # loaded back from these very bytes first, as promote and rollback check a stored artifact.
+    blob = artifacts.serialize(pipeline)
+    if decision.passed and params.auto_promote:
+        artifacts.check_serialized(blob, what=f"candidate artifact of {info.name} from retrain {run.id}")
     writer.halt()  # the registration transaction updates the run row: no other write may race it
     reg = None
     try:
@@ -483,7 +495,7 @@ def _execute(store: Store, ctx: _Context, writer: _RunWriter) -> RetrainOutcome:
                 con, store, info, result, refs, reference_rows=len(w.X), status=status, gate=gate_doc,
                 actor=run.actor, run_id=run.id,
                 data_source=f"log window {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}",
-                train_start=ts.iloc[0].to_pydatetime(), train_end=ts.iloc[w.cut - 1].to_pydatetime())
+                train_start=ts.iloc[0].to_pydatetime(), train_end=ts.iloc[w.cut - 1].to_pydatetime(), artifact=blob)
             stats["candidate_version"] = reg.version
             promoted, note = False, None
             if decision.passed and params.auto_promote:

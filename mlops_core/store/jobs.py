@@ -27,6 +27,10 @@ STALE_AFTER_S = 300.0
 ACTIVE = ("queued", "running")
 #: Run kinds that are background jobs (their staleness is judged by heartbeat as well as pid).
 JOB_KINDS = ("retrain",)
+#: Files a registration writes in the artifacts folder: skops artifacts, the joblib artifacts of earlier versions,
+#: and the temporary file of an atomic write (the same list as ``lifecycle.artifacts.ARTIFACT_SUFFIXES``; the store
+#: sits below lifecycle and cannot import it).
+ARTIFACT_FILE_SUFFIXES = (".skops", ".joblib", ".tmp")
 
 
 def process_alive(pid: int | None, host: str | None) -> bool | None:
@@ -102,7 +106,7 @@ def remove_orphan_artifacts(con: duckdb.DuckDBPyConnection, model: str, since: d
     removed = []
     for f in folder.iterdir():
         rel = f"{model}/{f.name}"
-        if not f.is_file() or rel in keep or not (f.name.endswith(".joblib") or f.name.endswith(".tmp")):
+        if not f.is_file() or rel in keep or not f.name.endswith(ARTIFACT_FILE_SUFFIXES):
             continue
         try:
             if f.stat().st_mtime >= cutoff:
@@ -113,12 +117,18 @@ def remove_orphan_artifacts(con: duckdb.DuckDBPyConnection, model: str, since: d
     return removed
 
 
-def mark_failed(con: duckdb.DuckDBPyConnection, run: RunInfo, error: str, *, actor: str = "system") -> None:
-    """Mark ``run`` failed with ``error`` and write an audit event (one transaction by the caller)."""
+def mark_failed(con: duckdb.DuckDBPyConnection, run: RunInfo, error: str, *, actor: str = "system",
+                error_kind: str | None = None) -> None:
+    """Mark ``run`` failed with ``error`` and write an audit event (one transaction by the caller).
+
+    ``error_kind``: the name of the ``mlops_core.errors`` class that failed it, kept in the run's
+    statistics (``error_kind``) so a client can give the matching exit code.
+    """
     now = utcnow()
     started = run.started_at or run.created_at
+    extra = {"statistics": {**(run.statistics or {}), "error_kind": error_kind}} if error_kind else {}
     update_run(con, run.id, status="failed", error=error, message="failed", finished_at=now,
-               duration_s=(now - started).total_seconds() if started else None)
+               duration_s=(now - started).total_seconds() if started else None, **extra)
     insert_audit(con, actor=actor, action=f"{run.kind}_failed", model=run.model, reason=error, run_id=run.id)
 
 
