@@ -22,8 +22,9 @@ from mlops_core.data.schema import check_identifier, coerce_features, infer_sche
 from mlops_core.entities import PREDICTION, SCORE, TARGET, FeatureReference, ModelInfo, Promotion, VersionInfo
 from mlops_core.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
 from mlops_core.lifecycle import artifacts, training
-from mlops_core.monitoring import performance
+from mlops_core.monitoring import estimated_performance, performance
 from mlops_core.store import Store, transaction, utcnow
+from mlops_core.store import estimation as estore
 from mlops_core.store import models as mstore
 from mlops_core.store import references as rstore
 from mlops_core.store import runs as runstore
@@ -58,9 +59,7 @@ def summarise_training_reference(result: training.TrainingResult, X_all: pd.Data
     ``feature_refs``: the features' summaries when the caller already has them (``reference.summarise_arrow``
     of the same rows gives the same numbers from an Arrow table, faster than from ``X_all``).
     """
-    outputs = result.holdout_outputs
-    pred, scores = outputs if outputs is not None else training.predict(result.pipeline, result.X_holdout, info.task,
-                                                                         info.positive_class)
+    pred, scores = holdout_outputs(result, info)
     extra = pd.DataFrame({PREDICTION: pd.Series(pred)})
     if scores is not None:
         extra[SCORE] = scores
@@ -70,6 +69,22 @@ def summarise_training_reference(result: training.TrainingResult, X_all: pd.Data
     outputs_refs = reference.summarise(extra, [], {PREDICTION: pred_kind, **({SCORE: "numeric"} if SCORE in extra else {})})
     target = reference.summarise(pd.DataFrame({TARGET: y_all.reset_index(drop=True)}), [], {TARGET: pred_kind})
     return list(feature_refs) + outputs_refs + target
+
+
+def holdout_outputs(result: training.TrainingResult, info: ModelInfo) -> tuple:
+    """(predictions, positive scores) of the version on its holdout, computed once and kept on ``result``."""
+    if result.holdout_outputs is None:
+        result.holdout_outputs = training.predict(result.pipeline, result.X_holdout, info.task, info.positive_class)
+    return result.holdout_outputs
+
+
+def _save_holdout_calibration(con, result: training.TrainingResult, info: ModelInfo, version: int) -> None:
+    """Store the calibration of a binary classifier's score on its holdout, for performance estimation without
+    labels (nothing for other models or too small a holdout). Call inside the registration's transaction."""
+    pred, scores = holdout_outputs(result, info)
+    record = estimated_performance.holdout_calibration(info, version, result.y_holdout, pred, scores)
+    if record is not None:
+        estore.save_calibration(con, record)
 
 
 def register_model(
@@ -142,6 +157,7 @@ def register_model(
                 training_metrics=result.training_metrics, holdout_metrics=result.holdout_metrics,
                 holdout_rows=result.holdout_rows, run_id=run_id, created_by=actor, created_at=at))
             ref_id = rstore.save_reference(con, name, refs, kind="training", version=1, rows=len(df))
+            _save_holdout_calibration(con, result, info, 1)
             mstore.move_alias(con, name, 1, actor=actor, action="register", reason="first version", run_id=run_id, at=at)
             runstore.insert_audit(con, actor=actor, action="register", model=name, to_version=1,
                                   reason="registered with version 1 in production", run_id=run_id, at=at)
@@ -362,6 +378,7 @@ def add_version_in(
         created_by=actor, created_at=at,
     ))
     ref_id = rstore.save_reference(con, info.name, refs, kind="training", version=number, rows=reference_rows)
+    _save_holdout_calibration(con, result, info, number)
     runstore.insert_audit(con, actor=actor, action="register_version", model=info.name, to_version=number,
                           reason=f"registered as {status}", run_id=run_id, details={"gate": gate} if gate else None,
                           at=at)
