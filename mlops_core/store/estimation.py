@@ -156,8 +156,10 @@ def bin_sums(con: duckdb.DuckDBPyConnection, info: ModelInfo, window: str, grid:
 
     ``cells``: the lookup table (version, cell, bin) for the versions to count, cells -1..``grid``
     (see ``monitoring.estimation.cell_bins``); a version missing from it is not counted. A score's cell
-    is -1 below 0, ``grid`` from 1 on, else floor(score·grid). Columns: window_start, version, bin,
-    positive (1: predicted the positive class), n, score_sum, score_sq_sum.
+    is -1 below 0, ``grid`` from 1 on, else floor(score·grid). The join is on one integer key,
+    ``version·(grid + 2) + cell + 1`` (half the time of joining on the pair), and the bin and predicted
+    class are grouped as one key, ``2·bin + class``. Columns: window_start,
+    version, bin, positive (1: predicted the positive class), n, score_sum, score_sq_sum.
     """
     check_window(window)
     rng, params = time_range("l.ts", start, end)
@@ -165,22 +167,27 @@ def bin_sums(con: duckdb.DuckDBPyConnection, info: ModelInfo, window: str, grid:
     ver, vparams = in_list("l.version", versions)
     g = int(grid)
     sql = f"""
-        SELECT date_trunc('{window}', l.ts) AS window_start, l.version AS version, m.bin AS bin,
-               CASE WHEN l.prediction = ? THEN 1 ELSE 0 END AS positive,
+        SELECT date_trunc('{window}', l.ts) AS window_start, l.version AS version,
+               m.bin * 2 + CASE WHEN l.prediction = ? THEN 1 ELSE 0 END AS bin_class,
                count(*) AS n, sum(l.score) AS score_sum, sum(l.score * l.score) AS score_sq_sum
         FROM {quote_ident(info.log_table)} l
-        JOIN _estimation_cells m ON m.version = l.version AND m.cell =
-             CASE WHEN l.score < 0 THEN -1 WHEN l.score >= 1 THEN {g} ELSE CAST(floor(l.score * {g}) AS INTEGER) END
+        JOIN _estimation_cells m ON m.cell_key = CAST(l.version AS BIGINT) * {g + 2} + 1 +
+             CASE WHEN l.score < 0 THEN -1 WHEN l.score >= 1 THEN {g} ELSE CAST(floor(l.score * {g}) AS BIGINT) END
         WHERE l.score IS NOT NULL AND NOT isnan(l.score) AND l.prediction IS NOT NULL {rng} {ver}
-        GROUP BY 1, 2, 3, 4
+        GROUP BY 1, 2, 3
     """
-    lookup = cells.astype({"version": "int32", "cell": "int32", "bin": "int32"})
+    lookup = pd.DataFrame({
+        "cell_key": cells["version"].to_numpy(np.int64) * (g + 2) + 1 + cells["cell"].to_numpy(np.int64),
+        "bin": cells["bin"].to_numpy(np.int32)})
     con.register("_estimation_cells", lookup)
     try:
         out = con.execute(sql, [info.positive_class, *params, *vparams]).df()
     finally:
         con.unregister("_estimation_cells")
-    return out[BIN_SUM_COLUMNS] if len(out) else pd.DataFrame(columns=BIN_SUM_COLUMNS)
+    if not len(out):
+        return pd.DataFrame(columns=BIN_SUM_COLUMNS)
+    key = out["bin_class"].to_numpy(np.int64)
+    return out.assign(bin=key // 2, positive=key % 2)[BIN_SUM_COLUMNS]
 
 
 # --- stored estimates -----------------------------------------------------------------------------
