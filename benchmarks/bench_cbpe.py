@@ -179,8 +179,11 @@ def build_log(db: Path, calib: pd.DataFrame, analysis: pd.DataFrame) -> None:
     from mlops_core.store import connect, transaction
     from mlops_core.store import models as mstore
 
+    from mlops_core.store import forget_database
+
     for p in (db, Path(str(db) + ".wal")):
         p.unlink(missing_ok=True)
+    forget_database(db)  # a new file: migrate it again
     info = create_model(db)
     n_cal = len(calib)
     cal_ts = pd.Timestamp(T0) + pd.to_timedelta(np.arange(n_cal) * (5 * 86400e6 / n_cal), unit="us")
