@@ -337,6 +337,9 @@ def test_estimate_performance_frame_and_realized_values(db):
     acc = labelled[labelled["metric"] == "accuracy"]
     assert (abs(acc["estimate"] - acc["realized"]) < 0.05).all()
     assert ((acc["band_low"] <= acc["realized"]) & (acc["realized"] <= acc["band_high"])).all()
+    # a range without predictions: an empty frame of the same columns
+    none = model.estimate_performance(start=T0 + timedelta(days=30), store=False)
+    assert none.empty and list(none.columns) == estimated_performance.FRAME_COLUMNS
     # one version, a range, a wider band
     one = model.estimate_performance(version=1, start=T0 + timedelta(days=3), store=False, level=0.99)
     assert list(one["window_start"].unique()) == [pd.Timestamp(T0 + timedelta(days=3))]
@@ -385,6 +388,8 @@ def test_a_version_without_calibration_uses_a_labelled_reference_window(db):
     model = ControlRoom(db).model("credit")
     with pytest.raises(NotFoundError, match="--reference-from"):
         model.estimate_performance(store=False)
+    with pytest.raises(NotFoundError, match="no version 7"):
+        model.estimate_performance(version=7, store=False)
     with pytest.raises(InvalidInputError, match="at least 100"):
         model.estimate_performance(reference_start=T0 + timedelta(days=3), reference_end=T0 + timedelta(days=4))
     df = model.estimate_performance(reference_start=T0, reference_end=T0 + timedelta(days=2))

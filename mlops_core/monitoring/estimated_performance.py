@@ -25,6 +25,7 @@ from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.monitoring import estimation, performance
 from mlops_core.store import transaction, utcnow
 from mlops_core.store import estimation as estore
+from mlops_core.store import models as mstore
 from mlops_core.store.conditions import check_window
 
 #: Columns of ``over_time`` (one row per window, version and metric).
@@ -94,8 +95,12 @@ def calibration_of(con: duckdb.DuckDBPyConnection, info: ModelInfo, version: int
 
 
 def _versions(con, info: ModelInfo, start, end, versions) -> list[int]:
+    """The versions asked for (each must exist; NotFoundError names the known ones), else those logged in range."""
     if versions:
-        return sorted({int(v) for v in versions})
+        wanted = sorted({int(v) for v in versions})
+        for v in wanted:
+            mstore.get_version(con, info.name, v)
+        return wanted
     return estore.logged_versions(con, info, start, end)
 
 
