@@ -258,6 +258,63 @@ class WindowCounts:
     features: dict[str, FeatureCounts]
 
 
+# --- performance estimation ---------------------------------------------------------------------
+
+
+@dataclass
+class ReferencePerformance:
+    """Realized metrics of a binary classifier on the labelled rows a calibration was fitted on (None: undefined)."""
+
+    accuracy: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    roc_auc: float | None = None
+
+
+@dataclass
+class ScoreCalibration:
+    """A monotone map from a binary classifier's positive-class score to a calibrated probability.
+
+    The map is piecewise linear between breakpoints at the scores ``cells / grid`` (integers,
+    strictly increasing, the first 0 and the last ``grid``) where it takes ``values``; it is
+    constant below score 0 and from score 1 on. Each value comes from the reference rows through
+    ``value = (1 - weight) * block_means[block_low] + weight * block_means[block_high]``, the blocks
+    being the isotonic fit's pools of reference rows (``block_rows`` of them each); with no blocks
+    (``applied`` False) the map is the identity and the scores are taken as calibrated already.
+    See ``mlops_core.monitoring.estimation``. Arrays are numpy arrays.
+    """
+
+    grid: int
+    cells: Any
+    values: Any
+    block_low: Any
+    block_high: Any
+    weights: Any
+    block_means: Any
+    block_rows: Any
+    applied: bool
+    ece_before: float | None
+    ece_after: float | None
+    rows: int
+    positives: int
+    reference: ReferencePerformance = field(default_factory=ReferencePerformance)
+
+
+@dataclass
+class CalibrationRecord:
+    """A stored calibration of one model version, and the labelled rows it was fitted on."""
+
+    id: int | None
+    model: str
+    version: int
+    source: str  # holdout | window
+    calibration: ScoreCalibration
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    created_at: datetime | None = None
+
+
 # --- validation findings ----------------------------------------------------------------------
 
 

@@ -28,11 +28,11 @@ import pandas as pd
 
 from mlops_core.access import Identity
 from mlops_core.data import ingest as ingestmod
-from mlops_core.entities import ModelInfo, Promotion, RunInfo, VersionInfo
+from mlops_core.entities import CalibrationRecord, ModelInfo, Promotion, RunInfo, VersionInfo
 from mlops_core.errors import InvalidInputError
 from mlops_core.lifecycle import abtest, automation, jobs, policies, registry, retrain
 from mlops_core.lifecycle.artifacts import load_estimator_file
-from mlops_core.monitoring import alerts, drift, performance, validation
+from mlops_core.monitoring import alerts, drift, estimated_performance, estimation, performance, validation
 from mlops_core.monitoring.performance import Summary
 from mlops_core.store import Store, logs, utcnow
 from mlops_core.store import models as mstore
@@ -344,6 +344,51 @@ class Model:
         first, last = parse_time(start), parse_time(end, end=True)
         with self._log(first, last) as (con, log):
             return performance.over_time(con, log, window=window, start=first, end=last, versions=versions, auc=auc)
+
+    def estimate_performance(self, *, window: str = "day", start: Time = None, end: Time = None,
+                             version: int | Sequence[int] | None = None,
+                             reference_start: Time = None, reference_end: Time = None,
+                             level: float = estimation.BAND_LEVEL, realized: bool = True,
+                             store: bool = True) -> pd.DataFrame:
+        """Estimated accuracy, precision, recall, F1 and ROC AUC per window and version while labels are missing
+        (confidence-based estimation; binary classifiers), with a band at ``level`` and the realized value where
+        labels exist (see ``monitoring.estimated_performance.over_time``).
+
+        ``version``: one version or several (default: every version logged in the range), each estimated with
+        its stored calibration, or with one fitted on the labelled log in [reference_start, reference_end).
+        The estimates (and such a calibration) are stored unless ``store=False`` (then it needs no role;
+        storing needs the operator role). Raises InvalidInputError for a regression or multiclass model (no
+        estimate is available), NotFoundError for a version without calibration.
+        """
+        if store:
+            self._require("operator", "store performance estimates")
+        versions = None if version is None else [version] if isinstance(version, int) else list(version)
+        return estimated_performance.over_time(
+            self._store, self.info, window=window, start=parse_time(start), end=parse_time(end, end=True),
+            versions=versions, reference_start=parse_time(reference_start),
+            reference_end=parse_time(reference_end, end=True), level=level, realized=realized, store_estimates=store)
+
+    def estimates_stored(self, *, window: str = "day", start: Time = None, end: Time = None,
+                         version: int | Sequence[int] | None = None) -> pd.DataFrame:
+        """Stored estimates against the labels that arrived since: error and whether the realized value lies in
+        the band (see ``monitoring.estimated_performance.stored``)."""
+        versions = None if version is None else [version] if isinstance(version, int) else list(version)
+        return estimated_performance.stored(self._store, self.info, window=window, start=parse_time(start),
+                                            end=parse_time(end, end=True), versions=versions)
+
+    def estimation_calibration(self, version: int | None = None) -> CalibrationRecord:
+        """The calibration performance estimation uses for a version (production when None); raises NotFoundError."""
+        with self._store.connect() as con:
+            v = registry.resolve_version(con, self.name, version).version
+            return estimated_performance.calibration_of(con, self.info, v)
+
+    def calibrate_estimation(self, start: Time, end: Time, *, version: int | None = None) -> CalibrationRecord:
+        """Fit the calibration of a version (production when None) on its labelled log in [start, end) and store
+        it; later estimates use it. Needs the operator role."""
+        self._require("operator", "calibrate performance estimation")
+        v = self.version(version).version
+        first, last = _bounds(start, end)
+        return estimated_performance.calibrate_window(self._store, self.info, v, first, last)
 
     def confusion(self, *, start: Time = None, end: Time = None, version: int | None = None) -> pd.DataFrame:
         first, last = parse_time(start), parse_time(end, end=True)

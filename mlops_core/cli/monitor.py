@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import math
 
+import pandas as pd
+
 from mlops_core import metrics
 from mlops_core.cli import room
 from mlops_core.cli.output import frame_records, print_json
@@ -17,6 +19,16 @@ def add_commands(sub, common) -> None:
     p.add_argument("--from", dest="start", help="first day/time (YYYY-MM-DD[THH:MM], UTC)")
     p.add_argument("--to", dest="end", help="last day (inclusive) or time (exclusive)")
     p.add_argument("--version", type=int, action="append", help="only this version (repeatable)")
+    p.add_argument("--estimate", action="store_true",
+                   help="estimate accuracy, precision, recall, F1 and ROC AUC from scores while labels are missing "
+                        "(binary classifiers), with a band and the realized value where labels exist")
+    p.add_argument("--estimate-history", action="store_true",
+                   help="stored estimates against the labels that arrived since (error, realized value in band)")
+    p.add_argument("--level", type=float, default=0.95, help="level of the estimate's band (default 0.95)")
+    p.add_argument("--reference-from", help="with --estimate: calibrate each version on its labelled log from this "
+                                            "day/time (with --reference-to) instead of its stored calibration")
+    p.add_argument("--reference-to", help="last day (inclusive) or time (exclusive) of the reference window")
+    p.add_argument("--no-store", action="store_true", help="with --estimate: compute only; store nothing")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_performance)
 
@@ -84,6 +96,8 @@ def _fmt(v, spec=".4f") -> str:
 
 
 def cmd_performance(args) -> int:
+    if args.estimate or args.estimate_history:
+        return _estimated_performance(args)
     model = room(args).model(args.model)
     df = model.performance(window=args.window, start=args.start, end=args.end, versions=args.version)
     if args.json:
@@ -99,6 +113,50 @@ def cmd_performance(args) -> int:
         print(f"{r['window_start']:%Y-%m-%d %H:%M} {r['version']:>3} {r['n']:>7} {r['n_labelled']:>8} "
               + " ".join(f"{_fmt(r[m]):>9}" for m in names)
               + f" {_fmt(r['ci_low'], '.3f'):>7}-{_fmt(r['ci_high'], '.3f'):<7}")
+    return 0
+
+
+def _estimated_performance(args) -> int:
+    from mlops_core.errors import InvalidInputError
+
+    model = room(args).model(args.model)
+    if bool(args.reference_from) != bool(args.reference_to):
+        raise InvalidInputError("Give both --reference-from and --reference-to for a reference window of the log.")
+    if args.estimate_history:
+        df = model.estimates_stored(window=args.window, start=args.start, end=args.end, version=args.version)
+        if args.json:
+            print_json(frame_records(df))
+            return 0
+        if df.empty:
+            print(f"No stored estimates of {args.model} in this range; make some with --estimate.")
+            return 0
+        print(f"{'window':<17} {'ver':>3} {'metric':<9} {'estimate':>8} {'band':>13} {'realized':>8} {'error':>7} "
+              f"{'labelled':>8}  in band")
+        for r in df.to_dict(orient="records"):
+            inside = "-" if r["in_band"] is None or r["in_band"] is pd.NA else ("yes" if r["in_band"] else "NO")
+            print(f"{r['window_start']:%Y-%m-%d %H:%M} {r['version']:>3} {r['metric']:<9} {_fmt(r['estimate']):>8} "
+                  f"{_fmt(r['band_low'], '.3f'):>6}-{_fmt(r['band_high'], '.3f'):<6} {_fmt(r['realized']):>8} "
+                  f"{_fmt(r['error'], '+.4f'):>7} {r['n_labelled']:>8}  {inside}")
+        covered = df["in_band"].dropna()
+        if len(covered):
+            print(f"{int(covered.sum())} of {len(covered)} realized values lie in their band.")
+        return 0
+    df = model.estimate_performance(window=args.window, start=args.start, end=args.end, version=args.version,
+                                    reference_start=args.reference_from, reference_end=args.reference_to,
+                                    level=args.level, store=not args.no_store)
+    if args.json:
+        print_json(frame_records(df))
+        return 0
+    if df.empty:
+        print(f"No predictions of {args.model} in this range.")
+        return 0
+    band = f"{args.level:.0%} band"
+    print(f"{'window':<17} {'ver':>3} {'n':>7} {'labelled':>8} {'metric':<9} {'estimate':>8} {band:>13} {'realized':>8}")
+    for r in df.to_dict(orient="records"):
+        labelled = "-" if r["n_labelled"] is pd.NA else r["n_labelled"]
+        print(f"{r['window_start']:%Y-%m-%d %H:%M} {r['version']:>3} {r['n']:>7} {labelled:>8} {r['metric']:<9} "
+              f"{_fmt(r['estimate']):>8} {_fmt(r['band_low'], '.3f'):>6}-{_fmt(r['band_high'], '.3f'):<6} "
+              f"{_fmt(r['realized']):>8}")
     return 0
 
 

@@ -11,6 +11,7 @@ the file exists, hashes to the recorded sha256 and loads as an estimator with
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,11 +23,12 @@ import pandas as pd
 from mlops_core.data import reference
 from mlops_core.data.files import read_table
 from mlops_core.data.schema import check_identifier, coerce_features, infer_schema
-from mlops_core.entities import PREDICTION, SCORE, TARGET, FeatureReference, ModelInfo, Promotion, VersionInfo
+from mlops_core.entities import PREDICTION, SCORE, TARGET, CalibrationRecord, FeatureReference, ModelInfo, Promotion, VersionInfo
 from mlops_core.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
 from mlops_core.lifecycle import artifacts, training
-from mlops_core.monitoring import performance
+from mlops_core.monitoring import estimated_performance, performance
 from mlops_core.store import Store, logs, transaction, utcnow
+from mlops_core.store import estimation as estore
 from mlops_core.store import models as mstore
 from mlops_core.store import references as rstore
 from mlops_core.store import runs as runstore
@@ -61,9 +63,7 @@ def summarise_training_reference(result: training.TrainingResult, X_all: pd.Data
     ``feature_refs``: the features' summaries when the caller already has them (``reference.summarise_arrow``
     of the same rows gives the same numbers from an Arrow table, faster than from ``X_all``).
     """
-    outputs = result.holdout_outputs
-    pred, scores = outputs if outputs is not None else training.predict(result.pipeline, result.X_holdout, info.task,
-                                                                         info.positive_class)
+    pred, scores = holdout_outputs(result, info)
     extra = pd.DataFrame({PREDICTION: pd.Series(pred)})
     if scores is not None:
         extra[SCORE] = scores
@@ -73,6 +73,32 @@ def summarise_training_reference(result: training.TrainingResult, X_all: pd.Data
     outputs_refs = reference.summarise(extra, [], {PREDICTION: pred_kind, **({SCORE: "numeric"} if SCORE in extra else {})})
     target = reference.summarise(pd.DataFrame({TARGET: y_all.reset_index(drop=True)}), [], {TARGET: pred_kind})
     return list(feature_refs) + outputs_refs + target
+
+
+def holdout_outputs(result: training.TrainingResult, info: ModelInfo) -> tuple:
+    """(predictions, positive scores) of the version on its holdout, computed once and kept on ``result``."""
+    if result.holdout_outputs is None:
+        result.holdout_outputs = training.predict(result.pipeline, result.X_holdout, info.task, info.positive_class)
+    return result.holdout_outputs
+
+
+def holdout_calibration(result: training.TrainingResult, info: ModelInfo) -> CalibrationRecord | None:
+    """The calibration of a binary classifier's score fitted on its holdout, for performance estimation without
+    labels (None for other models or too small a holdout). Fitted once and kept on ``result``: call it before a
+    registration's transaction so the fit does not hold the database."""
+    if result.holdout_calibration is None:
+        pred, scores = holdout_outputs(result, info)
+        record = estimated_performance.holdout_calibration(info, 0, result.y_holdout, pred, scores)
+        result.holdout_calibration = record if record is not None else False
+    return result.holdout_calibration or None
+
+
+def _save_holdout_calibration(con, result: training.TrainingResult, info: ModelInfo, version: int) -> None:
+    """Store the holdout calibration (``holdout_calibration``) as version ``version``'s; inside the registration's
+    transaction."""
+    record = holdout_calibration(result, info)
+    if record is not None:
+        estore.save_calibration(con, dataclasses.replace(record, version=int(version)))
 
 
 def register_model(
@@ -127,6 +153,7 @@ def register_model(
     info = ModelInfo(name=name, task=task, target=target, features=features, log_table="", label_table="",
                      positive_class=positive, classes=classes, description=description, unit=unit)
     refs = summarise_training_reference(result, coerce_features(X, features), y, info)
+    holdout_calibration(result, info)  # fitted now, stored in the transaction below
     # Version 1 goes straight to production: its artifact is serialised and loaded back before the transaction.
     blob = artifacts.serialize(result.pipeline)
     artifacts.check_serialized(blob, what=f"artifact of {name} v1")
@@ -149,6 +176,7 @@ def register_model(
                 training_metrics=result.training_metrics, holdout_metrics=result.holdout_metrics,
                 holdout_rows=result.holdout_rows, run_id=run_id, created_by=actor, created_at=at))
             ref_id = rstore.save_reference(con, name, refs, kind="training", version=1, rows=len(df))
+            _save_holdout_calibration(con, result, info, 1)
             mstore.move_alias(con, name, 1, actor=actor, action="register", reason="first version", run_id=run_id, at=at)
             runstore.insert_audit(con, actor=actor, action="register", model=name, to_version=1,
                                   reason="registered with version 1 in production", run_id=run_id, at=at)
@@ -406,6 +434,7 @@ def add_version_in(
         created_by=actor, created_at=at,
     ))
     ref_id = rstore.save_reference(con, info.name, refs, kind="training", version=number, rows=reference_rows)
+    _save_holdout_calibration(con, result, info, number)
     runstore.insert_audit(con, actor=actor, action="register_version", model=info.name, to_version=number,
                           reason=f"registered as {status}", run_id=run_id, details={"gate": gate} if gate else None,
                           at=at)
@@ -436,6 +465,7 @@ def register_version(store: Store, info: ModelInfo, training_data, estimator, *,
     refs = summarise_training_reference(result, X, y, info)
     source = "DataFrame" if isinstance(training_data, pd.DataFrame) else str(training_data)
     blob = artifacts.serialize(result.pipeline)
+    holdout_calibration(result, info)  # fitted now, stored in the transaction below
     reg = None
     try:
         with store.transaction() as con:

@@ -482,6 +482,7 @@ def _execute(store: Store, ctx: _Context, writer: _RunWriter) -> RetrainOutcome:
     # The training reference's feature summaries from the Arrow table of the same rows (same numbers, faster).
     feature_refs = summarise_arrow(w.table, {f.name: f.kind for f in info.features}) if w.table is not None else None
     refs = registry.summarise_training_reference(result, w.X, w.y, info, feature_refs=feature_refs)
+    registry.holdout_calibration(result, info)  # fitted now, stored in the registration transaction
     # Serialised outside the transaction (the lock is not held for it); a candidate bound for production is
     # loaded back from these very bytes first, as promote and rollback check a stored artifact.
     blob = artifacts.serialize(pipeline)

@@ -273,6 +273,8 @@ class TrainingResult:
     y_holdout: pd.Series = field(repr=False)
     #: (predictions, positive scores) on ``X_holdout`` when already computed, so the registry need not predict again.
     holdout_outputs: tuple | None = field(default=None, repr=False)
+    #: The score calibration fitted on the holdout (for performance estimation), once computed; False: none applies.
+    holdout_calibration: object = field(default=None, repr=False)
 
 
 def fit_and_evaluate(
