@@ -8,6 +8,7 @@ of the state.
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta
 from pathlib import Path
 
 DEFAULT_DB = "mlops.duckdb"
@@ -45,3 +46,22 @@ def lock_timeout_seconds() -> float:
         return float(os.environ.get("MLOPS_LOCK_TIMEOUT", "30"))
     except ValueError:
         return 30.0
+
+
+#: Logged times must lie in [MLOPS_MIN_TIMESTAMP, now + MLOPS_MAX_FUTURE_HOURS]: a batch with a time outside is refused.
+DEFAULT_MIN_TIMESTAMP = "1970-01-01"
+DEFAULT_MAX_FUTURE_HOURS = 24.0
+
+
+def timestamp_bounds(now: datetime) -> tuple[datetime, datetime]:
+    """The range of times a batch may carry: ``$MLOPS_MIN_TIMESTAMP`` (default 1970-01-01) to ``now`` plus
+    ``$MLOPS_MAX_FUTURE_HOURS`` (default 24; clocks of logging systems drift, time zones get mixed up)."""
+    try:
+        lo = datetime.fromisoformat(os.environ.get("MLOPS_MIN_TIMESTAMP") or DEFAULT_MIN_TIMESTAMP)
+    except ValueError:
+        lo = datetime.fromisoformat(DEFAULT_MIN_TIMESTAMP)
+    try:
+        ahead = float(os.environ.get("MLOPS_MAX_FUTURE_HOURS") or DEFAULT_MAX_FUTURE_HOURS)
+    except ValueError:
+        ahead = DEFAULT_MAX_FUTURE_HOURS
+    return lo.replace(tzinfo=None), now + timedelta(hours=ahead)

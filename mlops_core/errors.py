@@ -9,7 +9,9 @@
     │   └── AlreadyRunningError     a job of that kind is already running for the model
     ├── DatabaseBusyError           another process held the database file too long
     ├── IntegrityError              a stored artifact or row failed its integrity check
-    └── PermissionDeniedError       the identity's role does not allow the action
+    ├── PermissionDeniedError       the identity's role does not allow the action
+    ├── DiskFullError               the disk is full (nothing was written)
+    └── ReadOnlyError               the database or its folder may not be written here
 
 Every exception carries its context as keyword attributes (``details``) and a message
 that names the object, the bad value and, where there are any, the valid choices.
@@ -83,6 +85,40 @@ class PermissionDeniedError(MlopsError):
     exit_code = 6
 
 
+class DiskFullError(MlopsError):
+    """Raised when a write found the disk full; what was half-written is removed and nothing changed."""
+
+    exit_code = 7
+
+
+class ReadOnlyError(MlopsError):
+    """Raised when a command that writes meets a database (or folder) that this process may only read."""
+
+    exit_code = 8
+
+
+def storage_error(exc: BaseException, doing: str) -> MlopsError:
+    """The domain error for a foreign storage failure ``exc`` met while ``doing`` something: DiskFullError,
+    ReadOnlyError, else a plain MlopsError naming what failed."""
+    import errno
+
+    text = str(exc).lower()
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC or "no space left on device" in text or "disk full" in text:
+        return DiskFullError(f"The disk is full ({doing}); nothing was changed. Free some space and run it again.",
+                             doing=doing)
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM) or "read-only" in text or "permission denied" in text:
+        return ReadOnlyError(f"Cannot write ({doing}): the file or its folder is read-only for this user. Read "
+                             "commands and the dashboard still work; run writes as a user who may write it.",
+                             doing=doing)
+    return MlopsError(f"Failed while {doing}: {exc}", doing=doing)
+
+
+def is_storage_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a full disk or a read-only file (see ``storage_error``)."""
+    return isinstance(storage_error(exc, ""), (DiskFullError, ReadOnlyError))
+
+
 EXIT_CODES = {
     "ok": 0,
     "error": 1,
@@ -91,6 +127,8 @@ EXIT_CODES = {
     "database busy": 4,
     "integrity": 5,
     "permission denied": 6,
+    "disk full": 7,
+    "read-only": 8,
 }
 
 
@@ -116,6 +154,10 @@ __all__ = [
     "DatabaseBusyError",
     "IntegrityError",
     "PermissionDeniedError",
+    "DiskFullError",
+    "ReadOnlyError",
+    "storage_error",
+    "is_storage_failure",
     "EXIT_CODES",
     "exit_code_of",
 ]

@@ -346,3 +346,64 @@ def test_concurrent_ingests_of_one_batch_in_one_process_write_it_once(db):
         results = list(pool.map(lambda _: ControlRoom(db).model(MODEL).ingest(df), range(3)))
     assert sorted(r.already_ingested for r in results) == [False, True, True]
     assert query(db, f"SELECT count(*), count(DISTINCT request_id) FROM log_{MODEL}") == [(150, 150)]
+
+
+@pytest.mark.parametrize("when, shown", [("9999-12-31 23:00:00", "9999-12-31 23:00:00"),
+                                         ("1969-07-20 20:17:00", "1969-07-20 20:17:00")])
+def test_times_outside_the_accepted_range_refuse_the_batch(db, when, shown):
+    before = row_counts(db)
+    df = batch()
+    df["timestamp"] = df["timestamp"].astype(str)
+    df.loc[[4, 9], "timestamp"] = when
+    with pytest.raises(BatchRejectedError, match=r"column 'timestamp': 2 times are outside 1970-01-01 \.\. .* "
+                                                 rf"first at rows 5, 10: '{shown}'"):
+        ControlRoom(db).model(MODEL).ingest(df)
+    assert row_counts(db) == before
+
+
+def test_the_future_bound_follows_the_setting(db, monkeypatch):
+    df = batch()
+    df["timestamp"] = pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(hours=30)
+    with pytest.raises(BatchRejectedError, match="times are outside"):
+        ControlRoom(db).model(MODEL).ingest(df)
+    monkeypatch.setenv("MLOPS_MAX_FUTURE_HOURS", "48")
+    assert ControlRoom(db).model(MODEL).ingest(df).rows_written == 150
+
+
+def test_infinite_scores_refuse_the_batch(db):
+    df = batch()
+    df.loc[3, "score"] = np.inf
+    with pytest.raises(BatchRejectedError, match="column 'score': 1 value is infinite, at row 4: 'inf'"):
+        ControlRoom(db).model(MODEL).ingest(df)
+
+
+def test_regression_values_must_be_finite_and_huge_ones_are_flagged(tmp_path):
+    db = tmp_path / "reg.duckdb"
+    tr = make_training_frame(300)
+    tr["amount"] = tr["income"] * 2 + tr["age"]
+    ControlRoom(db).register("amount", "regression", "amount", tr.drop(columns=["default"]))
+    model = ControlRoom(db).model("amount")
+    df = tr.drop(columns=["default", "amount"]).head(20)
+    df.insert(0, "request_id", [f"a{i}" for i in range(20)])
+    df["timestamp"] = "2026-03-01 00:00"
+    df["prediction"] = 100.0
+    for bad in ("inf", "-inf"):
+        odd = df.assign(prediction=df["prediction"].astype(object))
+        odd.loc[2, "prediction"] = bad
+        with pytest.raises(BatchRejectedError, match=f"column 'prediction': 1 value is infinite, at row 3: '{bad}'"):
+            model.ingest(odd)
+    huge = df.copy()
+    huge.loc[5, "prediction"] = 1e308
+    r = model.ingest(huge)
+    assert [(a.feature, a.kind) for a in r.anomalies] == [("prediction", "out_of_range")]
+    with pytest.raises(BatchRejectedError, match="column 'label': 1 value is infinite"):
+        model.ingest(pd.DataFrame({"request_id": ["a1"], "label": [float("inf")]}), "labels")
+
+
+def test_a_huge_cell_is_not_echoed_whole(db):
+    df = batch()
+    df["income"] = df["income"].astype(object)
+    df.loc[0, "income"] = "x" * 900_000
+    with pytest.raises(BatchRejectedError) as err:
+        ControlRoom(db).model(MODEL).ingest(df)
+    assert len(str(err.value)) < 1000 and "(900,000 characters)" in str(err.value)

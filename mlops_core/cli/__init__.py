@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 
-from mlops_core.errors import MlopsError
+from mlops_core.errors import MlopsError, is_storage_failure, storage_error
 
 
 def common_parser() -> argparse.ArgumentParser:
@@ -52,12 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit code when the reader of our output went away (``mlops runs | head``): 128 + SIGPIPE, as a shell reports it.
+BROKEN_PIPE = 141
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code = args.func(args)
+        sys.stdout.flush()
         return int(code or 0)
+    except BrokenPipeError:
+        return _quiet_exit()
     except MlopsError as exc:
         if os.environ.get("MLOPS_DEBUG"):
             raise
@@ -69,5 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: a message, not a traceback
         if os.environ.get("MLOPS_DEBUG"):
             raise
+        if is_storage_failure(exc):
+            known = storage_error(exc, f"running {args.command}")
+            print(f"error: {known}", file=sys.stderr)
+            return known.exit_code
         print(f"error: unexpected {type(exc).__name__}: {exc} (set MLOPS_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
+
+
+def _quiet_exit() -> int:
+    """The reader of stdout is gone: say nothing more (Python would complain when it flushes at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return BROKEN_PIPE

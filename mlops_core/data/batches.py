@@ -53,10 +53,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mlops_core.entities import Anomaly, ModelInfo
-from mlops_core.errors import BatchRejectedError, InvalidInputError
+from mlops_core.clock import utcnow
+from mlops_core.config import timestamp_bounds
+from mlops_core.entities import TARGET, Anomaly, ModelInfo
+from mlops_core.errors import BatchRejectedError, InvalidInputError, NotFoundError
 from mlops_core.store import logs
 from mlops_core.store import models as mstore
+from mlops_core.store import references as rstore
 from mlops_core.store import validation as vstore
 from mlops_core.store.logs import LogView
 from mlops_core.store.validation import BatchCounts, CategoricalCheck, Column, NumericCheck, RowTest
@@ -93,6 +96,7 @@ class Against:
     log: LogView
     versions: tuple[int, ...]
     production: int | None
+    target_range: tuple[float, float] | None = None  # regression: the training target's [min, max]
 
     @property
     def info(self) -> ModelInfo:
@@ -101,8 +105,16 @@ class Against:
 
 def against(con, root, info: ModelInfo) -> Against:
     """Read what a batch of ``info`` is checked against, on a metadata visit ``con``; ``root``: the log folder."""
-    return Against(logs.view(con, root, info), tuple(vstore.known_versions(con, info.name)),
-                   mstore.current_alias(con, info.name))
+    production = mstore.current_alias(con, info.name)
+    target_range = None
+    if info.task == "regression" and production is not None:
+        try:
+            target_range = rstore.feature_range(con, rstore.latest_training_reference_id(con, info.name, production),
+                                                TARGET)
+        except NotFoundError:
+            target_range = None
+    return Against(logs.view(con, root, info), tuple(vstore.known_versions(con, info.name)), production,
+                   target_range)
 
 
 @dataclass
@@ -265,8 +277,20 @@ def _rows_text(rows: list[int], total: int) -> str:
     return f"first at {word} {', '.join(map(str, rows))}" if total > 1 else f"at row {rows[0]}"
 
 
+#: At most this many characters of a value are quoted in a message (a huge cell is not echoed whole).
+QUOTE_CHARS = 60
+
+
+def quote(value) -> str:
+    """A value as a message quotes it: repr of its text, cut to ``QUOTE_CHARS`` characters."""
+    text = str(value)
+    if len(text) > QUOTE_CHARS:
+        return repr(text[:QUOTE_CHARS]) + f"… ({len(text):,} characters)"
+    return repr(text)
+
+
 def _values_text(values) -> str:
-    return ", ".join("''" if v is None else repr(str(v)) for v in values)
+    return ", ".join("''" if v is None else quote(v) for v in values)
 
 
 def percent(share: float) -> str:
@@ -309,6 +333,18 @@ def failed_tests(con, tests: list[RowTest], counts: BatchCounts, cols: list[Colu
             msg = (f"column {t.source!r}: {n} value{'s are' if n > 1 else ' is'} not {what[t.column]}, "
                    f"{_rows_text(rows, n)}: {_values_text(v for _, v in examples)}")
             out.append(Problem("wrong_type", t.source, n, msg))
+        elif t.kind == "out_of_bounds":
+            lo, hi = params["time_lo"], params["time_hi"]
+            msg = (f"column {t.source!r}: {n} time{'s are' if n > 1 else ' is'} outside {lo:%Y-%m-%d} .. "
+                   f"{hi:%Y-%m-%d %H:%M} UTC, {_rows_text(rows, n)}: {_values_text(v for _, v in examples)}. "
+                   "Fix the clock of the system that logged them (the accepted range is set by MLOPS_MIN_TIMESTAMP "
+                   "and MLOPS_MAX_FUTURE_HOURS)")
+            out.append(Problem("time_out_of_bounds", t.source, n, msg))
+        elif t.kind == "nonfinite":
+            msg = (f"column {t.source!r}: {n} value{'s are' if n > 1 else ' is'} infinite, {_rows_text(rows, n)}: "
+                   f"{_values_text(v for _, v in examples)}; give finite numbers (or leave the cell empty where "
+                   "that is allowed)")
+            out.append(Problem("non_finite", t.source, n, msg))
         else:
             msg = f"column {t.source!r}: {n} empty value{'s' if n > 1 else ''}, {_rows_text(rows, n)}; every row needs one"
             out.append(Problem("empty_value", t.source, n, msg))
@@ -354,10 +390,12 @@ def _numeric_check(name: str, lo: float, hi: float) -> NumericCheck:
     return NumericCheck(name, lo, hi, lo - margin, hi + margin)
 
 
-def content_plan(info: ModelInfo, present: set[str], outputs: str | None) -> ContentPlan:
+def content_plan(info: ModelInfo, present: set[str], outputs: str | None,
+                 target_range: tuple[float, float] | None = None) -> ContentPlan:
     """The content checks of the columns in ``present``.
 
-    ``outputs``: "predictions" also checks prediction classes and scores, "labels" the label classes.
+    ``outputs``: "predictions" also checks prediction classes and scores (and a regression model's predictions
+    against the training target's range ``target_range``), "labels" the label classes (or range).
     """
     plan = ContentPlan()
     for f in info.features:
@@ -374,8 +412,13 @@ def content_plan(info: ModelInfo, present: set[str], outputs: str | None) -> Con
             plan.categorical.append(CategoricalCheck("prediction", tuple(info.classes)))
         if info.positive_class is not None and "score" in present:
             plan.numeric.append(NumericCheck("score", 0.0, 1.0, 0.0, 1.0))
-    elif outputs == "labels" and info.task == "classification" and info.classes:
-        plan.categorical.append(CategoricalCheck("label", tuple(info.classes)))
+        if info.task == "regression" and target_range is not None:
+            plan.numeric.append(_numeric_check("prediction", *target_range))
+    elif outputs == "labels":
+        if info.task == "classification" and info.classes:
+            plan.categorical.append(CategoricalCheck("label", tuple(info.classes)))
+        elif info.task == "regression" and target_range is not None:
+            plan.numeric.append(_numeric_check("label", *target_range))
     return plan
 
 
@@ -422,6 +465,13 @@ def content_anomalies(con, relation: str, params: dict, counts: BatchCounts, pla
 
 # --- the checks of a staged batch ----------------------------------------------------------------
 
+def _time_bounds() -> dict:
+    """The accepted range of logged times (``config.timestamp_bounds``) as the row tests' parameters."""
+    lo, hi = timestamp_bounds(utcnow())
+    return {"time_lo": lo, "time_hi": hi}
+
+
+
 def check_predictions(con, facts: Against, batch: Batch) -> BatchCheck:
     """Check a staged prediction batch (``Batch.stage`` done on the log engine ``con``) against ``facts``.
 
@@ -440,10 +490,11 @@ def check_predictions(con, facts: Against, batch: Batch) -> BatchCheck:
     anomalies = _new_columns([c for c in types if c not in known])
     default_version = facts.production
     cols = vstore.prediction_columns(info, types, ts_column=ts_column, default_version=default_version)
-    tests = vstore.row_tests(cols, ("request_id", "ts", "prediction"))
+    tests = vstore.row_tests(cols, ("request_id", "ts", "prediction"), bounded=("ts",),
+                             finite=("score", "prediction") if info.task == "regression" else ("score",))
     relation = vstore.normalised(cols, tests)
-    params = {"classes": list(info.classes)}
-    plan = content_plan(info, present, "predictions")
+    params = {"classes": list(info.classes), **_time_bounds()}
+    plan = content_plan(info, present, "predictions", facts.target_range)
     counts = vstore.batch_counts(con, relation, tests=tests, numeric=plan.numeric, categorical=plan.categorical,
                                  ids=True, versions=True, params=params)
     problems = failed_tests(con, tests, counts, cols, params)
@@ -474,10 +525,11 @@ def check_labels(con, facts: Against, batch: Batch, *, against_log: bool = True)
     known = {"request_id", label_column, *([ts_column] if ts_column else [])}
     anomalies = _new_columns([c for c in types if c not in known])
     cols = vstore.label_columns(info, types, label_column=label_column, ts_column=ts_column)
-    tests = vstore.row_tests(cols, ("request_id", "label", "label_ts"))
+    tests = vstore.row_tests(cols, ("request_id", "label", "label_ts"), bounded=("label_ts",),
+                             finite=("label",) if info.task == "regression" else ())
     relation = vstore.normalised(cols, tests)
-    params = {"classes": list(info.classes)}
-    plan = content_plan(info, set(), "labels")
+    params = {"classes": list(info.classes), **_time_bounds()}
+    plan = content_plan(info, set(), "labels", facts.target_range)
     counts = vstore.batch_counts(con, relation, tests=tests, numeric=plan.numeric, categorical=plan.categorical,
                                  ids=True, params=params)
     problems = failed_tests(con, tests, counts, cols, params)

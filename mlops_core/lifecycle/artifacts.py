@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlops_core.errors import IntegrityError, InvalidInputError, MlopsError, NotFoundError
+from mlops_core.errors import IntegrityError, InvalidInputError, MlopsError, NotFoundError, storage_error
 
 #: Suffix of the artifacts this version writes.
 ARTIFACT_SUFFIX = ".skops"
@@ -310,11 +310,15 @@ def save_artifact(estimator, root: Path, model: str, version: int) -> tuple[str,
     folder.mkdir(parents=True, exist_ok=True)
     rel = f"{model}/v{version}-{uuid.uuid4().hex[:8]}{ARTIFACT_SUFFIX}"
     tmp = root / f"{rel}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(artifact.data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, root / rel)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(artifact.data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, root / rel)
+    except OSError as exc:  # e.g. a full disk: leave no partial file behind
+        tmp.unlink(missing_ok=True)
+        raise storage_error(exc, f"writing the artifact {root / rel}") from exc
     written = sha256_file(root / rel)
     if written != artifact.sha256:
         remove_artifact(root, rel)

@@ -80,7 +80,7 @@ class MonitoringResult:
     seconds: float = 0.0
 
 
-def _check_rule(kind: str, severity: str, threshold) -> None:
+def _check_rule(info: ModelInfo, kind: str, severity: str, threshold, target: str | None) -> None:
     if kind not in RULE_KINDS:
         raise InvalidInputError(f"Unknown alert rule kind {kind!r}. Choose one of: {', '.join(RULE_KINDS)}.", kind=kind)
     if severity not in SEVERITIES:
@@ -88,6 +88,20 @@ def _check_rule(kind: str, severity: str, threshold) -> None:
                                 severity=severity)
     if kind != "feature_drift" and (threshold is None or not math.isfinite(float(threshold))):
         raise InvalidInputError(f"A {kind} rule needs a finite --threshold.", kind=kind)
+    if target is None:
+        return
+    if kind == "feature_drift":
+        known = [*info.feature_names, *PSEUDO_FEATURES]
+        if target not in known:
+            raise InvalidInputError(f"Model {info.name!r} has no feature {target!r} to watch for drift. Choose one of: "
+                                    f"{', '.join(known)} (or no --target for any feature).", target=target)
+    elif kind in ("metric_below", "metric_above"):
+        known = metrics.names(info.task, info.binary)
+        if target not in known:
+            raise InvalidInputError(f"{target!r} is not a metric of the {info.task} model {info.name!r}. Choose one "
+                                    f"of: {', '.join(known)}.", target=target)
+    else:
+        raise InvalidInputError(f"A {kind} rule has no --target (it watches the whole model).", kind=kind)
 
 
 def default_rules(con: duckdb.DuckDBPyConnection, info: ModelInfo) -> list[dict]:
@@ -122,7 +136,7 @@ def set_rule(con: duckdb.DuckDBPyConnection, info: ModelInfo, kind: str, *, targ
              enabled: bool = True) -> int:
     """Create or update the rule (model, kind, target); return its id. Raises InvalidInputError (kind, severity,
     threshold)."""
-    _check_rule(kind, severity, threshold)
+    _check_rule(info, kind, severity, threshold, target)
     with transaction(con):
         return astore.upsert_rule(con, info.name, kind, target, None if threshold is None else float(threshold),
                                   severity, params, enabled)

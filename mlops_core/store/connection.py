@@ -41,7 +41,7 @@ from typing import Iterator
 import duckdb
 
 from mlops_core.config import lock_timeout_seconds, resolve_db_path
-from mlops_core.errors import DatabaseBusyError, InvalidInputError, MlopsError, NotFoundError
+from mlops_core.errors import DatabaseBusyError, InvalidInputError, MlopsError, NotFoundError, storage_error
 
 _instance_lock = threading.Lock()
 _instance: duckdb.DuckDBPyConnection | None = None  # the process's in-memory instance (its first connection)
@@ -83,7 +83,7 @@ def _backoff(what: str, path: Path, deadline: float, step) -> object:
             last = exc
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
-                raise MlopsError(f"Cannot open database {path}: {exc}", path=str(path)) from exc
+                raise storage_error(exc, f"opening database {path}") from exc
             last = exc
         if time.monotonic() >= deadline:
             raise DatabaseBusyError(

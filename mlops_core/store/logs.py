@@ -35,7 +35,7 @@ import duckdb
 
 from mlops_core.clock import utcnow
 from mlops_core.entities import ModelInfo
-from mlops_core.errors import DatabaseBusyError
+from mlops_core.errors import DatabaseBusyError, storage_error
 from mlops_core.store.models import quote_ident
 
 KINDS = ("predictions", "labels")
@@ -169,9 +169,14 @@ def write(con: duckdb.DuckDBPyConnection, root: Path, info: ModelInfo, kind: str
         if not days:
             return []
         tag = f"{batch_id}_{uuid.uuid4().hex[:6]}"
-        con.execute(f"COPY (SELECT *, strftime(CAST({ts} AS DATE), '%Y-%m-%d') AS date FROM _log_batch) "
-                    f"TO {_literal(folder)} (FORMAT PARQUET, PARTITION_BY (date), OVERWRITE_OR_IGNORE, "
-                    f"FILENAME_PATTERN {_literal(tag + '_{i}')}, COMPRESSION zstd)")
+        try:
+            con.execute(f"COPY (SELECT *, strftime(CAST({ts} AS DATE), '%Y-%m-%d') AS date FROM _log_batch) "
+                        f"TO {_literal(folder)} (FORMAT PARQUET, PARTITION_BY (date), OVERWRITE_OR_IGNORE, "
+                        f"FILENAME_PATTERN {_literal(tag + '_{i}')}, COMPRESSION zstd)")
+        except (duckdb.Error, OSError) as exc:  # e.g. a full disk: leave no partial file behind
+            for f in folder.glob(f"date=*/{tag}_*.parquet"):
+                f.unlink(missing_ok=True)
+            raise storage_error(exc, f"writing the {kind} of {info.name!r}") from exc
     finally:
         con.execute("DROP TABLE IF EXISTS _log_batch")
     out = []

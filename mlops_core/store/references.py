@@ -106,3 +106,12 @@ def newest_reference_id(con: duckdb.DuckDBPyConnection, model: str) -> int | Non
     """The id of the newest stored reference of ``model`` of any kind, or None."""
     row = con.execute("SELECT max(id) FROM drift_references WHERE model = ?", [model]).fetchone()
     return None if row[0] is None else int(row[0])
+
+
+def feature_range(con: duckdb.DuckDBPyConnection, reference_id: int, feature: str) -> tuple[float, float] | None:
+    """(min, max) of one numeric feature of a stored reference (e.g. ``__target__``), or None."""
+    row = con.execute("SELECT min, max FROM reference_stats WHERE reference_id = ? AND feature = ? AND kind = 'numeric'",
+                      [reference_id, feature]).fetchone()
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    return float(row[0]), float(row[1])

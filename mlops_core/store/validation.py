@@ -209,7 +209,7 @@ class RowTest:
     """A test of every row of the staged batch: ``bad`` (a present value that cannot be converted) or ``empty``
     (a required value missing), on the log column ``column`` that comes from the batch column ``source``."""
 
-    kind: str  # bad | empty
+    kind: str  # bad | empty | out_of_bounds | nonfinite
     column: str
     source: str | None
     condition: str  # SQL over _batch, TRUE where the row fails
@@ -219,9 +219,18 @@ class RowTest:
         return f"{self.kind}:{self.column}"
 
 
-def row_tests(cols: list[Column], required_not_null: tuple[str, ...] = ()) -> list[RowTest]:
-    """The row tests of a normalised batch: unconvertible values of every column, empty values of required ones."""
+def row_tests(cols: list[Column], required_not_null: tuple[str, ...] = (), *, bounded: tuple[str, ...] = (),
+              finite: tuple[str, ...] = ()) -> list[RowTest]:
+    """The row tests of a normalised batch: unconvertible values of every column, empty values of required ones,
+    times outside [``$time_lo``, ``$time_hi``] in the ``bounded`` columns, infinite numbers in the ``finite`` ones."""
     out = [RowTest("bad", c.name, c.source, c.bad) for c in cols if c.bad is not None]
+    for c in cols:
+        if c.source is None:
+            continue
+        if c.name in bounded:
+            out.append(RowTest("out_of_bounds", c.name, c.source, f"(({c.expr}) < $time_lo OR ({c.expr}) > $time_hi)"))
+        if c.name in finite:
+            out.append(RowTest("nonfinite", c.name, c.source, f"isinf(CAST({c.check or c.expr} AS DOUBLE))"))
     for c in cols:
         if c.name in required_not_null and c.source is not None:
             r = quote_ident(c.source)
