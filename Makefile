@@ -6,6 +6,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DB     ?= $(if $(MLOPS_DB),$(MLOPS_DB),mlops.duckdb)
 PORT   ?= 8501
+# The dashboard listens on this address only. 127.0.0.1 (the default) keeps it to this machine; serving other
+# hosts (HOST=0.0.0.0) exposes the login to the network: put it behind TLS first (docs/security.md).
+HOST   ?= 127.0.0.1
 
 .PHONY: run test lint demo screenshots bench clean
 
@@ -21,7 +24,9 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 
 run: $(VENV)/.installed
 	test -f "$(DB)" || $(PY) -m mlops_core demo --db "$(DB)"
-	MLOPS_DB="$(DB)" $(VENV)/bin/streamlit run dashboard.py --server.port $(PORT) --server.headless true
+	$(PY) -m mlops_core users bootstrap --db "$(DB)"
+	MLOPS_DB="$(DB)" $(VENV)/bin/streamlit run dashboard.py --server.address $(HOST) --server.port $(PORT) \
+		--server.headless true
 
 demo: $(VENV)/.installed
 	$(PY) -m mlops_core demo --db "$(DB)" --force

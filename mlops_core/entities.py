@@ -157,6 +157,22 @@ class Promotion:
     at: datetime
 
 
+# --- accounts ---------------------------------------------------------------------------------
+
+
+@dataclass
+class UserInfo:
+    """An account of the dashboard or the service (never its password hash)."""
+
+    name: str
+    role: str
+    has_password: bool
+    disabled: bool
+    created_at: datetime
+    created_by: str
+    password_changed_at: datetime | None = None
+
+
 # --- runs -------------------------------------------------------------------------------------
 
 

@@ -85,6 +85,11 @@ class PermissionDeniedError(MlopsError):
     exit_code = 6
 
 
+class AuthenticationError(PermissionDeniedError):
+    """Raised when a login fails: unknown name, wrong password or a disabled account (one message for all,
+    so that a caller cannot learn which names exist)."""
+
+
 class DiskFullError(MlopsError):
     """Raised when a write found the disk full; what was half-written is removed and nothing changed."""
 
@@ -154,6 +159,7 @@ __all__ = [
     "DatabaseBusyError",
     "IntegrityError",
     "PermissionDeniedError",
+    "AuthenticationError",
     "DiskFullError",
     "ReadOnlyError",
     "storage_error",

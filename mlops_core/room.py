@@ -26,10 +26,11 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from mlops_core import accounts
 from mlops_core.access import Identity
 from mlops_core.data import ingest as ingestmod
-from mlops_core.entities import CalibrationRecord, ModelInfo, Promotion, RunInfo, VersionInfo
-from mlops_core.errors import InvalidInputError
+from mlops_core.entities import CalibrationRecord, ModelInfo, Promotion, RunInfo, UserInfo, VersionInfo
+from mlops_core.errors import AuthenticationError, InvalidInputError
 from mlops_core.lifecycle import abtest, automation, jobs, policies, registry, retrain
 from mlops_core.lifecycle.artifacts import load_estimator_file
 from mlops_core.monitoring import alerts, drift, estimated_performance, estimation, performance, validation
@@ -46,6 +47,21 @@ Time = datetime | date | str | None
 Source = Any
 #: Versions to restrict a query to.
 Versions = Sequence[int] | None
+
+
+def local_identity_at(location: str | os.PathLike | None, actor: str | None = None) -> Identity:
+    """The identity of a local process (the CLI) at a location: the OS user, with the role of the account of
+    the same name when there is one (viewer when that account is disabled), else admin (see
+    ``local_identity``). ``actor`` acts under another name (the audit shows it), which only an admin may do:
+    automation and scripts that act for someone."""
+    me = local_identity()
+    store = Store(location)
+    if accounts.has_account(store, me.name):
+        me = Identity(me.name, accounts.role_of(store, me.name) or "viewer")
+    if actor and actor != me.name:
+        me.require("admin", f"act as {actor!r} (--actor)")
+        me = Identity(accounts.check_actor(actor), me.role)
+    return me
 
 
 def local_identity() -> Identity:
@@ -145,6 +161,67 @@ class ControlRoom:
         return registry.register_model(self.store, name, task, target, training_data, actor=self.identity.name,
                                        artifact=estimator, seed=seed, description=description, unit=unit, at=at,
                                        train_start=train_start, train_end=train_end)
+
+    # --- accounts ---------------------------------------------------------------------------
+
+    @classmethod
+    def login(cls, location: str | os.PathLike | None, name: str, password: str) -> "ControlRoom":
+        """The room acting as account ``name`` after checking its password (argon2id hash in the database).
+
+        Raises AuthenticationError (exit code 6) with one message for an unknown name, a wrong password
+        and a disabled account. Works on a read-only database.
+        """
+        store = Store(location)
+        return cls(store.path, identity=accounts.authenticate(store, name, password))
+
+    @classmethod
+    def for_account(cls, location: str | os.PathLike | None, name: str, *,
+                    default_role: str | None = None) -> "ControlRoom":
+        """The room acting as ``name`` whom someone else authenticated (an OpenID Connect provider): the role
+        of their enabled account, else ``default_role``; AuthenticationError when neither applies."""
+        store = Store(location)
+        role = accounts.role_of(store, name)
+        if role is None and (default_role is None or accounts.has_account(store, name)):
+            raise AuthenticationError(f"{name} has no enabled account here; ask an admin to add one "
+                                      f"(`mlops users add {name} --role viewer --no-password`).", user=name)
+        return cls(store.path, identity=Identity(name, role or default_role or "viewer"))
+
+    def users(self) -> list[UserInfo]:
+        """Every account (never a password hash). Needs the admin role."""
+        self.identity.require("admin", "list users")
+        return accounts.list_users(self.store)
+
+    def add_user(self, name: str, role: str = "viewer", password: str | None = None) -> UserInfo:
+        """Create an account (audited); ``password`` None: no password login (OpenID Connect only). Needs admin."""
+        self.identity.require("admin", "add users")
+        return accounts.add_user(self.store, name, role, password, actor=self.identity.name)
+
+    def set_role(self, name: str, role: str) -> UserInfo:
+        """Change an account's role (audited); the last enabled admin keeps theirs. Needs admin."""
+        self.identity.require("admin", "change roles")
+        return accounts.set_role(self.store, name, role, actor=self.identity.name)
+
+    def reset_password(self, name: str, password: str | None = None) -> str:
+        """Set an account's password (a random one when None) and return it. Needs admin."""
+        self.identity.require("admin", "reset passwords")
+        password = password or accounts.new_password()
+        accounts.set_password(self.store, name, password, actor=self.identity.name)
+        return password
+
+    def disable_user(self, name: str, disabled: bool = True) -> UserInfo:
+        """Disable (or, with ``disabled=False``, enable) an account; the last enabled admin stays. Needs admin."""
+        self.identity.require("admin", "disable users")
+        return accounts.set_disabled(self.store, name, disabled, actor=self.identity.name)
+
+    def change_password(self, current: str, new: str) -> None:
+        """Replace the acting account's own password after checking the current one (any role)."""
+        accounts.change_own_password(self.store, self.identity, current, new)
+
+    def bootstrap_admin(self) -> str | None:
+        """Create the first admin account ``admin`` with a random password when there is no account yet and
+        return that password (to show once); None when accounts exist. Needs admin (the local identity)."""
+        self.identity.require("admin", "create the first admin")
+        return accounts.bootstrap(self.store, actor=self.identity.name)
 
     # --- records of every model -------------------------------------------------------------
 

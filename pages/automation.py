@@ -2,7 +2,7 @@
 import streamlit as st
 
 from mlops_core.errors import MlopsError
-from ui import actions, context, data, frame, widgets
+from ui import actions, auth, context, data, frame, widgets
 
 frame.enter()
 st.title("Automation")
@@ -27,7 +27,7 @@ def optional(col, label: str, value, *, key: str, min_value=0.0, max_value=None,
 with widgets.guard("Policy"):
     p = data.policy(ctx.db, ctx.model)
     st.subheader("Policy")
-    st.caption(f"Last changed {p.updated_at:%Y-%m-%d %H:%M} UTC by {p.updated_by}." if p.stored
+    st.caption(f"Last changed {p.updated_at:%Y-%m-%d %H:%M} UTC by {widgets.md(p.updated_by)}." if p.stored
                else "No policy stored yet: these are the defaults.")
     with st.form(f"policy_{ctx.model}"):
         mode = st.radio("Mode", ["manual", "automated"], index=["manual", "automated"].index(p.mode),
@@ -52,7 +52,8 @@ with widgets.guard("Policy"):
             _rule for _rule in (widgets.describe_rule(r) for r in (p.gate or []))), key="policy_gate",
             help="e.g. roc_auc>=0.7, roc_auc+=0.005 (improve by), roc_auc+=2% (relative). Empty: not worse than "
                  "the champion on the headline metric.")
-        if st.form_submit_button("Save policy", type="primary"):
+        editor = auth.can("operator")
+        if st.form_submit_button("Save policy", type="primary", disabled=not editor):
             try:
                 rules = [r.strip() for r in gate_text.split(",") if r.strip()] or None
                 actions.set_policy(ctx.db, ctx.model, mode=mode, drift_share_above=drift,
@@ -60,10 +61,13 @@ with widgets.guard("Policy"):
                                    metric_threshold=float(threshold) if metric_on else None, every_days=every,
                                    cooldown_hours=float(cooldown), window_days=float(window), gate=rules)
             except MlopsError as exc:
-                st.error(f"The policy was not saved: {exc}")
+                st.error(f"The policy was not saved: {widgets.md(exc)}")
             else:
                 widgets.flash("success", f"Policy of {ctx.model} saved (mode {mode}).")
                 st.rerun()
+
+    if not editor:
+        auth.read_only_note("changing the policy")
 
 with widgets.guard("Recent evaluations"):
     st.subheader("Recent evaluations")
@@ -84,7 +88,9 @@ with widgets.guard("Alerts"):
                                        "acknowledged_by", "acknowledged_at"]), hide_index=True)
         still_open = ~al["acknowledged"].astype(bool) if "acknowledged" in al else al["id"].notna()
         open_ids = al.loc[still_open, "id"].tolist()
-        if open_ids:
+        if open_ids and not auth.can("operator"):
+            auth.read_only_note("acknowledging alerts")
+        elif open_ids:
             c1, c2 = st.columns([3, 1])
             chosen = c1.multiselect("Alerts to acknowledge", open_ids, key="ack_ids")
             if c2.button("Acknowledge", key="ack", disabled=not chosen):

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from mlops_core.errors import AlreadyRunningError
-from ui import actions, context, data, dialogs, frame, state, widgets
+from ui import actions, auth, context, data, dialogs, frame, state, widgets
 
 #: Seconds between two looks at a running job.
 POLL_S = 1.0
@@ -28,55 +28,59 @@ last = None
 with widgets.guard("Newest prediction"):
     last = data.last_prediction(ctx.db, ctx.model)
 
-with st.container(border=True):
-    st.markdown("**Settings**")
-    c1, c2 = st.columns(2)
-    window_days = c1.number_input("Days of labelled data", min_value=1, max_value=365, value=30, step=1,
-                                  key="retrain_days", help="The window of logged predictions whose labels arrived.")
-    end_day = c2.date_input("Window ends on (UTC, end of day)", value=(last or datetime.now()).date(),
-                            key="retrain_end", help="Defaults to the day of the newest logged prediction.")
-    with st.expander("Hyperparameters (optional)"):
-        hp_text = st.text_area("Overrides as JSON, e.g. {\"learning_rate\": 0.05, \"max_iter\": 200}", value="",
-                               key="retrain_hp", help="Names of the estimator's parameters; empty keeps the "
-                                                      "champion's.")
-    clicked = st.button("Retrain", type="primary", key="retrain")
+clicked = False
+if not auth.can("operator"):
+    auth.read_only_note("starting a retrain")
+else:
+    with st.container(border=True):
+        st.markdown("**Settings**")
+        c1, c2 = st.columns(2)
+        window_days = c1.number_input("Days of labelled data", min_value=1, max_value=365, value=30, step=1,
+                                      key="retrain_days", help="The window of logged predictions whose labels arrived.")
+        end_day = c2.date_input("Window ends on (UTC, end of day)", value=(last or datetime.now()).date(),
+                                key="retrain_end", help="Defaults to the day of the newest logged prediction.")
+        with st.expander("Hyperparameters (optional)"):
+            hp_text = st.text_area("Overrides as JSON, e.g. {\"learning_rate\": 0.05, \"max_iter\": 200}", value="",
+                                   key="retrain_hp", help="Names of the estimator's parameters; empty keeps the "
+                                                          "champion's.")
+        clicked = st.button("Retrain", type="primary", key="retrain")
 
-if clicked:
-    with widgets.guard("Starting the retrain"):
-        try:
-            hp = json.loads(hp_text) if hp_text.strip() else {}
-        except json.JSONDecodeError as exc:
-            st.error(f"The hyperparameters are not valid JSON ({exc.msg} at character {exc.pos}) — write them as "
-                     "{\"name\": value, ...} or leave the box empty.")
-            hp = None
-        if hp is not None and not isinstance(hp, dict):
-            st.error("The hyperparameters must be a JSON object such as {\"learning_rate\": 0.05}.")
-            hp = None
-        if hp is not None:
-            end = datetime.combine(end_day, time()) + timedelta(days=1) - timedelta(microseconds=1)
+    if clicked:
+        with widgets.guard("Starting the retrain"):
             try:
-                run_id = actions.start_retrain(ctx.db, ctx.model, {"window_days": int(window_days),
-                                                                   "end": end.isoformat(), "hyperparameters": hp})
-                st.session_state[state.RETRAIN_RUN] = run_id
-            except AlreadyRunningError as exc:
-                st.warning(f"{exc}")
+                hp = json.loads(hp_text) if hp_text.strip() else {}
+            except json.JSONDecodeError as exc:
+                st.error(f"The hyperparameters are not valid JSON ({exc.msg} at character {exc.pos}) — write them as "
+                         "{\"name\": value, ...} or leave the box empty.")
+                hp = None
+            if hp is not None and not isinstance(hp, dict):
+                st.error("The hyperparameters must be a JSON object such as {\"learning_rate\": 0.05}.")
+                hp = None
+            if hp is not None:
+                end = datetime.combine(end_day, time()) + timedelta(days=1) - timedelta(microseconds=1)
+                try:
+                    run_id = actions.start_retrain(ctx.db, ctx.model, {"window_days": int(window_days),
+                                                                       "end": end.isoformat(), "hyperparameters": hp})
+                    st.session_state[state.RETRAIN_RUN] = run_id
+                except AlreadyRunningError as exc:
+                    st.warning(widgets.md(exc))
 
 
 def show_result(run) -> None:
     """The finished run: outcome, gate decision with reasons, metrics, and Promote when allowed."""
     stats = run.statistics or {}
     finished = run.finished_at or run.created_at
-    st.markdown(f"**Latest retrain** · run `{run.id}` · {run.status} · by {run.actor} · "
+    st.markdown(f"**Latest retrain** · run `{run.id}` · {run.status} · by {widgets.md(run.actor)} · "
                 f"{finished:%Y-%m-%d %H:%M} UTC" + (f" · {run.duration_s:.1f} s" if run.duration_s else ""))
     if run.status == "failed":
-        st.error(f"The retrain failed: {run.error or run.message} — check the settings (a longer window gives more "
+        st.error(f"The retrain failed: {widgets.md(run.error or run.message)} — check the settings (a longer window gives more "
                  "labelled rows) and try again; the run is listed on the Runs & audit page.")
         return
     made = [v for v in data.versions(ctx.db, ctx.model) if v.run_id == run.id]
     cand = stats.get("candidate_version") or (made[0].version if made else None)
     gate = stats.get("gate") or (made[0].gate if made else None) or {}
     if cand is None:
-        st.info(f"The run registered no version: {run.message or 'no message'}.")
+        st.info(f"The run registered no version: {widgets.md(run.message or 'no message')}.")
         return
     passed = bool(gate.get("passed"))
     if passed:
@@ -86,7 +90,7 @@ def show_result(run) -> None:
         st.warning(f"v{cand} failed the gate and was registered as rejected.")
     st.markdown("**Gate decision**")
     for reason in gate.get("reasons", []):
-        st.markdown(f"- {reason}")
+        st.markdown(f"- {widgets.md(reason)}")
     cm = stats.get("candidate_metrics") or (made[0].holdout_metrics if made else {})
     chm = stats.get("champion_metrics") or gate.get("champion_metrics") or {}
     names = sorted(set(cm) | set(chm))
@@ -98,10 +102,12 @@ def show_result(run) -> None:
                    f"trained on {stats.get('train_rows', '?')} rows.")
         st.dataframe(table, hide_index=True)
     for a in stats.get("anomalies") or []:
-        st.caption(f"Data check ({a.get('severity')}): {a.get('message')}")
+        st.caption(f"Data check ({widgets.md(a.get('severity'))}): {widgets.md(a.get('message'))}")
     version = next((v for v in data.versions(ctx.db, ctx.model) if v.version == cand), None)
     if version is not None and version.status == "candidate" and passed:
-        if mode == "manual":
+        if not auth.can("operator"):
+            st.caption(f"v{cand} is a candidate; an operator can promote it.")
+        elif mode == "manual":
             if st.button("Promote", type="primary", key="retrain_promote"):
                 dialogs.request("promote", db=ctx.db, model=ctx.model, version=cand,
                                 current=data.production(ctx.db, ctx.model), status=version.status, gate=version.gate)
@@ -123,7 +129,7 @@ def live(run_id: str) -> None:
             st.rerun()
         st.progress(min(max(run.progress or 0.0, 0.0), 1.0),
                     text=f"Retrain `{run.id}` {run.status}: {run.message or 'waiting to start'}")
-        st.caption(f"Started by {run.actor} at {run.created_at:%H:%M:%S} UTC. The job runs in the background: you "
+        st.caption(f"Started by {widgets.md(run.actor)} at {run.created_at:%H:%M:%S} UTC. The job runs in the background: you "
                    "may leave or reload this page.")
 
 

@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from mlops_core import metrics
-from ui import charts, context, data, dialogs, frame, state, widgets
+from ui import auth, charts, context, data, dialogs, frame, state, widgets
 
 frame.enter()
 st.title("Versions")
@@ -23,28 +23,31 @@ with widgets.guard("Version list"):
 # --- actions --------------------------------------------------------------------------------
 
 st.subheader("Change production")
-a, b = st.columns(2)
-with a:
-    promotable = [v.version for v in reversed(all_versions) if v.version != prod]
-    if promotable:
-        choice = st.selectbox("Version to promote", promotable, key="promote_version",
-                              format_func=lambda n: f"v{n} ({by_number[n].status})")
-        if st.button("Promote", key="promote", type="primary"):
-            v = by_number[choice]
-            dialogs.request("promote", db=ctx.db, model=ctx.model, version=choice, current=prod, status=v.status,
-                            gate=v.gate)
-    else:
-        st.caption("No other version to promote.")
-with b:
-    with widgets.guard("Rollback"):
-        target = data.rollback_target(ctx.db, ctx.model)
-        if target is None:
-            st.caption("No earlier production version: nothing to roll back to.")
+if not auth.can("operator"):
+    auth.read_only_note("promoting or rolling back")
+else:
+    a, b = st.columns(2)
+    with a:
+        promotable = [v.version for v in reversed(all_versions) if v.version != prod]
+        if promotable:
+            choice = st.selectbox("Version to promote", promotable, key="promote_version",
+                                  format_func=lambda n: f"v{n} ({by_number[n].status})")
+            if st.button("Promote", key="promote", type="primary"):
+                v = by_number[choice]
+                dialogs.request("promote", db=ctx.db, model=ctx.model, version=choice, current=prod, status=v.status,
+                                gate=v.gate)
         else:
-            st.caption(f"Roll back puts v{target} (the previous production version) back in production.")
-        if st.button("Roll back", key="rollback", disabled=target is None):
-            dialogs.request("rollback", db=ctx.db, model=ctx.model, current=prod, target=target)
-dialogs.show_pending(ctx.db, ctx.model)
+            st.caption("No other version to promote.")
+    with b:
+        with widgets.guard("Rollback"):
+            target = data.rollback_target(ctx.db, ctx.model)
+            if target is None:
+                st.caption("No earlier production version: nothing to roll back to.")
+            else:
+                st.caption(f"Roll back puts v{target} (the previous production version) back in production.")
+            if st.button("Roll back", key="rollback", disabled=target is None):
+                dialogs.request("rollback", db=ctx.db, model=ctx.model, current=prod, target=target)
+    dialogs.show_pending(ctx.db, ctx.model)
 
 # --- comparison -----------------------------------------------------------------------------
 
@@ -79,10 +82,10 @@ with right:
         with widgets.guard("Comparison on the same rows"):
             comp = data.compare(ctx.db, ctx.model, chosen)
             for what, err in (comp.errors or {}).items():
-                st.warning(f"{what}: {err}")
+                st.warning(f"{widgets.md(what)}: {widgets.md(err)}")
             widgets.chart(charts.metrics_side_by_side(comp.holdout, title="On the same recent labelled rows"),
                           key="versions_same")
-            st.caption(f"Re-scored on {comp.holdout_source}.")
+            st.caption(f"Re-scored on {widgets.md(comp.holdout_source)}.")
     else:
         st.caption("Turn on the switch above to re-score the chosen versions on the same most recent labelled rows "
                    "of the log (a fair side-by-side: each version's recorded metrics come from its own holdout).")

@@ -19,12 +19,42 @@ ROOT = Path(__file__).resolve().parent.parent
 _built: dict[tuple, Path] = {}
 
 
+#: Accounts of the test databases (name -> role), all with ``PASSWORD``.
+ACCOUNTS = {"ada": "admin", "pat": "operator", "vic": "viewer"}
+PASSWORD = "correct horse battery"
+
+
 def build_small_demo(path: Path, days: int = 40, daily: int = 300) -> Path:
-    """Build the demo database at ``path`` (small and fast: ``days`` days, ``daily`` predictions a day)."""
+    """Build the demo database at ``path`` (small and fast: ``days`` days, ``daily`` predictions a day), with the
+    test accounts ``ACCOUNTS``."""
+    from mlops_core import ControlRoom, Identity
     from mlops_core.demo.build import build_demo
 
     build_demo(path, days=days, daily=daily, seed=0, end=DEMO_END)
+    add_accounts(ControlRoom(path, identity=Identity("test-setup", "admin")))
     return path
+
+
+def add_accounts(room) -> None:
+    for name, role in ACCOUNTS.items():
+        room.add_user(name, role, PASSWORD)
+
+
+def log_in(pg, name: str = "pat", password: str = PASSWORD) -> None:
+    """Fill the dashboard's login form (already on the page) and wait until the page behind it is drawn."""
+    form = pg.locator('[data-testid="stForm"]').filter(has=pg.get_by_label("Password", exact=True))
+    form.wait_for()
+    form.get_by_label("User name", exact=True).fill(name)
+    form.get_by_label("Password", exact=True).fill(password)
+    form.get_by_role("button", name="Log in").click()
+    pg.locator('[data-testid="stSidebar"]').get_by_text(name, exact=False).first.wait_for()
+    settle(pg)
+
+
+def open_as(pg, url: str, name: str = "pat") -> None:
+    """Open ``url`` in a new session (a page load is one) and log in as ``name``."""
+    pg.goto(url)
+    log_in(pg, name)
 
 
 def shared_demo(days: int = 40, daily: int = 300) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from _dashboard_support import (CHROMIUM, CHROMIUM_ARGS, ROOT, StreamlitServer, assert_no_traceback,
-                                copy_db, require_browser, settle, shared_demo)
+                                copy_db, log_in, open_as, require_browser, settle, shared_demo)
 from mlops_core.lifecycle import jobs, registry
 from mlops_core import ControlRoom, Identity
 
@@ -66,8 +66,8 @@ def page(browser):
     context.close()
 
 
-def open_page(pg, server, path: str, title: str):
-    pg.goto(f"{server.url}/{path}")
+def open_page(pg, server, path: str, title: str, user: str = "pat"):
+    open_as(pg, f"{server.url}/{path}", user)
     pg.get_by_role("heading", name=title, exact=True).wait_for()
     settle(pg)
     assert_no_traceback(pg, path or "/")
@@ -138,6 +138,7 @@ def test_retrain_promote_and_roll_back(server, page):
         page.screenshot(path=str(SHOTS / "retrain_running.png"), full_page=True)
         # the job outlives the page: after a reload the page finds it in the database and goes on following it
         page.reload()
+        log_in(page)  # a page load is a new session
         page.get_by_text(re.compile(rf"Retrain {run_id} (queued|running)|Latest retrain · run {run_id}")
                          ).first.wait_for()
     try:
@@ -157,9 +158,9 @@ def test_retrain_promote_and_roll_back(server, page):
 
     runs = ControlRoom(server.db).runs(MODEL)
     retrain = runs[runs["id"] == run_id].iloc[0]
-    assert (retrain["status"], retrain["actor"]) == ("succeeded", "dashboard")
+    assert (retrain["status"], retrain["actor"]) == ("succeeded", "pat")
     audit = ControlRoom(server.db).audit(MODEL)
-    assert "retrain_requested" in set(audit.loc[audit["actor"] == "dashboard", "action"])
+    assert "retrain_requested" in set(audit.loc[audit["actor"] == "pat", "action"])
     candidate = max(v.version for v in ControlRoom(server.db).model(MODEL).versions())
     status = {v.version: v.status for v in ControlRoom(server.db).model(MODEL).versions()}[candidate]
     assert ControlRoom(server.db).model(MODEL).production_version() == before  # manual mode: nothing promoted yet
@@ -184,7 +185,7 @@ def test_retrain_promote_and_roll_back(server, page):
     assert ControlRoom(server.db).model(MODEL).production_version() == candidate
     event = ControlRoom(server.db).audit(MODEL).iloc[0]
     assert (event["action"], event["actor"], event["from_version"], event["to_version"], event["reason"]) == (
-        "promote", "dashboard", before, candidate, "browser test: fresh data")
+        "promote", "pat", before, candidate, "browser test: fresh data")
 
     open_page(page, server, "versions", "Versions")
     assert page.get_by_text(f"production is v{candidate}").count() == 1
@@ -197,6 +198,81 @@ def test_retrain_promote_and_roll_back(server, page):
     assert ControlRoom(server.db).model(MODEL).production_version() == before
     event = ControlRoom(server.db).audit(MODEL).iloc[0]
     assert (event["action"], event["actor"], event["from_version"], event["to_version"]) == (
-        "rollback", "dashboard", candidate, before)
+        "rollback", "pat", candidate, before)
     assert page.get_by_text(f"production is v{before}").count() == 1
     page.screenshot(path=str(SHOTS / "versions_after_rollback.png"), full_page=True)
+
+
+def _context(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 1400}, color_scheme="light")
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    return context, pg
+
+
+def test_login_roles_and_log_out(server, browser):
+    """Nothing but the login before signing in; a wrong password is refused; a viewer has no action controls and
+    an operator has them; logging out returns to the login."""
+    context, pg = _context(browser)
+    try:
+        pg.goto(f"{server.url}/versions")
+        pg.get_by_role("heading", name="Log in").wait_for()
+        settle(pg)
+        assert pg.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Model").count() == 0
+        assert pg.get_by_role("heading", name="Versions", exact=True).count() == 0
+        log_form = pg.locator('[data-testid="stForm"]')
+        log_form.get_by_label("User name", exact=True).fill("pat")
+        log_form.get_by_label("Password", exact=True).fill("not the password")
+        log_form.get_by_role("button", name="Log in").click()
+        pg.get_by_text("Unknown user name or wrong password").wait_for()
+        assert pg.get_by_role("heading", name="Versions", exact=True).count() == 0
+
+        log_in(pg, "vic")
+        pg.get_by_role("heading", name="Versions", exact=True).wait_for()
+        pg.get_by_text("which reads only").first.wait_for()
+        assert pg.get_by_role("button", name="Promote", exact=True).count() == 0
+        assert pg.get_by_role("button", name="Roll back", exact=True).count() == 0
+        pg.locator('[data-testid="stSidebarNav"]').locator('a[href$="/retrain"]').click()
+        pg.get_by_role("heading", name="Retrain", exact=True).wait_for()
+        settle(pg)
+        assert pg.get_by_role("button", name="Retrain", exact=True).count() == 0
+        pg.screenshot(path=str(SHOTS / "viewer_retrain.png"), full_page=True)
+
+        pg.locator('[data-testid="stSidebar"]').get_by_role("button", name=re.compile("vic · viewer")).click()
+        pg.get_by_role("button", name="Log out").click()
+        pg.get_by_role("heading", name="Log in").wait_for()
+        assert pg.get_by_role("heading", name="Retrain", exact=True).count() == 0
+
+        log_in(pg, "pat")
+        pg.get_by_role("heading", name="Retrain", exact=True).wait_for()
+        pg.get_by_role("button", name="Retrain", exact=True).wait_for()
+        assert_no_traceback(pg, "retrain as operator")
+    finally:
+        context.close()
+
+
+def test_markdown_in_stored_text_fetches_nothing(tmp_path, browser):
+    """An actor name and an error message holding a Markdown image are shown as typed: no image, no request."""
+    from mlops_core.store import Store
+    from mlops_core.store import runs as runstore
+
+    db = copy_db(shared_demo(), tmp_path / "db")
+    hostile = "![t](http://127.0.0.1:9/pixel.png)"
+    with Store(db).transaction() as con:
+        run_id = runstore.insert_run(con, model=MODEL, kind="retrain", actor=hostile, status="failed",
+                                     message=f"failed: {hostile} :red[alarm]")
+        runstore.update_run(con, run_id, error=f"boom {hostile}", progress=1.0)
+    with StreamlitServer(db, tmp_path / "streamlit.log") as srv:
+        context, pg = _context(browser)
+        requests = []
+        pg.on("request", lambda r: requests.append(r.url))
+        try:
+            open_as(pg, f"{srv.url}/retrain", "vic")
+            pg.get_by_text("Latest retrain").first.wait_for()
+            settle(pg)
+            main = pg.locator('[data-testid="stMain"]')
+            assert main.locator("img").count() == 0
+            assert hostile in main.inner_text()
+            assert not [u for u in requests if "pixel.png" in u]
+        finally:
+            context.close()

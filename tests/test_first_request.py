@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from _dashboard_support import (CHROMIUM, CHROMIUM_ARGS, ROOT, StreamlitServer, assert_no_traceback, copy_db,
-                                require_browser, settle, shared_demo)
+                                open_as, require_browser, settle, shared_demo)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -91,7 +91,7 @@ def test_first_request_of_a_server_renders_the_whole_page(browser, fresh_server,
     pg = context.new_page()
     pg.set_default_timeout(30_000)
     try:
-        pg.goto(f"{fresh_server.url}/{first}")
+        open_as(pg, f"{fresh_server.url}/{first}")
         assert_whole_page(pg, fresh_server, first, FIRST_MODEL, "day")
 
         # choose another model and window, then go to another page through the sidebar's navigation

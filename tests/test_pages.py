@@ -19,6 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from _dashboard_support import ROOT, copy_db, shared_demo
+from ui.widgets import md
 from mlops_core.lifecycle import jobs, registry
 from mlops_core import ControlRoom, Identity
 
@@ -55,8 +56,15 @@ def demo_db(tmp_path, monkeypatch):
     return path
 
 
-def open_page(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60).run()
+#: Who the page tests are signed in as (the login itself is tested in tests/test_login.py and in a browser).
+OPERATOR = Identity("pat", "operator")
+
+
+def open_page(page: str | None = None, *, identity: Identity | None = OPERATOR) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    if identity is not None:
+        at.session_state["signed_in"] = identity
+    at.run()
     if page and page != "pages/overview.py":
         at.switch_page(page).run()
     return at
@@ -201,7 +209,7 @@ def test_promote_flow_changes_production_and_audit(demo_db):
     assert ControlRoom(demo_db).model(MODEL).production_version() == target.version
     event = ControlRoom(demo_db).audit(MODEL).iloc[0]
     assert (event["action"], event["actor"], event["from_version"], event["to_version"], event["reason"]) == (
-        "promote", "dashboard", before, target.version, "checked on the dashboard")
+        "promote", "pat", before, target.version, "checked on the dashboard")
     # the page shows the new state: the version list and the dialog is gone
     assert not [b for b in at.button if b.key == "promote_confirm"]
     assert f"production is v{target.version}" in texts(at)
@@ -219,7 +227,7 @@ def test_rollback_flow_restores_the_previous_version(demo_db):
     assert_clean(at)
     assert ControlRoom(demo_db).model(MODEL).production_version() == before
     event = ControlRoom(demo_db).audit(MODEL).iloc[0]
-    assert (event["action"], event["actor"], event["to_version"]) == ("rollback", "dashboard", before)
+    assert (event["action"], event["actor"], event["to_version"]) == ("rollback", "pat", before)
     assert any(f"rolled back to v{before}" in s.value for s in at.success)
 
 
@@ -240,7 +248,7 @@ def test_retrain_flow_shows_progress_then_the_gate_decision(demo_db):
     at.button(key="retrain").click().run()
     assert_clean(at)
     active = ControlRoom(demo_db).model(MODEL).active_retrain()
-    assert active is not None and active.actor == "dashboard"
+    assert active is not None and active.actor == "pat"
     # a second request while it runs is refused with a message
     at.button(key="retrain").click().run()
     assert "already" in texts(at)
@@ -252,7 +260,7 @@ def test_retrain_flow_shows_progress_then_the_gate_decision(demo_db):
     cand = run.statistics["candidate_version"]
     assert (f"v{cand} passed the gate" in body) == bool(run.statistics["gate"]["passed"])
     for reason in run.statistics["gate"]["reasons"]:
-        assert reason in body
+        assert md(reason) in body  # shown as literal text (Markdown characters escaped)
 
 
 def test_policy_form_saves_the_policy(demo_db):
@@ -265,7 +273,7 @@ def test_policy_form_saves_the_policy(demo_db):
     at.form_submit_button[0].click().run()
     assert_clean(at)
     p = ControlRoom(demo_db).model(MODEL).policy()
-    assert p.mode == "automated" and p.stored and p.updated_by == "dashboard"
+    assert p.mode == "automated" and p.stored and p.updated_by == "pat"
     assert p.gate == [{"metric": "roc_auc", "kind": "min", "threshold": 0.7, "relative": False}]
     assert any("saved (mode automated)" in s.value for s in at.success)
 
@@ -291,7 +299,10 @@ def test_monitoring_pages_do_not_import_scikit_learn(demo_db):
     script = f"""
 import sys
 from streamlit.testing.v1 import AppTest
-at = AppTest.from_file({APP!r}, default_timeout=60).run()
+from mlops_core import Identity
+at = AppTest.from_file({APP!r}, default_timeout=60)
+at.session_state["signed_in"] = Identity("pat", "viewer")
+at.run()
 for page in ("performance", "drift", "data_quality", "versions", "retrain", "runs", "automation"):
     at.switch_page(f"pages/{{page}}.py").run()
     assert not at.exception, (page, [e.value for e in at.exception])

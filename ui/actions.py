@@ -6,18 +6,20 @@ run and audit rows in one transaction); errors propagate as ``MlopsError`` for t
 """
 from __future__ import annotations
 
-import os
-
 from mlops_core import ControlRoom
 from mlops_core.access import Identity
 from mlops_core.entities import Promotion
+from mlops_core.errors import PermissionDeniedError
 
-from . import data
+from . import auth, data
 
 
 def identity() -> Identity:
-    """Who acts from this dashboard session (``MLOPS_ACTOR`` names it; default ``dashboard``)."""
-    return Identity(os.environ.get("MLOPS_ACTOR") or "dashboard", "operator")
+    """Who acts from this dashboard session: the signed-in identity (``ui.auth``); the core checks its role."""
+    ident = auth.current()
+    if ident is None:
+        raise PermissionDeniedError("Log in first: nobody is signed in to this session.")
+    return ident
 
 
 def _room(db: str) -> ControlRoom:

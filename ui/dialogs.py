@@ -62,7 +62,7 @@ def _promote(db: str, model: str, version: int, current: int | None, status: str
     force = False
     if status == "rejected":
         reasons = "; ".join((gate or {}).get("reasons", [])) or "it failed its promotion gate"
-        st.warning(f"v{version} was rejected by the gate: {reasons}")
+        st.warning(f"v{version} was rejected by the gate: {widgets.md(reasons)}")
         force = st.checkbox("Promote it anyway (the audit log records that the gate was overridden)",
                             key="promote_force")
     reason = st.text_input("Reason (recorded in the audit log)", key="promote_reason")
@@ -70,7 +70,7 @@ def _promote(db: str, model: str, version: int, current: int | None, status: str
         try:
             done = actions.promote(db, model, version, reason, force=force)
         except MlopsError as exc:
-            st.error(f"Promotion refused: {exc}")
+            st.error(f"Promotion refused: {widgets.md(exc)}")
             return
         _dismiss()
         was = f" (was v{done.from_version})" if done.from_version is not None else ""
@@ -89,7 +89,7 @@ def _rollback(db: str, model: str, current: int | None, target: int) -> None:
         try:
             done = actions.rollback(db, model, None, reason)
         except MlopsError as exc:
-            st.error(f"Rollback refused: {exc}")
+            st.error(f"Rollback refused: {widgets.md(exc)}")
             return
         _dismiss()
         widgets.flash("success", f"{model}: rolled back to v{done.to_version} (was v{done.from_version}).")

@@ -1,4 +1,5 @@
-"""The frame around every page: the navigation, the shared sidebar (model, date range, window), flash messages.
+"""The frame around every page: the login, the navigation, the shared sidebar (model, date range, window),
+flash messages.
 
 ``dashboard.py`` registers the navigation (``navigation()``) and draws the requested page inside
 the frame (``run()``). Every page script starts with ``enter()``, because Streamlit does not
@@ -16,7 +17,7 @@ from contextvars import ContextVar
 
 import streamlit as st
 
-from ui import context, data, widgets
+from ui import auth, context, data, widgets
 
 #: Section -> pages as (script name in pages/, title, icon). The first page is ``/``; every other page's URL
 #: path is its script's name (``/performance``), the name Streamlit's old multipage mode finds it by too.
@@ -56,6 +57,8 @@ def run(page: st.Page) -> None:
     """Draw the frame (page settings, shared sidebar, pending flash message), then ``page`` from ``navigation()``."""
     st.set_page_config(page_title="MLOps control room", page_icon=":material/monitoring:", layout="wide")
     db = data.db_path()
+    auth.gate(db)  # nothing below is drawn before a login
+    auth.account_menu(db)
     names: list[str] = []
     with widgets.guard("Loading the models"):
         names = [m.name for m in data.models(db)]

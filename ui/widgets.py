@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -18,6 +19,18 @@ log = logging.getLogger("mlops_dashboard")
 HEALTH_COLOURS = {"ok": "green", "warning": "orange", "alert": "red", "unknown": "gray"}
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^&])")
+
+
+def md(value: object) -> str:
+    """``value`` as literal text inside Markdown (``st.markdown``, captions, alerts): every character that
+    Markdown, Streamlit's directives (``:red[...]``, ``:material/x:``), LaTeX (``$``) or HTML could act on is
+    backslash-escaped and line breaks become spaces, so a name like ``![t](http://host/x.png)`` shows as
+    typed and fetches nothing. Use it for anything a user or a data file supplied."""
+    text = " ".join(str(value).split())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
 @contextmanager
 def guard(what: str) -> Iterator[None]:
     """Show any failure inside the block as ``st.error("what happened — what to do")``.
@@ -30,15 +43,15 @@ def guard(what: str) -> Iterator[None]:
     except ScriptControlException:
         raise
     except DatabaseBusyError as exc:
-        st.error(f"{what}: the database is busy ({exc}) — wait a few seconds and reload the page.")
+        st.error(f"{what}: the database is busy ({md(exc)}) — wait a few seconds and reload the page.")
     except NotFoundError as exc:
-        st.error(f"{what}: {exc} — pick another model or version in the sidebar, or reload the page.")
+        st.error(f"{what}: {md(exc)} — pick another model or version in the sidebar, or reload the page.")
     except MlopsError as exc:
-        st.error(f"{what}: {exc}")
+        st.error(f"{what}: {md(exc)}")
     except Exception as exc:  # the last line of defence: never a traceback on a page
         log.exception("%s failed", what)
         st.error(
-            f"{what} failed unexpectedly ({type(exc).__name__}: {exc}) — reload the page; if it keeps failing, "
+            f"{what} failed unexpectedly ({type(exc).__name__}: {md(exc)}) — reload the page; if it keeps failing, "
             "run the matching `mlops` command to see the full error."
         )
 
@@ -60,7 +73,7 @@ def first_run_guide(db: str) -> None:
 Then reload this page.
 """
     )
-    st.caption(f"Database: `{db}` (set `MLOPS_DB` to show another one).")
+    st.caption(f"Database: {md(db)} (set `MLOPS_DB` to show another one).")
 
 
 def flash(kind: str, text: str) -> None:

@@ -28,18 +28,15 @@ def common_parser() -> argparse.ArgumentParser:
 
 
 def room(args, *, actor: str | None = None):
-    """The control room of ``--db``, acting as the local identity (or ``actor`` when given)."""
-    from mlops_core.access import Identity
-    from mlops_core.room import ControlRoom, local_identity
+    """The control room of ``--db``, acting as the OS user with the role of their account (admin when they
+    have none); ``actor`` (``--actor``) acts under another name, for admins only."""
+    from mlops_core.room import ControlRoom, local_identity_at
 
-    me = local_identity()
-    if actor:
-        me = Identity(actor, me.role)
-    return ControlRoom(args.db, identity=me)
+    return ControlRoom(args.db, identity=local_identity_at(args.db, actor))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mlops_core.cli import demo, deploy, ingest, models, monitor, records, retrain
+    from mlops_core.cli import demo, deploy, ingest, models, monitor, records, retrain, users
 
     parser = argparse.ArgumentParser(
         prog="mlops", description="MLOps control room: log, monitor, decide and act on deployed models."
@@ -47,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     common = common_parser()
-    for module in (models, ingest, demo, monitor, deploy, retrain, records):
+    for module in (models, ingest, demo, monitor, deploy, retrain, records, users):
         module.add_commands(sub, common)
     return parser
 

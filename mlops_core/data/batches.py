@@ -46,6 +46,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -244,7 +245,24 @@ def _from_file(path: Path, what: str) -> pa.Table | Batch:
     except BatchRejectedError:
         raise
     except (pa.ArrowException, OSError, UnicodeDecodeError, ValueError) as exc:
-        raise BatchRejectedError(f"Cannot read the {what} {path} as {fmt.upper()}: {exc}", path=str(path)) from exc
+        raise BatchRejectedError(f"Cannot read the {what} {path} as {fmt.upper()}: {reader_error(exc)}",
+                                 path=str(path)) from exc
+
+
+_ROW_ECHO = re.compile(r"^(.*?(?:columns, got \d+|row \d+|line \d+)):.*$", re.DOTALL)
+
+
+def reader_error(exc: BaseException) -> str:
+    """The reader's complaint without the offending line's text.
+
+    The CSV reader quotes the line it could not parse; that line may come from a file the user did not mean
+    to hand over (a link to a system file), so only the position and the kind of fault are repeated.
+    """
+    text = str(exc).strip()
+    m = _ROW_ECHO.match(text)
+    if m:
+        return m.group(1) + " (the line's content is not repeated)"
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def fingerprint(source, model: str, kind: str) -> str:
