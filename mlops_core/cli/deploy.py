@@ -16,7 +16,7 @@ def add_commands(sub, common) -> None:
     p.add_argument("--version", required=True, type=int)
     p.add_argument("--reason")
     p.add_argument("--force", action="store_true", help="promote even a version the gate rejected (the audit says so)")
-    p.add_argument("--actor", help="who promotes (audit log; default: your user name)")
+    p.add_argument("--actor", help="act under another name in the audit log (admins only; default: your user name)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_promote)
 
@@ -24,7 +24,7 @@ def add_commands(sub, common) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--to", type=int, help="an earlier production version to go back to")
     p.add_argument("--reason")
-    p.add_argument("--actor", help="who rolls back (audit log; default: your user name)")
+    p.add_argument("--actor", help="act under another name in the audit log (admins only; default: your user name)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_rollback)
 
@@ -41,7 +41,7 @@ def add_commands(sub, common) -> None:
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--min-samples", type=int, default=200, help="labelled predictions needed per arm")
     p.add_argument("--promote", action="store_true", help="promote the challenger when it wins")
-    p.add_argument("--actor", help="who promotes (audit log; default: your user name)")
+    p.add_argument("--actor", help="act under another name in the audit log (admins only; default: your user name)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_abtest)
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from mlops_core import metrics
 from mlops_core.cli import room
-from mlops_core.cli.output import frame_records, print_json
+from mlops_core.cli.output import add_format_options, frame_records, print_csv, print_json
 
 
 def add_commands(sub, common) -> None:
@@ -59,13 +59,13 @@ def add_commands(sub, common) -> None:
     p.add_argument("id", nargs="?", type=int, help="alert id (with ack)")
     p.add_argument("--model", help="only this model's alerts")
     p.add_argument("--all", action="store_true", help="include acknowledged alerts")
-    p.add_argument("--actor", help="who acknowledges (audit log; default: your user name)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--actor", help="act under another name in the audit log (admins only; default: your user name)")
+    add_format_options(p)
     p.set_defaults(func=cmd_alerts)
 
     p = sub.add_parser("ack-alert", parents=[common], help="acknowledge an alert")
     p.add_argument("--id", type=int, required=True)
-    p.add_argument("--actor", help="who acknowledges (audit log; default: your user name)")
+    p.add_argument("--actor", help="act under another name in the audit log (admins only; default: your user name)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ack)
 
@@ -212,7 +212,9 @@ def cmd_alerts(args) -> int:
         return _ack(args, args.id)
     r = room(args)
     df = r.model(args.model).alerts(open_only=not args.all) if args.model else r.alerts(open_only=not args.all)
-    if args.json:
+    if getattr(args, "csv", False):
+        print_csv(df)
+    elif args.json:
         print_json(frame_records(df))
     else:
         _print_alerts(df)

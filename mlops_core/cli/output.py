@@ -14,3 +14,21 @@ def print_json(obj) -> None:
 def frame_records(df) -> list[dict]:
     """A DataFrame as JSON-ready records (timestamps ISO 8601, NaN as None)."""
     return jsonable(df.to_dict(orient="records"))
+
+
+def add_format_options(p) -> None:
+    """``--json`` and ``--csv`` (mutually exclusive) for a command that lists records."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--json", action="store_true", help="print JSON")
+    g.add_argument("--csv", action="store_true",
+                   help="print CSV, safe to open in a spreadsheet (text that a spreadsheet would run as a formula "
+                        "gets a leading apostrophe)")
+
+
+def print_csv(df) -> None:
+    """Print a frame as CSV with every text cell neutralized (``mlops_core.exports``)."""
+    import sys
+
+    from mlops_core.exports import safe_csv
+
+    sys.stdout.write(safe_csv(df))

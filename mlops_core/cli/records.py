@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from mlops_core.cli import room
-from mlops_core.cli.output import frame_records, print_json
+from mlops_core.cli.output import add_format_options, frame_records, print_csv, print_json
 
 
 def add_commands(sub, common) -> None:
@@ -12,18 +12,21 @@ def add_commands(sub, common) -> None:
     p = sub.add_parser("runs", parents=[common], help="pipeline runs (newest first)")
     p.add_argument("--model")
     p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--json", action="store_true")
+    add_format_options(p)
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("audit", parents=[common], help="audit events (newest first)")
     p.add_argument("--model")
     p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--json", action="store_true")
+    add_format_options(p)
     p.set_defaults(func=cmd_audit)
 
 
 def cmd_runs(args) -> int:
     df = room(args).runs(args.model).head(args.limit)
+    if args.csv:
+        print_csv(df)
+        return 0
     if args.json:
         recs = frame_records(df)
         for r in recs:
@@ -40,6 +43,9 @@ def cmd_runs(args) -> int:
 
 def cmd_audit(args) -> int:
     df = room(args).audit(args.model).head(args.limit)
+    if args.csv:
+        print_csv(df)
+        return 0
     if args.json:
         recs = frame_records(df)
         for r in recs:

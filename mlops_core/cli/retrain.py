@@ -27,7 +27,7 @@ def add_commands(sub, common) -> None:
     p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
                    help="override a hyperparameter of the champion's estimator, e.g. --set learning_rate=0.05 (repeatable)")
     p.add_argument("--promote", action="store_true", help="promote the candidate if it passes the gate")
-    p.add_argument("--actor", help="who acts (audit log; default: your user name)")
+    p.add_argument("--actor", help="act under another name in the audit log (admins only; default: your user name)")
     p.add_argument("--timeout", type=float, help="with --wait: give up waiting after N seconds (the job goes on)")
     p.set_defaults(func=cmd_retrain)
 
@@ -44,7 +44,7 @@ def add_commands(sub, common) -> None:
     p.add_argument("--min-rows", type=int)
     p.add_argument("--gate", action="append", metavar="RULE",
                    help="gate rule (repeatable) e.g. 'roc_auc>=0.7', 'roc_auc+=0.005', 'rmse+=2%%'; 'default' restores the default gate, 'none' disables it")
-    p.add_argument("--actor", help="who acts (audit log; default: your user name)")
+    p.add_argument("--actor", help="act under another name in the audit log (admins only; default: your user name)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_policy)
 
