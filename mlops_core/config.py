@@ -64,4 +64,8 @@ def timestamp_bounds(now: datetime) -> tuple[datetime, datetime]:
         ahead = float(os.environ.get("MLOPS_MAX_FUTURE_HOURS") or DEFAULT_MAX_FUTURE_HOURS)
     except ValueError:
         ahead = DEFAULT_MAX_FUTURE_HOURS
-    return lo.replace(tzinfo=None), now + timedelta(hours=ahead)
+    try:
+        hi = now + timedelta(hours=max(ahead, 0.0))
+    except OverflowError:
+        hi = datetime.max
+    return lo.replace(tzinfo=None), hi

@@ -485,8 +485,17 @@ class Model:
             return performance.summary(con, log, days=days, now=at)
 
     def last_prediction(self) -> datetime | None:
+        """The newest prediction time inside the accepted time range (what default date ranges end at)."""
         with self._store.connect() as con:
             return pstore.last_prediction_at(con, self.info)
+
+    def times_outside_range(self) -> tuple[int, datetime | None, datetime | None]:
+        """(rows, earliest, latest) of logged predictions stamped outside the accepted time range
+        (``MLOPS_MIN_TIMESTAMP`` .. now + ``MLOPS_MAX_FUTURE_HOURS``): stored, shown when a range asks for
+        them, never the anchor of a default range. (0, None, None) when there are none."""
+        with self._store.connect() as con:
+            f = logs.facts(con, self.info.name)
+        return f.outside_rows, f.outside_first, f.outside_last
 
     def drift(self, *, window: str = "day", start: Time = None, end: Time = None, reference_id: int | None = None,
               store: bool = True, methods: Any = None, thresholds: dict | None = None) -> pd.DataFrame:

@@ -26,7 +26,7 @@ def parse_time(value: object, *, end: bool = False) -> datetime | None:
         return ts.to_pydatetime()
     if isinstance(value, date):
         d = datetime(value.year, value.month, value.day)
-        return d + timedelta(days=1) if end else d
+        return _day_after(d) if end else d
     text = str(value).strip()
     try:
         ts = pd.Timestamp(text)
@@ -38,5 +38,13 @@ def parse_time(value: object, *, end: bool = False) -> datetime | None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     out = ts.to_pydatetime()
     if end and len(text) <= 10:
-        out += timedelta(days=1)
+        out = _day_after(out)
     return out
+
+
+def _day_after(d: datetime) -> datetime:
+    """The start of the next day; the last representable moment for the last day of year 9999."""
+    try:
+        return d + timedelta(days=1)
+    except OverflowError:
+        return datetime.max

@@ -45,6 +45,13 @@ def sidebar(db: str, model_names: list[str]) -> None:
     st.sidebar.radio("Window", state.WINDOWS, key=state.WINDOW, horizontal=True,
                      help="Length of one point on the time charts.")
     st.sidebar.caption(f"Newest prediction: {last:%Y-%m-%d %H:%M} UTC" if last else "No predictions logged yet.")
+    with widgets.guard("Reading the log's time span"):
+        rows, first, latest = data.times_outside_range(db, model)
+        if rows:
+            span = f"{first:%Y-%m-%d}" if first == latest or latest is None else f"{first:%Y-%m-%d} to {latest:%Y-%m-%d}"
+            st.sidebar.warning(f"{rows:,} logged prediction(s) carry times outside the accepted range ({span}); "
+                               "they are stored but the default dates ignore them. Pick their dates to see them.",
+                               icon=":material/schedule:")
 
 
 def current() -> Context | None:

@@ -95,6 +95,11 @@ def audit(db: str, name: str | None) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
+def times_outside_range(db: str, name: str) -> tuple[int, datetime | None, datetime | None]:
+    return model(db, name).times_outside_range()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
 def last_prediction(db: str, name: str) -> datetime | None:
     """Timestamp of the newest logged prediction of the model (None without traffic)."""
     return model(db, name).last_prediction()

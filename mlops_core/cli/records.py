@@ -37,7 +37,7 @@ def cmd_runs(args) -> int:
     for r in df.to_dict(orient="records"):
         dur = f"{r['duration_s']:.1f}s" if r["duration_s"] == r["duration_s"] and r["duration_s"] is not None else "-"
         print(f"{r['id']}  {r['created_at']:%Y-%m-%d %H:%M:%S}  {r['model'] or '-':<16} {r['kind']:<8} {r['status']:<9} "
-              f"{r['progress']:4.0%} {dur:>7}  {r['actor']}: {r['error'] or r['message'] or ''}")
+              f"{r['progress']:4.0%} {dur:>7}  {r['actor']}: {_text(r['error']) or _text(r['message'])}")
     return 0
 
 
@@ -58,5 +58,10 @@ def cmd_audit(args) -> int:
             fv = r["from_version"]
             versions = (f" v{int(fv)} -> " if fv == fv and fv is not None else " -> ") + f"v{int(r['to_version'])}"
         print(f"{r['occurred_at']:%Y-%m-%d %H:%M:%S}  {r['actor']:<11} {r['action']:<18} {r['model'] or '-'}{versions}"
-              f"  {r['reason'] or ''}")
+              f"  {_text(r['reason'])}")
     return 0
+
+
+def _text(value) -> str:
+    """A cell as text: '' for a missing value (None, or NaN from a frame), never 'nan'."""
+    return "" if value is None or (isinstance(value, float) and value != value) else str(value)

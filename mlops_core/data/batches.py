@@ -334,7 +334,7 @@ def missing_columns(present: set[str], required: list[str], what: str) -> Proble
 
 def _new_columns(names: list[str]) -> list[Anomaly]:
     return [Anomaly(kind="new_column", severity="info", feature=n,
-                    detail=f"column {n!r} is not part of the model; it was ignored") for n in names]
+                    detail=f"column {quote(n)} is not part of the model; it was ignored") for n in names]
 
 
 def failed_tests(con, tests: list[RowTest], counts: BatchCounts, cols: list[Column], params) -> list[Problem]:
@@ -375,7 +375,7 @@ def _duplicate_problem(con, relation, params, counts: BatchCounts) -> Problem | 
     total, examples = vstore.duplicate_ids(con, relation, params, SHOW_ROWS)
     if not total:
         return None
-    shown = "; ".join(f"{rid!r} at rows {', '.join(map(str, rows))}" for rid, rows in examples)
+    shown = "; ".join(f"{quote(rid)} at rows {', '.join(map(str, rows))}" for rid, rows in examples)
     return Problem("duplicate_id", "request_id", total,
                    f"column 'request_id': {total} request id{'s occur' if total > 1 else ' occurs'} more than once "
                    f"in the batch: {shown}")
@@ -465,9 +465,10 @@ def content_anomalies(con, relation: str, params: dict, counts: BatchCounts, pla
         if check.allowed is None or not unseen:
             continue
         top = vstore.unseen_values(con, relation, check.column, list(check.allowed), params, limit=5)
-        shown = ", ".join(f"{v!r} ({c})" for v, c in top)
+        shown = ", ".join(f"{quote(v)} ({c})" for v, c in top)
         share = unseen / n if n else 0.0
-        known = ", ".join(check.allowed[:12]) + (", ..." if len(check.allowed) > 12 else "")
+        known = ", ".join(quote(k) if len(str(k)) > QUOTE_CHARS else str(k) for k in check.allowed[:12])
+        known += ", ..." if len(check.allowed) > 12 else ""
         out.append(Anomaly(kind="unseen_category", severity="warning", feature=check.column, count=unseen, share=share,
                            detail=f"{unseen} value{'s' if unseen != 1 else ''} ({percent(share)}) not seen in "
                                   f"training: {shown}; known: {known}"))

@@ -34,6 +34,7 @@ from typing import Iterator
 import duckdb
 
 from mlops_core.clock import utcnow
+from mlops_core.config import timestamp_bounds
 from mlops_core.entities import ModelInfo
 from mlops_core.errors import DatabaseBusyError, storage_error
 from mlops_core.store.models import quote_ident
@@ -110,22 +111,37 @@ def view(con: duckdb.DuckDBPyConnection, root: Path, info: ModelInfo, start: dat
 
 @dataclass
 class LogFacts:
-    """Size and time span of a model's log, from the listing."""
+    """Size and time span of a model's log, from the listing.
+
+    ``first_ts`` and ``last_ts`` span the predictions inside the accepted time range
+    (``config.timestamp_bounds``), which is what default date ranges start from: a row stamped in
+    year 9999 (accepted before the range was enforced, or under a wider setting) must not move
+    every default window away from the real traffic. Such rows are counted in ``outside_rows``
+    (their span in ``outside_first``/``outside_last``) so that readers can say so.
+    """
 
     predictions: int
     labels: int
     first_ts: datetime | None
     last_ts: datetime | None
     files: int
+    outside_rows: int = 0
+    outside_first: datetime | None = None
+    outside_last: datetime | None = None
 
 
 def facts(con: duckdb.DuckDBPyConnection, model: str) -> LogFacts:
+    lo, hi = timestamp_bounds(utcnow())
     row = con.execute(
-        "SELECT coalesce(sum(rows) FILTER (WHERE kind = 'predictions'), 0), "
-        "coalesce(sum(rows) FILTER (WHERE kind = 'labels'), 0), "
-        "min(min_ts) FILTER (WHERE kind = 'predictions'), max(max_ts) FILTER (WHERE kind = 'predictions'), count(*) "
-        "FROM log_files WHERE model = ? AND retired_at IS NULL", [model]).fetchone()
-    return LogFacts(int(row[0]), int(row[1]), row[2], row[3], int(row[4]))
+        "WITH f AS (SELECT * FROM log_files WHERE model = ? AND retired_at IS NULL), "
+        "p AS (SELECT *, min_ts < ? OR max_ts > ? AS outside FROM f WHERE kind = 'predictions') "
+        "SELECT (SELECT coalesce(sum(rows), 0) FROM p), "
+        "(SELECT coalesce(sum(rows), 0) FROM f WHERE kind = 'labels'), "
+        "(SELECT min(min_ts) FROM p WHERE NOT outside), (SELECT max(max_ts) FROM p WHERE NOT outside), "
+        "(SELECT count(*) FROM f), "
+        "(SELECT coalesce(sum(rows), 0) FROM p WHERE outside), (SELECT min(min_ts) FROM p WHERE outside), "
+        "(SELECT max(max_ts) FROM p WHERE outside)", [model, lo, hi]).fetchone()
+    return LogFacts(int(row[0]), int(row[1]), row[2], row[3], int(row[4]), int(row[5]), row[6], row[7])
 
 
 # --- writing --------------------------------------------------------------------------------------
