@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
@@ -36,6 +37,7 @@ from mlops_core.lifecycle.artifacts import load_estimator_file
 from mlops_core.monitoring import alerts, drift, estimated_performance, estimation, performance, validation
 from mlops_core.monitoring.performance import Summary
 from mlops_core.store import Store, logs, utcnow
+from mlops_core.store import backup as backupmod
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
 from mlops_core.store import runs as runstore
@@ -222,6 +224,26 @@ class ControlRoom:
         return that password (to show once); None when accounts exist. Needs admin (the local identity)."""
         self.identity.require("admin", "create the first admin")
         return accounts.bootstrap(self.store, actor=self.identity.name)
+
+    # --- backup -----------------------------------------------------------------------------
+
+    def backup(self, out: str | os.PathLike) -> backupmod.BackupInfo:
+        """Write a consistent, hash-verified backup (metadata, artifacts, logs) into the new folder ``out``.
+        Needs the admin role (a backup holds the accounts' password hashes). See ``store/backup.py``."""
+        self.identity.require("admin", "back up the database")
+        return backupmod.backup(self.store, out)
+
+    def restore(self, folder: str | os.PathLike, *, force: bool = False) -> tuple[backupmod.BackupInfo, Path | None]:
+        """Replace this location's database by the backup in ``folder`` after verifying every file's sha256;
+        the replaced data is moved aside, never deleted (returned path). ``force`` is needed when a database
+        exists. Needs the admin role."""
+        self.identity.require("admin", "restore a backup")
+        return backupmod.restore(self.store, folder, force=force)
+
+    @staticmethod
+    def verify_backup(folder: str | os.PathLike) -> backupmod.BackupInfo:
+        """Check a backup against its manifest (sizes and sha256) without restoring it; IntegrityError if not."""
+        return backupmod.verify(folder)
 
     # --- records of every model -------------------------------------------------------------
 

@@ -36,7 +36,7 @@ def room(args, *, actor: str | None = None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mlops_core.cli import demo, deploy, ingest, models, monitor, records, retrain, users
+    from mlops_core.cli import backup, demo, deploy, ingest, models, monitor, records, retrain, users
 
     parser = argparse.ArgumentParser(
         prog="mlops", description="MLOps control room: log, monitor, decide and act on deployed models."
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     common = common_parser()
-    for module in (models, ingest, demo, monitor, deploy, retrain, records, users):
+    for module in (models, ingest, demo, monitor, deploy, retrain, records, users, backup):
         module.add_commands(sub, common)
     return parser
 
