@@ -51,6 +51,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
@@ -109,6 +110,7 @@ SCALARS: dict[str, Watched] = {
 GROUPS = {"null_rates": "null_rate:", "training_metrics": "training:", "candidate_metrics": "holdout:"}
 
 
+@lru_cache(maxsize=4096)
 def watched(name: str) -> Watched | None:
     """How the statistic ``name`` (as ``observations`` names it) is compared, or None when it is not watched."""
     if name == "duration_s":
@@ -261,7 +263,7 @@ def check(run: RunInfo, history: Sequence[RunInfo], *, threshold: float = THRESH
     """
     now = observations(run)
     names = sorted(name for name in now if watched(name) is not None)
-    past = [observations(r) for r in history if r.id != run.id][:history_runs]
+    past = [observations(r) for r in [h for h in history if h.id != run.id][:history_runs]]
     if not names or len(past) < min_history:
         return []
     hows = [watched(name) for name in names]

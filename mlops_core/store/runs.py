@@ -75,8 +75,11 @@ def heartbeat(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     con.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", [utcnow(), run_id])
 
 
+_RUN_FIELDS = [c.strip() for c in _RUN_COLS.split(",")]
+
+
 def _run_from_row(row) -> RunInfo:
-    r = dict(zip([c.strip() for c in _RUN_COLS.split(",")], row))
+    r = dict(zip(_RUN_FIELDS, row))
     for k in ("params", "metrics", "statistics"):
         r[k] = json.loads(r[k]) if r[k] else {}
     return RunInfo(**r)
