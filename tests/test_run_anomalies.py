@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
-
 from _ops_support import MODEL, build, retrain_now
 from conftest import make_training_frame
+from scipy import stats
+
 from mlops_core import ControlRoom, Identity
 from mlops_core.cli import main
 from mlops_core.entities import RunInfo
@@ -195,24 +195,13 @@ def batch(n: int = 200, seed: int = 1, prefix: str = "r") -> pd.DataFrame:
     return df
 
 
-class Ingested:
-    """A database and its credit model."""
-
-    def __init__(self, db):
-        self.db = db
-        self.model = ControlRoom(db).model("credit")
-
-    def __getattr__(self, name):
-        return getattr(self.model, name)
-
-
 @pytest.fixture
 def ingested(registered_credit_db):
     """The credit model after MIN_HISTORY ordinary prediction batches of 200 rows, ingested for real."""
-    out = Ingested(registered_credit_db)
+    model = ControlRoom(registered_credit_db).model("credit")
     for i in range(rule.MIN_HISTORY):
-        out.ingest(batch(seed=i + 1, prefix=f"b{i}-"))
-    return out
+        model.ingest(batch(seed=i + 1, prefix=f"b{i}-"))
+    return model
 
 
 def test_ingest_records_positive_and_null_rates(ingested):
@@ -234,7 +223,7 @@ def test_a_row_count_collapse_through_ingest_is_flagged(ingested):
     assert flagged["rows"].value == 8 and flagged["rows"].median == pytest.approx(200)
     assert flagged["rows"].robust_z < -rule.THRESHOLD
     assert "positive_rate" not in flagged  # 8 rows say little about a rate
-    stored = ControlRoom(ingested.db).run_anomalies("credit")
+    stored = ControlRoom(ingested.room.store.path).run_anomalies("credit")
     assert {a.statistic for a in stored if a.run_id == result.run_id} == set(flagged)
 
 
@@ -318,3 +307,21 @@ def test_the_runs_chart_marks_unusual_runs_with_what_was_unusual(registered_cred
     assert len(marked) == 1 and list(marked[0].y) == [60.0]
     assert run_id in marked[0].text[0]
     assert "duration 60 s" in marked[0].customdata[0] and "rows 10 " in marked[0].customdata[0]
+
+
+def test_monitor_records_traffic_and_is_checked_against_earlier_monitor_runs(db):
+    build(db, concept="same", n=1200, days=20)
+    room = ControlRoom(db, identity=Identity("ops", "operator"))
+    first = room.model(MODEL).monitor()
+    run = room.model(MODEL).latest_run("monitor")
+    assert run.id == first.run_id and first.run_anomalies == []
+    s = run.statistics
+    assert s["predictions"] == first.predictions and 0 < s["predictions"] <= 1200
+    assert s["label_coverage"] == pytest.approx(1.0) and s["positive_rate"] == 0.0  # every logged prediction is "0"
+    store = Store(db)
+    for i in range(rule.MIN_HISTORY):  # earlier monitor runs that saw ten times the traffic
+        record(store, duration=run.duration_s, kind="monitor", params={"window": "day"}, model=MODEL,
+               statistics={**s, "predictions": 10 * s["predictions"]}, at=run.created_at - timedelta(days=30 - i))
+    second = room.model(MODEL).monitor()
+    assert "predictions" in {a.statistic for a in second.run_anomalies}
+    assert all(a.series == "monitor" for a in second.run_anomalies)
