@@ -201,6 +201,32 @@ class RunInfo:
     heartbeat_at: datetime | None = None
 
 
+@dataclass
+class RunAnomaly:
+    """A statistic of a finished run far from the recent runs of its series (``monitoring.run_anomalies``).
+
+    ``series``: the runs compared (the run kind, with an ingest's batch kind: ``ingest:labels``);
+    ``statistic``: e.g. ``duration_s``, ``rows``, ``positive_rate``, ``null_rate:<feature>``,
+    ``holdout:<metric>``; ``median`` of the ``history`` earlier runs, in the statistic's unit;
+    ``robust_z``: the modified z-score, flagged beyond ``threshold``; ``alert_id``: the open
+    ``run_anomaly`` alert that reports it.
+    """
+
+    run_id: str
+    model: str
+    run_kind: str
+    series: str
+    statistic: str
+    value: float
+    median: float
+    robust_z: float
+    threshold: float
+    history: int
+    message: str
+    alert_id: int | None = None
+    detected_at: datetime | None = None
+
+
 # --- reference distributions ------------------------------------------------------------------
 
 

@@ -30,16 +30,19 @@ import pandas as pd
 from mlops_core import accounts
 from mlops_core.access import Identity
 from mlops_core.data import ingest as ingestmod
-from mlops_core.entities import CalibrationRecord, ModelInfo, Promotion, RunInfo, UserInfo, VersionInfo
+from mlops_core.entities import (CalibrationRecord, ModelInfo, Promotion, RunAnomaly, RunInfo, UserInfo, VersionInfo,
+                                 dumps)
 from mlops_core.errors import AuthenticationError, InvalidInputError
 from mlops_core.lifecycle import abtest, automation, jobs, policies, registry, retrain
 from mlops_core.lifecycle.artifacts import load_estimator_file
-from mlops_core.monitoring import alerts, drift, estimated_performance, estimation, performance, validation
+from mlops_core.monitoring import (alerts, drift, estimated_performance, estimation, performance, run_checks,
+                                   validation)
 from mlops_core.monitoring.performance import Summary
 from mlops_core.store import Store, logs, utcnow
 from mlops_core.store import backup as backupmod
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
+from mlops_core.store import run_anomalies as anomstore
 from mlops_core.store import runs as runstore
 from mlops_core.store.logs import LogView
 from mlops_core.times import parse_time
@@ -248,11 +251,26 @@ class ControlRoom:
     # --- records of every model -------------------------------------------------------------
 
     def runs(self, model: str | None = None) -> pd.DataFrame:
-        """Pipeline runs, newest first (of one model, or all); params/metrics/statistics are JSON text."""
+        """Pipeline runs, newest first (of one model, or all); params/metrics/statistics are JSON text, and so is
+        ``anomalies``: the list of what was unusual about each run (``RunAnomaly`` records, ``[]`` for none)."""
         with self.store.connect() as con:
             if model is not None:
                 mstore.get_model(con, model)
-            return runstore.runs_frame(con, model)
+            frame = runstore.runs_frame(con, model)
+            found = anomstore.find(con, model)
+        by_run: dict[str, list[RunAnomaly]] = {}
+        for finding in found:
+            by_run.setdefault(finding.run_id, []).append(finding)
+        frame["anomalies"] = [dumps(by_run.get(run_id, [])) for run_id in frame["id"]]
+        return frame
+
+    def run_anomalies(self, model: str | None = None) -> list[RunAnomaly]:
+        """What was unusual about finished runs (of one model, or all), newest first; see
+        ``monitoring.run_anomalies``. Raises NotFoundError (model)."""
+        with self.store.connect() as con:
+            if model is not None:
+                mstore.get_model(con, model)
+            return anomstore.find(con, model)
 
     def audit(self, model: str | None = None) -> pd.DataFrame:
         """Audit events, newest first (of one model, or all)."""
@@ -402,7 +420,8 @@ class Model:
         """Validate and append a batch of predictions or labels (a file path, DataFrame or Arrow table).
         Needs the operator role."""
         self._require("operator", "ingest batches")
-        return ingestmod.ingest(self._store, self.info, source, kind, actor=self._actor, source_name=source_name)
+        return ingestmod.ingest(self._store, self.info, source, kind, actor=self._actor, source_name=source_name,
+                                on_recorded=run_checks.check_finished_run)
 
     def validate(self, source: Source, *, kind: str = "predictions", store: bool = True) -> validation.ValidationReport:
         """Validate a batch against the schema without ingesting it (the report is stored unless ``store=False``)."""

@@ -30,8 +30,13 @@ with tab_runs, widgets.guard("Run history"):
     failed = runs[runs["status"] == "failed"] if len(runs) else runs
     if len(failed):
         st.warning(f"{len(failed)} failed run(s) in this range; their errors are in the `error` column.")
+    unusual = runs[runs["anomalies"] != "[]"] if "anomalies" in runs.columns else runs.iloc[:0]
+    if len(unusual):
+        st.info(f"{len(unusual)} run(s) unlike the recent runs of their kind (rings on the chart); what was unusual "
+                "is in the `anomalies` column.")
     st.dataframe(widgets.pick(runs, ["created_at", "model", "kind", "trigger", "actor", "status", "progress",
-                                     "duration_s", "message", "error", "params", "metrics", "statistics", "id"]),
+                                     "duration_s", "message", "error", "anomalies", "params", "metrics", "statistics",
+                                     "id"]),
                  hide_index=True, column_config={"duration_s": st.column_config.NumberColumn("duration (s)",
                                                                                              format="%.1f"),
                                                  "progress": st.column_config.ProgressColumn("progress")})

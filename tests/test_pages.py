@@ -151,6 +151,33 @@ def test_runs_page_offers_csv_downloads(demo_db):
     assert len(at.dataframe) >= 1
 
 
+def test_runs_page_marks_runs_unlike_their_history(demo_db):
+    from datetime import timedelta
+
+    from _dashboard_support import DEMO_END
+    from mlops_core.monitoring import run_anomalies, run_checks
+    from mlops_core.store import Store
+    from mlops_core.store import runs as runstore
+
+    store = Store(demo_db)
+    start = DEMO_END - timedelta(days=3)
+    for i in range(run_anomalies.MIN_HISTORY + 1):
+        at = start + timedelta(hours=i)
+        with store.transaction() as con:
+            run_id = runstore.insert_run(con, model=MODEL, kind="ingest", trigger="api", actor="loader",
+                                         status="running", params={"kind": "labels"}, created_at=at)
+            duration = 8.0 + i % 3 if i < run_anomalies.MIN_HISTORY else 80.0
+            runstore.update_run(con, run_id, status="succeeded", progress=1.0, statistics={"rows": 400},
+                                started_at=at, finished_at=at + timedelta(seconds=duration), duration_s=duration)
+            found = run_checks.check_finished_run(con, run_id)
+    assert [a.statistic for a in found] == ["duration_s"]
+    at = open_page("pages/runs.py")
+    assert_clean(at)
+    assert "1 run(s) unlike the recent runs of their kind" in texts(at)
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "unusual run" in spec and run_id in spec
+
+
 def test_shared_widgets_keep_their_value_across_pages(demo_db):
     at = open_page()
     at.selectbox(key="model").set_value("delivery_time").run()

@@ -13,6 +13,7 @@ with nothing to show still draws its frame. Column names follow the core's frame
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Iterable
 
@@ -30,6 +31,10 @@ SEVERITY_SCALE = [[0.0, "#2c7bb6"], [0.5, "#ffffbf"], [1.0, "#d7191c"]]
 #: Marker colours of registry actions on time charts.
 ACTION_COLOURS = {"promote": "#009E73", "rollback": "#D55E00", "retrain": "#0072B2", "register": "#999999",
                   "register_version": "#56B4E9"}
+
+
+#: Marker colour of runs with anomalies (Okabe–Ito vermillion).
+ANOMALY_COLOUR = "#D55E00"
 
 
 def colour(i: int) -> str:
@@ -341,8 +346,21 @@ def _fmt(v) -> str:
     return "" if math.isnan(f) else f"{f:.3f}"
 
 
+def _unusual(findings) -> str:
+    """Hover text of a run's anomalies (the ``anomalies`` column: a JSON list, or a list, of findings)."""
+    if isinstance(findings, str):
+        findings = json.loads(findings) if findings else []
+    if not isinstance(findings, list):
+        return ""
+    return "<br>".join(str(f.get("message", "")) for f in findings if isinstance(f, dict))
+
+
 def run_durations(frame: pd.DataFrame, title: str | None = "Run durations") -> go.Figure:
-    """Scatter of run duration (``duration_s``) by start time, one colour per run kind; failed runs as crosses."""
+    """Scatter of run duration (``duration_s``) by start time, one colour per run kind; failed runs as crosses.
+
+    Runs with anomalies (an ``anomalies`` column, see ``ControlRoom.runs``) get a ring on top whose hover
+    text says what was unusual about them.
+    """
     if frame is None or len(frame) == 0 or "duration_s" not in frame.columns:
         return empty("No runs recorded", title)
     df = frame.dropna(subset=["duration_s"])
@@ -358,6 +376,18 @@ def run_durations(frame: pd.DataFrame, title: str | None = "Run durations") -> g
             customdata=part["status"] if "status" in part.columns else None,
             hovertemplate="%{x}<br>%{y:.1f} s · %{customdata}<extra>" + str(kind) + "</extra>",
         ))
+    if "anomalies" in df.columns:
+        notes = df["anomalies"].map(_unusual)
+        odd = df[notes != ""]
+        if len(odd):
+            fig.add_trace(go.Scatter(
+                x=odd[when], y=odd["duration_s"], mode="markers", name="unusual run",
+                marker=dict(size=18, symbol="diamond-open", color=ANOMALY_COLOUR, line=dict(width=2.5)),
+                text=odd["kind"].astype(str) + " run " + odd["id"].astype(str) if "id" in odd.columns
+                else odd["kind"].astype(str),
+                customdata=notes[notes != ""],
+                hovertemplate="%{text}<br>%{customdata}<extra>unusual</extra>",
+            ))
     fig.update_yaxes(title_text="seconds", rangemode="tozero")
     fig.update_layout(hovermode="closest")
     return _base(fig, title, 300)

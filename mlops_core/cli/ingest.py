@@ -56,6 +56,8 @@ def cmd_ingest(args) -> int:
           f"(validation report {r.report_id}) in {r.duration_s:.2f} s.")
     for w in r.warnings:
         print(w if w.startswith("note:") else f"warning: {w}")
+    for finding in r.run_anomalies:
+        print(f"unusual run: {finding.message} (alert {finding.alert_id})")
     return 0
 
 

@@ -32,12 +32,15 @@ def cmd_runs(args) -> int:
         for r in recs:
             for k in ("params", "metrics", "statistics"):
                 r[k] = json.loads(r[k]) if r.get(k) else {}
+            r["anomalies"] = json.loads(r["anomalies"]) if r.get("anomalies") else []
         print_json(recs)
         return 0
     for r in df.to_dict(orient="records"):
         dur = f"{r['duration_s']:.1f}s" if r["duration_s"] == r["duration_s"] and r["duration_s"] is not None else "-"
         print(f"{r['id']}  {r['created_at']:%Y-%m-%d %H:%M:%S}  {r['model'] or '-':<16} {r['kind']:<8} {r['status']:<9} "
               f"{r['progress']:4.0%} {dur:>7}  {r['actor']}: {_text(r['error']) or _text(r['message'])}")
+        for finding in json.loads(r["anomalies"]) if _text(r.get("anomalies")) else []:
+            print(f"    unusual: {finding['message']}")
     return 0
 
 

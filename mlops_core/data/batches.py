@@ -137,6 +137,8 @@ class BatchCheck:
     columns: list[Column] = field(default_factory=list)  # the normalised batch's columns
     relation: str = ""
     params: dict = field(default_factory=dict)
+    null_rates: dict[str, float] = field(default_factory=dict)  # per feature present (NaN counts as missing)
+    positive_rate: float | None = None  # binary classifier: share of predictions (labels) of the positive class
 
 
 # --- reading a batch -----------------------------------------------------------------------
@@ -443,7 +445,14 @@ def content_plan(info: ModelInfo, present: set[str], outputs: str | None,
 def content_anomalies(con, relation: str, params: dict, counts: BatchCounts, plan: ContentPlan) -> list[Anomaly]:
     """Out-of-range values, unseen categories and null-rate jumps, from one pass's counts (and a second pass
     over the numeric columns whose min or max leaves the training range)."""
+    return content_findings(con, relation, params, counts, plan)[0]
+
+
+def content_findings(con, relation: str, params: dict, counts: BatchCounts,
+                     plan: ContentPlan) -> tuple[list[Anomaly], dict[str, float]]:
+    """``content_anomalies`` and the null rate of every feature of ``plan`` (0.0 for an empty batch)."""
     out: list[Anomaly] = []
+    rates: dict[str, float] = {}
     n = counts.rows
     # NaN is the largest DOUBLE in DuckDB, so a NaN also makes its column a suspect (and is counted there).
     suspect = [c for c in plan.numeric if c.low is not None and counts.maximum.get(c.column) is not None
@@ -476,10 +485,19 @@ def content_anomalies(con, relation: str, params: dict, counts: BatchCounts, pla
         nan = ranges[name].nan if name in ranges else 0
         nulls = n - int(counts.nonnull.get(name) or 0) + nan
         rate = nulls / n if n else 0.0
+        rates[name] = rate
         if rate > base + NULL_RATE_MARGIN and rate > NULL_RATE_FACTOR * base and nulls >= OUT_OF_RANGE_MIN_COUNT:
             out.append(Anomaly(kind="null_rate_jump", severity="warning", feature=name, count=nulls, share=rate,
                                detail=f"null rate {percent(rate)} against {percent(base)} in training"))
-    return out
+    return out, rates
+
+
+def _positive(info: ModelInfo, column: str) -> tuple[str, str] | None:
+    return (column, info.positive_class) if info.binary else None
+
+
+def _share(part: int | None, rows: int) -> float | None:
+    return part / rows if part is not None and rows else None
 
 
 # --- the checks of a staged batch ----------------------------------------------------------------
@@ -515,7 +533,7 @@ def check_predictions(con, facts: Against, batch: Batch) -> BatchCheck:
     params = {"classes": list(info.classes), **_time_bounds()}
     plan = content_plan(info, present, "predictions", facts.target_range)
     counts = vstore.batch_counts(con, relation, tests=tests, numeric=plan.numeric, categorical=plan.categorical,
-                                 ids=True, versions=True, params=params)
+                                 ids=True, versions=True, positive=_positive(info, "prediction"), params=params)
     problems = failed_tests(con, tests, counts, cols, params)
     dup = _duplicate_problem(con, relation, params, counts)
     if dup:
@@ -524,9 +542,12 @@ def check_predictions(con, facts: Against, batch: Batch) -> BatchCheck:
     if counts.version_nulls or vmin != vmax or (vmin is not None and vmin not in facts.versions):
         problems += _version_problems(con, info, facts.versions, relation, params, default_version,
                                       "version" in present)
+    null_rates: dict[str, float] = {}
     if not problems:
-        anomalies += content_anomalies(con, relation, params, counts, plan)
-    return BatchCheck(counts.rows, problems, anomalies, cols, relation, params)
+        found, null_rates = content_findings(con, relation, params, counts, plan)
+        anomalies += found
+    return BatchCheck(counts.rows, problems, anomalies, cols, relation, params, null_rates,
+                      _share(counts.positives, counts.rows))
 
 
 def check_labels(con, facts: Against, batch: Batch, *, against_log: bool = True) -> BatchCheck:
@@ -550,7 +571,7 @@ def check_labels(con, facts: Against, batch: Batch, *, against_log: bool = True)
     params = {"classes": list(info.classes), **_time_bounds()}
     plan = content_plan(info, set(), "labels", facts.target_range)
     counts = vstore.batch_counts(con, relation, tests=tests, numeric=plan.numeric, categorical=plan.categorical,
-                                 ids=True, params=params)
+                                 ids=True, positive=_positive(info, "label"), params=params)
     problems = failed_tests(con, tests, counts, cols, params)
     dup = _duplicate_problem(con, relation, params, counts)
     if dup:
@@ -565,7 +586,8 @@ def check_labels(con, facts: Against, batch: Batch, *, against_log: bool = True)
                                     f"never logged for model {info.name!r}: {shown}. Ingest the predictions first"))
     if not problems:
         anomalies += content_anomalies(con, relation, params, counts, plan)
-    return BatchCheck(counts.rows, problems, anomalies, cols, relation, params)
+    return BatchCheck(counts.rows, problems, anomalies, cols, relation, params,
+                      positive_rate=_share(counts.positives, counts.rows))
 
 
 def check_features(con, info: ModelInfo, batch: Batch) -> BatchCheck:

@@ -14,7 +14,10 @@ file is scanned by DuckDB directly, CSV files and DataFrames as Arrow tables.
 A batch with a structural problem raises ``BatchRejectedError`` and writes nothing at
 all. A valid batch is written in ONE transaction: the rows, the ``ingest_batches`` row,
 its validation report and anomalies, a ``runs`` row (kind ``ingest``, succeeded, with
-duration and row counts) and an audit event.
+duration, row counts, the null rate of each feature and, for a binary classifier, the
+positive rate of the predictions or labels) and an audit event. The caller's
+``on_recorded(con, run_id)`` runs last in that transaction (the public API checks the run
+for anomalies there, see ``monitoring.run_checks``).
 
 Idempotence: each batch gets a fingerprint, the sha256 of (model, kind, the file's
 bytes; for a DataFrame its column types and pandas row hashes), computed in a thread
@@ -31,11 +34,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import duckdb
+
 from mlops_core.data import batches
-from mlops_core.entities import Anomaly, ModelInfo
+from mlops_core.entities import Anomaly, ModelInfo, RunAnomaly
 from mlops_core.errors import BatchRejectedError
 from mlops_core.config import lock_timeout_seconds
 from mlops_core.store import Store, logs, utcnow
@@ -60,13 +66,18 @@ class IngestResult:
     run_id: str | None = None
     ingested_at: datetime | None = None
     duration_s: float | None = None
+    run_anomalies: list[RunAnomaly] = field(default_factory=list)  # what was unusual about the run
 
 
 KINDS = ("predictions", "labels")
 
+#: Called with the write visit and the run's id once the run is recorded as succeeded, inside its transaction;
+#: returns what it found unusual about the run.
+RunRecorded = Callable[[duckdb.DuckDBPyConnection, str], list[RunAnomaly]]
+
 
 def ingest(store: Store, info: ModelInfo, source, kind: str, *, actor: str,
-           source_name: str | None = None) -> IngestResult:
+           source_name: str | None = None, on_recorded: RunRecorded | None = None) -> IngestResult:
     """Validate a batch of ``kind`` (predictions or labels) for the model ``info`` and append it; return what
     happened.
 
@@ -74,11 +85,12 @@ def ingest(store: Store, info: ModelInfo, source, kind: str, *, actor: str,
     missing columns, wrong types, empty request ids or timestamps, duplicate request ids (in
     the batch or already stored) or an unknown version. Labels: the same for a missing
     ``request_id``/``label`` column, empty or duplicate request ids, request ids never
-    logged, or a label that differs from one already stored.
+    logged, or a label that differs from one already stored. An exception of ``on_recorded`` rolls the
+    whole batch back.
     """
     if kind not in KINDS:
         raise BatchRejectedError(f"Unknown batch kind {kind!r}; choose predictions or labels.", kind=kind)
-    return _ingest(store, info, source, kind, actor=actor, source_name=source_name)
+    return _ingest(store, info, source, kind, actor=actor, source_name=source_name, on_recorded=on_recorded)
 
 
 _executor = None
@@ -94,7 +106,8 @@ def _pool():
     return _executor
 
 
-def _ingest(store: Store, info: ModelInfo, source, kind: str, *, actor: str, source_name: str | None) -> IngestResult:
+def _ingest(store: Store, info: ModelInfo, source, kind: str, *, actor: str, source_name: str | None,
+            on_recorded: RunRecorded | None) -> IngestResult:
     t0 = time.perf_counter()
     started = utcnow()
     batch = batches.read_batch(source, what=f"{kind[:-1]} batch")
@@ -117,8 +130,11 @@ def _ingest(store: Store, info: ModelInfo, source, kind: str, *, actor: str, sou
         check, files, fingerprint, batch_id, warnings = outcome
         try:
             with store.transaction() as meta:
-                return _record(meta, store, info, check, files, fingerprint, batch_id, warnings, kind, name, actor,
-                               started, t0)
+                result = _record(meta, store, info, check, files, fingerprint, batch_id, warnings, kind, name,
+                                 actor, started, t0)
+                if on_recorded is not None:
+                    result.run_anomalies = on_recorded(meta, result.run_id)
+                return result
         except BaseException:
             logs.discard(store.logs, files)
             raise
@@ -187,10 +203,14 @@ def _record(con, store: Store, info: ModelInfo, check, files, fingerprint: str, 
                                  created_at=started)
     finished = utcnow()
     duration = time.perf_counter() - t0
+    statistics = {"rows": check.rows, "rows_written": written, "anomalies": len(anomalies), "batch_id": batch_id,
+                  "report_id": report_id, "files": len(files)}
+    if check.positive_rate is not None:
+        statistics["positive_rate"] = check.positive_rate
+    if check.null_rates:
+        statistics["null_rates"] = check.null_rates
     runstore.update_run(con, run_id, status="succeeded", progress=1.0,
-                        message=f"ingested {written} {kind} from {name}",
-                        statistics={"rows": check.rows, "rows_written": written, "anomalies": len(anomalies),
-                                    "batch_id": batch_id, "report_id": report_id, "files": len(files)},
+                        message=f"ingested {written} {kind} from {name}", statistics=statistics,
                         started_at=started, finished_at=finished, duration_s=duration)
     runstore.insert_audit(con, actor=actor, action=f"ingest_{kind}", model=info.name, run_id=run_id, at=finished,
                           reason=f"{written} {kind} from {name}",

@@ -30,7 +30,10 @@ Defaults (override per run with ``params``; ``retrain --window-days`` etc.):
 - outcome: the candidate is registered as ``candidate`` (passed) or ``rejected``
   (failed) with the gate's decision and reasons. With ``auto_promote`` (automated
   mode, or ``retrain --promote``) a passing candidate is promoted in the same
-  transaction, unless production changed while the job ran.
+  transaction, unless production changed while the job ran. The run's statistics hold
+  the row counts, the window's predictions, label coverage, positive rate (binary) and
+  null rates beside the metrics; the same transaction checks them against the model's
+  earlier retrains (``monitoring.run_checks``).
 - artifacts: the champion is loaded only after its sha256 and the skops allow-list
   check pass; the candidate is serialised before the registration transaction and,
   when it is to be promoted, loaded back from those bytes and checked for ``predict``
@@ -54,12 +57,12 @@ import pyarrow as pa
 
 from mlops_core.data.reference import summarise_arrow
 from mlops_core.data.schema import coerce_features
-from mlops_core.entities import Anomaly, ModelInfo, RunInfo, VersionInfo, jsonable
+from mlops_core.entities import Anomaly, ModelInfo, RunAnomaly, RunInfo, VersionInfo, jsonable
 from mlops_core.errors import ConflictError, InvalidInputError, MlopsError
 from mlops_core.lifecycle import artifacts, registry, training
 from mlops_core.lifecycle import gate as gatemod
 from mlops_core.lifecycle.policies import Policy, policy_of
-from mlops_core.monitoring import validation
+from mlops_core.monitoring import run_checks, validation
 from mlops_core.store import Store, logs, utcnow
 from mlops_core.store import jobs as jobstore
 from mlops_core.store import models as mstore
@@ -148,6 +151,7 @@ class RetrainOutcome:
     champion_metrics: dict | None
     gate: dict
     statistics: dict
+    run_anomalies: list[RunAnomaly] = field(default_factory=list)  # what was unusual about the run
 
 
 class _RunWriter(threading.Thread):
@@ -374,6 +378,7 @@ class _Window:
     cut: int  # rows before it train, rows from it are the holdout
     table: pa.Table | None  # the same rows as Arrow (None when rows were dropped for unusable labels)
     anomalies: list[Anomaly]
+    predictions: int  # logged predictions in the window, labelled or not
 
 
 def _gather(con, ctx: _Context) -> _Window:
@@ -401,7 +406,8 @@ def _gather(con, ctx: _Context) -> _Window:
         cut = len(training.time_split(X)[0])
         anomalies += checking.result() if checking is not None else []
     _abort_on_critical(anomalies)
-    return _Window(frame, X, y, cut, table, anomalies)
+    predictions = tdstore.prediction_count(con, ctx.log, start, end + timedelta(microseconds=1))
+    return _Window(frame, X, y, cut, table, anomalies, predictions)
 
 
 def _execute(store: Store, ctx: _Context, writer: _RunWriter) -> RetrainOutcome:
@@ -475,7 +481,7 @@ def _execute(store: Store, ctx: _Context, writer: _RunWriter) -> RetrainOutcome:
         "holdout_rows": len(X_ho), "holdout_start": ts.iloc[w.cut], "holdout_end": ts.iloc[-1],
         "champion_version": champion_version, "champion_metrics": champ_metrics, "candidate_metrics": cand_metrics,
         "training_metrics": train_metrics, "gate": gate_doc, "status": status, "anomalies": anomalies,
-        "basis": basis, "hyperparameters": hp,
+        "basis": basis, "hyperparameters": hp, **_data_statistics(w, info),
     }
 
     t = time.perf_counter()
@@ -519,9 +525,22 @@ def _execute(store: Store, ctx: _Context, writer: _RunWriter) -> RetrainOutcome:
                                         + ("; promoted to production" if promoted else ""),
                                 metrics=cand_metrics, statistics=jsonable(stats), finished_at=now,
                                 duration_s=(now - started).total_seconds())
+            unusual = run_checks.check_finished_run(con, run.id)
     except BaseException:
         if reg is not None:
             artifacts.remove_artifact(store.artifacts, reg.artifact_path)
         raise
     return RetrainOutcome(run.id, info.name, reg.version, status, decision.passed, promoted, cand_metrics,
-                          champion_version, champ_metrics, gate_doc, jsonable(stats))
+                          champion_version, champ_metrics, gate_doc, jsonable(stats), unusual)
+
+
+def _data_statistics(w: _Window, info: ModelInfo) -> dict:
+    """What the window's data looked like, for comparing runs (``monitoring.run_anomalies``): predictions in the
+    window, the labelled share of them, the positive rate of the labels (binary classifiers) and each feature's
+    null rate (NaN counts as missing)."""
+    out = {"predictions": w.predictions,
+           "label_coverage": len(w.frame) / w.predictions if w.predictions else None,
+           "null_rates": {f: float(w.frame[f].isna().mean()) for f in info.feature_names if f in w.frame}}
+    if info.binary:
+        out["positive_rate"] = float((w.y == str(info.positive_class)).mean())
+    return out

@@ -16,6 +16,9 @@ Rule kinds (``alert_rules.kind``):
 Each rule raises at most one alert per window (``dedup_key`` = rule id + window start), so
 running the monitor again (cron) never duplicates alerts. A model without rules gets the
 defaults of ``default_rules`` on its first run.
+
+Alerts of kind ``run_anomaly`` come from no rule: a pipeline run unlike the recent runs of
+its kind raises one (``run_checks``), one open alert per model, series and statistic.
 """
 from __future__ import annotations
 
@@ -29,10 +32,11 @@ import duckdb
 import pandas as pd
 
 from mlops_core import metrics
-from mlops_core.entities import PSEUDO_FEATURES, ModelInfo
+from mlops_core.entities import PSEUDO_FEATURES, ModelInfo, RunAnomaly
 from mlops_core.errors import InvalidInputError
 from mlops_core.monitoring import drift as driftmod
 from mlops_core.monitoring import performance as perf
+from mlops_core.monitoring import run_checks
 from mlops_core.store import Store, logs, transaction
 from mlops_core.store import alerts as astore
 from mlops_core.store import drift as dstore
@@ -78,6 +82,10 @@ class MonitoringResult:
     metrics: dict = field(default_factory=dict)
     rules_created: int = 0
     seconds: float = 0.0
+    predictions: int | None = None  # in the finished windows looked at
+    label_coverage: float | None = None  # labelled share of those predictions
+    positive_rate: float | None = None  # binary classifiers: positive share of those predictions
+    run_anomalies: list[RunAnomaly] = field(default_factory=list)  # what was unusual about this run
 
 
 def _check_rule(info: ModelInfo, kind: str, severity: str, threshold, target: str | None) -> None:
@@ -257,7 +265,8 @@ def run_monitoring(store: Store, info: ModelInfo, *, now: datetime | None = None
     Idempotent and safe from cron: drift rows of a window are replaced, alerts are deduplicated
     per rule and window. The first run computes the whole log (so charts have history); later
     runs recompute the last ``lookback`` windows (default: 14 days / 48 hours / 4 weeks).
-    Writes a ``runs`` row of kind ``monitor`` (failed, with the error, when something breaks).
+    Writes a ``runs`` row of kind ``monitor`` (failed, with the error, when something breaks); a succeeded
+    one is checked against the earlier monitor runs (``run_checks``) in the transaction that records it.
     Returns a MonitoringResult. Raises InvalidInputError (window).
     """
     t0 = time.perf_counter()
@@ -284,7 +293,9 @@ def run_monitoring(store: Store, info: ModelInfo, *, now: datetime | None = None
                     f"{result.headline_metric} {_fmt(result.headline_value)}",
             metrics={"drift_share": result.drift_share, result.headline_metric or "metric": result.headline_value},
             statistics={"windows_computed": result.windows_computed, "alerts": len(result.alerts),
-                        "drifted_features": result.drifted_features})
+                        "drifted_features": result.drifted_features, "predictions": result.predictions,
+                        "label_coverage": result.label_coverage, "positive_rate": result.positive_rate})
+        result.run_anomalies = run_checks.check_finished_run(con, run_id)
     return result
 
 
@@ -322,6 +333,7 @@ def _monitor(store: Store, info: ModelInfo, run_id: str, now: datetime, window: 
         perf_df = perf.over_time(con, log, window=window, start=perf_start, end=now)
     perf_done = perf_df[perf_df["window_start"].isin(_finished_windows(set(perf_df["window_start"]), window, now))] \
         if len(perf_df) else perf_df
+    _traffic(result, perf_done, info)
     labelled = perf_done[perf_done["n_labelled"] >= DEFAULT_MIN_LABELS] if len(perf_done) else perf_done
     if len(labelled):
         newest = labelled[labelled["window_start"] == labelled["window_start"].max()]
@@ -352,6 +364,19 @@ def _monitor(store: Store, info: ModelInfo, run_id: str, now: datetime, window: 
                 if alert_id is not None:
                     result.alerts.append(RaisedAlert(alert_id, rule["kind"], rule["severity"], hit["message"], ws))
     return result
+
+
+def _traffic(result: MonitoringResult, perf_done: pd.DataFrame, info: ModelInfo) -> None:
+    """Predictions, label coverage and positive rate of the finished windows looked at (for run anomalies)."""
+    n = int(perf_done["n"].sum()) if len(perf_done) else 0
+    if not n:
+        return
+    result.predictions = n
+    result.label_coverage = float(perf_done["n_labelled"].sum()) / n
+    if info.binary and "positive_rate" in perf_done.columns:
+        rated = perf_done[perf_done["positive_rate"].notna()]
+        if int(rated["n"].sum()):
+            result.positive_rate = float((rated["positive_rate"] * rated["n"]).sum() / rated["n"].sum())
 
 
 def _evaluate_rule(con, info, rule, drift_df, share, perf_df, finished, window, now, length) -> list[dict]:

@@ -103,3 +103,20 @@ def raise_policy_alert(con: duckdb.DuckDBPyConnection, model: str, message: str,
         "VALUES (?, ?, 'policy_trigger', ?, ?, ?, ?) RETURNING id",
         [model, at or utcnow(), severity, message, dedup_key, json.dumps(details or {}, default=str)],
     ).fetchone()[0])
+
+
+def raise_open_alert(con: duckdb.DuckDBPyConnection, *, model: str, kind: str, severity: str, message: str,
+                     dedup_key: str, details: dict | None = None, at: datetime) -> tuple[int, bool]:
+    """Insert an alert of ``kind`` unless an unacknowledged alert of ``model`` with ``dedup_key`` is open.
+
+    Returns (the id of the new alert or of the open one, True when it is new).
+    """
+    open_id = con.execute(
+        "SELECT id FROM alerts WHERE model = ? AND dedup_key = ? AND NOT acknowledged ORDER BY id LIMIT 1",
+        [model, dedup_key]).fetchone()
+    if open_id:
+        return int(open_id[0]), False
+    return int(con.execute(
+        "INSERT INTO alerts (model, raised_at, kind, severity, message, dedup_key, details) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        [model, at, kind, severity, message, dedup_key, json.dumps(details or {}, default=str)]).fetchone()[0]), True

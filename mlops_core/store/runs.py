@@ -75,8 +75,11 @@ def heartbeat(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     con.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", [utcnow(), run_id])
 
 
+_RUN_FIELDS = [c.strip() for c in _RUN_COLS.split(",")]
+
+
 def _run_from_row(row) -> RunInfo:
-    r = dict(zip([c.strip() for c in _RUN_COLS.split(",")], row))
+    r = dict(zip(_RUN_FIELDS, row))
     for k in ("params", "metrics", "statistics"):
         r[k] = json.loads(r[k]) if r[k] else {}
     return RunInfo(**r)
@@ -91,8 +94,9 @@ def get_run(con: duckdb.DuckDBPyConnection, run_id: str) -> RunInfo:
 
 def find_runs(
     con: duckdb.DuckDBPyConnection, model: str | None = None, kind: str | None = None, statuses: tuple[str, ...] | None = None,
-    limit: int | None = None,
+    limit: int | None = None, before: datetime | None = None,
 ) -> list[RunInfo]:
+    """Runs (of one model, kind and statuses; created at or before ``before``), newest first."""
     sql, params = f"SELECT {_RUN_COLS} FROM runs WHERE 1=1", []
     if model is not None:
         sql += " AND model = ?"
@@ -103,6 +107,9 @@ def find_runs(
     if statuses:
         sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
         params.extend(statuses)
+    if before is not None:
+        sql += " AND created_at <= ?"
+        params.append(before)
     sql += " ORDER BY created_at DESC, id DESC"
     if limit:
         sql += f" LIMIT {int(limit)}"

@@ -101,3 +101,10 @@ def arm_outcomes(con: duckdb.DuckDBPyConnection, log: LogView, arms: list[int], 
         GROUP BY {col}
     """
     return con.execute(sql, params).df()
+
+
+def prediction_count(con: duckdb.DuckDBPyConnection, log: LogView, start: datetime | None,
+                     end: datetime | None) -> int:
+    """Number of logged predictions with ``ts`` in [start, end), labelled or not."""
+    cond, params = time_range("p.ts", start, end)
+    return int(con.execute(f"SELECT count(*) FROM {log.predictions} p WHERE 1 = 1 {cond}", params).fetchone()[0])

@@ -299,6 +299,7 @@ class BatchCounts:
     version_min: int | None = None
     version_max: int | None = None
     version_nulls: int = 0
+    positives: int | None = None  # rows whose ``positive`` column holds the positive class
 
 
 @dataclass
@@ -335,10 +336,12 @@ def _aggregate(con: duckdb.DuckDBPyConnection, relation: str, aggregates: list[s
 
 def batch_counts(con: duckdb.DuckDBPyConnection, relation: str, *, tests: list[RowTest] = (),
                  numeric: list[NumericCheck] = (), categorical: list[CategoricalCheck] = (), ids: bool = False,
-                 versions: bool = False, params: dict | None = None) -> BatchCounts:
+                 versions: bool = False, positive: tuple[str, str] | None = None,
+                 params: dict | None = None) -> BatchCounts:
     """One aggregate pass: rows, failing rows per test, non-null counts, min and max per numeric column,
     values outside the allowed ones per categorical column, and (``ids``) the non-null and distinct-hash
-    counts of the request ids, (``versions``) the version range. Values outside a numeric range are
+    counts of the request ids, (``versions``) the version range, (``positive``: a column and the positive
+    class) the rows holding that class. Values outside a numeric range are
     counted by ``range_counts`` only when min/max show there are any, which keeps the common clean
     batch to one cheap pass. Counting distinct hashes is about twice as fast as distinct strings; when
     the two id counts differ (a duplicate, or a hash collision) ``duplicate_ids`` finds the exact rows.
@@ -371,6 +374,9 @@ def batch_counts(con: duckdb.DuckDBPyConnection, relation: str, *, tests: list[R
         add("min(b.version)", "version_min", "")
         add("max(b.version)", "version_max", "")
         add("count(*) FILTER (WHERE b.version IS NULL)", "version_nulls", "")
+    if positive is not None:
+        p["positive_class"] = positive[1]
+        add(f"count(*) FILTER (WHERE b.{quote_ident(positive[0])} = $positive_class)", "positives", "")
     values = _aggregate(con, relation, aggs, p)
     out = BatchCounts(rows=int(values[0]))
     for (what, key), value in zip(slots[1:], values[1:]):
