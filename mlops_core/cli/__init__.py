@@ -4,12 +4,11 @@ Each module holds the commands of one job and adds their sub-parsers with
 ``add_commands(subparsers, common)``: ``models`` (register, models, status, versions),
 ``ingest`` (ingest, validate), ``monitor`` (performance, drift, alerts, monitor),
 ``deploy`` (promote, rollback, compare, abtest), ``retrain`` (retrain, policy),
-``records`` (runs, audit), ``demo``.
-Exit codes: 0 ok; 1 anomalies found / unexpected error; 2 invalid input or not found;
-3 conflict (e.g. already running); 4 database busy; 5 integrity check failed (an artifact
-that is missing, changed or does not load: promote, rollback, ``retrain --wait``);
-6 permission denied. ``retrain --wait`` exits with the code of the error that failed the job.
-Errors are one line on stderr, never a traceback (set ``MLOPS_DEBUG=1`` to see one).
+``records`` (runs, audit), ``users`` (accounts), ``backup`` (backup, restore,
+verify-backup), ``demo``.
+
+Errors are one line on stderr, never a traceback (set ``MLOPS_DEBUG=1`` to see one); the
+exit code says what kind (``EXIT_CODES_HELP``, also printed by ``mlops --help``).
 """
 from __future__ import annotations
 
@@ -18,6 +17,20 @@ import os
 import sys
 
 from mlops_core.errors import MlopsError, is_storage_failure, storage_error
+
+
+EXIT_CODES_HELP = """exit codes:
+  0    ok
+  1    anomalies found (validate) or an unexpected error
+  2    invalid input or not found (a refused batch writes nothing)
+  3    conflict (e.g. a retrain already running, promoting a rejected version without --force)
+  4    database busy (another process held it past MLOPS_LOCK_TIMEOUT)
+  5    integrity check failed (an artifact or backup file that is missing, changed or does not load)
+  6    permission denied (the acting identity's role) or login refused
+  7    disk full (what was half-written is removed)
+  8    the database or its folder is read-only here (read commands still work)
+  141  the reader of the output went away (e.g. `mlops runs | head`); nothing is printed
+retrain --wait exits with the code of the error that failed the job."""
 
 
 def common_parser() -> argparse.ArgumentParser:
@@ -39,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     from mlops_core.cli import backup, demo, deploy, ingest, models, monitor, records, retrain, users
 
     parser = argparse.ArgumentParser(
-        prog="mlops", description="MLOps control room: log, monitor, decide and act on deployed models."
+        prog="mlops", description="MLOps control room: log, monitor, decide and act on deployed models.",
+        epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
