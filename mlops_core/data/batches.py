@@ -432,15 +432,19 @@ def check_predictions(con, facts: Against, batch: Batch) -> BatchCheck:
     types = dict(batch.types)
     present = set(types)
     ts_column = "timestamp" if "timestamp" in present else ("ts" if "ts" in present else "timestamp")
-    required = ["request_id", ts_column, *info.feature_names, "prediction"]
+    keys = [k.name for k in info.entity_keys]
+    required = ["request_id", ts_column, *info.feature_names, *keys, "prediction"]
     missing = missing_columns(present, required, "prediction batch")
     if missing:
+        if keys and missing.column in keys:
+            missing.message += (f" Model {info.name!r} takes features from the feature store: every prediction "
+                                f"records the entity key ({', '.join(keys)}) it was made for.")
         return BatchCheck(batch.num_rows, [missing], [])
-    known = {"request_id", ts_column, "version", "variant", "prediction", "score", *info.feature_names}
+    known = {"request_id", ts_column, "version", "variant", "prediction", "score", *info.feature_names, *keys}
     anomalies = _new_columns([c for c in types if c not in known])
     default_version = facts.production
     cols = vstore.prediction_columns(info, types, ts_column=ts_column, default_version=default_version)
-    tests = vstore.row_tests(cols, ("request_id", "ts", "prediction"))
+    tests = vstore.row_tests(cols, ("request_id", "ts", "prediction", *keys))
     relation = vstore.normalised(cols, tests)
     params = {"classes": list(info.classes)}
     plan = content_plan(info, present, "predictions")
