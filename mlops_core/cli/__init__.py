@@ -4,7 +4,8 @@ Each module holds the commands of one job and adds their sub-parsers with
 ``add_commands(subparsers, common)``: ``models`` (register, models, status, versions),
 ``ingest`` (ingest, validate), ``monitor`` (performance, drift, alerts, monitor),
 ``deploy`` (promote, rollback, compare, abtest), ``retrain`` (retrain, policy),
-``records`` (runs, audit), ``demo``.
+``records`` (runs, audit), ``features`` (the feature store: ``features define|entity|view|list|ingest|
+training-set|materialize|get|freshness``), ``demo``.
 Exit codes: 0 ok; 1 anomalies found / unexpected error; 2 invalid input or not found;
 3 conflict (e.g. already running); 4 database busy; 5 integrity check failed (an artifact
 that is missing, changed or does not load: promote, rollback, ``retrain --wait``);
@@ -39,7 +40,7 @@ def room(args, *, actor: str | None = None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mlops_core.cli import demo, deploy, ingest, models, monitor, records, retrain
+    from mlops_core.cli import demo, deploy, features, ingest, models, monitor, records, retrain
 
     parser = argparse.ArgumentParser(
         prog="mlops", description="MLOps control room: log, monitor, decide and act on deployed models."
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     common = common_parser()
-    for module in (models, ingest, demo, monitor, deploy, retrain, records):
+    for module in (models, ingest, features, demo, monitor, deploy, retrain, records):
         module.add_commands(sub, common)
     return parser
 
