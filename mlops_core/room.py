@@ -18,20 +18,32 @@ from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import dataclass
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
 from mlops_core.access import Identity
 from mlops_core.data import ingest as ingestmod
-from mlops_core.entities import (CalibrationRecord, DefinitionChange, EntityDef, FeatureBinding, FeatureIngestResult,
-                                 FeatureViewDef, MaterializeResult, ModelInfo, OnlineFeatures, Promotion, RunInfo,
-                                 VersionInfo, ViewFreshness)
+from mlops_core.entities import (
+    CalibrationRecord,
+    DefinitionChange,
+    EntityDef,
+    FeatureBinding,
+    FeatureIngestResult,
+    FeatureViewDef,
+    MaterializeResult,
+    ModelInfo,
+    OnlineFeatures,
+    Promotion,
+    RunInfo,
+    VersionInfo,
+    ViewFreshness,
+)
 from mlops_core.errors import InvalidInputError
 from mlops_core.features import binding as fbinding
 from mlops_core.features import definitions as fdefs
@@ -44,8 +56,8 @@ from mlops_core.lifecycle.artifacts import load_estimator_file
 from mlops_core.monitoring import alerts, drift, estimated_performance, estimation, performance, validation
 from mlops_core.monitoring.performance import Summary
 from mlops_core.store import Store, logs, utcnow
-from mlops_core.store import models as mstore
 from mlops_core.store import features as fstore
+from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
 from mlops_core.store import runs as runstore
 from mlops_core.store.logs import LogView
@@ -115,7 +127,7 @@ class ControlRoom:
     def __repr__(self) -> str:
         return f"ControlRoom({str(self.store.path)!r}, identity={self.identity.name!r})"
 
-    def acting_as(self, identity: Identity) -> "ControlRoom":
+    def acting_as(self, identity: Identity) -> ControlRoom:
         """The same location with another acting identity."""
         return ControlRoom(self.store.path, identity=identity)
 
@@ -132,7 +144,7 @@ class ControlRoom:
         with self.store.connect() as con:
             return mstore.list_models(con)
 
-    def model(self, name: str) -> "Model":
+    def model(self, name: str) -> Model:
         """The handle of the model ``name``; raises NotFoundError listing the known models."""
         with self.store.connect() as con:
             return Model(self, mstore.get_model(con, name))
@@ -171,7 +183,7 @@ class ControlRoom:
                                        data_source=source)
 
     @property
-    def features(self) -> "FeatureStore":
+    def features(self) -> FeatureStore:
         """The feature store at this location: definitions, offline and online stores, freshness."""
         return FeatureStore(self)
 

@@ -71,7 +71,7 @@ entity_rows = st.lists(st.fixed_dictionaries({
     "event_timestamp": st.integers(0, 60).map(hours), "label": st.integers(0, 1)}), min_size=1, max_size=25)
 
 
-def reference_value(batches_of_view: list[list[dict]], key_col: str, key, t: datetime, ttl_h: int | None,
+def reference_value(batches_of_view: list[list[dict]], key_col: str, key, t: datetime, *, ttl_h: int | None,
                     feature: str):
     """The contract, by brute force."""
     best, best_rank = None, None
@@ -118,7 +118,7 @@ def test_training_set_equals_the_brute_force_reference(profile, activity, shops,
         for i, row in ent.iterrows():
             for view, (key_col, feats, ttl) in VIEWS.items():
                 for f in feats:
-                    want = reference_value(data[view], key_col, row[key_col], row["event_timestamp"], ttl, f)
+                    want = reference_value(data[view], key_col, row[key_col], row["event_timestamp"], ttl_h=ttl, feature=f)
                     assert plain(got.at[i, f]) == want, (view, f, dict(row))
 
         # the online store at the moment it was materialized holds the same values
@@ -126,10 +126,10 @@ def test_training_set_equals_the_brute_force_reference(profile, activity, shops,
         room.features.materialize(as_of=at)
         keys = [{"user_id": u} for u in USERS]
         online = room.features.get_online_features(["profile:score", "activity:clicks"], keys, now=at)
-        for k, o in zip(keys, online):
+        for k, o in zip(keys, online, strict=True):
             for feature, view in (("score", "profile"), ("clicks", "activity")):
                 key_col, _, ttl = VIEWS[view]
-                assert o.value(feature) == reference_value(data[view], key_col, k["user_id"], at, ttl, feature), \
+                assert o.value(feature) == reference_value(data[view], key_col, k["user_id"], at, ttl_h=ttl, feature=feature), \
                     (k, feature)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -44,8 +44,7 @@ from typing import Any
 
 from mlops_core.clock import utcnow
 from mlops_core.data.schema import check_identifier
-from mlops_core.entities import (FEATURE_TYPES, DefinitionChange, EntityDef, FeatureColumn, FeatureSource,
-                                 FeatureViewDef)
+from mlops_core.entities import FEATURE_TYPES, DefinitionChange, EntityDef, FeatureColumn, FeatureSource, FeatureViewDef
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.features import sources
 from mlops_core.store import Store
@@ -267,20 +266,20 @@ def define(store: Store, entities: list[EntityDef], views: list[FeatureViewDef],
     given = {e.name: e for e in entities}
     notes: dict[str, list[str]] = {}
     resolved = []
-    for view in views:
-        entity = given.get(view.entity) or stored_entities.get(view.entity)
+    for given_view in views:
+        entity = given.get(given_view.entity) or stored_entities.get(given_view.entity)
         if entity is None:
             known = sorted(set(given) | set(stored_entities))
-            raise InvalidInputError(f"View {view.name!r} names the unknown entity {view.entity!r}. "
+            raise InvalidInputError(f"View {given_view.name!r} names the unknown entity {given_view.entity!r}. "
                                     f"Known entities: {', '.join(known) or 'none: define it in the same file'}.",
-                                    view=view.name, entity=view.entity)
-        clash = [f for f in view.feature_names if f in entity.key_names or f == view.timestamp]
-        if clash or view.timestamp in entity.key_names:
-            names = clash or [view.timestamp]
-            raise InvalidInputError(f"View {view.name!r}: {', '.join(map(repr, names))} is both a feature (or the "
-                                    "timestamp) and a key column or the timestamp; give each column one role.",
-                                    view=view.name)
-        view = dataclasses.replace(view, keys=list(entity.keys))
+                                    view=given_view.name, entity=given_view.entity)
+        clash = [f for f in given_view.feature_names if f in entity.key_names or f == given_view.timestamp]
+        if clash or given_view.timestamp in entity.key_names:
+            names = clash or [given_view.timestamp]
+            raise InvalidInputError(f"View {given_view.name!r}: {', '.join(map(repr, names))} is both a feature (or "
+                                    "the timestamp) and a key column or the timestamp; give each column one role.",
+                                    view=given_view.name)
+        view = dataclasses.replace(given_view, keys=list(entity.keys))
         old = stored_views.get(view.name)
         if old is not None and facts[view.name].rows and (old.entity != view.entity or old.keys != view.keys):
             raise InvalidInputError(f"View {view.name!r} has rows for entity {old.entity!r} "
@@ -299,12 +298,12 @@ def define(store: Store, entities: list[EntityDef], views: list[FeatureViewDef],
     changes: list[DefinitionChange] = []
     now = utcnow()
     with store.transaction() as con:
-        for entity in entities:
-            old = stored_entities.get(entity.name)
-            if old is not None and _same(old, entity):
-                changes.append(DefinitionChange("entity", entity.name, old.version, "unchanged"))
+        for given_entity in entities:
+            old = stored_entities.get(given_entity.name)
+            if old is not None and _same(old, given_entity):
+                changes.append(DefinitionChange("entity", given_entity.name, old.version, "unchanged"))
                 continue
-            entity = dataclasses.replace(entity, version=(old.version + 1) if old else 1, created_at=now,
+            entity = dataclasses.replace(given_entity, version=(old.version + 1) if old else 1, created_at=now,
                                          created_by=actor)
             fstore.insert_entity(con, entity)
             changes.append(DefinitionChange("entity", entity.name, entity.version, "updated" if old else "created"))
@@ -312,12 +311,13 @@ def define(store: Store, entities: list[EntityDef], views: list[FeatureViewDef],
                                   reason=f"entity {entity.name} v{entity.version}",
                                   details={"entity": entity.name, "version": entity.version,
                                            "keys": [k.name for k in entity.keys]})
-        for view in resolved:
-            old = stored_views.get(view.name)
-            if old is not None and _same(old, view):
-                changes.append(DefinitionChange("view", view.name, old.version, "unchanged", notes[view.name]))
+        for checked in resolved:
+            old = stored_views.get(checked.name)
+            if old is not None and _same(old, checked):
+                changes.append(DefinitionChange("view", checked.name, old.version, "unchanged", notes[checked.name]))
                 continue
-            view = dataclasses.replace(view, version=(old.version + 1) if old else 1, created_at=now, created_by=actor)
+            view = dataclasses.replace(checked, version=(old.version + 1) if old else 1, created_at=now,
+                                       created_by=actor)
             fstore.insert_view(con, view)
             changes.append(DefinitionChange("view", view.name, view.version, "updated" if old else "created",
                                             notes[view.name]))

@@ -156,7 +156,7 @@ def training_set(store: Store, entities: Any, refs: Any, *, timestamp_column: st
     if "__row" in table.column_names:
         raise InvalidInputError(f"The entity rows {name} have a column named '__row', which is reserved.")
     table = table.append_column("__row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-    types = dict(zip(table.column_names, table.schema.types))
+    types = dict(zip(table.column_names, table.schema.types, strict=True))
     ts_col = typed_column("__t", ts, "timestamp", types[ts])
     key_cols = {k: typed_column(k, k, col.dtype, types[k]) for k, col in keys.items()}
     with store.engine() as eng:
@@ -173,7 +173,8 @@ def training_set(store: Store, entities: Any, refs: Any, *, timestamp_column: st
                     parts.append(fstore.JoinPart(view, rows, tuple((f, names[(view.name, f)])
                                                                    for f in resolved.features[view.name])))
             sql = fstore.point_in_time_sql(_ENTITIES, ts_col.expr, {k: c.expr for k, c in key_cols.items()}, parts,
-                                           [c for c in table.column_names if c != "__row"], event_times)
+                                           passthrough=[c for c in table.column_names if c != "__row"],
+                                           event_times=event_times)
             return eng.sql(sql).to_arrow_table()
         finally:
             eng.unregister(_ENTITIES)

@@ -124,7 +124,7 @@ def ingest(store: Store, view_name: str, source: Any = None, *, actor: str,
             rows.batch.stage(eng)
             try:
                 n, notes = _check(eng, view, rows.batch, name)
-                written, superseded, gone, dropped = _write(store, eng, view, rows.batch, seq, batch_id)
+                written, superseded, gone, dropped = _write(store, eng, view, rows.batch, seq=seq, batch_id=batch_id)
             finally:
                 vstore.unstage(eng)
                 eng.execute(f"DROP TABLE IF EXISTS {_BATCH_TABLE}")
@@ -163,7 +163,7 @@ def ingest(store: Store, view_name: str, source: Any = None, *, actor: str,
                                max(spans) if spans else None, notes, name, run_id, now, duration)
 
 
-def _write(store: Store, eng, view: FeatureViewDef, batch: batches.Batch, seq: int,
+def _write(store: Store, eng, view: FeatureViewDef, batch: batches.Batch, *, seq: int,
            batch_id: str) -> tuple[list[WrittenFile], WrittenFile | None, int, int]:
     """Write the staged batch's rows (the last of rows sharing a key and event time) and the orders of the stored
     rows they supersede; return (row files, superseded file or None, superseded count, rows dropped in the batch).

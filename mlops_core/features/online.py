@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_core.clock import utcnow
-from mlops_core.entities import (FeatureColumn, FeatureValue, FeatureViewDef, MaterializeResult,
-                                 OnlineFeatures)
+from mlops_core.entities import FeatureColumn, FeatureValue, FeatureViewDef, MaterializeResult, OnlineFeatures
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.features.join import parse_refs
 from mlops_core.features.offline import rows_relation
@@ -127,7 +126,7 @@ def _load(root: Path, view: str, stamp: tuple[int, int], doc: dict) -> _Loaded:
     table = pq.read_table(root / doc["path"])
     keys = [FeatureColumn(n, t) for n, t in doc["keys"]]
     key_lists = [table.column(k.name).to_pylist() for k in keys]
-    index = {k: i for i, k in enumerate(zip(*key_lists))}
+    index = {k: i for i, k in enumerate(zip(*key_lists, strict=True))}
     columns = {n: table.column(n).to_pylist() for n, _ in doc["features"] if n in table.column_names}
     return _Loaded(stamp, view, keys, doc.get("ttl_s"), index, table.column(fstore.EVENT_TS).to_pylist(), columns)
 
@@ -258,4 +257,4 @@ def forget_cache() -> None:
         _cache.clear()
 
 
-__all__ = ["materialize", "get_online_features", "forget_cache"]
+__all__ = ["forget_cache", "get_online_features", "materialize"]

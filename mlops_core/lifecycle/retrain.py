@@ -97,7 +97,7 @@ class RetrainParams:
     seed: int = 0
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "RetrainParams":
+    def from_dict(cls, d: dict | None) -> RetrainParams:
         """Validate and build from a dict; raise InvalidInputError naming the bad key or value."""
         d = dict(d or {})
         known = set(cls.__dataclass_fields__)

@@ -33,6 +33,7 @@ import duckdb
 import pandas as pd
 
 from mlops_core import metrics
+from mlops_core.clock import utcnow
 from mlops_core.entities import PSEUDO_FEATURES, ModelInfo
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.monitoring import drift as driftmod
@@ -44,7 +45,6 @@ from mlops_core.store import features as fstore
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
 from mlops_core.store import runs as runstore
-from mlops_core.clock import utcnow
 from mlops_core.store.conditions import WINDOW_LENGTH, check_window
 
 RULE_KINDS = ("metric_below", "metric_above", "drift_share_above", "feature_drift", "validation_anomalies", "no_traffic",
@@ -451,5 +451,17 @@ def check_feature_freshness(store: Store, info: ModelInfo, *, now: datetime | No
     return raised
 
 
-__all__ = ["MonitoringResult", "RaisedAlert", "run_monitoring", "list_alerts", "acknowledge", "list_rules", "set_rule", "delete_rule",
-           "default_rules", "RULE_KINDS", "SEVERITIES", "check_feature_freshness"]
+__all__ = [
+    "RULE_KINDS",
+    "SEVERITIES",
+    "MonitoringResult",
+    "RaisedAlert",
+    "acknowledge",
+    "check_feature_freshness",
+    "default_rules",
+    "delete_rule",
+    "list_alerts",
+    "list_rules",
+    "run_monitoring",
+    "set_rule",
+]

@@ -28,8 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mlops_core.clock import utcnow
-from mlops_core.entities import (EntityDef, FeatureBinding, FeatureColumn, FeatureSource, FeatureViewDef,
-                                 ViewFreshness)
+from mlops_core.entities import EntityDef, FeatureBinding, FeatureColumn, FeatureSource, FeatureViewDef, ViewFreshness
 from mlops_core.errors import NotFoundError
 from mlops_core.store.logs import WrittenFile
 from mlops_core.store.models import binding_to_json, quote_ident
@@ -304,7 +303,7 @@ class JoinPart:
     features: tuple[tuple[str, str], ...]  # (feature, output column)
 
 
-def point_in_time_sql(entities: str, ts_expr: str, key_exprs: dict[str, str], parts: list[JoinPart],
+def point_in_time_sql(entities: str, ts_expr: str, key_exprs: dict[str, str], parts: list[JoinPart], *,
                       passthrough: list[str], event_times: bool = False) -> str:
     """SQL of the point-in-time join: every row of ``entities`` (in ``__row`` order) with its ``passthrough``
     columns and, per part, the features of the view's row with the greatest event time at or before the row's
