@@ -397,7 +397,9 @@ def _evaluate_rule(con, info, rule, drift_df, share, perf_df, finished, window, 
 
 def _stale_view_alerts(con, info: ModelInfo, rule: dict, now: datetime) -> list[dict]:
     """One hit per stale view of the rule (see the module docstring); ``con``: a metadata visit."""
-    views = [rule["target"]] if rule.get("target") else (info.feature_binding.views if info.feature_binding else [])
+    target = rule.get("target")
+    target = None if target is None or (isinstance(target, float) and math.isnan(target)) else str(target)
+    views = [target] if target else (info.feature_binding.views if info.feature_binding else [])
     threshold = rule.get("threshold")
     hours = None if threshold is None or (isinstance(threshold, float) and math.isnan(threshold)) else float(threshold)
     out = []

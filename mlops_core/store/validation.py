@@ -170,7 +170,8 @@ def prediction_columns(info: ModelInfo, types: dict[str, pa.DataType], *, ts_col
     e, bad = _timestamp(q(ts_column), raw_kind(types[ts_column]))
     cols.append(Column("ts", e, ts_column, bad, "timestamps"))
     cols += feature_columns(info, types)
-    cols += [typed_column(key.name, key.name, key.dtype, types[key.name]) for key in info.entity_keys]
+    cols += [typed_column(key.name, key.name, key.dtype, types[key.name]) if key.name in types else
+             Column(key.name, f"CAST(NULL AS {key.sql_type})", None) for key in info.entity_keys]
     r, k = q("prediction"), raw_kind(types["prediction"])
     if info.task == "classification":
         cols.append(Column("prediction", _class_label(r, k, types["prediction"]), "prediction"))
