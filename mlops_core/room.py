@@ -18,21 +18,43 @@ from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import dataclass
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
 from mlops_core import accounts
 from mlops_core.access import Identity
 from mlops_core.data import ingest as ingestmod
-from mlops_core.entities import (CalibrationRecord, ModelInfo, Promotion, RunAnomaly, RunInfo, UserInfo, VersionInfo,
-                                 dumps)
+from mlops_core.entities import (
+    CalibrationRecord,
+    DefinitionChange,
+    EntityDef,
+    FeatureBinding,
+    FeatureIngestResult,
+    FeatureViewDef,
+    MaterializeResult,
+    ModelInfo,
+    OnlineFeatures,
+    Promotion,
+    RunAnomaly,
+    RunInfo,
+    UserInfo,
+    VersionInfo,
+    ViewFreshness,
+    dumps,
+)
 from mlops_core.errors import AuthenticationError, InvalidInputError
+from mlops_core.features import binding as fbinding
+from mlops_core.features import definitions as fdefs
+from mlops_core.features import freshness as ffresh
+from mlops_core.features import join as fjoin
+from mlops_core.features import offline as foffline
+from mlops_core.features import online as fonline
 from mlops_core.lifecycle import abtest, automation, jobs, policies, registry, retrain
 from mlops_core.lifecycle.artifacts import load_estimator_file
 from mlops_core.monitoring import (alerts, drift, estimated_performance, estimation, performance, run_checks,
@@ -40,6 +62,7 @@ from mlops_core.monitoring import (alerts, drift, estimated_performance, estimat
 from mlops_core.monitoring.performance import Summary
 from mlops_core.store import Store, logs, utcnow
 from mlops_core.store import backup as backupmod
+from mlops_core.store import features as fstore
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
 from mlops_core.store import run_anomalies as anomstore
@@ -126,7 +149,7 @@ class ControlRoom:
     def __repr__(self) -> str:
         return f"ControlRoom({str(self.store.path)!r}, identity={self.identity.name!r})"
 
-    def acting_as(self, identity: Identity) -> "ControlRoom":
+    def acting_as(self, identity: Identity) -> ControlRoom:
         """The same location with another acting identity."""
         return ControlRoom(self.store.path, identity=identity)
 
@@ -143,7 +166,7 @@ class ControlRoom:
         with self.store.connect() as con:
             return mstore.list_models(con)
 
-    def model(self, name: str) -> "Model":
+    def model(self, name: str) -> Model:
         """The handle of the model ``name``; raises NotFoundError listing the known models."""
         with self.store.connect() as con:
             return Model(self, mstore.get_model(con, name))
@@ -151,21 +174,40 @@ class ControlRoom:
     def register(self, name: str, task: str, target: str, training_data: Source, *, artifact: Any = None, seed: int = 0,
                  description: str | None = None, unit: str | None = None, at: datetime | None = None,
                  train_start: datetime | None = None, train_end: datetime | None = None,
-                 trust_pickle: bool = False) -> registry.Registration:
+                 trust_pickle: bool = False, features: Any = None,
+                 timestamp_column: str | None = None) -> registry.Registration:
         """Register a new model from its training data (a file path or DataFrame); version 1 goes to production.
 
         ``artifact``: an already fitted scikit-learn estimator or Pipeline, or the path of a skops file
         of one (``skops.io.dump``), to register as version 1 (default: train the default pipeline).
         A pickle/joblib file is refused unless ``trust_pickle=True``: loading it runs any code inside
         it, so only pass it for a file you built yourself. Needs the admin role.
+
+        ``features``: a feature list (``"view:feature,..."`` or a list) to register the model with features
+        from the feature store. ``training_data`` then holds entity rows: the entity's key columns, a time
+        column (``timestamp_column``, default event_timestamp, timestamp or ts), the target and any
+        request-time features; the store's values at each row's time are joined in (``features.binding``),
+        and the model records the binding (its log then records the entity key of every prediction).
         Raises InvalidInputError (also for a pickle without ``trust_pickle``), NotFoundError,
         AlreadyExistsError, PermissionDeniedError.
         """
         self.identity.require("admin", "register models")
         estimator = _estimator(artifact, self.identity, trust_pickle)
+        binding, source = None, None
+        if features is not None:
+            built = fbinding.training_data(self.store, training_data, features, target,
+                                           timestamp_column=timestamp_column)
+            training_data, binding, source = built.frame, built.binding, built.description
+            train_start, train_end = train_start or built.start, train_end or built.end
         return registry.register_model(self.store, name, task, target, training_data, actor=self.identity.name,
                                        artifact=estimator, seed=seed, description=description, unit=unit, at=at,
-                                       train_start=train_start, train_end=train_end)
+                                       train_start=train_start, train_end=train_end, feature_binding=binding,
+                                       data_source=source)
+
+    @property
+    def features(self) -> FeatureStore:
+        """The feature store at this location: definitions, offline and online stores, freshness."""
+        return FeatureStore(self)
 
     # --- accounts ---------------------------------------------------------------------------
 
@@ -386,6 +428,30 @@ class Model:
     def load(self, version: int | None = None) -> Any:
         """The fitted estimator of a version (production when None), after checking its artifact's sha256."""
         return registry.load_version(self._store, self.version(version))
+
+    @property
+    def feature_binding(self) -> FeatureBinding | None:
+        """The features the model takes from the feature store, and its entity key (None: none)."""
+        return self.info.feature_binding
+
+    def bind_features(self, features: Any) -> FeatureBinding:
+        """Take the model's features ``features`` (``view:feature``; each must be a feature of the model) from the
+        feature store from now on: its predictions then record the entity key, serving may fetch these values by
+        key, and a retrain rebuilds them from the store (audited). Needs the admin role. Raises NotFoundError,
+        InvalidInputError."""
+        self._require("admin", "bind models to the feature store")
+        with self._store.connect() as con:
+            binding = fbinding.binding_for(con, features)
+        fbinding.check_bindable(self.info, binding)
+        with self._store.transaction() as con:
+            fstore.set_binding(con, self.name, binding)
+            runstore.insert_audit(con, actor=self._actor, action="bind_features", model=self.name,
+                                  reason=f"features from the store: {fbinding.refs_text(binding.features)}",
+                                  details={"entity": binding.entity, "keys": binding.key_names,
+                                           "features": [str(r) for r in binding.features]})
+        with self._store.connect() as con:
+            self.info = mstore.get_model(con, self.name)
+        return binding
 
     def add_version(self, estimator: Any, training_data: Source, *, seed: int = 0,
                     trust_pickle: bool = False) -> registry.Registration:
@@ -659,3 +725,166 @@ class Model:
         self._require("operator", "promote versions")
         return abtest.promote_if_better(self._store, self.info, challenger, actor=self._actor, alpha=alpha,
                                         min_samples=min_samples)
+
+
+class FeatureStore:
+    """The feature store at a location (``room.features``): entities and feature views, the offline store and its
+    point-in-time joins, the online store, freshness. See docs/features.md.
+
+    Reads need no role; defining, ingesting and materializing need the operator role.
+    """
+
+    def __init__(self, room: ControlRoom):
+        self.room = room
+
+    def __repr__(self) -> str:
+        return f"FeatureStore({str(self.room.store.path)!r})"
+
+    @property
+    def _store(self) -> Store:
+        return self.room.store
+
+    @property
+    def _actor(self) -> str:
+        return self.room.identity.name
+
+    # --- definitions ----------------------------------------------------------------------------
+
+    def define(self, path: str | os.PathLike | None = None, *, entities: Sequence[EntityDef] = (),
+               views: Sequence[FeatureViewDef] = ()) -> list[DefinitionChange]:
+        """Register the entities and views of a TOML definition file (and/or given ones), each as a new version
+        where it changed; return what happened to each. Needs the operator role. Raises InvalidInputError (every
+        validation of ``features.definitions``; nothing is stored then), NotFoundError."""
+        self.room.identity.require("operator", "define feature views")
+        ents, vws = (fdefs.read_file(path) if path is not None else ([], []))
+        return fdefs.define(self._store, [*ents, *entities], [*vws, *views], actor=self._actor)
+
+    def define_entity(self, name: str, keys: dict[str, str] | Sequence[str], *,
+                      description: str | None = None) -> DefinitionChange:
+        """Define an entity: ``keys`` as {column: type} or ["column:type", ...]. Needs the operator role."""
+        entity = fdefs.entity_from({"name": name, "keys": keys, "description": description})
+        return self.define(entities=[entity])[0]
+
+    def define_view(self, name: str, entity: str, timestamp: str, features: dict[str, Any] | Sequence[str], *,
+                    ttl: Any = None, freshness: Any = None, source: Any = None, owner: str | None = None,
+                    description: str | None = None) -> DefinitionChange:
+        """Define a feature view (``features`` as {name: type} or ["name:type", ...]; ``ttl``/``freshness`` as
+        durations such as "30d"; ``source`` a file, folder, or {"path": db, "table": name}). Needs the operator
+        role."""
+        doc = {"name": name, "entity": entity, "timestamp": timestamp, "features": features, "ttl": ttl,
+               "freshness": freshness, "source": os.fspath(source) if isinstance(source, os.PathLike) else source,
+               "owner": owner, "description": description}
+        view = fdefs.view_from({k: v for k, v in doc.items() if v is not None}, Path.cwd())
+        return self.define(views=[view])[0]
+
+    def entities(self) -> list[EntityDef]:
+        """The newest version of every entity (empty when the database does not exist yet)."""
+        if not self._store.exists():
+            return []
+        with self._store.connect() as con:
+            return fstore.list_entities(con)
+
+    def views(self) -> list[FeatureViewDef]:
+        """The newest version of every feature view (empty when the database does not exist yet)."""
+        if not self._store.exists():
+            return []
+        with self._store.connect() as con:
+            return fstore.list_views(con)
+
+    def view(self, name: str, version: int | None = None) -> FeatureViewDef:
+        """A view (its newest version when None); raises NotFoundError."""
+        with self._store.connect() as con:
+            return fstore.get_view(con, name, version)
+
+    def view_versions(self, name: str) -> list[FeatureViewDef]:
+        with self._store.connect() as con:
+            fstore.get_view(con, name)
+            return fstore.view_versions(con, name)
+
+    def list(self, *, now: Time = None) -> pd.DataFrame:
+        """One row per view: version, entity, keys, features, ttl, freshness limit, rows, newest event time, age,
+        stale, owner and the models that use it."""
+        at = parse_time(now) or utcnow()
+        defs = {v.name: v for v in self.views()}
+        rows = []
+        for f in self.freshness(now=at) if defs else []:
+            v = defs[f.view]
+            rows.append({"view": v.name, "version": v.version, "entity": v.entity, "keys": ", ".join(v.key_names),
+                         "features": ", ".join(f"{c.name}:{c.dtype}" for c in v.features),
+                         "ttl": fdefs.describe_duration(v.ttl_s), "stale_after": fdefs.describe_duration(f.stale_after_s),
+                         "rows": f.rows, "newest_event_ts": f.newest_event_ts,
+                         "age_h": None if f.age_s is None else f.age_s / 3600, "stale": f.stale,
+                         "materialized_at": f.materialized_at, "owner": v.owner, "used_by": ", ".join(f.used_by)})
+        return pd.DataFrame(rows, columns=["view", "version", "entity", "keys", "features", "ttl", "stale_after",
+                                           "rows", "newest_event_ts", "age_h", "stale", "materialized_at", "owner",
+                                           "used_by"])
+
+    # --- offline store ----------------------------------------------------------------------------
+
+    def ingest(self, view: str, source: Source = None, *, source_name: str | None = None) -> FeatureIngestResult:
+        """Check and append rows of ``view`` (a file, folder, DataFrame or Arrow table; None: the view's source), all
+        or nothing and idempotent (see ``features.offline``). Needs the operator role. Raises NotFoundError,
+        BatchRejectedError."""
+        self.room.identity.require("operator", "ingest feature rows")
+        return foffline.ingest(self._store, view, source, actor=self._actor, source_name=source_name)
+
+    def training_set(self, entities: Source, features: Any, *, timestamp_column: str | None = None,
+                     full_names: bool = False, event_times: bool = False, arrow: bool = False) -> Any:
+        """The entity rows with the point-in-time values of ``features`` (``view:feature``) at each row's time, in
+        the rows' order (a DataFrame, or an Arrow table with ``arrow=True``); see ``features.join``."""
+        table = fjoin.training_set(self._store, entities, features, timestamp_column=timestamp_column,
+                                   full_names=full_names, event_times=event_times)
+        return table if arrow else table.to_pandas()
+
+    # --- online store -----------------------------------------------------------------------------
+
+    def materialize(self, views: Sequence[str] | None = None, *, as_of: Time = None) -> list[MaterializeResult]:
+        """Write the online snapshot of each view (every view when None) with rows up to ``as_of`` (default: now).
+        Needs the operator role."""
+        self.room.identity.require("operator", "materialize feature views")
+        return fonline.materialize(self._store, list(views) if views else None, as_of=parse_time(as_of),
+                                   actor=self._actor)
+
+    def get_online_features(self, features: Any, entity_keys: Any, *, now: Time = None) -> list[OnlineFeatures]:
+        """The newest values of ``features`` for each entity key, from the online store (see
+        ``features.online.get_online_features``); one OnlineFeatures per entity, in order."""
+        return fonline.get_online_features(self._store, features, entity_keys, now=parse_time(now))
+
+    # --- health -------------------------------------------------------------------------------------
+
+    def freshness(self, views: Sequence[str] | None = None, *, now: Time = None) -> list[ViewFreshness]:
+        """Each view's newest event time against its staleness limit at ``now`` (default: the clock)."""
+        return ffresh.freshness(self._store, list(views) if views else None, now=parse_time(now))
+
+    def stats(self, view: str, *, window: str = "day", start: Time = None, end: Time = None) -> pd.DataFrame:
+        """Rows and null rate per feature and window of event time (window_start, rows, feature, null_rate, mean)."""
+        return ffresh.stats(self._store, view, window=window, start=parse_time(start), end=parse_time(end, end=True))
+
+    def rows_per_day(self, view: str) -> pd.DataFrame:
+        return ffresh.rows_per_day(self._store, view)
+
+    def batches(self, view: str) -> pd.DataFrame:
+        return ffresh.batches(self._store, view)
+
+    def drift(self, view: str, *, days: float = 7, now: Time = None) -> pd.DataFrame:
+        """Distribution drift per feature: the values of the last ``days`` before the view's newest event time (or
+        ``now``) against those before, with the default method of each kind (see ``monitoring.drift.compare``)."""
+        at = parse_time(now)
+        if at is None:
+            fresh = self.freshness([view])[0]
+            at = fresh.newest_event_ts
+        if at is None:
+            return drift.compare(pd.DataFrame(), pd.DataFrame())
+        split = at - timedelta(days=days)
+        reference, current = ffresh.samples(self._store, view, split, end=at + timedelta(microseconds=1))
+        return drift.compare(reference, current)
+
+    def check_freshness(self, *, now: Time = None) -> list[alerts.RaisedAlert]:
+        """Raise the alerts of stale views for every model that uses one (``stale_feature_view`` rules; a model
+        bound to the store without such a rule gets the default one). Needs the operator role."""
+        self.room.identity.require("operator", "run the freshness check")
+        raised = []
+        for info in self.room.models():
+            if info.feature_binding is not None:
+                raised += alerts.check_feature_freshness(self._store, info, now=parse_time(now))
+        return raised

@@ -29,6 +29,7 @@ PAGES = {
     "pages/performance.py": "Performance",
     "pages/drift.py": "Drift",
     "pages/data_quality.py": "Data quality",
+    "pages/features.py": "Features",
     "pages/versions.py": "Versions",
     "pages/retrain.py": "Retrain",
     "pages/runs.py": "Runs & audit",
@@ -40,6 +41,7 @@ KEY_CONTENT = {
     "pages/performance.py": (["Errors in one window"], 2),
     "pages/drift.py": (["One feature: reference against current", "Prediction and target drift"], 4),
     "pages/data_quality.py": (["Schema", "Training–serving skew"], 2),
+    "pages/features.py": ([], 0),
     "pages/versions.py": (["Change production", "Compare versions", "Hyperparameters", "Lineage"], 2),
     "pages/retrain.py": (["Settings", "Latest retrain"], 0),
     "pages/runs.py": ([], 1),
@@ -354,3 +356,20 @@ def test_a_model_without_traffic_renders_every_page(tmp_path, monkeypatch):
         assert_clean(at)
     at.switch_page("pages/performance.py").run()
     assert "ingest predictions" in texts(at)
+
+
+def test_features_page_shows_freshness_rows_nulls_drift_and_the_stale_view(demo_db):
+    from _dashboard_support import DEMO_END
+    from conftest import log_sql
+    from mlops_core.demo.features import add_applicant_history
+
+    apps = log_sql(demo_db, "SELECT request_id, ts, credit_score, num_open_accounts, utilization "
+                            "FROM log_credit_default", frame=True)
+    add_applicant_history(ControlRoom(demo_db, identity=Identity("demo", "admin")), apps, end=DEMO_END)
+    at = open_page("pages/features.py")
+    assert_clean(at)
+    body = texts(at)
+    assert "**applicant_history** is stale" in body and "credit_default" in body
+    assert "Definition" in body and "Every feature view is fresh" not in body
+    assert at.selectbox(key="feature_view").value == "applicant_history"
+    assert len(at.get("plotly_chart")) >= 4

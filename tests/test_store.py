@@ -14,7 +14,8 @@ from mlops_core.store.migrations import available, current_version, migrate
 CONCEPT_TABLES = {
     "models", "model_versions", "deployments", "runs", "ingest_batches", "validation_reports", "validation_anomalies",
     "drift_references", "reference_stats", "reference_bins", "drift_results", "alert_rules", "alerts", "audit_events",
-    "policies", "feature_values", "schema_version",
+    "policies", "feature_entities", "feature_views", "feature_files", "feature_batches", "online_snapshots",
+    "schema_version",
 }
 
 

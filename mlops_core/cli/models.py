@@ -10,7 +10,12 @@ def add_commands(sub, common) -> None:
     p.add_argument("--model", required=True, help="model name (letters, digits, _)")
     p.add_argument("--task", required=True, choices=["classification", "regression"])
     p.add_argument("--target", required=True, help="target column of the training file")
-    p.add_argument("--training-data", required=True, help="CSV or Parquet file with the features and the target")
+    p.add_argument("--training-data", required=True, help="CSV or Parquet file with the features and the target (with "
+                                                          "--features: entity rows with keys, a time column and the target)")
+    p.add_argument("--features", metavar="VIEW:FEATURE,...",
+                   help="take these features from the feature store: the training data is then joined point in time "
+                        "with them, and the model records the binding (see docs/features.md)")
+    p.add_argument("--timestamp", help="with --features: the time column of the entity rows")
     p.add_argument("--artifact", metavar="FILE",
                    help="a fitted scikit-learn estimator/Pipeline saved with skops.io.dump (a .skops file; loads "
                         "without running code, only scikit-learn/numpy/scipy types); default: train the default "
@@ -40,7 +45,8 @@ def add_commands(sub, common) -> None:
 
 def cmd_register(args) -> int:
     r = room(args).register(args.model, args.task, args.target, args.training_data, artifact=args.artifact,
-                            seed=args.seed, unit=args.unit, trust_pickle=args.trust_pickle)
+                            seed=args.seed, unit=args.unit, trust_pickle=args.trust_pickle, features=args.features,
+                            timestamp_column=args.timestamp)
     if args.json:
         print_json(r)
     else:

@@ -23,12 +23,14 @@ import pandas as pd
 from mlops_core.data import reference
 from mlops_core.data.files import read_table
 from mlops_core.data.schema import check_identifier, coerce_features, infer_schema
-from mlops_core.entities import PREDICTION, SCORE, TARGET, CalibrationRecord, FeatureReference, ModelInfo, Promotion, VersionInfo
+from mlops_core.entities import (PREDICTION, SCORE, TARGET, CalibrationRecord, FeatureBinding, FeatureReference, ModelInfo,
+                                 Promotion, VersionInfo)
 from mlops_core.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
 from mlops_core.lifecycle import artifacts, training
 from mlops_core.monitoring import estimated_performance, performance
 from mlops_core.store import Store, logs, transaction, utcnow
 from mlops_core.store import estimation as estore
+from mlops_core.store import features as fstore
 from mlops_core.store import models as mstore
 from mlops_core.store import references as rstore
 from mlops_core.store import runs as runstore
@@ -116,8 +118,14 @@ def register_model(
     at: datetime | None = None,
     train_start: datetime | None = None,
     train_end: datetime | None = None,
+    feature_binding: FeatureBinding | None = None,
+    data_source: str | None = None,
 ) -> Registration:
     """Register a new model from its training data and make version 1 production.
+
+    ``feature_binding``: the features the model takes from the feature store (its training data was built
+    from the store, see ``features.binding``); stored with the model in the same transaction.
+    ``data_source`` describes the training data (default: the file's path, or "DataFrame").
 
     ``artifact``: a fitted scikit-learn estimator or Pipeline (loaded by the caller) that becomes
     version 1; otherwise the default pipeline is trained. The feature schema and the reference
@@ -131,7 +139,7 @@ def register_model(
     if task not in TASKS:
         raise InvalidInputError(f"Unknown task {task!r}; choose one of: {', '.join(TASKS)}.", task=task)
     df = training_data if isinstance(training_data, pd.DataFrame) else read_table(training_data, what="training file")
-    source = "DataFrame" if isinstance(training_data, pd.DataFrame) else str(training_data)
+    source = data_source or ("DataFrame" if isinstance(training_data, pd.DataFrame) else str(training_data))
     if len(df) == 0:
         raise InvalidInputError("The training data has no rows.")
     if target not in df.columns:
@@ -164,6 +172,8 @@ def register_model(
             _check_name_free(con, name)
             mstore.create_model(con, name, task, target, features, positive_class=positive, classes=classes,
                                 description=description, unit=unit)
+            if feature_binding is not None:
+                fstore.set_binding(con, name, feature_binding)
             run_id = runstore.insert_run(
                 con, model=name, kind="train", trigger="automated" if actor == "automation" else "manual", actor=actor,
                 status="running", params={"source": source, "seed": seed, "artifact": artifact is not None},

@@ -18,6 +18,7 @@ from mlops_core.store import logs
 from mlops_core.store.conditions import time_range
 from mlops_core.store.connection import Store, engine
 from mlops_core.store.logs import LogView
+from mlops_core.store.models import quote_ident
 
 
 def append(store: Store, info: ModelInfo, kind: str, rows, *, batch_id: str | None = None) -> int:
@@ -26,7 +27,10 @@ def append(store: Store, info: ModelInfo, kind: str, rows, *, batch_id: str | No
     validated (ingest does its own checks first)."""
     batch_id = batch_id or uuid.uuid4().hex[:16]
     names = set(rows.column_names if hasattr(rows, "column_names") else rows.columns)
-    select = "SELECT *" + ("" if "batch_id" in names else ", $batch_id AS batch_id") + " FROM _append_rows"
+    # A model bound to the feature store logs its entity key; rows without it get NULL there.
+    keys = "".join(f", CAST(NULL AS {k.sql_type}) AS {quote_ident(k.name)}" for k in info.entity_keys
+                   if k.name not in names)
+    select = "SELECT *" + keys + ("" if "batch_id" in names else ", $batch_id AS batch_id") + " FROM _append_rows"
     with logs.writer_lock(store.logs, info.name, lock_timeout_seconds()), engine() as con:
         con.register("_append_rows", rows)
         try:

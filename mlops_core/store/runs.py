@@ -14,7 +14,7 @@ from mlops_core.entities import RunInfo, dumps
 from mlops_core.errors import NotFoundError
 from mlops_core.clock import utcnow
 
-RUN_KINDS = ("train", "retrain", "evaluate", "validate", "promote", "rollback", "ingest", "monitor")
+RUN_KINDS = ("train", "retrain", "evaluate", "validate", "promote", "rollback", "ingest", "monitor", "materialize")
 RUN_TRIGGERS = ("manual", "automated", "schedule", "api")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed")
 
