@@ -227,6 +227,7 @@ class _Build:
         self.batches: dict[tuple[str, int], pa.Table] = {}  # (model, day) -> its scored prediction log
         self.arrivals: dict[tuple[str, int], list[pa.Table]] = {}  # (model, arrival day) -> labels
         self.scorers: dict[str, traffic.Scorer] = {}
+        self.handles: dict[tuple[str, str], Model] = {}
         self.served = 0  # days before it are simulated and scored
         self.monitor_runs = self.alerts = self.evaluations = 0
         self.v2 = None  # the retrain outcome of a v2 that passed its gate
@@ -238,7 +239,11 @@ class _Build:
         return self.clock.set(self.tl.at(day, hour))
 
     def _model(self, name: str, identity: Identity = MARIA) -> Model:
-        return self.room.acting_as(identity).model(name)
+        """The handle of model ``name`` acting as ``identity`` (resolved once)."""
+        key = (name, identity.name)
+        if key not in self.handles:
+            self.handles[key] = self.room.acting_as(identity).model(name)
+        return self.handles[key]
 
     # --- the schedule ----------------------------------------------------------------------------
 
