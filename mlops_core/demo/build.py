@@ -261,7 +261,7 @@ class _Build:
         add(tl.v3_day, RETRAIN_HOUR, "automated retrain", self._automated_retrain)
         for d in range(7, tl.days):
             if tl.at(d).weekday() == 0:
-                add(d, MONITOR_HOUR, "monitor", self._weekly_monitor)
+                add(d, MONITOR_HOUR, "monitor", self._monitor_and_evaluate)
         return events
 
     def run(self) -> None:
@@ -273,8 +273,7 @@ class _Build:
                 self._ingest(d - 1, at=tl.at(d, INGEST_PREDICTIONS_HOUR), labels_at=tl.at(d, INGEST_LABELS_HOUR))
             for hour, _, action in sorted(events.get(d, []), key=lambda e: e[0]):
                 if tl.at(d, hour) < tl.end:
-                    self._at(d, hour)
-                    action()
+                    action(self._at(d, hour))
             if d >= self.served:  # the versions serving next change on an event day at the earliest
                 self.served = min([e for e in events if e > d] + [tl.days])
                 self._serve(d, self.served)
@@ -379,7 +378,7 @@ class _Build:
         finally:
             self._time("retrains", t)
 
-    def _retrain_v2(self) -> None:
+    def _retrain_v2(self, now: datetime) -> None:
         window = self.tl.v2_window()
         outcome = self._retrain(self._model(CREDIT), {"window_days": len(window), "end": self.tl.at(window.stop),
                                                       "seed": self.seed})
@@ -393,20 +392,20 @@ class _Build:
         else:
             self._say(f"v{outcome.champion_version} keeps serving: no A/B test, no promotion")
 
-    def _start_ab(self) -> None:
+    def _start_ab(self, now: datetime) -> None:
         if self.v2 is not None:
             v = self.v2.candidate_version
             self._model(CREDIT).start_challenger(
                 v, CHALLENGER_SHARE, reason=f"A/B test: {CHALLENGER_SHARE:.0%} of the applications to v{v}")
             self._say(f"{CREDIT} v{v} serves {CHALLENGER_SHARE:.0%} of the traffic as the challenger")
 
-    def _promote_v2(self) -> None:
+    def _promote_v2(self, now: datetime) -> None:
         if self.v2 is None:
             return
         credit = self._model(CREDIT)
         v, champion = self.v2.candidate_version, self.v2.champion_version
         ab_start = self.tl.at(self.tl.day(AB_START_DAY), AB_START_HOUR)
-        ab = credit.ab_test(v, champion=champion, start=ab_start, end=self.clock.now)
+        ab = credit.ab_test(v, champion=champion, start=ab_start, end=now)
         if ab.challenger_value is not None and ab.champion_value is not None:
             live = (f"{ab.metric} {ab.challenger_value:.3f} (n={ab.n_challenger}) vs {ab.champion_value:.3f} "
                     f"(n={ab.n_champion})" + (f", p = {ab.p_value:.2f}" if ab.p_value is not None else ""))
@@ -417,19 +416,14 @@ class _Build:
         credit.promote(v, reason=reason)
         self._say(f"{CREDIT} v{v} promoted: {reason}")
 
-    def _failed_retrain(self) -> None:
+    def _failed_retrain(self, now: datetime) -> None:
         model = self._model(DELIVERY, SCHEDULER)
         self._retrain(model, {"window_days": FAILED_RETRAIN_WINDOW_DAYS, "seed": self.seed}, trigger="schedule")
 
-    def _automated_retrain(self) -> None:
-        credit = self._model(CREDIT)
-        credit.set_policy(mode="automated")
+    def _automated_retrain(self, now: datetime) -> None:
+        self._model(CREDIT).set_policy(mode="automated")
         self._say(f"{MARIA.name} switched {CREDIT}'s policy to automated")
-        self._at(self.tl.v3_day, RETRAIN_HOUR + 0.25)
-        self._evaluate(CREDIT, self.clock.now)
-
-    def _weekly_monitor(self) -> None:
-        self._monitor_and_evaluate(self.clock.now)
+        self._evaluate(CREDIT, self._at(self.tl.v3_day, RETRAIN_HOUR + 0.25))
 
     def _monitor_and_evaluate(self, now: datetime) -> None:
         for name in (CREDIT, DELIVERY):
