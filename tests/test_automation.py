@@ -139,7 +139,9 @@ def test_manual_mode_on_demo_alerts_and_changes_nothing(demo_copy):
 def test_automated_mode_on_demo_retrains_and_promotes_on_drift(demo_copy):
     db = demo_copy
     prod_before = ControlRoom(db).model(DEMO).production_version()
-    ControlRoom(db, identity=Identity("ops", 'admin')).model(DEMO).set_policy(mode="automated")
+    # the demo's own policy has a strict gate and a week's window: the default gate and window here
+    ControlRoom(db, identity=Identity("ops", 'admin')).model(DEMO).set_policy(mode="automated", gate=None,
+                                                                              window_days=30)
     d = ControlRoom(db).model(DEMO).evaluate_policy()
     assert d.action == "retrain_started" and d.triggers and d.triggers[0].startswith("drift share")
     run = ControlRoom(db).wait(d.retrain_run_id, timeout=400)

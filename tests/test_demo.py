@@ -303,14 +303,17 @@ def test_the_automated_retrain_is_gated_by_the_policy(demo_db):
     assert pd.Timestamp(params["end"]) == pd.Timestamp(TL.at(TL.v3_day, 9.25))  # the evaluation's moment
     version = credit.version(stats["candidate_version"])
     assert version.gate["passed"] == stats["gate"]["passed"] == (version.status != "rejected")
-    audit = ControlRoom(path).audit("credit_default")
-    change = audit[audit.action == "policy_change"]
-    assert "mode: manual -> automated" in change.reason.iloc[0] and change.actor.iloc[0] == "maria.schmidt"
+    changes = ControlRoom(path).audit("credit_default").query("action == 'policy_change'")  # newest first
+    assert set(changes.actor) == {"maria.schmidt"} and "mode: manual -> automated" in changes.reason.iloc[1]
     if version.gate["passed"]:  # automation promoted it in the transaction that registered it
         assert credit.production_version() == version.version
-    else:
+    else:  # production stays, and the team takes automation back to manual mode: a person decides
         assert version.status == "rejected" and credit.production_version() == stats["champion_version"]
         assert any("misses" in r or "not met" in r for r in version.gate["reasons"])
+        assert "mode: automated -> manual" in changes.reason.iloc[0] and credit.policy().mode == "manual"
+        paused = changes.occurred_at.iloc[0]
+        later = credit.evaluations().query("evaluated_at > @paused")
+        assert set(later["mode"]) <= {"manual"} and "retrain_started" not in set(later.action)
 
 
 def test_history_runs_and_audit_are_dated_in_simulated_time(demo_db):

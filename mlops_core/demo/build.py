@@ -19,23 +19,24 @@ The story (days of the default 90; ``timeline.Timeline`` scales them to other le
 - day 0 (the evening before): both models registered with their hyperparameters, version 1
   in production. credit_default's policy: manual mode; gate ``GATE`` (beat the champion's
   ROC AUC by half a point on the same holdout, and at least 77% accuracy); triggers at a
-  drift share above 0.3 or a daily accuracy below 0.77; a week's window; two weeks' cool-down.
+  drift share above 0.3 or a daily accuracy below 0.77; a week's window.
 - day 25, 09:00: a manual retrain of credit_default on the labelled traffic of days 1-20 (a
   real retrain job, gated by the policy's gate); v1 was trained on last year's process, so v2
   passes. From day 26, 08:00 v2 is the challenger for 20% of the traffic (variant column);
-  on day 30, 10:00 it is promoted with the A/B figures in the reason. If v2 fails its gate
-  (possible in small demos) v1 keeps serving and there is no A/B test.
+  on day 30, 10:00 it is promoted with the gate's and the A/B test's figures in the reason.
+  If v2 fails its gate (possible in small demos) v1 keeps serving and there is no A/B test.
 - day 50 on: covariate drift in income, utilization and purpose (more rain and snow for
   deliveries), growing to the last day.
-- day 62, 02:00: a scheduled retrain on the last day only fails: that day's labels have not
-  arrived yet (fewer than the 200 labelled rows a retrain needs).
+- day 62, 02:00: a scheduled retrain of delivery_time on the last day only fails: none of
+  that day's labels has arrived yet (a retrain needs at least 200 labelled rows).
 - day 70: concept shift (defaults rise for high debt-to-income and the self-employed; a road
   closure slows deliveries outside the centre).
 - day 75 (at least 4 days after the shift), 09:00: after the accuracy alerts the team switches
-  credit_default's policy to automated and the policy is evaluated; its triggers fire and the
-  automated retrain (actor ``automation``) trains v3 on the last week. v3 ranks better than v2
-  on the shifted applications but misses the 77% accuracy bar, so the gate rejects it and v2
-  stays in production: a person must decide (the later weekly evaluations sit in the cool-down).
+  credit_default's policy to automated, and at 09:15 the policy is evaluated: its triggers fire
+  and the automated retrain (actor ``automation``) trains v3 on the last week. v3 ranks better
+  than v2 on the shifted applications but misses the 77% accuracy bar, so the gate rejects it
+  and v2 stays in production. At 11:00 the policy goes back to manual: a person must decide
+  (the weekly evaluations from then on raise "retrain recommended" alerts).
 - the end: the last day's log and labels are ingested, the monitor runs and the policies are
   evaluated once more.
 
@@ -69,8 +70,8 @@ from threadpoolctl import threadpool_limits
 from mlops_core import ControlRoom, Identity, Model, SimulatedClock, simulated_time
 from mlops_core.demo import simulate, traffic
 from mlops_core.demo.timeline import (AB_START_DAY, AB_START_HOUR, FAILED_RUN_DAY, FAILED_RUN_HOUR,
-                                      DEFAULT_DAYS, INGEST_LABELS_HOUR, INGEST_PREDICTIONS_HOUR, MIN_DAYS, MONITOR_HOUR,
-                                      PROMOTE_HOUR, RETRAIN_HOUR, V2_PROMOTE_DAY, V2_TRAIN_DAY, Timeline)
+                                      INGEST_LABELS_HOUR, INGEST_PREDICTIONS_HOUR, MIN_DAYS, MONITOR_HOUR,
+                                      PAUSE_HOUR, PROMOTE_HOUR, RETRAIN_HOUR, V2_PROMOTE_DAY, V2_TRAIN_DAY, Timeline)
 from mlops_core.demo.traffic import CREDIT, DELIVERY
 from mlops_core.errors import AlreadyExistsError, InvalidInputError, MlopsError
 
@@ -91,13 +92,9 @@ DELIVERY_HYPERPARAMETERS = {"learning_rate": 0.2, "max_iter": 40, "max_leaf_node
 #: holdout, and reach 77% accuracy there. Fresh pre-shift traffic gives about 0.81 (v2 passes); right after the
 #: concept shift even a fresh model reaches about 0.70 on the shifted applications (v3 is rejected).
 GATE = ["roc_auc+=0.005", "accuracy>=0.77"]
-#: credit_default's automation policy (mode manual until the team switches it on the V3 day).
+#: credit_default's automation policy (mode manual, but for the morning the team tries automated mode).
 CREDIT_POLICY = dict(mode="manual", gate=GATE, drift_share_above=0.3, metric="accuracy", metric_threshold=0.77,
                      window_days=7)
-#: The policy's cool-down (no automatic retrain within this many days of any retrain of the model), for the default
-#: 90 days; scaled to the length of the demo so that v2's manual retrain lies before it and the rest of the demo
-#: after the automated one lies within it (the weekly evaluations then wait, and a person decides).
-COOLDOWN_DAYS = 21
 #: delivery_time's scheduled retrain on the last day only: none of that day's deliveries has a label yet.
 FAILED_RETRAIN_WINDOW_DAYS = 1
 #: Rows scored at once at most (bounds memory at any --daily).
@@ -360,8 +357,7 @@ class _Build:
                                train_start=at - timedelta(days=180), train_end=at - timedelta(days=1))
             self._time(f"register {name}", t)
         self._at(0, -7.0)
-        cooldown_hours = round(COOLDOWN_DAYS * 24 * self.tl.days / DEFAULT_DAYS)
-        self._model(CREDIT).set_policy(**CREDIT_POLICY, cooldown_hours=cooldown_hours)
+        self._model(CREDIT).set_policy(**CREDIT_POLICY)
 
     def _say(self, text: str) -> None:
         day = (self.clock.now - self.tl.start) // timedelta(days=1)
@@ -421,9 +417,15 @@ class _Build:
         self._retrain(model, {"window_days": FAILED_RETRAIN_WINDOW_DAYS, "seed": self.seed}, trigger="schedule")
 
     def _automated_retrain(self, now: datetime) -> None:
-        self._model(CREDIT).set_policy(mode="automated")
+        credit = self._model(CREDIT)
+        credit.set_policy(mode="automated")
         self._say(f"{MARIA.name} switched {CREDIT}'s policy to automated")
-        self._evaluate(CREDIT, self._at(self.tl.v3_day, RETRAIN_HOUR + 0.25))
+        outcome = self._evaluate(CREDIT, self._at(self.tl.v3_day, RETRAIN_HOUR + 0.25))
+        if outcome is None or not outcome.promoted:
+            # nothing automation could ship: back to manual mode, a person decides what to do
+            self._at(self.tl.v3_day, PAUSE_HOUR)
+            credit.set_policy(mode="manual")
+            self._say(f"{MARIA.name} set {CREDIT}'s policy back to manual: a person decides what to ship")
 
     def _monitor_and_evaluate(self, now: datetime) -> None:
         for name in (CREDIT, DELIVERY):
@@ -434,23 +436,24 @@ class _Build:
             self._time("monitoring", t)
             self._evaluate(name, now, drift_share=result.drift_share, metrics=result.metrics)
 
-    def _evaluate(self, name: str, now: datetime, **signals) -> None:
+    def _evaluate(self, name: str, now: datetime, **signals):
         """Evaluate the model's policy (with the monitor's figures, or running the monitor itself); run a retrain
-        it starts right away, as its background job would."""
+        it starts right away, as its background job would. Returns the retrain's outcome (None: no retrain, or it
+        failed)."""
         t = time.perf_counter()
         model = self._model(name, SCHEDULER)
         decision = model.evaluate_policy(now=now, spawn=False, **signals)
         self.evaluations += 1
         self._time("policy evaluations", t)
         if decision.retrain_run_id is None:
-            return
+            return None
         self._say(f"{name}'s policy ({decision.mode}) fired: {'; '.join(decision.triggers)}; automated retrain")
         t = time.perf_counter()
         try:
             outcome = self.room.execute_retrain(decision.retrain_run_id)
         except MlopsError as exc:
             self._say(f"the automated retrain of {name} failed: {exc}")
-            return
+            return None
         finally:
             self._time("retrains", t)
         if outcome.promoted:
@@ -459,6 +462,7 @@ class _Build:
         else:
             self._say(f"{name} v{outcome.candidate_version} was {outcome.status}; v{outcome.champion_version} stays in "
                       "production: " + " ".join(outcome.gate["reasons"]))
+        return outcome
 
 
 # ----------------------------------------------------------------------------- sample batches

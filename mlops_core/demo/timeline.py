@@ -22,7 +22,7 @@ V3_AFTER_SHIFT = 4
 #: Hours of the day at which the build acts (UTC).
 INGEST_PREDICTIONS_HOUR = 0.25  # yesterday's prediction log, 00:15
 INGEST_LABELS_HOUR = 1 / 3  # the labels that arrived yesterday, 00:20
-FAILED_RUN_HOUR, MONITOR_HOUR, AB_START_HOUR, RETRAIN_HOUR, PROMOTE_HOUR = 2.0, 6.0, 8.0, 9.0, 10.0
+FAILED_RUN_HOUR, MONITOR_HOUR, AB_START_HOUR, RETRAIN_HOUR, PROMOTE_HOUR, PAUSE_HOUR = 2.0, 6.0, 8.0, 9.0, 10.0, 11.0
 US_PER_DAY = 86_400_000_000
 _EPOCH = datetime(1970, 1, 1)
 
