@@ -1,6 +1,7 @@
 """Automation policies: storage and validation, triggers, manual alerts, automated retrain + promote, cool-down."""
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import timedelta
 
@@ -122,6 +123,22 @@ def test_schedule_trigger_and_cooldown_in_automated_mode(db):
     d = ControlRoom(db).model(MODEL).evaluate_policy(drift_share=0.9)
     assert d.action == "cooldown" and "cool-down" in d.message
     assert list(ControlRoom(db).runs(MODEL)["kind"]).count("retrain") == 1
+
+
+def test_automated_retrain_queued_for_the_caller_covers_the_window_up_to_the_evaluation(db):
+    build(db, n=600)
+    ops = ControlRoom(db, identity=Identity("ops", 'admin'))
+    ops.model(MODEL).set_policy(mode="automated", drift_share_above=0.5, window_days=15)
+    now = utcnow() - timedelta(hours=1)
+    d = ops.model(MODEL).evaluate_policy(now=now, drift_share=0.9, spawn=False)
+    assert d.action == "retrain_started"
+    run = ops.run(d.retrain_run_id)
+    assert (run.status, run.actor, run.trigger, run.pid) == ("queued", "automation", "automated", os.getpid())
+    assert run.params["end"] == now.isoformat() and run.params["window_days"] == 15 and run.params["auto_promote"]
+    outcome = ops.execute_retrain(d.retrain_run_id)  # what its background job would do, here
+    done = ops.run(d.retrain_run_id)
+    assert done.status == "succeeded" and outcome.statistics["window_end"] == now.isoformat()
+    assert outcome.promoted == outcome.passed
 
 
 # --- on the demo database, with the monitoring engine ------------------------------------------------
