@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -97,8 +98,8 @@ CREDIT_POLICY = dict(mode="manual", gate=GATE, drift_share_above=0.3, metric="ac
                      window_days=7)
 #: delivery_time's scheduled retrain on the last day only: none of that day's deliveries has a label yet.
 FAILED_RETRAIN_WINDOW_DAYS = 1
-#: Rows scored at once at most (bounds memory at any --daily).
-CHUNK_ROWS = 1_000_000
+#: Days simulated and scored in one piece, and rows at most (bounds memory at any --daily).
+PART_DAYS, CHUNK_ROWS = 7, 1_000_000
 
 MARIA = Identity("maria.schmidt", "admin")
 INGEST_CRON = Identity("ingest-cron", "operator")
@@ -211,6 +212,14 @@ def build_demo(db=None, *, days: int = 90, daily: int = 2000, seed: int = 0, for
     return summary
 
 
+@dataclass
+class _Served:
+    """What the serving system made for some days: prediction logs by (model, day), label arrivals."""
+
+    batches: dict[tuple[str, int], pa.Table] = field(default_factory=dict)
+    arrivals: list[tuple[str, int, pa.Table]] = field(default_factory=list)
+
+
 class _Build:
     """One build: the models, the schedule of the story, and what is waiting to be ingested."""
 
@@ -225,7 +234,10 @@ class _Build:
         self.arrivals: dict[tuple[str, int], list[pa.Table]] = {}  # (model, arrival day) -> labels
         self.scorers: dict[str, traffic.Scorer] = {}
         self.handles: dict[tuple[str, str], Model] = {}
-        self.served = 0  # days before it are simulated and scored
+        self.served = 0  # days before it are simulated and scored (or being so in the background)
+        self.pool: ThreadPoolExecutor | None = None
+        self.parts: dict[int, Future] = {}  # day -> the background work that serves it
+        self.collected: set[int] = set()
         self.monitor_runs = self.alerts = self.evaluations = 0
         self.v2 = None  # the retrain outcome of a v2 that passed its gate
 
@@ -265,64 +277,102 @@ class _Build:
         tl = self.tl
         self._register()
         events = self._events()
-        for d in range(tl.days):
-            if d > 0:
-                self._ingest(d - 1, at=tl.at(d, INGEST_PREDICTIONS_HOUR), labels_at=tl.at(d, INGEST_LABELS_HOUR))
-            for hour, _, action in sorted(events.get(d, []), key=lambda e: e[0]):
-                if tl.at(d, hour) < tl.end:
-                    action(self._at(d, hour))
-            if d >= self.served:  # the versions serving next change on an event day at the earliest
-                self.served = min([e for e in events if e > d] + [tl.days])
-                self._serve(d, self.served)
-        self._ingest(tl.days - 1, at=tl.end, labels_at=tl.end)
+        # OpenMP's thread count is a setting of each thread: the scoring thread gets its own limit of one
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-serving",
+                                initializer=threadpool_limits, initargs=(1,)) as self.pool:
+            try:
+                for d in range(tl.days):
+                    if d > 0:
+                        self._ingest(d - 1, at=tl.at(d, INGEST_PREDICTIONS_HOUR),
+                                     labels_at=tl.at(d, INGEST_LABELS_HOUR))
+                    for hour, _, action in sorted(events.get(d, []), key=lambda e: e[0]):
+                        if tl.at(d, hour) < tl.end:
+                            action(self._at(d, hour))
+                    if d >= self.served:
+                        self.served = self._next_routing_change(d)
+                        self._serve(d, self.served)
+                self._ingest(tl.days - 1, at=tl.end, labels_at=tl.end)
+            finally:
+                for future in self.parts.values():
+                    future.cancel()
         self.clock.set(tl.end)
         self._monitor_and_evaluate(tl.end)
         self.summary.monitoring = (f"{self.monitor_runs} monitor runs, {self.alerts} alerts raised, "
                                    f"{self.evaluations} policy evaluations")
 
+    def _next_routing_change(self, day: int) -> int:
+        """The first day after ``day`` on which the versions that serve may change: an A/B start, a promotion, the
+        automated retrain, and, while a policy is automated, any Monday (its evaluation may promote)."""
+        tl = self.tl
+        days = [tl.day(AB_START_DAY), tl.day(V2_PROMOTE_DAY), tl.v3_day, tl.days]
+        if self._model(CREDIT).policy().mode == "automated":
+            days += [d for d in range(day + 1, tl.days) if tl.at(d).weekday() == 0]
+        return min(d for d in days if d > day)
+
     # --- serving and ingest ----------------------------------------------------------------------
 
     def _serve(self, first: int, stop: int) -> None:
-        """Simulate, route and score days [first, stop) of both models (in parts of at most CHUNK_ROWS rows)."""
+        """Simulate, route and score days [first, stop) of both models, in parts of PART_DAYS days (at most
+        CHUNK_ROWS rows) that a background thread works through while the earlier days are ingested."""
+        routers = {name: traffic.Router(self._model(name).deployment_history(), self.tl, CHALLENGER_SHARE)
+                   for name in (CREDIT, DELIVERY)}
         for name in (CREDIT, DELIVERY):
-            counts = self.counts[name]
-            day = first
-            while day < stop:
-                last = day + 1
-                while last < stop and counts[day:last + 1].sum() <= CHUNK_ROWS:
-                    last += 1
-                self._serve_part(name, range(day, last))
-                day = last
+            self.scorers.setdefault(name, traffic.Scorer(self._model(name)))
+        day = first
+        while day < stop:
+            last = day + 1
+            while (last < stop and last - day < PART_DAYS
+                   and sum(c[day:last + 1].sum() for c in self.counts.values()) <= CHUNK_ROWS):
+                last += 1
+            future = self.pool.submit(self._serve_part, routers, range(day, last))
+            for d in range(day, last):
+                self.parts[d] = future
+            day = last
 
-    def _serve_part(self, name: str, span: range) -> None:
-        tl = self.tl
+    def _serve_part(self, routers: dict[str, traffic.Router], span: range) -> _Served:
+        """The prediction logs and label arrivals of ``span`` (run in the background thread)."""
+        tl, served = self.tl, _Served()
+        for name in (CREDIT, DELIVERY):
+            t = time.perf_counter()
+            days = [traffic.day_traffic(name, self.seed, d, int(self.counts[name][d]), tl,
+                                        int(self.first_ids[name][d])) for d in span]
+            self._time("simulate (background)", t)
+            t = time.perf_counter()
+            ts = np.concatenate([day.ts for day in days])
+            X = pd.concat([day.X for day in days], ignore_index=True) if len(days) > 1 else days[0].X
+            version, variant = routers[name].route(ts, np.concatenate([day.u for day in days]))
+            prediction, score = (self.scorers[name].outputs(X, version) if len(ts)
+                                 else (pa.array([], pa.string()), None))
+            self._time("score (background)", t)
+            t = time.perf_counter()
+            offset = 0
+            for day in days:
+                rows = slice(offset, offset + len(day))
+                offset += len(day)
+                if len(day):
+                    served.batches[(name, day.day)] = traffic.predictions(
+                        day, version[rows], variant[rows], prediction[rows], None if score is None else score[rows])
+                for arrival_day, table in traffic.labels(day, tl).items():
+                    served.arrivals.append((name, arrival_day, table))
+            self._time("arrow (background)", t)
+        return served
+
+    def _collect(self, day: int) -> None:
+        """Take over what the background thread made for ``day`` (and the rest of its part)."""
+        future = self.parts.pop(day, None)
+        if future is None or id(future) in self.collected:
+            return
         t = time.perf_counter()
-        days = [traffic.day_traffic(name, self.seed, d, int(self.counts[name][d]), tl, int(self.first_ids[name][d]))
-                for d in span]
-        self._time("simulate", t)
-        t = time.perf_counter()
-        model = self._model(name)
-        router = traffic.Router(model.deployment_history(), tl, CHALLENGER_SHARE)
-        scorer = self.scorers.setdefault(name, traffic.Scorer(model))
-        ts = np.concatenate([day.ts for day in days])
-        X = pd.concat([day.X for day in days], ignore_index=True) if len(days) > 1 else days[0].X
-        version, variant = router.route(ts, np.concatenate([day.u for day in days]))
-        prediction, score = scorer.outputs(X, version) if len(ts) else (pa.array([], pa.string()), None)
-        self._time("score", t)
-        t = time.perf_counter()
-        offset = 0
-        for day in days:
-            rows = slice(offset, offset + len(day))
-            offset += len(day)
-            if len(day):
-                self.batches[(name, day.day)] = traffic.predictions(day, version[rows], variant[rows], prediction[rows],
-                                                                    None if score is None else score[rows])
-            for arrival_day, table in traffic.labels(day, tl).items():
-                self.arrivals.setdefault((name, arrival_day), []).append(table)
-        self._time("arrow", t)
+        served = future.result()
+        self._time("waiting for scoring", t)
+        self.collected.add(id(future))
+        self.batches.update(served.batches)
+        for name, arrival_day, table in served.arrivals:
+            self.arrivals.setdefault((name, arrival_day), []).append(table)
 
     def _ingest(self, day: int, *, at: datetime, labels_at: datetime) -> None:
         """The nightly drops: the prediction log of ``day`` of each model, then the labels that arrived that day."""
+        self._collect(day)  # the labels arriving on ``day`` come from earlier days, all collected by now
         self.clock.set(at)
         for name in (CREDIT, DELIVERY):
             batch = self.batches.pop((name, day), None)
