@@ -137,7 +137,7 @@ class ControlRoom:
         return self.store.artifacts
 
     @contextmanager
-    def kept_open(self) -> Iterator["ControlRoom"]:
+    def kept_open(self) -> Iterator[ControlRoom]:
         """Hold the database file open in this process for the block (creating it when missing); yield the room.
 
         Many short operations in a row (a backfill, a demo build, a test) then skip opening and

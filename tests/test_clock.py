@@ -5,8 +5,8 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from conftest import make_training_frame
+
 from mlops_core import ControlRoom, Identity, SimulatedClock, set_clock, simulated_time, utcnow
 
 START = datetime(2025, 3, 1, 0, 15)

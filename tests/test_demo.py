@@ -20,8 +20,15 @@ from mlops_core import ControlRoom
 from mlops_core.cli import main
 from mlops_core.demo import build as demo
 from mlops_core.demo import simulate, traffic
-from mlops_core.demo.timeline import (AB_START_DAY, AB_START_HOUR, DRIFT_DAY, PROMOTE_HOUR, SHIFT_DAY,
-                                      V2_PROMOTE_DAY, Timeline)
+from mlops_core.demo.timeline import (
+    AB_START_DAY,
+    AB_START_HOUR,
+    DRIFT_DAY,
+    PROMOTE_HOUR,
+    SHIFT_DAY,
+    V2_PROMOTE_DAY,
+    Timeline,
+)
 from mlops_core.store import connect
 
 END = datetime(2026, 5, 1, 12, 0)
@@ -98,7 +105,7 @@ def test_same_seed_and_end_rebuild_identically_via_cli_with_force(demo_db, tmp_p
     err = capsys.readouterr().err
     assert "already exists" in err and "--force" in err and "Traceback" not in err
     assert _query(other, "SELECT count(*) AS n FROM models").n[0] == 0  # untouched
-    assert main(args + ["--force"]) == 0
+    assert main([*args, "--force"]) == 0
     assert "Built in" in capsys.readouterr().out
     assert _fingerprint(other) == _fingerprint(path)
 
@@ -311,8 +318,8 @@ def test_the_automated_retrain_is_gated_by_the_policy(demo_db):
         assert version.status == "rejected" and credit.production_version() == stats["champion_version"]
         assert any("misses" in r or "not met" in r for r in version.gate["reasons"])
         assert "mode: automated -> manual" in changes.reason.iloc[0] and credit.policy().mode == "manual"
-        paused = changes.occurred_at.iloc[0]
-        later = credit.evaluations().query("evaluated_at > @paused")
+        evaluations = credit.evaluations()
+        later = evaluations[evaluations.evaluated_at > changes.occurred_at.iloc[0]]
         assert set(later["mode"]) <= {"manual"} and "retrain_started" not in set(later.action)
 
 

@@ -70,9 +70,22 @@ from threadpoolctl import threadpool_limits
 
 from mlops_core import ControlRoom, Identity, Model, SimulatedClock, simulated_time
 from mlops_core.demo import simulate, traffic
-from mlops_core.demo.timeline import (AB_START_DAY, AB_START_HOUR, FAILED_RUN_DAY, FAILED_RUN_HOUR,
-                                      INGEST_LABELS_HOUR, INGEST_PREDICTIONS_HOUR, MIN_DAYS, MONITOR_HOUR,
-                                      PAUSE_HOUR, PROMOTE_HOUR, RETRAIN_HOUR, V2_PROMOTE_DAY, V2_TRAIN_DAY, Timeline)
+from mlops_core.demo.timeline import (
+    AB_START_DAY,
+    AB_START_HOUR,
+    FAILED_RUN_DAY,
+    FAILED_RUN_HOUR,
+    INGEST_LABELS_HOUR,
+    INGEST_PREDICTIONS_HOUR,
+    MIN_DAYS,
+    MONITOR_HOUR,
+    PAUSE_HOUR,
+    PROMOTE_HOUR,
+    RETRAIN_HOUR,
+    V2_PROMOTE_DAY,
+    V2_TRAIN_DAY,
+    Timeline,
+)
 from mlops_core.demo.traffic import CREDIT, DELIVERY
 from mlops_core.errors import AlreadyExistsError, InvalidInputError, MlopsError
 
@@ -197,7 +210,7 @@ def build_demo(db=None, *, days: int = 90, daily: int = 2000, seed: int = 0, for
         import sklearn.ensemble  # noqa: F401  (threadpoolctl limits only the thread pools already loaded)
 
         with simulated_time(tl.at(0, -9.0)) as clock, room.kept_open(), threadpool_limits(limits=1):
-            _Build(room, clock, tl, daily, seed, summary).run()
+            _Build(room, clock, tl, daily=daily, seed=seed, summary=summary).run()
     except BaseException:
         room.destroy()  # a half-built demo is worse than none: the next run starts clean
         raise
@@ -223,7 +236,7 @@ class _Served:
 class _Build:
     """One build: the models, the schedule of the story, and what is waiting to be ingested."""
 
-    def __init__(self, room: ControlRoom, clock: SimulatedClock, tl: Timeline, daily: int, seed: int,
+    def __init__(self, room: ControlRoom, clock: SimulatedClock, tl: Timeline, *, daily: int, seed: int,
                  summary: DemoSummary):
         self.room, self.clock, self.tl, self.seed, self.summary = room, clock, tl, seed, summary
         self.timings = summary.timings
@@ -335,7 +348,7 @@ class _Build:
         for name in (CREDIT, DELIVERY):
             t = time.perf_counter()
             days = [traffic.day_traffic(name, self.seed, d, int(self.counts[name][d]), tl,
-                                        int(self.first_ids[name][d])) for d in span]
+                                        first_id=int(self.first_ids[name][d])) for d in span]
             self._time("simulate (background)", t)
             t = time.perf_counter()
             ts = np.concatenate([day.ts for day in days])

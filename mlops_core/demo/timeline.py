@@ -36,7 +36,7 @@ class Timeline:
     end: datetime
 
     @classmethod
-    def ending(cls, end: datetime, days: int) -> "Timeline":
+    def ending(cls, end: datetime, days: int) -> Timeline:
         """``days`` days whose last one is the day of ``end`` (traffic up to ``end`` itself)."""
         return cls(days, datetime(end.year, end.month, end.day) - timedelta(days=days - 1), end)
 

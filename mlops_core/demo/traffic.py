@@ -56,7 +56,7 @@ def day_counts(model: str, seed: int, tl: Timeline, daily: int) -> np.ndarray:
     return simulate.daily_counts(rng, weekdays, daily, weights)
 
 
-def day_traffic(model: str, seed: int, day: int, n: int, tl: Timeline, first_id: int = 1) -> Day:
+def day_traffic(model: str, seed: int, day: int, n: int, tl: Timeline, *, first_id: int = 1) -> Day:
     """The requests of ``model`` on ``day`` (``n`` of them, fewer on the last day: only those up to its end)."""
     rng = np.random.default_rng([seed, _STREAM[model], day])
     hourly = simulate.CREDIT_HOURLY if model == CREDIT else simulate.DELIVERY_HOURLY

@@ -132,13 +132,13 @@ def evaluate(store: Store, info: ModelInfo, *, now: datetime | None = None, drif
             decision.alert_ids = [alert_id] if alert_id is not None else []
             decision.message = text if alert_id is not None else text + " (an open alert for today already says so)"
     if triggers and policy.mode == "automated":
-        decision = _act_automated(store, info, policy, decision, last_retrain, now, spawn)
+        decision = _act_automated(store, info, policy, decision, last_retrain, now, spawn=spawn)
     decision.monitor_run_id = _record(store, model, decision)
     return decision
 
 
 def _act_automated(store: Store, info: ModelInfo, policy: Policy, decision: PolicyDecision, last_retrain,
-                   now: datetime, spawn: bool) -> PolicyDecision:
+                   now: datetime, *, spawn: bool) -> PolicyDecision:
     why = "; ".join(decision.triggers)
     if last_retrain is not None and policy.cooldown_hours > 0 and now - last_retrain < timedelta(hours=policy.cooldown_hours):
         until = last_retrain + timedelta(hours=policy.cooldown_hours)
