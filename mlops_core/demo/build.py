@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -269,21 +270,22 @@ class _Build:
 
     # --- the schedule ----------------------------------------------------------------------------
 
-    def _events(self) -> dict[int, list[tuple[float, str, object]]]:
+    def _events(self) -> dict[int, list[tuple[float, Callable[[datetime], object]]]]:
+        """Day -> (hour, action called with its moment) of the story's events and the weekly monitor."""
         tl = self.tl
-        events: dict[int, list] = {}
+        events: dict[int, list[tuple[float, Callable[[datetime], object]]]] = {}
 
-        def add(day: int, hour: float, name: str, action) -> None:
-            events.setdefault(day, []).append((hour, name, action))
+        def add(day: int, hour: float, action: Callable[[datetime], object]) -> None:
+            events.setdefault(day, []).append((hour, action))
 
-        add(tl.day(V2_TRAIN_DAY), RETRAIN_HOUR, "retrain v2", self._retrain_v2)
-        add(tl.day(AB_START_DAY), AB_START_HOUR, "A/B start", self._start_ab)
-        add(tl.day(V2_PROMOTE_DAY), PROMOTE_HOUR, "promote v2", self._promote_v2)
-        add(tl.day(FAILED_RUN_DAY), FAILED_RUN_HOUR, "failed retrain", self._failed_retrain)
-        add(tl.v3_day, RETRAIN_HOUR, "automated retrain", self._automated_retrain)
+        add(tl.day(V2_TRAIN_DAY), RETRAIN_HOUR, self._retrain_v2)
+        add(tl.day(AB_START_DAY), AB_START_HOUR, self._start_ab)
+        add(tl.day(V2_PROMOTE_DAY), PROMOTE_HOUR, self._promote_v2)
+        add(tl.day(FAILED_RUN_DAY), FAILED_RUN_HOUR, self._failed_retrain)
+        add(tl.v3_day, RETRAIN_HOUR, self._automated_retrain)
         for d in range(7, tl.days):
             if tl.at(d).weekday() == 0:
-                add(d, MONITOR_HOUR, "monitor", self._monitor_and_evaluate)
+                add(d, MONITOR_HOUR, self._monitor_and_evaluate)
         return events
 
     def run(self) -> None:
@@ -298,7 +300,7 @@ class _Build:
                     if d > 0:
                         self._ingest(d - 1, at=tl.at(d, INGEST_PREDICTIONS_HOUR),
                                      labels_at=tl.at(d, INGEST_LABELS_HOUR))
-                    for hour, _, action in sorted(events.get(d, []), key=lambda e: e[0]):
+                    for hour, action in sorted(events.get(d, []), key=lambda e: e[0]):
                         if tl.at(d, hour) < tl.end:
                             action(self._at(d, hour))
                     if d >= self.served:
@@ -432,7 +434,8 @@ class _Build:
         try:
             return self.room.execute_retrain(model.retrain(params, trigger=trigger, spawn=False))
         except MlopsError as exc:
-            self._say(f"a {trigger} retrain of {model.name} failed: {exc}")
+            kind = {"schedule": "scheduled"}.get(trigger, trigger)
+            self._say(f"a {kind} retrain of {model.name} failed: {exc}")
             return None
         finally:
             self._time("retrains", t)
