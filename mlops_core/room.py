@@ -384,18 +384,16 @@ class Model:
         A/B test (one transaction: the ``challenger`` alias row and an audit row). The serving system routes by it,
         ``ab_test`` compares the arms, and promoting the challenger ends its window. Needs the operator role.
         Raises InvalidInputError (share), NotFoundError (version), ConflictError (production, already the
-        challenger, or rejected)."""
+        challenger, or rejected), IntegrityError (its artifact failed the check made before it serves)."""
         self._require("operator", "start an A/B test")
-        with self._store.connect() as con:
-            return registry.start_challenger(con, self.name, version, share=share, actor=self._actor,
-                                             reason=reason or None)
+        return registry.start_challenger(self._store, self.name, version, share=share, actor=self._actor,
+                                         reason=reason or None)
 
     def end_challenger(self, reason: str | None = None) -> int:
         """End the A/B window without promoting the challenger (one transaction, audited); return the version that
         stops serving. Needs the operator role. Raises ConflictError when there is no challenger."""
         self._require("operator", "end an A/B test")
-        with self._store.connect() as con:
-            return registry.end_challenger(con, self.name, actor=self._actor, reason=reason or None)
+        return registry.end_challenger(self._store, self.name, actor=self._actor, reason=reason or None)
 
     def rollback_target(self) -> int | None:
         """The version a plain rollback would put back now (None when there is none)."""

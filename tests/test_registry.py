@@ -136,6 +136,11 @@ def test_tampered_artifact_is_refused(three_versions):
         ControlRoom(db).model(MODEL).load(2)
     c = ControlRoom(db).model(MODEL).compare([1, 2])  # compare shows the others and says why v2 is missing
     assert "v2" in c.errors and "sha256" in c.errors["v2"] and c.holdout["v1"].notna().all()
+    # a challenger serves live traffic: its artifact is checked before anything is written
+    n_audit = len(ControlRoom(db).audit(MODEL))
+    with pytest.raises(IntegrityError, match="sha256"):
+        ControlRoom(db).model(MODEL).start_challenger(2, 0.2)
+    assert ControlRoom(db).model(MODEL).challenger_version() is None and len(ControlRoom(db).audit(MODEL)) == n_audit
 
 
 def test_compare_scores_versions_on_the_same_recent_rows(three_versions):
@@ -230,7 +235,7 @@ def test_challenger_refusals_change_nothing(three_versions):
             model.start_challenger(version, share)
     with pytest.raises(ConflictError, match="has no challenger"):
         model.end_challenger()
-    with connect(db) as con:
+    with connect(db, write=True) as con:
         mstore.set_version_status(con, MODEL, 3, "rejected")
     with pytest.raises(ConflictError, match="was rejected"):
         model.start_challenger(3, 0.2)

@@ -397,16 +397,35 @@ def rollback(store: Store, model: str, *, to: int | None = None, actor: str, rea
 CHALLENGER = "challenger"
 
 
-def start_challenger(con: duckdb.DuckDBPyConnection, model: str, version: int, *, share: float, actor: str,
+def _check_challenger(con: duckdb.DuckDBPyConnection, model: str, version: int) -> tuple[VersionInfo, int | None]:
+    """(the version, the production version) when ``version`` may become the challenger; raise otherwise."""
+    v = mstore.get_version(con, model, int(version))
+    production = mstore.current_alias(con, model)
+    if production == v.version:
+        raise ConflictError(f"Version {v.version} of {model!r} is in production; a challenger must be another "
+                            "version.", model=model, version=v.version)
+    if mstore.current_alias(con, model, CHALLENGER) == v.version:
+        raise ConflictError(f"Version {v.version} of {model!r} is already the challenger.", model=model,
+                            version=v.version)
+    if v.status == "rejected":
+        reasons = "; ".join((v.gate or {}).get("reasons", [])) or "it failed its promotion gate"
+        raise ConflictError(f"Version {v.version} of {model!r} was rejected ({reasons}); it may not serve live "
+                            "traffic as a challenger.", model=model, version=v.version)
+    return v, production
+
+
+def start_challenger(store: Store, model: str, version: int, *, share: float, actor: str,
                      reason: str | None = None, at: datetime | None = None) -> Challenger:
     """Let ``version`` serve ``share`` of the traffic beside production as the ``challenger`` (an A/B window).
 
-    One transaction: the ``challenger`` row in the alias history (closing the window of an
-    earlier challenger, if one is open) and an audit row (action ``challenger_start``, the
-    share in its details). The serving system routes by it; ``abtest.evaluate`` compares the
-    arms; promoting the challenger ends its window. Raises InvalidInputError (share not in
-    (0, 1)), NotFoundError (version), ConflictError (the version is production, already the
-    challenger, or was rejected by its gate).
+    It serves live traffic, so its artifact is checked first (``verify_version``, outside any
+    write); then one transaction writes the ``challenger`` row of the alias history (closing
+    the window of an earlier challenger, if one is open) and an audit row (action
+    ``challenger_start``, the share in its details). The serving system routes by it;
+    ``abtest.evaluate`` compares the arms; promoting the challenger ends its window.
+    Raises InvalidInputError (share not in (0, 1)), NotFoundError (version), ConflictError (the
+    version is production, already the challenger, or was rejected by its gate), IntegrityError
+    (the artifact failed its check; nothing changed).
     """
     try:
         share = float(share)
@@ -416,19 +435,11 @@ def start_challenger(con: duckdb.DuckDBPyConnection, model: str, version: int, *
     if not 0 < share < 1:
         raise InvalidInputError(f"The challenger's share of traffic must be between 0 and 1 (e.g. 0.2 for 20%), not "
                                 f"{share:g}.", share=share)
-    with transaction(con):
-        v = mstore.get_version(con, model, int(version))
-        production = mstore.current_alias(con, model)
-        if production == v.version:
-            raise ConflictError(f"Version {v.version} of {model!r} is in production; a challenger must be another "
-                                "version.", model=model, version=v.version)
-        if mstore.current_alias(con, model, CHALLENGER) == v.version:
-            raise ConflictError(f"Version {v.version} of {model!r} is already the challenger.", model=model,
-                                version=v.version)
-        if v.status == "rejected":
-            reasons = "; ".join((v.gate or {}).get("reasons", [])) or "it failed its promotion gate"
-            raise ConflictError(f"Version {v.version} of {model!r} was rejected ({reasons}); it may not serve live "
-                                "traffic as a challenger.", model=model, version=v.version)
+    with store.connect() as con:
+        v, _ = _check_challenger(con, model, version)
+    verify_version(store, v)
+    with store.transaction() as con:
+        v, production = _check_challenger(con, model, version)  # again: things may have changed meanwhile
         at = at or utcnow()
         reason = reason or f"A/B test: {share:.0%} of the traffic to v{v.version}"
         previous = mstore.move_alias(con, model, v.version, alias=CHALLENGER, actor=actor, action="challenger_start",
@@ -439,11 +450,11 @@ def start_challenger(con: duckdb.DuckDBPyConnection, model: str, version: int, *
     return Challenger(model, v.version, share, production, actor, reason, at)
 
 
-def end_challenger(con: duckdb.DuckDBPyConnection, model: str, *, actor: str, reason: str | None = None,
+def end_challenger(store: Store, model: str, *, actor: str, reason: str | None = None,
                    at: datetime | None = None) -> int:
     """Close the open ``challenger`` window of ``model`` (one transaction with an audit row, action
     ``challenger_end``); return the version that stops serving. Raises ConflictError when none is open."""
-    with transaction(con):
+    with store.transaction() as con:
         version = mstore.current_alias(con, model, CHALLENGER)
         if version is None:
             mstore.get_model(con, model)  # an unknown model is NotFoundError, not a conflict
