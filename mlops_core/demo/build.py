@@ -251,7 +251,7 @@ class _Build:
         self.served = 0  # days before it are simulated and scored (or being so in the background)
         self.pool: ThreadPoolExecutor | None = None
         self.parts: dict[int, Future] = {}  # day -> the background work that serves it
-        self.collected: set[int] = set()
+        self.collected: set[Future] = set()  # the futures themselves: an id could be reused once one is freed
         self.monitor_runs = self.alerts = self.evaluations = 0
         self.v2 = None  # the retrain outcome of a v2 that passed its gate
 
@@ -375,12 +375,12 @@ class _Build:
     def _collect(self, day: int) -> None:
         """Take over what the background thread made for ``day`` (and the rest of its part)."""
         future = self.parts.pop(day, None)
-        if future is None or id(future) in self.collected:
+        if future is None or future in self.collected:
             return
         t = time.perf_counter()
         served = future.result()
         self._time("waiting for scoring", t)
-        self.collected.add(id(future))
+        self.collected.add(future)
         self.batches.update(served.batches)
         for name, arrival_day, table in served.arrivals:
             self.arrivals.setdefault((name, arrival_day), []).append(table)
