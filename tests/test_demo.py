@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import log_sql
+
 from mlops_core import ControlRoom
 from mlops_core.cli import main
 from mlops_core.demo import build as demo
