@@ -141,9 +141,9 @@ class ControlRoom:
         """Hold the database file open in this process for the block (creating it when missing); yield the room.
 
         Many short operations in a row (a backfill, a demo build, a test) then skip opening and
-        checkpointing the file each time, about 20 ms per operation. Other processes (the
-        dashboard, a cron ingest, a background retrain) wait for the file meanwhile, so keep
-        the block to one batch of work.
+        checkpointing the file each time (the demo's ingests take about 40 ms less each). Other
+        processes (the dashboard, a cron ingest, a background retrain) wait for the file
+        meanwhile, so keep the block to one batch of work.
         """
         with self.store.kept_open():
             yield self

@@ -399,8 +399,8 @@ class Store:
         """Hold the database file attached to this process for the block (creating it when missing).
 
         Every visit inside the block then skips attaching the file and checkpointing it on the
-        way out (about 20 ms each), which adds up over hundreds of short operations in a row.
-        Other processes wait for the file meanwhile.
+        way out, which adds up over hundreds of short operations in a row. The file is held for
+        writing, so other processes wait for it meanwhile.
         """
         with connect(self.path, create=True):
             yield
