@@ -2,7 +2,8 @@
 
 The public surface is ``ControlRoom`` (built once from a location) and the ``Model``
 handle it returns; records come from ``mlops_core.entities``, errors from
-``mlops_core.errors``, the metric catalogue from ``mlops_core.metrics``::
+``mlops_core.errors``, the metric catalogue from ``mlops_core.metrics``; ``simulated_time``
+(``mlops_core.clock``) runs a backfill, a demo or a test in simulated time::
 
     from mlops_core import ControlRoom
 
@@ -10,7 +11,8 @@ handle it returns; records come from ``mlops_core.entities``, errors from
     print(room.model("credit_default").performance(window="week"))
 """
 from mlops_core.access import Identity
-from mlops_core.clock import set_clock, utcnow
+from mlops_core.clock import SimulatedClock, set_clock, simulated_time, utcnow
 from mlops_core.room import ControlRoom, Model, ModelStatus, local_identity
 
-__all__ = ["ControlRoom", "Model", "ModelStatus", "Identity", "local_identity", "set_clock", "utcnow"]
+__all__ = ["ControlRoom", "Model", "ModelStatus", "Identity", "local_identity", "set_clock", "utcnow",
+           "SimulatedClock", "simulated_time"]

@@ -163,6 +163,19 @@ class Promotion:
     at: datetime
 
 
+@dataclass
+class Challenger:
+    """A version serving a share of the traffic beside production (the ``challenger`` alias of an A/B test)."""
+
+    model: str
+    version: int
+    share: float  # of the traffic, 0..1
+    champion_version: int | None  # production when the window started
+    actor: str
+    reason: str | None
+    started_at: datetime
+
+
 # --- accounts ---------------------------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ from mlops_core.access import Identity
 from mlops_core.data import ingest as ingestmod
 from mlops_core.entities import (
     CalibrationRecord,
+    Challenger,
     DefinitionChange,
     EntityDef,
     FeatureBinding,
@@ -153,6 +154,37 @@ class ControlRoom:
         """The same location with another acting identity."""
         return ControlRoom(self.store.path, identity=identity)
 
+    @property
+    def path(self) -> Path:
+        """The database file of this location."""
+        return self.store.path
+
+    @property
+    def artifacts_path(self) -> Path:
+        """The folder of this location's model artifacts and job logs (beside the database file)."""
+        return self.store.artifacts
+
+    @contextmanager
+    def kept_open(self) -> Iterator[ControlRoom]:
+        """Hold the database file open in this process for the block (creating it when missing); yield the room.
+
+        Many short operations in a row (a backfill, a demo build, a test) then skip opening and
+        checkpointing the file each time (the demo's ingests take about 40 ms less each). Other
+        processes (the dashboard, a cron ingest, a background retrain) wait for the file
+        meanwhile, so keep the block to one batch of work.
+        """
+        with self.store.kept_open():
+            yield self
+
+    def destroy(self) -> None:
+        """Delete everything at this location: the database file, its write-ahead log and the artifacts folder.
+
+        For throwaway databases (a demo being rebuilt, a test); there is no undo. Needs the admin
+        role. Raises ConflictError while this process still holds the file open (``kept_open``).
+        """
+        self.identity.require("admin", "delete the database")
+        self.store.destroy()
+
     # --- models ---------------------------------------------------------------------------
 
     def exists(self) -> bool:
@@ -171,24 +203,27 @@ class ControlRoom:
         with self.store.connect() as con:
             return Model(self, mstore.get_model(con, name))
 
-    def register(self, name: str, task: str, target: str, training_data: Source, *, artifact: Any = None, seed: int = 0,
-                 description: str | None = None, unit: str | None = None, at: datetime | None = None,
-                 train_start: datetime | None = None, train_end: datetime | None = None,
-                 trust_pickle: bool = False, features: Any = None,
+    def register(self, name: str, task: str, target: str, training_data: Source, *, artifact: Any = None,
+                 hyperparameters: dict[str, Any] | None = None, seed: int = 0, description: str | None = None,
+                 unit: str | None = None, at: datetime | None = None, train_start: datetime | None = None,
+                 train_end: datetime | None = None, trust_pickle: bool = False, features: Any = None,
                  timestamp_column: str | None = None) -> registry.Registration:
         """Register a new model from its training data (a file path or DataFrame); version 1 goes to production.
 
         ``artifact``: an already fitted scikit-learn estimator or Pipeline, or the path of a skops file
-        of one (``skops.io.dump``), to register as version 1 (default: train the default pipeline).
-        A pickle/joblib file is refused unless ``trust_pickle=True``: loading it runs any code inside
-        it, so only pass it for a file you built yourself. Needs the admin role.
+        of one (``skops.io.dump``), to register as version 1. A pickle/joblib file is refused unless
+        ``trust_pickle=True``: loading it runs any code inside it, so only pass it for a file you built
+        yourself. Without an artifact the default pipeline is trained, its final estimator set up with
+        ``hyperparameters`` over scikit-learn's defaults (e.g. ``{"max_iter": 60, "learning_rate": 0.15}``;
+        retrains of the model keep them). Needs the admin role.
 
         ``features``: a feature list (``"view:feature,..."`` or a list) to register the model with features
         from the feature store. ``training_data`` then holds entity rows: the entity's key columns, a time
         column (``timestamp_column``, default event_timestamp, timestamp or ts), the target and any
         request-time features; the store's values at each row's time are joined in (``features.binding``),
         and the model records the binding (its log then records the entity key of every prediction).
-        Raises InvalidInputError (also for a pickle without ``trust_pickle``), NotFoundError,
+        Raises InvalidInputError (also for a pickle without ``trust_pickle``, an unknown or refused
+        hyperparameter, or hyperparameters together with an artifact), NotFoundError,
         AlreadyExistsError, PermissionDeniedError.
         """
         self.identity.require("admin", "register models")
@@ -200,9 +235,9 @@ class ControlRoom:
             training_data, binding, source = built.frame, built.binding, built.description
             train_start, train_end = train_start or built.start, train_end or built.end
         return registry.register_model(self.store, name, task, target, training_data, actor=self.identity.name,
-                                       artifact=estimator, seed=seed, description=description, unit=unit, at=at,
-                                       train_start=train_start, train_end=train_end, feature_binding=binding,
-                                       data_source=source)
+                                       artifact=estimator, hyperparameters=hyperparameters, seed=seed,
+                                       description=description, unit=unit, at=at, train_start=train_start,
+                                       train_end=train_end, feature_binding=binding, data_source=source)
 
     @property
     def features(self) -> FeatureStore:
@@ -419,6 +454,27 @@ class Model:
         """The alias history (oldest first): alias, version, started_at, ended_at, actor, action, reason, run_id."""
         with self._store.connect() as con:
             return mstore.deployment_history(con, self.name)
+
+    def challenger_version(self) -> int | None:
+        """The version serving a share of the traffic as the challenger of an A/B test now, or None."""
+        with self._store.connect() as con:
+            return mstore.current_alias(con, self.name, registry.CHALLENGER)
+
+    def start_challenger(self, version: int, share: float, reason: str | None = None) -> Challenger:
+        """Let ``version`` serve ``share`` (between 0 and 1) of the traffic beside production as the challenger of an
+        A/B test (one transaction: the ``challenger`` alias row and an audit row). The serving system routes by it,
+        ``ab_test`` compares the arms, and promoting the challenger ends its window. Needs the operator role.
+        Raises InvalidInputError (share), NotFoundError (version), ConflictError (production, already the
+        challenger, or rejected), IntegrityError (its artifact failed the check made before it serves)."""
+        self._require("operator", "start an A/B test")
+        return registry.start_challenger(self._store, self.name, version, share=share, actor=self._actor,
+                                         reason=reason or None)
+
+    def end_challenger(self, reason: str | None = None) -> int:
+        """End the A/B window without promoting the challenger (one transaction, audited); return the version that
+        stops serving. Needs the operator role. Raises ConflictError when there is no challenger."""
+        self._require("operator", "end an A/B test")
+        return registry.end_challenger(self._store, self.name, actor=self._actor, reason=reason or None)
 
     def rollback_target(self) -> int | None:
         """The version a plain rollback would put back now (None when there is none)."""
@@ -689,11 +745,13 @@ class Model:
             return policies.set_policy(con, self.info, actor=self._actor, **changes)
 
     def evaluate_policy(self, *, now: Time = None, drift_share: float | None = None,
-                        metrics: dict | None = None) -> automation.PolicyDecision:
-        """Evaluate the policy once and act on it (alert, or retrain in automated mode). Needs the operator role."""
+                        metrics: dict | None = None, spawn: bool = True) -> automation.PolicyDecision:
+        """Evaluate the policy once and act on it (alert, or retrain in automated mode). A retrain it starts runs in
+        a background process, or with ``spawn=False`` is only queued: run it with ``ControlRoom.execute_retrain``
+        (its id is ``decision.retrain_run_id``). Needs the operator role."""
         self._require("operator", "evaluate the automation policy")
         return automation.evaluate(self._store, self.info, now=parse_time(now), drift_share=drift_share,
-                                   metrics_now=metrics)
+                                   metrics_now=metrics, spawn=spawn)
 
     def evaluations(self, limit: int = 100) -> pd.DataFrame:
         with self._store.connect() as con:

@@ -41,6 +41,27 @@ def common_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_settings(items: list[str]) -> dict:
+    """``--set PARAM=VALUE`` options as a dict; a VALUE that reads as JSON (0.05, 60, true, null) becomes that
+    value, anything else stays text. Raises InvalidInputError for an item without ``=``."""
+    import json
+
+    from mlops_core.errors import InvalidInputError
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise InvalidInputError(f"--set takes PARAM=VALUE, e.g. learning_rate=0.05; got {item!r}.")
+        key, text = (part.strip() for part in item.split("=", 1))
+        if not key:
+            raise InvalidInputError(f"--set needs a parameter name before '=', e.g. max_iter=60; got {item!r}.")
+        try:
+            out[key] = json.loads(text)
+        except ValueError:
+            out[key] = text
+    return out
+
+
 def room(args, *, actor: str | None = None):
     """The control room of ``--db``, acting as the OS user with the role of their account (admin when they
     have none); ``actor`` (``--actor``) acts under another name, for admins only."""

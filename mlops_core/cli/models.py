@@ -1,7 +1,7 @@
 """CLI commands about the registry's models: register, models, status, versions."""
 from __future__ import annotations
 
-from mlops_core.cli import room
+from mlops_core.cli import parse_settings, room
 from mlops_core.cli.output import frame_records, print_json
 
 
@@ -23,6 +23,9 @@ def add_commands(sub, common) -> None:
     p.add_argument("--trust-pickle", action="store_true",
                    help="also accept a pickle/joblib --artifact. Loading a pickle RUNS ANY CODE inside the file: use "
                         "it only for a file you built yourself. Needs the admin role")
+    p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
+                   help="a hyperparameter of the default pipeline's estimator, e.g. --set max_iter=60 (repeatable; "
+                        "not with --artifact)")
     p.add_argument("--unit", help="unit of a regression target, e.g. minutes (shown with MAE and RMSE)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
@@ -45,8 +48,8 @@ def add_commands(sub, common) -> None:
 
 def cmd_register(args) -> int:
     r = room(args).register(args.model, args.task, args.target, args.training_data, artifact=args.artifact,
-                            seed=args.seed, unit=args.unit, trust_pickle=args.trust_pickle, features=args.features,
-                            timestamp_column=args.timestamp)
+                            hyperparameters=parse_settings(args.set), seed=args.seed, unit=args.unit,
+                            trust_pickle=args.trust_pickle, features=args.features, timestamp_column=args.timestamp)
     if args.json:
         print_json(r)
     else:
