@@ -4,7 +4,7 @@ Each module holds the commands of one job and adds their sub-parsers with
 ``add_commands(subparsers, common)``: ``models`` (register, models, status, versions),
 ``ingest`` (ingest, validate), ``monitor`` (performance, drift, alerts, monitor),
 ``deploy`` (promote, rollback, compare, abtest), ``retrain`` (retrain, policy),
-``records`` (runs, audit), ``demo``.
+``records`` (runs, audit), ``demo``, ``serve`` (serve, score, export, deployment, spool).
 Exit codes: 0 ok; 1 anomalies found / unexpected error; 2 invalid input or not found;
 3 conflict (e.g. already running); 4 database busy; 5 integrity check failed (an artifact
 that is missing, changed or does not load: promote, rollback, ``retrain --wait``);
@@ -39,7 +39,7 @@ def room(args, *, actor: str | None = None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mlops_core.cli import demo, deploy, ingest, models, monitor, records, retrain
+    from mlops_core.cli import demo, deploy, ingest, models, monitor, records, retrain, serve
 
     parser = argparse.ArgumentParser(
         prog="mlops", description="MLOps control room: log, monitor, decide and act on deployed models."
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     common = common_parser()
-    for module in (models, ingest, demo, monitor, deploy, retrain, records):
+    for module in (models, ingest, demo, monitor, deploy, retrain, records, serve):
         module.add_commands(sub, common)
     return parser
 

@@ -99,9 +99,11 @@ class Against:
         return self.log.info
 
 
-def against(con, root, info: ModelInfo) -> Against:
-    """Read what a batch of ``info`` is checked against, on a metadata visit ``con``; ``root``: the log folder."""
-    return Against(logs.view(con, root, info), tuple(vstore.known_versions(con, info.name)),
+def against(con, root, info: ModelInfo, kind: str = "predictions") -> Against:
+    """Read what a batch of ``info`` is checked against, on a metadata visit ``con``; ``root``: the log folder.
+    ``kind``: the batch's kind; a ``shadow`` batch's request ids are checked against the shadow rows."""
+    kinds = ("shadow",) if kind == "shadow" else ("predictions",)
+    return Against(logs.view(con, root, info, kinds=kinds), tuple(vstore.known_versions(con, info.name)),
                    mstore.current_alias(con, info.name))
 
 
