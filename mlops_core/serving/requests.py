@@ -142,7 +142,10 @@ def frame_of(info: ModelInfo, values: dict[str, list]) -> pd.DataFrame:
         if f.kind == "numeric":
             cols[f.name] = np.array([np.nan if v is None else v for v in vals], dtype=np.float64)
         else:
-            cols[f.name] = np.array([np.nan if v is None else v for v in vals], dtype=object)
+            # an object Series, not a bare array: pandas would make an Arrow string column of it, which
+            # scikit-learn's encoders read row by row (several times slower)
+            cols[f.name] = pd.Series(np.array([np.nan if v is None else v for v in vals], dtype=object),
+                                     dtype=object)
     return pd.DataFrame(cols)
 
 
