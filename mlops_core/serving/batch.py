@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -72,8 +73,8 @@ def _features(con, info: ModelInfo, batch: batches.Batch, name: str):
     if check.problems:
         raise BatchRejectedError(batches.rejection_message(name, check.problems), source=name,
                                  problems=[p.kind for p in check.problems])
-    table = vstore.normalised_table(con, check.columns, check.params)
-    return coerce_features(table.to_pandas(), info.features), check.anomalies
+    frame = vstore.normalised_frame(con, check.columns, check.params)
+    return coerce_features(frame, info.features), check.anomalies
 
 
 def score_file(store: Store, info: ModelInfo, source: str | os.PathLike, *, actor: str,
@@ -117,7 +118,7 @@ def score_file(store: Store, info: ModelInfo, source: str | os.PathLike, *, acto
     t = time.perf_counter()
     scored = scorer.score_frame(live, frame, ids, keys, now)
     seconds["predict"] = time.perf_counter() - t
-    t = time.perf_counter()
+    t = time.perf_counter()  # the log and the scored file are written at once from here
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     output = original
     if "request_id" not in output.column_names:
@@ -129,23 +130,35 @@ def score_file(store: Store, info: ModelInfo, source: str | os.PathLike, *, acto
             output = output.drop_columns([col])
         output = output.append_column(col, values)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    if out_format == "csv":
-        pacsv.write_csv(output, tmp)
-    else:
-        pq.write_table(output, tmp, compression="zstd")
-    seconds["write"] = time.perf_counter() - t
-    try:
-        t = time.perf_counter()
-        logged = ingestmod.ingest(store, info, scored.rows, "predictions", actor=actor, source_name=f"score {name}")
-        shadow = None
-        if scored.shadow is not None:
-            shadow = ingestmod.ingest(store, info, scored.shadow, "shadow", actor=actor,
-                                      source_name=f"score {name} (shadow)")
-        seconds["log"] = time.perf_counter() - t
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    def write_output() -> float:
+        started = time.perf_counter()
+        if out_format == "csv":
+            pacsv.write_csv(output, tmp)
+        else:
+            pq.write_table(output, tmp, compression="zstd")
+        return time.perf_counter() - started
+
+    # The scored file is written on another thread while the log is written (both release the GIL); it is
+    # renamed into place only once the log has the rows.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-output") as pool:
+        writing = pool.submit(write_output)
+        try:
+            logged = ingestmod.ingest(store, info, scored.rows, "predictions", actor=actor,
+                                      source_name=f"score {name}")
+            shadow = None
+            if scored.shadow is not None:
+                shadow = ingestmod.ingest(store, info, scored.shadow, "shadow", actor=actor,
+                                          source_name=f"score {name} (shadow)")
+            seconds["log"] = time.perf_counter() - t
+            seconds["write"] = writing.result()
+            os.replace(tmp, out_path)
+        except BaseException:
+            try:
+                writing.result()
+            finally:
+                tmp.unlink(missing_ok=True)
+            raise
     arms, counts = np.unique(scored.arm.astype(str), return_counts=True)
     versions, vcounts = np.unique(scored.version, return_counts=True)
     return ScoreResult(info.name, name, str(out_path), n, {str(a): int(c) for a, c in zip(arms, counts)},

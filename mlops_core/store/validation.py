@@ -493,12 +493,11 @@ def sample_frame(con: duckdb.DuckDBPyConnection, relation: str, columns: list[st
 
 # --- the rows a batch appends ------------------------------------------------------------
 
-def normalised_table(con: duckdb.DuckDBPyConnection, cols: list[Column], params: dict | None = None) -> pa.Table:
-    """The staged batch's columns ``cols`` after their normalising expressions (text to numbers, ...), as an
-    Arrow table in batch order: the values ingest would write."""
+def normalised_frame(con: duckdb.DuckDBPyConnection, cols: list[Column], params: dict | None = None) -> pd.DataFrame:
+    """The staged batch's columns ``cols`` after their normalising expressions (text to numbers, ...), in batch
+    order: the values ingest would write."""
     exprs = ", ".join(f"{c.expr} AS {quote_ident(c.name)}" for c in cols)
-    sql = f"SELECT {exprs} FROM {STAGE} ORDER BY {ROW}"
-    return _run(con, sql, params).to_arrow_table()
+    return _run(con, f"SELECT {exprs} FROM {STAGE} ORDER BY {ROW}", params).df()
 
 
 def prediction_rows(info: ModelInfo, cols: list[Column], batch_id: str) -> tuple[str, dict]:
