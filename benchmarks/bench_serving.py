@@ -29,7 +29,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from datetime import datetime
@@ -229,7 +228,7 @@ def loader_run(db: Path, args, work: Path) -> dict:
     ids = [reqmod.new_request_id() for _ in range(1000)]
     # scored once: the feed below only renames the rows, so that feeding costs the loader no CPU
     parts = [scorer.score_frame(router.live, frame.iloc[i:i + 100].reset_index(drop=True), ids[i:i + 100],
-                                ids[i:i + 100], utcnow()).rows for i in range(0, 1000, 100)]
+                                ids[i:i + 100], at=utcnow()).rows for i in range(0, 1000, 100)]
     folder = work / "spool"
     spool = spoolmod.Spool(folder, info)
     loader = loadermod.Loader(store, info, folder, actor="bench", spool=spool)

@@ -94,7 +94,7 @@ async def run_load(host: str, port: int, path: str, bodies: list[bytes], *, rate
             else:
                 errors += 1
             pool.put_nowait((reader, writer))
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
             errors += 1
             statuses[-1] = statuses.get(-1, 0) + 1
             writer.close()

@@ -13,9 +13,9 @@ import urllib.request
 from pathlib import Path
 
 import pandas as pd
-
 from _dashboard_support import ROOT, free_port
 from conftest import make_training_frame
+
 from mlops_core import ControlRoom, Identity
 
 MODEL = "credit"
@@ -82,7 +82,7 @@ class Service:
         self.log_path = log or db.parent / f"serve-{self.port}.log"
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Service":
+    def __enter__(self) -> Service:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mlops_core", "serve", "--db", str(self.db), "--model", MODEL, "--port",

@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import streamlit as st
-
 from _dashboard_support import copy_db, shared_demo
+from test_pages import assert_clean, open_page, texts
+
 from mlops_core import ControlRoom, Identity
 from mlops_core.store import Store, utcnow
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
-from test_pages import assert_clean, open_page, texts
 
 MODEL = "credit_default"
 ADMIN = Identity("tester", "admin")

@@ -8,9 +8,9 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from _serving_support import ADMIN, MODEL, two_versions
 from scipy.stats import norm
 
-from _serving_support import ADMIN, MODEL, two_versions
 from mlops_core import ControlRoom, Identity
 from mlops_core.entities import CanaryStep
 from mlops_core.errors import ConflictError, InvalidInputError, PermissionDeniedError

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from _serving_support import ADMIN, MODEL, cli, logged, records, two_versions
 from conftest import make_training_frame
+
 from mlops_core import ControlRoom, load_model
 from mlops_core.errors import IntegrityError, InvalidInputError, NotFoundError
 
@@ -115,7 +115,7 @@ def test_score_follows_the_split_and_uses_the_files_request_ids(db, tmp_path):
 
 @pytest.mark.parametrize("change,message", [
     (lambda f: f.drop(columns=["income"]), "missing column 'income'"),
-    (lambda f: f.assign(income=["lots"] + list(f["income"].astype(str)[1:])), "column 'income'"),
+    (lambda f: f.assign(income=["lots", *f["income"].astype(str)[1:]]), "column 'income'"),
 ])
 def test_a_structural_problem_refuses_the_file_and_writes_nothing(db, tmp_path, change, message):
     src = tmp_path / "bad.csv"

@@ -8,7 +8,6 @@ import time
 
 import httpx
 import pytest
-
 from _serving_support import MODEL, Service, cli, logged, records, two_versions
 
 PREDICT = f"/v1/models/{MODEL}/predict"
@@ -168,3 +167,16 @@ def test_kill_9_loses_at_most_the_open_segment_and_the_next_start_loads_the_rest
     assert set(log["request_id"]) <= set(ids)
     assert len(ids) - len(log) <= segment  # the documented bound
     assert len(log) == len(ids)  # in fact nothing answered is lost: rows are written before the answer
+
+
+def test_the_library_and_the_other_commands_load_no_http_stack():
+    import subprocess
+    import sys
+
+    from _dashboard_support import ROOT
+
+    code = ("import sys, mlops_core, mlops_core.cli; mlops_core.cli.build_parser(); "
+            "print(sorted(m for m in ('starlette', 'uvicorn', 'prometheus_client', 'httpx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -10,8 +10,8 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 import pytest
-
 from _serving_support import ADMIN, MODEL, logged, records, two_versions
+
 from mlops_core import ControlRoom
 from mlops_core.serving import loader as loadermod
 from mlops_core.serving import requests as reqmod
@@ -34,7 +34,7 @@ def scored(db, n: int, seed: int = 0, ids: list[str] | None = None):
     router.refresh()
     recs, _ = reqmod.check_records(info, records(n, seed))
     rids = ids or recs.request_ids
-    return router.live, scorer.score_frame(router.live, reqmod.frame_of(info, recs.values), rids, rids, utcnow())
+    return router.live, scorer.score_frame(router.live, reqmod.frame_of(info, recs.values), rids, rids, at=utcnow())
 
 
 def make_loader(db, folder, spool=None, **kw):
@@ -77,7 +77,6 @@ def test_loader_moves_segments_into_the_log_through_ingest(db, tmp_path):
 
 
 def test_a_torn_segment_keeps_its_whole_batches_and_a_dead_writers_segment_is_sealed(db, tmp_path):
-    info = ControlRoom(db).model(MODEL).info
     folder = tmp_path / "spool"
     # a writer process that spools 3 batches of 7 rows, then dies mid-write of a fourth (torn bytes)
     script = f"""

@@ -32,6 +32,7 @@ and refuses a version the gate rejected unless ``force`` (a shadow serves no one
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -141,7 +142,7 @@ def _check(config: DeploymentConfig) -> None:
         if not config.steps:
             raise InvalidInputError("A canary needs at least one step, e.g. 5%:1h,25%:1h,50%.")
         shares = [s.share for s in config.steps]
-        if any(not 0 < s < 1 for s in shares) or any(b <= a for a, b in zip(shares, shares[1:])):
+        if any(not 0 < s < 1 for s in shares) or any(b <= a for a, b in itertools.pairwise(shares)):
             raise InvalidInputError(f"Canary shares must grow strictly and lie between 0 and 1 (exclusive); got "
                                     f"{', '.join(f'{s:g}' for s in shares)}.")
         if any(not (s.hold_s > 0 and math.isfinite(s.hold_s)) for s in config.steps[:-1]):
@@ -178,17 +179,16 @@ def set_deployment(store: Store, info: ModelInfo, mode: str, *, actor: str, chal
     if config.challenger is not None:
         with store.connect() as con:
             version = mstore.get_version(con, info.name, int(config.challenger))
-            _check_challenger(con, info.name, version.version, version.status, mode, force)
+            _check_challenger(con, info.name, version.version, version.status, mode=mode, force=force)
         registry.verify_version(store, version)
     with store.transaction() as con:
         if config.challenger is not None:  # production may have moved during the check
-            _check_challenger(con, info.name, config.challenger, mstore.get_version(con, info.name,
-                                                                                  config.challenger).status, mode,
-                              force)
+            status = mstore.get_version(con, info.name, config.challenger).status
+            _check_challenger(con, info.name, config.challenger, status, mode=mode, force=force)
         return _replace_config(con, config, actor=actor, action="deploy", end_reason="replaced", at=at or utcnow())
 
 
-def _check_challenger(con, model: str, version: int, status: str, mode: str, force: bool) -> None:
+def _check_challenger(con, model: str, version: int, status: str, *, mode: str, force: bool) -> None:
     if mstore.current_alias(con, model) == version:
         raise ConflictError(f"Version {version} of {model!r} is the production version, so it is already the "
                             "champion; pick another challenger.", model=model, version=version)

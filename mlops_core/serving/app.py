@@ -28,8 +28,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from contextlib import asynccontextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +80,7 @@ def _one_thread() -> None:
 
 
 class _Job:
-    __slots__ = ("records", "future", "result")
+    __slots__ = ("future", "records", "result")
 
     def __init__(self, records: reqmod.Records, future: asyncio.Future):
         self.records = records
@@ -160,7 +160,7 @@ class ScoringService:
         ids = [i for j in jobs for i in j.records.request_ids]
         keys = [k for j in jobs for k in j.records.keys]
         frame = reqmod.frame_of(self.info, values)
-        out = scorer.score_frame(live, frame, ids, keys, at)
+        out = scorer.score_frame(live, frame, ids, keys, at=at)
         self.spool.append(out.rows)
         self.metrics.spooled.labels(self.info.name).inc(out.rows.num_rows)
         if out.shadow is not None:

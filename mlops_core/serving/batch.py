@@ -112,11 +112,11 @@ def score_file(store: Store, info: ModelInfo, source: str | os.PathLike, *, acto
     else:
         ids = [reqmod.new_request_id() for _ in range(n)]
     key_column = live.config.sticky_key
-    keys = ([str(v) if v is not None else rid for v, rid in zip(original[key_column].to_pylist(), ids)]
+    keys = ([str(v) if v is not None else rid for v, rid in zip(original[key_column].to_pylist(), ids, strict=True)]
             if key_column and key_column in original.column_names else ids)
     now = at or utcnow()
     t = time.perf_counter()
-    scored = scorer.score_frame(live, frame, ids, keys, now)
+    scored = scorer.score_frame(live, frame, ids, keys, at=now)
     seconds["predict"] = time.perf_counter() - t
     t = time.perf_counter()  # the log and the scored file are written at once from here
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
@@ -161,8 +161,8 @@ def score_file(store: Store, info: ModelInfo, source: str | os.PathLike, *, acto
             raise
     arms, counts = np.unique(scored.arm.astype(str), return_counts=True)
     versions, vcounts = np.unique(scored.version, return_counts=True)
-    return ScoreResult(info.name, name, str(out_path), n, {str(a): int(c) for a, c in zip(arms, counts)},
-                       {int(v): int(c) for v, c in zip(versions, vcounts)},
+    return ScoreResult(info.name, name, str(out_path), n, {str(a): int(c) for a, c in zip(arms, counts, strict=True)},
+                       {int(v): int(c) for v, c in zip(versions, vcounts, strict=True)},
                        scored.shadow.num_rows if scored.shadow is not None else 0, logged.batch_id,
                        shadow.batch_id if shadow is not None else None,
                        [a.describe() for a in anomalies if a.severity != "info"], live.config.mode,

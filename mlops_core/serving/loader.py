@@ -206,7 +206,7 @@ class Loader:
         while not self._stop.wait(self.poll_s):
             try:
                 self.run_once()
-            except Exception as exc:  # the loader retries on its next pass; it must not die
+            except Exception as exc:  # noqa: BLE001  (the loader retries on its next pass; it must not die)
                 self.stats.errors += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.error("loading the spool of %s: %s", self.info.name, self.stats.last_error)

@@ -38,7 +38,7 @@ class LoadedVersion:
     positive_index: int | None
 
     @classmethod
-    def of(cls, info: ModelInfo, version: VersionInfo, estimator) -> "LoadedVersion":
+    def of(cls, info: ModelInfo, version: VersionInfo, estimator) -> LoadedVersion:
         classes = tuple(str(c) for c in getattr(estimator, "classes_", ()))
         positive = classes.index(info.positive_class) if info.positive_class in classes else None
         return cls(version, estimator, info.task, classes, positive)
@@ -116,8 +116,8 @@ def _column(values, typ: pa.DataType) -> pa.Array:
     return pa.array(values, type=typ, from_pandas=True)
 
 
-def log_rows(info: ModelInfo, frame: pd.DataFrame, request_ids, version: np.ndarray, arm, ts: datetime | np.ndarray,
-             prediction: np.ndarray, score: np.ndarray | None) -> pa.Table:
+def log_rows(info: ModelInfo, frame: pd.DataFrame, *, request_ids, version: np.ndarray, arm,
+             ts: datetime | np.ndarray, prediction: np.ndarray, score: np.ndarray | None) -> pa.Table:
     """Scored rows as an Arrow table of ``log_schema(info)``."""
     schema = log_schema(info)
     n = len(frame)
@@ -132,7 +132,7 @@ def log_rows(info: ModelInfo, frame: pd.DataFrame, request_ids, version: np.ndar
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def score_frame(live: Live, frame: pd.DataFrame, request_ids: list[str], keys: list[str],
+def score_frame(live: Live, frame: pd.DataFrame, request_ids: list[str], keys: list[str], *,
                 at: datetime, ts: np.ndarray | None = None) -> Scored:
     """Score ``frame`` (the model's features, coerced by ``data.schema.coerce_features``) under ``live``.
 
@@ -160,10 +160,12 @@ def score_frame(live: Live, frame: pd.DataFrame, request_ids: list[str], keys: l
         if score is not None and sc is not None:
             score[mask] = sc
     stamp = ts if ts is not None else at
-    rows = log_rows(live.info, frame, request_ids, version, arm, stamp, prediction, score)
+    rows = log_rows(live.info, frame, request_ids=request_ids, version=version, arm=arm, ts=stamp,
+                    prediction=prediction, score=score)
     shadow = None
     if live.config.mode == "shadow" and live.challenger is not None:
         pred, sc = live.challenger.predict(frame)
-        shadow = log_rows(live.info, frame, request_ids, np.full(n, live.challenger.number, dtype=np.int32),
-                          deployments.SHADOW, stamp, pred, sc if binary else None)
+        shadow = log_rows(live.info, frame, request_ids=request_ids,
+                          version=np.full(n, live.challenger.number, dtype=np.int32), arm=deployments.SHADOW,
+                          ts=stamp, prediction=pred, score=sc if binary else None)
     return Scored(prediction, score, version, arm, rows, shadow)

@@ -92,7 +92,7 @@ def serving_state(con: duckdb.DuckDBPyConnection, model: str) -> ServingState:
 
 
 def arm_counts(con: duckdb.DuckDBPyConnection, log: LogView, window: str, start: datetime | None = None,
-               end: datetime | None = None, arms: list[str] | None = None) -> pd.DataFrame:
+               end: datetime | None = None, *, arms: list[str] | None = None) -> pd.DataFrame:
     """Per window and arm (``variant``; NULL arms are left out) of the predictions in [start, end): ``n``,
     ``n_labelled``, ``versions`` (distinct versions that answered), and classification: ``correct``;
     regression: ``sum_abs`` and ``sum_abs2`` of the absolute error. ``con``: the log engine."""
