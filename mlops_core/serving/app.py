@@ -47,7 +47,7 @@ from mlops_core.serving import scorer
 from mlops_core.serving import spool as spoolmod
 from mlops_core.serving.metrics import CONTENT_TYPE, ServiceMetrics
 from mlops_core.serving.router import Router
-from mlops_core.store import Store, utcnow
+from mlops_core.store import Store, connection, utcnow
 
 log = logging.getLogger("mlops.serving")
 
@@ -126,6 +126,7 @@ class ScoringService:
     def start(self) -> None:
         """Load what serves now (raises MlopsError when nothing can be served), then follow the registry and load
         the spool in the background. Segments left by an earlier process are loaded by the first passes."""
+        connection.limit_threads(1)  # the loader's ingests leave the other core to the scorer and the event loop
         self.router.start()
         self.loader.start()
         self.started_at = utcnow()
