@@ -389,13 +389,12 @@ def arms_over_time(frame: pd.DataFrame, title: str | None = None) -> go.Figure:
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25], vertical_spacing=0.04)
     for i, (arm, part) in enumerate(frame.sort_values("window_start").groupby("arm", sort=False)):
         c = ARM_COLOURS.get(str(arm), colour(i + 3))
-        fig.add_trace(go.Scatter(x=part["window_start"], y=part["ci_high"], mode="lines", line=dict(width=0),
-                                 hoverinfo="skip", showlegend=False, legendgroup=str(arm)), row=1, col=1)
-        fig.add_trace(go.Scatter(x=part["window_start"], y=part["ci_low"], mode="lines", line=dict(width=0),
-                                 fill="tonexty", fillcolor=_alpha(c, 0.18), hoverinfo="skip", showlegend=False,
-                                 legendgroup=str(arm)), row=1, col=1)
+        # intervals as error bars: they show for a single window too, where a filled band would not
         fig.add_trace(go.Scatter(x=part["window_start"], y=part["value"], mode="lines+markers", name=str(arm),
-                                 line=dict(color=c, width=2), marker=dict(size=5), legendgroup=str(arm)),
+                                 line=dict(color=c, width=2), marker=dict(size=6), legendgroup=str(arm),
+                                 error_y=dict(type="data", symmetric=False, array=part["ci_high"] - part["value"],
+                                              arrayminus=part["value"] - part["ci_low"], color=_alpha(c, 0.6),
+                                              thickness=1.5, width=4)),
                       row=1, col=1)
         fig.add_trace(go.Bar(x=part["window_start"], y=part["n_labelled"], marker_color=c, opacity=0.6,
                              showlegend=False, legendgroup=str(arm), name=f"{arm} labelled",
