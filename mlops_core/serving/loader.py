@@ -20,6 +20,7 @@ serving path: requests are answered while it ingests.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -146,7 +147,7 @@ class Loader:
         """Ingest ``part`` as ``kind``; return the rows written (see the module docstring for refusals)."""
         work = self.folder / "loading"
         work.mkdir(exist_ok=True)
-        path = work / f"{stem}.{kind}.parquet"
+        path = work / f"{stem}.{kind}.{os.getpid()}.parquet"  # two loaders of one folder never share a file
         try:
             pq.write_table(part, path, compression="zstd")
             try:
