@@ -8,7 +8,8 @@ pipeline of 13 features), in paired rounds (median and worst reported):
    rate, latency from the scheduled send, bounded count) sends single records at 200 and at 400 requests/s
    for ``--seconds`` each. Next to it in the same round: the bare in-process ``predict_proba`` of one row
    (the same estimator, one OpenMP thread like the service), p50 and p99. Targets: p99 < 15 ms at 200/s,
-   p99 < 50 ms at 400/s, zero errors.
+   p99 < 50 ms at 400/s, zero errors. Also the service process's CPU time per answered request (from
+   /proc), which other processes on the machine do not inflate the way they inflate wall-clock latency.
 2. **Loss**: after the rounds the service gets SIGTERM (a clean stop); every answered request id must be in
    the log (lost = answered - logged).
 3. **Batch scoring**: ``Model.score`` (read, check, predict, log through ingest, write the scored file) of
@@ -125,6 +126,12 @@ class Server:
             self.proc.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (from /proc; Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def latency_rounds(db: Path, args, work: Path) -> dict:
     model = load_model(MODEL, db=db)
     rows = feature_rows(2000, seed=1)
@@ -136,18 +143,23 @@ def latency_rounds(db: Path, args, work: Path) -> dict:
         warm = 300
         for r in range(args.rounds):
             bare = bare_one_row(model, rows)
+            c0 = cpu_seconds(srv.proc.pid)
             at200 = load("127.0.0.1", srv.port, PATH, bodies, rate=200, seconds=args.seconds, keep_ids=True)
+            c1 = cpu_seconds(srv.proc.pid)
             at400 = load("127.0.0.1", srv.port, PATH, bodies, rate=400, seconds=args.seconds, keep_ids=True)
+            c2 = cpu_seconds(srv.proc.pid)
             answered += at200.answered_ids + at400.answered_ids
             one = {"bare_p50": ms(bare, 50), "bare_p99": ms(bare, 99),
                    "p50_200": at200.percentile(50), "p99_200": at200.percentile(99), "errors_200": at200.errors,
                    "p50_400": at400.percentile(50), "p99_400": at400.percentile(99), "errors_400": at400.errors,
-                   "throughput_400": at400.throughput, "load": os.getloadavg()[0]}
+                   "throughput_400": at400.throughput, "load": os.getloadavg()[0],
+                   "cpu_ms_200": (c1 - c0) / max(at200.ok, 1) * 1000, "cpu_ms_400": (c2 - c1) / max(at400.ok, 1) * 1000}
             rounds.append(one)
             print(f"round {r + 1}: bare predict_proba 1 row p50 {one['bare_p50']:.2f} ms p99 {one['bare_p99']:.2f} ms | "
                   f"200/s: p50 {one['p50_200']:.2f} ms p99 {one['p99_200']:.2f} ms errors {one['errors_200']} | "
                   f"400/s: p50 {one['p50_400']:.2f} ms p99 {one['p99_400']:.2f} ms errors {one['errors_400']} "
-                  f"throughput {one['throughput_400']:.0f}/s | load average {one['load']:.1f}", flush=True)
+                  f"throughput {one['throughput_400']:.0f}/s | service CPU per request {one['cpu_ms_200']:.2f} ms "
+                  f"(200/s), {one['cpu_ms_400']:.2f} ms (400/s) | load average {one['load']:.1f}", flush=True)
         with urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/metrics", timeout=5) as resp:
             metrics = resp.read().decode()
         batch_line = [ln for ln in metrics.splitlines() if ln.startswith("mlops_batch_rows_sum")
@@ -277,6 +289,9 @@ def summarise(lat: dict, batch: dict, loader: dict) -> None:
         print(f"  HTTP at {rate}/s: p50 {np.median(p50):.2f} / {p50.max():.2f} ms, p99 {np.median(p99):.2f} / "
               f"{p99.max():.2f} ms, errors {int(err.sum())}; p50 vs bare p50: {np.median(ratio):.1f}x / "
               f"{ratio.max():.1f}x")
+    cpu = col("cpu_ms_400")
+    print(f"  service CPU per request at 400/s: {np.median(cpu):.2f} / {cpu.max():.2f} ms (one core answers about "
+          f"{1000 / np.median(cpu):,.0f} requests/s at that cost)")
     thr = col("throughput_400")
     print(f"  throughput at the 400/s step: {np.median(thr):.0f} / {thr.min():.0f} requests/s")
     print(f"  lost predictions after a clean stop: {lat['lost']} of {lat['answered']:,}")
