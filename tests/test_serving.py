@@ -96,7 +96,6 @@ def test_service_follows_promote_and_rollback_under_traffic_then_splits_shadows_
                     split_ids.append(ans["request_id"])
             again = [client.post(PREDICT, json={**recs[i], "request_id": f"again-{i}"}).json()["arm"]
                      for i in range(20)]
-            first = [a for a in split_arms]  # noqa: F841  (arms seen)
             sticky = [client.post(PREDICT, json={**recs[i], "request_id": f"again2-{i}"}).json()["arm"]
                       for i in range(20)]
         assert again == sticky  # the same customer always lands in the same arm

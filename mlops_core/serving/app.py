@@ -234,7 +234,7 @@ class ScoringService:
     # --- what the endpoints show --------------------------------------------------------------------
 
     def health(self) -> dict:
-        live = self.router._live
+        live = self.router.current
         backlog = self.loader.backlog()
         self.metrics.backlog.labels(self.info.name).set(backlog)
         self._count_loaded()
@@ -254,7 +254,7 @@ class ScoringService:
         return jsonable(body)
 
     def render_metrics(self) -> bytes:
-        live = self.router._live
+        live = self.router.current
         if live is not None:
             self.metrics.share.labels(self.info.name).set(live.share(utcnow()))
         self.metrics.backlog.labels(self.info.name).set(self.loader.backlog())
@@ -305,7 +305,7 @@ def build_app(service: ScoringService) -> Starlette:
         except (ValueError, UnicodeDecodeError) as exc:
             return _problem(422, [{"field": "(body)", "reason": f"not valid JSON: {exc}"}], metrics, model,
                             "invalid_json")
-        live = service.router._live
+        live = service.router.current
         if live is None:
             return _problem(503, [{"field": "(service)", "reason": "no version is loaded yet; retry shortly"}],
                             metrics, model, "not_ready")

@@ -68,8 +68,9 @@ class Router:
         return live
 
     @property
-    def ready(self) -> bool:
-        return self._live is not None
+    def current(self) -> Live | None:
+        """The picture in force, or None before the first successful refresh."""
+        return self._live
 
     def _load(self, version: int) -> LoadedVersion:
         held = self._loaded.get(version)
