@@ -15,6 +15,9 @@ HOST   ?= 127.0.0.1
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	# The editable install builds with the venv's own setuptools (no isolated build env): a fresh venv's bundled
+	# setuptools may predate the built-in bdist_wheel that PEP 660 needs, so bring it to the pinned version first.
+	$(PY) -m pip install -q --disable-pip-version-check "setuptools>=70.1"
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 

@@ -552,6 +552,13 @@ def sample_frame(con: duckdb.DuckDBPyConnection, relation: str, columns: list[st
 
 # --- the rows a batch appends ------------------------------------------------------------
 
+def normalised_frame(con: duckdb.DuckDBPyConnection, cols: list[Column], params: dict | None = None) -> pd.DataFrame:
+    """The staged batch's columns ``cols`` after their normalising expressions (text to numbers, ...), in batch
+    order: the values ingest would write."""
+    exprs = ", ".join(f"{c.expr} AS {quote_ident(c.name)}" for c in cols)
+    return _run(con, f"SELECT {exprs} FROM {STAGE} ORDER BY {ROW}", params).df()
+
+
 def prediction_rows(info: ModelInfo, cols: list[Column], batch_id: str) -> tuple[str, dict]:
     """(SELECT of the normalised prediction batch with its ``batch_id``, its parameters), for ``logs.write``."""
     exprs = ", ".join(f"{c.expr} AS {quote_ident(c.name)}" for c in cols)
