@@ -20,17 +20,17 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import log_sql, make_training_frame
 from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 
-from conftest import log_sql, make_training_frame
 from mlops_core import ControlRoom, Identity
 from mlops_core.cli import main
 from mlops_core.data.batches import CSV_NULLS
@@ -134,7 +134,7 @@ def attempt(call):
         assert_clear(exc)
         event(f"refused: {type(exc).__name__}")
         return None, exc
-    except Exception as exc:  # noqa: BLE001 - the property under test: nothing else may escape
+    except Exception as exc:
         pytest.fail(f"{type(exc).__name__} escaped the public API (expected an MlopsError): {exc!r}")
     event("accepted")
     return result, None
@@ -187,7 +187,7 @@ def csv_cell(value: str | None) -> str | None:
     return None if value is None or value in CSV_NULLS else value
 
 
-def py_number(value) -> float | None | str:
+def py_number(value) -> float | str | None:
     """The number a cell denotes (None when missing or NaN), or "bad" when it is not a number."""
     if value is None:
         return None
@@ -236,7 +236,7 @@ def prediction_batches(draw):
     wild = set(draw(st.lists(st.sampled_from(names), max_size=draw(st.sampled_from([0, 0, 1, 1, 2, 3])))))
     cols: dict[str, list] = {}
     if "request_id" in wild:
-        cols["request_id"] = draw(st.lists(st.one_of(st.sampled_from(BASE_IDS[:3] + ["dup", "dup2"]), TEXT,
+        cols["request_id"] = draw(st.lists(st.one_of(st.sampled_from([*BASE_IDS[:3], "dup", "dup2"]), TEXT,
                                                      st.none()), min_size=n, max_size=n))
     else:
         cols["request_id"] = ["id-" + t for t in draw(st.lists(st.text(CHARS, max_size=20), min_size=n, max_size=n,
@@ -417,7 +417,7 @@ def test_a_label_batch_is_stored_verbatim_or_refused_without_a_trace(template, b
             return
         label_col = "label" if "label" in cols else "default"
         read = (lambda v: csv_cell(v)) if fmt == "csv" else (lambda v: v)
-        given_labels = {read(r): py_class(read(v)) for r, v in zip(cols["request_id"], cols[label_col])}
+        given_labels = {read(r): py_class(read(v)) for r, v in zip(cols["request_id"], cols[label_col], strict=True)}
         stored = log_sql(db, f'SELECT request_id, label, label_ts FROM "labels_{MODEL}" WHERE batch_id = ?',
                          [result.batch_id], frame=True)
         stored_before = {r for r in LABELLED}
@@ -425,7 +425,7 @@ def test_a_label_batch_is_stored_verbatim_or_refused_without_a_trace(template, b
         for row in stored.to_dict("records"):
             assert row["label"] == given_labels[row["request_id"]]
         if "timestamp" in cols:
-            times = {read(r): py_time(read(t)) for r, t in zip(cols["request_id"], cols["timestamp"])}
+            times = {read(r): py_time(read(t)) for r, t in zip(cols["request_id"], cols["timestamp"], strict=True)}
             for row in stored.to_dict("records"):
                 assert row["label_ts"].to_pydatetime() == times[row["request_id"]]
 
@@ -447,7 +447,7 @@ def test_a_model_is_registered_with_its_names_verbatim_or_refused(template, name
     stored as given, or the registration is refused and nothing is written."""
     assume(len(set(features)) == len(features) and "default" not in features)
     frame = make_training_frame(60, seed=2)
-    train = pd.DataFrame({f: frame[c] for f, c in zip(features, ["income", "region", "age"])})
+    train = pd.DataFrame({f: frame[c] for f, c in zip(features, ["income", "region", "age"][:len(features)], strict=True)})
     train["default"] = frame["default"]
     with copy_of(template) as db:
         before = snapshot(db)
@@ -481,7 +481,7 @@ def test_a_model_is_registered_with_its_names_verbatim_or_refused(template, name
 def test_looking_up_any_model_name_finds_it_or_says_it_is_unknown(template, name):
     with copy_of(template) as db:
         before = snapshot(db)
-        found, error = attempt(lambda: ControlRoom(db).model(name))
+        found, _ = attempt(lambda: ControlRoom(db).model(name))
         assert (found is not None) == (name == MODEL)
         code, _, err = run_cli(["status", f"--model={name}", "--db", str(db)])
         assert_cli_clean(code, err)
@@ -713,7 +713,7 @@ def test_retrain_parameters_are_queued_as_given_or_refused(template, params):
         run = ControlRoom(db).run(run_id)
         assert run.status == "queued" and run.kind == "retrain"
         for key, value in params.items():
-            if value is None or key in ("end", "hyperparameters") and not value:
+            if value is None or (key in ("end", "hyperparameters") and not value):
                 continue
             if key == "end":
                 assert run.params["end"] == py_time(value).isoformat()
