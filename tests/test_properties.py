@@ -447,7 +447,8 @@ def test_a_model_is_registered_with_its_names_verbatim_or_refused(template, name
     stored as given, or the registration is refused and nothing is written."""
     assume(len(set(features)) == len(features) and "default" not in features)
     frame = make_training_frame(60, seed=2)
-    train = pd.DataFrame({f: frame[c] for f, c in zip(features, ["income", "region", "age"][:len(features)], strict=True)})
+    sources = ["income", "region", "age"][:len(features)]
+    train = pd.DataFrame({f: frame[c] for f, c in zip(features, sources, strict=True)})
     train["default"] = frame["default"]
     with copy_of(template) as db:
         before = snapshot(db)
@@ -546,8 +547,8 @@ RULE_KINDS = st.sampled_from(["metric_below", "metric_above", "feature_drift", "
                               "validation_anomalies", "unknown", ""])
 TARGETS = st.one_of(st.none(), TEXT, st.sampled_from(["age", "income", "region", "accuracy", "roc_auc", "rmse",
                                                       "__prediction__", "Age", "age "]))
-THRESHOLDS = st.one_of(st.none(), st.floats(), st.integers(-(10 ** 5000), 10 ** 5000), st.integers(-(10 ** 20), 10 ** 20),
-                       TEXT)
+THRESHOLDS = st.one_of(st.none(), st.floats(), st.integers(-(10 ** 5000), 10 ** 5000),
+                       st.integers(-(10 ** 20), 10 ** 20), TEXT)
 VALID_TARGET = {"metric_below": st.sampled_from(["accuracy", "roc_auc", "f1"]),
                 "metric_above": st.sampled_from(["log_loss", "accuracy"]),
                 "feature_drift": st.sampled_from(["age", "income", "region", "__prediction__"])}
@@ -608,7 +609,8 @@ def test_the_alert_rules_command_refuses_bad_rules_with_a_message(template, kind
 
 
 GOOD_GATE_TEXT = st.builds(lambda m, op, v, pct: f"{m}{op}{v}{'%' if pct and op == '+=' else ''}",
-                           st.sampled_from(["roc_auc", "accuracy", "log_loss", "f1"]), st.sampled_from([">=", "<=", "+="]),
+                           st.sampled_from(["roc_auc", "accuracy", "log_loss", "f1"]),
+                           st.sampled_from([">=", "<=", "+="]),
                            st.floats(-1, 1).map(lambda x: f"{x:g}"), st.booleans())
 GATE_TEXT = st.one_of(
     GOOD_GATE_TEXT, GOOD_GATE_TEXT, TEXT,
@@ -617,8 +619,10 @@ GATE_TEXT = st.one_of(
               st.sampled_from([">=", "<=", "+=", "=", ">"]), st.one_of(NUMBER, NUMBER.map(lambda s: s + "%"), TEXT)),
 )
 GATE_DICT = st.fixed_dictionaries(
-    {"metric": st.sampled_from(["roc_auc", "accuracy", "nope"]), "kind": st.sampled_from(["min", "max", "improve", "x"])},
-    optional={"threshold": st.one_of(st.floats(-1, 1), THRESHOLDS), "relative": st.one_of(st.booleans(), TEXT, st.none())})
+    {"metric": st.sampled_from(["roc_auc", "accuracy", "nope"]),
+     "kind": st.sampled_from(["min", "max", "improve", "x"])},
+    optional={"threshold": st.one_of(st.floats(-1, 1), THRESHOLDS),
+              "relative": st.one_of(st.booleans(), TEXT, st.none())})
 
 
 @prop(30)
