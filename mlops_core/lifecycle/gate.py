@@ -56,8 +56,8 @@ class GateRule:
                 metric=self.metric,
             )
         if not isinstance(self.kind, str) or self.kind not in RULE_KINDS:
-            raise InvalidInputError(f"Unknown gate rule kind {shown(self.kind)}; choose one of: {', '.join(RULE_KINDS)}.",
-                                    kind=self.kind)
+            raise InvalidInputError(f"Unknown gate rule kind {shown(self.kind)}; choose one of: "
+                                    f"{', '.join(RULE_KINDS)}.", kind=self.kind)
         if self.kind == "improve" and metrics.get(self.metric).direction is None:
             raise InvalidInputError(f"{self.metric!r} has no better direction; use it with min or max, not improve.",
                                     metric=self.metric)

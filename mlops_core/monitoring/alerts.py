@@ -98,13 +98,13 @@ def _check_rule(info: ModelInfo, kind: str, severity: str, threshold, target: st
     if kind == "feature_drift":
         known = [*info.feature_names, *PSEUDO_FEATURES]
         if target not in known:
-            raise InvalidInputError(f"Model {info.name!r} has no feature {shown(target)} to watch for drift. Choose one of: "
-                                    f"{', '.join(known)} (or no --target for any feature).", target=target)
+            raise InvalidInputError(f"Model {info.name!r} has no feature {shown(target)} to watch for drift. Choose one "
+                                    f"of: {', '.join(known)} (or no --target for any feature).", target=target)
     elif kind in ("metric_below", "metric_above"):
         known = metrics.names(info.task, info.binary)
         if target not in known:
-            raise InvalidInputError(f"{shown(target)} is not a metric of the {info.task} model {info.name!r}. Choose one "
-                                    f"of: {', '.join(known)}.", target=target)
+            raise InvalidInputError(f"{shown(target)} is not a metric of the {info.task} model {info.name!r}. "
+                                    f"Choose one of: {', '.join(known)}.", target=target)
     else:
         raise InvalidInputError(f"A {kind} rule has no --target (it watches the whole model).", kind=kind)
     return number
