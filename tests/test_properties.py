@@ -625,9 +625,18 @@ GATE_DICT = st.fixed_dictionaries(
               "relative": st.one_of(st.booleans(), TEXT, st.none())})
 
 
+@st.composite
+def gate_rule_lists(draw):
+    """A list of valid gate rules, half the time with one of them replaced by an attacked one."""
+    rules = draw(st.lists(GOOD_GATE_TEXT, max_size=3))
+    if draw(st.booleans()):
+        bad = draw(st.one_of(GATE_TEXT, GATE_DICT))
+        rules.insert(draw(st.integers(0, len(rules))), bad)
+    return rules
+
+
 @prop(30)
-@given(rules=st.lists(st.one_of(GOOD_GATE_TEXT, GOOD_GATE_TEXT, GATE_TEXT, GATE_DICT), max_size=3),
-       through_cli=st.booleans())
+@given(rules=gate_rule_lists(), through_cli=st.booleans())
 def test_gate_rules_are_stored_as_parsed_or_refused(template, rules, through_cli):
     with copy_of(template) as db:
         before = snapshot(db)
