@@ -143,6 +143,8 @@ class State:
     batch_rows: int | None
     runs: dict[str, str] = field(default_factory=dict)  # run id -> status
     problems: list[str] = field(default_factory=list)
+    orphan_logs: int = 0       # unlisted Parquet files the orphan cleanup removed
+    orphan_artifacts: int = 0  # artifact files of a dead job that reaping it removed
 
 
 def check_state(db: Path, *, batch_prefix: str | None = None, batch_rows: int | None = None,
@@ -159,6 +161,8 @@ def check_state(db: Path, *, batch_prefix: str | None = None, batch_rows: int | 
     - no run is left queued or running (every process of this database is dead by now).
     """
     store = Store(db)
+    folder = store.artifacts / MODEL
+    artifacts_before = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
     store.forget()  # what a new process does: migrations, then reaping runs whose process died
     problems: list[str] = []
     room = ControlRoom(db, identity=CHECKER)
@@ -221,14 +225,13 @@ def check_state(db: Path, *, batch_prefix: str | None = None, batch_rows: int | 
     if missing:
         problems.append(f"log_files lists missing files: {missing[:3]}")
     with store.connect(write=True) as con:  # the cleanup ingest runs, as it would run an hour from now
-        logs.remove_orphans(con, store.logs, MODEL, now=time.time() + logs.ORPHAN_AGE_S + 1)
+        removed = logs.remove_orphans(con, store.logs, MODEL, now=time.time() + logs.ORPHAN_AGE_S + 1)
     on_disk = {str(p.relative_to(store.logs)) for kind in logs.KINDS
                for p in (store.logs / kind / f"model={MODEL}").glob("date=*/*.parquet")}
     if on_disk - listed:
         problems.append(f"unlisted Parquet files survive the cleanup: {sorted(on_disk - listed)[:3]}")
 
     referenced = {v.artifact_path for v in versions}
-    folder = store.artifacts / MODEL
     present = {f"{MODEL}/{p.name}" for p in folder.iterdir()} if folder.is_dir() else set()
     if present - referenced:
         problems.append(f"artifact files no version references: {sorted(present - referenced)}")
@@ -240,4 +243,5 @@ def check_state(db: Path, *, batch_prefix: str | None = None, batch_rows: int | 
     if stuck:
         problems.append(f"runs left {stuck} although every process is dead")
     store.forget()
-    return State(alias or -1, [v.version for v in versions], rows, runs, problems)
+    gone = artifacts_before - {p.name for p in folder.iterdir()} if folder.is_dir() else artifacts_before
+    return State(alias or -1, [v.version for v in versions], rows, runs, problems, len(removed), len(gone))

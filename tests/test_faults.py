@@ -153,6 +153,8 @@ class Trial:
     outcome: str  # done before the kill | committed | not committed
     killed_others: int
     seconds: float
+    orphan_logs: int = 0
+    orphan_artifacts: int = 0
 
 
 TRIALS_RUN: list[Trial] = []
@@ -240,7 +242,8 @@ def test_a_command_killed_at_any_moment_leaves_a_consistent_state(templates, op,
     assert getattr(final, expected[0]) == expected[1], f"{where}: after running it again {expected[0]} is " \
                                                        f"{getattr(final, expected[0])}, expected {expected[1]}"
     outcome = "done before the kill" if done_before_kill else "committed" if committed else "not committed"
-    trial = Trial(op, index, fraction, delay, typical, outcome, len(others), time.monotonic() - t0)
+    trial = Trial(op, index, fraction, delay, typical, outcome, len(others), time.monotonic() - t0,
+                  after.orphan_logs, after.orphan_artifacts)
     TRIALS_RUN.append(trial)
     if os.environ.get("MLOPS_FAULT_LOG"):  # one JSON line per trial, for a soak's figures
         with open(os.environ["MLOPS_FAULT_LOG"], "a") as f:
@@ -269,8 +272,10 @@ def _report(request):
             f"  {op:11s} {len(trials):3d} trials, typical {trials[0].typical:5.2f} s; kill after {delays[0]:.2f} / "
             f"{quart[0]:.2f} / {quart[1]:.2f} / {quart[2]:.2f} / {delays[-1]:.2f} s (min/q1/median/q3/max); "
             + ", ".join(f"{v} {k}" for k, v in outcomes.items())
-            + f"; job processes killed in {sum(t.killed_others > 0 for t in trials)}; "
-              f"{statistics.mean(t.seconds for t in trials):.1f} s per trial")
+            + f"; job processes killed in {sum(t.killed_others > 0 for t in trials)}; unlisted log files left "
+              f"(then cleaned) in {sum(t.orphan_logs > 0 for t in trials)}, unregistered artifacts (then reaped) in "
+              f"{sum(t.orphan_artifacts > 0 for t in trials)}; {statistics.mean(t.seconds for t in trials):.1f} s "
+              "per trial")
     with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
         reporter.write_line("")
         for line in lines:
