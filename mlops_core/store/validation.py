@@ -136,12 +136,14 @@ def _timestamp(r: str, kind: str) -> tuple[str, str | None]:
 
 
 def _integer(r: str, kind: str, t: pa.DataType) -> tuple[str, str | None]:
+    # TRY_CAST throughout: the checks evaluate this expression on every row, including the rows its test refuses
+    # (a version of 2**31 must be reported, not raise a conversion error).
     if kind == "number" and _is_integer_type(t):
-        return f"CAST({r} AS INTEGER)", None
+        return f"TRY_CAST({r} AS INTEGER)", f"({r} IS NOT NULL AND TRY_CAST({r} AS INTEGER) IS NULL)"
     if kind == "null":
         return "CAST(NULL AS INTEGER)", None
     v = f"TRY_CAST({r} AS DOUBLE)"
-    return (f"CAST({v} AS INTEGER)",
+    return (f"TRY_CAST({v} AS INTEGER)",
             f"({r} IS NOT NULL AND ({v} IS NULL OR {v} <> round({v}) OR abs({v}) > 2147483647))")
 
 
