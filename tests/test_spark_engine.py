@@ -56,10 +56,17 @@ def require_spark() -> None:
 def spark():
     """One local[2] SparkSession for the module (starting one costs seconds)."""
     require_spark()
-    os.environ.setdefault("MLOPS_SPARK_MASTER", "local[2]")
+    before = os.environ.get("MLOPS_SPARK_MASTER")
+    os.environ["MLOPS_SPARK_MASTER"] = "local[2]"
     session = engines.spark_session()
+    assert session.conf.get("spark.driver.bindAddress") == "127.0.0.1"
+    assert session.conf.get("spark.ui.enabled") == "false"
     yield session
     session.stop()
+    if before is None:
+        os.environ.pop("MLOPS_SPARK_MASTER", None)
+    else:
+        os.environ["MLOPS_SPARK_MASTER"] = before
 
 
 def _binary(db, n=2400, seed=3):

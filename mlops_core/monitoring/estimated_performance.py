@@ -52,7 +52,7 @@ def check_estimable(info: ModelInfo) -> None:
 
 
 def fit_window_calibration(store: Store, info: ModelInfo, version: int, start: datetime,
-                           end: datetime, engine: str | None = None) -> CalibrationRecord:
+                           end: datetime, *, engine: str | None = None) -> CalibrationRecord:
     """A calibration of ``version`` fitted on its labelled, scored predictions in [start, end) (not stored), read
     on the log engine ``engine`` (default duckdb).
 
@@ -134,11 +134,12 @@ def over_time(store: Store, info: ModelInfo, *, window: str = "day", start: date
     if (reference_start is None) != (reference_end is None):
         raise InvalidInputError("Give both ends of the reference window (reference start and reference end).")
     with engines.open_engine(engine, store) as econ:
-        return _over_time(store, info, econ, window, start, end, versions, reference_start, reference_end, level,
-                          realized, store_estimates, engine)
+        return _over_time(store, info, econ, window, start, end, versions, reference_start=reference_start,
+                          reference_end=reference_end, level=level, realized=realized,
+                          store_estimates=store_estimates, engine=engine)
 
 
-def _over_time(store: Store, info: ModelInfo, econ, window, start, end, versions, reference_start, reference_end,
+def _over_time(store: Store, info: ModelInfo, econ, window, start, end, versions, *, reference_start, reference_end,
                level, realized, store_estimates, engine) -> pd.DataFrame:
     with store.connect() as con:
         log = logs.view(con, store.logs, info, start, end)
@@ -146,7 +147,7 @@ def _over_time(store: Store, info: ModelInfo, econ, window, start, end, versions
         if reference_start is None:
             records = {v: calibration_of(con, info, v) for v in wanted}
     if reference_start is not None:
-        records = {v: fit_window_calibration(store, info, v, reference_start, reference_end, engine) for v in wanted}
+        records = {v: fit_window_calibration(store, info, v, reference_start, reference_end, engine=engine) for v in wanted}
     frames = []
     for grid in sorted({r.calibration.grid for r in records.values()}):
         group = {v: r for v, r in records.items() if r.calibration.grid == grid}

@@ -176,8 +176,14 @@ def spark_session(master: str | None = None):
         elif url.startswith("sc://"):
             session = SparkSession.builder.remote(url).appName("mlops-control-room").getOrCreate()
         else:
+            builder = SparkSession.builder.master(url).appName("mlops-control-room")
+            if url.startswith("local"):
+                # A local session has its driver and executors in this process: nothing needs to reach it from
+                # another host, so it listens on the loopback address only.
+                builder = (builder.config("spark.driver.host", "127.0.0.1")
+                           .config("spark.driver.bindAddress", "127.0.0.1"))
             try:
-                session = (SparkSession.builder.master(url).appName("mlops-control-room")
+                session = (builder
                            .config("spark.sql.session.timeZone", "UTC")
                            .config("spark.ui.enabled", os.environ.get("MLOPS_SPARK_UI", "false"))
                            .config("spark.ui.showConsoleProgress", "false")
