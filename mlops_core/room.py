@@ -18,26 +18,19 @@ from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import dataclass
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Callable
 
 from mlops_core import accounts
 from mlops_core.access import Identity
-from mlops_core.data import ingest as ingestmod
 from mlops_core.entities import (CalibrationRecord, ModelInfo, Promotion, RunAnomaly, RunInfo, UserInfo, VersionInfo,
                                  dumps)
 from mlops_core.errors import AuthenticationError, InvalidInputError
-from mlops_core.lifecycle import abtest, automation, jobs, policies, registry, retrain
-from mlops_core.lifecycle.artifacts import load_estimator_file
-from mlops_core.monitoring import (alerts, drift, estimated_performance, estimation, performance, run_checks,
-                                   validation)
-from mlops_core.monitoring.performance import Summary
+from mlops_core.lifecycle import jobs
 from mlops_core.store import Store, logs, utcnow
 from mlops_core.store import backup as backupmod
 from mlops_core.store import models as mstore
@@ -46,6 +39,16 @@ from mlops_core.store import run_anomalies as anomstore
 from mlops_core.store import runs as runstore
 from mlops_core.store.logs import LogView
 from mlops_core.times import parse_time
+
+# The domain modules (and pandas, scikit-learn, scipy behind them) are imported by the methods that use them, so
+# that a command such as `mlops status` or `mlops --help` starts without loading them.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops_core.data import ingest as ingestmod
+    from mlops_core.lifecycle import abtest, automation, policies, registry, retrain
+    from mlops_core.monitoring import alerts, validation
+    from mlops_core.monitoring.performance import Summary
 
 Time = datetime | date | str | None
 #: A batch or training set: a CSV/Parquet path, a DataFrame or an Arrow table.
@@ -94,6 +97,8 @@ def _bounds(start: Time, end: Time) -> tuple[datetime, datetime]:
 def _estimator(artifact: Any, identity: Identity, trust_pickle: bool) -> Any:
     """An estimator given as an object, or as the path of a skops file holding one (a pickle/joblib file only with
     ``trust_pickle``, which needs the admin role: loading a pickle runs any code inside it)."""
+    from mlops_core.lifecycle.artifacts import load_estimator_file
+
     if trust_pickle:
         identity.require("admin", "load a pickle file (trust_pickle, --trust-pickle)")
     if artifact is None or hasattr(artifact, "predict"):
@@ -161,6 +166,8 @@ class ControlRoom:
         Raises InvalidInputError (also for a pickle without ``trust_pickle``), NotFoundError,
         AlreadyExistsError, PermissionDeniedError.
         """
+        from mlops_core.lifecycle import registry
+
         self.identity.require("admin", "register models")
         estimator = _estimator(artifact, self.identity, trust_pickle)
         return registry.register_model(self.store, name, task, target, training_data, actor=self.identity.name,
@@ -281,17 +288,23 @@ class ControlRoom:
 
     def alerts(self, *, open_only: bool = False) -> pd.DataFrame:
         """Alerts of every model, newest first."""
+        from mlops_core.monitoring import alerts
+
         with self.store.connect() as con:
             return alerts.list_alerts(con, None, open_only=open_only)
 
     def acknowledge(self, alert_id: int) -> bool:
         """Acknowledge an alert (audited); False when it already was. Needs the operator role."""
+        from mlops_core.monitoring import alerts
+
         self.identity.require("operator", "acknowledge alerts")
         with self.store.connect(write=True) as con:
             return alerts.acknowledge(con, int(alert_id), actor=self.identity.name)
 
     def delete_alert_rule(self, rule_id: int) -> None:
         """Delete an alert rule. Needs the operator role."""
+        from mlops_core.monitoring import alerts
+
         self.identity.require("operator", "delete alert rules")
         with self.store.connect(write=True) as con:
             alerts.delete_rule(con, rule_id)
@@ -307,8 +320,19 @@ class ControlRoom:
         """Block until the run has succeeded or failed; raises MlopsError after ``timeout`` seconds."""
         return jobs.wait(self.store, run_id, timeout, poll=poll, on_progress=on_progress)
 
+    def start_worker(self) -> int | None:
+        """Start the database's job worker when none runs, so that the next retrain starts at once instead of after
+        an interpreter start and imports (``lifecycle.worker``); return the pid of a worker started now, None when
+        one was running. Needs the operator role."""
+        from mlops_core.lifecycle import worker
+
+        self.identity.require("operator", "start the job worker")
+        return worker.ensure(self.store)
+
     def execute_retrain(self, run_id: str) -> retrain.RetrainOutcome:
         """Run a queued retrain to its end in this process (what a background job does)."""
+        from mlops_core.lifecycle import retrain
+
         return retrain.execute(self.store, run_id)
 
 
@@ -349,9 +373,9 @@ class Model:
 
     def status(self) -> ModelStatus:
         with self._store.connect() as con:
+            size = logs.facts(con, self.name)  # one read of the listing for counts and the newest prediction
             return ModelStatus(self.name, self.info.task, self.info.target, mstore.current_alias(con, self.name),
-                               mstore.list_versions(con, self.name), pstore.count_predictions(con, self.info),
-                               pstore.count_labels(con, self.info), pstore.last_prediction_at(con, self.info),
+                               mstore.list_versions(con, self.name), size.predictions, size.labels, size.last_ts,
                                self.info.feature_names)
 
     def versions(self) -> list[VersionInfo]:
@@ -361,6 +385,8 @@ class Model:
 
     def version(self, version: int | None = None) -> VersionInfo:
         """One version (the production version when None); raises NotFoundError."""
+        from mlops_core.lifecycle import registry
+
         with self._store.connect() as con:
             return registry.resolve_version(con, self.name, version)
 
@@ -370,6 +396,8 @@ class Model:
 
     def versions_frame(self) -> pd.DataFrame:
         """One row per version: status, algorithm, training window, holdout metrics, gate verdict."""
+        from mlops_core.lifecycle import registry
+
         with self._store.connect() as con:
             return registry.versions_frame(con, self.name)
 
@@ -380,11 +408,15 @@ class Model:
 
     def rollback_target(self) -> int | None:
         """The version a plain rollback would put back now (None when there is none)."""
+        from mlops_core.lifecycle import registry
+
         with self._store.connect() as con:
             return registry.rollback_target(con, self.name)
 
     def load(self, version: int | None = None) -> Any:
         """The fitted estimator of a version (production when None), after checking its artifact's sha256."""
+        from mlops_core.lifecycle import registry
+
         return registry.load_version(self._store, self.version(version))
 
     def add_version(self, estimator: Any, training_data: Source, *, seed: int = 0,
@@ -392,6 +424,8 @@ class Model:
         """Register an estimator fitted elsewhere (or the path of a skops file of one) as the next version, a
         candidate scored on the holdout of ``training_data``. A pickle/joblib file needs ``trust_pickle=True``
         (see ``ControlRoom.register``). Needs the admin role."""
+        from mlops_core.lifecycle import registry
+
         self._require("admin", "register versions")
         return registry.register_version(self._store, self.info, training_data,
                                          _estimator(estimator, self.room.identity, trust_pickle),
@@ -400,6 +434,8 @@ class Model:
     def promote(self, version: int, *, reason: str | None = None, force: bool = False) -> Promotion:
         """Make ``version`` production (one transaction, audited) after checking its artifact (IntegrityError when it
         fails; nothing changes then). Needs the operator role."""
+        from mlops_core.lifecycle import registry
+
         self._require("operator", "promote versions")
         return registry.promote(self._store, self.name, int(version), actor=self._actor, reason=reason or None,
                                 force=force)
@@ -407,11 +443,15 @@ class Model:
     def rollback(self, *, to: int | None = None, reason: str | None = None) -> Promotion:
         """Put back the previous production version (or ``to``) after checking its artifact (IntegrityError when it
         fails; nothing changes then). Needs the operator role."""
+        from mlops_core.lifecycle import registry
+
         self._require("operator", "roll back")
         return registry.rollback(self._store, self.name, to=to, actor=self._actor, reason=reason or None)
 
     def compare(self, versions: Sequence[int], *, end: Time = None) -> registry.Comparison:
         """Versions side by side on the same recent labelled rows, windows, hyperparameters and lineage."""
+        from mlops_core.lifecycle import registry
+
         return registry.compare(self._store, self.info, versions, end=parse_time(end, end=True))
 
     # --- data -----------------------------------------------------------------------------
@@ -419,39 +459,56 @@ class Model:
     def ingest(self, source: Source, kind: str = "predictions", *, source_name: str | None = None) -> ingestmod.IngestResult:
         """Validate and append a batch of predictions or labels (a file path, DataFrame or Arrow table).
         Needs the operator role."""
+        from mlops_core.data import ingest as ingestmod
+        from mlops_core.monitoring import run_checks
+
         self._require("operator", "ingest batches")
         return ingestmod.ingest(self._store, self.info, source, kind, actor=self._actor, source_name=source_name,
                                 on_recorded=run_checks.check_finished_run)
 
     def validate(self, source: Source, *, kind: str = "predictions", store: bool = True) -> validation.ValidationReport:
         """Validate a batch against the schema without ingesting it (the report is stored unless ``store=False``)."""
+        from mlops_core.monitoring import validation
+
         return validation.validate_batch(self._store, self.info, source, kind=kind, store_report=store)
 
     def validate_window(self, start: Time, end: Time, *, store: bool = True,
                         skew: bool = True) -> validation.ValidationReport:
         """Validate the logged predictions in [start, end)."""
+        from mlops_core.monitoring import validation
+
         first, last = _bounds(start, end)
         return validation.validate_window(self._store, self.info, first, last, store_report=store, skew=skew)
 
     def validate_windows(self, start: Time, end: Time, *, window: str = "day") -> list[validation.ValidationReport]:
         """One stored validation report per window from start to end (a backfill's data-quality history)."""
+        from mlops_core.monitoring import validation
+
         first, last = _bounds(start, end)
         return validation.validate_windows(self._store, self.info, first, last, window=window)
 
     def validation_reports(self, start: Time = None, end: Time = None) -> pd.DataFrame:
+        from mlops_core.monitoring import validation
+
         with self._store.connect() as con:
             return validation.reports(con, self.info, start=parse_time(start), end=parse_time(end, end=True))
 
     def anomalies(self, start: Time = None, end: Time = None) -> pd.DataFrame:
+        from mlops_core.monitoring import validation
+
         with self._store.connect() as con:
             return validation.anomalies(con, self.info, start=parse_time(start), end=parse_time(end, end=True))
 
     def null_rates(self, window: str = "day", start: Time = None, end: Time = None) -> pd.DataFrame:
+        from mlops_core.monitoring import validation
+
         first, last = parse_time(start), parse_time(end, end=True)
         with self._log(first, last) as (con, log):
             return validation.null_rates(con, log, window=window, start=first, end=last)
 
     def skew(self, start: Time = None, end: Time = None) -> pd.DataFrame:
+        from mlops_core.monitoring import validation
+
         return validation.skew(self._store, self.info, start=parse_time(start), end=parse_time(end, end=True))
 
     # --- monitoring ----------------------------------------------------------------------------
@@ -459,6 +516,8 @@ class Model:
     def performance(self, *, window: str = "day", start: Time = None, end: Time = None, versions: Versions = None,
                     auc: bool = True) -> pd.DataFrame:
         """Metrics per window and version (see ``monitoring.performance.over_time``)."""
+        from mlops_core.monitoring import performance
+
         first, last = parse_time(start), parse_time(end, end=True)
         with self._log(first, last) as (con, log):
             return performance.over_time(con, log, window=window, start=first, end=last, versions=versions, auc=auc)
@@ -466,11 +525,12 @@ class Model:
     def estimate_performance(self, *, window: str = "day", start: Time = None, end: Time = None,
                              version: int | Sequence[int] | None = None,
                              reference_start: Time = None, reference_end: Time = None,
-                             level: float = estimation.BAND_LEVEL, realized: bool = True,
+                             level: float | None = None, realized: bool = True,
                              store: bool = True) -> pd.DataFrame:
         """Estimated accuracy, precision, recall, F1 and ROC AUC per window and version while labels are missing
-        (confidence-based estimation; binary classifiers), with a band at ``level`` and the realized value where
-        labels exist (see ``monitoring.estimated_performance.over_time``).
+        (confidence-based estimation; binary classifiers), with a band at ``level`` (default
+        ``estimation.BAND_LEVEL``, 0.95) and the realized value where labels exist (see
+        ``monitoring.estimated_performance.over_time``).
 
         ``version``: one version or several (default: every version logged in the range), each estimated with
         its stored calibration, or with one fitted on the labelled log in [reference_start, reference_end).
@@ -478,6 +538,9 @@ class Model:
         storing needs the operator role). Raises InvalidInputError for a regression or multiclass model (no
         estimate is available), NotFoundError for a version without calibration.
         """
+        from mlops_core.monitoring import estimated_performance, estimation
+
+        level = estimation.BAND_LEVEL if level is None else level
         if store:
             self._require("operator", "store performance estimates")
         versions = None if version is None else [version] if isinstance(version, int) else list(version)
@@ -490,12 +553,17 @@ class Model:
                          version: int | Sequence[int] | None = None) -> pd.DataFrame:
         """Stored estimates against the labels that arrived since: error and whether the realized value lies in
         the band (see ``monitoring.estimated_performance.stored``)."""
+        from mlops_core.monitoring import estimated_performance
+
         versions = None if version is None else [version] if isinstance(version, int) else list(version)
         return estimated_performance.stored(self._store, self.info, window=window, start=parse_time(start),
                                             end=parse_time(end, end=True), versions=versions)
 
     def estimation_calibration(self, version: int | None = None) -> CalibrationRecord:
         """The calibration performance estimation uses for a version (production when None); raises NotFoundError."""
+        from mlops_core.lifecycle import registry
+        from mlops_core.monitoring import estimated_performance
+
         with self._store.connect() as con:
             v = registry.resolve_version(con, self.name, version).version
             return estimated_performance.calibration_of(con, self.info, v)
@@ -503,24 +571,32 @@ class Model:
     def calibrate_estimation(self, start: Time, end: Time, *, version: int | None = None) -> CalibrationRecord:
         """Fit the calibration of a version (production when None) on its labelled log in [start, end) and store
         it; later estimates use it. Needs the operator role."""
+        from mlops_core.monitoring import estimated_performance
+
         self._require("operator", "calibrate performance estimation")
         v = self.version(version).version
         first, last = _bounds(start, end)
         return estimated_performance.calibrate_window(self._store, self.info, v, first, last)
 
     def confusion(self, *, start: Time = None, end: Time = None, version: int | None = None) -> pd.DataFrame:
+        from mlops_core.monitoring import performance
+
         first, last = parse_time(start), parse_time(end, end=True)
         with self._log(first, last) as (con, log):
             return performance.confusion(con, log, start=first, end=last, version=version)
 
     def residuals(self, *, start: Time = None, end: Time = None, version: int | None = None,
                   limit: int = 5000) -> pd.DataFrame:
+        from mlops_core.monitoring import performance
+
         first, last = parse_time(start), parse_time(end, end=True)
         with self._log(first, last) as (con, log):
             return performance.residuals(con, log, start=first, end=last, version=version, limit=limit)
 
     def summary(self, *, days: int = 7, now: Time = None) -> Summary:
         """The headline metric over the last ``days`` up to ``now`` against the ``days`` before."""
+        from mlops_core.monitoring import performance
+
         at = parse_time(now) or utcnow()
         with self._log(*performance.summary_window(days, at)) as (con, log):
             return performance.summary(con, log, days=days, now=at)
@@ -542,6 +618,8 @@ class Model:
               store: bool = True, methods: Any = None, thresholds: dict | None = None) -> pd.DataFrame:
         """Drift per window and feature against a stored reference; stored unless ``store=False`` (then it needs no
         role; storing needs the operator role)."""
+        from mlops_core.monitoring import drift
+
         if store:
             self._require("operator", "store drift results")
         return drift.over_time(self._store, self.info, window=window, start=parse_time(start),
@@ -550,27 +628,39 @@ class Model:
 
     def drift_stored(self, *, window: str = "day", start: Time = None, end: Time = None,
                      compute_missing: bool = True) -> pd.DataFrame:
+        from mlops_core.monitoring import drift
+
         return drift.stored(self._store, self.info, window=window, start=parse_time(start),
                             end=parse_time(end, end=True), compute_missing=compute_missing)
 
     def drift_share(self, *, window: str = "day", start: Time = None, end: Time = None) -> pd.DataFrame:
+        from mlops_core.monitoring import drift
+
         return drift.share_over_time(self._store, self.info, window=window, start=parse_time(start),
                                      end=parse_time(end, end=True))
 
     def drift_distribution(self, feature: str, *, start: Time = None, end: Time = None) -> pd.DataFrame:
+        from mlops_core.monitoring import drift
+
         return drift.distribution(self._store, self.info, feature, start=parse_time(start),
                                   end=parse_time(end, end=True))
 
     def drift_latest(self, *, window: str = "day") -> pd.DataFrame:
+        from mlops_core.monitoring import drift
+
         return drift.latest(self._store, self.info, window=window)
 
     def drift_settings(self) -> pd.DataFrame:
+        from mlops_core.monitoring import drift
+
         with self._store.connect() as con:
             return drift.settings(con, self.info)
 
     def configure_drift(self, feature: str = "*", methods: str | Sequence[str] | None = None, *, threshold: float | None = None,
                         thresholds: dict | None = None) -> pd.DataFrame:
         """Store the drift method(s)/threshold(s) of a feature (``*``: every feature). Needs the operator role."""
+        from mlops_core.monitoring import drift
+
         self._require("operator", "change drift settings")
         with self._store.connect(write=True) as con:
             return drift.configure(con, self.info, feature, methods, threshold=threshold, thresholds=thresholds,
@@ -578,11 +668,15 @@ class Model:
 
     def reference_from_window(self, start: Time, end: Time) -> int:
         """Store the log in [start, end) as a reference; return its id. Needs the operator role."""
+        from mlops_core.monitoring import drift
+
         self._require("operator", "store references")
         return drift.reference_from_window(self._store, self.info, parse_time(start), parse_time(end, end=True))
 
     def reference_from_file(self, path: str | os.PathLike, *, version: int | None = None) -> int:
         """Store a training file's summary as a reference; return its id. Needs the operator role."""
+        from mlops_core.monitoring import drift
+
         self._require("operator", "store references")
         with self._store.connect(write=True) as con:
             return drift.reference_from_file(con, self.info, path, version=version)
@@ -590,21 +684,29 @@ class Model:
     def monitor(self, *, now: Time = None, window: str = "day", lookback: int | None = None,
                 trigger: str = "schedule") -> alerts.MonitoringResult:
         """Compute drift for the recent windows, evaluate the alert rules, store new alerts (safe from cron)."""
+        from mlops_core.monitoring import alerts
+
         self._require("operator", "run the monitor")
         return alerts.run_monitoring(self._store, self.info, now=parse_time(now), window=window, lookback=lookback,
                                      trigger=trigger, actor=self._actor)
 
     def alerts(self, *, open_only: bool = False) -> pd.DataFrame:
+        from mlops_core.monitoring import alerts
+
         with self._store.connect() as con:
             return alerts.list_alerts(con, self.name, open_only=open_only)
 
     def alert_rules(self) -> pd.DataFrame:
+        from mlops_core.monitoring import alerts
+
         with self._store.connect() as con:
             return alerts.list_rules(con, self.info)
 
     def set_alert_rule(self, kind: str, *, target: str | None = None, threshold: float | None = None,
                        severity: str = "warning", params: dict | None = None, enabled: bool = True) -> int:
         """Create or update an alert rule; return its id. Needs the operator role."""
+        from mlops_core.monitoring import alerts
+
         self._require("operator", "change alert rules")
         with self._store.connect(write=True) as con:
             return alerts.set_rule(con, self.info, kind, target=target, threshold=threshold, severity=severity,
@@ -613,11 +715,15 @@ class Model:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def policy(self) -> policies.Policy:
+        from mlops_core.lifecycle import policies
+
         with self._store.connect() as con:
             return policies.policy_of(con, self.name)
 
     def set_policy(self, **changes: Any) -> policies.Policy:
         """Change fields of the automation policy (audited). Needs the operator role."""
+        from mlops_core.lifecycle import policies
+
         self._require("operator", "change the automation policy")
         with self._store.connect(write=True) as con:
             return policies.set_policy(con, self.info, actor=self._actor, **changes)
@@ -625,17 +731,21 @@ class Model:
     def evaluate_policy(self, *, now: Time = None, drift_share: float | None = None,
                         metrics: dict | None = None) -> automation.PolicyDecision:
         """Evaluate the policy once and act on it (alert, or retrain in automated mode). Needs the operator role."""
+        from mlops_core.lifecycle import automation
+
         self._require("operator", "evaluate the automation policy")
         return automation.evaluate(self._store, self.info, now=parse_time(now), drift_share=drift_share,
                                    metrics_now=metrics)
 
     def evaluations(self, limit: int = 100) -> pd.DataFrame:
+        from mlops_core.lifecycle import automation
+
         with self._store.connect() as con:
             return automation.recent_evaluations(con, self.info, limit)
 
     def retrain(self, params: dict | None = None, *, trigger: str = "manual", spawn: bool = True) -> str:
-        """Queue a retrain (and start its background process unless ``spawn=False``); return the run id.
-        Needs the operator role."""
+        """Queue a retrain for the database's job worker (started when none runs; ``spawn=False``: only queued, for
+        a caller that runs it itself); return the run id. Needs the operator role."""
         self._require("operator", "retrain")
         return jobs.start_retrain(self._store, self.info, actor=self._actor, trigger=trigger, params=params,
                                   spawn=spawn)
@@ -649,13 +759,21 @@ class Model:
         return found[0] if found else None
 
     def ab_test(self, challenger: int | str, *, champion: int | str | None = None, by: str = "version", start: Time = None, end: Time = None,
-               alpha: float = abtest.DEFAULT_ALPHA, min_samples: int = abtest.DEFAULT_MIN_SAMPLES) -> abtest.ABTestResult:
-        return abtest.evaluate(self._store, self.info, challenger, champion=champion, by=by, start=parse_time(start),
-                               end=parse_time(end, end=True), alpha=alpha, min_samples=min_samples)
+               alpha: float | None = None, min_samples: int | None = None) -> abtest.ABTestResult:
+        """The A/B test of a challenger against the champion (``alpha`` and ``min_samples`` default to
+        ``abtest.DEFAULT_ALPHA`` and ``DEFAULT_MIN_SAMPLES``)."""
+        from mlops_core.lifecycle import abtest
 
-    def promote_if_better(self, challenger: int, *, alpha: float = abtest.DEFAULT_ALPHA,
-                          min_samples: int = abtest.DEFAULT_MIN_SAMPLES) -> tuple[abtest.ABTestResult, Promotion | None]:
+        return abtest.evaluate(self._store, self.info, challenger, champion=champion, by=by, start=parse_time(start),
+                               end=parse_time(end, end=True), alpha=abtest.DEFAULT_ALPHA if alpha is None else alpha,
+                               min_samples=abtest.DEFAULT_MIN_SAMPLES if min_samples is None else min_samples)
+
+    def promote_if_better(self, challenger: int, *, alpha: float | None = None,
+                          min_samples: int | None = None) -> tuple[abtest.ABTestResult, Promotion | None]:
         """A/B test the challenger and promote it when it wins. Needs the operator role."""
+        from mlops_core.lifecycle import abtest
+
         self._require("operator", "promote versions")
-        return abtest.promote_if_better(self._store, self.info, challenger, actor=self._actor, alpha=alpha,
-                                        min_samples=min_samples)
+        return abtest.promote_if_better(self._store, self.info, challenger, actor=self._actor,
+                                        alpha=abtest.DEFAULT_ALPHA if alpha is None else alpha,
+                                        min_samples=abtest.DEFAULT_MIN_SAMPLES if min_samples is None else min_samples)
