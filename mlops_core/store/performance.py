@@ -212,6 +212,31 @@ def regression_sums(con, log: LogView, window: str, start=None, end=None, versio
     return con.execute(sql, [*p1, *p2]).df()
 
 
+def period_sums(con, log: LogView, split, start, end) -> dict[bool, tuple[int, int, int, float]]:
+    """What the pooled headline metric needs over [start, split) and [split, end), from one join of the log.
+
+    Returns {recent: (predictions, labelled, scored, value sum)} for the periods with predictions, recent =
+    ts >= split. ``scored``: labelled rows with a prediction (classification) or with an error
+    prediction - label (regression); ``value sum``: the correct ones among them (classification: label and
+    prediction equal as text, as ``confusion`` compares them) or the sum of squared errors (regression).
+    """
+    if log.info.task == "classification":
+        scored = "count(CASE WHEN lb.label IS NOT NULL AND l.prediction IS NOT NULL THEN 1 END)"
+        value = ("sum(CASE WHEN lb.label IS NOT NULL AND l.prediction IS NOT NULL "
+                 "AND CAST(lb.label AS VARCHAR) = CAST(l.prediction AS VARCHAR) THEN 1 ELSE 0 END)")
+    else:
+        scored = "count(l.prediction - lb.label)"
+        value = "sum((l.prediction - lb.label) * (l.prediction - lb.label))"
+    rng, p1 = _range_sql(start, end)
+    rows = con.execute(f"""
+        SELECT CASE WHEN l.ts >= ? THEN 1 ELSE 0 END AS recent, count(*) AS n, count(lb.label) AS n_labelled,
+               {scored} AS n_scored, {value} AS value_sum
+        FROM {log.predictions} l LEFT JOIN {log.labels} lb ON l.request_id = lb.request_id
+        WHERE 1 = 1 {rng} GROUP BY 1
+    """, [split, *p1]).fetchall()
+    return {bool(r[0]): (int(r[1]), int(r[2]), int(r[3] or 0), float(r[4] or 0.0)) for r in rows}
+
+
 def confusion(con, log: LogView, start=None, end=None, version=None) -> pd.DataFrame:
     """Labelled rows counted by (actual, predicted); columns actual, predicted, count."""
     rng, p1 = _range_sql(start, end)
