@@ -40,7 +40,7 @@ from typing import Iterator
 
 import duckdb
 
-from mlops_core.config import lock_timeout_seconds, resolve_db_path
+from mlops_core.config import engine_memory_limit, lock_timeout_seconds, resolve_db_path
 from mlops_core.errors import DatabaseBusyError, InvalidInputError, MlopsError, NotFoundError, storage_error
 
 _instance_lock = threading.Lock()
@@ -57,7 +57,15 @@ def _engine() -> duckdb.DuckDBPyConnection:
             # Spills of big sorts and joins go to the system's temporary folder (an in-memory instance would use
             # ".tmp" in whatever folder the process was started from).
             spill = os.path.join(tempfile.gettempdir(), f"mlops-duckdb-{os.getpid()}")
-            _instance = duckdb.connect(config={"temp_directory": spill})
+            config = {"temp_directory": spill}
+            limit = engine_memory_limit()
+            if limit:
+                config["memory_limit"] = limit
+            try:
+                _instance = duckdb.connect(config=config)
+            except duckdb.Error as exc:
+                raise InvalidInputError(f"MLOPS_ENGINE_MEMORY={limit!r} is not a memory size DuckDB accepts "
+                                        f"(e.g. 400MB, 2GB): {exc}") from exc
         return _instance
 
 
