@@ -1,10 +1,10 @@
 """Command-line start-up and monitoring commands on a big demo database: wall time and peak RSS per process.
 
-    .venv/bin/python benchmarks/bench_cli.py [--db PATH] [--rounds 5] [--model credit_default]
+    .venv/bin/python benchmarks/bench_cli.py [--db PATH | --daily 111200] [--rounds 5] [--model credit_default]
 
-Without ``--db`` it uses ``benchmarks/data/cli_demo.duckdb``, built if missing with
-``python -m mlops_core demo --daily 111200 --end 2026-01-01T00:00:00`` (about 9.9M predictions of
-``credit_default`` and 4.9M of ``delivery_time``; several minutes on 2 cores).
+Without ``--db`` it uses ``benchmarks/data/cli_demo_<daily>.duckdb``, built if missing with
+``python -m mlops_core demo --daily <daily> --end 2026-01-01T00:00:00`` (at the default 111200 a day:
+about 9.9M predictions of ``credit_default`` and 4.9M of ``delivery_time``; several minutes on 2 cores).
 
 Each round runs, as fresh processes (``python -m mlops_core ...`` and the ``mlops`` console script),
 ``--help``, ``status``, ``performance --window day`` and ``drift`` (which stores its results, as the
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DB = ROOT / "benchmarks" / "data" / "cli_demo.duckdb"
+DATA = ROOT / "benchmarks" / "data"
 #: (name, arguments after the program, wall target in s, peak RSS target in MB)
 COMMANDS = [
     ("--help", ["--help"], 0.4, None),
@@ -36,12 +36,12 @@ COMMANDS = [
 ]
 
 
-def ensure_demo(db: Path) -> None:
+def ensure_demo(db: Path, daily: int) -> None:
     if db.exists():
         return
     db.parent.mkdir(parents=True, exist_ok=True)
-    print(f"building the demo database at {db} (--daily 111200; several minutes) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "mlops_core", "demo", "--db", str(db), "--daily", "111200",
+    print(f"building the demo database at {db} (--daily {daily}) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "mlops_core", "demo", "--db", str(db), "--daily", str(daily),
                     "--end", "2026-01-01T00:00:00"], check=True, cwd=ROOT)
 
 
@@ -61,11 +61,13 @@ def measure(cmd: list[str]) -> tuple[float, float, float, int]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--db", type=Path, default=DEFAULT_DB)
+    ap.add_argument("--db", type=Path, help="database to measure (default: a demo built with --daily)")
+    ap.add_argument("--daily", type=int, default=111_200, help="demo size when --db is not given")
     ap.add_argument("--model", default="credit_default")
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    ensure_demo(args.db)
+    args.db = args.db or DATA / f"cli_demo_{args.daily}.duckdb"
+    ensure_demo(args.db, args.daily)
     script = shutil.which("mlops", path=str(Path(sys.executable).parent))
     runs: list[tuple[str, list[str], float, float | None]] = [
         ("floor: python -c 'import duckdb'", [sys.executable, "-c", "import duckdb"], 0.0, None)]

@@ -22,8 +22,10 @@ BENCHMARKS = [
     ("bench_performance.py", ["--rows", "10000000"], ["--rows", "200000"]),
     ("bench_drift.py", ["--rows", "1000000"], ["--rows", "20000", "--log-rows", "200000", "--skip-peer"]),
     ("bench_retrain.py", ["--rows", "100000"], ["--rows", "5000", "--repeat", "2"]),
+    ("bench_jobs.py", ["--rows", "100000"], ["--rows", "5000", "--rounds", "2"]),
+    ("bench_cli.py", [], ["--daily", "2000", "--rounds", "1"]),
     ("bench_demo.py", [], ["--days", "30", "--daily", "200"]),
-    ("bench_pages.py", [], ["--repeat", "1"]),
+    ("bench_pages.py", ["--cold-rounds", "3"], ["--repeat", "1"]),
 ]
 
 
