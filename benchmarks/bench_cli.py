@@ -45,11 +45,11 @@ def ensure_demo(db: Path, daily: int) -> None:
                     "--end", "2026-01-01T00:00:00"], check=True, cwd=ROOT)
 
 
-def measure(cmd: list[str]) -> tuple[float, float, float, int]:
-    """(wall s, peak RSS MB, CPU s, exit code) of one process running ``cmd``."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+def measure(cmd: list[str], root: Path = ROOT) -> tuple[float, float, float, int]:
+    """(wall s, peak RSS MB, CPU s, exit code) of one process running ``cmd`` with the package at ``root``."""
+    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -65,27 +65,33 @@ def main() -> int:
     ap.add_argument("--daily", type=int, default=111_200, help="demo size when --db is not given")
     ap.add_argument("--model", default="credit_default")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--compare", type=Path, metavar="ROOT",
+                    help="also run each command with the package of another checkout (e.g. an export of the last "
+                         "release: git archive REV | tar -x -C ROOT), in the same rounds, labelled 'before'")
     args = ap.parse_args()
     args.db = args.db or DATA / f"cli_demo_{args.daily}.duckdb"
     ensure_demo(args.db, args.daily)
     script = shutil.which("mlops", path=str(Path(sys.executable).parent))
-    runs: list[tuple[str, list[str], float, float | None]] = [
-        ("floor: python -c 'import duckdb'", [sys.executable, "-c", "import duckdb"], 0.0, None)]
+    runs: list[tuple[str, list[str], float, float | None, Path]] = [
+        ("floor: python -c 'import duckdb'", [sys.executable, "-c", "import duckdb"], 0.0, None, ROOT)]
     for name, argv, wall, rss in COMMANDS:
         filled = [a.format(model=args.model, db=args.db) for a in argv]
-        runs.append((f"python -m mlops_core {name}", [sys.executable, "-m", "mlops_core", *filled], wall, rss))
+        runs.append((f"python -m mlops_core {name}", [sys.executable, "-m", "mlops_core", *filled], wall, rss, ROOT))
         if script and name in ("--help", "status"):
-            runs.append((f"mlops {name}", [script, *filled], wall, rss))
+            runs.append((f"mlops {name}", [script, *filled], wall, rss, ROOT))
+        if args.compare:
+            runs.append((f"  before: {name}", [sys.executable, "-m", "mlops_core", *filled], 0.0, None,
+                         args.compare.resolve()))
     results: dict[str, list[tuple[float, float, float, int]]] = {r[0]: [] for r in runs}
     for i in range(args.rounds):
         shift = i % len(runs)
-        for label, cmd, _, _ in runs[shift:] + runs[:shift]:
-            results[label].append(measure(cmd))
+        for label, cmd, _, _, root in runs[shift:] + runs[:shift]:
+            results[label].append(measure(cmd, root))
         print(f"  round {i + 1} done", flush=True)
     print(f"\n{args.db}, {args.rounds} rounds (median / worst)")
     print(f"{'command':<38}{'wall s':>15}{'peak MB':>15}{'CPU s':>13}   target")
     failed = False
-    for label, _, wall_target, rss_target in runs:
+    for label, _, wall_target, rss_target, _ in runs:
         r = results[label]
         walls, rss, cpu = [x[0] for x in r], [x[1] for x in r], [x[2] for x in r]
         ok = all(x[3] == 0 for x in r)
