@@ -256,7 +256,12 @@ def _output_to(path: Path) -> Iterator[None]:
 
 
 def _runners() -> dict[str, Callable[[Store, str], object]]:
-    """What runs a job of each kind (imported here, once, when the worker starts)."""
+    """What runs a job of each kind, imported here, once, when the worker starts, with what a first job would load
+    on its way: skops, the artifact format (it loads scikit-learn whole; the biggest import of a retrain, several
+    times the job itself on a small window), and pyarrow's conversion to pandas."""
+    import pyarrow.pandas_compat  # noqa: F401
+    import skops.io  # noqa: F401
+
     from mlops_core.lifecycle import retrain
 
     return {"retrain": retrain.execute}
