@@ -141,13 +141,12 @@ def ensure(store: Store) -> int | None:
 
 
 def _spawn(store: Store) -> int:
-    folder = _jobs_folder(store)
-    folder.mkdir(parents=True, exist_ok=True)
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [sys.executable, "-m", "mlops_core", "worker", "--db", str(store.path)]
     try:
+        _jobs_folder(store).mkdir(parents=True, exist_ok=True)
         with open(worker_log_path(store), "ab") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                     cwd=package_root, start_new_session=True)
