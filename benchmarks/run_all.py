@@ -26,6 +26,7 @@ BENCHMARKS = [
     ("bench_cli.py", [], ["--daily", "2000", "--rounds", "1"]),
     ("bench_demo.py", [], ["--days", "30", "--daily", "200"]),
     ("bench_pages.py", ["--cold-rounds", "3"], ["--repeat", "1"]),
+    ("bench_serving.py", ["--rounds", "3", "--seconds", "20"], ["--rounds", "1", "--seconds", "5", "--batch-rows", "20000"]),
 ]
 
 

@@ -1,11 +1,10 @@
 """CLI commands of retraining and automation: retrain (and the background job), the job worker, policy."""
 from __future__ import annotations
 
-import json
 import signal
 import sys
 
-from mlops_core.cli import room
+from mlops_core.cli import parse_settings, room
 from mlops_core.cli.output import print_json
 from mlops_core.errors import InvalidInputError, exit_code_of
 
@@ -73,13 +72,6 @@ def _float_or_none(text: str):
         raise InvalidInputError(f"Expected a number or 'none', got {text!r}.") from exc
 
 
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _retrain_summary(run) -> dict:
     s = run.statistics or {}
     gate = s.get("gate") or {}
@@ -111,13 +103,7 @@ def cmd_retrain(args) -> int:
     params = {"window_days": args.window_days, "end": args.end, "min_rows": args.min_rows,
               "auto_promote": args.promote}
     if args.set:
-        hp = {}
-        for item in args.set:
-            if "=" not in item:
-                raise InvalidInputError(f"--set takes PARAM=VALUE, e.g. learning_rate=0.05; got {item!r}.")
-            k, v = item.split("=", 1)
-            hp[k.strip()] = _parse_value(v.strip())
-        params["hyperparameters"] = hp
+        params["hyperparameters"] = parse_settings(args.set)
     params = {k: v for k, v in params.items() if v is not None}
     r = room(args, actor=args.actor)
     run_id = r.model(args.model).retrain(params)

@@ -5,7 +5,8 @@ A backup is a folder::
     manifest.json       format, source, time, schema version, counts, and every file with its size and sha256
     metadata.duckdb     the metadata database as it was at one moment
     artifacts/<model>/  every artifact a version refers to
-    logs/<kind>/...     every Parquet file the log listing names
+    logs/...            every Parquet file the log listing names (predictions, labels, feature files, online
+                        snapshots)
 
 **Consistent without stopping writers for long.** The metadata file is copied during one read
 visit (``Store.connect()``): writers wait for the room to empty, so no write is half-way and
@@ -116,6 +117,10 @@ def _snapshot(store: Store, staged_db: Path) -> _Snapshot:
             shutil.copy2(wal, Path(f"{staged_db}.wal"))
         logs = [(r[0], int(r[1])) for r in con.execute(
             "SELECT path, rows FROM log_files WHERE retired_at IS NULL ORDER BY path").fetchall()]
+        # the feature store's offline files and online snapshots live under the log folder too (no rows counted)
+        logs += [(r[0], 0) for r in con.execute(
+            "SELECT path FROM feature_files WHERE retired_at IS NULL UNION ALL "
+            "SELECT path FROM online_snapshots WHERE retired_at IS NULL ORDER BY 1").fetchall()]
         arts = [(r[0], r[1]) for r in con.execute(
             "SELECT artifact_path, artifact_sha256 FROM model_versions WHERE artifact_path IS NOT NULL "
             "ORDER BY model, version").fetchall()]
@@ -129,7 +134,8 @@ def _tidy_copy(staged_db: Path) -> None:
     copied)."""
     con = duckdb.connect(str(staged_db))
     try:
-        con.execute("DELETE FROM log_files WHERE retired_at IS NOT NULL")
+        for table in ("log_files", "feature_files", "online_snapshots"):
+            con.execute(f"DELETE FROM {table} WHERE retired_at IS NOT NULL")
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -30,6 +30,7 @@ import fcntl
 import hashlib
 import os
 import random
+import shutil
 import tempfile
 import threading
 import time
@@ -329,6 +330,12 @@ def engine() -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
+def limit_threads(threads: int) -> None:
+    """Let this process's DuckDB instance use at most ``threads`` threads (a process that serves requests keeps
+    the other cores for them)."""
+    _engine().execute(f"SET threads = {max(1, int(threads))}")
+
+
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """A second connection on ``con``'s database (for another thread, or beside an unfinished result); close it
     before ``con``'s visit ends."""
@@ -414,6 +421,35 @@ class Store:
     def forget(self) -> None:
         """Forget that this database was migrated in this process (after it was deleted or replaced)."""
         forget_database(self.path)
+
+    @contextmanager
+    def kept_open(self) -> Iterator[None]:
+        """Hold the database file attached to this process for the block (creating it when missing).
+
+        Every visit inside the block then skips attaching the file and checkpointing it on the
+        way out, which adds up over hundreds of short operations in a row. The file is held for
+        writing, so other processes wait for it meanwhile.
+        """
+        with connect(self.path, create=True):
+            yield
+
+    def destroy(self) -> None:
+        """Delete the database file, its write-ahead log and lock file, the prediction logs and the artifacts folder.
+
+        Raises ConflictError while a visit of this process still has the file open.
+        """
+        from mlops_core.errors import ConflictError
+
+        with _files_lock:
+            att = _files.get(os.path.realpath(self.path))
+        if att is not None and att.mode is not None:
+            raise ConflictError(f"Database {self.path} is still open in this process; close it before deleting it.",
+                                path=str(self.path))
+        for p in (self.path, Path(str(self.path) + ".wal"), Path(str(self.path) + ".lock")):
+            p.unlink(missing_ok=True)
+        shutil.rmtree(self.artifacts, ignore_errors=True)
+        shutil.rmtree(self.logs, ignore_errors=True)
+        self.forget()
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"

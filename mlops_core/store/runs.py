@@ -17,7 +17,7 @@ from mlops_core.clock import utcnow
 if TYPE_CHECKING:  # frames come from DuckDB's .df(); pandas loads when one is asked for
     import pandas as pd
 
-RUN_KINDS = ("train", "retrain", "evaluate", "validate", "promote", "rollback", "ingest", "monitor")
+RUN_KINDS = ("train", "retrain", "evaluate", "validate", "promote", "rollback", "ingest", "monitor", "materialize")
 RUN_TRIGGERS = ("manual", "automated", "schedule", "api")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed")
 
