@@ -122,7 +122,7 @@ def main() -> None:
                       f"{theirs[-1] / ours[-1]:.2f}x", flush=True)
         finally:
             worker.stop(store)
-        ratios = [o / i for o, i in zip(theirs, ours)]
+        ratios = [o / i for o, i in zip(theirs, ours, strict=True)]
         print(f"\nrows={args.rows:,}, {args.rounds} paired rounds; every detached job ran in worker pid "
               f"{', '.join(map(str, sorted(pids)))}")
         print(f"in process : median {statistics.median(ours):.2f} s, worst {max(ours):.2f} s")

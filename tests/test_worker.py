@@ -10,12 +10,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from _ops_support import MODEL, build
+from test_jobs import SLOW, wait_for
+
 from mlops_core import ControlRoom, Identity
 from mlops_core.lifecycle import worker
 from mlops_core.store import Store, connect, utcnow
 from mlops_core.store import jobs as jobstore
 from mlops_core.store import runs as runstore
-from test_jobs import SLOW, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

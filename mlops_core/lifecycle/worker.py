@@ -42,16 +42,15 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from mlops_core.errors import MlopsError, NotFoundError
 from mlops_core.store import Store
 from mlops_core.store import jobs as jobstore
 
-__all__ = ["serve", "ensure", "wake", "stop", "running_pid", "IDLE_TIMEOUT_S", "POLL_S"]
+__all__ = ["IDLE_TIMEOUT_S", "POLL_S", "ensure", "running_pid", "serve", "stop", "wake"]
 
 #: Seconds without work after which a worker exits (``MLOPS_WORKER_IDLE_S`` overrides it).
 IDLE_TIMEOUT_S = 600.0
@@ -148,8 +147,9 @@ def _spawn(store: Store) -> int:
     try:
         _jobs_folder(store).mkdir(parents=True, exist_ok=True)
         with open(worker_log_path(store), "ab") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                    cwd=package_root, start_new_session=True)
+            # our own interpreter and module, arguments as a list, no shell
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,  # noqa: S603
+                                    env=env, cwd=package_root, start_new_session=True)
     except OSError as exc:
         raise MlopsError(f"Could not start the job worker of {store.path}: {exc}", path=str(store.path)) from exc
     _children.append(proc)
@@ -292,7 +292,8 @@ def _run(store: Store, run, runners, log=print) -> None:
                 runners[run.kind](store, run.id)
             except (KeyboardInterrupt, SystemExit):
                 raise
-            except Exception:  # recorded in the run row by the job itself; the traceback goes to its log
+            # any failure is recorded in the run row by the job itself; the traceback goes to its log
+            except Exception:  # noqa: BLE001
                 traceback.print_exc()
     finally:
         gc.collect()  # the job paused the collector; free its cycles before the next one

@@ -9,9 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlops_core.store.logs import LogView
 from mlops_core.store.conditions import check_window, in_list, time_range
-from mlops_core.store.models import quote_ident
+from mlops_core.store.logs import LogView
 
 #: sklearn.metrics.log_loss clips probabilities to [eps, 1 - eps] with eps = float64 machine epsilon.
 LOG_LOSS_EPS = float(np.finfo(np.float64).eps)
