@@ -1,12 +1,18 @@
 """Shared fixtures: a fresh database file in tmp_path and a small training set."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from mlops_core.clock import set_clock
 from mlops_core import ControlRoom, Identity
+
+# Job workers that tests start (one per database in tmp_path) exit a few seconds after their last job rather than
+# after the default ten minutes.
+os.environ.setdefault("MLOPS_WORKER_IDLE_S", "5")
 
 
 @pytest.fixture

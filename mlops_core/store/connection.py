@@ -41,7 +41,7 @@ from typing import Iterator
 
 import duckdb
 
-from mlops_core.config import lock_timeout_seconds, resolve_db_path
+from mlops_core.config import engine_memory_limit, lock_timeout_seconds, resolve_db_path
 from mlops_core.errors import DatabaseBusyError, InvalidInputError, MlopsError, NotFoundError, storage_error
 
 _instance_lock = threading.Lock()
@@ -58,7 +58,15 @@ def _engine() -> duckdb.DuckDBPyConnection:
             # Spills of big sorts and joins go to the system's temporary folder (an in-memory instance would use
             # ".tmp" in whatever folder the process was started from).
             spill = os.path.join(tempfile.gettempdir(), f"mlops-duckdb-{os.getpid()}")
-            _instance = duckdb.connect(config={"temp_directory": spill})
+            config = {"temp_directory": spill}
+            limit = engine_memory_limit()
+            if limit:
+                config["memory_limit"] = limit
+            try:
+                _instance = duckdb.connect(config=config)
+            except duckdb.Error as exc:
+                raise InvalidInputError(f"MLOPS_ENGINE_MEMORY={limit!r} is not a memory size DuckDB accepts "
+                                        f"(e.g. 400MB, 2GB): {exc}") from exc
         return _instance
 
 
@@ -236,22 +244,28 @@ def _close(att: _Attachment, con: duckdb.DuckDBPyConnection | None) -> None:
 def _first_open(att: _Attachment) -> None:
     """Once per process and database: apply pending migrations, then mark jobs whose process died as failed.
 
-    A database this process may not write is checked instead: it must already be at the latest schema.
+    A read visit looks first; the write visit (which excludes every other process for its length) happens only
+    when a migration is pending or a dead job needs reaping, so a read-only command never waits for the writer's
+    turn. A database this process may not write is checked instead: it must already be at the latest schema.
     """
     from mlops_core.store import jobs
     from mlops_core.store.migrations import available, current_version, migrate, pending
 
-    if not _writable(att.path):
-        con = _open(att, write=False)
-        try:
-            if pending(con):
+    writable = _writable(att.path)
+    con = _open(att, write=False) if att.path.exists() else None
+    try:
+        if con is not None:
+            todo = pending(con)
+            if not writable and todo:
                 raise MlopsError(
                     f"Database {att.path} is read-only here and needs an upgrade to schema "
                     f"{available()[-1][0]:03d} (it is at {current_version(con):03d}); open it once with write access.",
                     path=str(att.path))
-        finally:
+            if not writable or (not todo and not _has_dead_jobs(con, jobs)):
+                return
+    finally:
+        if con is not None:
             _close(att, con)
-        return
     con = _open(att, write=True)
     try:
         migrate(con, att.path)
@@ -261,6 +275,14 @@ def _first_open(att: _Attachment) -> None:
             pass
     finally:
         _close(att, con)
+
+
+def _has_dead_jobs(con: duckdb.DuckDBPyConnection, jobs) -> bool:
+    """Whether a queued or running job of the database has lost its process (False when there is no runs table)."""
+    try:
+        return jobs.any_dead(con)
+    except duckdb.Error:
+        return False
 
 
 @contextmanager
