@@ -10,6 +10,6 @@ labels), ``performance`` and ``drift`` (aggregations of the log), ``references``
 records of ``mlops_core.entities``, never cursors.
 """
 from mlops_core.clock import utcnow
-from mlops_core.store.connection import Store, connect, cursor, forget_database, transaction
+from mlops_core.store.connection import Store, connect, cursor, forget_database, transaction, turn_wait_seconds
 
-__all__ = ["Store", "connect", "cursor", "transaction", "forget_database", "utcnow"]
+__all__ = ["Store", "connect", "cursor", "transaction", "forget_database", "turn_wait_seconds", "utcnow"]

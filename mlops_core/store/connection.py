@@ -109,6 +109,18 @@ class _Attachment:
 
 _files: dict[str, _Attachment] = {}
 _files_lock = threading.Lock()
+_waited = threading.local()  # seconds each thread has waited for turns (see turn_wait_seconds)
+
+
+def turn_wait_seconds() -> float:
+    """Seconds the calling thread has spent so far waiting for its turn at a database: behind a writer (or, to
+    write, behind the visits already under way), in this process or another. Take the difference around an
+    operation to see how long it waited; the rest of its time was its own work."""
+    return getattr(_waited, "seconds", 0.0)
+
+
+def _count_wait(since: float) -> None:
+    _waited.seconds = turn_wait_seconds() + (time.monotonic() - since)
 
 
 def _attachment(path: Path) -> _Attachment:
@@ -148,6 +160,7 @@ def _enter(att: _Attachment, write: bool, deadline: float) -> None:
     """Take this process's turn (the record locks) and attach the file in the mode asked for."""
     fd = _lock_file(att.path)
     if fd is not None:
+        since = time.monotonic()
         try:
             _backoff("pass the gate", att.path, deadline, lambda: _try_lock(fd, GATE, True))
             try:
@@ -157,6 +170,8 @@ def _enter(att: _Attachment, write: bool, deadline: float) -> None:
         except BaseException:
             os.close(fd)
             raise
+        finally:
+            _count_wait(since)
     quoted = str(att.path).replace("'", "''")
     mode = "" if write else " (READ_ONLY)"
     try:
@@ -203,7 +218,10 @@ def _open(att: _Attachment, write: bool) -> duckdb.DuckDBPyConnection:
                 att.mode, att.users = ("write" if write else "read"), 1
                 att.cond.notify_all()
                 break
-            if not att.cond.wait(timeout=max(0.0, deadline - time.monotonic())):
+            since = time.monotonic()
+            woken = att.cond.wait(timeout=max(0.0, deadline - time.monotonic()))
+            _count_wait(since)
+            if not woken:
                 raise DatabaseBusyError(f"Database {att.path} is busy in this process (waited "
                                         f"{lock_timeout_seconds():.0f} s).", path=str(att.path))
     try:
