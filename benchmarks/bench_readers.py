@@ -192,7 +192,7 @@ def _timed(name: str, call) -> tuple:
     return (name, t0, time.monotonic(), turn_wait_seconds() - waited, *(err or (None, None)))
 
 
-def reader(index: int, db: str, seed: int, think: float, go, stop, out) -> None:
+def reader(index: int, *, db: str, seed: int, think: float, go, stop, out) -> None:
     """Warm up, say ready, then read in a loop from ``go`` until ``stop``; send back every sample."""
     try:
         from mlops_core import ControlRoom, Identity
@@ -229,10 +229,11 @@ def small_writer(db: str, go, stop, out) -> None:
         samples, k = [], 0
         while not stop.is_set():
             if k % 2 == 0 or not alerts:
-                samples.append(_timed("set_policy", lambda: model.set_policy(cooldown_hours=float(24 + k % 7))))
+                hours = float(24 + k % 7)
+                samples.append(_timed("set_policy", lambda hours=hours: model.set_policy(cooldown_hours=hours)))
             else:
                 alert = alerts.pop()
-                samples.append(_timed("acknowledge", lambda: room.acknowledge(alert)))
+                samples.append(_timed("acknowledge", lambda alert=alert: room.acknowledge(alert)))
             k += 1
             stop.wait(WRITER_PAUSE_S)
         out.put(("done", "writer", samples))
@@ -278,7 +279,8 @@ def _collect(out, expected: set, kind: str, timeout: float) -> dict:
         try:
             what, who, payload = out.get(timeout=max(0.1, deadline - time.monotonic()))
         except queue.Empty:
-            raise SystemExit(f"processes {sorted(map(str, expected - set(got)))} sent no '{kind}' in {timeout:.0f} s")
+            raise SystemExit(f"processes {sorted(map(str, expected - set(got)))} sent no '{kind}' in {timeout:.0f} s"
+                             ) from None
         if what == "failed":
             raise SystemExit(f"process {who} failed:\n{payload}")
         if what == kind:
@@ -286,12 +288,14 @@ def _collect(out, expected: set, kind: str, timeout: float) -> dict:
     return got
 
 
-def run_round(number: int, args, template: Path, batch: Path, kill_batch: Path, work: Path) -> Round:
+def run_round(number: int, args, *, template: Path, batch: Path, kill_batch: Path, work: Path) -> Round:
     rng = np.random.default_rng([args.seed, number])
     db = copy_database(template, work / f"round{number}")
     ctx = mp.get_context("spawn")
     out, go, stop, wgo, wstop = ctx.Queue(), ctx.Event(), ctx.Event(), ctx.Event(), ctx.Event()
-    procs = [ctx.Process(target=reader, args=(i, str(db), args.seed + number, args.think, go, stop, out), daemon=True)
+    procs = [ctx.Process(target=reader, args=(i,), kwargs={"db": str(db), "seed": args.seed + number,
+                                                           "think": args.think, "go": go, "stop": stop, "out": out},
+                         daemon=True)
              for i in range(args.readers)]
     procs.append(ctx.Process(target=small_writer, args=(str(db), wgo, wstop, out), daemon=True))
     t = time.perf_counter()
@@ -478,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds = []
     for number in range(1, args.rounds + 1):
         print(f"\nround {number} ...", flush=True)
-        rounds.append(run_round(number, args, template, batch, kill_batch, work))
+        rounds.append(run_round(number, args, template=template, batch=batch, kill_batch=kill_batch, work=work))
         show_round(number, rounds[-1])
 
     table = [figures(r) for r in rounds]

@@ -309,9 +309,9 @@ class Model:
 
     def status(self) -> ModelStatus:
         with self._store.connect() as con:
+            log = logs.facts(con, self.name)
             return ModelStatus(self.name, self.info.task, self.info.target, mstore.current_alias(con, self.name),
-                               mstore.list_versions(con, self.name), pstore.count_predictions(con, self.info),
-                               pstore.count_labels(con, self.info), pstore.last_prediction_at(con, self.info),
+                               mstore.list_versions(con, self.name), log.predictions, log.labels, log.last_ts,
                                self.info.feature_names)
 
     def versions(self) -> list[VersionInfo]:

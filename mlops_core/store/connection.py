@@ -5,15 +5,20 @@ opens it for writing excludes every other. So every operation opens the file for
 length of one visit (``connect()`` is a context manager) and in the mode it needs:
 read-only for reads (many processes at once), read-write for writes (one at a time).
 Writes are short (the big data, the prediction logs, live in Parquet files outside this
-file, see ``logs``), so a reader waits for milliseconds, not for an ingest.
+file, see ``logs``), so a reader waits for a write visit, never for an ingest.
 
 Fair turns between processes: a lock file beside the database (``<name>.duckdb.lock``)
 holds two POSIX record locks, a *gate* and the *room*. A writer takes the gate, then the
 room exclusively, then lets go of the gate; a reader passes the gate (taking and
 releasing it), then takes the room shared. A waiting writer thus holds the gate, new
 readers queue behind it, and the writer gets in as soon as the readers already inside
-leave: readers cannot starve a writer. Anyone who waits longer than
-``MLOPS_LOCK_TIMEOUT`` seconds (default 30) gets ``DatabaseBusyError``.
+leave: readers cannot starve a writer. A reader therefore waits at most for the visits that
+were inside when a writer arrived plus the writer's own visit. Waiting is polling: a try is one
+system call, and the sleeps between tries stay short (``TURN_POLL_S``) because everyone queued
+behind a waiter also waits for it to notice its turn. Anyone who waits longer than
+``MLOPS_LOCK_TIMEOUT`` seconds (default 30) gets ``DatabaseBusyError``; ``turn_wait_seconds()``
+says how long the calling thread has waited so far. A process's first visit (every CLI command's)
+checks the schema and looks for dead jobs on a read visit, and writes only when it finds work.
 
 Inside one process all visits share one in-memory DuckDB instance, built once: the file
 is ATTACHed to it (read-only or read-write) when the first visit opens it and DETACHed
@@ -71,10 +76,17 @@ class _Busy(Exception):
     """Another process holds what we need; try again."""
 
 
-def _backoff(what: str, path: Path, deadline: float, step) -> object:
-    """Call ``step()`` until it stops raising _Busy (or a DuckDB lock error), with jittered backoff; raise
-    DatabaseBusyError at ``deadline``."""
-    delay = 0.005
+#: Polling steps of a wait for a turn (first, longest): a record lock costs one system call to try, and a waiter
+#: that sleeps long after the turn came free keeps every process queued behind it waiting as well.
+TURN_POLL_S = (0.001, 0.01)
+#: Polling steps of a wait to open the file itself (another program holds DuckDB's own lock): each try is an ATTACH.
+OPEN_POLL_S = (0.005, 0.25)
+
+
+def _backoff(what: str, path: Path, deadline: float, step, poll: tuple[float, float]) -> object:
+    """Call ``step()`` until it stops raising _Busy (or a DuckDB lock error), sleeping from ``poll[0]`` doubling to
+    ``poll[1]`` (jittered) between tries; raise DatabaseBusyError at ``deadline``."""
+    delay, longest = poll
     last: Exception | None = None
     while True:
         try:
@@ -90,7 +102,7 @@ def _backoff(what: str, path: Path, deadline: float, step) -> object:
                 f"Database {path} is held by another process (waited {lock_timeout_seconds():.0f} s to {what}). "
                 "Wait for the other command to finish, or raise MLOPS_LOCK_TIMEOUT.", path=str(path)) from last
         time.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 0.25)
+        delay = min(delay * 2, longest)
 
 
 @dataclass
@@ -162,9 +174,9 @@ def _enter(att: _Attachment, write: bool, deadline: float) -> None:
     if fd is not None:
         since = time.monotonic()
         try:
-            _backoff("pass the gate", att.path, deadline, lambda: _try_lock(fd, GATE, True))
+            _backoff("pass the gate", att.path, deadline, lambda: _try_lock(fd, GATE, True), TURN_POLL_S)
             try:
-                _backoff("get a turn", att.path, deadline, lambda: _try_lock(fd, ROOM, write))
+                _backoff("get a turn", att.path, deadline, lambda: _try_lock(fd, ROOM, write), TURN_POLL_S)
             finally:
                 _unlock(fd, GATE)
         except BaseException:
@@ -175,7 +187,8 @@ def _enter(att: _Attachment, write: bool, deadline: float) -> None:
     quoted = str(att.path).replace("'", "''")
     mode = "" if write else " (READ_ONLY)"
     try:
-        _backoff("open it", att.path, deadline, lambda: _engine().execute(f"ATTACH '{quoted}' AS {att.alias}{mode}"))
+        _backoff("open it", att.path, deadline, lambda: _engine().execute(f"ATTACH '{quoted}' AS {att.alias}{mode}"),
+                 OPEN_POLL_S)
     except BaseException:
         if fd is not None:
             os.close(fd)  # closing the file releases its record locks
@@ -253,22 +266,28 @@ def _close(att: _Attachment, con: duckdb.DuckDBPyConnection | None) -> None:
 def _first_open(att: _Attachment) -> None:
     """Once per process and database: apply pending migrations, then mark jobs whose process died as failed.
 
-    A database this process may not write is checked instead: it must already be at the latest schema.
+    Both are looked for on a read visit, and a write visit is taken only when there is something to do: every
+    process (each CLI command) starts here, and a write turn would wait for every reader's visit and hold new
+    readers back meanwhile. A database this process may not write must already be at the latest schema.
     """
     from mlops_core.store import jobs
     from mlops_core.store.migrations import available, current_version, migrate, pending
 
-    if not _writable(att.path):
-        con = _open(att, write=False)
+    writable = _writable(att.path)
+    con = _open(att, write=False) if att.path.exists() else None
+    if con is not None:
         try:
-            if pending(con):
+            if not pending(con):
+                if not writable or not _dead_runs_to_reap(con):
+                    return
+            elif not writable:
                 raise MlopsError(
                     f"Database {att.path} is read-only here and needs an upgrade to schema "
                     f"{available()[-1][0]:03d} (it is at {current_version(con):03d}); open it once with write access.",
                     path=str(att.path))
         finally:
             _close(att, con)
-        return
+    # Another process may have done it meanwhile: both steps find nothing left to do then.
     con = _open(att, write=True)
     try:
         migrate(con, att.path)
@@ -278,6 +297,15 @@ def _first_open(att: _Attachment) -> None:
             pass
     finally:
         _close(att, con)
+
+
+def _dead_runs_to_reap(con: duckdb.DuckDBPyConnection) -> bool:
+    from mlops_core.store import jobs
+
+    try:
+        return jobs.has_dead_runs(con)
+    except duckdb.Error:  # no runs table (a database written by another tool): nothing to reap
+        return False
 
 
 @contextmanager

@@ -6,8 +6,8 @@ process is gone on this host (or is a zombie), or when its heartbeat is older th
 ``STALE_AFTER_S`` (the only test possible for a job on another host, and a guard
 against a reused pid). ``reap_dead_runs`` marks dead jobs failed and deletes the
 artifact files a dead retrain may have written but never registered; it runs the first
-time each process opens a database (``connection.connect`` calls it after the migrations) and
-before a new retrain is admitted.
+time each process opens a database and ``has_dead_runs`` finds one (``connection.connect`` looks on a
+read visit, after checking the migrations) and before a new retrain is admitted.
 """
 from __future__ import annotations
 
@@ -130,6 +130,12 @@ def mark_failed(con: duckdb.DuckDBPyConnection, run: RunInfo, error: str, *, act
     update_run(con, run.id, status="failed", error=error, message="failed", finished_at=now,
                duration_s=(now - started).total_seconds() if started else None, **extra)
     insert_audit(con, actor=actor, action=f"{run.kind}_failed", model=run.model, reason=error, run_id=run.id)
+
+
+def has_dead_runs(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether any queued/running run has lost its process (what ``reap_dead_runs`` would mark failed); needs
+    only a read visit."""
+    return any(is_dead(run) for run in find_runs(con, statuses=ACTIVE))
 
 
 def reap_dead_runs(con: duckdb.DuckDBPyConnection, model: str | None = None) -> list[str]:
