@@ -29,6 +29,7 @@ BENCHMARKS = [
     ("bench_pages.py", ["--cold-rounds", "3"], ["--repeat", "1"]),
     ("bench_scale.py", ["--max-rows", "100000000"], ["--quick"]),
     ("bench_serving.py", ["--rounds", "3", "--seconds", "20"], ["--rounds", "1", "--seconds", "5", "--batch-rows", "20000"]),
+    ("bench_readers.py", [], ["--quick"]),
 ]
 
 

@@ -5,15 +5,20 @@ opens it for writing excludes every other. So every operation opens the file for
 length of one visit (``connect()`` is a context manager) and in the mode it needs:
 read-only for reads (many processes at once), read-write for writes (one at a time).
 Writes are short (the big data, the prediction logs, live in Parquet files outside this
-file, see ``logs``), so a reader waits for milliseconds, not for an ingest.
+file, see ``logs``), so a reader waits for a write visit, never for an ingest.
 
 Fair turns between processes: a lock file beside the database (``<name>.duckdb.lock``)
 holds two POSIX record locks, a *gate* and the *room*. A writer takes the gate, then the
 room exclusively, then lets go of the gate; a reader passes the gate (taking and
 releasing it), then takes the room shared. A waiting writer thus holds the gate, new
 readers queue behind it, and the writer gets in as soon as the readers already inside
-leave: readers cannot starve a writer. Anyone who waits longer than
-``MLOPS_LOCK_TIMEOUT`` seconds (default 30) gets ``DatabaseBusyError``.
+leave: readers cannot starve a writer. A reader therefore waits at most for the visits that
+were inside when a writer arrived plus the writer's own visit. Waiting is polling: a try is one
+system call, and the sleeps between tries stay short (``TURN_POLL_S``) because everyone queued
+behind a waiter also waits for it to notice its turn. Anyone who waits longer than
+``MLOPS_LOCK_TIMEOUT`` seconds (default 30) gets ``DatabaseBusyError``; ``turn_wait_seconds()``
+says how long the calling thread has waited so far. A process's first visit (every CLI command's)
+checks the schema and looks for dead jobs on a read visit, and writes only when it finds work.
 
 Inside one process all visits share one in-memory DuckDB instance, built once: the file
 is ATTACHed to it (read-only or read-write) when the first visit opens it and DETACHed
@@ -80,10 +85,17 @@ class _Busy(Exception):
     """Another process holds what we need; try again."""
 
 
-def _backoff(what: str, path: Path, deadline: float, step) -> object:
-    """Call ``step()`` until it stops raising _Busy (or a DuckDB lock error), with jittered backoff; raise
-    DatabaseBusyError at ``deadline``."""
-    delay = 0.005
+#: Polling steps of a wait for a turn (first, longest): a record lock costs one system call to try, and a waiter
+#: that sleeps long after the turn came free keeps every process queued behind it waiting as well.
+TURN_POLL_S = (0.001, 0.01)
+#: Polling steps of a wait to open the file itself (another program holds DuckDB's own lock): each try is an ATTACH.
+OPEN_POLL_S = (0.005, 0.25)
+
+
+def _backoff(what: str, path: Path, deadline: float, step, poll: tuple[float, float]) -> object:
+    """Call ``step()`` until it stops raising _Busy (or a DuckDB lock error), sleeping from ``poll[0]`` doubling to
+    ``poll[1]`` (jittered) between tries; raise DatabaseBusyError at ``deadline``."""
+    delay, longest = poll
     last: Exception | None = None
     while True:
         try:
@@ -99,7 +111,7 @@ def _backoff(what: str, path: Path, deadline: float, step) -> object:
                 f"Database {path} is held by another process (waited {lock_timeout_seconds():.0f} s to {what}). "
                 "Wait for the other command to finish, or raise MLOPS_LOCK_TIMEOUT.", path=str(path)) from last
         time.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 0.25)
+        delay = min(delay * 2, longest)
 
 
 @dataclass
@@ -118,6 +130,18 @@ class _Attachment:
 
 _files: dict[str, _Attachment] = {}
 _files_lock = threading.Lock()
+_waited = threading.local()  # seconds each thread has waited for turns (see turn_wait_seconds)
+
+
+def turn_wait_seconds() -> float:
+    """Seconds the calling thread has spent so far waiting for its turn at a database: behind a writer (or, to
+    write, behind the visits already under way), in this process or another. Take the difference around an
+    operation to see how long it waited; the rest of its time was its own work."""
+    return getattr(_waited, "seconds", 0.0)
+
+
+def _count_wait(since: float) -> None:
+    _waited.seconds = turn_wait_seconds() + (time.monotonic() - since)
 
 
 def _attachment(path: Path) -> _Attachment:
@@ -157,19 +181,23 @@ def _enter(att: _Attachment, write: bool, deadline: float) -> None:
     """Take this process's turn (the record locks) and attach the file in the mode asked for."""
     fd = _lock_file(att.path)
     if fd is not None:
+        since = time.monotonic()
         try:
-            _backoff("pass the gate", att.path, deadline, lambda: _try_lock(fd, GATE, True))
+            _backoff("pass the gate", att.path, deadline, lambda: _try_lock(fd, GATE, True), TURN_POLL_S)
             try:
-                _backoff("get a turn", att.path, deadline, lambda: _try_lock(fd, ROOM, write))
+                _backoff("get a turn", att.path, deadline, lambda: _try_lock(fd, ROOM, write), TURN_POLL_S)
             finally:
                 _unlock(fd, GATE)
         except BaseException:
             os.close(fd)
             raise
+        finally:
+            _count_wait(since)
     quoted = str(att.path).replace("'", "''")
     mode = "" if write else " (READ_ONLY)"
     try:
-        _backoff("open it", att.path, deadline, lambda: _engine().execute(f"ATTACH '{quoted}' AS {att.alias}{mode}"))
+        _backoff("open it", att.path, deadline, lambda: _engine().execute(f"ATTACH '{quoted}' AS {att.alias}{mode}"),
+                 OPEN_POLL_S)
     except BaseException:
         if fd is not None:
             os.close(fd)  # closing the file releases its record locks
@@ -212,7 +240,10 @@ def _open(att: _Attachment, write: bool) -> duckdb.DuckDBPyConnection:
                 att.mode, att.users = ("write" if write else "read"), 1
                 att.cond.notify_all()
                 break
-            if not att.cond.wait(timeout=max(0.0, deadline - time.monotonic())):
+            since = time.monotonic()
+            woken = att.cond.wait(timeout=max(0.0, deadline - time.monotonic()))
+            _count_wait(since)
+            if not woken:
                 raise DatabaseBusyError(f"Database {att.path} is busy in this process (waited "
                                         f"{lock_timeout_seconds():.0f} s).", path=str(att.path))
     try:
