@@ -33,7 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -42,7 +42,7 @@ DATA = HERE / "data"
 #: The peers' interpreter: $MLOPS_PEERS_PYTHON, else benchmarks/.venv-peers.
 PEER_PY = Path(os.environ.get("MLOPS_PEERS_PYTHON") or HERE / ".venv-peers" / "bin" / "python")
 sys.path.insert(0, str(ROOT))
-from mlops_core import ControlRoom, Identity  # noqa: E402
+from mlops_core import ControlRoom  # noqa: E402
 from mlops_core.entities import PSEUDO_FEATURES  # noqa: E402
 
 N_NUM, N_CAT = 15, 5
@@ -168,12 +168,11 @@ def _warm_imports() -> None:
     import scipy.stats  # noqa: F401
 
     from mlops_core.monitoring import drift, performance  # noqa: F401
-    from mlops_core.store import drift as drift_store, references  # noqa: F401
+    from mlops_core.store import drift as drift_store  # noqa: F401
 
 
 def run_ours_stored(db: Path, ref_id: int) -> dict:
     _warm_imports()
-    from mlops_core.monitoring import drift
 
     t, cpu = time.perf_counter(), time.process_time()
     out = ControlRoom(db).model(MODEL).drift(window="week", reference_id=ref_id, store=False)
@@ -185,8 +184,7 @@ def run_ours_stored(db: Path, ref_id: int) -> dict:
 
 def run_ours_summarise(db: Path, ref_parquet: Path) -> dict:
     _warm_imports()
-    import pandas as pd
-    from mlops_core.monitoring import drift
+
 
     t = time.perf_counter()
     ref_id = ControlRoom(db).model(MODEL).reference_from_file(ref_parquet)
@@ -278,13 +276,13 @@ def bench_vs_peer(rows: int, skip_peer: bool, rounds: int) -> None:
           f"drifted: {', '.join(ours[-1]['drifted'])}")
     if theirs and all(theirs):
         peer_s = [t["seconds"] for t in theirs]
-        ratios = [t / o for t, o in zip(peer_s, secs)]
+        ratios = [t / o for t, o in zip(peer_s, secs, strict=False)]
         print(f"  Evidently DataDriftPreset: median {statistics.median(peer_s):.1f} s, worst {max(peer_s):.1f} s; "
               f"peak RSS median {statistics.median([t['peak_mb'] for t in theirs]):.0f} MB   "
               f"drifted: {', '.join(theirs[-1]['drifted']) or '(see report)'}")
         print(f"  ratio Evidently / ours per round: median {statistics.median(ratios):.0f}x, worst {min(ratios):.0f}x "
               f"(target >= 300x in every round) -> {'met' if min(ratios) >= 300 else 'NOT met'}")
-        cpu_ratios = [t["cpu"] / o["cpu"] for t, o in zip(theirs, ours)]
+        cpu_ratios = [t["cpu"] / o["cpu"] for t, o in zip(theirs, ours, strict=False)]
         print(f"  the same in CPU seconds (less sensitive to a busy machine): median "
               f"{statistics.median(cpu_ratios):.0f}x, worst {min(cpu_ratios):.0f}x")
 

@@ -40,11 +40,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from mlops_core import ControlRoom, Identity  # noqa: E402
-
-from mlops_core.lifecycle import jobs, registry, retrain, training  # noqa: E402
-from mlops_core.demo import simulate
+from mlops_core.demo import simulate  # noqa: E402
+from mlops_core.lifecycle import retrain, training  # noqa: E402
 from mlops_core.store import Store, logs, utcnow  # noqa: E402
-from mlops_core.store import models as mstore  # noqa: E402
 from mlops_core.store import predictions as pstore  # noqa: E402
 from mlops_core.store import training_data as tdstore  # noqa: E402
 
@@ -150,7 +148,7 @@ def main() -> None:
         print(f"\nrows={args.rows:,}  train={int(args.rows * 0.8):,}  holdout={int(args.rows * 0.2):,}")
         print(f"bare scikit-learn fit + predict: best {min(bare):.2f} s, median {b:.2f} s (of {args.repeat})")
         print(f"whole retrain job in process:    best {min(job):.2f} s, median {j:.2f} s (of {args.repeat})")
-        paired = statistics.median(jb / bb for jb, bb in zip(job, bare))
+        paired = statistics.median(jb / bb for jb, bb in zip(job, bare, strict=False))
         print(f"overhead, median of the rounds' own ratios: {100 * (paired - 1):+.1f}%   best vs best: "
               f"{100 * (min(job) / min(bare) - 1):+.1f}%   median vs median: {100 * (j / b - 1):+.1f}%   "
               "(target <= +20%)")

@@ -31,8 +31,18 @@ _HOMES = {"ControlRoom": "mlops_core.room", "Model": "mlops_core.room", "ModelSt
           "set_clock": "mlops_core.clock", "utcnow": "mlops_core.clock", "SimulatedClock": "mlops_core.clock",
           "simulated_time": "mlops_core.clock"}
 
-__all__ = ["ControlRoom", "Model", "ModelStatus", "Identity", "load_model", "local_identity", "set_clock", "utcnow",
-           "SimulatedClock", "simulated_time"]
+__all__ = [
+    "ControlRoom",
+    "Identity",
+    "Model",
+    "ModelStatus",
+    "SimulatedClock",
+    "load_model",
+    "local_identity",
+    "set_clock",
+    "simulated_time",
+    "utcnow",
+]
 
 
 def __getattr__(name: str) -> Any:

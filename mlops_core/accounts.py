@@ -22,12 +22,18 @@ import re
 import secrets
 from functools import lru_cache
 
-
 from mlops_core.access import ROLES, Identity
 from mlops_core.clock import utcnow
 from mlops_core.entities import UserInfo
-from mlops_core.errors import (AlreadyExistsError, AuthenticationError, DatabaseBusyError, InvalidInputError,
-                               NotFoundError, PermissionDeniedError, ReadOnlyError)
+from mlops_core.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    DatabaseBusyError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    ReadOnlyError,
+)
 from mlops_core.store import Store
 from mlops_core.store import runs as runstore
 from mlops_core.store import users as ustore
@@ -258,6 +264,24 @@ def bootstrap(store: Store, *, actor: str, name: str = FIRST_ADMIN) -> str | Non
     return password
 
 
-__all__ = ["MIN_PASSWORD", "FIRST_ADMIN", "REFUSED", "check_name", "check_role", "check_password", "check_actor", "new_password",
-           "list_users", "get_user", "role_of", "has_account", "add_user", "set_role", "set_password",
-           "set_disabled", "authenticate", "change_own_password", "bootstrap"]
+__all__ = [
+    "FIRST_ADMIN",
+    "MIN_PASSWORD",
+    "REFUSED",
+    "add_user",
+    "authenticate",
+    "bootstrap",
+    "change_own_password",
+    "check_actor",
+    "check_name",
+    "check_password",
+    "check_role",
+    "get_user",
+    "has_account",
+    "list_users",
+    "new_password",
+    "role_of",
+    "set_disabled",
+    "set_password",
+    "set_role",
+]

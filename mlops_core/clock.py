@@ -31,7 +31,7 @@ def utcnow() -> datetime:
 
 def set_clock(func: Callable[[], datetime] | None) -> None:
     """Replace the clock (tests); ``None`` restores the real one."""
-    global _clock
+    global _clock  # noqa: PLW0603 - one process-wide clock, replaced by tests and the demo's simulation
     _clock = func
 
 

@@ -624,9 +624,10 @@ class ViewFreshness:
     @property
     def stale(self) -> bool:
         """No row at all, or the newest event time older than the staleness limit."""
-        if self.newest_event_ts is None:
+        age = self.age_s
+        if age is None:
             return True
-        return self.stale_after_s is not None and self.age_s > self.stale_after_s
+        return self.stale_after_s is not None and age > self.stale_after_s
 
 
 @dataclass

@@ -16,6 +16,7 @@ that day. Methods raise the errors of ``mlops_core.errors`` only.
 """
 from __future__ import annotations
 
+import builtins
 import getpass
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -1080,8 +1081,9 @@ class Model:
         from mlops_core.lifecycle import abtest
 
         self._require("operator", "promote versions")
-        return abtest.promote_if_better(self._store, self.info, challenger, actor=self._actor, alpha=alpha,
-                                        min_samples=min_samples)
+        return abtest.promote_if_better(self._store, self.info, challenger, actor=self._actor,
+                                        alpha=abtest.DEFAULT_ALPHA if alpha is None else alpha,
+                                        min_samples=abtest.DEFAULT_MIN_SAMPLES if min_samples is None else min_samples)
 
 
 class FeatureStore:
@@ -1217,7 +1219,7 @@ class FeatureStore:
 
     # --- online store -----------------------------------------------------------------------------
 
-    def materialize(self, views: Sequence[str] | None = None, *, as_of: Time = None) -> list[MaterializeResult]:
+    def materialize(self, views: Sequence[str] | None = None, *, as_of: Time = None) -> builtins.list[MaterializeResult]:
         """Write the online snapshot of each view (every view when None) with rows up to ``as_of`` (default: now).
         Needs the operator role."""
         from mlops_core.features import online as fonline
@@ -1226,7 +1228,7 @@ class FeatureStore:
         return fonline.materialize(self._store, list(views) if views else None, as_of=parse_time(as_of),
                                    actor=self._actor)
 
-    def get_online_features(self, features: Any, entity_keys: Any, *, now: Time = None) -> list[OnlineFeatures]:
+    def get_online_features(self, features: Any, entity_keys: Any, *, now: Time = None) -> builtins.list[OnlineFeatures]:
         """The newest values of ``features`` for each entity key, from the online store (see
         ``features.online.get_online_features``); one OnlineFeatures per entity, in order."""
         from mlops_core.features import online as fonline
@@ -1235,7 +1237,7 @@ class FeatureStore:
 
     # --- health -------------------------------------------------------------------------------------
 
-    def freshness(self, views: Sequence[str] | None = None, *, now: Time = None) -> list[ViewFreshness]:
+    def freshness(self, views: Sequence[str] | None = None, *, now: Time = None) -> builtins.list[ViewFreshness]:
         """Each view's newest event time against its staleness limit at ``now`` (default: the clock)."""
         from mlops_core.features import freshness as ffresh
 
@@ -1275,7 +1277,7 @@ class FeatureStore:
         reference, current = ffresh.samples(self._store, view, split, end=at + timedelta(microseconds=1))
         return drift.compare(reference, current)
 
-    def check_freshness(self, *, now: Time = None) -> list[alerts.RaisedAlert]:
+    def check_freshness(self, *, now: Time = None) -> builtins.list[alerts.RaisedAlert]:
         """Raise the alerts of stale views for every model that uses one (``stale_feature_view`` rules; a model
         bound to the store without such a rule gets the default one). Needs the operator role."""
         from mlops_core.monitoring import alerts

@@ -2,19 +2,16 @@
 from __future__ import annotations
 
 import os
-import shutil
 from datetime import timedelta
 
 import pytest
-
-from _ops_support import MODEL, build
 from _dashboard_support import copy_db
-from mlops_core.lifecycle import policies as automation, jobs, registry
-from mlops_core.config import artifacts_dir
+from _ops_support import MODEL, build
+
+from mlops_core import ControlRoom, Identity
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.store import connect, utcnow
 from mlops_core.store import runs as runstore
-from mlops_core import ControlRoom, Identity
 
 DEMO = "credit_default"
 

@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import pandas as pd
 import pytest
-
 from _dashboard_support import DEMO_END, copy_db, shared_demo
 from conftest import log_sql
+
 from mlops_core import ControlRoom, Identity
 from mlops_core.demo.features import VIEW, add_applicant_history, applicant_ids
 
@@ -23,7 +23,7 @@ def demo_with_features(tmp_path):
 
 
 def test_the_demo_view_is_used_by_credit_default_and_stale_on_first_start(demo_with_features):
-    db, room, apps, summary = demo_with_features
+    _db, room, apps, summary = demo_with_features
     assert summary.bound_model == "credit_default"
     assert summary.bound_features == ["credit_score", "num_open_accounts", "utilization"]
     assert summary.applicants == len(apps) and summary.batches >= 5

@@ -6,17 +6,16 @@ import signal
 import time
 
 import pytest
-
 from _ops_support import MODEL, artifact_files, build
 from conftest import log_sql
-from mlops_core.lifecycle import jobs, registry
+
+from mlops_core import ControlRoom, Identity
 from mlops_core.config import artifacts_dir
 from mlops_core.errors import AlreadyRunningError, NotFoundError
-from mlops_core.store import connect, forget_database
+from mlops_core.lifecycle import jobs
+from mlops_core.store import Store, connect, forget_database
 from mlops_core.store import runs as runstore
 from mlops_core.store.jobs import process_alive
-from mlops_core import ControlRoom, Identity
-from mlops_core.store import Store
 
 # Hyperparameters that make the fit take several seconds, so a test can act while it runs.
 SLOW = {"max_iter": 3000, "early_stopping": False, "learning_rate": 0.01, "max_leaf_nodes": 63}

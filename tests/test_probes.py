@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import make_training_frame
+
 from mlops_core import ControlRoom, Identity
 from mlops_core.cli import main
 

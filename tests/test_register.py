@@ -9,16 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
+from conftest import make_training_frame
 from sklearn.linear_model import LogisticRegression
 
-from conftest import make_training_frame
+from mlops_core import ControlRoom
 from mlops_core.config import artifacts_dir
-from mlops_core.lifecycle import registry
-
 from mlops_core.errors import AlreadyExistsError, IntegrityError, InvalidInputError, NotFoundError
 from mlops_core.store import connect
 from mlops_core.store import references as rstore
-from mlops_core import ControlRoom, Identity
 
 TABLES = ("models", "model_versions", "deployments", "runs", "audit_events", "drift_references", "reference_stats",
           "reference_bins")

@@ -184,7 +184,7 @@ def read_batch(source, *, what: str = "batch") -> Batch:
         raise BatchRejectedError(f"The {what} {name} has no rows; nothing was written.", source=name)
     rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
     table = table.append_column(vstore.ROW, rows)
-    return Batch(name, {n: t for n, t in zip(table.column_names, table.schema.types) if n != vstore.ROW},
+    return Batch(name, {n: t for n, t in zip(table.column_names, table.schema.types, strict=False) if n != vstore.ROW},
                  table.num_rows, table=table)
 
 
@@ -236,7 +236,7 @@ def _from_file(path: Path, what: str) -> pa.Table | Batch:
             _check_names(schema.names, str(path), what)
             if meta.num_rows == 0:
                 raise BatchRejectedError(f"The {what} {path} has no rows; nothing was written.", path=str(path))
-            return Batch(str(path), dict(zip(schema.names, schema.types)), meta.num_rows, parquet=str(path))
+            return Batch(str(path), dict(zip(schema.names, schema.types, strict=False)), meta.num_rows, parquet=str(path))
         with open(path, newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(io.StringIO(fh.readline())), [])
         if not header or all(not h.strip() for h in header):

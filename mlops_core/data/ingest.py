@@ -40,10 +40,10 @@ from datetime import datetime
 
 import duckdb
 
+from mlops_core.config import lock_timeout_seconds
 from mlops_core.data import batches
 from mlops_core.entities import Anomaly, ModelInfo, RunAnomaly
 from mlops_core.errors import BatchRejectedError
-from mlops_core.config import lock_timeout_seconds
 from mlops_core.store import Store, logs, utcnow
 from mlops_core.store import runs as runstore
 from mlops_core.store import validation as vstore
@@ -100,7 +100,7 @@ _executor = None
 
 def _pool():
     """One worker thread that hashes batch files while DuckDB checks them."""
-    global _executor
+    global _executor  # noqa: PLW0603 - one hashing thread per process, started on first use
     if _executor is None:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -223,4 +223,4 @@ def _record(con, store: Store, info: ModelInfo, check, files, fingerprint: str, 
                         run_id, now, duration)
 
 
-__all__ = ["IngestResult", "ingest", "KINDS"]
+__all__ = ["KINDS", "IngestResult", "ingest"]

@@ -206,7 +206,7 @@ def sample_size_proportions(p_a: float, p_b: float, *, alpha: float = DEFAULT_AL
     pooled = (p_a + p_b) / 2
     z_a, z_b = float(norm.ppf(1 - alpha / 2)), float(norm.ppf(power))
     top = z_a * math.sqrt(2 * pooled * (1 - pooled)) + z_b * math.sqrt(p_a * (1 - p_a) + p_b * (1 - p_b))
-    return int(math.ceil(top * top / (p_a - p_b) ** 2))
+    return math.ceil(top * top / (p_a - p_b) ** 2)
 
 
 def sample_size_means(sd: float, delta: float, *, alpha: float = DEFAULT_ALPHA, power: float = DEFAULT_POWER) -> int | None:
@@ -218,7 +218,7 @@ def sample_size_means(sd: float, delta: float, *, alpha: float = DEFAULT_ALPHA, 
     if not (sd > 0 and delta > 0):
         return None
     z = float(norm.ppf(1 - alpha / 2)) + float(norm.ppf(power))
-    return int(math.ceil(2 * sd * sd * z * z / (delta * delta)))
+    return math.ceil(2 * sd * sd * z * z / (delta * delta))
 
 
 @dataclass

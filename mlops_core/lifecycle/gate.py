@@ -74,7 +74,7 @@ class GateRule:
         return f"{self.metric} better than the champion by >= {unit}"
 
     @classmethod
-    def parse(cls, text: str) -> "GateRule":
+    def parse(cls, text: str) -> GateRule:
         """Parse ``roc_auc>=0.7``, ``log_loss<=0.6``, ``roc_auc+=0.01`` (absolute) or ``roc_auc+=2%`` (relative).
 
         Raises InvalidInputError naming the accepted forms.

@@ -222,7 +222,7 @@ class _RunWriter(threading.Thread):
                         runstore.update_run(con, self.run_id, **update)
                     else:
                         runstore.heartbeat(con, self.run_id)
-            except Exception:  # a missed beat or message is harmless; staleness allows minutes
+            except Exception:  # noqa: BLE001, S110 - a missed beat or message is harmless; staleness allows minutes
                 pass
             finally:
                 self.last_write = time.monotonic()
@@ -362,7 +362,7 @@ def _run_job(store: Store, run_id: str) -> RetrainOutcome:
             with store.transaction() as con:
                 jobstore.mark_failed(con, runstore.get_run(con, run_id), message, actor=run.actor,
                                      error_kind=type(exc).__name__ if isinstance(exc, MlopsError) else None)
-        except Exception:  # the reaper will mark it failed the next time the database is opened
+        except Exception:  # noqa: BLE001, S110 - the reaper marks it failed the next time the database is opened
             pass
         raise
     finally:
@@ -503,7 +503,7 @@ def _execute(store: Store, ctx: _Context, writer: _RunWriter) -> RetrainOutcome:
     if champion is not None:
         try:
             champ_metrics = training.evaluate(champion, X_ho, y_ho, info.task, info.positive_class)
-        except Exception as exc:  # a champion that cannot score today's features: no comparison possible
+        except Exception as exc:  # noqa: BLE001 - a champion that cannot score today's features: no comparison
             anomalies.append(Anomaly("champion_evaluation", "warning",
                                      f"The champion v{champion_version} could not be scored on the holdout: {exc}"))
     timings["evaluate_s"] = time.perf_counter() - t

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mlops_core.errors import InvalidInputError
 from mlops_core.data.schema import FeatureSpec, coerce_features
+from mlops_core.errors import InvalidInputError
 
 HOLDOUT_FRACTION = 0.2
 MIN_TRAINING_ROWS = 20
@@ -329,7 +329,7 @@ def time_split(frame: pd.DataFrame, fraction: float = HOLDOUT_FRACTION) -> tuple
     At least one row lands on each side when there are two or more rows.
     """
     n = len(frame)
-    n_hold = int(round(n * fraction))
+    n_hold = round(n * fraction)
     if n >= 2:
         n_hold = min(max(n_hold, 1), n - 1)
     cut = n - n_hold

@@ -274,5 +274,14 @@ def stored(store: Store, info: ModelInfo, *, window: str = "day", start: datetim
     return out.drop(columns="_m").reset_index(drop=True)[STORED_COLUMNS]
 
 
-__all__ = ["over_time", "stored", "calibration_of", "holdout_calibration", "calibrate_window", "fit_window_calibration", "check_estimable",
-           "FRAME_COLUMNS", "STORED_COLUMNS"]
+__all__ = [
+    "FRAME_COLUMNS",
+    "STORED_COLUMNS",
+    "calibrate_window",
+    "calibration_of",
+    "check_estimable",
+    "fit_window_calibration",
+    "holdout_calibration",
+    "over_time",
+    "stored",
+]

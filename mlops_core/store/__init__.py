@@ -14,4 +14,4 @@ definition of each query.
 from mlops_core.clock import utcnow
 from mlops_core.store.connection import Store, connect, cursor, forget_database, transaction, turn_wait_seconds
 
-__all__ = ["Store", "connect", "cursor", "transaction", "forget_database", "turn_wait_seconds", "utcnow"]
+__all__ = ["Store", "connect", "cursor", "forget_database", "transaction", "turn_wait_seconds", "utcnow"]

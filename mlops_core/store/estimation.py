@@ -13,6 +13,7 @@ Tables: ``estimation_calibrations``, ``estimation_breakpoints``, ``estimation_bl
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 
 import duckdb
@@ -74,7 +75,7 @@ def save_calibration(con: duckdb.DuckDBPyConnection, record: CalibrationRecord) 
 
 
 def _num(x) -> float | None:
-    return None if x is None or x != x else float(x)
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
 _HEADER = ("id, model, version, source, window_start, window_end, rows, positives, applied, ece_before, ece_after, "

@@ -12,10 +12,18 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from mlops_core.errors import AlreadyExistsError, NotFoundError
-from mlops_core.entities import (FeatureBinding, FeatureColumn, FeatureRef, FeatureSpec, ModelInfo, VersionInfo,
-                                 schema_from_json, schema_to_json)
 from mlops_core.clock import utcnow
+from mlops_core.entities import (
+    FeatureBinding,
+    FeatureColumn,
+    FeatureRef,
+    FeatureSpec,
+    ModelInfo,
+    VersionInfo,
+    schema_from_json,
+    schema_to_json,
+)
+from mlops_core.errors import AlreadyExistsError, NotFoundError
 
 if TYPE_CHECKING:  # frames come from DuckDB's .df(); pandas loads when one is asked for
     import pandas as pd

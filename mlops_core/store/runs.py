@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from mlops_core.clock import utcnow
 from mlops_core.entities import RunInfo, dumps
 from mlops_core.errors import NotFoundError
-from mlops_core.clock import utcnow
 
 if TYPE_CHECKING:  # frames come from DuckDB's .df(); pandas loads when one is asked for
     import pandas as pd
@@ -65,10 +65,8 @@ def update_run(con: duckdb.DuckDBPyConnection, run_id: str, **fields) -> None:
         return
     sets, params = [], []
     for k, v in fields.items():
-        if k in ("params", "metrics", "statistics"):
-            v = _dumps(v)
         sets.append(f"{k} = ?")
-        params.append(v)
+        params.append(_dumps(v) if k in ("params", "metrics", "statistics") else v)
     if "heartbeat_at" not in fields:
         sets.append("heartbeat_at = ?")
         params.append(utcnow())
@@ -84,7 +82,7 @@ _RUN_FIELDS = [c.strip() for c in _RUN_COLS.split(",")]
 
 
 def _run_from_row(row) -> RunInfo:
-    r = dict(zip(_RUN_FIELDS, row))
+    r = dict(zip(_RUN_FIELDS, row, strict=False))
     for k in ("params", "metrics", "statistics"):
         r[k] = json.loads(r[k]) if r[k] else {}
     return RunInfo(**r)

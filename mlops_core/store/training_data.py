@@ -19,7 +19,6 @@ from mlops_core.store.logs import LogView
 from mlops_core.store.models import quote_ident
 
 
-
 def labelled_rows(con: duckdb.DuckDBPyConnection, log: LogView, start: datetime | None, end: datetime | None,
                   *, limit: int | None = None, with_ids: bool = True) -> pd.DataFrame:
     """Return ``request_id`` (unless ``with_ids=False``), ``ts``, ``version``, the feature columns and ``label``

@@ -104,7 +104,7 @@ def evaluate(feature: str, s: Sample, methods: list[str], thresholds, alpha: flo
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=RESULT_COLUMNS + ["n_reference", "n_current"])[RESULT_COLUMNS]
+    df = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, "n_reference", "n_current"])[RESULT_COLUMNS]
     return df.astype({"statistic": "float64", "p_value": "float64", "threshold": "float64", "drifted": "bool"})
 
 
@@ -550,6 +550,23 @@ def reference_from_file(con: duckdb.DuckDBPyConnection, info: ModelInfo, path, *
         return rstore.save_reference(con, info.name, refs, kind="training", version=version, rows=table.num_rows)
 
 
-__all__ = ["compare", "compare_with_reference", "evaluate", "over_time", "stored", "share", "share_over_time",
-           "distribution", "latest", "configure", "settings", "reference_from_window", "reference_from_file",
-           "default_reference_id", "spec_of", "sample_from_values", "sample_from_counts", "GUARD_ALPHA"]
+__all__ = [
+    "GUARD_ALPHA",
+    "compare",
+    "compare_with_reference",
+    "configure",
+    "default_reference_id",
+    "distribution",
+    "evaluate",
+    "latest",
+    "over_time",
+    "reference_from_file",
+    "reference_from_window",
+    "sample_from_counts",
+    "sample_from_values",
+    "settings",
+    "share",
+    "share_over_time",
+    "spec_of",
+    "stored",
+]
