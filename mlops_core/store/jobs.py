@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 import duckdb
 import pandas as pd
 
-from mlops_core.config import artifacts_dir
 from mlops_core.clock import utcnow
+from mlops_core.store.connection import artifacts_folder
 from mlops_core.store.runs import RunInfo, find_runs, insert_audit, update_run
 
 #: A job whose heartbeat is older than this is considered dead (jobs beat every few seconds).
@@ -80,11 +80,6 @@ def hand_over(con: duckdb.DuckDBPyConnection, run_id: str, pid: int) -> None:
     con.execute("UPDATE runs SET pid = ? WHERE id = ? AND status = 'queued'", [pid, run_id])
 
 
-def database_path(con: duckdb.DuckDBPyConnection) -> str | None:
-    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
-    return row[0] if row and row[0] else None
-
-
 def _referenced_artifacts(con: duckdb.DuckDBPyConnection, model: str) -> set[str]:
     return {r[0] for r in con.execute("SELECT artifact_path FROM model_versions WHERE model = ?", [model]).fetchall()}
 
@@ -95,10 +90,10 @@ def remove_orphan_artifacts(con: duckdb.DuckDBPyConnection, model: str, since: d
     Only call when no job of the model is alive: a live job may be between writing its
     artifact and registering it. Returns the relative paths removed.
     """
-    path = database_path(con)
-    if not path:
+    root = artifacts_folder(con)
+    if root is None:
         return []
-    folder = artifacts_dir(path) / model
+    folder = root / model
     if not folder.is_dir():
         return []
     keep = _referenced_artifacts(con, model)

@@ -1,0 +1,107 @@
+"""A throwaway PostgreSQL cluster for the tests: started once per session, stopped at its end.
+
+The cluster (``tools/local_postgres.LocalCluster``: Debian's ``initdb``/``pg_ctl``, a temporary
+folder, 127.0.0.1 on a free port) serves every test that runs on PostgreSQL. A database with the
+whole schema is migrated once (``mlops_template``); each test gets a fresh copy of it
+(``CREATE DATABASE ... TEMPLATE``, tens of milliseconds) and its own artifacts and log folders.
+
+The store-touching tests run on PostgreSQL when ``MLOPS_TEST_BACKEND=postgres`` (``make test``
+runs a chosen set of files that way); ``tests/test_postgres.py`` always does. Without PostgreSQL
+or psycopg they skip with the reason, except under CI (``CI`` set), where they fail: CI installs
+both (see ``.ci/run``).
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+
+from local_postgres import ClusterUnavailable, LocalCluster, find_bindir  # noqa: E402
+
+TEMPLATE = "mlops_template"
+
+
+def backend() -> str:
+    """``postgres`` when the store-touching tests run on PostgreSQL (``MLOPS_TEST_BACKEND``), else ``duckdb``."""
+    return "postgres" if os.environ.get("MLOPS_TEST_BACKEND", "").lower() in ("postgres", "postgresql", "pg") \
+        else "duckdb"
+
+
+def missing() -> str | None:
+    """Why PostgreSQL tests cannot run here (None when they can)."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return "psycopg is not installed (pip install -r requirements-postgres.txt)"
+    if find_bindir() is None:
+        return "PostgreSQL's server programs are not installed (apt-get install postgresql)"
+    return None
+
+
+def require_postgres() -> None:
+    """Skip the calling test when PostgreSQL or psycopg is missing, or fail under CI (where both must be)."""
+    why = missing()
+    if why is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL tests must run in CI, but {why}")
+    pytest.skip(why)
+
+
+class TestCluster:
+    """The session's cluster and its template database (built on first use)."""
+
+    def __init__(self):
+        self.cluster: LocalCluster | None = None
+        self._names = itertools.count(1)
+        self._lock = threading.Lock()
+        self._templates: set[str] = set()
+
+    def start(self) -> LocalCluster:
+        with self._lock:
+            if self.cluster is None:
+                require_postgres()
+                try:
+                    self.cluster = LocalCluster().start()
+                except ClusterUnavailable as exc:
+                    if os.environ.get("CI"):
+                        pytest.fail(f"Could not start PostgreSQL: {exc}")
+                    pytest.skip(f"Could not start PostgreSQL: {exc}")
+            return self.cluster
+
+    def template(self, name: str = TEMPLATE, build=None) -> str:
+        """The template database ``name``, made once: migrated to the latest schema, then ``build(url)`` if given."""
+        cluster = self.start()
+        with self._lock:
+            if name not in self._templates:
+                from mlops_core.store import Store
+
+                url = cluster.create_database(name)
+                store = Store(url)
+                with store.connect(create=True):
+                    pass
+                if build is not None:
+                    build(url)
+                store.forget()  # a template may have no open connection when it is copied
+                self._templates.add(name)
+        return name
+
+    def fresh_database(self, template: str | None = None) -> str:
+        """The URL of a new database copied from ``template`` (the migrated empty schema by default)."""
+        source = template or self.template()
+        cluster = self.start()
+        return cluster.create_database(f"t{os.getpid()}_{next(self._names)}", template=source)
+
+    def stop(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+            self.cluster = None
+
+
+SESSION = TestCluster()
