@@ -105,3 +105,71 @@ class TestCluster:
 
 
 SESSION = TestCluster()
+
+
+def database_name(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).path.lstrip("/")
+
+
+def template_location(key: str, build) -> tuple[str, Path]:
+    """A template database ``key`` built once by ``build(url)`` with its artifacts and logs in a folder of its own;
+    returns (its name, that folder)."""
+    import os
+    import tempfile
+
+    folders = getattr(SESSION, "_folders", None)
+    if folders is None:
+        folders = SESSION._folders = {}
+    if key not in folders:
+        folder = Path(tempfile.mkdtemp(prefix=f"pg-{key}-"))
+
+        def with_folders(url):
+            before = {k: os.environ.get(k) for k in ("MLOPS_ARTIFACTS_DIR", "MLOPS_LOG_DIR")}
+            os.environ["MLOPS_ARTIFACTS_DIR"] = str(folder / "mlops_artifacts")
+            os.environ["MLOPS_LOG_DIR"] = str(folder / "mlops_logs")
+            try:
+                build(url)
+            finally:
+                for k, v in before.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+
+        SESSION.template(key, with_folders)
+        folders[key] = folder
+    return key, folders[key]
+
+
+def replace_from_template(url: str, key: str, build) -> None:
+    """Make the database at ``url`` a copy of template ``key`` (built once by ``build``), with a copy of the
+    template's artifacts and logs in this test's folders (``MLOPS_ARTIFACTS_DIR``, ``MLOPS_LOG_DIR``)."""
+    import os
+    import shutil
+
+    from mlops_core.store import Store
+
+    name, folder = template_location(key, build)
+    Store(url).forget()
+    cluster = SESSION.start()
+    cluster.drop_database(database_name(url))
+    cluster.create_database(database_name(url), template=name)
+    for sub, variable in (("mlops_artifacts", "MLOPS_ARTIFACTS_DIR"), ("mlops_logs", "MLOPS_LOG_DIR")):
+        target = Path(os.environ[variable])
+        shutil.rmtree(target, ignore_errors=True)
+        if (folder / sub).exists():
+            shutil.copytree(folder / sub, target)
+
+
+def scratch(db) -> Path:
+    """A folder of the test for files beside its database (the database's folder; on PostgreSQL the folder that
+    holds the test's artifacts folder)."""
+    import os
+
+    from mlops_core.config import is_postgres_url
+
+    if is_postgres_url(str(db)):
+        return Path(os.environ["MLOPS_ARTIFACTS_DIR"]).parent
+    return Path(db).parent
