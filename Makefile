@@ -10,11 +10,14 @@ PORT   ?= 8501
 # hosts (HOST=0.0.0.0) exposes the login to the network: put it behind TLS first (docs/security.md).
 HOST   ?= 127.0.0.1
 
-.PHONY: run test lint demo screenshots bench clean
+.PHONY: run test lint demo screenshots bench soak clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	# The editable install builds with the venv's own setuptools (no isolated build env): a fresh venv's bundled
+	# setuptools may predate the built-in bdist_wheel that PEP 660 needs, so bring it to the pinned version first.
+	$(PY) -m pip install -q --disable-pip-version-check "setuptools>=70.1"
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -42,6 +45,10 @@ lint: $(VENV)/.installed-dev
 
 screenshots: $(VENV)/.installed-dev
 	MLOPS_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/test_browser.py
+
+# Kill -9 fault injection at length: each operation killed at 25 random moments (tests/test_faults.py).
+soak: $(VENV)/.installed-dev
+	MLOPS_FAULT_TRIALS=25 $(PY) -m pytest -q tests/test_faults.py
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)

@@ -9,10 +9,12 @@ handle it returns; records come from ``mlops_core.entities``, errors from
 
     room = ControlRoom("mlops.duckdb")
     print(room.model("credit_default").performance(window="week"))
+
+    credit = load_model("credit_default@production", db="mlops.duckdb")  # verified estimator + schema
 """
 from mlops_core.access import Identity
 from mlops_core.clock import SimulatedClock, set_clock, simulated_time, utcnow
-from mlops_core.room import ControlRoom, Model, ModelStatus, local_identity
+from mlops_core.room import ControlRoom, Model, ModelStatus, load_model, local_identity
 
-__all__ = ["ControlRoom", "Model", "ModelStatus", "Identity", "local_identity", "set_clock", "utcnow",
+__all__ = ["ControlRoom", "Model", "ModelStatus", "Identity", "load_model", "local_identity", "set_clock", "utcnow",
            "SimulatedClock", "simulated_time"]

@@ -190,6 +190,41 @@ class UserInfo:
     created_at: datetime
     created_by: str
     password_changed_at: datetime | None = None
+# --- deployments (how traffic is served) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CanaryStep:
+    """One step of a canary ramp: the challenger answers ``share`` of the requests for ``hold_s`` seconds."""
+
+    share: float
+    hold_s: float
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    """How a model's requests are served (see ``mlops_core.lifecycle.deployments``).
+
+    ``mode``: ``champion`` (the production version answers everything), ``split`` (the challenger
+    answers ``weight`` of the requests), ``shadow`` (the challenger also scores every request; its
+    answer is logged, not returned) or ``canary`` (a split whose share follows ``steps`` from
+    ``started_at``). ``id`` is None for the implicit champion-only config of a model never configured.
+    """
+
+    model: str
+    mode: str
+    challenger: int | None = None
+    weight: float = 0.0
+    steps: tuple[CanaryStep, ...] = ()
+    sticky_key: str | None = None
+    guard_alpha: float | None = None
+    guard_min_samples: int | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    actor: str | None = None
+    reason: str | None = None
+    end_reason: str | None = None
+    id: int | None = None
 
 
 # --- runs -------------------------------------------------------------------------------------

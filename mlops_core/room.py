@@ -33,6 +33,7 @@ from mlops_core.data import ingest as ingestmod
 from mlops_core.entities import (
     CalibrationRecord,
     Challenger,
+    DeploymentConfig,
     DefinitionChange,
     EntityDef,
     FeatureBinding,
@@ -56,7 +57,8 @@ from mlops_core.features import freshness as ffresh
 from mlops_core.features import join as fjoin
 from mlops_core.features import offline as foffline
 from mlops_core.features import online as fonline
-from mlops_core.lifecycle import abtest, automation, jobs, policies, registry, retrain
+from mlops_core.lifecycle import (abtest, automation, deployments, jobs, packaging, policies, registry,
+                                  retrain)
 from mlops_core.lifecycle.artifacts import load_estimator_file
 from mlops_core.monitoring import (alerts, drift, estimated_performance, estimation, performance, run_checks,
                                    validation)
@@ -66,6 +68,7 @@ from mlops_core.store import backup as backupmod
 from mlops_core.store import features as fstore
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
+from mlops_core.store import deployments as dstore
 from mlops_core.store import run_anomalies as anomstore
 from mlops_core.store import runs as runstore
 from mlops_core.store.logs import LogView
@@ -399,6 +402,36 @@ class ControlRoom:
         """Run a queued retrain to its end in this process (what a background job does)."""
         return retrain.execute(self.store, run_id)
 
+    # --- getting models out -------------------------------------------------------------------
+
+    def load_model(self, ref: str, version: int | None = None) -> packaging.LoadedModel:
+        """The verified estimator (sha256 checked) and schema of ``ref``: ``NAME`` or ``NAME@production`` (the
+        production version), ``NAME@challenger``, ``NAME@3``, or ``NAME`` with ``version``. Raises NotFoundError,
+        InvalidInputError, IntegrityError."""
+        return packaging.load(self.store, ref, version)
+
+
+def load_model(ref: str, version: int | None = None, *, db: str | os.PathLike | None = None) -> packaging.LoadedModel:
+    """``ControlRoom(db).load_model(ref, version)``: the verified estimator of a registered version and its schema::
+
+        credit = load_model("credit_default@production")
+        credit.predict_proba(frame)          # frame: the model's features (credit.schema)
+    """
+    return ControlRoom(db).load_model(ref, version)
+
+
+@dataclass
+class Serving:
+    """What serves a model now: the production version, the deployment config in force and since when."""
+
+    model: str
+    production: int | None
+    config: DeploymentConfig
+    configured: DeploymentConfig
+    challenger_share: float
+    description: str
+    since: datetime | None
+
 
 class Model:
     """One registered model at a location: every read and action about it."""
@@ -520,6 +553,22 @@ class Model:
             self.info = mstore.get_model(con, self.name)
         return binding
 
+    def artifact_file(self, version: int | None = None) -> str:
+        """The absolute path of a version's artifact (production when None)."""
+        return str((self._store.artifacts / self.version(version).artifact_path).resolve())
+
+    def export(self, out_dir: str | os.PathLike, *, version: int | None = None, alias: str | None = None
+               ) -> packaging.ExportResult:
+        """Write a version's artifact (sha256 checked) and its model card into ``out_dir``: ``version``, or the
+        holder of ``alias`` (production, challenger; default production). Raises NotFoundError, IntegrityError,
+        InvalidInputError."""
+        if version is not None and alias is not None:
+            raise InvalidInputError("Give --version or --alias, not both.")
+        ref = self.name if alias is None else f"{self.name}@{alias}"
+        with self._store.connect() as con:
+            info, v = packaging.resolve(con, self._store, ref, version)
+        return packaging.export_version(self._store, info, v, out_dir)
+
     def add_version(self, estimator: Any, training_data: Source, *, seed: int = 0,
                     trust_pickle: bool = False) -> registry.Registration:
         """Register an estimator fitted elsewhere (or the path of a skops file of one) as the next version, a
@@ -542,6 +591,96 @@ class Model:
         fails; nothing changes then). Needs the operator role."""
         self._require("operator", "roll back")
         return registry.rollback(self._store, self.name, to=to, actor=self._actor, reason=reason or None)
+
+    # --- serving -------------------------------------------------------------------------------
+
+    def deployment(self) -> DeploymentConfig:
+        """The deployment config as set (champion only when never set)."""
+        with self._store.connect() as con:
+            return deployments.current(con, self.name)
+
+    def serving(self, *, now: Time = None) -> Serving:
+        """What serves the model now: production version, the config in force (champion only once its challenger
+        became production), the challenger's share now, one sentence, and since when."""
+        at = parse_time(now) or utcnow()
+        with self._store.connect() as con:
+            state = dstore.serving_state(con, self.name)
+            history = mstore.deployment_history(con, self.name, "production")
+        configured = state.config or deployments.champion_only(self.name)
+        live = deployments.effective(configured, state.production)
+        since = configured.started_at if live.mode != "champion" else None
+        if since is None and len(history):
+            since = history["started_at"].iloc[-1].to_pydatetime()
+        return Serving(self.name, state.production, live, configured, deployments.challenger_share(live, at),
+                       deployments.describe(live, state.production, at), since)
+
+    def deployment_configs(self) -> pd.DataFrame:
+        """Every deployment config of the model, oldest first (mode, challenger, weight, steps, who, when, why)."""
+        with self._store.connect() as con:
+            return deployments.history(con, self.name)
+
+    def set_deployment(self, mode: str, *, challenger: int | None = None, weight: float | None = None,
+                       steps: Any = None, sticky_key: str | None = None,
+                       guard_alpha: float = deployments.DEFAULT_GUARD_ALPHA,
+                       guard_min_samples: int = deployments.DEFAULT_GUARD_MIN_SAMPLES, reason: str | None = None,
+                       force: bool = False) -> DeploymentConfig:
+        """Serve the model in ``mode`` (champion, split, shadow, canary) from now on; one transaction, audited.
+        ``steps``: canary steps as text (``5%:1h,25%:1h,50%``) or CanaryStep records. Needs the operator role.
+        See ``lifecycle.deployments.set_deployment`` for the errors."""
+        self._require("operator", "change the deployment")
+        parsed = deployments.parse_steps(steps) if isinstance(steps, str) else steps
+        return deployments.set_deployment(self._store, self.info, mode, actor=self._actor, challenger=challenger,
+                                          weight=weight, steps=parsed, sticky_key=sticky_key,
+                                          guard_alpha=guard_alpha, guard_min_samples=guard_min_samples,
+                                          reason=reason or None, force=force)
+
+    def ab_status(self, *, window: str = "day", alpha: float = abtest.DEFAULT_ALPHA,
+                  power: float = abtest.DEFAULT_POWER, mde: float | None = None) -> deployments.ABStatus:
+        """The A/B test of the current deployment: per-arm metrics over time, test, fixed horizon, recommendation."""
+        return deployments.ab_status(self._store, self.info, window=window, alpha=alpha, power=power, mde=mde)
+
+    def arm_performance(self, *, window: str = "day", start: Time = None, end: Time = None) -> pd.DataFrame:
+        """The A/B metric (accuracy or MAE) per window and arm of the log, with 95% intervals."""
+        return deployments.arm_performance(self._store, self.info, window=window, start=parse_time(start),
+                                           end=parse_time(end, end=True))
+
+    def check_canary(self) -> deployments.GuardCheck:
+        """Run the canary's guard once (stops a significantly worse canary). Needs the operator role."""
+        self._require("operator", "check the canary")
+        return deployments.check_canary(self._store, self.info, actor=self._actor)
+
+    def promote_winner(self, *, reason: str | None = None) -> deployments.ABOutcome:
+        """Act on a decided A/B test: promote the winning challenger (gated like any promote) or keep the champion,
+        and serve champion only. Needs the operator role."""
+        self._require("operator", "promote versions")
+        return deployments.promote_winner(self._store, self.info, actor=self._actor, reason=reason or None)
+
+    def score(self, source: str | os.PathLike, *, out: str | os.PathLike | None = None) -> Any:
+        """Score a CSV/Parquet file with what serves the model now, log the rows, write the scored file
+        (``serving.batch.score_file``); return its ScoreResult. Needs the operator role (it writes the log)."""
+        from mlops_core.serving import batch
+
+        self._require("operator", "score files into the log")
+        return batch.score_file(self._store, self.info, source, actor=self._actor, out=out)
+
+    def scoring_service(self, settings: Any = None) -> Any:
+        """The HTTP scoring service of this model (``serving.app.ScoringService``; start it with
+        ``serving.app.serve``). Needs the operator role: it writes the prediction log."""
+        from mlops_core.serving.app import ScoringService
+
+        self._require("operator", "serve predictions into the log")
+        return ScoringService(self._store, self.info, actor=self._actor, settings=settings)
+
+    def load_spool(self, folder: str | os.PathLike | None = None) -> Any:
+        """Load every segment a stopped or killed scoring service left in its spool (default folder: beside the
+        database) into the log; return what was loaded (``serving.loader.Pass``). Needs the operator role."""
+        from pathlib import Path
+
+        from mlops_core.serving import loader, spool
+
+        self._require("operator", "load the spool into the log")
+        path = Path(folder) if folder else spool.spool_dir(self._store.path, self.name)
+        return loader.Loader(self._store, self.info, path, actor=self._actor).drain()
 
     def compare(self, versions: Sequence[int], *, end: Time = None) -> registry.Comparison:
         """Versions side by side on the same recent labelled rows, windows, hyperparameters and lineage."""

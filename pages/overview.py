@@ -1,7 +1,7 @@
 """Overview: per model the production version, its health, headline figures and what happened last."""
 import streamlit as st
 
-from ui import context, data, frame, widgets
+from ui import context, data, frame, serving, widgets
 
 frame.enter()
 st.title("MLOps control room")
@@ -49,6 +49,8 @@ for model in ctx.models:
         top = st.columns([3, 1])
         top[0].subheader(f"{model}")
         top[0].caption(f"{info.task} · target `{info.target}` · {len(info.features)} features")
+        with top[0]:
+            serving.deployment_line(ctx.db, model)
         with top[1]:
             st.markdown(f"**Production: v{prod}**" if prod is not None else "**No production version**")
             open_alerts = None

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from mlops_core import metrics
-from ui import charts, context, data, frame, widgets
+from ui import charts, context, data, frame, serving, widgets
 
 frame.enter()
 st.title("Performance")
@@ -35,6 +35,7 @@ if frame is not None:
     widgets.chart(charts.metric_over_time(shown, metric, actions), key="perf_chart")
     with st.expander("Numbers per window"):
         st.dataframe(shown, hide_index=True)
+    serving.arms_panel(ctx.db, ctx.model, ctx.window, ctx.start, ctx.end)
 
     st.subheader("Errors in one window" if info.task == "classification" else "Residuals in one window")
     starts = sorted(frame["window_start"].dropna().unique(), reverse=True) if len(frame) else []

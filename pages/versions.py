@@ -3,7 +3,7 @@ import pandas as pd
 import streamlit as st
 
 from mlops_core import metrics
-from ui import auth, charts, context, data, dialogs, frame, state, widgets
+from ui import auth, charts, context, data, dialogs, frame, serving, state, widgets
 
 frame.enter()
 st.title("Versions")
@@ -48,6 +48,7 @@ else:
             if st.button("Roll back", key="rollback", disabled=target is None):
                 dialogs.request("rollback", db=ctx.db, model=ctx.model, current=prod, target=target)
     dialogs.show_pending(ctx.db, ctx.model)
+serving.deployment_form(ctx.db, ctx.model, prod, all_versions)
 
 # --- comparison -----------------------------------------------------------------------------
 

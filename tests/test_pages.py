@@ -31,6 +31,7 @@ PAGES = {
     "pages/data_quality.py": "Data quality",
     "pages/features.py": "Features",
     "pages/versions.py": "Versions",
+    "pages/ab_test.py": "A/B test",
     "pages/retrain.py": "Retrain",
     "pages/runs.py": "Runs & audit",
     "pages/automation.py": "Automation",
@@ -42,7 +43,8 @@ KEY_CONTENT = {
     "pages/drift.py": (["One feature: reference against current", "Prediction and target drift"], 4),
     "pages/data_quality.py": (["Schema", "Training–serving skew"], 2),
     "pages/features.py": ([], 0),
-    "pages/versions.py": (["Change production", "Compare versions", "Hyperparameters", "Lineage"], 2),
+    "pages/versions.py": (["Change production", "Serving", "Compare versions", "Hyperparameters", "Lineage"], 2),
+    "pages/ab_test.py": (["No A/B test runs", "Deployment history"], 0),
     "pages/retrain.py": (["Settings", "Latest retrain"], 0),
     "pages/runs.py": ([], 1),
     "pages/automation.py": (["Policy", "Recent evaluations", "Alerts"], 0),
@@ -337,7 +339,7 @@ from mlops_core import Identity
 at = AppTest.from_file({APP!r}, default_timeout=60)
 at.session_state["signed_in"] = Identity("pat", "viewer")
 at.run()
-for page in ("performance", "drift", "data_quality", "versions", "retrain", "runs", "automation"):
+for page in ("performance", "drift", "data_quality", "versions", "ab_test", "retrain", "runs", "automation"):
     at.switch_page(f"pages/{{page}}.py").run()
     assert not at.exception, (page, [e.value for e in at.exception])
 print("sklearn" in sys.modules)

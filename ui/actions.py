@@ -60,3 +60,19 @@ def set_policy(db: str, model: str, **settings):
         return _room(db).model(model).set_policy(**settings)
     finally:
         data.clear()
+
+
+def set_deployment(db: str, model: str, mode: str, **settings):
+    """Serve ``model`` in ``mode`` (champion, split, shadow, canary); audited. Returns the new config."""
+    try:
+        return _room(db).model(model).set_deployment(mode, **settings)
+    finally:
+        data.clear()
+
+
+def promote_winner(db: str, model: str, reason: str | None):
+    """Act on the decided A/B test (promote the winning challenger or keep the champion); audited."""
+    try:
+        return _room(db).model(model).promote_winner(reason=reason or None)
+    finally:
+        data.clear()

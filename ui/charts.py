@@ -454,3 +454,32 @@ def feature_drift(frame: pd.DataFrame, title: str | None = "Drift per feature: l
     fig.update_xaxes(title_text="score = statistic ÷ threshold")
     fig.update_layout(hovermode="closest")
     return _base(fig, title, max(220, 30 * len(df) + 100))
+
+
+#: Colours of the A/B arms (the champion in the palette's first colour, as version lines start).
+ARM_COLOURS = {"champion": PALETTE[0], "challenger": PALETTE[1], "shadow": PALETTE[2]}
+
+
+def arms_over_time(frame: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """One line per arm (``arm``) of the A/B metric (``value``, named in ``metric``) by ``window_start`` with its
+    95% interval (``ci_low``/``ci_high``), and labelled predictions per arm as bars underneath."""
+    if frame is None or len(frame) == 0 or frame["value"].notna().sum() == 0:
+        return empty("No labelled predictions per arm in this range", title)
+    metric = str(frame["metric"].dropna().iloc[0])
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25], vertical_spacing=0.04)
+    for i, (arm, part) in enumerate(frame.sort_values("window_start").groupby("arm", sort=False)):
+        c = ARM_COLOURS.get(str(arm), colour(i + 3))
+        # intervals as error bars: they show for a single window too, where a filled band would not
+        fig.add_trace(go.Scatter(x=part["window_start"], y=part["value"], mode="lines+markers", name=str(arm),
+                                 line=dict(color=c, width=2), marker=dict(size=6), legendgroup=str(arm),
+                                 error_y=dict(type="data", symmetric=False, array=part["ci_high"] - part["value"],
+                                              arrayminus=part["value"] - part["ci_low"], color=_alpha(c, 0.6),
+                                              thickness=1.5, width=4)),
+                      row=1, col=1)
+        fig.add_trace(go.Bar(x=part["window_start"], y=part["n_labelled"], marker_color=c, opacity=0.6,
+                             showlegend=False, legendgroup=str(arm), name=f"{arm} labelled",
+                             hovertemplate="%{y:,} labelled"), row=2, col=1)
+    fig.update_yaxes(title_text=label(metric), row=1, col=1)
+    fig.update_yaxes(title_text="labelled", row=2, col=1)
+    fig.update_layout(barmode="group")
+    return _base(fig, title, 420)

@@ -266,3 +266,26 @@ def feature_drift(db: str, view: str, days: int = 7) -> pd.DataFrame:
 @st.cache_data(ttl=TTL, show_spinner=False)
 def feature_batches(db: str, view: str) -> pd.DataFrame:
     return room(db).features.batches(view)
+# --- serving --------------------------------------------------------------------------------
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def serving(db: str, name: str):
+    """What serves the model now (``Model.serving``: production, config in force, since when)."""
+    return model(db, name).serving()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def deployment_configs(db: str, name: str) -> pd.DataFrame:
+    return model(db, name).deployment_configs()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def ab_status(db: str, name: str, window: str):
+    """The A/B test of the current deployment (``Model.ab_status``)."""
+    return model(db, name).ab_status(window=window)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def arm_performance(db: str, name: str, window: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """The A/B metric per window and arm with 95% intervals."""
+    return model(db, name).arm_performance(window=window, start=start, end=end)

@@ -31,6 +31,7 @@ SECTIONS = {
     ],
     "Act": [
         ("versions", "Versions", ":material/compare_arrows:"),
+        ("ab_test", "A/B test", ":material/science:"),
         ("retrain", "Retrain", ":material/model_training:"),
     ],
     "Records": [

@@ -6,7 +6,7 @@ Each module holds the commands of one job and adds their sub-parsers with
 ``deploy`` (promote, rollback, compare, abtest), ``retrain`` (retrain, policy),
 ``records`` (runs, audit), ``features`` (the feature store: ``features define|entity|view|list|ingest|
 training-set|materialize|get|freshness``), ``users`` (accounts), ``backup`` (backup, restore, verify-backup),
-``demo``.
+``serve`` (serve, score, export, deployment, spool), ``demo``.
 
 Errors are one line on stderr, never a traceback (set ``MLOPS_DEBUG=1`` to see one); the
 exit code says what kind (``EXIT_CODES_HELP``, also printed by ``mlops --help``).
@@ -72,7 +72,8 @@ def room(args, *, actor: str | None = None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mlops_core.cli import backup, demo, deploy, features, ingest, models, monitor, records, retrain, users
+    from mlops_core.cli import (backup, demo, deploy, features, ingest, models, monitor, records, retrain, serve,
+                                users)
 
     parser = argparse.ArgumentParser(
         prog="mlops", description="MLOps control room: log, monitor, decide and act on deployed models.",
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     common = common_parser()
-    for module in (models, ingest, features, demo, monitor, deploy, retrain, records, users, backup):
+    for module in (models, ingest, features, demo, monitor, deploy, retrain, records, serve, users, backup):
         module.add_commands(sub, common)
     return parser
 

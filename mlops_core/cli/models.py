@@ -97,9 +97,16 @@ def _fmt_metrics(m: dict | None) -> str:
 
 
 def cmd_versions(args) -> int:
-    df = room(args).model(args.model).versions_frame()
+    model = room(args).model(args.model)
+    df = model.versions_frame()
     if args.json:
-        print_json(frame_records(df))
+        records = frame_records(df)
+        files = {v.version: v for v in model.versions()}
+        for rec in records:
+            v = files[rec["version"]]
+            rec["artifact_path"] = model.artifact_file(v.version)
+            rec["artifact_sha256"] = v.artifact_sha256
+        print_json(records)
         return 0
     for rec in df.to_dict(orient="records"):
         metrics = {k[len("holdout_"):]: v for k, v in rec.items() if k.startswith("holdout_") and k != "holdout_rows"}

@@ -104,8 +104,10 @@ class Against:
         return self.log.info
 
 
-def against(con, root, info: ModelInfo) -> Against:
-    """Read what a batch of ``info`` is checked against, on a metadata visit ``con``; ``root``: the log folder."""
+def against(con, root, info: ModelInfo, kind: str = "predictions") -> Against:
+    """Read what a batch of ``info`` is checked against, on a metadata visit ``con``; ``root``: the log folder.
+    ``kind``: the batch's kind; a ``shadow`` batch's request ids are checked against the shadow rows."""
+    kinds = ("shadow",) if kind == "shadow" else ("predictions",)
     production = mstore.current_alias(con, info.name)
     target_range = None
     if info.task == "regression" and production is not None:
@@ -114,8 +116,8 @@ def against(con, root, info: ModelInfo) -> Against:
                                                 TARGET)
         except NotFoundError:
             target_range = None
-    return Against(logs.view(con, root, info), tuple(vstore.known_versions(con, info.name)), production,
-                   target_range)
+    return Against(logs.view(con, root, info, kinds=kinds), tuple(vstore.known_versions(con, info.name)),
+                   production, target_range)
 
 
 @dataclass

@@ -62,7 +62,7 @@ import pandas as pd
 import pyarrow as pa
 
 from mlops_core.data.reference import summarise_arrow
-from mlops_core.data.schema import coerce_features
+from mlops_core.data.schema import coerce_features, finite_number, shown
 from mlops_core.entities import Anomaly, ModelInfo, RunAnomaly, RunInfo, VersionInfo, jsonable
 from mlops_core.errors import ConflictError, InvalidInputError, MlopsError
 from mlops_core.features import binding as fbinding
@@ -109,18 +109,18 @@ class RetrainParams:
             raise InvalidInputError(f"Unknown retrain parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}.")
         p = cls()
         if d.get("window_days") is not None:
-            try:
-                p.window_days = float(d["window_days"])
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"window_days must be a number of days, not {d['window_days']!r}.") from exc
-            if not p.window_days > 0:
-                raise InvalidInputError(f"window_days must be positive, not {d['window_days']!r}.")
+            p.window_days = finite_number(d["window_days"], "window_days (a number of days)")
+            if not 0 < p.window_days <= training.MAX_SPAN_DAYS:
+                raise InvalidInputError(f"window_days must be positive and at most {training.MAX_SPAN_DAYS:,}, not "
+                                        f"{shown(d['window_days'])}.")
         if d.get("end") is not None:
             end = d["end"]
             try:
                 ts = pd.Timestamp(end)
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"end must be a date/time such as 2026-11-20T00:00, not {end!r}.") from exc
+                if ts is pd.NaT:
+                    raise ValueError("no time")
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise InvalidInputError(f"end must be a date/time such as 2026-11-20T00:00, not {shown(end)}.") from exc
             if ts.tzinfo is not None:
                 ts = ts.tz_convert("UTC").tz_localize(None)
             p.end = ts.to_pydatetime()
@@ -130,11 +130,16 @@ class RetrainParams:
             p.hyperparameters = dict(d["hyperparameters"])
         p.auto_promote = bool(d.get("auto_promote", False))
         if d.get("min_rows") is not None:
-            p.min_rows = int(d["min_rows"])
-            if p.min_rows < training.MIN_TRAINING_ROWS:
-                raise InvalidInputError(f"min_rows must be at least {training.MIN_TRAINING_ROWS}.")
+            rows = finite_number(d["min_rows"], "min_rows")
+            if rows != int(rows) or rows < training.MIN_TRAINING_ROWS:
+                raise InvalidInputError(f"min_rows must be a whole number of at least {training.MIN_TRAINING_ROWS}, "
+                                        f"not {shown(d['min_rows'])}.")
+            p.min_rows = int(rows)
         if d.get("seed") is not None:
-            p.seed = int(d["seed"])
+            seed = finite_number(d["seed"], "seed")
+            if seed != int(seed) or not 0 <= seed < 2 ** 32:
+                raise InvalidInputError(f"seed must be a whole number from 0 to 2**32 - 1, not {shown(d['seed'])}.")
+            p.seed = int(seed)
         return p
 
     def to_dict(self) -> dict:

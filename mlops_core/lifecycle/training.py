@@ -33,6 +33,9 @@ from mlops_core.data.schema import FeatureSpec, coerce_features
 
 HOLDOUT_FRACTION = 0.2
 MIN_TRAINING_ROWS = 20
+#: The longest data window, schedule or cool-down (in days) a policy or retrain accepts: a century already reaches
+#: before the earliest accepted timestamp, and far longer spans overflow the date arithmetic that uses them.
+MAX_SPAN_DAYS = 36_500
 
 
 def default_pipeline(task: str, features: list[FeatureSpec], seed: int = 0, **hyperparameters):

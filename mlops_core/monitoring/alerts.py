@@ -37,6 +37,7 @@ import pandas as pd
 
 from mlops_core import metrics
 from mlops_core.clock import utcnow
+from mlops_core.data.schema import finite_number, shown
 from mlops_core.entities import PSEUDO_FEATURES, ModelInfo, RunAnomaly
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.monitoring import drift as driftmod
@@ -96,32 +97,35 @@ class MonitoringResult:
     run_anomalies: list[RunAnomaly] = field(default_factory=list)  # what was unusual about this run
 
 
-def _check_rule(info: ModelInfo, kind: str, severity: str, threshold, target: str | None) -> None:
+def _check_rule(info: ModelInfo, kind: str, severity: str, threshold, target: str | None) -> float | None:
+    """The rule's threshold as a float (None when it has none); raise InvalidInputError for a bad kind, severity,
+    threshold or target."""
     if kind not in RULE_KINDS:
-        raise InvalidInputError(f"Unknown alert rule kind {kind!r}. Choose one of: {', '.join(RULE_KINDS)}.", kind=kind)
+        raise InvalidInputError(f"Unknown alert rule kind {shown(kind)}. Choose one of: {', '.join(RULE_KINDS)}.",
+                                kind=kind)
     if severity not in SEVERITIES:
-        raise InvalidInputError(f"Unknown severity {severity!r}. Choose one of: {', '.join(SEVERITIES)}.",
+        raise InvalidInputError(f"Unknown severity {shown(severity)}. Choose one of: {', '.join(SEVERITIES)}.",
                                 severity=severity)
-    if threshold is not None and not math.isfinite(float(threshold)):
-        raise InvalidInputError(f"A {kind} rule needs a finite --threshold.", kind=kind)
     if kind not in _OPTIONAL_THRESHOLD and threshold is None:
         raise InvalidInputError(f"A {kind} rule needs a finite --threshold.", kind=kind)
+    number = None if threshold is None else finite_number(threshold, f"The --threshold of a {kind} rule")
     if target is None:
-        return
+        return number
     if kind == "feature_drift":
         known = [*info.feature_names, *PSEUDO_FEATURES]
         if target not in known:
-            raise InvalidInputError(f"Model {info.name!r} has no feature {target!r} to watch for drift. Choose one of: "
-                                    f"{', '.join(known)} (or no --target for any feature).", target=target)
+            raise InvalidInputError(f"Model {info.name!r} has no feature {shown(target)} to watch for drift. Choose one "
+                                    f"of: {', '.join(known)} (or no --target for any feature).", target=target)
     elif kind in ("metric_below", "metric_above"):
         known = metrics.names(info.task, info.binary)
         if target not in known:
-            raise InvalidInputError(f"{target!r} is not a metric of the {info.task} model {info.name!r}. Choose one "
-                                    f"of: {', '.join(known)}.", target=target)
+            raise InvalidInputError(f"{shown(target)} is not a metric of the {info.task} model {info.name!r}. "
+                                    f"Choose one of: {', '.join(known)}.", target=target)
     elif kind == "stale_feature_view":
-        return  # any view may be watched, also one the model is not bound to; an unknown one alerts when evaluated
+        return number  # any view may be watched, also one the model is not bound to; an unknown one alerts when evaluated
     else:
         raise InvalidInputError(f"A {kind} rule has no --target (it watches the whole model).", kind=kind)
+    return number
 
 
 def default_rules(con: duckdb.DuckDBPyConnection, info: ModelInfo) -> list[dict]:
@@ -162,10 +166,9 @@ def set_rule(con: duckdb.DuckDBPyConnection, info: ModelInfo, kind: str, *, targ
              enabled: bool = True) -> int:
     """Create or update the rule (model, kind, target); return its id. Raises InvalidInputError (kind, severity,
     threshold)."""
-    _check_rule(info, kind, severity, threshold, target)
+    number = _check_rule(info, kind, severity, threshold, target)
     with transaction(con):
-        return astore.upsert_rule(con, info.name, kind, target, None if threshold is None else float(threshold),
-                                  severity, params, enabled)
+        return astore.upsert_rule(con, info.name, kind, target, number, severity, params, enabled)
 
 
 def list_rules(con: duckdb.DuckDBPyConnection, info: ModelInfo) -> pd.DataFrame:

@@ -315,6 +315,12 @@ def engine() -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
+def limit_threads(threads: int) -> None:
+    """Let this process's DuckDB instance use at most ``threads`` threads (a process that serves requests keeps
+    the other cores for them)."""
+    _engine().execute(f"SET threads = {max(1, int(threads))}")
+
+
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """A second connection on ``con``'s database (for another thread, or beside an unfinished result); close it
     before ``con``'s visit ends."""

@@ -4,6 +4,7 @@ Layout under the log folder (``Store.logs``; ``$MLOPS_LOG_DIR`` to put it elsewh
 
     predictions/model=<name>/date=<YYYY-MM-DD>/<batch id>_<n>.parquet   rows by prediction day
     labels/model=<name>/date=<YYYY-MM-DD>/<batch id>_<n>.parquet        rows by arrival day
+    shadow/model=<name>/date=<YYYY-MM-DD>/<batch id>_<n>.parquet        shadow predictions by prediction day
 
 Columns are typed as the model's schema says (microsecond timestamps), so DuckDB, Spark or
 any Parquet reader can scan a folder. A file is part of the log exactly when a row of
@@ -39,7 +40,9 @@ from mlops_core.entities import ModelInfo
 from mlops_core.errors import DatabaseBusyError, storage_error
 from mlops_core.store.models import quote_ident
 
-KINDS = ("predictions", "labels")
+#: ``shadow``: the predictions of a challenger scored in shadow mode (logged, never returned to the caller); same
+#: columns as ``predictions``, kept apart so that every reading of the log sees only the answers that were served.
+KINDS = ("predictions", "labels", "shadow")
 #: Retired files (replaced by compaction) are deleted this long after, when no query can still read them.
 RETIRED_GRACE_S = 600.0
 #: Unlisted files older than this are remains of an interrupted write and are deleted.
@@ -92,11 +95,15 @@ class LogView:
 
 
 def view(con: duckdb.DuckDBPyConnection, root: Path, info: ModelInfo, start: datetime | None = None,
-         end: datetime | None = None) -> LogView:
+         end: datetime | None = None, *, kinds: tuple[str, ...] = ("predictions",)) -> LogView:
     """The files a query of [start, end) must read: predictions files whose rows may fall in the window,
-    every label file (a label may arrive for any prediction). ``con``: a metadata visit."""
-    sql, params = ("SELECT path FROM log_files WHERE model = ? AND kind = 'predictions' AND retired_at IS NULL",
-                   [info.name])
+    every label file (a label may arrive for any prediction). ``con``: a metadata visit.
+
+    ``kinds``: which prediction rows the view's ``predictions`` holds: the served ones (default), the
+    ``shadow`` ones, or both (an A/B comparison of a shadow challenger with the champion)."""
+    marks = ", ".join("?" for _ in kinds)
+    sql, params = (f"SELECT path FROM log_files WHERE model = ? AND kind IN ({marks}) AND retired_at IS NULL",
+                   [info.name, *kinds])
     if start is not None:
         sql += " AND max_ts >= ?"
         params.append(start)

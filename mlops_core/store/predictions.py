@@ -73,3 +73,17 @@ def traffic(con: duckdb.DuckDBPyConnection, log: LogView, start=None, end=None) 
         f"LEFT JOIN {log.labels} lb ON l.request_id = lb.request_id WHERE 1 = 1 {rng}", p1
     ).fetchone()
     return int(row[0]), int(row[1])
+
+
+def stored_request_ids(con: duckdb.DuckDBPyConnection, log: LogView, ids) -> set[str]:
+    """The request ids among ``ids`` (an Arrow array or list of strings) that the log ``log`` already holds;
+    ``con``: the log engine."""
+    import pyarrow as pa
+
+    con.register("_candidate_ids", pa.table({"request_id": pa.array(ids, type=pa.string())}))
+    try:
+        rows = con.execute(f"SELECT DISTINCT c.request_id FROM _candidate_ids c WHERE EXISTS "
+                           f"(SELECT 1 FROM {log.predictions} p WHERE p.request_id = c.request_id)").fetchall()
+    finally:
+        con.unregister("_candidate_ids")
+    return {r[0] for r in rows}

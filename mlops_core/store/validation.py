@@ -136,12 +136,14 @@ def _timestamp(r: str, kind: str) -> tuple[str, str | None]:
 
 
 def _integer(r: str, kind: str, t: pa.DataType) -> tuple[str, str | None]:
+    # TRY_CAST throughout: the checks evaluate this expression on every row, including the rows its test refuses
+    # (a version of 2**31 must be reported, not raise a conversion error).
     if kind == "number" and _is_integer_type(t):
-        return f"CAST({r} AS INTEGER)", None
+        return f"TRY_CAST({r} AS INTEGER)", f"({r} IS NOT NULL AND TRY_CAST({r} AS INTEGER) IS NULL)"
     if kind == "null":
         return "CAST(NULL AS INTEGER)", None
     v = f"TRY_CAST({r} AS DOUBLE)"
-    return (f"CAST({v} AS INTEGER)",
+    return (f"TRY_CAST({v} AS INTEGER)",
             f"({r} IS NOT NULL AND ({v} IS NULL OR {v} <> round({v}) OR abs({v}) > 2147483647))")
 
 
@@ -551,6 +553,13 @@ def sample_frame(con: duckdb.DuckDBPyConnection, relation: str, columns: list[st
 
 
 # --- the rows a batch appends ------------------------------------------------------------
+
+def normalised_frame(con: duckdb.DuckDBPyConnection, cols: list[Column], params: dict | None = None) -> pd.DataFrame:
+    """The staged batch's columns ``cols`` after their normalising expressions (text to numbers, ...), in batch
+    order: the values ingest would write."""
+    exprs = ", ".join(f"{c.expr} AS {quote_ident(c.name)}" for c in cols)
+    return _run(con, f"SELECT {exprs} FROM {STAGE} ORDER BY {ROW}", params).df()
+
 
 def prediction_rows(info: ModelInfo, cols: list[Column], batch_id: str) -> tuple[str, dict]:
     """(SELECT of the normalised prediction batch with its ``batch_id``, its parameters), for ``logs.write``."""
