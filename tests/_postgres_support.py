@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 
-from local_postgres import ClusterUnavailable, LocalCluster, find_bindir  # noqa: E402
+from local_postgres import ClusterUnavailable, LocalCluster, find_bindir
 
 TEMPLATE = "mlops_template"
 

@@ -41,7 +41,7 @@ def find_bindir() -> Path | None:
     if found:
         return Path(found[-1]).parent
     if shutil.which("pg_config"):
-        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
+        out = subprocess.run([shutil.which("pg_config"), "--bindir"], capture_output=True, text=True, check=False).stdout.strip()  # noqa: S603
         if out and (Path(out) / "initdb").exists():
             return Path(out)
     initdb = shutil.which("initdb")
@@ -79,7 +79,7 @@ class LocalCluster:
         cmd = [str(self.bindir / args[0]), *args[1:]]
         if self._as_postgres:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd="/")
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd="/")  # noqa: S603  (our own bindir)
         if check and proc.returncode != 0:
             raise ClusterUnavailable(f"{args[0]} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
         return proc

@@ -127,6 +127,12 @@ def mark_failed(con: duckdb.DuckDBPyConnection, run: RunInfo, error: str, *, act
     insert_audit(con, actor=actor, action=f"{run.kind}_failed", model=run.model, reason=error, run_id=run.id)
 
 
+def find_dead_runs(con: duckdb.DuckDBPyConnection, model: str | None = None) -> list[RunInfo]:
+    """The queued/running runs whose process is gone (what ``reap_dead_runs`` would mark failed); reads only."""
+    now = utcnow()
+    return [run for run in find_runs(con, model=model, statuses=ACTIVE) if is_dead(run, now)]
+
+
 def reap_dead_runs(con: duckdb.DuckDBPyConnection, model: str | None = None) -> list[str]:
     """Mark every dead queued/running run failed and remove a dead retrain's unregistered artifacts.
 

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_core.config import lock_timeout_seconds, redact_url
-from mlops_core.errors import (DatabaseBusyError, DiskFullError, MlopsError, NotFoundError, ReadOnlyError)
+from mlops_core.errors import DatabaseBusyError, DiskFullError, MlopsError, NotFoundError, ReadOnlyError
 from mlops_core.store.dialect import statement_kind, to_postgres
 
 #: The advisory lock key of the writer lock (any constant: advisory locks are per database).
@@ -441,7 +441,8 @@ def _has_schema(con: PgConnection) -> bool:
 
 
 def _first_open(db: _Database, *, create: bool, artifacts: Path, logs: Path) -> None:
-    """Once per process and database: apply pending migrations and reap dead jobs (as for a DuckDB file).
+    """Once per process and database: apply pending migrations and reap dead jobs (as for a DuckDB file), in a
+    write visit only when there is either.
 
     Raises NotFoundError when the database holds no metadata yet and ``create`` is false.
     """
@@ -451,10 +452,15 @@ def _first_open(db: _Database, *, create: bool, artifacts: Path, logs: Path) -> 
     with _visit(db, write=False, artifacts=artifacts, logs=logs) as con:
         exists = _has_schema(con)
         todo = pending(con) if exists else [0]
+        # Looked for in the snapshot first: a reader's first visit takes the writer lock (and may wait for another
+        # process's write) only when there is something to fix.
+        dead = bool(exists and not todo and jobs.find_dead_runs(con))
     if not exists and not create:
         raise NotFoundError(
             f"No metadata in the PostgreSQL database {redact_url(db.url)} yet. Build the demo with "
             f"`mlops demo --db URL`, or register a model first.", path=redact_url(db.url))
+    if not todo and not dead:
+        return
     with _visit(db, write=True, artifacts=artifacts, logs=logs) as con:
         if todo:
             migrate(con, None)
