@@ -21,8 +21,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+# The tests also need the optional engines (Spark, PostgreSQL); `make run` does not install them.
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-spark.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt -r requirements-spark.txt
 	touch $@
 
 run: $(VENV)/.installed

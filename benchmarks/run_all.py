@@ -24,6 +24,7 @@ BENCHMARKS = [
     ("bench_retrain.py", ["--rows", "100000"], ["--rows", "5000", "--repeat", "2"]),
     ("bench_demo.py", [], ["--days", "30", "--daily", "200"]),
     ("bench_pages.py", [], ["--repeat", "1"]),
+    ("bench_scale.py", ["--max-rows", "100000000"], ["--quick"]),
     ("bench_serving.py", ["--rounds", "3", "--seconds", "20"], ["--rounds", "1", "--seconds", "5", "--batch-rows", "20000"]),
 ]
 

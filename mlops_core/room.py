@@ -63,7 +63,7 @@ from mlops_core.lifecycle.artifacts import load_estimator_file
 from mlops_core.monitoring import (alerts, drift, estimated_performance, estimation, performance, run_checks,
                                    validation)
 from mlops_core.monitoring.performance import Summary
-from mlops_core.store import Store, logs, utcnow
+from mlops_core.store import Store, engines, logs, utcnow
 from mlops_core.store import backup as backupmod
 from mlops_core.store import features as fstore
 from mlops_core.store import models as mstore
@@ -459,11 +459,14 @@ class Model:
         self.room.identity.require(role, f"{action} ({self.info.name})")
 
     @contextmanager
-    def _log(self, start: datetime | None = None, end: datetime | None = None) -> Iterator[tuple[Any, LogView]]:
-        """The log engine and the files of the model's log that [start, end) needs (listed on a short read visit)."""
+    def _log(self, start: datetime | None = None, end: datetime | None = None,
+             engine: str | None = None) -> Iterator[tuple[Any, LogView]]:
+        """The log engine (``duckdb`` by default, or ``spark``) and the files of the model's log that [start, end)
+        needs (listed on a short read visit)."""
+        name = engines.check_engine(engine)
         with self._store.connect() as con:
             view = logs.view(con, self._store.logs, self.info, start, end)
-        with self._store.engine() as con:
+        with engines.open_engine(name, self._store) as con:
             yield con, view
 
     # --- registry ---------------------------------------------------------------------------
@@ -729,17 +732,19 @@ class Model:
     # --- monitoring ----------------------------------------------------------------------------
 
     def performance(self, *, window: str = "day", start: Time = None, end: Time = None, versions: Versions = None,
-                    auc: bool = True) -> pd.DataFrame:
-        """Metrics per window and version (see ``monitoring.performance.over_time``)."""
+                    auc: bool = True, engine: str | None = None) -> pd.DataFrame:
+        """Metrics per window and version (see ``monitoring.performance.over_time``), computed on the log engine
+        ``engine`` (``duckdb``, the default, or ``spark``: see ``store.engines``). Raises InvalidInputError (window,
+        engine), SparkUnavailableError."""
         first, last = parse_time(start), parse_time(end, end=True)
-        with self._log(first, last) as (con, log):
+        with self._log(first, last, engine) as (con, log):
             return performance.over_time(con, log, window=window, start=first, end=last, versions=versions, auc=auc)
 
     def estimate_performance(self, *, window: str = "day", start: Time = None, end: Time = None,
                              version: int | Sequence[int] | None = None,
                              reference_start: Time = None, reference_end: Time = None,
                              level: float = estimation.BAND_LEVEL, realized: bool = True,
-                             store: bool = True) -> pd.DataFrame:
+                             store: bool = True, engine: str | None = None) -> pd.DataFrame:
         """Estimated accuracy, precision, recall, F1 and ROC AUC per window and version while labels are missing
         (confidence-based estimation; binary classifiers), with a band at ``level`` and the realized value where
         labels exist (see ``monitoring.estimated_performance.over_time``).
@@ -747,8 +752,9 @@ class Model:
         ``version``: one version or several (default: every version logged in the range), each estimated with
         its stored calibration, or with one fitted on the labelled log in [reference_start, reference_end).
         The estimates (and such a calibration) are stored unless ``store=False`` (then it needs no role;
-        storing needs the operator role). Raises InvalidInputError for a regression or multiclass model (no
-        estimate is available), NotFoundError for a version without calibration.
+        storing needs the operator role). ``engine``: the log engine that scans the log (``duckdb``, the default, or
+        ``spark``). Raises InvalidInputError for a regression or multiclass model (no estimate is available) or an
+        unknown engine, NotFoundError for a version without calibration, SparkUnavailableError.
         """
         if store:
             self._require("operator", "store performance estimates")
@@ -756,7 +762,8 @@ class Model:
         return estimated_performance.over_time(
             self._store, self.info, window=window, start=parse_time(start), end=parse_time(end, end=True),
             versions=versions, reference_start=parse_time(reference_start),
-            reference_end=parse_time(reference_end, end=True), level=level, realized=realized, store_estimates=store)
+            reference_end=parse_time(reference_end, end=True), level=level, realized=realized, store_estimates=store,
+            engine=engine)
 
     def estimates_stored(self, *, window: str = "day", start: Time = None, end: Time = None,
                          version: int | Sequence[int] | None = None) -> pd.DataFrame:
@@ -811,14 +818,16 @@ class Model:
         return f.outside_rows, f.outside_first, f.outside_last
 
     def drift(self, *, window: str = "day", start: Time = None, end: Time = None, reference_id: int | None = None,
-              store: bool = True, methods: Any = None, thresholds: dict | None = None) -> pd.DataFrame:
+              store: bool = True, methods: Any = None, thresholds: dict | None = None,
+              engine: str | None = None) -> pd.DataFrame:
         """Drift per window and feature against a stored reference; stored unless ``store=False`` (then it needs no
-        role; storing needs the operator role)."""
+        role; storing needs the operator role). The bins are counted on the log engine ``engine`` (``duckdb``, the
+        default, or ``spark``)."""
         if store:
             self._require("operator", "store drift results")
         return drift.over_time(self._store, self.info, window=window, start=parse_time(start),
                                end=parse_time(end, end=True), reference_id=reference_id, store_results=store,
-                               methods=methods, thresholds=thresholds)
+                               methods=methods, thresholds=thresholds, engine=engine)
 
     def drift_stored(self, *, window: str = "day", start: Time = None, end: Time = None,
                      compute_missing: bool = True) -> pd.DataFrame:

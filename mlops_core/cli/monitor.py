@@ -29,6 +29,10 @@ def add_commands(sub, common) -> None:
                                             "day/time (with --reference-to) instead of its stored calibration")
     p.add_argument("--reference-to", help="last day (inclusive) or time (exclusive) of the reference window")
     p.add_argument("--no-store", action="store_true", help="with --estimate: compute only; store nothing")
+    p.add_argument("--no-auc", action="store_true",
+                   help="skip the exact ROC AUC (the one metric that sorts the scores: on Spark its per-score counts "
+                        "are collected to this process)")
+    _add_engine_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_performance)
 
@@ -42,6 +46,7 @@ def add_commands(sub, common) -> None:
     p.add_argument("--reference-from", help="use the log from this day/time as the reference (with --reference-to)")
     p.add_argument("--reference-to", help="last day (inclusive) or time (exclusive) of the reference window")
     p.add_argument("--no-store", action="store_true", help="compute only; do not write drift_results")
+    _add_engine_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_drift)
 
@@ -89,6 +94,12 @@ def add_commands(sub, common) -> None:
     p.set_defaults(func=cmd_monitor)
 
 
+def _add_engine_option(p) -> None:
+    p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
+                   help="where the log is scanned: duckdb (default, in this process) or spark (the master or Spark "
+                        "Connect URL in MLOPS_SPARK_MASTER, default local[2]; needs pip install -e '.[spark]' and Java 17)")
+
+
 def _fmt(v, spec=".4f") -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
@@ -99,7 +110,8 @@ def cmd_performance(args) -> int:
     if args.estimate or args.estimate_history:
         return _estimated_performance(args)
     model = room(args).model(args.model)
-    df = model.performance(window=args.window, start=args.start, end=args.end, versions=args.version)
+    df = model.performance(window=args.window, start=args.start, end=args.end, versions=args.version,
+                           auc=not args.no_auc, engine=args.engine)
     if args.json:
         print_json(frame_records(df))
         return 0
@@ -143,7 +155,7 @@ def _estimated_performance(args) -> int:
         return 0
     df = model.estimate_performance(window=args.window, start=args.start, end=args.end, version=args.version,
                                     reference_start=args.reference_from, reference_end=args.reference_to,
-                                    level=args.level, store=not args.no_store)
+                                    level=args.level, store=not args.no_store, engine=args.engine)
     if args.json:
         print_json(frame_records(df))
         return 0
@@ -174,7 +186,7 @@ def cmd_drift(args) -> int:
         if not args.json:
             print(f"Reference {ref_id}: the log from {args.reference_from} to {args.reference_to}.")
     df = model.drift(window=args.window, start=args.start, end=args.end, reference_id=ref_id,
-                     store=not args.no_store, methods=args.method)
+                     store=not args.no_store, methods=args.method, engine=args.engine)
     if args.json:
         print_json(frame_records(df))
         return 0

@@ -2,16 +2,17 @@
 
 The aggregation queries use portable SQL only (``date_trunc``, ``CASE``/``CAST``,
 ``count``, ``sum``, ``ln``, ``greatest``/``least``, ``var_pop``), so the same definitions
-run on another SQL engine (Spark SQL has every one of them). Every query reads the log once.
+run on every log engine (``store.engines``: DuckDB as written, Spark SQL through sqlglot).
+Every query reads the log once. ``con``: a log engine, or a DuckDB cursor of ``connection.engine``.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from mlops_core.store.logs import LogView
+from mlops_core.store import engines
 from mlops_core.store.conditions import check_window, in_list, time_range
-from mlops_core.store.models import quote_ident
+from mlops_core.store.logs import LogView
 
 #: sklearn.metrics.log_loss clips probabilities to [eps, 1 - eps] with eps = float64 machine epsilon.
 LOG_LOSS_EPS = float(np.finfo(np.float64).eps)
@@ -25,22 +26,22 @@ def _versions_sql(versions, col: str = "l.version") -> tuple[str, list]:
     return in_list(col, [int(v) for v in versions or []])
 
 
-def _joined(log: LogView, window: str, start, end, versions) -> tuple[str, list]:
+def _joined(eng: engines.LogEngine, log: LogView, window: str, start, end, versions) -> tuple[str, list]:
     """The log left-joined to its labels: w (window start), v (version), p (prediction), y (label), s (score)."""
     rng, p1 = _range_sql(start, end)
     ver, p2 = _versions_sql(versions)
     return (f"(SELECT date_trunc('{window}', l.ts) AS w, l.version AS v, l.prediction AS p, lb.label AS y, "
-            f"l.score AS s FROM {log.predictions} l "
-            f"LEFT JOIN {log.labels} lb ON l.request_id = lb.request_id WHERE 1 = 1 {rng} {ver})",
+            f"l.score AS s FROM {eng.predictions(log)} l "
+            f"LEFT JOIN {eng.labels(log)} lb ON l.request_id = lb.request_id WHERE 1 = 1 {rng} {ver})",
             [*p1, *p2])
 
 
 def materialise_joined(con, log: LogView, window: str, start=None, end=None, versions=None) -> str:
     """Join the log to its labels once into a temporary table (for several aggregations); return its name."""
     check_window(window)
-    rel, params = _joined(log, window, start, end, versions)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _joined_log AS SELECT * FROM {rel}", params)
-    return "_joined_log"
+    eng = engines.of(con)
+    rel, params = _joined(eng, log, window, start, end, versions)
+    return eng.materialise("_joined_log", f"SELECT * FROM {rel}", params)
 
 
 def classification_counts(con, log: LogView, window: str, start=None, end=None, versions=None,
@@ -52,7 +53,8 @@ def classification_counts(con, log: LogView, window: str, start=None, end=None, 
     ``source``: a table made by ``materialise_joined`` (else the join runs inside this query).
     """
     check_window(window)
-    rel, params = (source, []) if source else _joined(log, window, start, end, versions)
+    eng = engines.of(con)
+    rel, params = (source, []) if source else _joined(eng, log, window, start, end, versions)
     pos = log.info.positive_class
     if pos is not None:
         clip = f"greatest(least(s, {1 - LOG_LOSS_EPS!r}), {LOG_LOSS_EPS!r})"
@@ -65,7 +67,7 @@ def classification_counts(con, log: LogView, window: str, start=None, end=None, 
                count(*) AS n, count(CASE WHEN y IS NOT NULL THEN s END) AS n_scored, {ll} AS log_loss_sum
         FROM {rel} j GROUP BY 1, 2, 3, 4
     """
-    return con.execute(sql, [*ll_params, *params]).df()
+    return eng.frame(sql, [*ll_params, *params])
 
 
 def binary_sums(con, log: LogView, window: str, start=None, end=None, versions=None,
@@ -77,7 +79,8 @@ def binary_sums(con, log: LogView, window: str, start=None, end=None, versions=N
     positive), n_scored, log_loss_sum (as in ``classification_counts``).
     """
     check_window(window)
-    rel, params = (source, []) if source else _joined(log, window, start, end, versions)
+    eng = engines.of(con)
+    rel, params = (source, []) if source else _joined(eng, log, window, start, end, versions)
     clip = f"greatest(least(s, {1 - LOG_LOSS_EPS!r}), {LOG_LOSS_EPS!r})"
     sql = f"""
         SELECT w AS window_start, v AS version, count(*) AS n, count(y) AS n_labelled,
@@ -92,7 +95,7 @@ def binary_sums(con, log: LogView, window: str, start=None, end=None, versions=N
         FROM {rel} j GROUP BY 1, 2
     """
     n_pos = sql.count("$pos")
-    return con.execute(sql.replace("$pos", "?"), [log.info.positive_class] * n_pos + params).df()
+    return eng.frame(sql.replace("$pos", "?"), [log.info.positive_class] * n_pos + params)
 
 
 def auc_by_window(con, log: LogView, window: str, start=None, end=None, versions=None,
@@ -103,20 +106,21 @@ def auc_by_window(con, log: LogView, window: str, start=None, end=None, versions
     Mann-Whitney form of the area under the ROC curve, equal to sklearn's trapezoidal AUC.
     SQL counts positives and negatives per (window, version, score) in score order; the
     running sum of negatives is taken in numpy (DuckDB's windowed running sum over millions
-    of rows costs twice the sort). Columns: window_start, version, roc_auc, n_pos, n_neg
-    (roc_auc NaN when one class is absent).
+    of rows costs twice the sort); on Spark those per-score counts are collected to the driver.
+    Columns: window_start, version, roc_auc, n_pos, n_neg (roc_auc NaN when one class is absent).
     """
     check_window(window)
-    rel, params = (source, []) if source else _joined(log, window, start, end, versions)
+    eng = engines.of(con)
+    rel, params = (source, []) if source else _joined(eng, log, window, start, end, versions)
     sql = f"""
-        SELECT epoch_us(w) AS w, v, sum(CASE WHEN y = ? THEN 1 ELSE 0 END) AS pos,
+        SELECT w, v, sum(CASE WHEN y = ? THEN 1 ELSE 0 END) AS pos,
                sum(CASE WHEN y = ? THEN 0 ELSE 1 END) AS neg
         FROM {rel} j WHERE s IS NOT NULL AND y IS NOT NULL
         GROUP BY w, v, s ORDER BY w, v, s
     """
-    d = con.execute(sql, [log.info.positive_class, log.info.positive_class, *params]).fetchnumpy()
+    d = eng.numpy(sql, [log.info.positive_class, log.info.positive_class, *params])
     cols = ["window_start", "version", "roc_auc", "n_pos", "n_neg"]
-    w = np.asarray(d["w"], dtype=np.int64)
+    w = np.asarray(d["w"]).astype("datetime64[us]").astype(np.int64)
     if w.size == 0:
         return pd.DataFrame(columns=cols)
     v = np.asarray(d["v"], dtype=np.int64)
@@ -142,14 +146,15 @@ def regression_sums(con, log: LogView, window: str, start=None, end=None, versio
     squared errors), var_abs, var_label (population variance of the labels), mape_sum, mape_n.
     """
     check_window(window)
+    eng = engines.of(con)
     rng, p1 = _range_sql(start, end)
     ver, p2 = _versions_sql(versions)
     sql = f"""
         WITH j AS (
             SELECT date_trunc('{window}', l.ts) AS w, l.version AS v,
                    l.prediction - lb.label AS e, CASE WHEN l.prediction IS NOT NULL THEN lb.label END AS y
-            FROM {log.predictions} l
-            LEFT JOIN {log.labels} lb ON l.request_id = lb.request_id
+            FROM {eng.predictions(log)} l
+            LEFT JOIN {eng.labels(log)} lb ON l.request_id = lb.request_id
             WHERE 1 = 1 {rng} {ver}
         )
         SELECT w AS window_start, v AS version, count(*) AS n, count(e) AS n_labelled,
@@ -158,20 +163,21 @@ def regression_sums(con, log: LogView, window: str, start=None, end=None, versio
                sum(CASE WHEN y <> 0 THEN abs(e) / abs(y) END) AS mape_sum, count(CASE WHEN y <> 0 THEN e END) AS mape_n
         FROM j GROUP BY 1, 2
     """
-    return con.execute(sql, [*p1, *p2]).df()
+    return eng.frame(sql, [*p1, *p2])
 
 
 def confusion(con, log: LogView, start=None, end=None, version=None) -> pd.DataFrame:
     """Labelled rows counted by (actual, predicted); columns actual, predicted, count."""
+    eng = engines.of(con)
     rng, p1 = _range_sql(start, end)
     ver, p2 = _versions_sql([version] if version is not None else None)
     sql = f"""
         SELECT CAST(lb.label AS VARCHAR) AS actual, CAST(l.prediction AS VARCHAR) AS predicted, count(*) AS count
-        FROM {log.predictions} l JOIN {log.labels} lb ON l.request_id = lb.request_id
+        FROM {eng.predictions(log)} l JOIN {eng.labels(log)} lb ON l.request_id = lb.request_id
         WHERE lb.label IS NOT NULL AND l.prediction IS NOT NULL {rng} {ver}
         GROUP BY 1, 2 ORDER BY 1, 2
     """
-    return con.execute(sql, [*p1, *p2]).df()
+    return eng.frame(sql, [*p1, *p2])
 
 
 def residuals(con, log: LogView, start=None, end=None, version=None, limit: int = 5000) -> pd.DataFrame:

@@ -35,7 +35,7 @@ from mlops_core.entities import PSEUDO_FEATURES, TARGET, DriftSpec, FeatureCount
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.monitoring.drift import registry
 from mlops_core.monitoring.drift.method import Sample
-from mlops_core.store import Store, logs, transaction
+from mlops_core.store import Store, engines, logs, transaction
 from mlops_core.store import drift as dstore
 from mlops_core.store import models as mstore
 from mlops_core.store import references as rstore
@@ -323,7 +323,8 @@ def _plan(con, info: ModelInfo, reference_id: int | None) -> tuple[int, list[Fea
 
 def over_time(store: Store, info: ModelInfo, *, window: str = "day", start: datetime | None = None,
               end: datetime | None = None, reference_id: int | None = None, store_results: bool = True,
-              methods=None, thresholds=None, alpha: float | None = GUARD_ALPHA) -> pd.DataFrame:
+              methods=None, thresholds=None, alpha: float | None = GUARD_ALPHA,
+              engine: str | None = None) -> pd.DataFrame:
     """Drift per window and feature (plus ``__prediction__``, ``__score__``, ``__target__``) against a stored reference.
 
     Bin counts of every window come from one scan of the log on the log engine (the target from one
@@ -332,9 +333,12 @@ def over_time(store: Store, info: ModelInfo, *, window: str = "day", start: date
     as in ``compare``; when both are None the model's stored settings apply (``configure``), else the
     defaults. With ``store_results`` every window is written to ``drift_results`` (replacing earlier rows
     of the same model, reference, window size and window start). The reference defaults to the
-    production version's training data. Raises NotFoundError (reference), InvalidInputError (window, methods).
+    production version's training data. ``engine``: the log engine that counts the bins (``duckdb``, the
+    default, or ``spark``; see ``store.engines``). Raises NotFoundError (reference), InvalidInputError (window,
+    methods, engine), SparkUnavailableError.
     """
     check_window(window)
+    engine = engines.check_engine(engine)
     with store.connect() as con:
         ref_id, refs = _plan(con, info, reference_id)
         if methods is None and thresholds is None:
@@ -342,7 +346,7 @@ def over_time(store: Store, info: ModelInfo, *, window: str = "day", start: date
         log = logs.view(con, store.logs, info, start, end)
     by_name = {r.feature: r for r in refs}
     specs, target = _specs(info, refs)
-    with store.engine() as con:
+    with engines.open_engine(engine, store) as con:
         windows = dstore.window_counts(con, log, window, specs, start, end, target)
     rows = []
     for w in windows:
