@@ -5,10 +5,10 @@ folder, 127.0.0.1 on a free port) serves every test that runs on PostgreSQL. A d
 whole schema is migrated once (``mlops_template``); each test gets a fresh copy of it
 (``CREATE DATABASE ... TEMPLATE``, tens of milliseconds) and its own artifacts and log folders.
 
-The store-touching tests run on PostgreSQL when ``MLOPS_TEST_BACKEND=postgres`` (``make test``
-runs a chosen set of files that way); ``tests/test_postgres.py`` always does. Without PostgreSQL
-or psycopg they skip with the reason, except under CI (``CI`` set), where they fail: CI installs
-both (see ``.ci/run``).
+The store-touching tests run on PostgreSQL when ``MLOPS_TEST_BACKEND=postgres`` (tests of the
+DuckDB file itself, marked ``duckdb_file``, are left out); ``tests/test_postgres.py`` always does.
+Without PostgreSQL or psycopg they skip with the reason, except under CI (``CI`` set), where they
+fail: CI must install both (the Debian package ``postgresql`` and ``requirements-postgres.txt``).
 """
 from __future__ import annotations
 
