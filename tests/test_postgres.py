@@ -271,3 +271,32 @@ def test_statements_are_translated_to_postgres(duckdb_sql, postgres_sql):
 def test_transaction_statements_are_recognised():
     assert [statement_kind(s) for s in ("BEGIN TRANSACTION", "commit", "ROLLBACK;", "SELECT 1")] == \
         ["begin", "commit", "rollback", None]
+
+
+# --- the dashboard ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", ["pages/overview.py", "pages/performance.py", "pages/versions.py",
+                                  "pages/runs.py"])
+def test_dashboard_pages_render_from_postgres(pg, monkeypatch, page):
+    from streamlit.testing.v1 import AppTest
+
+    room = ControlRoom(pg, identity=Identity("ada", "admin"))
+    room.register(MODEL, "classification", "default", make_training_frame(300), hyperparameters={"max_iter": 20})
+    logged = predictions(200, 3, "d")
+    room.model(MODEL).ingest(logged)
+    room.model(MODEL).ingest(logged[["request_id"]].assign(default=(logged["income"] > 52).astype(int)), "labels")
+    monkeypatch.setenv("MLOPS_METADATA_URL", pg)
+    monkeypatch.delenv("MLOPS_DB", raising=False)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=60)
+    at.session_state["signed_in"] = Identity("pat", "operator")
+    at.run()
+    if page != "pages/overview.py":
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [e.value for e in at.error]
+    shown = "\n".join(str(e.value) for kind in ("title", "markdown", "caption", "info", "warning")
+                      for e in getattr(at, kind))
+    shown += "\n".join(str(o.value) for o in at.selectbox)
+    assert MODEL in shown
+    assert pg.split(":")[2].split("@")[0] not in shown
