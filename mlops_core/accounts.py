@@ -22,8 +22,6 @@ import re
 import secrets
 from functools import lru_cache
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from mlops_core.access import ROLES, Identity
 from mlops_core.clock import utcnow
@@ -43,7 +41,10 @@ REFUSED = "Unknown user name or wrong password (or the account is disabled)."
 
 
 @lru_cache(maxsize=1)
-def _hasher() -> PasswordHasher:
+def _hasher():
+    """argon2-cffi's hasher (imported on first use: commands that check no password do not load it)."""
+    from argon2 import PasswordHasher
+
     return PasswordHasher()
 
 
@@ -207,6 +208,8 @@ def authenticate(store: Store, name: str, password: str) -> Identity:
         _spend_one_verification(password)
         raise AuthenticationError(REFUSED)
     encoded, role, disabled = row
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
     try:
         _hasher().verify(encoded, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError) as exc:
@@ -223,6 +226,8 @@ def authenticate(store: Store, name: str, password: str) -> Identity:
 
 
 def _spend_one_verification(password: str) -> None:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
         _hasher().verify(_dummy_hash(), password[:MAX_PASSWORD])
     except (VerificationError, InvalidHashError):

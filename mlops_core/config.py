@@ -151,3 +151,10 @@ def timestamp_bounds(now: datetime) -> tuple[datetime, datetime]:
     except OverflowError:
         hi = datetime.max
     return lo.replace(tzinfo=None), hi
+
+
+def engine_memory_limit() -> str | None:
+    """DuckDB's memory limit for the process's log engine (``$MLOPS_ENGINE_MEMORY``, e.g. ``400MB``), or None for
+    DuckDB's default (80% of the machine's memory). Under the limit, big joins and sorts spill to the temporary
+    folder: a smaller peak for some more time."""
+    return os.environ.get("MLOPS_ENGINE_MEMORY") or None

@@ -23,18 +23,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from mlops_core import accounts
 from mlops_core.access import Identity
-from mlops_core.data import ingest as ingestmod
 from mlops_core.entities import (
     CalibrationRecord,
     Challenger,
-    DeploymentConfig,
     DefinitionChange,
+    DeploymentConfig,
     EntityDef,
     FeatureBinding,
     FeatureIngestResult,
@@ -51,28 +48,26 @@ from mlops_core.entities import (
     dumps,
 )
 from mlops_core.errors import AuthenticationError, InvalidInputError
-from mlops_core.features import binding as fbinding
-from mlops_core.features import definitions as fdefs
-from mlops_core.features import freshness as ffresh
-from mlops_core.features import join as fjoin
-from mlops_core.features import offline as foffline
-from mlops_core.features import online as fonline
-from mlops_core.lifecycle import (abtest, automation, deployments, jobs, packaging, policies, registry,
-                                  retrain)
-from mlops_core.lifecycle.artifacts import load_estimator_file
-from mlops_core.monitoring import (alerts, drift, estimated_performance, estimation, performance, run_checks,
-                                   validation)
-from mlops_core.monitoring.performance import Summary
-from mlops_core.store import Store, engines, logs, utcnow
+from mlops_core.lifecycle import jobs
+from mlops_core.store import Store, logs, utcnow
 from mlops_core.store import backup as backupmod
-from mlops_core.store import features as fstore
+from mlops_core.store import deployments as dstore
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
-from mlops_core.store import deployments as dstore
 from mlops_core.store import run_anomalies as anomstore
 from mlops_core.store import runs as runstore
 from mlops_core.store.logs import LogView
 from mlops_core.times import parse_time
+
+# The domain modules (and pandas, scikit-learn, scipy behind them) are imported by the methods that use them, so
+# that a command such as `mlops status` or `mlops --help` starts without loading them.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops_core.data import ingest as ingestmod
+    from mlops_core.lifecycle import abtest, automation, deployments, packaging, policies, registry, retrain
+    from mlops_core.monitoring import alerts, validation
+    from mlops_core.monitoring.performance import Summary
 
 Time = datetime | date | str | None
 #: A batch or training set: a CSV/Parquet path, a DataFrame or an Arrow table.
@@ -121,6 +116,8 @@ def _bounds(start: Time, end: Time) -> tuple[datetime, datetime]:
 def _estimator(artifact: Any, identity: Identity, trust_pickle: bool) -> Any:
     """An estimator given as an object, or as the path of a skops file holding one (a pickle/joblib file only with
     ``trust_pickle``, which needs the admin role: loading a pickle runs any code inside it)."""
+    from mlops_core.lifecycle.artifacts import load_estimator_file
+
     if trust_pickle:
         identity.require("admin", "load a pickle file (trust_pickle, --trust-pickle)")
     if artifact is None or hasattr(artifact, "predict"):
@@ -240,6 +237,9 @@ class ControlRoom:
         hyperparameter, or hyperparameters together with an artifact), NotFoundError,
         AlreadyExistsError, PermissionDeniedError.
         """
+        from mlops_core.features import binding as fbinding
+        from mlops_core.lifecycle import registry
+
         self.identity.require("admin", "register models")
         estimator = _estimator(artifact, self.identity, trust_pickle)
         binding, source = None, None
@@ -372,17 +372,23 @@ class ControlRoom:
 
     def alerts(self, *, open_only: bool = False) -> pd.DataFrame:
         """Alerts of every model, newest first."""
+        from mlops_core.monitoring import alerts
+
         with self.store.connect() as con:
             return alerts.list_alerts(con, None, open_only=open_only)
 
     def acknowledge(self, alert_id: int) -> bool:
         """Acknowledge an alert (audited); False when it already was. Needs the operator role."""
+        from mlops_core.monitoring import alerts
+
         self.identity.require("operator", "acknowledge alerts")
         with self.store.connect(write=True) as con:
             return alerts.acknowledge(con, int(alert_id), actor=self.identity.name)
 
     def delete_alert_rule(self, rule_id: int) -> None:
         """Delete an alert rule. Needs the operator role."""
+        from mlops_core.monitoring import alerts
+
         self.identity.require("operator", "delete alert rules")
         with self.store.connect(write=True) as con:
             alerts.delete_rule(con, rule_id)
@@ -398,8 +404,19 @@ class ControlRoom:
         """Block until the run has succeeded or failed; raises MlopsError after ``timeout`` seconds."""
         return jobs.wait(self.store, run_id, timeout, poll=poll, on_progress=on_progress)
 
+    def start_worker(self) -> int | None:
+        """Start the database's job worker when none runs, so that the next retrain starts at once instead of after
+        an interpreter start and imports (``lifecycle.worker``); return the pid of a worker started now, None when
+        one was running. Needs the operator role."""
+        from mlops_core.lifecycle import worker
+
+        self.identity.require("operator", "start the job worker")
+        return worker.ensure(self.store)
+
     def execute_retrain(self, run_id: str) -> retrain.RetrainOutcome:
         """Run a queued retrain to its end in this process (what a background job does)."""
+        from mlops_core.lifecycle import retrain
+
         return retrain.execute(self.store, run_id)
 
     # --- getting models out -------------------------------------------------------------------
@@ -408,6 +425,8 @@ class ControlRoom:
         """The verified estimator (sha256 checked) and schema of ``ref``: ``NAME`` or ``NAME@production`` (the
         production version), ``NAME@challenger``, ``NAME@3``, or ``NAME`` with ``version``. Raises NotFoundError,
         InvalidInputError, IntegrityError."""
+        from mlops_core.lifecycle import packaging
+
         return packaging.load(self.store, ref, version)
 
 
@@ -463,6 +482,8 @@ class Model:
              engine: str | None = None) -> Iterator[tuple[Any, LogView]]:
         """The log engine (``duckdb`` by default, or ``spark``) and the files of the model's log that [start, end)
         needs (listed on a short read visit)."""
+        from mlops_core.store import engines
+
         name = engines.check_engine(engine)
         with self._store.connect() as con:
             view = logs.view(con, self._store.logs, self.info, start, end)
@@ -473,9 +494,9 @@ class Model:
 
     def status(self) -> ModelStatus:
         with self._store.connect() as con:
+            size = logs.facts(con, self.name)  # one read of the listing for counts and the newest prediction
             return ModelStatus(self.name, self.info.task, self.info.target, mstore.current_alias(con, self.name),
-                               mstore.list_versions(con, self.name), pstore.count_predictions(con, self.info),
-                               pstore.count_labels(con, self.info), pstore.last_prediction_at(con, self.info),
+                               mstore.list_versions(con, self.name), size.predictions, size.labels, size.last_ts,
                                self.info.feature_names)
 
     def versions(self) -> list[VersionInfo]:
@@ -485,6 +506,8 @@ class Model:
 
     def version(self, version: int | None = None) -> VersionInfo:
         """One version (the production version when None); raises NotFoundError."""
+        from mlops_core.lifecycle import registry
+
         with self._store.connect() as con:
             return registry.resolve_version(con, self.name, version)
 
@@ -494,6 +517,8 @@ class Model:
 
     def versions_frame(self) -> pd.DataFrame:
         """One row per version: status, algorithm, training window, holdout metrics, gate verdict."""
+        from mlops_core.lifecycle import registry
+
         with self._store.connect() as con:
             return registry.versions_frame(con, self.name)
 
@@ -504,6 +529,8 @@ class Model:
 
     def challenger_version(self) -> int | None:
         """The version serving a share of the traffic as the challenger of an A/B test now, or None."""
+        from mlops_core.lifecycle import registry
+
         with self._store.connect() as con:
             return mstore.current_alias(con, self.name, registry.CHALLENGER)
 
@@ -513,6 +540,8 @@ class Model:
         ``ab_test`` compares the arms, and promoting the challenger ends its window. Needs the operator role.
         Raises InvalidInputError (share), NotFoundError (version), ConflictError (production, already the
         challenger, or rejected), IntegrityError (its artifact failed the check made before it serves)."""
+        from mlops_core.lifecycle import registry
+
         self._require("operator", "start an A/B test")
         return registry.start_challenger(self._store, self.name, version, share=share, actor=self._actor,
                                          reason=reason or None)
@@ -520,16 +549,22 @@ class Model:
     def end_challenger(self, reason: str | None = None) -> int:
         """End the A/B window without promoting the challenger (one transaction, audited); return the version that
         stops serving. Needs the operator role. Raises ConflictError when there is no challenger."""
+        from mlops_core.lifecycle import registry
+
         self._require("operator", "end an A/B test")
         return registry.end_challenger(self._store, self.name, actor=self._actor, reason=reason or None)
 
     def rollback_target(self) -> int | None:
         """The version a plain rollback would put back now (None when there is none)."""
+        from mlops_core.lifecycle import registry
+
         with self._store.connect() as con:
             return registry.rollback_target(con, self.name)
 
     def load(self, version: int | None = None) -> Any:
         """The fitted estimator of a version (production when None), after checking its artifact's sha256."""
+        from mlops_core.lifecycle import registry
+
         return registry.load_version(self._store, self.version(version))
 
     @property
@@ -542,6 +577,9 @@ class Model:
         feature store from now on: its predictions then record the entity key, serving may fetch these values by
         key, and a retrain rebuilds them from the store (audited). Needs the admin role. Raises NotFoundError,
         InvalidInputError."""
+        from mlops_core.features import binding as fbinding
+        from mlops_core.store import features as fstore
+
         self._require("admin", "bind models to the feature store")
         with self._store.connect() as con:
             binding = fbinding.binding_for(con, features)
@@ -565,6 +603,8 @@ class Model:
         """Write a version's artifact (sha256 checked) and its model card into ``out_dir``: ``version``, or the
         holder of ``alias`` (production, challenger; default production). Raises NotFoundError, IntegrityError,
         InvalidInputError."""
+        from mlops_core.lifecycle import packaging
+
         if version is not None and alias is not None:
             raise InvalidInputError("Give --version or --alias, not both.")
         ref = self.name if alias is None else f"{self.name}@{alias}"
@@ -577,6 +617,8 @@ class Model:
         """Register an estimator fitted elsewhere (or the path of a skops file of one) as the next version, a
         candidate scored on the holdout of ``training_data``. A pickle/joblib file needs ``trust_pickle=True``
         (see ``ControlRoom.register``). Needs the admin role."""
+        from mlops_core.lifecycle import registry
+
         self._require("admin", "register versions")
         return registry.register_version(self._store, self.info, training_data,
                                          _estimator(estimator, self.room.identity, trust_pickle),
@@ -585,6 +627,8 @@ class Model:
     def promote(self, version: int, *, reason: str | None = None, force: bool = False) -> Promotion:
         """Make ``version`` production (one transaction, audited) after checking its artifact (IntegrityError when it
         fails; nothing changes then). Needs the operator role."""
+        from mlops_core.lifecycle import registry
+
         self._require("operator", "promote versions")
         return registry.promote(self._store, self.name, int(version), actor=self._actor, reason=reason or None,
                                 force=force)
@@ -592,6 +636,8 @@ class Model:
     def rollback(self, *, to: int | None = None, reason: str | None = None) -> Promotion:
         """Put back the previous production version (or ``to``) after checking its artifact (IntegrityError when it
         fails; nothing changes then). Needs the operator role."""
+        from mlops_core.lifecycle import registry
+
         self._require("operator", "roll back")
         return registry.rollback(self._store, self.name, to=to, actor=self._actor, reason=reason or None)
 
@@ -599,12 +645,16 @@ class Model:
 
     def deployment(self) -> DeploymentConfig:
         """The deployment config as set (champion only when never set)."""
+        from mlops_core.lifecycle import deployments
+
         with self._store.connect() as con:
             return deployments.current(con, self.name)
 
     def serving(self, *, now: Time = None) -> Serving:
         """What serves the model now: production version, the config in force (champion only once its challenger
         became production), the challenger's share now, one sentence, and since when."""
+        from mlops_core.lifecycle import deployments
+
         at = parse_time(now) or utcnow()
         with self._store.connect() as con:
             state = dstore.serving_state(con, self.name)
@@ -619,17 +669,27 @@ class Model:
 
     def deployment_configs(self) -> pd.DataFrame:
         """Every deployment config of the model, oldest first (mode, challenger, weight, steps, who, when, why)."""
+        from mlops_core.lifecycle import deployments
+
         with self._store.connect() as con:
             return deployments.history(con, self.name)
 
     def set_deployment(self, mode: str, *, challenger: int | None = None, weight: float | None = None,
                        steps: Any = None, sticky_key: str | None = None,
-                       guard_alpha: float = deployments.DEFAULT_GUARD_ALPHA,
-                       guard_min_samples: int = deployments.DEFAULT_GUARD_MIN_SAMPLES, reason: str | None = None,
+                       guard_alpha: float | None = None, guard_min_samples: int | None = None,
+                       reason: str | None = None,
                        force: bool = False) -> DeploymentConfig:
         """Serve the model in ``mode`` (champion, split, shadow, canary) from now on; one transaction, audited.
         ``steps``: canary steps as text (``5%:1h,25%:1h,50%``) or CanaryStep records. Needs the operator role.
-        See ``lifecycle.deployments.set_deployment`` for the errors."""
+        ``guard_alpha`` and ``guard_min_samples`` default to ``deployments.DEFAULT_GUARD_ALPHA`` and
+        ``DEFAULT_GUARD_MIN_SAMPLES``. See ``lifecycle.deployments.set_deployment`` for the errors."""
+        from mlops_core.lifecycle import deployments
+
+        if guard_alpha is None:
+            guard_alpha = deployments.DEFAULT_GUARD_ALPHA
+        if guard_min_samples is None:
+            guard_min_samples = deployments.DEFAULT_GUARD_MIN_SAMPLES
+
         self._require("operator", "change the deployment")
         parsed = deployments.parse_steps(steps) if isinstance(steps, str) else steps
         return deployments.set_deployment(self._store, self.info, mode, actor=self._actor, challenger=challenger,
@@ -637,24 +697,36 @@ class Model:
                                           guard_alpha=guard_alpha, guard_min_samples=guard_min_samples,
                                           reason=reason or None, force=force)
 
-    def ab_status(self, *, window: str = "day", alpha: float = abtest.DEFAULT_ALPHA,
-                  power: float = abtest.DEFAULT_POWER, mde: float | None = None) -> deployments.ABStatus:
-        """The A/B test of the current deployment: per-arm metrics over time, test, fixed horizon, recommendation."""
+    def ab_status(self, *, window: str = "day", alpha: float | None = None, power: float | None = None,
+                  mde: float | None = None) -> deployments.ABStatus:
+        """The A/B test of the current deployment: per-arm metrics over time, test, fixed horizon, recommendation
+        (``alpha`` and ``power`` default to ``abtest.DEFAULT_ALPHA`` and ``DEFAULT_POWER``)."""
+        from mlops_core.lifecycle import abtest, deployments
+
+        alpha = abtest.DEFAULT_ALPHA if alpha is None else alpha
+        power = abtest.DEFAULT_POWER if power is None else power
+
         return deployments.ab_status(self._store, self.info, window=window, alpha=alpha, power=power, mde=mde)
 
     def arm_performance(self, *, window: str = "day", start: Time = None, end: Time = None) -> pd.DataFrame:
         """The A/B metric (accuracy or MAE) per window and arm of the log, with 95% intervals."""
+        from mlops_core.lifecycle import deployments
+
         return deployments.arm_performance(self._store, self.info, window=window, start=parse_time(start),
                                            end=parse_time(end, end=True))
 
     def check_canary(self) -> deployments.GuardCheck:
         """Run the canary's guard once (stops a significantly worse canary). Needs the operator role."""
+        from mlops_core.lifecycle import deployments
+
         self._require("operator", "check the canary")
         return deployments.check_canary(self._store, self.info, actor=self._actor)
 
     def promote_winner(self, *, reason: str | None = None) -> deployments.ABOutcome:
         """Act on a decided A/B test: promote the winning challenger (gated like any promote) or keep the champion,
         and serve champion only. Needs the operator role."""
+        from mlops_core.lifecycle import deployments
+
         self._require("operator", "promote versions")
         return deployments.promote_winner(self._store, self.info, actor=self._actor, reason=reason or None)
 
@@ -687,6 +759,8 @@ class Model:
 
     def compare(self, versions: Sequence[int], *, end: Time = None) -> registry.Comparison:
         """Versions side by side on the same recent labelled rows, windows, hyperparameters and lineage."""
+        from mlops_core.lifecycle import registry
+
         return registry.compare(self._store, self.info, versions, end=parse_time(end, end=True))
 
     # --- data -----------------------------------------------------------------------------
@@ -694,39 +768,56 @@ class Model:
     def ingest(self, source: Source, kind: str = "predictions", *, source_name: str | None = None) -> ingestmod.IngestResult:
         """Validate and append a batch of predictions or labels (a file path, DataFrame or Arrow table).
         Needs the operator role."""
+        from mlops_core.data import ingest as ingestmod
+        from mlops_core.monitoring import run_checks
+
         self._require("operator", "ingest batches")
         return ingestmod.ingest(self._store, self.info, source, kind, actor=self._actor, source_name=source_name,
                                 on_recorded=run_checks.check_finished_run)
 
     def validate(self, source: Source, *, kind: str = "predictions", store: bool = True) -> validation.ValidationReport:
         """Validate a batch against the schema without ingesting it (the report is stored unless ``store=False``)."""
+        from mlops_core.monitoring import validation
+
         return validation.validate_batch(self._store, self.info, source, kind=kind, store_report=store)
 
     def validate_window(self, start: Time, end: Time, *, store: bool = True,
                         skew: bool = True) -> validation.ValidationReport:
         """Validate the logged predictions in [start, end)."""
+        from mlops_core.monitoring import validation
+
         first, last = _bounds(start, end)
         return validation.validate_window(self._store, self.info, first, last, store_report=store, skew=skew)
 
     def validate_windows(self, start: Time, end: Time, *, window: str = "day") -> list[validation.ValidationReport]:
         """One stored validation report per window from start to end (a backfill's data-quality history)."""
+        from mlops_core.monitoring import validation
+
         first, last = _bounds(start, end)
         return validation.validate_windows(self._store, self.info, first, last, window=window)
 
     def validation_reports(self, start: Time = None, end: Time = None) -> pd.DataFrame:
+        from mlops_core.monitoring import validation
+
         with self._store.connect() as con:
             return validation.reports(con, self.info, start=parse_time(start), end=parse_time(end, end=True))
 
     def anomalies(self, start: Time = None, end: Time = None) -> pd.DataFrame:
+        from mlops_core.monitoring import validation
+
         with self._store.connect() as con:
             return validation.anomalies(con, self.info, start=parse_time(start), end=parse_time(end, end=True))
 
     def null_rates(self, window: str = "day", start: Time = None, end: Time = None) -> pd.DataFrame:
+        from mlops_core.monitoring import validation
+
         first, last = parse_time(start), parse_time(end, end=True)
         with self._log(first, last) as (con, log):
             return validation.null_rates(con, log, window=window, start=first, end=last)
 
     def skew(self, start: Time = None, end: Time = None) -> pd.DataFrame:
+        from mlops_core.monitoring import validation
+
         return validation.skew(self._store, self.info, start=parse_time(start), end=parse_time(end, end=True))
 
     # --- monitoring ----------------------------------------------------------------------------
@@ -736,6 +827,8 @@ class Model:
         """Metrics per window and version (see ``monitoring.performance.over_time``), computed on the log engine
         ``engine`` (``duckdb``, the default, or ``spark``: see ``store.engines``). Raises InvalidInputError (window,
         engine), SparkUnavailableError."""
+        from mlops_core.monitoring import performance
+
         first, last = parse_time(start), parse_time(end, end=True)
         with self._log(first, last, engine) as (con, log):
             return performance.over_time(con, log, window=window, start=first, end=last, versions=versions, auc=auc)
@@ -743,11 +836,12 @@ class Model:
     def estimate_performance(self, *, window: str = "day", start: Time = None, end: Time = None,
                              version: int | Sequence[int] | None = None,
                              reference_start: Time = None, reference_end: Time = None,
-                             level: float = estimation.BAND_LEVEL, realized: bool = True,
+                             level: float | None = None, realized: bool = True,
                              store: bool = True, engine: str | None = None) -> pd.DataFrame:
         """Estimated accuracy, precision, recall, F1 and ROC AUC per window and version while labels are missing
-        (confidence-based estimation; binary classifiers), with a band at ``level`` and the realized value where
-        labels exist (see ``monitoring.estimated_performance.over_time``).
+        (confidence-based estimation; binary classifiers), with a band at ``level`` (default
+        ``estimation.BAND_LEVEL``, 0.95) and the realized value where labels exist (see
+        ``monitoring.estimated_performance.over_time``).
 
         ``version``: one version or several (default: every version logged in the range), each estimated with
         its stored calibration, or with one fitted on the labelled log in [reference_start, reference_end).
@@ -756,6 +850,9 @@ class Model:
         ``spark``). Raises InvalidInputError for a regression or multiclass model (no estimate is available) or an
         unknown engine, NotFoundError for a version without calibration, SparkUnavailableError.
         """
+        from mlops_core.monitoring import estimated_performance, estimation
+
+        level = estimation.BAND_LEVEL if level is None else level
         if store:
             self._require("operator", "store performance estimates")
         versions = None if version is None else [version] if isinstance(version, int) else list(version)
@@ -769,12 +866,17 @@ class Model:
                          version: int | Sequence[int] | None = None) -> pd.DataFrame:
         """Stored estimates against the labels that arrived since: error and whether the realized value lies in
         the band (see ``monitoring.estimated_performance.stored``)."""
+        from mlops_core.monitoring import estimated_performance
+
         versions = None if version is None else [version] if isinstance(version, int) else list(version)
         return estimated_performance.stored(self._store, self.info, window=window, start=parse_time(start),
                                             end=parse_time(end, end=True), versions=versions)
 
     def estimation_calibration(self, version: int | None = None) -> CalibrationRecord:
         """The calibration performance estimation uses for a version (production when None); raises NotFoundError."""
+        from mlops_core.lifecycle import registry
+        from mlops_core.monitoring import estimated_performance
+
         with self._store.connect() as con:
             v = registry.resolve_version(con, self.name, version).version
             return estimated_performance.calibration_of(con, self.info, v)
@@ -782,24 +884,32 @@ class Model:
     def calibrate_estimation(self, start: Time, end: Time, *, version: int | None = None) -> CalibrationRecord:
         """Fit the calibration of a version (production when None) on its labelled log in [start, end) and store
         it; later estimates use it. Needs the operator role."""
+        from mlops_core.monitoring import estimated_performance
+
         self._require("operator", "calibrate performance estimation")
         v = self.version(version).version
         first, last = _bounds(start, end)
         return estimated_performance.calibrate_window(self._store, self.info, v, first, last)
 
     def confusion(self, *, start: Time = None, end: Time = None, version: int | None = None) -> pd.DataFrame:
+        from mlops_core.monitoring import performance
+
         first, last = parse_time(start), parse_time(end, end=True)
         with self._log(first, last) as (con, log):
             return performance.confusion(con, log, start=first, end=last, version=version)
 
     def residuals(self, *, start: Time = None, end: Time = None, version: int | None = None,
                   limit: int = 5000) -> pd.DataFrame:
+        from mlops_core.monitoring import performance
+
         first, last = parse_time(start), parse_time(end, end=True)
         with self._log(first, last) as (con, log):
             return performance.residuals(con, log, start=first, end=last, version=version, limit=limit)
 
     def summary(self, *, days: int = 7, now: Time = None) -> Summary:
         """The headline metric over the last ``days`` up to ``now`` against the ``days`` before."""
+        from mlops_core.monitoring import performance
+
         at = parse_time(now) or utcnow()
         with self._log(*performance.summary_window(days, at)) as (con, log):
             return performance.summary(con, log, days=days, now=at)
@@ -823,6 +933,8 @@ class Model:
         """Drift per window and feature against a stored reference; stored unless ``store=False`` (then it needs no
         role; storing needs the operator role). The bins are counted on the log engine ``engine`` (``duckdb``, the
         default, or ``spark``)."""
+        from mlops_core.monitoring import drift
+
         if store:
             self._require("operator", "store drift results")
         return drift.over_time(self._store, self.info, window=window, start=parse_time(start),
@@ -831,27 +943,39 @@ class Model:
 
     def drift_stored(self, *, window: str = "day", start: Time = None, end: Time = None,
                      compute_missing: bool = True) -> pd.DataFrame:
+        from mlops_core.monitoring import drift
+
         return drift.stored(self._store, self.info, window=window, start=parse_time(start),
                             end=parse_time(end, end=True), compute_missing=compute_missing)
 
     def drift_share(self, *, window: str = "day", start: Time = None, end: Time = None) -> pd.DataFrame:
+        from mlops_core.monitoring import drift
+
         return drift.share_over_time(self._store, self.info, window=window, start=parse_time(start),
                                      end=parse_time(end, end=True))
 
     def drift_distribution(self, feature: str, *, start: Time = None, end: Time = None) -> pd.DataFrame:
+        from mlops_core.monitoring import drift
+
         return drift.distribution(self._store, self.info, feature, start=parse_time(start),
                                   end=parse_time(end, end=True))
 
     def drift_latest(self, *, window: str = "day") -> pd.DataFrame:
+        from mlops_core.monitoring import drift
+
         return drift.latest(self._store, self.info, window=window)
 
     def drift_settings(self) -> pd.DataFrame:
+        from mlops_core.monitoring import drift
+
         with self._store.connect() as con:
             return drift.settings(con, self.info)
 
     def configure_drift(self, feature: str = "*", methods: str | Sequence[str] | None = None, *, threshold: float | None = None,
                         thresholds: dict | None = None) -> pd.DataFrame:
         """Store the drift method(s)/threshold(s) of a feature (``*``: every feature). Needs the operator role."""
+        from mlops_core.monitoring import drift
+
         self._require("operator", "change drift settings")
         with self._store.connect(write=True) as con:
             return drift.configure(con, self.info, feature, methods, threshold=threshold, thresholds=thresholds,
@@ -859,11 +983,15 @@ class Model:
 
     def reference_from_window(self, start: Time, end: Time) -> int:
         """Store the log in [start, end) as a reference; return its id. Needs the operator role."""
+        from mlops_core.monitoring import drift
+
         self._require("operator", "store references")
         return drift.reference_from_window(self._store, self.info, parse_time(start), parse_time(end, end=True))
 
     def reference_from_file(self, path: str | os.PathLike, *, version: int | None = None) -> int:
         """Store a training file's summary as a reference; return its id. Needs the operator role."""
+        from mlops_core.monitoring import drift
+
         self._require("operator", "store references")
         with self._store.connect(write=True) as con:
             return drift.reference_from_file(con, self.info, path, version=version)
@@ -871,21 +999,29 @@ class Model:
     def monitor(self, *, now: Time = None, window: str = "day", lookback: int | None = None,
                 trigger: str = "schedule") -> alerts.MonitoringResult:
         """Compute drift for the recent windows, evaluate the alert rules, store new alerts (safe from cron)."""
+        from mlops_core.monitoring import alerts
+
         self._require("operator", "run the monitor")
         return alerts.run_monitoring(self._store, self.info, now=parse_time(now), window=window, lookback=lookback,
                                      trigger=trigger, actor=self._actor)
 
     def alerts(self, *, open_only: bool = False) -> pd.DataFrame:
+        from mlops_core.monitoring import alerts
+
         with self._store.connect() as con:
             return alerts.list_alerts(con, self.name, open_only=open_only)
 
     def alert_rules(self) -> pd.DataFrame:
+        from mlops_core.monitoring import alerts
+
         with self._store.connect() as con:
             return alerts.list_rules(con, self.info)
 
     def set_alert_rule(self, kind: str, *, target: str | None = None, threshold: float | None = None,
                        severity: str = "warning", params: dict | None = None, enabled: bool = True) -> int:
         """Create or update an alert rule; return its id. Needs the operator role."""
+        from mlops_core.monitoring import alerts
+
         self._require("operator", "change alert rules")
         with self._store.connect(write=True) as con:
             return alerts.set_rule(con, self.info, kind, target=target, threshold=threshold, severity=severity,
@@ -894,11 +1030,15 @@ class Model:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def policy(self) -> policies.Policy:
+        from mlops_core.lifecycle import policies
+
         with self._store.connect() as con:
             return policies.policy_of(con, self.name)
 
     def set_policy(self, **changes: Any) -> policies.Policy:
         """Change fields of the automation policy (audited). Needs the operator role."""
+        from mlops_core.lifecycle import policies
+
         self._require("operator", "change the automation policy")
         with self._store.connect(write=True) as con:
             return policies.set_policy(con, self.info, actor=self._actor, **changes)
@@ -908,17 +1048,21 @@ class Model:
         """Evaluate the policy once and act on it (alert, or retrain in automated mode). A retrain it starts runs in
         a background process, or with ``spawn=False`` is only queued: run it with ``ControlRoom.execute_retrain``
         (its id is ``decision.retrain_run_id``). Needs the operator role."""
+        from mlops_core.lifecycle import automation
+
         self._require("operator", "evaluate the automation policy")
         return automation.evaluate(self._store, self.info, now=parse_time(now), drift_share=drift_share,
                                    metrics_now=metrics, spawn=spawn)
 
     def evaluations(self, limit: int = 100) -> pd.DataFrame:
+        from mlops_core.lifecycle import automation
+
         with self._store.connect() as con:
             return automation.recent_evaluations(con, self.info, limit)
 
     def retrain(self, params: dict | None = None, *, trigger: str = "manual", spawn: bool = True) -> str:
-        """Queue a retrain (and start its background process unless ``spawn=False``); return the run id.
-        Needs the operator role."""
+        """Queue a retrain for the database's job worker (started when none runs; ``spawn=False``: only queued, for
+        a caller that runs it itself); return the run id. Needs the operator role."""
         self._require("operator", "retrain")
         return jobs.start_retrain(self._store, self.info, actor=self._actor, trigger=trigger, params=params,
                                   spawn=spawn)
@@ -932,13 +1076,20 @@ class Model:
         return found[0] if found else None
 
     def ab_test(self, challenger: int | str, *, champion: int | str | None = None, by: str = "version", start: Time = None, end: Time = None,
-               alpha: float = abtest.DEFAULT_ALPHA, min_samples: int = abtest.DEFAULT_MIN_SAMPLES) -> abtest.ABTestResult:
-        return abtest.evaluate(self._store, self.info, challenger, champion=champion, by=by, start=parse_time(start),
-                               end=parse_time(end, end=True), alpha=alpha, min_samples=min_samples)
+               alpha: float | None = None, min_samples: int | None = None) -> abtest.ABTestResult:
+        """The A/B test of a challenger against the champion (``alpha`` and ``min_samples`` default to
+        ``abtest.DEFAULT_ALPHA`` and ``DEFAULT_MIN_SAMPLES``)."""
+        from mlops_core.lifecycle import abtest
 
-    def promote_if_better(self, challenger: int, *, alpha: float = abtest.DEFAULT_ALPHA,
-                          min_samples: int = abtest.DEFAULT_MIN_SAMPLES) -> tuple[abtest.ABTestResult, Promotion | None]:
+        return abtest.evaluate(self._store, self.info, challenger, champion=champion, by=by, start=parse_time(start),
+                               end=parse_time(end, end=True), alpha=abtest.DEFAULT_ALPHA if alpha is None else alpha,
+                               min_samples=abtest.DEFAULT_MIN_SAMPLES if min_samples is None else min_samples)
+
+    def promote_if_better(self, challenger: int, *, alpha: float | None = None,
+                          min_samples: int | None = None) -> tuple[abtest.ABTestResult, Promotion | None]:
         """A/B test the challenger and promote it when it wins. Needs the operator role."""
+        from mlops_core.lifecycle import abtest
+
         self._require("operator", "promote versions")
         return abtest.promote_if_better(self._store, self.info, challenger, actor=self._actor, alpha=alpha,
                                         min_samples=min_samples)
@@ -972,6 +1123,8 @@ class FeatureStore:
         """Register the entities and views of a TOML definition file (and/or given ones), each as a new version
         where it changed; return what happened to each. Needs the operator role. Raises InvalidInputError (every
         validation of ``features.definitions``; nothing is stored then), NotFoundError."""
+        from mlops_core.features import definitions as fdefs
+
         self.room.identity.require("operator", "define feature views")
         ents, vws = (fdefs.read_file(path) if path is not None else ([], []))
         return fdefs.define(self._store, [*ents, *entities], [*vws, *views], actor=self._actor)
@@ -979,6 +1132,8 @@ class FeatureStore:
     def define_entity(self, name: str, keys: dict[str, str] | Sequence[str], *,
                       description: str | None = None) -> DefinitionChange:
         """Define an entity: ``keys`` as {column: type} or ["column:type", ...]. Needs the operator role."""
+        from mlops_core.features import definitions as fdefs
+
         entity = fdefs.entity_from({"name": name, "keys": keys, "description": description})
         return self.define(entities=[entity])[0]
 
@@ -988,6 +1143,8 @@ class FeatureStore:
         """Define a feature view (``features`` as {name: type} or ["name:type", ...]; ``ttl``/``freshness`` as
         durations such as "30d"; ``source`` a file, folder, or {"path": db, "table": name}). Needs the operator
         role."""
+        from mlops_core.features import definitions as fdefs
+
         doc = {"name": name, "entity": entity, "timestamp": timestamp, "features": features, "ttl": ttl,
                "freshness": freshness, "source": os.fspath(source) if isinstance(source, os.PathLike) else source,
                "owner": owner, "description": description}
@@ -996,6 +1153,8 @@ class FeatureStore:
 
     def entities(self) -> list[EntityDef]:
         """The newest version of every entity (empty when the database does not exist yet)."""
+        from mlops_core.store import features as fstore
+
         if not self._store.exists():
             return []
         with self._store.connect() as con:
@@ -1003,6 +1162,8 @@ class FeatureStore:
 
     def views(self) -> list[FeatureViewDef]:
         """The newest version of every feature view (empty when the database does not exist yet)."""
+        from mlops_core.store import features as fstore
+
         if not self._store.exists():
             return []
         with self._store.connect() as con:
@@ -1010,10 +1171,14 @@ class FeatureStore:
 
     def view(self, name: str, version: int | None = None) -> FeatureViewDef:
         """A view (its newest version when None); raises NotFoundError."""
+        from mlops_core.store import features as fstore
+
         with self._store.connect() as con:
             return fstore.get_view(con, name, version)
 
     def view_versions(self, name: str) -> list[FeatureViewDef]:
+        from mlops_core.store import features as fstore
+
         with self._store.connect() as con:
             fstore.get_view(con, name)
             return fstore.view_versions(con, name)
@@ -1021,6 +1186,10 @@ class FeatureStore:
     def list(self, *, now: Time = None) -> pd.DataFrame:
         """One row per view: version, entity, keys, features, ttl, freshness limit, rows, newest event time, age,
         stale, owner and the models that use it."""
+        import pandas as pd
+
+        from mlops_core.features import definitions as fdefs
+
         at = parse_time(now) or utcnow()
         defs = {v.name: v for v in self.views()}
         rows = []
@@ -1042,6 +1211,8 @@ class FeatureStore:
         """Check and append rows of ``view`` (a file, folder, DataFrame or Arrow table; None: the view's source), all
         or nothing and idempotent (see ``features.offline``). Needs the operator role. Raises NotFoundError,
         BatchRejectedError."""
+        from mlops_core.features import offline as foffline
+
         self.room.identity.require("operator", "ingest feature rows")
         return foffline.ingest(self._store, view, source, actor=self._actor, source_name=source_name)
 
@@ -1049,6 +1220,8 @@ class FeatureStore:
                      full_names: bool = False, event_times: bool = False, arrow: bool = False) -> Any:
         """The entity rows with the point-in-time values of ``features`` (``view:feature``) at each row's time, in
         the rows' order (a DataFrame, or an Arrow table with ``arrow=True``); see ``features.join``."""
+        from mlops_core.features import join as fjoin
+
         table = fjoin.training_set(self._store, entities, features, timestamp_column=timestamp_column,
                                    full_names=full_names, event_times=event_times)
         return table if arrow else table.to_pandas()
@@ -1058,6 +1231,8 @@ class FeatureStore:
     def materialize(self, views: Sequence[str] | None = None, *, as_of: Time = None) -> list[MaterializeResult]:
         """Write the online snapshot of each view (every view when None) with rows up to ``as_of`` (default: now).
         Needs the operator role."""
+        from mlops_core.features import online as fonline
+
         self.room.identity.require("operator", "materialize feature views")
         return fonline.materialize(self._store, list(views) if views else None, as_of=parse_time(as_of),
                                    actor=self._actor)
@@ -1065,27 +1240,42 @@ class FeatureStore:
     def get_online_features(self, features: Any, entity_keys: Any, *, now: Time = None) -> list[OnlineFeatures]:
         """The newest values of ``features`` for each entity key, from the online store (see
         ``features.online.get_online_features``); one OnlineFeatures per entity, in order."""
+        from mlops_core.features import online as fonline
+
         return fonline.get_online_features(self._store, features, entity_keys, now=parse_time(now))
 
     # --- health -------------------------------------------------------------------------------------
 
     def freshness(self, views: Sequence[str] | None = None, *, now: Time = None) -> list[ViewFreshness]:
         """Each view's newest event time against its staleness limit at ``now`` (default: the clock)."""
+        from mlops_core.features import freshness as ffresh
+
         return ffresh.freshness(self._store, list(views) if views else None, now=parse_time(now))
 
     def stats(self, view: str, *, window: str = "day", start: Time = None, end: Time = None) -> pd.DataFrame:
         """Rows and null rate per feature and window of event time (window_start, rows, feature, null_rate, mean)."""
+        from mlops_core.features import freshness as ffresh
+
         return ffresh.stats(self._store, view, window=window, start=parse_time(start), end=parse_time(end, end=True))
 
     def rows_per_day(self, view: str) -> pd.DataFrame:
+        from mlops_core.features import freshness as ffresh
+
         return ffresh.rows_per_day(self._store, view)
 
     def batches(self, view: str) -> pd.DataFrame:
+        from mlops_core.features import freshness as ffresh
+
         return ffresh.batches(self._store, view)
 
     def drift(self, view: str, *, days: float = 7, now: Time = None) -> pd.DataFrame:
         """Distribution drift per feature: the values of the last ``days`` before the view's newest event time (or
         ``now``) against those before, with the default method of each kind (see ``monitoring.drift.compare``)."""
+        import pandas as pd
+
+        from mlops_core.features import freshness as ffresh
+        from mlops_core.monitoring import drift
+
         at = parse_time(now)
         if at is None:
             fresh = self.freshness([view])[0]
@@ -1099,6 +1289,8 @@ class FeatureStore:
     def check_freshness(self, *, now: Time = None) -> list[alerts.RaisedAlert]:
         """Raise the alerts of stale views for every model that uses one (``stale_feature_view`` rules; a model
         bound to the store without such a rule gets the default one). Needs the operator role."""
+        from mlops_core.monitoring import alerts
+
         self.room.identity.require("operator", "run the freshness check")
         raised = []
         for info in self.room.models():

@@ -5,6 +5,8 @@ a throwaway PostgreSQL cluster (``_postgres_support``), with the artifacts and l
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +15,10 @@ from _postgres_support import SESSION as POSTGRES
 from _postgres_support import backend
 from mlops_core.clock import set_clock
 from mlops_core import ControlRoom, Identity
+
+# Job workers that tests start (one per database in tmp_path) exit a few seconds after their last job rather than
+# after the default ten minutes.
+os.environ.setdefault("MLOPS_WORKER_IDLE_S", "5")
 
 
 def pytest_collection_modifyitems(config, items):

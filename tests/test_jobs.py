@@ -14,6 +14,7 @@ from mlops_core.config import artifacts_dir
 from mlops_core.errors import AlreadyRunningError, NotFoundError
 from mlops_core.store import connect, forget_database
 from mlops_core.store import runs as runstore
+from mlops_core.store.jobs import process_alive
 from mlops_core import ControlRoom, Identity
 from mlops_core.store import Store
 
@@ -69,10 +70,8 @@ def test_killed_retrain_is_marked_failed_and_leaves_nothing_half_done(db):
     # earlier ones .joblib; .tmp is a write cut short)
     for name in ("v2-deadbeef.skops", "v2-deadbeef.skops.tmp", "v2-cafef00d.joblib"):
         (artifacts_dir(db) / MODEL / name).write_bytes(b"partial")
-    os.kill(run.pid, signal.SIGKILL)
-    for p in list(jobs._children):
-        if p.pid == run.pid:
-            p.wait(timeout=30)
+    os.kill(run.pid, signal.SIGKILL)  # the job worker running it
+    wait_for(lambda: process_alive(run.pid, run.host) is False, timeout=30)
 
     # a fresh process opening the database reaps it (simulated: forget that this one opened it)
     forget_database(db)

@@ -299,6 +299,36 @@ def test_retrain_flow_shows_progress_then_the_gate_decision(demo_db):
         assert md(reason) in body  # shown as literal text (Markdown characters escaped)
 
 
+def test_the_retrain_page_starts_the_job_worker_for_operators_only(demo_db):
+    from mlops_core.lifecycle import worker
+    from mlops_core.store import Store
+
+    store = Store(demo_db)
+    at = open_page("pages/retrain.py", identity=Identity("vic", "viewer"))
+    assert_clean(at)
+    assert worker.running_pid(store) is None  # a viewer cannot retrain: nothing to warm up
+    at = open_page("pages/retrain.py")
+    assert_clean(at)
+    try:
+        pid = jobs_wait_for(lambda: worker.running_pid(store))
+        at.run()  # later reruns of the session leave the running worker alone
+        assert worker.running_pid(store) == pid
+    finally:
+        worker.stop(store)
+
+
+def jobs_wait_for(predicate, timeout: float = 60.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
 def test_policy_form_saves_the_policy(demo_db):
     from mlops_core.lifecycle import policies as automation
 

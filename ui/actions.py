@@ -9,7 +9,7 @@ from __future__ import annotations
 from mlops_core import ControlRoom
 from mlops_core.access import Identity
 from mlops_core.entities import Promotion
-from mlops_core.errors import PermissionDeniedError
+from mlops_core.errors import MlopsError, PermissionDeniedError
 
 from . import auth, data
 
@@ -46,6 +46,22 @@ def start_retrain(db: str, model: str, params: dict) -> str:
         return _room(db).model(model).retrain(params)
     finally:
         data.clear()
+
+
+def warm_up_jobs(db: str) -> None:
+    """Start the database's job worker when none runs, once per session, so that a retrain started from this page
+    runs at once in a process that has its imports loaded; a failure here is silent (the Retrain button starts
+    a worker itself and says what went wrong)."""
+    import streamlit as st
+
+    key = f"_job_worker_started:{db}"
+    if st.session_state.get(key):
+        return
+    st.session_state[key] = True
+    try:
+        _room(db).start_worker()
+    except (MlopsError, OSError):
+        pass
 
 
 def acknowledge(db: str, alert_id: int) -> None:

@@ -4,9 +4,6 @@ from __future__ import annotations
 import json
 import math
 
-import pandas as pd
-
-from mlops_core import metrics
 from mlops_core.cli import room
 from mlops_core.cli.output import add_format_options, frame_records, print_csv, print_json
 
@@ -107,6 +104,8 @@ def _fmt(v, spec=".4f") -> str:
 
 
 def cmd_performance(args) -> int:
+    from mlops_core import metrics
+
     if args.estimate or args.estimate_history:
         return _estimated_performance(args)
     model = room(args).model(args.model)
@@ -129,6 +128,8 @@ def cmd_performance(args) -> int:
 
 
 def _estimated_performance(args) -> int:
+    import pandas as pd
+
     from mlops_core.errors import InvalidInputError
 
     model = room(args).model(args.model)

@@ -1,4 +1,4 @@
-"""CLI commands of retraining and automation: retrain (and the background job), policy."""
+"""CLI commands of retraining and automation: retrain (and the background job), the job worker, policy."""
 from __future__ import annotations
 
 import signal
@@ -29,6 +29,15 @@ def add_commands(sub, common) -> None:
     p.add_argument("--actor", help="act under another name in the audit log (admins only; default: your user name)")
     p.add_argument("--timeout", type=float, help="with --wait: give up waiting after N seconds (the job goes on)")
     p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("worker", parents=[common],
+                       help="run the database's job worker in the foreground (the app starts one on demand), "
+                            "or show or stop the running one")
+    p.add_argument("--idle", type=float, metavar="SECONDS",
+                   help="exit after this long without work (default: $MLOPS_WORKER_IDLE_S, else 600)")
+    p.add_argument("--status", action="store_true", help="print the running worker's pid (exit 1 when none runs)")
+    p.add_argument("--stop", action="store_true", help="stop the running worker (a job it runs is marked failed)")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("policy", parents=[common], help="show or change a model's automation policy")
     p.add_argument("--model", required=True)
@@ -130,6 +139,27 @@ def cmd_retrain(args) -> int:
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def cmd_worker(args) -> int:
+    from mlops_core.lifecycle import worker
+    from mlops_core.store import Store
+
+    store = Store(args.db)
+    if args.status or args.stop:
+        pid = worker.running_pid(store)
+        if args.stop:
+            stopped = worker.stop(store)
+            print(f"Worker {pid} stopped." if pid and stopped else "No worker was running." if stopped
+                  else f"Worker {pid} is still running.")
+            return 0 if stopped else 1
+        print(f"Worker {pid} serves {store.display}." if pid else f"No worker serves {store.display}.")
+        return 0 if pid else 1
+    if not store.exists():
+        from mlops_core.errors import NotFoundError
+
+        raise NotFoundError(f"No database at {store.display}.", path=store.display)
+    return worker.serve(store, idle=args.idle)
 
 
 def cmd_policy(args) -> int:

@@ -12,6 +12,6 @@ the Parquet log run (DuckDB in process by default, Spark on ``$MLOPS_SPARK_MASTE
 definition of each query.
 """
 from mlops_core.clock import utcnow
-from mlops_core.store.connection import Store, connect, cursor, forget_database, transaction
+from mlops_core.store.connection import Store, connect, cursor, forget_database, transaction, turn_wait_seconds
 
-__all__ = ["Store", "connect", "cursor", "transaction", "forget_database", "utcnow"]
+__all__ = ["Store", "connect", "cursor", "transaction", "forget_database", "turn_wait_seconds", "utcnow"]

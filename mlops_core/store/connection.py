@@ -5,15 +5,20 @@ opens it for writing excludes every other. So every operation opens the file for
 length of one visit (``connect()`` is a context manager) and in the mode it needs:
 read-only for reads (many processes at once), read-write for writes (one at a time).
 Writes are short (the big data, the prediction logs, live in Parquet files outside this
-file, see ``logs``), so a reader waits for milliseconds, not for an ingest.
+file, see ``logs``), so a reader waits for a write visit, never for an ingest.
 
 Fair turns between processes: a lock file beside the database (``<name>.duckdb.lock``)
 holds two POSIX record locks, a *gate* and the *room*. A writer takes the gate, then the
 room exclusively, then lets go of the gate; a reader passes the gate (taking and
 releasing it), then takes the room shared. A waiting writer thus holds the gate, new
 readers queue behind it, and the writer gets in as soon as the readers already inside
-leave: readers cannot starve a writer. Anyone who waits longer than
-``MLOPS_LOCK_TIMEOUT`` seconds (default 30) gets ``DatabaseBusyError``.
+leave: readers cannot starve a writer. A reader therefore waits at most for the visits that
+were inside when a writer arrived plus the writer's own visit. Waiting is polling: a try is one
+system call, and the sleeps between tries stay short (``TURN_POLL_S``) because everyone queued
+behind a waiter also waits for it to notice its turn. Anyone who waits longer than
+``MLOPS_LOCK_TIMEOUT`` seconds (default 30) gets ``DatabaseBusyError``; ``turn_wait_seconds()``
+says how long the calling thread has waited so far. A process's first visit (every CLI command's)
+checks the schema and looks for dead jobs on a read visit, and writes only when it finds work.
 
 Inside one process all visits share one in-memory DuckDB instance, built once: the file
 is ATTACHed to it (read-only or read-write) when the first visit opens it and DETACHed
@@ -45,7 +50,7 @@ from typing import Iterator
 
 import duckdb
 
-from mlops_core.config import lock_timeout_seconds, redact_url, resolve_db_path, resolve_location
+from mlops_core.config import engine_memory_limit, lock_timeout_seconds, redact_url, resolve_db_path, resolve_location
 from mlops_core.errors import DatabaseBusyError, InvalidInputError, MlopsError, NotFoundError, storage_error
 
 _instance_lock = threading.Lock()
@@ -62,7 +67,15 @@ def _engine() -> duckdb.DuckDBPyConnection:
             # Spills of big sorts and joins go to the system's temporary folder (an in-memory instance would use
             # ".tmp" in whatever folder the process was started from).
             spill = os.path.join(tempfile.gettempdir(), f"mlops-duckdb-{os.getpid()}")
-            _instance = duckdb.connect(config={"temp_directory": spill})
+            config = {"temp_directory": spill}
+            limit = engine_memory_limit()
+            if limit:
+                config["memory_limit"] = limit
+            try:
+                _instance = duckdb.connect(config=config)
+            except duckdb.Error as exc:
+                raise InvalidInputError(f"MLOPS_ENGINE_MEMORY={limit!r} is not a memory size DuckDB accepts "
+                                        f"(e.g. 400MB, 2GB): {exc}") from exc
         return _instance
 
 
@@ -76,10 +89,17 @@ class _Busy(Exception):
     """Another process holds what we need; try again."""
 
 
-def _backoff(what: str, path: Path, deadline: float, step) -> object:
-    """Call ``step()`` until it stops raising _Busy (or a DuckDB lock error), with jittered backoff; raise
-    DatabaseBusyError at ``deadline``."""
-    delay = 0.005
+#: Polling steps of a wait for a turn (first, longest): a record lock costs one system call to try, and a waiter
+#: that sleeps long after the turn came free keeps every process queued behind it waiting as well.
+TURN_POLL_S = (0.001, 0.01)
+#: Polling steps of a wait to open the file itself (another program holds DuckDB's own lock): each try is an ATTACH.
+OPEN_POLL_S = (0.005, 0.25)
+
+
+def _backoff(what: str, path: Path, deadline: float, step, poll: tuple[float, float]) -> object:
+    """Call ``step()`` until it stops raising _Busy (or a DuckDB lock error), sleeping from ``poll[0]`` doubling to
+    ``poll[1]`` (jittered) between tries; raise DatabaseBusyError at ``deadline``."""
+    delay, longest = poll
     last: Exception | None = None
     while True:
         try:
@@ -95,7 +115,7 @@ def _backoff(what: str, path: Path, deadline: float, step) -> object:
                 f"Database {path} is held by another process (waited {lock_timeout_seconds():.0f} s to {what}). "
                 "Wait for the other command to finish, or raise MLOPS_LOCK_TIMEOUT.", path=str(path)) from last
         time.sleep(delay * (0.5 + random.random()))
-        delay = min(delay * 2, 0.25)
+        delay = min(delay * 2, longest)
 
 
 @dataclass
@@ -114,6 +134,18 @@ class _Attachment:
 
 _files: dict[str, _Attachment] = {}
 _files_lock = threading.Lock()
+_waited = threading.local()  # seconds each thread has waited for turns (see turn_wait_seconds)
+
+
+def turn_wait_seconds() -> float:
+    """Seconds the calling thread has spent so far waiting for its turn at a database: behind a writer (or, to
+    write, behind the visits already under way), in this process or another. Take the difference around an
+    operation to see how long it waited; the rest of its time was its own work."""
+    return getattr(_waited, "seconds", 0.0)
+
+
+def _count_wait(since: float) -> None:
+    _waited.seconds = turn_wait_seconds() + (time.monotonic() - since)
 
 
 def _attachment(path: Path) -> _Attachment:
@@ -153,19 +185,23 @@ def _enter(att: _Attachment, write: bool, deadline: float) -> None:
     """Take this process's turn (the record locks) and attach the file in the mode asked for."""
     fd = _lock_file(att.path)
     if fd is not None:
+        since = time.monotonic()
         try:
-            _backoff("pass the gate", att.path, deadline, lambda: _try_lock(fd, GATE, True))
+            _backoff("pass the gate", att.path, deadline, lambda: _try_lock(fd, GATE, True), TURN_POLL_S)
             try:
-                _backoff("get a turn", att.path, deadline, lambda: _try_lock(fd, ROOM, write))
+                _backoff("get a turn", att.path, deadline, lambda: _try_lock(fd, ROOM, write), TURN_POLL_S)
             finally:
                 _unlock(fd, GATE)
         except BaseException:
             os.close(fd)
             raise
+        finally:
+            _count_wait(since)
     quoted = str(att.path).replace("'", "''")
     mode = "" if write else " (READ_ONLY)"
     try:
-        _backoff("open it", att.path, deadline, lambda: _engine().execute(f"ATTACH '{quoted}' AS {att.alias}{mode}"))
+        _backoff("open it", att.path, deadline, lambda: _engine().execute(f"ATTACH '{quoted}' AS {att.alias}{mode}"),
+                 OPEN_POLL_S)
     except BaseException:
         if fd is not None:
             os.close(fd)  # closing the file releases its record locks
@@ -208,7 +244,10 @@ def _open(att: _Attachment, write: bool) -> duckdb.DuckDBPyConnection:
                 att.mode, att.users = ("write" if write else "read"), 1
                 att.cond.notify_all()
                 break
-            if not att.cond.wait(timeout=max(0.0, deadline - time.monotonic())):
+            since = time.monotonic()
+            woken = att.cond.wait(timeout=max(0.0, deadline - time.monotonic()))
+            _count_wait(since)
+            if not woken:
                 raise DatabaseBusyError(f"Database {att.path} is busy in this process (waited "
                                         f"{lock_timeout_seconds():.0f} s).", path=str(att.path))
     try:
@@ -240,22 +279,28 @@ def _close(att: _Attachment, con: duckdb.DuckDBPyConnection | None) -> None:
 def _first_open(att: _Attachment) -> None:
     """Once per process and database: apply pending migrations, then mark jobs whose process died as failed.
 
-    A database this process may not write is checked instead: it must already be at the latest schema.
+    A read visit looks first; the write visit (which excludes every other process for its length) happens only
+    when a migration is pending or a dead job needs reaping, so a read-only command never waits for the writer's
+    turn. A database this process may not write is checked instead: it must already be at the latest schema.
     """
     from mlops_core.store import jobs
     from mlops_core.store.migrations import available, current_version, migrate, pending
 
-    if not _writable(att.path):
-        con = _open(att, write=False)
-        try:
-            if pending(con):
+    writable = _writable(att.path)
+    con = _open(att, write=False) if att.path.exists() else None
+    try:
+        if con is not None:
+            todo = pending(con)
+            if not writable and todo:
                 raise MlopsError(
                     f"Database {att.path} is read-only here and needs an upgrade to schema "
                     f"{available()[-1][0]:03d} (it is at {current_version(con):03d}); open it once with write access.",
                     path=str(att.path))
-        finally:
+            if not writable or (not todo and not _has_dead_jobs(con, jobs)):
+                return
+    finally:
+        if con is not None:
             _close(att, con)
-        return
     con = _open(att, write=True)
     try:
         migrate(con, att.path)
@@ -265,6 +310,14 @@ def _first_open(att: _Attachment) -> None:
             pass
     finally:
         _close(att, con)
+
+
+def _has_dead_jobs(con: duckdb.DuckDBPyConnection, jobs) -> bool:
+    """Whether a queued or running job of the database has lost its process (False when there is no runs table)."""
+    try:
+        return jobs.any_dead(con)
+    except duckdb.Error:
+        return False
 
 
 def connect(db: str | os.PathLike | None = None, *, create: bool = False, write: bool = False):
@@ -339,6 +392,15 @@ def database_path(con: duckdb.DuckDBPyConnection) -> Path | None:
         return None
     row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
     return Path(row[0]) if row and row[0] else None
+
+
+def location_of(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Where the metadata ``con`` visits lives, as ``--db`` takes it: the DuckDB file's path or the PostgreSQL URL
+    (None for the log engine)."""
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return con.url
+    path = database_path(con)
+    return str(path) if path else None
 
 
 def artifacts_folder(con: duckdb.DuckDBPyConnection) -> Path | None:

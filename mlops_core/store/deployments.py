@@ -13,15 +13,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from mlops_core.clock import utcnow
 from mlops_core.entities import CanaryStep, DeploymentConfig
 from mlops_core.store.conditions import check_window, time_range
 from mlops_core.store.logs import LogView
 from mlops_core.store.models import current_alias
+
+if TYPE_CHECKING:  # frames come from DuckDB's .df(); pandas loads when one is asked for
+    import pandas as pd
 
 _COLS = ("id, model, mode, challenger, weight, steps, sticky_key, guard_alpha, guard_min_samples, started_at, "
          "ended_at, actor, reason, end_reason")

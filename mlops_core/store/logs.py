@@ -143,15 +143,15 @@ class LogFacts:
 
 def facts(con: duckdb.DuckDBPyConnection, model: str) -> LogFacts:
     lo, hi = timestamp_bounds(utcnow())
+    # One pass over the model's listing (a reader holds its turn for this query: keep it cheap).
+    preds, inside, outside = "kind = 'predictions'", "kind = 'predictions' AND NOT outside", "kind = 'predictions' AND outside"
     row = con.execute(
-        "WITH f AS (SELECT * FROM log_files WHERE model = ? AND retired_at IS NULL), "
-        "p AS (SELECT *, min_ts < ? OR max_ts > ? AS outside FROM f WHERE kind = 'predictions') "
-        "SELECT (SELECT coalesce(sum(rows), 0) FROM p), "
-        "(SELECT coalesce(sum(rows), 0) FROM f WHERE kind = 'labels'), "
-        "(SELECT min(min_ts) FROM p WHERE NOT outside), (SELECT max(max_ts) FROM p WHERE NOT outside), "
-        "(SELECT count(*) FROM f), "
-        "(SELECT coalesce(sum(rows), 0) FROM p WHERE outside), (SELECT min(min_ts) FROM p WHERE outside), "
-        "(SELECT max(max_ts) FROM p WHERE outside)", [model, lo, hi]).fetchone()
+        f"SELECT coalesce(sum(rows) FILTER (WHERE {preds}), 0), coalesce(sum(rows) FILTER (WHERE kind = 'labels'), 0), "
+        f"min(min_ts) FILTER (WHERE {inside}), max(max_ts) FILTER (WHERE {inside}), count(*), "
+        f"coalesce(sum(rows) FILTER (WHERE {outside}), 0), min(min_ts) FILTER (WHERE {outside}), "
+        f"max(max_ts) FILTER (WHERE {outside}) "
+        "FROM (SELECT kind, rows, min_ts, max_ts, min_ts < ? OR max_ts > ? AS outside FROM log_files "
+        "WHERE model = ? AND retired_at IS NULL)", [lo, hi, model]).fetchone()
     return LogFacts(int(row[0]), int(row[1]), row[2], row[3], int(row[4]), int(row[5]), row[6], row[7])
 
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from mlops_core.errors import AlreadyExistsError, NotFoundError
 from mlops_core.entities import (FeatureBinding, FeatureColumn, FeatureRef, FeatureSpec, ModelInfo, VersionInfo,
                                  schema_from_json, schema_to_json)
 from mlops_core.clock import utcnow
+
+if TYPE_CHECKING:  # frames come from DuckDB's .df(); pandas loads when one is asked for
+    import pandas as pd
 
 VERSION_STATUSES = ("candidate", "production", "archived", "rejected")
 

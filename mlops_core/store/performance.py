@@ -98,19 +98,106 @@ def binary_sums(con, log: LogView, window: str, start=None, end=None, versions=N
     return eng.frame(sql.replace("$pos", "?"), [log.info.positive_class] * n_pos + params)
 
 
+#: ``auc_by_window`` reads the labelled rows of a materialised join in slices of whole windows of about this many
+#: rows, so its arrays stay small whatever the size of the log.
+AUC_SLICE_ROWS = 2_000_000
+
+
 def auc_by_window(con, log: LogView, window: str, start=None, end=None, versions=None,
                   source: str | None = None) -> pd.DataFrame:
     """Exact ROC AUC per (window, version) by the rank-sum identity, ties counted half.
 
-    AUC = sum over distinct scores s of pos(s) * (neg(< s) + neg(= s) / 2) / (P * N): the
-    Mann-Whitney form of the area under the ROC curve, equal to sklearn's trapezoidal AUC.
-    SQL counts positives and negatives per (window, version, score) in score order; the
-    running sum of negatives is taken in numpy (DuckDB's windowed running sum over millions
-    of rows costs twice the sort); on Spark those per-score counts are collected to the driver.
-    Columns: window_start, version, roc_auc, n_pos, n_neg (roc_auc NaN when one class is absent).
+    AUC = sum over positives p of (neg(s < s_p) + neg(s = s_p) / 2) / (P * N): the Mann-Whitney
+    form of the area under the ROC curve, equal to sklearn's trapezoidal AUC. SQL reads each labelled,
+    scored row's window, version, score and class; numpy sorts the negatives' scores of each (window,
+    version) and counts, for every positive, the negatives below and equal to it by binary search
+    (an exact count, so the sums are the same integers in any order). Grouping or sorting every score
+    in SQL costs several times more: nearly every score is distinct. With ``source`` (a table made by
+    ``materialise_joined``) the rows are read in slices of whole windows (``AUC_SLICE_ROWS``). Columns:
+    window_start, version, roc_auc, n_pos, n_neg (roc_auc NaN when one class is absent). On Spark the counts per
+    (window, version, score) are collected to the driver instead (``_auc_by_score_counts``).
     """
     check_window(window)
     eng = engines.of(con)
+    if eng.name != "duckdb":
+        return _auc_by_score_counts(eng, log, window, start, end, versions, source)
+    rel, params = (source, []) if source else _joined(eng, log, window, start, end, versions)
+    pos_class = log.info.positive_class
+    labelled = f"FROM {rel} j WHERE s IS NOT NULL AND y IS NOT NULL"
+    if source:
+        per_window = eng.rows(f"SELECT w, count(*) {labelled} GROUP BY 1 ORDER BY 1")
+        slices = _slices(per_window, AUC_SLICE_ROWS)
+    else:
+        slices = [None]
+    parts = []
+    for bounds in slices:
+        sql = f"SELECT epoch_us(w) AS w, v, s, y = ? AS positive {labelled}"
+        args = [pos_class, *params]
+        if bounds is not None:  # on the column itself, so the table's per-block minima and maxima skip most blocks
+            sql += " AND w BETWEEN ? AND ?"
+            args += list(bounds)
+        parts.append(_auc_of_rows(eng.numpy(sql, args)))
+    cols = ["window_start", "version", "roc_auc", "n_pos", "n_neg"]
+    found = [p for p in parts if len(p)]
+    if not found:
+        return pd.DataFrame(columns=cols)
+    out = pd.concat(found, ignore_index=True).sort_values(["window_start", "version"], kind="stable")
+    return out.reset_index(drop=True)[cols]
+
+
+def _slices(per_window: list[tuple[int, int]], rows: int) -> list[tuple[int, int]]:
+    """Consecutive (first, last) window starts whose row counts add up to about ``rows`` (whole windows)."""
+    out, first, total = [], None, 0
+    for w, n in per_window:
+        if first is None:
+            first = w
+        total += int(n)
+        if total >= rows:
+            out.append((first, w))
+            first, total = None, 0
+    if first is not None:
+        out.append((first, per_window[-1][0]))
+    return out
+
+
+def _auc_of_rows(d: dict) -> pd.DataFrame:
+    """AUC per (window, version) of arrays w (epoch microseconds), v, s (score), positive."""
+    w = np.asarray(d["w"], dtype=np.int64)
+    if w.size == 0:
+        return pd.DataFrame(columns=["window_start", "version", "roc_auc", "n_pos", "n_neg"])
+    v = np.asarray(d["v"], dtype=np.int64)
+    s = np.asarray(d["s"], dtype=float)
+    positive = np.asarray(d["positive"], dtype=bool)
+    w_code, w_values = pd.factorize(w)  # hashing, not sorting: a slice holds a few windows and versions
+    v_code, v_values = pd.factorize(v)
+    group = w_code.astype(np.int64) * len(v_values) + v_code
+    order = np.argsort(group, kind="stable")  # a radix sort of small integers
+    bounds = np.r_[0, np.cumsum(np.bincount(group, minlength=len(w_values) * len(v_values)))]
+    keys = np.stack([np.repeat(w_values, len(v_values)), np.tile(v_values, len(w_values))], axis=1)
+    present = np.flatnonzero(np.diff(bounds) > 0)  # (window, version) pairs with rows
+    keys, starts, ends = keys[present], bounds[:-1][present], bounds[1:][present]
+    auc = np.full(len(keys), np.nan)
+    n_pos = np.zeros(len(keys), dtype=np.int64)
+    n_neg = np.zeros(len(keys), dtype=np.int64)
+    for g in range(len(keys)):
+        rows = order[starts[g]:ends[g]]
+        scores, is_pos = s[rows], positive[rows]
+        pos_scores, neg_scores = scores[is_pos], np.sort(scores[~is_pos])
+        n_pos[g], n_neg[g] = pos_scores.size, neg_scores.size
+        if pos_scores.size and neg_scores.size:
+            below = np.searchsorted(neg_scores, pos_scores, side="left")
+            upto = np.searchsorted(neg_scores, pos_scores, side="right")
+            u = float(below.sum()) + 0.5 * float((upto - below).sum())
+            auc[g] = u / (float(pos_scores.size) * float(neg_scores.size))
+    return pd.DataFrame({"window_start": pd.to_datetime(keys[:, 0], unit="us"), "version": keys[:, 1],
+                         "roc_auc": auc, "n_pos": n_pos, "n_neg": n_neg})
+
+
+def _auc_by_score_counts(eng: engines.LogEngine, log: LogView, window: str, start, end, versions,
+                         source: str | None) -> pd.DataFrame:
+    """``auc_by_window`` on an engine that cannot hand back every scored row cheaply (Spark): SQL counts positives
+    and negatives per (window, version, score) in score order, AUC = sum over distinct scores s of
+    pos(s) * (neg(< s) + neg(= s) / 2) / (P * N), the running sum of negatives taken in numpy."""
     rel, params = (source, []) if source else _joined(eng, log, window, start, end, versions)
     sql = f"""
         SELECT w, v, sum(CASE WHEN y = ? THEN 1 ELSE 0 END) AS pos,
@@ -164,6 +251,31 @@ def regression_sums(con, log: LogView, window: str, start=None, end=None, versio
         FROM j GROUP BY 1, 2
     """
     return eng.frame(sql, [*p1, *p2])
+
+
+def period_sums(con, log: LogView, split, start, end) -> dict[bool, tuple[int, int, int, float]]:
+    """What the pooled headline metric needs over [start, split) and [split, end), from one join of the log.
+
+    Returns {recent: (predictions, labelled, scored, value sum)} for the periods with predictions, recent =
+    ts >= split. ``scored``: labelled rows with a prediction (classification) or with an error
+    prediction - label (regression); ``value sum``: the correct ones among them (classification: label and
+    prediction equal as text, as ``confusion`` compares them) or the sum of squared errors (regression).
+    """
+    if log.info.task == "classification":
+        scored = "count(CASE WHEN lb.label IS NOT NULL AND l.prediction IS NOT NULL THEN 1 END)"
+        value = ("sum(CASE WHEN lb.label IS NOT NULL AND l.prediction IS NOT NULL "
+                 "AND CAST(lb.label AS VARCHAR) = CAST(l.prediction AS VARCHAR) THEN 1 ELSE 0 END)")
+    else:
+        scored = "count(l.prediction - lb.label)"
+        value = "sum((l.prediction - lb.label) * (l.prediction - lb.label))"
+    rng, p1 = _range_sql(start, end)
+    rows = con.execute(f"""
+        SELECT CASE WHEN l.ts >= ? THEN 1 ELSE 0 END AS recent, count(*) AS n, count(lb.label) AS n_labelled,
+               {scored} AS n_scored, {value} AS value_sum
+        FROM {log.predictions} l LEFT JOIN {log.labels} lb ON l.request_id = lb.request_id
+        WHERE 1 = 1 {rng} GROUP BY 1
+    """, [split, *p1]).fetchall()
+    return {bool(r[0]): (int(r[1]), int(r[2]), int(r[3] or 0), float(r[4] or 0.0)) for r in rows}
 
 
 def confusion(con, log: LogView, start=None, end=None, version=None) -> pd.DataFrame:

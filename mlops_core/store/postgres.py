@@ -454,7 +454,7 @@ def _first_open(db: _Database, *, create: bool, artifacts: Path, logs: Path) -> 
         todo = pending(con) if exists else [0]
         # Looked for in the snapshot first: a reader's first visit takes the writer lock (and may wait for another
         # process's write) only when there is something to fix.
-        dead = bool(exists and not todo and jobs.find_dead_runs(con))
+        dead = bool(exists and not todo and jobs.any_dead(con))
     if not exists and not create:
         raise NotFoundError(
             f"No metadata in the PostgreSQL database {redact_url(db.url)} yet. Build the demo with "

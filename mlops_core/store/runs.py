@@ -6,13 +6,16 @@ import os
 import socket
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from mlops_core.entities import RunInfo, dumps
 from mlops_core.errors import NotFoundError
 from mlops_core.clock import utcnow
+
+if TYPE_CHECKING:  # frames come from DuckDB's .df(); pandas loads when one is asked for
+    import pandas as pd
 
 RUN_KINDS = ("train", "retrain", "evaluate", "validate", "promote", "rollback", "ingest", "monitor", "materialize")
 RUN_TRIGGERS = ("manual", "automated", "schedule", "api")
@@ -41,15 +44,17 @@ def insert_run(
     message: str | None = None,
     run_id: str | None = None,
     created_at: datetime | None = None,
+    unclaimed: bool = False,
 ) -> str:
-    """Insert a run row (this process as its owner) and return its id."""
+    """Insert a run row (this process as its owner; no owner with ``unclaimed``: a queued job that the job worker
+    claims, see ``jobs.claim_next``) and return its id."""
     run_id = run_id or uuid.uuid4().hex[:12]
     now = created_at or utcnow()
     started = now if status == "running" else None
     con.execute(
         f"INSERT INTO runs ({_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, NULL, NULL, NULL, ?, ?, NULL, NULL, ?, ?, ?)",
-        [run_id, model, kind, trigger, actor, status, message, _dumps(params or {}), now, started, os.getpid(),
-         socket.gethostname(), now],
+        [run_id, model, kind, trigger, actor, status, message, _dumps(params or {}), now, started,
+         None if unclaimed else os.getpid(), socket.gethostname(), now],
     )
     return run_id
 
