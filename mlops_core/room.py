@@ -142,23 +142,34 @@ class ModelStatus:
 
 
 class ControlRoom:
-    """The control room at one location (a DuckDB path; ``None``: ``$MLOPS_DB``, else ``./mlops.duckdb``)."""
+    """The control room at one location (a DuckDB path or a ``postgresql://`` URL; ``None``:
+    ``$MLOPS_METADATA_URL``, ``$MLOPS_DB``, else ``./mlops.duckdb``)."""
 
     def __init__(self, location: str | os.PathLike | None = None, *, identity: Identity | None = None):
         self.store = Store(location)
         self.identity = identity or local_identity()
 
     def __repr__(self) -> str:
-        return f"ControlRoom({str(self.store.path)!r}, identity={self.identity.name!r})"
+        return f"ControlRoom({self.store.display!r}, identity={self.identity.name!r})"
 
     def acting_as(self, identity: Identity) -> ControlRoom:
         """The same location with another acting identity."""
-        return ControlRoom(self.store.path, identity=identity)
+        return ControlRoom(self.store.location, identity=identity)
 
     @property
-    def path(self) -> Path:
-        """The database file of this location."""
+    def path(self) -> Path | None:
+        """The database file of this location (None when the metadata is in PostgreSQL)."""
         return self.store.path
+
+    @property
+    def location(self) -> str:
+        """Where the metadata lives, as ``--db`` takes it: the DuckDB file path or the PostgreSQL URL."""
+        return self.store.location
+
+    @property
+    def display(self) -> str:
+        """The location for messages and pages (a URL without its password)."""
+        return self.store.display
 
     @property
     def artifacts_path(self) -> Path:
@@ -258,7 +269,7 @@ class ControlRoom:
         and a disabled account. Works on a read-only database.
         """
         store = Store(location)
-        return cls(store.path, identity=accounts.authenticate(store, name, password))
+        return cls(store.location, identity=accounts.authenticate(store, name, password))
 
     @classmethod
     def for_account(cls, location: str | os.PathLike | None, name: str, *,
@@ -270,7 +281,7 @@ class ControlRoom:
         if role is None and (default_role is None or accounts.has_account(store, name)):
             raise AuthenticationError(f"{name} has no enabled account here; ask an admin to add one "
                                       f"(`mlops users add {name} --role viewer --no-password`).", user=name)
-        return cls(store.path, identity=Identity(name, role or default_role or "viewer"))
+        return cls(store.location, identity=Identity(name, role or default_role or "viewer"))
 
     def users(self) -> list[UserInfo]:
         """Every account (never a password hash). Needs the admin role."""
@@ -450,7 +461,7 @@ class Model:
         self.info = info
 
     def __repr__(self) -> str:
-        return f"Model({self.info.name!r} at {str(self.room.store.path)!r})"
+        return f"Model({self.info.name!r} at {self.room.store.display!r})"
 
     @property
     def name(self) -> str:
@@ -1097,7 +1108,7 @@ class FeatureStore:
         self.room = room
 
     def __repr__(self) -> str:
-        return f"FeatureStore({str(self.room.store.path)!r})"
+        return f"FeatureStore({self.room.store.display!r})"
 
     @property
     def _store(self) -> Store:

@@ -29,6 +29,7 @@ def test_new_database_gets_every_table_and_latest_version(db):
         assert current_version(con) == available()[-1][0]
 
 
+@pytest.mark.duckdb_file
 def test_existing_database_is_upgraded_once_and_keeps_its_rows(db):
     # A database at version 1 with a row in it, as an older release would have left it.
     con = duckdb.connect(str(db))
@@ -59,6 +60,7 @@ def test_transaction_rolls_back_on_error(db):
         assert con.execute("SELECT count(*) FROM policies").fetchone()[0] == 0
 
 
+@pytest.mark.duckdb_file
 def test_a_held_database_gives_database_busy_after_the_timeout(db, monkeypatch):
     with connect(db, write=True, create=True):
         pass
@@ -89,6 +91,7 @@ def test_a_lower_numbered_migration_shipped_later_still_runs(db):
         assert 31 in {r[0] for r in con.execute("SELECT version FROM schema_version").fetchall()}
 
 
+@pytest.mark.duckdb_file
 def test_logs_kept_in_tables_by_an_older_release_move_to_parquet_files(db):
     """Migration 033: the rows of log_<model> and labels_<model> become listed Parquet files; the tables go."""
     import json
@@ -128,6 +131,7 @@ def test_logs_kept_in_tables_by_an_older_release_move_to_parquet_files(db):
     assert files == [("labels", 1, 20), ("predictions", 3, 50)]  # by day: 24 + 24 + 2 predictions
 
 
+@pytest.mark.duckdb_file
 def test_kept_open_holds_the_file_for_many_visits_and_other_processes_wait(db, monkeypatch):
     from mlops_core import ControlRoom
 
@@ -144,6 +148,7 @@ def test_kept_open_holds_the_file_for_many_visits_and_other_processes_wait(db, m
     assert other.returncode == 0 and "opened" in other.stdout  # released when the block ends
 
 
+@pytest.mark.duckdb_file
 def test_destroy_deletes_the_database_and_its_artifacts(registered_credit_db):
     from mlops_core import ControlRoom, Identity
     from mlops_core.errors import ConflictError, PermissionDeniedError

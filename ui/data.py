@@ -15,7 +15,7 @@ import streamlit as st
 
 from mlops_core import ControlRoom, Model
 from mlops_core.access import Identity
-from mlops_core.config import resolve_db_path
+from mlops_core.config import resolve_location
 from mlops_core.entities import ModelInfo, RunInfo, VersionInfo
 
 #: Seconds a read stays cached: short enough that a cron ingest shows up within a minute.
@@ -25,8 +25,9 @@ READER = Identity("dashboard", "viewer")
 
 
 def db_path() -> str:
-    """The database the dashboard shows: ``$MLOPS_DB``, else ``./mlops.duckdb``."""
-    return str(resolve_db_path(None))
+    """Where the metadata the dashboard shows lives: ``$MLOPS_METADATA_URL``, ``$MLOPS_DB``, else
+    ``./mlops.duckdb`` (a file path or a PostgreSQL URL)."""
+    return str(resolve_location(None))
 
 
 def room(db: str) -> ControlRoom:

@@ -37,7 +37,8 @@ retrain --wait exits with the code of the error that failed the job."""
 def common_parser() -> argparse.ArgumentParser:
     """Options every command takes."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--db", help="database file (default: $MLOPS_DB, else ./mlops.duckdb)")
+    p.add_argument("--db", help="database: a DuckDB file or a postgresql:// URL (default: $MLOPS_METADATA_URL, "
+                                "$MLOPS_DB, else ./mlops.duckdb)")
     return p
 
 

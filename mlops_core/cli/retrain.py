@@ -153,12 +153,12 @@ def cmd_worker(args) -> int:
             print(f"Worker {pid} stopped." if pid and stopped else "No worker was running." if stopped
                   else f"Worker {pid} is still running.")
             return 0 if stopped else 1
-        print(f"Worker {pid} serves {store.path}." if pid else f"No worker serves {store.path}.")
+        print(f"Worker {pid} serves {store.display}." if pid else f"No worker serves {store.display}.")
         return 0 if pid else 1
     if not store.exists():
         from mlops_core.errors import NotFoundError
 
-        raise NotFoundError(f"No database at {store.path}.", path=str(store.path))
+        raise NotFoundError(f"No database at {store.display}.", path=store.display)
     return worker.serve(store, idle=args.idle)
 
 

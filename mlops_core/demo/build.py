@@ -200,13 +200,14 @@ def build_demo(db=None, *, days: int = 90, daily: int = 2000, seed: int = 0, for
     if room.exists() or room.artifacts_path.exists():
         if not force:
             raise AlreadyExistsError(
-                f"A database already exists at {room.path}. Pass --force to replace it (its models, logs and "
-                "artifacts are deleted), or choose another --db path.", path=str(room.path))
+                f"A database already exists at {room.display}. Pass --force to replace it (its models, logs and "
+                "artifacts are deleted), or choose another --db path.", path=room.display)
         room.destroy()
-    room.path.parent.mkdir(parents=True, exist_ok=True)
+    if room.path is not None:
+        room.path.parent.mkdir(parents=True, exist_ok=True)
     end = (end or _default_end()).replace(tzinfo=None)
     tl = Timeline.ending(end, days)
-    summary = DemoSummary(db=str(room.path), start=tl.start, end=end, days=days, daily=daily, seed=seed)
+    summary = DemoSummary(db=room.display, start=tl.start, end=end, days=days, daily=daily, seed=seed)
     try:
         import sklearn.ensemble  # noqa: F401  (threadpoolctl limits only the thread pools already loaded)
 

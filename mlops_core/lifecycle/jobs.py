@@ -102,7 +102,11 @@ def spawn_process(store: Store, run_id: str) -> None:
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, "-m", "mlops_core", "retrain", "--run-id", run_id, "--db", str(store.path)]
+    cmd = [sys.executable, "-m", "mlops_core", "retrain", "--run-id", run_id]
+    if store.url is not None:  # in the environment, not the command line: a URL may hold a password
+        env["MLOPS_METADATA_URL"] = store.url
+    else:
+        cmd += ["--db", str(store.path)]
     try:
         with open(log, "ab") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
@@ -120,7 +124,7 @@ def spawn_process(store: Store, run_id: str) -> None:
 def _supervise(store: Store, runs: list[RunInfo]) -> bool:
     """Start a worker for jobs waiting without one (it died between jobs); return whether a run looks dead."""
     waiting = [r for r in runs if jobstore.is_unclaimed(r)]
-    alive = jobstore.worker_alive(store.path) if waiting else None
+    alive = jobstore.worker_alive(store.location) if waiting else None
     if waiting and alive is False:
         worker.ensure(store)
         alive = True

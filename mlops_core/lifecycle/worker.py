@@ -78,7 +78,7 @@ def idle_timeout() -> float:
 
 
 def _jobs_folder(store: Store) -> Path:
-    return jobstore.worker_lock_path(store.path).parent
+    return jobstore.worker_lock_path(store.location).parent
 
 
 def _wake_path(store: Store) -> Path:
@@ -92,7 +92,7 @@ def worker_log_path(store: Store) -> Path:
 
 def running_pid(store: Store) -> int | None:
     """The pid of the database's running worker, or None when none runs."""
-    return jobstore.worker_pid(store.path)
+    return jobstore.worker_pid(store.location)
 
 
 # --- starting and waking (the app's side) ------------------------------------------------------
@@ -121,7 +121,7 @@ def wake(store: Store) -> bool:
 
 def _starting(store: Store) -> bool:
     """Whether this process started a worker for ``store`` moments ago that is still coming up."""
-    found = _started.get(str(store.path))
+    found = _started.get(store.location)
     return found is not None and found[0].poll() is None and time.monotonic() - found[1] < START_GRACE_S
 
 
@@ -131,7 +131,7 @@ def ensure(store: Store) -> int | None:
     started."""
     _reap_children()
     with _spawn_lock:
-        if jobstore.worker_alive(store.path):
+        if jobstore.worker_alive(store.location):
             wake(store)
             return None
         if _starting(store):
@@ -143,7 +143,11 @@ def _spawn(store: Store) -> int:
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = [sys.executable, "-m", "mlops_core", "worker", "--db", str(store.path)]
+    cmd = [sys.executable, "-m", "mlops_core", "worker"]
+    if store.url is not None:  # in the environment, not the command line: a URL may hold a password
+        env["MLOPS_METADATA_URL"] = store.url
+    else:
+        cmd += ["--db", str(store.path)]
     try:
         _jobs_folder(store).mkdir(parents=True, exist_ok=True)
         with open(worker_log_path(store), "ab") as out:
@@ -151,9 +155,9 @@ def _spawn(store: Store) -> int:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,  # noqa: S603
                                     env=env, cwd=package_root, start_new_session=True)
     except OSError as exc:
-        raise MlopsError(f"Could not start the job worker of {store.path}: {exc}", path=str(store.path)) from exc
+        raise MlopsError(f"Could not start the job worker of {store.display}: {exc}", path=store.display) from exc
     _children.append(proc)
-    _started[str(store.path)] = (proc, time.monotonic())
+    _started[store.location] = (proc, time.monotonic())
     return proc.pid
 
 
@@ -167,7 +171,7 @@ def stop(store: Store, timeout: float = 30.0) -> bool:
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + timeout
-    while jobstore.worker_alive(store.path):
+    while jobstore.worker_alive(store.location):
         _reap_children()
         if time.monotonic() >= deadline:
             return False
@@ -182,7 +186,7 @@ def stop(store: Store, timeout: float = 30.0) -> bool:
 def _take_lock(store: Store) -> int | None:
     """Open and lock the worker lock file exclusively (retrying briefly); its fd, or None when another worker
     holds it."""
-    path = jobstore.worker_lock_path(store.path)
+    path = jobstore.worker_lock_path(store.location)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + LOCK_RETRY_S
@@ -322,7 +326,7 @@ def serve(store: Store, *, idle: float | None = None, poll: float = POLL_S) -> i
         runners = _runners()
         kinds = tuple(runners)
         wake_fd = _open_wake(store)
-        log(f"serving {store.path} (idle timeout {idle:g} s)")
+        log(f"serving {store.display} (idle timeout {idle:g} s)")
         last_work = time.monotonic()
         while True:
             if not store.exists():

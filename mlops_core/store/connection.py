@@ -27,6 +27,10 @@ while the file is attached read-only waits for the readers of this process to le
 then reattaches it read-write. Threads (Streamlit sessions, a job's threads) share the
 attachment. The same instance, without any file attached, is the *log engine*
 (``engine()``): it scans the Parquet prediction logs and holds no lock on the database.
+
+A ``Store`` whose location is a PostgreSQL URL keeps the metadata there instead (see
+``postgres``): the same visits, the same SQL, no file and no lock file; the log engine is the
+same in-memory DuckDB instance over the same Parquet files.
 """
 from __future__ import annotations
 
@@ -46,7 +50,7 @@ from typing import Iterator
 
 import duckdb
 
-from mlops_core.config import engine_memory_limit, lock_timeout_seconds, resolve_db_path
+from mlops_core.config import engine_memory_limit, lock_timeout_seconds, redact_url, resolve_db_path, resolve_location
 from mlops_core.errors import DatabaseBusyError, InvalidInputError, MlopsError, NotFoundError, storage_error
 
 _instance_lock = threading.Lock()
@@ -316,17 +320,20 @@ def _has_dead_jobs(con: duckdb.DuckDBPyConnection, jobs) -> bool:
         return False
 
 
-@contextmanager
-def connect(db: str | os.PathLike | None = None, *, create: bool = False,
-            write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Yield a connection to the database (migrated to the latest schema) for one visit, then close it.
+def connect(db: str | os.PathLike | None = None, *, create: bool = False, write: bool = False):
+    """A visit of the metadata at ``db`` (a context manager yielding a connection, migrated to the latest schema).
 
     ``write``: the visit writes (one process at a time); else it only reads (many processes at once).
     ``create``: a missing database is created (implies ``write``); otherwise it raises NotFoundError.
-    ``db`` follows ``config.resolve_db_path``. Raises DatabaseBusyError when another process holds the
-    file past the lock timeout.
+    ``db`` follows ``config.resolve_location`` (a DuckDB file or a PostgreSQL URL). Raises DatabaseBusyError
+    when another process holds the database past the lock timeout.
     """
-    path = resolve_db_path(db)
+    return Store(db).connect(create=create, write=write)
+
+
+@contextmanager
+def _connect_file(path: Path, *, create: bool = False, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A visit of the DuckDB file at ``path`` (see ``connect``)."""
     if path.exists() and path.is_dir():
         raise InvalidInputError(f"Database path {path} is a folder; give a file path such as {path / 'mlops.duckdb'}.")
     if not path.exists():
@@ -370,6 +377,8 @@ def limit_threads(threads: int) -> None:
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """A second connection on ``con``'s database (for another thread, or beside an unfinished result); close it
     before ``con``'s visit ends."""
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return con.cursor()  # a PostgreSQL visit: another cursor of the same session
     name = con.execute("SELECT current_database()").fetchone()[0]
     cur = con.cursor()
     cur.execute(f'USE "{name}"')
@@ -378,9 +387,30 @@ def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
 
 
 def database_path(con: duckdb.DuckDBPyConnection) -> Path | None:
-    """The file of the database ``con`` uses (None for the log engine)."""
+    """The file of the database ``con`` uses (None for the log engine and for a PostgreSQL visit)."""
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return None
     row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
     return Path(row[0]) if row and row[0] else None
+
+
+def location_of(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Where the metadata ``con`` visits lives, as ``--db`` takes it: the DuckDB file's path or the PostgreSQL URL
+    (None for the log engine)."""
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return con.url
+    path = database_path(con)
+    return str(path) if path else None
+
+
+def artifacts_folder(con: duckdb.DuckDBPyConnection) -> Path | None:
+    """The artifacts folder of the metadata ``con`` visits (None for the log engine)."""
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        return con.artifacts
+    from mlops_core.config import artifacts_dir
+
+    path = database_path(con)
+    return artifacts_dir(path) if path else None
 
 
 @contextmanager
@@ -398,6 +428,12 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 def forget_database(db: str | os.PathLike) -> None:
     """Forget that ``db`` was migrated in this process (after the file was deleted or replaced)."""
+    location = resolve_location(db)
+    if isinstance(location, str):
+        from mlops_core.store import postgres
+
+        postgres.forget(location)
+        return
     key = os.path.realpath(resolve_db_path(db))
     with _files_lock:
         att = _files.get(key)
@@ -408,41 +444,72 @@ def forget_database(db: str | os.PathLike) -> None:
 class Store:
     """One location's metadata database, prediction logs and artifacts folder.
 
-    Built once from a location (a path; ``None`` means ``$MLOPS_DB``, else ``./mlops.duckdb``) and
+    Built once from a location (a DuckDB file path or a PostgreSQL URL; ``None`` follows
+    ``config.resolve_location``: ``$MLOPS_METADATA_URL``, ``$MLOPS_DB``, else ``./mlops.duckdb``) and
     handed to the domain functions that need more than one visit (a retrain job, a registration
     that trains between its visits). Every visit is a short ``connect()`` block; log analytics run
     on ``engine()`` over the Parquet files that ``logs`` lists.
     """
 
     def __init__(self, location: str | os.PathLike | None = None):
-        self.path = resolve_db_path(location)
+        resolved = resolve_location(location)
+        #: The PostgreSQL URL of the metadata (None for a DuckDB file).
+        self.url: str | None = resolved if isinstance(resolved, str) else None
+        #: The DuckDB file of the metadata (None on PostgreSQL).
+        self.path: Path | None = None if isinstance(resolved, str) else resolved
+
+    @property
+    def location(self) -> str:
+        """What this store was built from, as a client passes it again (``--db``): the file path or the URL."""
+        return self.url if self.url is not None else str(self.path)
+
+    @property
+    def display(self) -> str:
+        """The location for messages (a URL without its password)."""
+        return redact_url(self.url) if self.url is not None else str(self.path)
+
+    @property
+    def backend(self) -> str:
+        """``duckdb`` or ``postgres``: where the metadata lives."""
+        return "duckdb" if self.url is None else "postgres"
 
     @property
     def artifacts(self) -> Path:
-        """The folder of model artifacts and job logs (``<name>_artifacts`` beside the database file)."""
+        """The folder of model artifacts and job logs (``<name>_artifacts`` beside a DuckDB file;
+        ``$MLOPS_ARTIFACTS_DIR`` or a folder per database under the user's data folder on PostgreSQL)."""
         from mlops_core.config import artifacts_dir
 
-        return artifacts_dir(self.path)
+        return artifacts_dir(self.location)
 
     @property
     def logs(self) -> Path:
-        """The folder of the Parquet prediction logs and labels (``<name>_logs`` beside the database file)."""
+        """The folder of the Parquet prediction logs and labels (``<name>_logs`` beside a DuckDB file;
+        ``$MLOPS_LOG_DIR`` overrides it, see ``config.logs_dir``)."""
         from mlops_core.config import logs_dir
 
-        return logs_dir(self.path)
+        return logs_dir(self.location)
 
     def exists(self) -> bool:
+        """Whether the metadata exists (the file; on PostgreSQL the schema the migrations make)."""
+        if self.url is not None:
+            from mlops_core.store import postgres
+
+            return postgres.exists(self.url)
         return self.path.exists()
 
     def connect(self, *, create: bool = False, write: bool = False):
         """A short read visit (context manager yielding a connection); ``write`` for a visit that writes,
         ``create`` to make a missing database."""
-        return connect(self.path, create=create, write=write)
+        if self.url is not None:
+            from mlops_core.store import postgres
+
+            return postgres.connect(self.url, create=create, write=write, artifacts=self.artifacts, logs=self.logs)
+        return _connect_file(self.path, create=create, write=write)
 
     @contextmanager
     def transaction(self, *, create: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short write visit whose statements commit together (or roll back on any exception)."""
-        with connect(self.path, create=create, write=True) as con, transaction(con):
+        with self.connect(create=create, write=True) as con, transaction(con):
             yield con
 
     def engine(self):
@@ -451,7 +518,7 @@ class Store:
 
     def forget(self) -> None:
         """Forget that this database was migrated in this process (after it was deleted or replaced)."""
-        forget_database(self.path)
+        forget_database(self.location)
 
     @contextmanager
     def kept_open(self) -> Iterator[None]:
@@ -459,28 +526,40 @@ class Store:
 
         Every visit inside the block then skips attaching the file and checkpointing it on the
         way out, which adds up over hundreds of short operations in a row. The file is held for
-        writing, so other processes wait for it meanwhile.
+        writing, so other processes wait for it meanwhile. On PostgreSQL visits are cheap already
+        (pooled connections): the block only creates the schema when missing and holds nothing.
         """
-        with connect(self.path, create=True):
+        if self.url is not None:
+            with self.connect(create=True):
+                pass
+            yield
+            return
+        with _connect_file(self.path, create=True):
             yield
 
     def destroy(self) -> None:
-        """Delete the database file, its write-ahead log and lock file, the prediction logs and the artifacts folder.
+        """Delete the metadata (the database file, its write-ahead log and lock file; on PostgreSQL the tables and
+        sequences the migrations made, nothing else of the database), the prediction logs and the artifacts folder.
 
-        Raises ConflictError while a visit of this process still has the file open.
+        Raises ConflictError while a visit of this process still has the database open for writing.
         """
         from mlops_core.errors import ConflictError
 
-        with _files_lock:
-            att = _files.get(os.path.realpath(self.path))
-        if att is not None and att.mode is not None:
-            raise ConflictError(f"Database {self.path} is still open in this process; close it before deleting it.",
-                                path=str(self.path))
-        for p in (self.path, Path(str(self.path) + ".wal"), Path(str(self.path) + ".lock")):
-            p.unlink(missing_ok=True)
+        if self.url is not None:
+            from mlops_core.store import postgres
+
+            postgres.drop_schema(self.url)
+        else:
+            with _files_lock:
+                att = _files.get(os.path.realpath(self.path))
+            if att is not None and att.mode is not None:
+                raise ConflictError(f"Database {self.path} is still open in this process; close it before deleting "
+                                    "it.", path=str(self.path))
+            for p in (self.path, Path(str(self.path) + ".wal"), Path(str(self.path) + ".lock")):
+                p.unlink(missing_ok=True)
         shutil.rmtree(self.artifacts, ignore_errors=True)
         shutil.rmtree(self.logs, ignore_errors=True)
         self.forget()
 
     def __repr__(self) -> str:
-        return f"Store({str(self.path)!r})"
+        return f"Store({self.display!r})"

@@ -75,8 +75,8 @@ def _entity(row) -> EntityDef:
 def list_entities(con: duckdb.DuckDBPyConnection) -> list[EntityDef]:
     """The newest version of every entity, by name."""
     return [_entity(r) for r in con.execute(
-        f"SELECT {_ENTITY_COLS} FROM feature_entities QUALIFY version = max(version) OVER (PARTITION BY name) "
-        "ORDER BY name").fetchall()]
+        f"SELECT {_ENTITY_COLS} FROM feature_entities WHERE (name, version) IN "
+        f"(SELECT name, max(version) FROM feature_entities GROUP BY name) ORDER BY name").fetchall()]
 
 
 def get_entity(con: duckdb.DuckDBPyConnection, name: str, version: int | None = None) -> EntityDef:
@@ -114,8 +114,8 @@ def _view(row) -> FeatureViewDef:
 def list_views(con: duckdb.DuckDBPyConnection) -> list[FeatureViewDef]:
     """The newest version of every feature view, by name."""
     return [_view(r) for r in con.execute(
-        f"SELECT {_VIEW_COLS} FROM feature_views QUALIFY version = max(version) OVER (PARTITION BY name) "
-        "ORDER BY name").fetchall()]
+        f"SELECT {_VIEW_COLS} FROM feature_views WHERE (name, version) IN "
+        f"(SELECT name, max(version) FROM feature_views GROUP BY name) ORDER BY name").fetchall()]
 
 
 def view_versions(con: duckdb.DuckDBPyConnection, name: str) -> list[FeatureViewDef]:

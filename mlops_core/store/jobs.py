@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from mlops_core.config import artifacts_dir
 from mlops_core.clock import utcnow
+from mlops_core.config import artifacts_dir
+from mlops_core.store.connection import artifacts_folder, location_of
 from mlops_core.store.runs import RunInfo, find_runs, get_run, insert_audit, update_run
 
 if TYPE_CHECKING:  # frames come from DuckDB's .df(); pandas loads when one is asked for
@@ -173,12 +174,7 @@ def any_dead(con: duckdb.DuckDBPyConnection) -> bool:
 
 def _worker_of(con: duckdb.DuckDBPyConnection, runs: list[RunInfo]) -> bool | None:
     """Whether the database's worker runs, asked only when an unclaimed job needs the answer."""
-    return worker_alive(database_path(con)) if any(is_unclaimed(r) for r in runs) else None
-
-
-def database_path(con: duckdb.DuckDBPyConnection) -> str | None:
-    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
-    return row[0] if row and row[0] else None
+    return worker_alive(location_of(con)) if any(is_unclaimed(r) for r in runs) else None
 
 
 def _referenced_artifacts(con: duckdb.DuckDBPyConnection, model: str) -> set[str]:
@@ -191,10 +187,10 @@ def remove_orphan_artifacts(con: duckdb.DuckDBPyConnection, model: str, since: d
     Only call when no job of the model is alive: a live job may be between writing its
     artifact and registering it. Returns the relative paths removed.
     """
-    path = database_path(con)
-    if not path:
+    root = artifacts_folder(con)
+    if root is None:
         return []
-    folder = artifacts_dir(path) / model
+    folder = root / model
     if not folder.is_dir():
         return []
     keep = _referenced_artifacts(con, model)
