@@ -10,7 +10,7 @@ PORT   ?= 8501
 # hosts (HOST=0.0.0.0) exposes the login to the network: put it behind TLS first (docs/security.md).
 HOST   ?= 127.0.0.1
 
-.PHONY: run test lint demo screenshots bench soak clean
+.PHONY: run test lint demo demo-cluster screenshots bench soak clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ run: $(VENV)/.installed
 	$(PY) -m mlops_core users bootstrap --db "$(DB)"
 	MLOPS_DB="$(DB)" $(VENV)/bin/streamlit run dashboard.py --server.address $(HOST) --server.port $(PORT) \
 		--server.headless true
+
+# The demo with its metadata on a local PostgreSQL cluster and its log as Parquet files, in .demo-cluster/ (kept
+# between starts); needs Debian's postgresql package. Serves the dashboard from it until Ctrl-C.
+demo-cluster: $(VENV)/.installed
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-postgres.txt
+	$(PY) tools/demo_cluster.py .demo-cluster --host $(HOST) --port $(PORT)
 
 demo: $(VENV)/.installed
 	$(PY) -m mlops_core demo --db "$(DB)" --force
