@@ -18,6 +18,13 @@ from typing import Any
 #: Pseudo-features summarised into every training reference, for prediction, score and target drift.
 PREDICTION, SCORE, TARGET = "__prediction__", "__score__", "__target__"
 PSEUDO_FEATURES = (PREDICTION, SCORE, TARGET)
+#: How the pseudo-features read on a page or in a message.
+PSEUDO_FEATURE_LABELS = {PREDICTION: "prediction", SCORE: "score", TARGET: "target (labels)"}
+
+
+def feature_label(name: str) -> str:
+    """A feature's name as people read it: the pseudo-features in words, every other name as it is."""
+    return PSEUDO_FEATURE_LABELS.get(name, name)
 
 
 # --- models and versions ----------------------------------------------------------------------
@@ -225,6 +232,43 @@ class RunAnomaly:
     message: str
     alert_id: int | None = None
     detected_at: datetime | None = None
+
+
+# --- incident notifications -----------------------------------------------------------------
+
+
+@dataclass
+class Webhook:
+    """Where incidents are posted (Slack-compatible JSON): of one model (``model``) or of all (None)."""
+
+    id: int
+    model: str | None
+    url: str
+    min_severity: str
+    enabled: bool
+    created_at: datetime
+    created_by: str
+
+
+@dataclass
+class WebhookDelivery:
+    """One incident to post to one webhook, and the incident as it is now."""
+
+    id: int
+    webhook_id: int
+    url: str
+    event: str  # new | reopened | test
+    attempts: int
+    alert_id: int
+    model: str
+    severity: str
+    title: str
+    message: str
+    current_text: str | None
+    status: str  # the incident's status
+    first_seen: datetime | None
+    last_seen: datetime | None
+    windows: int | None
 
 
 # --- reference distributions ------------------------------------------------------------------

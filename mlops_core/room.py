@@ -31,12 +31,12 @@ from mlops_core import accounts
 from mlops_core.access import Identity
 from mlops_core.data import ingest as ingestmod
 from mlops_core.entities import (CalibrationRecord, ModelInfo, Promotion, RunAnomaly, RunInfo, UserInfo, VersionInfo,
-                                 dumps)
+                                 Webhook, WebhookDelivery, dumps)
 from mlops_core.errors import AuthenticationError, InvalidInputError
 from mlops_core.lifecycle import abtest, automation, jobs, policies, registry, retrain
 from mlops_core.lifecycle.artifacts import load_estimator_file
-from mlops_core.monitoring import (alerts, drift, estimated_performance, estimation, performance, run_checks,
-                                   validation)
+from mlops_core.monitoring import (alerts, drift, estimated_performance, estimation, incidents, performance,
+                                   run_checks, validation, webhooks, windows)
 from mlops_core.monitoring.performance import Summary
 from mlops_core.store import Store, logs, utcnow
 from mlops_core.store import backup as backupmod
@@ -44,6 +44,7 @@ from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
 from mlops_core.store import run_anomalies as anomstore
 from mlops_core.store import runs as runstore
+from mlops_core.store import webhooks as wstore
 from mlops_core.store.logs import LogView
 from mlops_core.times import parse_time
 
@@ -279,16 +280,83 @@ class ControlRoom:
                 mstore.get_model(con, model)
             return runstore.audit_frame(con, model)
 
-    def alerts(self, *, open_only: bool = False) -> pd.DataFrame:
-        """Alerts of every model, newest first."""
+    def alerts(self, *, open_only: bool = False, statuses: Sequence[str] | None = None) -> pd.DataFrame:
+        """Incidents of every model, the most recently seen first (see ``monitoring.incidents``): ``open_only`` those
+        that need someone (open, not snoozed), ``statuses`` only these (open, acknowledged, resolved)."""
         with self.store.connect() as con:
-            return alerts.list_alerts(con, None, open_only=open_only)
+            return incidents.list_incidents(con, None, open_only=open_only,
+                                            statuses=tuple(statuses) if statuses else None)
 
     def acknowledge(self, alert_id: int) -> bool:
-        """Acknowledge an alert (audited); False when it already was. Needs the operator role."""
+        """Acknowledge an open incident (audited); False when it was not open. Needs the operator role."""
         self.identity.require("operator", "acknowledge alerts")
         with self.store.connect(write=True) as con:
-            return alerts.acknowledge(con, int(alert_id), actor=self.identity.name)
+            return incidents.acknowledge(con, int(alert_id), actor=self.identity.name)
+
+    def resolve(self, alert_id: int) -> bool:
+        """Resolve an incident (audited; a later window in which it fires reopens it); False when it already was.
+        Needs the operator role."""
+        self.identity.require("operator", "resolve alerts")
+        with self.store.connect(write=True) as con:
+            return incidents.resolve(con, int(alert_id), actor=self.identity.name)
+
+    def snooze(self, alert_id: int, hours: float) -> datetime:
+        """Hide an incident from the open list and notifications for ``hours`` (audited); return until when.
+        Needs the operator role."""
+        self.identity.require("operator", "snooze alerts")
+        with self.store.connect(write=True) as con:
+            return incidents.snooze(con, int(alert_id), hours, actor=self.identity.name)
+
+    # --- webhooks ---------------------------------------------------------------------------
+
+    def webhooks(self, model: str | None = None) -> list[Webhook]:
+        """The webhooks (of one model: its own and those of every model). Needs the operator role (addresses of
+        chat webhooks are secrets)."""
+        self.identity.require("operator", "list webhooks")
+        with self.store.connect() as con:
+            return wstore.find(con, model)
+
+    def add_webhook(self, url: str, *, model: str | None = None, min_severity: str = "warning") -> Webhook:
+        """Post new and reopened incidents (of ``model``, or of every model) from ``min_severity`` up to ``url``
+        as Slack-compatible JSON (see ``monitoring.webhooks``). Needs the admin role."""
+        self.identity.require("admin", "add webhooks")
+        with self.store.transaction() as con:
+            if model is not None:
+                mstore.get_model(con, model)
+            return webhooks.add(con, model=model, url=url, min_severity=min_severity, actor=self.identity.name)
+
+    def remove_webhook(self, webhook_id: int) -> Webhook:
+        """Delete a webhook (its queued deliveries with it). Needs the admin role."""
+        self.identity.require("admin", "remove webhooks")
+        with self.store.transaction() as con:
+            return wstore.remove(con, int(webhook_id))
+
+    def deliver_webhooks(self, *, retry_failed: bool = False) -> list[webhooks.DeliveryOutcome]:
+        """Send the queued incident deliveries now (and, with ``retry_failed``, the failed ones again); return the
+        outcomes. Needs the operator role."""
+        self.identity.require("operator", "deliver webhooks")
+        return webhooks.deliver_pending(self.store, retry_failed=retry_failed)
+
+    def test_webhook(self, webhook_id: int) -> webhooks.DeliveryOutcome:
+        """Post a test message to a webhook (nothing stored); return the outcome. Needs the admin role."""
+        self.identity.require("admin", "test webhooks")
+        with self.store.connect() as con:
+            hook = wstore.get(con, int(webhook_id))
+        now = utcnow()
+        return webhooks.send(WebhookDelivery(
+            id=0, webhook_id=hook.id, url=hook.url, event="test", attempts=0, alert_id=0, model=hook.model or "*",
+            severity="info", title="Test message from the MLOps control room",
+            message="Incidents will arrive here like this one.", current_text=None, status="open", first_seen=now,
+            last_seen=now, windows=1))
+
+    def webhook_deliveries(self, model: str | None = None) -> pd.DataFrame:
+        """Recent deliveries of incidents to webhooks, newest first (status delivered, failed or pending, attempts,
+        HTTP status, error); addresses shortened to their host."""
+        with self.store.connect() as con:
+            df = wstore.deliveries_frame(con, model)
+        if len(df):
+            df["url"] = df["url"].map(lambda u: webhooks.shown_url(u) if isinstance(u, str) else None)
+        return df
 
     def delete_alert_rule(self, rule_id: int) -> None:
         """Delete an alert rule. Needs the operator role."""
@@ -458,10 +526,15 @@ class Model:
 
     def performance(self, *, window: str = "day", start: Time = None, end: Time = None, versions: Versions = None,
                     auc: bool = True) -> pd.DataFrame:
-        """Metrics per window and version (see ``monitoring.performance.over_time``)."""
+        """Metrics per window and version with their intervals (see ``monitoring.performance.over_time``), and
+        ``partial``: whether the log has not reached the window's end yet (``monitoring.windows``)."""
         first, last = parse_time(start), parse_time(end, end=True)
-        with self._log(first, last) as (con, log):
-            return performance.over_time(con, log, window=window, start=first, end=last, versions=versions, auc=auc)
+        with self._store.connect() as con:
+            view = logs.view(con, self._store.logs, self.info, first, last)
+            as_of = logs.facts(con, self.name).last_ts
+        with self._store.engine() as con:
+            out = performance.over_time(con, view, window=window, start=first, end=last, versions=versions, auc=auc)
+        return windows.mark_partial(out, window, as_of)
 
     def estimate_performance(self, *, window: str = "day", start: Time = None, end: Time = None,
                              version: int | Sequence[int] | None = None,
@@ -550,12 +623,16 @@ class Model:
 
     def drift_stored(self, *, window: str = "day", start: Time = None, end: Time = None,
                      compute_missing: bool = True) -> pd.DataFrame:
-        return drift.stored(self._store, self.info, window=window, start=parse_time(start),
-                            end=parse_time(end, end=True), compute_missing=compute_missing)
+        """The stored drift series (see ``monitoring.drift.stored``) with ``partial`` (``monitoring.windows``)."""
+        df = drift.stored(self._store, self.info, window=window, start=parse_time(start),
+                          end=parse_time(end, end=True), compute_missing=compute_missing)
+        return windows.mark_partial(df, window, self.last_prediction()) if len(df) else df.assign(partial=False)
 
     def drift_share(self, *, window: str = "day", start: Time = None, end: Time = None) -> pd.DataFrame:
-        return drift.share_over_time(self._store, self.info, window=window, start=parse_time(start),
-                                     end=parse_time(end, end=True))
+        """Share of drifted features per window (``monitoring.drift.share``) with ``partial``."""
+        df = drift.share_over_time(self._store, self.info, window=window, start=parse_time(start),
+                                   end=parse_time(end, end=True))
+        return windows.mark_partial(df, window, self.last_prediction()) if len(df) else df.assign(partial=False)
 
     def drift_distribution(self, feature: str, *, start: Time = None, end: Time = None) -> pd.DataFrame:
         return drift.distribution(self._store, self.info, feature, start=parse_time(start),
@@ -594,9 +671,11 @@ class Model:
         return alerts.run_monitoring(self._store, self.info, now=parse_time(now), window=window, lookback=lookback,
                                      trigger=trigger, actor=self._actor)
 
-    def alerts(self, *, open_only: bool = False) -> pd.DataFrame:
+    def alerts(self, *, open_only: bool = False, statuses: Sequence[str] | None = None) -> pd.DataFrame:
+        """The model's incidents, the most recently seen first (see ``ControlRoom.alerts``)."""
         with self._store.connect() as con:
-            return alerts.list_alerts(con, self.name, open_only=open_only)
+            return incidents.list_incidents(con, self.name, open_only=open_only,
+                                            statuses=tuple(statuses) if statuses else None)
 
     def alert_rules(self) -> pd.DataFrame:
         with self._store.connect() as con:

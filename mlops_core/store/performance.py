@@ -74,7 +74,8 @@ def binary_sums(con, log: LogView, window: str, start=None, end=None, versions=N
 
     Columns: window_start, version, n, n_labelled, correct, tp, pred_pos (labelled rows predicted
     positive), act_pos (labelled rows that are positive), pred_pos_all (all rows predicted
-    positive), n_scored, log_loss_sum (as in ``classification_counts``).
+    positive), n_scored, log_loss_sum (as in ``classification_counts``), log_loss_sq_sum (the sum of the squared
+    per-row losses, for the interval of their mean).
     """
     check_window(window)
     rel, params = (source, []) if source else _joined(log, window, start, end, versions)
@@ -88,7 +89,9 @@ def binary_sums(con, log: LogView, window: str, start=None, end=None, versions=N
                sum(CASE WHEN p = $pos THEN 1 ELSE 0 END) AS pred_pos_all,
                count(CASE WHEN y IS NOT NULL THEN s END) AS n_scored,
                sum(CASE WHEN y IS NULL OR s IS NULL THEN NULL WHEN y = $pos THEN -ln({clip}) ELSE -ln(1 - {clip}) END)
-                   AS log_loss_sum
+                   AS log_loss_sum,
+               sum(CASE WHEN y IS NULL OR s IS NULL THEN NULL WHEN y = $pos THEN ln({clip}) * ln({clip})
+                        ELSE ln(1 - {clip}) * ln(1 - {clip}) END) AS log_loss_sq_sum
         FROM {rel} j GROUP BY 1, 2
     """
     n_pos = sql.count("$pos")
@@ -139,7 +142,8 @@ def regression_sums(con, log: LogView, window: str, start=None, end=None, versio
     """Sums per (window, version) from which MAE, RMSE, R², MAPE and their intervals follow.
 
     Columns: window_start, version, n, n_labelled, sum_abs, sum_sq, var_sq (sample variance of the
-    squared errors), var_abs, var_label (population variance of the labels), mape_sum, mape_n.
+    squared errors), var_abs, var_label (population variance of the labels), mape_sum, mape_n, var_ape (sample
+    variance of the absolute percentage errors).
     """
     check_window(window)
     rng, p1 = _range_sql(start, end)
@@ -155,7 +159,8 @@ def regression_sums(con, log: LogView, window: str, start=None, end=None, versio
         SELECT w AS window_start, v AS version, count(*) AS n, count(e) AS n_labelled,
                sum(abs(e)) AS sum_abs, sum(e * e) AS sum_sq, var_samp(e * e) AS var_sq, var_samp(abs(e)) AS var_abs,
                var_pop(y) AS var_label,
-               sum(CASE WHEN y <> 0 THEN abs(e) / abs(y) END) AS mape_sum, count(CASE WHEN y <> 0 THEN e END) AS mape_n
+               sum(CASE WHEN y <> 0 THEN abs(e) / abs(y) END) AS mape_sum, count(CASE WHEN y <> 0 THEN e END) AS mape_n,
+               var_samp(CASE WHEN y <> 0 THEN abs(e) / abs(y) END) AS var_ape
         FROM j GROUP BY 1, 2
     """
     return con.execute(sql, [*p1, *p2]).df()
