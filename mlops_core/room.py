@@ -37,6 +37,7 @@ from mlops_core.lifecycle import abtest, automation, jobs, policies, registry, r
 from mlops_core.lifecycle.artifacts import load_estimator_file
 from mlops_core.monitoring import (alerts, drift, estimated_performance, estimation, incidents, performance,
                                    run_checks, validation, webhooks, windows)
+from mlops_core.monitoring import verdict as verdictmod
 from mlops_core.monitoring.performance import Summary
 from mlops_core.store import Store, logs, utcnow
 from mlops_core.store import backup as backupmod
@@ -597,6 +598,30 @@ class Model:
         at = parse_time(now) or utcnow()
         with self._log(*performance.summary_window(days, at)) as (con, log):
             return performance.summary(con, log, days=days, now=at)
+
+    def verdict(self, *, as_of: Time = None) -> verdictmod.Verdict:
+        """Healthy, watch or act, the reasons that decide it and the next step (see ``monitoring.verdict``), now
+        (the newest logged prediction) or as the log was at ``as_of``."""
+        at = parse_time(as_of)
+        with self._store.connect() as con:
+            history = mstore.deployment_history(con, self.name, "production")
+            versions = mstore.list_versions(con, self.name)
+        when = at or utcnow()
+        held = history[(history["started_at"] <= when) & (history["ended_at"].isna() | (history["ended_at"] > when))] \
+            if len(history) else history
+        prod = int(held["version"].iloc[-1]) if len(held) else None
+        since = held["started_at"].iloc[-1].to_pydatetime() if len(held) else None
+        before = registry.production_stack(history[history["started_at"] <= when]) if len(history) else []
+        by_number = {v.version: v for v in versions}
+        passing = [v.version for v in versions
+                   if prod is not None and v.version > prod and v.status == "candidate"
+                   and (v.gate or {}).get("passed") and (v.created_at is None or v.created_at <= when)]
+        situation = verdictmod.Situation(
+            production_version=prod, holdout=dict(by_number[prod].holdout_metrics or {}) if prod in by_number else {},
+            production_since=since, passing_candidate=max(passing) if passing else None,
+            rollback_target=before[-2] if len(before) >= 2 else None,
+            retrain_running=at is None and jobs.active_run(self._store, self.name) is not None)
+        return verdictmod.evaluate(self._store, self.info, situation, as_of=at)
 
     def last_prediction(self) -> datetime | None:
         """The newest prediction time inside the accepted time range (what default date ranges end at)."""

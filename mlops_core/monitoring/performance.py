@@ -284,6 +284,17 @@ def over_time(con: duckdb.DuckDBPyConnection, log: LogView, *, window: str = "da
     (window).
     """
     check_window(window)
+    return _metrics_frame(con, log, window, start, end, versions, auc)
+
+
+def pooled(con: duckdb.DuckDBPyConnection, log: LogView, *, start: datetime, end: datetime, versions=None,
+           auc: bool = False) -> pd.DataFrame:
+    """The metrics of [start, end) taken as one window, one row per version (``window_start`` = start), with the
+    columns and intervals of ``over_time``: a period's figure from all its labelled predictions at once."""
+    return _metrics_frame(con, log, perfstore.PERIOD, start, end, versions, auc)
+
+
+def _metrics_frame(con, log: LogView, window: str, start, end, versions, auc: bool) -> pd.DataFrame:
     info = log.info
     if info.task == "classification":
         if info.positive_class is not None:
@@ -374,5 +385,5 @@ def summary(con: duckdb.DuckDBPyConnection, log: LogView, *, days: int = 7, now:
 
 
 __all__ = ["over_time", "confusion", "residuals", "summary", "Summary", "wilson_interval", "jaccard_f1_interval",
-           "hanley_mcneil_interval", "mean_interval", "MIN_LABELLED_ROWS",
+           "hanley_mcneil_interval", "mean_interval", "MIN_LABELLED_ROWS", "pooled",
            "CLASSIFICATION_METRICS", "REGRESSION_METRICS"]

@@ -15,6 +15,25 @@ from mlops_core.store.models import quote_ident
 
 #: sklearn.metrics.log_loss clips probabilities to [eps, 1 - eps] with eps = float64 machine epsilon.
 LOG_LOSS_EPS = float(np.finfo(np.float64).eps)
+#: A "window" that is the whole of [start, end): one group per version, its window_start = start.
+PERIOD = "period"
+
+
+def _check(window: str, start) -> str:
+    """The window, checked; ``PERIOD`` needs a start."""
+    if window == PERIOD:
+        if start is None:
+            raise ValueError("a period needs a start")
+        return window
+    return check_window(window)
+
+
+def _bucket(window: str, start, column: str = "l.ts") -> str:
+    """The SQL of a row's window start: ``date_trunc`` of its time, or the period's start (a literal built from a
+    datetime, never from text a user typed)."""
+    if window == PERIOD:
+        return f"TIMESTAMP '{pd.Timestamp(start).strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+    return f"date_trunc('{window}', {column})"
 
 
 def _range_sql(start, end, col: str = "l.ts") -> tuple[str, list]:
@@ -29,7 +48,7 @@ def _joined(log: LogView, window: str, start, end, versions) -> tuple[str, list]
     """The log left-joined to its labels: w (window start), v (version), p (prediction), y (label), s (score)."""
     rng, p1 = _range_sql(start, end)
     ver, p2 = _versions_sql(versions)
-    return (f"(SELECT date_trunc('{window}', l.ts) AS w, l.version AS v, l.prediction AS p, lb.label AS y, "
+    return (f"(SELECT {_bucket(window, start)} AS w, l.version AS v, l.prediction AS p, lb.label AS y, "
             f"l.score AS s FROM {log.predictions} l "
             f"LEFT JOIN {log.labels} lb ON l.request_id = lb.request_id WHERE 1 = 1 {rng} {ver})",
             [*p1, *p2])
@@ -37,7 +56,7 @@ def _joined(log: LogView, window: str, start, end, versions) -> tuple[str, list]
 
 def materialise_joined(con, log: LogView, window: str, start=None, end=None, versions=None) -> str:
     """Join the log to its labels once into a temporary table (for several aggregations); return its name."""
-    check_window(window)
+    _check(window, start)
     rel, params = _joined(log, window, start, end, versions)
     con.execute(f"CREATE OR REPLACE TEMP TABLE _joined_log AS SELECT * FROM {rel}", params)
     return "_joined_log"
@@ -51,7 +70,7 @@ def classification_counts(con, log: LogView, window: str, start=None, end=None, 
     labelled rows of -ln p(true class) with p clipped like sklearn; binary models only).
     ``source``: a table made by ``materialise_joined`` (else the join runs inside this query).
     """
-    check_window(window)
+    _check(window, start)
     rel, params = (source, []) if source else _joined(log, window, start, end, versions)
     pos = log.info.positive_class
     if pos is not None:
@@ -77,7 +96,7 @@ def binary_sums(con, log: LogView, window: str, start=None, end=None, versions=N
     positive), n_scored, log_loss_sum (as in ``classification_counts``), log_loss_sq_sum (the sum of the squared
     per-row losses, for the interval of their mean).
     """
-    check_window(window)
+    _check(window, start)
     rel, params = (source, []) if source else _joined(log, window, start, end, versions)
     clip = f"greatest(least(s, {1 - LOG_LOSS_EPS!r}), {LOG_LOSS_EPS!r})"
     sql = f"""
@@ -109,7 +128,7 @@ def auc_by_window(con, log: LogView, window: str, start=None, end=None, versions
     of rows costs twice the sort). Columns: window_start, version, roc_auc, n_pos, n_neg
     (roc_auc NaN when one class is absent).
     """
-    check_window(window)
+    _check(window, start)
     rel, params = (source, []) if source else _joined(log, window, start, end, versions)
     sql = f"""
         SELECT epoch_us(w) AS w, v, sum(CASE WHEN y = ? THEN 1 ELSE 0 END) AS pos,
@@ -145,12 +164,12 @@ def regression_sums(con, log: LogView, window: str, start=None, end=None, versio
     squared errors), var_abs, var_label (population variance of the labels), mape_sum, mape_n, var_ape (sample
     variance of the absolute percentage errors).
     """
-    check_window(window)
+    _check(window, start)
     rng, p1 = _range_sql(start, end)
     ver, p2 = _versions_sql(versions)
     sql = f"""
         WITH j AS (
-            SELECT date_trunc('{window}', l.ts) AS w, l.version AS v,
+            SELECT {_bucket(window, start)} AS w, l.version AS v,
                    l.prediction - lb.label AS e, CASE WHEN l.prediction IS NOT NULL THEN lb.label END AS y
             FROM {log.predictions} l
             LEFT JOIN {log.labels} lb ON l.request_id = lb.request_id
