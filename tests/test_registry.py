@@ -53,7 +53,7 @@ def test_promote_refusals_leave_everything_as_it_was(three_versions):
         ControlRoom(db, identity=Identity("a", 'admin')).model("nope").promote(1)
     with connect(db, write=True, create=True) as con:
         mstore.set_version_status(con, MODEL, 3, "rejected")
-    with pytest.raises(ConflictError, match="Promote it anyway with --force"):
+    with pytest.raises(ConflictError, match="`--force` on the command line, `force=True` in Python"):
         ControlRoom(db, identity=Identity("a", 'admin')).model(MODEL).promote(3)
     assert len(ControlRoom(db).audit(MODEL)) == n_audit
     assert statuses(db)[1] == "production"

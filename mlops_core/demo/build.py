@@ -543,6 +543,7 @@ def _register(db: Path, sim: _SimClock, tl: _Timeline, seed: int, summary: DemoS
             reg = registry.register_model(Store(db), name, task, target, path, artifact=load_estimator_file(artifact),
                                           actor="maria.schmidt",
                                           seed=seed, description=description, at=at,
+                                          unit="minutes" if name == DELIVERY else None,
                                           train_start=at - timedelta(days=180), train_end=at - timedelta(days=1))
         finally:
             if artifact is not None:

@@ -224,6 +224,13 @@ def _fmt(v) -> str:
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}"
 
 
+def _val(v) -> str:
+    """A metric's value as people compare them: three decimals (one from 100 up)."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.3f}"
+
+
 def _rule_params(rule) -> dict:
     p = rule.get("params")
     if isinstance(p, str) and p:
@@ -262,15 +269,15 @@ def _metric_alerts(rule: dict, perf_df: pd.DataFrame, finished: set, window: str
         bound = (hi if below else lo) if (use_ci and has_ci) else value
         if (below and bound < rule["threshold"]) or (not below and bound > rule["threshold"]):
             word = "below" if below else "above"
-            ci = f" (95% CI {_fmt(lo)}–{_fmt(hi)})" if has_ci else ""
+            ci = f" (95% CI {_val(lo)}–{_val(hi)})" if has_ci else ""
             units = f" {unit}" if unit else ""
             ws = pd.Timestamp(row["window_start"]).to_pydatetime()
             out.append(_Hit(
                 occurred=ws, subject=f"{metric} v{row['version']}",
-                message=(f"{name} {_fmt(value)}{units}{ci} of v{row['version']} is {word} {_fmt(rule['threshold'])}"
+                message=(f"{name} {_val(value)}{units}{ci} of v{row['version']} is {word} {_fmt(rule['threshold'])}"
                          f"{units} in the {window} from {ws:%Y-%m-%d %H:%M} UTC ({row['n_labelled']} labelled "
                          "predictions)."),
-                value=float(value), value_text=f"{_fmt(value)}{units}{ci}",
+                value=float(value), value_text=f"{_val(value)}{units}{ci}",
                 details={"metric": metric, "value": value, "ci_low": lo, "ci_high": hi,
                          "version": int(row["version"]), "n_labelled": int(row["n_labelled"])}))
     return out
@@ -305,7 +312,7 @@ def _drift_alerts(rule: dict, drift_df: pd.DataFrame, share: pd.DataFrame, finis
         hits = hits[~hits["feature"].isin(PSEUDO_FEATURES)]
     for (ws, feature), part in hits.groupby(["window_start", "feature"], sort=True):
         ws = pd.Timestamp(ws).to_pydatetime()
-        desc = ", ".join(f"{_method_label(p.method)} {_fmt(p.statistic)} (threshold {_fmt(p.threshold)})"
+        desc = ", ".join(f"{_method_label(p.method)} {_val(p.statistic)} (threshold {_fmt(p.threshold)})"
                          for p in part.itertuples())
         what = {"__prediction__": "Prediction drift", "__score__": "Score drift", "__target__": "Target drift"}.get(
             feature, f"Drift in {feature_label(feature)}")
