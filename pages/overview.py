@@ -72,8 +72,8 @@ for model in ctx.models:
         prod = data.production(ctx.db, model)
         top = st.columns([3, 2])
         top[0].subheader(model)
-        unit = f" in {info.unit}" if info.unit else ""
-        top[0].caption(f"{info.task} · target `{widgets.md(info.target)}`{widgets.md(unit)} · "
+        unit = f" in {widgets.md(info.unit)}" if info.unit else ""
+        top[0].caption(f"{info.task} · target `{widgets.md(info.target)}`{unit} · "
                        f"{len(info.features)} features · " + (f"production v{prod}" if prod is not None
                                                               else "no production version"))
         verdict = None
