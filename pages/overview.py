@@ -73,7 +73,7 @@ for model in ctx.models:
         top = st.columns([3, 2])
         top[0].subheader(model)
         unit = f" in {widgets.md(info.unit)}" if info.unit else ""
-        top[0].caption(f"{info.task} · target `{widgets.md(info.target)}`{unit} · "
+        top[0].caption(f"{info.task} · target `{info.target.replace('`', '')}`{unit} · "
                        f"{len(info.features)} features · " + (f"production v{prod}" if prod is not None
                                                               else "no production version"))
         verdict = None

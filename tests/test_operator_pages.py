@@ -232,7 +232,7 @@ def test_no_page_shows_machine_names_empty_values_or_raw_json(demo_db, page):
 def test_auto_refresh_is_opt_in_on_the_monitoring_pages_and_kept_across_pages(demo_db):
     at = open_page()
     box = at.selectbox(key="auto_refresh")
-    assert box.value is None  # off unless chosen
+    assert box.value == 0 and box.format_func(box.value) == "Off"  # off unless chosen
     box.set_value(300).run()
     assert_clean(at)
     at.switch_page("pages/versions.py").run()

@@ -36,6 +36,8 @@ ACTION_COLOURS = {"promote": "#009E73", "rollback": "#D55E00", "retrain": "#0072
 
 #: Marker colour of runs with anomalies (Okabe–Ito vermillion).
 ANOMALY_COLOUR = "#D55E00"
+#: Marker colour of failed runs (a dark red no series uses).
+FAILED_COLOUR = "#B2182B"
 
 
 def colour(i: int) -> str:
@@ -47,7 +49,8 @@ def _base(fig: go.Figure, title: str | None = None, height: int = 360) -> go.Fig
     fig.update_layout(
         title=title, height=height, margin=dict(l=10, r=10, t=50 if title else 20, b=10),
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1), hovermode="x unified",
+        # left-aligned: the chart's toolbar appears at the top right on hover and would cover the legend there
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0), hovermode="x unified",
     )
     return fig
 
@@ -213,7 +216,7 @@ def metric_over_time(frame: pd.DataFrame, metric: str, actions: pd.DataFrame | N
             if band:
                 xs, ys = _segments(part["window_start"], part[band[0]].where(trusted), part[band[1]].where(trusted))
                 if xs:
-                    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=0), fill="toself",
+                    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=0, simplify=False), fill="toself",
                                              fillcolor=_alpha(c, 0.18), hoverinfo="skip", showlegend=False,
                                              legendgroup=name, name=f"{name} 95% interval"), row=1, col=1)
             n_lab = part["n_labelled"] if "n_labelled" in part.columns else pd.Series(np.nan, index=part.index)
@@ -276,9 +279,9 @@ def _add_estimate(fig: go.Figure, est: pd.DataFrame, realized: pd.DataFrame, met
     est = _grid(est, window)
     xs, ys = _segments(est["window_start"], est["band_low"], est["band_high"])
     if xs:
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=0), fill="toself",
-                                 fillcolor=_alpha(c, 0.08), hoverinfo="skip", showlegend=False, legendgroup=name),
-                      row=1, col=1)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=0, simplify=False), fill="toself",
+                                 fillcolor=_alpha(c, 0.08), hoverinfo="skip", showlegend=False, legendgroup=name,
+                                 name=f"{name} estimate band"), row=1, col=1)
     fig.add_trace(go.Scatter(
         x=est["window_start"], y=est["estimate"], mode="lines+markers", name=f"{name} estimated (labels missing)",
         connectgaps=False, line=dict(color=c, width=2, dash="dash"), marker=dict(size=4, symbol="diamond"),
@@ -572,7 +575,7 @@ def run_durations(frame: pd.DataFrame, title: str | None = "Run durations") -> g
     if len(failed):
         fig.add_trace(go.Scatter(
             x=failed[when], y=failed["duration_s"], mode="markers", name="failed run",
-            marker=dict(color=ANOMALY_COLOUR, size=11, symbol="x"), customdata=failed["kind"],
+            marker=dict(color=FAILED_COLOUR, size=11, symbol="x"), customdata=failed["kind"],
             hovertemplate="%{x}<br>%{y:.1f} s · %{customdata} failed<extra>failed</extra>",
         ))
     if "anomalies" in df.columns:

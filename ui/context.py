@@ -49,8 +49,8 @@ def sidebar(db: str, model_names: list[str], *, refresh: bool = False) -> None:
     if state.REFRESH in st.session_state:  # keep the choice while pages without the widget are shown
         st.session_state[state.REFRESH] = st.session_state[state.REFRESH]
     if refresh:
-        if state.REFRESH not in st.session_state:
-            st.session_state[state.REFRESH] = None
+        if st.session_state.get(state.REFRESH) not in state.REFRESH_CHOICES:
+            st.session_state[state.REFRESH] = 0
         st.sidebar.selectbox("Auto-refresh", list(state.REFRESH_CHOICES), key=state.REFRESH,
                              format_func=state.REFRESH_CHOICES.get,
                              help="Redraw this page on an interval, for a screen that stays open (off by default).")
