@@ -119,9 +119,13 @@ def post(url: str, body: dict, *, timeout: float = TIMEOUT_S) -> tuple[bool, int
         return False, None, f"{type(exc).__name__}: {reason}", True
 
 
-def send(delivery: WebhookDelivery, *, attempts: int = ATTEMPTS, backoff: float = BACKOFF_S,
-         timeout: float = TIMEOUT_S) -> DeliveryOutcome:
-    """Post one delivery, retrying with doubling waits; never raises."""
+def send(delivery: WebhookDelivery, *, attempts: int | None = None, backoff: float | None = None,
+         timeout: float | None = None) -> DeliveryOutcome:
+    """Post one delivery, retrying with doubling waits (defaults: ``ATTEMPTS``, ``BACKOFF_S``, ``TIMEOUT_S``);
+    never raises."""
+    attempts = ATTEMPTS if attempts is None else attempts
+    backoff = BACKOFF_S if backoff is None else backoff
+    timeout = TIMEOUT_S if timeout is None else timeout
     body = payload(delivery)
     status, error, tried = None, None, 0
     for i in range(max(1, attempts)):
@@ -138,8 +142,9 @@ def send(delivery: WebhookDelivery, *, attempts: int = ATTEMPTS, backoff: float 
                            error)
 
 
-def deliver_pending(store: Store, *, retry_failed: bool = False, attempts: int = ATTEMPTS, backoff: float = BACKOFF_S,
-                    timeout: float = TIMEOUT_S, budget: float = BUDGET_S) -> list[DeliveryOutcome]:
+def deliver_pending(store: Store, *, retry_failed: bool = False, attempts: int | None = None,
+                    backoff: float | None = None, timeout: float | None = None,
+                    budget: float | None = None) -> list[DeliveryOutcome]:
     """Send the queued deliveries (and the failed ones with ``retry_failed``) and store their outcomes; return
     them. A webhook that failed one delivery gets no more in this call (they stay queued). Never raises for a
     receiver's failure; a database without webhooks costs one short read."""
@@ -149,6 +154,7 @@ def deliver_pending(store: Store, *, retry_failed: bool = False, attempts: int =
         todo = wstore.pending(con, retry_failed=retry_failed)
     out: list[DeliveryOutcome] = []
     broken: set[int] = set()
+    budget = BUDGET_S if budget is None else budget
     t0 = time.monotonic()
     for d in todo:
         if d.webhook_id in broken or time.monotonic() - t0 > budget:
