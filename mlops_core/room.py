@@ -36,7 +36,8 @@ from mlops_core.errors import AuthenticationError, InvalidInputError
 from mlops_core.lifecycle import abtest, automation, jobs, policies, registry, retrain
 from mlops_core.lifecycle.artifacts import load_estimator_file
 from mlops_core.monitoring import (alerts, drift, estimated_performance, estimation, incidents, performance,
-                                   run_checks, validation, webhooks, windows)
+                                   run_checks, validation, windows)
+from mlops_core.monitoring import webhooks as hooks
 from mlops_core.monitoring import verdict as verdictmod
 from mlops_core.monitoring.performance import Summary
 from mlops_core.store import Store, logs, utcnow
@@ -324,7 +325,7 @@ class ControlRoom:
         with self.store.transaction() as con:
             if model is not None:
                 mstore.get_model(con, model)
-            return webhooks.add(con, model=model, url=url, min_severity=min_severity, actor=self.identity.name)
+            return hooks.add(con, model=model, url=url, min_severity=min_severity, actor=self.identity.name)
 
     def remove_webhook(self, webhook_id: int) -> Webhook:
         """Delete a webhook (its queued deliveries with it). Needs the admin role."""
@@ -332,19 +333,19 @@ class ControlRoom:
         with self.store.transaction() as con:
             return wstore.remove(con, int(webhook_id))
 
-    def deliver_webhooks(self, *, retry_failed: bool = False) -> list[webhooks.DeliveryOutcome]:
+    def deliver_webhooks(self, *, retry_failed: bool = False) -> list[hooks.DeliveryOutcome]:
         """Send the queued incident deliveries now (and, with ``retry_failed``, the failed ones again); return the
         outcomes. Needs the operator role."""
         self.identity.require("operator", "deliver webhooks")
-        return webhooks.deliver_pending(self.store, retry_failed=retry_failed)
+        return hooks.deliver_pending(self.store, retry_failed=retry_failed)
 
-    def test_webhook(self, webhook_id: int) -> webhooks.DeliveryOutcome:
+    def test_webhook(self, webhook_id: int) -> hooks.DeliveryOutcome:
         """Post a test message to a webhook (nothing stored); return the outcome. Needs the admin role."""
         self.identity.require("admin", "test webhooks")
         with self.store.connect() as con:
             hook = wstore.get(con, int(webhook_id))
         now = utcnow()
-        return webhooks.send(WebhookDelivery(
+        return hooks.send(WebhookDelivery(
             id=0, webhook_id=hook.id, url=hook.url, event="test", attempts=0, alert_id=0, model=hook.model or "*",
             severity="info", title="Test message from the MLOps control room",
             message="Incidents will arrive here like this one.", current_text=None, status="open", first_seen=now,
@@ -356,7 +357,7 @@ class ControlRoom:
         with self.store.connect() as con:
             df = wstore.deliveries_frame(con, model)
         if len(df):
-            df["url"] = df["url"].map(lambda u: webhooks.shown_url(u) if isinstance(u, str) else None)
+            df["url"] = df["url"].map(lambda u: hooks.shown_url(u) if isinstance(u, str) else None)
         return df
 
     def delete_alert_rule(self, rule_id: int) -> None:

@@ -28,7 +28,7 @@ def optional(col, label: str, value, *, key: str, min_value=0, max_value=None, s
     """A whole-number input with an 'on' checkbox: None when switched off (the value divided by ``scale``).
     (Inside a form nothing reruns before submit, so the input stays enabled and is only used when ticked.)"""
     on = col.checkbox(label, value=value is not None, key=f"{key}_on")
-    shown = int(round((value if value is not None else min_value) * scale))
+    shown = round((value if value is not None else min_value) * scale)
     number = col.number_input(label, value=max(shown, min_value), min_value=min_value, max_value=max_value, step=step,
                               key=key, label_visibility="collapsed", help=help)
     return number / scale if on else None
@@ -62,9 +62,9 @@ with widgets.guard("Policy"):
         every = optional(c3, "Every N days", p.every_days, key="policy_every", min_value=1,
                          help="Retrain on a schedule, counted from the last successful retrain.")
         c1, c2, c3 = st.columns(3)
-        cooldown = c1.number_input("Cool-down (hours)", value=int(round(p.cooldown_hours)), min_value=0, step=1,
+        cooldown = c1.number_input("Cool-down (hours)", value=round(p.cooldown_hours), min_value=0, step=1,
                                    key="policy_cooldown", help="No new automated retrain sooner than this.")
-        window = c2.number_input("Retrain window (days)", value=int(round(p.window_days)), min_value=1, step=1,
+        window = c2.number_input("Retrain window (days)", value=round(p.window_days), min_value=1, step=1,
                                  key="policy_window")
         gate_text = c3.text_input("Gate rules (comma-separated)", value=", ".join(
             widgets.describe_rule(r) for r in (p.gate or [])), key="policy_gate",
@@ -117,7 +117,7 @@ with widgets.guard("Alert rules"), st.expander("Alert rules (when an incident op
             rule=rules["kind"].map(lambda k: RULE_WORDS.get(k, tables.words(k))),
             watches=rules["target"].map(lambda t: tables.words(t) if isinstance(t, str) and t else "the model"),
             limit=[(f"{t:.0%}" if k == "drift_share_above" else tables.number(t)) if pd.notna(t) else tables.MISSING
-                   for k, t in zip(rules["kind"], rules["threshold"])])
+                   for k, t in zip(rules["kind"], rules["threshold"], strict=True)])
         tables.show(shown, [Column("rule", "Rule"), Column("watches", "Watches"), Column("limit", "Threshold"),
                             Column("severity", "Severity"), Column("enabled", "On", "yes_no")])
     else:

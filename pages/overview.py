@@ -56,7 +56,7 @@ def headline(v: Verdict, unit: str | None) -> None:
     cov = f.label_coverage
     cols[3].metric(
         "Labelled so far", "—" if cov is None else f"{cov:.0%}",
-        help=f"Share of those predictions whose label has arrived (labels come days late, some never).",
+        help="Share of those predictions whose label has arrived (labels come days late, some never).",
     )
 
 

@@ -71,10 +71,11 @@ if perf is not None:
         rows = shown.assign(
             trusted=[("window in progress" if p else (f"only {n} labelled" if n < MIN_LABELLED_ROWS else "yes"))
                      for p, n in zip(shown.get("partial", pd.Series(False, index=shown.index)).fillna(False),
-                                     shown["n_labelled"])],
+                                     shown["n_labelled"], strict=True)],
             interval=[f"{tables.decimal(lo)}–{tables.decimal(hi)}" if pd.notna(lo) and pd.notna(hi) else tables.MISSING
                       for lo, hi in zip(shown.get(f"{metric}_low", pd.Series(dtype=float)).reindex(shown.index),
-                                        shown.get(f"{metric}_high", pd.Series(dtype=float)).reindex(shown.index))])
+                                        shown.get(f"{metric}_high", pd.Series(dtype=float)).reindex(shown.index),
+                                        strict=True)])
         tables.show(rows.iloc[::-1], [
             Column("window_start", "Window starting", "time" if ctx.window == "hour" else "day"),
             Column("version", "Version", "version"), Column("n", "Predictions", "int"),
@@ -106,7 +107,7 @@ if perf is not None:
         scope = f"{ctx.model}_{ctx.window}_{ctx.first_day}_{ctx.last_day}"
         pick = c1.selectbox(f"{ctx.window.capitalize()} starting", starts, index=first, key=f"perf_window_{scope}",
                             format_func=window_name)
-        version = c2.selectbox("Version", [None] + all_versions, key=f"perf_version_{scope}_{len(all_versions)}",
+        version = c2.selectbox("Version", [None, *all_versions], key=f"perf_version_{scope}_{len(all_versions)}",
                                format_func=lambda v: "all versions" if v is None else f"v{v}")
         w_start, w_end = widgets.window_bounds(pick, ctx.window)
         with widgets.guard("Confusion matrix" if info.task == "classification" else "Residuals"):

@@ -1,6 +1,7 @@
 """Chart functions: pure DataFrame -> plotly Figure, built without Streamlit."""
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -75,7 +76,7 @@ def test_the_band_breaks_at_missing_windows_instead_of_bridging_them():
     assert len(pieces) == 2
     for p in pieces:
         days = sorted(set(p))
-        assert all(b - a == timedelta(days=1) for a, b in zip(days, days[1:]))  # never across the gap
+        assert all(b - a == timedelta(days=1) for a, b in itertools.pairwise(days))  # never across the gap
     line = next(t for t in fig.data if t.name == "v1")
     assert sum(pd.isna(y) for y in line.y) == 3 and line.connectgaps is False  # the line breaks too
 

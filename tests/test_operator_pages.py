@@ -12,11 +12,20 @@ import re
 
 import pandas as pd
 import pytest
+from _dashboard_support import copy_db, shared_demo
+from test_pages import MODEL, PAGES, assert_clean, open_page, texts
 
 from mlops_core import ControlRoom, Identity
-from test_pages import MODEL, PAGES, assert_clean, demo_db, open_page, texts  # noqa: F401  (demo_db: a fixture)
 
 VIEWER = Identity("vic", "viewer")
+
+
+@pytest.fixture
+def demo_db(tmp_path, monkeypatch):
+    """A private copy of the small demo database, named by MLOPS_DB."""
+    path = copy_db(shared_demo(), tmp_path / "copy")
+    monkeypatch.setenv("MLOPS_DB", str(path))
+    return path
 
 
 def _tables(at) -> list[pd.DataFrame]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-
 from _dashboard_support import DEMO_END, copy_db, shared_demo
+
 from mlops_core import ControlRoom
 from mlops_core.cli import main
 from mlops_core.monitoring import verdict

@@ -8,13 +8,13 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from _monitoring_support import T0
+from test_alerts import _shifting_log
+
 from mlops_core import ControlRoom, Identity
 from mlops_core.cli import main
 from mlops_core.errors import InvalidInputError, PermissionDeniedError
 from mlops_core.monitoring import webhooks
-from test_alerts import _shifting_log
 
 
 class Receiver:
@@ -28,7 +28,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802  (the http.server API)
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.bodies.append(json.loads(body))
                 status = outer.fail.pop(0) if outer.fail else 200

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -252,8 +252,8 @@ def metric_over_time(frame: pd.DataFrame, metric: str, actions: pd.DataFrame | N
                                      opacity=0.6, showlegend=False, legendgroup=name,
                                      hovertemplate="%{y:.0%} labelled<extra></extra>"), row=2, col=1)
         if estimates is not None and len(estimates):
-            _add_estimate(fig, estimates[estimates["version"] == v].sort_values("window_start"), part, metric, name, c,
-                          window)
+            _add_estimate(fig, estimates[estimates["version"] == v].sort_values("window_start"), part, metric=metric,
+                          name=name, c=c, window=window)
     fig.update_yaxes(title_text=name_of, row=1, col=1)
     fig.update_yaxes(title_text="labelled", tickformat=".0%", range=[0, 1], row=2, col=1)
     span = None
@@ -264,7 +264,7 @@ def metric_over_time(frame: pd.DataFrame, metric: str, actions: pd.DataFrame | N
     return _base(fig, title, 460)
 
 
-def _add_estimate(fig: go.Figure, est: pd.DataFrame, realized: pd.DataFrame, metric: str, name: str, c: str,
+def _add_estimate(fig: go.Figure, est: pd.DataFrame, realized: pd.DataFrame, *, metric: str, name: str, c: str,
                   window: str | None) -> None:
     """The estimate (dashed, with its band) over the windows whose realized value is missing or not trusted."""
     if est.empty:

@@ -11,7 +11,6 @@ import streamlit as st
 
 from mlops_core.errors import AlreadyRunningError, MlopsError
 from mlops_core.monitoring.verdict import Verdict
-
 from ui import actions, auth, data, dialogs, widgets
 
 #: Per level: badge colour, icon, word.

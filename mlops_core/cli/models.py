@@ -80,7 +80,7 @@ def cmd_status(args) -> int:
     command = NEXT_STEP_COMMANDS.get(v.next_step.action)
     if command:
         print(f"  next step: {command.format(model=s.model, version=v.next_step.version)}")
-    print(f"  production version: " + (f"v{s.production_version}" if s.production_version is not None else "none"))
+    print("  production version: " + (f"v{s.production_version}" if s.production_version is not None else "none"))
     for x in s.versions:
         print(f"  v{x.version}: {x.status} ({x.algorithm}), created {_when(x.created_at)}")
     print(f"  predictions: {s.predictions:,}  labels: {s.labels:,}  last prediction: {_when(s.last_prediction_at)}")

@@ -40,20 +40,20 @@ import duckdb
 import pandas as pd
 
 from mlops_core import metrics
+from mlops_core.clock import utcnow
 from mlops_core.entities import PSEUDO_FEATURES, ModelInfo, RunAnomaly, feature_label
 from mlops_core.errors import InvalidInputError
 from mlops_core.monitoring import drift as driftmod
 from mlops_core.monitoring import performance as perf
 from mlops_core.monitoring import run_checks, webhooks
-from mlops_core.monitoring.incidents import raise_incident
 from mlops_core.monitoring.drift import registry as drift_methods
+from mlops_core.monitoring.incidents import raise_incident
 from mlops_core.store import Store, logs, transaction
 from mlops_core.store import alerts as astore
 from mlops_core.store import drift as dstore
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
 from mlops_core.store import runs as runstore
-from mlops_core.clock import utcnow
 from mlops_core.store.conditions import WINDOW_LENGTH, check_window
 
 RULE_KINDS = ("metric_below", "metric_above", "drift_share_above", "feature_drift", "validation_anomalies", "no_traffic")
@@ -499,5 +499,18 @@ def _evaluate_rule(con, info, rule, drift_df, share, perf_df, finished, window, 
     return []
 
 
-__all__ = ["MonitoringResult", "RaisedAlert", "run_monitoring", "incident_title", "list_rules", "set_rule", "delete_rule", "default_rules",
-           "default_metric_threshold", "RULE_KINDS", "SEVERITIES", "DEFAULT_DRIFT_SHARE", "DEFAULT_MIN_LABELS"]
+__all__ = [
+    "DEFAULT_DRIFT_SHARE",
+    "DEFAULT_MIN_LABELS",
+    "RULE_KINDS",
+    "SEVERITIES",
+    "MonitoringResult",
+    "RaisedAlert",
+    "default_metric_threshold",
+    "default_rules",
+    "delete_rule",
+    "incident_title",
+    "list_rules",
+    "run_monitoring",
+    "set_rule",
+]

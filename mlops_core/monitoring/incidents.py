@@ -16,9 +16,9 @@ import pandas as pd
 from mlops_core.clock import utcnow
 from mlops_core.errors import InvalidInputError
 from mlops_core.monitoring import webhooks
-from mlops_core.store import transaction
 from mlops_core.store import alerts as astore
 from mlops_core.store import runs as runstore
+from mlops_core.store import transaction
 
 #: Longest snooze accepted.
 MAX_SNOOZE = timedelta(days=30)
@@ -38,7 +38,7 @@ def list_incidents(con: duckdb.DuckDBPyConnection, model: str | None = None, *, 
     return astore.list_alerts(con, model, open_only, now=utcnow(), statuses=statuses)
 
 
-def _audited(con, change, action: str, alert_id: int, actor: str, reason: str, details: dict | None = None) -> bool:
+def _audited(con, change, action: str, alert_id: int, *, actor: str, reason: str, details: dict | None = None) -> bool:
     now = utcnow()
     with transaction(con):
         model = change(now)
@@ -52,14 +52,14 @@ def acknowledge(con: duckdb.DuckDBPyConnection, alert_id: int, *, actor: str) ->
     """Acknowledge an open incident (someone is on it; it keeps counting windows) and audit it; False when it was
     not open. Raises NotFoundError."""
     return _audited(con, lambda now: astore.acknowledge(con, int(alert_id), actor, now), "acknowledge_alert",
-                    alert_id, actor, f"alert {alert_id} acknowledged")
+                    alert_id, actor=actor, reason=f"alert {alert_id} acknowledged")
 
 
 def resolve(con: duckdb.DuckDBPyConnection, alert_id: int, *, actor: str) -> bool:
     """Resolve an incident (a later window in which it fires reopens it) and audit it; False when it already was.
     Raises NotFoundError."""
     return _audited(con, lambda now: astore.resolve(con, int(alert_id), actor, now), "resolve_alert",
-                    alert_id, actor, f"alert {alert_id} resolved")
+                    alert_id, actor=actor, reason=f"alert {alert_id} resolved")
 
 
 def snooze(con: duckdb.DuckDBPyConnection, alert_id: int, hours: float, *, actor: str) -> datetime:
@@ -73,8 +73,8 @@ def snooze(con: duckdb.DuckDBPyConnection, alert_id: int, hours: float, *, actor
         raise InvalidInputError(f"Snooze for more than 0 and at most {MAX_SNOOZE.days * 24} hours, not {hours!r}.",
                                 hours=hours)
     until = utcnow() + span
-    _audited(con, lambda now: astore.snooze(con, int(alert_id), until, actor, now), "snooze_alert", alert_id, actor,
-             f"alert {alert_id} snoozed until {until:%Y-%m-%d %H:%M} UTC", {"until": until})
+    _audited(con, lambda now: astore.snooze(con, int(alert_id), until, actor, now), "snooze_alert", alert_id, actor=actor,
+             reason=f"alert {alert_id} snoozed until {until:%Y-%m-%d %H:%M} UTC", details={"until": until})
     return until
 
 
@@ -94,4 +94,4 @@ def raise_incident(con: duckdb.DuckDBPyConnection, *, model: str, kind: str, sev
 
 
 
-__all__ = ["raise_incident", "list_incidents", "acknowledge", "resolve", "snooze", "MAX_SNOOZE", "STATUSES"]
+__all__ = ["MAX_SNOOZE", "STATUSES", "acknowledge", "list_incidents", "raise_incident", "resolve", "snooze"]

@@ -55,10 +55,10 @@ import numpy as np
 import pandas as pd
 
 from mlops_core import metrics
-from mlops_core.store.logs import LogView
 from mlops_core.store import performance as perfstore
 from mlops_core.store import predictions as pstore
 from mlops_core.store.conditions import check_window
+from mlops_core.store.logs import LogView
 
 Z95 = 1.959963984540054
 #: Labelled predictions a window needs before its metrics are trusted: fewer draw a hollow point, and no
@@ -384,6 +384,18 @@ def summary(con: duckdb.DuckDBPyConnection, log: LogView, *, days: int = 7, now:
                    (n_lab / n) if n else None, start, end)
 
 
-__all__ = ["over_time", "confusion", "residuals", "summary", "Summary", "wilson_interval", "jaccard_f1_interval",
-           "hanley_mcneil_interval", "mean_interval", "MIN_LABELLED_ROWS", "pooled",
-           "CLASSIFICATION_METRICS", "REGRESSION_METRICS"]
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "MIN_LABELLED_ROWS",
+    "REGRESSION_METRICS",
+    "Summary",
+    "confusion",
+    "hanley_mcneil_interval",
+    "jaccard_f1_interval",
+    "mean_interval",
+    "over_time",
+    "pooled",
+    "residuals",
+    "summary",
+    "wilson_interval",
+]

@@ -190,7 +190,7 @@ def _period(con, log, start: datetime, end: datetime, version: int | None) -> pd
     return part.iloc[0] if len(part) else None
 
 
-def _performance(fig: Figures, info: ModelInfo, current: pd.Series | None, previous: pd.Series | None,
+def _performance(fig: Figures, info: ModelInfo, current: pd.Series | None, previous: pd.Series | None, *,
                  threshold: float | None, holdout: float | None) -> list[Reason]:
     m = metrics.get(fig.metric)
     unit = m.unit_label(info.unit)
@@ -372,7 +372,7 @@ def evaluate(store: Store, info: ModelInfo, situation: Situation, *, as_of: date
     if threshold is None:
         threshold = alertsmod.default_metric_threshold(info.task, situation.holdout)
     fig.threshold = threshold
-    reasons = _performance(fig, info, current, previous, threshold, holdout)
+    reasons = _performance(fig, info, current, previous, threshold=threshold, holdout=holdout)
 
     drift_threshold = _rule_threshold(rules, ("drift_share_above",)) or alertsmod.DEFAULT_DRIFT_SHARE
     stored = driftmod.stored(store, info, window="day", start=start - timedelta(days=PERIOD_DAYS), end=end)
@@ -397,5 +397,14 @@ def evaluate(store: Store, info: ModelInfo, situation: Situation, *, as_of: date
     return Verdict(info.name, level, reasons, step, as_of, situation.production_version, fig)
 
 
-__all__ = ["evaluate", "Verdict", "Reason", "NextStep", "Figures", "Situation", "LEVELS", "PERIOD_DAYS",
-           "PERSISTENT_DAYS"]
+__all__ = [
+    "LEVELS",
+    "PERIOD_DAYS",
+    "PERSISTENT_DAYS",
+    "Figures",
+    "NextStep",
+    "Reason",
+    "Situation",
+    "Verdict",
+    "evaluate",
+]

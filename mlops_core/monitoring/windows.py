@@ -52,4 +52,4 @@ def latest_full(starts, window: str, as_of: datetime | None) -> pd.Timestamp | N
     return None if full.empty else pd.Timestamp(full.max())
 
 
-__all__ = ["window_end", "partial", "mark_partial", "latest_full"]
+__all__ = ["latest_full", "mark_partial", "partial", "window_end"]

@@ -7,8 +7,8 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from mlops_core.errors import NotFoundError
 from mlops_core.clock import utcnow
+from mlops_core.errors import NotFoundError
 
 RULE_COLUMNS = ["id", "model", "kind", "target", "threshold", "severity", "params", "enabled", "created_at"]
 ALERT_COLUMNS = ["id", "model", "raised_at", "kind", "severity", "message", "rule_id", "window_start", "dedup_key",
@@ -74,7 +74,7 @@ def upsert_incident(con: duckdb.DuckDBPyConnection, *, model: str, kind: str, se
             [model, at, kind, severity, message, rule_id, occurred, key, payload, key, subject, title, occurred, occurred,
              value, value_text, at]).fetchone()[0])
         return alert_id, "new"
-    alert_id, status, first_seen, last_seen, windows, _ = row
+    alert_id, status, first_seen, last_seen, _windows, _ = row
     alert_id = int(alert_id)
     later = last_seen is None or occurred > last_seen
     if status == "resolved":

@@ -25,11 +25,11 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 
@@ -97,7 +97,7 @@ class LogView:
     def labels(self) -> str:
         return self._until(relation(self.info, "labels", self.label_files), "label_ts", "<=")
 
-    def until(self, as_of: datetime | None) -> "LogView":
+    def until(self, as_of: datetime | None) -> LogView:
         """This view as the log was at ``as_of`` (see the class docstring)."""
         return LogView(self.info, self.prediction_files, self.label_files, as_of)
 

@@ -58,7 +58,7 @@ def upgrade(con, db_path) -> None:
             details = {}
         key, subject = _key_and_subject(r[2], r[3], r[6], details if isinstance(details, dict) else {}, targets, r[1])
         groups.setdefault((r[1], key), []).append((r, subject))
-    for (model, key), members in groups.items():
+    for (_model, key), members in groups.items():
         members.sort(key=lambda m: (m[0][4], m[0][0]))
         newest, subject = members[-1]
         first, last = members[0][0][4], newest[4]
