@@ -137,26 +137,6 @@ def estimated_performance(db: str, name: str, window: str, start: datetime, end:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def summary(db: str, name: str, days: int = 7) -> dict:
-    """The headline metric over the last ``days`` up to the newest prediction (not "now": an idle model's last
-    week of traffic is still its last week), plus ``drift_share`` / ``drift_share_previous``: the share of drifted
-    features in the newest stored window and in the window ``days`` earlier."""
-    m = model(db, name)
-    last = m.last_prediction()
-    out = dict(vars(m.summary(days=days, now=last)))
-    out["drift_share"] = out["drift_share_previous"] = None
-    if last is not None:
-        share = m.drift_share(window="day", start=last - timedelta(days=days + 1), end=last)
-        if len(share):
-            share = share.sort_values("window_start")
-            out["drift_share"] = float(share["share"].iloc[-1])
-            earlier = share[share["window_start"] <= share["window_start"].iloc[-1] - timedelta(days=days)]
-            if len(earlier):
-                out["drift_share_previous"] = float(earlier["share"].iloc[-1])
-    return out
-
-
-@st.cache_data(ttl=TTL, show_spinner=False)
 def performance(db: str, name: str, window: str, start: datetime, end: datetime,
                 version_list: tuple[int, ...] | None = None, auc: bool = True) -> pd.DataFrame:
     """Metrics per window and version; ``auc=False`` skips the exact ROC AUC (the one part that sorts scores,

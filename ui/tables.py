@@ -127,8 +127,8 @@ def readable(value: Any) -> str:
     if isinstance(value, dict):
         parts = []
         for k, v in value.items():
-            if _missing(v) or v in ({}, [], ""):
-                continue
+            if _missing(v) or v in ({}, [], "") or str(k) == "id" or str(k).endswith(("_id", "_ids")):
+                continue  # internal ids say nothing to a person (the CSV download keeps them)
             parts.append(f"{words(k)}: {_short(v)}")
         return " · ".join(parts) or MISSING
     if isinstance(value, list):
