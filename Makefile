@@ -10,16 +10,20 @@ PORT   ?= 8501
 # hosts (HOST=0.0.0.0) exposes the login to the network: put it behind TLS first (docs/security.md).
 HOST   ?= 127.0.0.1
 
-.PHONY: run test lint demo screenshots bench clean
+.PHONY: run test lint demo demo-cluster screenshots bench soak clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	# The editable install builds with the venv's own setuptools (no isolated build env): a fresh venv's bundled
+	# setuptools may predate the built-in bdist_wheel that PEP 660 needs, so bring it to the pinned version first.
+	$(PY) -m pip install -q --disable-pip-version-check "setuptools>=70.1"
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+# The tests also need the optional engines (Spark, PostgreSQL); `make run` does not install them.
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-spark.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt -r requirements-spark.txt
 	touch $@
 
 run: $(VENV)/.installed
@@ -27,6 +31,12 @@ run: $(VENV)/.installed
 	$(PY) -m mlops_core users bootstrap --db "$(DB)"
 	MLOPS_DB="$(DB)" $(VENV)/bin/streamlit run dashboard.py --server.address $(HOST) --server.port $(PORT) \
 		--server.headless true
+
+# The demo with its metadata on a local PostgreSQL cluster and its log as Parquet files, in .demo-cluster/ (kept
+# between starts); needs Debian's postgresql package. Serves the dashboard from it until Ctrl-C.
+demo-cluster: $(VENV)/.installed
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-postgres.txt
+	$(PY) tools/demo_cluster.py .demo-cluster --host $(HOST) --port $(PORT)
 
 demo: $(VENV)/.installed
 	$(PY) -m mlops_core demo --db "$(DB)" --force
@@ -42,6 +52,10 @@ lint: $(VENV)/.installed-dev
 
 screenshots: $(VENV)/.installed-dev
 	MLOPS_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q tests/test_browser.py
+
+# Kill -9 fault injection at length: each operation killed at 25 random moments (tests/test_faults.py).
+soak: $(VENV)/.installed-dev
+	MLOPS_FAULT_TRIALS=25 $(PY) -m pytest -q tests/test_faults.py
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run_all.py $(BENCH_ARGS)

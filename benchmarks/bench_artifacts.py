@@ -93,7 +93,7 @@ def main() -> None:
     print(summary("load skops (hash + allow-list + trees)", loads["skops"]))
     print(summary("load joblib (hash + joblib.load)", loads["joblib"]))
     print(summary("bare joblib.load", loads["bare"]))
-    ratio = statistics.median(s / j for s, j in zip(loads["skops"], loads["joblib"]))
+    ratio = statistics.median(s / j for s, j in zip(loads["skops"], loads["joblib"], strict=False))
     print(f"load ratio skops / joblib, median of rounds: {ratio:.2f}x")
     print(summary("save skops (serialise + allow-list + write)", saves["skops"]))
     print(summary("save joblib.dump", saves["joblib"]))

@@ -175,11 +175,7 @@ def create_model(db: Path):
 def build_log(db: Path, calib: pd.DataFrame, analysis: pd.DataFrame) -> None:
     """A model log: calibration rows (labelled) spread over days 0..4, analysis chunk k on day ANALYSIS_DAY0 + k,
     every analysis row labelled (the realized values come from the same log)."""
-    from mlops_core.data.schema import FeatureSpec
-    from mlops_core.store import connect, transaction
-    from mlops_core.store import models as mstore
-
-    from mlops_core.store import forget_database
+    from mlops_core.store import connect, forget_database, transaction
 
     for p in (db, Path(str(db) + ".wal")):
         p.unlink(missing_ok=True)
@@ -206,9 +202,7 @@ def build_log(db: Path, calib: pd.DataFrame, analysis: pd.DataFrame) -> None:
 def build_big_log(db: Path, calib: pd.DataFrame, analysis: pd.DataFrame, rows: int) -> None:
     """``rows`` predictions over LOG_DAYS days resampled from the analysis rows (90% labelled), after the labelled
     calibration rows on days before; made in SQL (seconds, not minutes)."""
-    from mlops_core.data.schema import FeatureSpec
-    from mlops_core.store import connect, transaction
-    from mlops_core.store import models as mstore
+    from mlops_core.store import connect
 
     if db.exists():
         return
@@ -415,8 +409,8 @@ def main() -> None:
               f"i.e. the label join and exact ROC AUC: {fmt_stats([x['big_both'] for x in R], '.2f')} s)")
         print(f"  NannyML, rows already in memory ({how}): {fmt_stats(peer_big, '.2f')} s; reading its input from the "
               f"log into pandas first: {fmt_stats([x['big_read'] for x in R], '.2f')} s more")
-        compute = [p / x["big_only"] for p, x in zip(peer_big, R)]
-        total = [(p + x["big_read"]) / x["big_only"] for p, x in zip(peer_big, R)]
+        compute = [p / x["big_only"] for p, x in zip(peer_big, R, strict=False)]
+        total = [(p + x["big_read"]) / x["big_only"] for p, x in zip(peer_big, R, strict=False)]
         print(f"  NannyML / ours, paired: in-memory compute only {fmt_stats(compute, '.1f', min)}x; "
               f"from the log {fmt_stats(total, '.1f', min)}x (target: >= 10x)")
 

@@ -1,6 +1,7 @@
 """Drift benchmarks: our engine against Evidently's DataDriftPreset, and per-day drift against a bare scan.
 
-    .venv/bin/python benchmarks/bench_drift.py [--rows 1000000] [--log-rows 10000000] [--skip-peer] [--skip-log]
+    .venv/bin/python benchmarks/bench_drift.py [--rows 1000000] [--rounds 3] [--log-rows 10000000] [--skip-peer]
+                                               [--skip-log]
 
 1. Drift of 20 features (15 numeric, 5 categorical, 5 of them shifted), ``--rows`` current rows
    against a reference of ``--rows`` rows:
@@ -9,10 +10,13 @@
    b. ours, reference summarised first: ``drift.reference_from_file`` summarises the reference
       Parquet in the engine and stores it, then (a);
    c. Evidently 0.7.23 ``Report([DataDriftPreset()]).run(current, reference)`` on the same Parquet
-      files, in its own virtualenv (``benchmarks/.venv-peers``; create it with
-      ``python3 -m venv benchmarks/.venv-peers && benchmarks/.venv-peers/bin/pip install -r
-      benchmarks/requirements-peers.txt``).
-   Each runs in a fresh subprocess, which reports its wall time and peak RSS.
+      files, in its own virtualenv (``benchmarks/.venv-peers``, or the interpreter named by
+      ``$MLOPS_PEERS_PYTHON``; create it with ``python3 -m venv benchmarks/.venv-peers &&
+      benchmarks/.venv-peers/bin/pip install -r benchmarks/requirements-peers.txt``).
+   Each runs in a fresh subprocess, which reports its wall time and peak RSS. (a) and (c) run
+   back to back in ``--rounds`` paired rounds (ABBA order); printed: the median and the worst
+   of each, and of the rounds' own ratios. Targets: (a) under 500 MB peak RSS and at least 300x
+   faster than (c) in every round.
 2. Drift per day over 90 days of a ``--log-rows`` prediction log with the same 20 features:
    ``drift.over_time(window="day")`` (one scan of the log; results stored) next to a bare
    ``SELECT count(*), sum(...)`` scan of the same table.
@@ -25,18 +29,20 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = HERE / "data"
-PEER_PY = HERE / ".venv-peers" / "bin" / "python"
+#: The peers' interpreter: $MLOPS_PEERS_PYTHON, else benchmarks/.venv-peers.
+PEER_PY = Path(os.environ.get("MLOPS_PEERS_PYTHON") or HERE / ".venv-peers" / "bin" / "python")
 sys.path.insert(0, str(ROOT))
-from mlops_core import ControlRoom, Identity  # noqa: E402
+from mlops_core import ControlRoom  # noqa: E402
 from mlops_core.entities import PSEUDO_FEATURES  # noqa: E402
 
 N_NUM, N_CAT = 15, 5
@@ -92,24 +98,42 @@ def ensure_parquet(rows: int) -> tuple[Path, Path]:
     return ref, cur
 
 
-def create_model(db: Path, start: datetime, relation_sql: str, rows: int, days: float) -> None:
-    """A model whose log is filled from ``relation_sql`` (feature columns) with timestamps spread from ``start``."""
-    from mlops_core.store import connect, transaction
-    from mlops_core.store import models as mstore
+def create_model(db: Path, start: datetime, parquet: Path, copies: int, days: float) -> None:
+    """A model whose log holds ``copies`` times the rows of ``parquet`` (feature columns), timestamps spread evenly
+    over ``days`` from ``start``, written as the prediction log's Parquet files (one append per copy)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    if db.exists():
-        db.unlink()
-    with connect(db) as con, transaction(con):
+    from mlops_core.store import Store, connect, transaction
+    from mlops_core.store import models as mstore
+    from mlops_core.store import predictions as pstore
+
+    for old in (db, db.with_name(db.name + ".wal")):
+        old.unlink(missing_ok=True)
+    import shutil
+
+    from mlops_core.config import artifacts_dir, logs_dir
+
+    shutil.rmtree(logs_dir(db), ignore_errors=True)
+    shutil.rmtree(artifacts_dir(db), ignore_errors=True)
+    with connect(db, create=True) as con, transaction(con):
         info = mstore.create_model(con, MODEL, "classification", "y", specs(), positive_class="1", classes=["0", "1"])
-    cols = ", ".join(NUMERIC + CATEGORICAL)
-    with connect(db) as con:
-        con.execute(
-            f"INSERT INTO {mstore.quote_ident(info.log_table)} (request_id, version, ts, {cols}, prediction, score) "
-            f"SELECT CAST(rn AS VARCHAR), 1, ?::TIMESTAMP + to_microseconds(CAST(rn * ? AS BIGINT)), {cols}, "
-            f"CASE WHEN num_00 > 55 THEN '1' ELSE '0' END, num_07 "
-            f"FROM (SELECT row_number() OVER () - 1 AS rn, * FROM {relation_sql})",
-            [start, days * 86400e6 / rows])
-        con.execute("CHECKPOINT")
+    chunk = pq.read_table(parquet, columns=NUMERIC + CATEGORICAL)
+    n = chunk.num_rows
+    total = n * copies
+    step_us = days * 86400e6 / total
+    for k in range(copies):
+        rn = np.arange(k * n, (k + 1) * n)
+        ts = np.datetime64(start, "us") + (rn * step_us).astype("timedelta64[us]")
+        num_00 = chunk.column("num_00").to_numpy()
+        table = chunk.append_column("request_id", pa.array(rn.astype(str))) \
+            .append_column("version", pa.array(np.ones(n, dtype=np.int32))) \
+            .append_column("variant", pa.nulls(n, pa.string())) \
+            .append_column("ts", pa.array(ts)) \
+            .append_column("prediction", pa.array(np.where(num_00 > 55, "1", "0"))) \
+            .append_column("score", chunk.column("num_07"))
+        pstore.append(Store(db), info, "predictions", table, batch_id=f"bench-{k}")
 
 
 def store_reference_from(db: Path, frame) -> int:
@@ -118,11 +142,20 @@ def store_reference_from(db: Path, frame) -> int:
     from mlops_core.store import references as rstore
 
     refs = reference.summarise(frame, specs())
-    with connect(db) as con, transaction(con):
+    with connect(db, write=True) as con, transaction(con):
         return rstore.save_reference(con, MODEL, refs, kind="training", version=1, rows=len(frame))
 
 
 def peak_rss_mb() -> float:
+    """This process's own peak RSS: VmHWM of its address space. (Linux carries ``ru_maxrss`` over from the process
+    that forked it, so a child of this benchmark, which holds the data in memory, would report the parent's.)"""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -135,25 +168,23 @@ def _warm_imports() -> None:
     import scipy.stats  # noqa: F401
 
     from mlops_core.monitoring import drift, performance  # noqa: F401
-    from mlops_core.store import drift as drift_store, references  # noqa: F401
+    from mlops_core.store import drift as drift_store  # noqa: F401
 
 
 def run_ours_stored(db: Path, ref_id: int) -> dict:
     _warm_imports()
-    from mlops_core.monitoring import drift
 
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     out = ControlRoom(db).model(MODEL).drift(window="week", reference_id=ref_id, store=False)
-    seconds = time.perf_counter() - t
+    seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
     feats = out[~out["feature"].isin(PSEUDO_FEATURES)]
-    return {"seconds": seconds, "peak_mb": peak_rss_mb(), "drifted": sorted(feats.loc[feats["drifted"], "feature"]),
-            "windows": int(out["window_start"].nunique())}
+    return {"seconds": seconds, "cpu": cpu, "peak_mb": peak_rss_mb(),
+            "drifted": sorted(feats.loc[feats["drifted"], "feature"]), "windows": int(out["window_start"].nunique())}
 
 
 def run_ours_summarise(db: Path, ref_parquet: Path) -> dict:
     _warm_imports()
-    import pandas as pd
-    from mlops_core.monitoring import drift
+
 
     t = time.perf_counter()
     ref_id = ControlRoom(db).model(MODEL).reference_from_file(ref_parquet)
@@ -170,11 +201,11 @@ from evidently import Report, Dataset, DataDefinition
 from evidently.presets import DataDriftPreset
 ref = pd.read_parquet(sys.argv[1]); cur = pd.read_parquet(sys.argv[2])
 num = [c for c in ref.columns if c.startswith("num_")]; cat = [c for c in ref.columns if c.startswith("cat_")]
-t = time.perf_counter()
+t, cpu = time.perf_counter(), time.process_time()
 dd = DataDefinition(numerical_columns=num, categorical_columns=cat)
 r = Report([DataDriftPreset()]).run(Dataset.from_pandas(cur, data_definition=dd), Dataset.from_pandas(ref, data_definition=dd))
 res = r.dict()
-seconds = time.perf_counter() - t
+seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
 drifted = []
 for m in res.get("metrics", []):
     name = str(m.get("metric_name", "")) + str(m.get("metric_id", ""))
@@ -187,8 +218,9 @@ for m in res.get("metrics", []):
         is_p = "p_value" in method or "test" in method.lower()
         if (val < thr) if is_p else (val >= thr):
             drifted.append(col)
-print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "drifted": sorted(set(drifted))}))
+peak = next((int(l.split()[1]) / 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:")),
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mb": peak, "drifted": sorted(set(drifted))}))
 """
 
 
@@ -212,28 +244,47 @@ def _child(kind: str, *args) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def bench_vs_peer(rows: int, skip_peer: bool) -> None:
+def bench_vs_peer(rows: int, skip_peer: bool, rounds: int) -> None:
     print(f"\n== Drift of 20 features, {rows:,} current rows vs a reference of {rows:,} rows "
-          f"(5 shifted: {', '.join(SHIFTED)})")
+          f"(5 shifted: {', '.join(SHIFTED)}), {rounds} paired rounds")
     ref_p, cur_p = ensure_parquet(rows)
     db = DATA / f"drift_bench_{rows}.duckdb"
-    create_model(db, datetime(2026, 1, 5), f"read_parquet('{cur_p}')", rows, days=6)  # one week: one window
+    create_model(db, datetime(2026, 1, 5), cur_p, 1, days=6)  # one week: one window
     import pandas as pd
 
     ref_id = store_reference_from(db, pd.read_parquet(ref_p))
-    stored = _child("stored", db, ref_id)
     summ = _child("summarise", db, ref_p)
-    print(f"  ours, stored reference      : {stored['seconds']:8.3f} s   peak RSS {stored['peak_mb']:7.0f} MB   "
-          f"drifted: {', '.join(stored['drifted'])}")
-    print(f"  ours, summarise reference   : {summ['seconds']:8.3f} s   peak RSS {summ['peak_mb']:7.0f} MB")
-    peer = None if skip_peer else run_peer(ref_p, cur_p)
-    if peer:
-        print(f"  Evidently DataDriftPreset   : {peer['seconds']:8.3f} s   peak RSS {peer['peak_mb']:7.0f} MB   "
-              f"drifted: {', '.join(peer['drifted']) or '(see report)'}")
-        print(f"  ratio (stored reference)    : {peer['seconds'] / stored['seconds']:8.1f} x faster   "
-              f"memory {stored['peak_mb'] / peer['peak_mb']:.2f} of Evidently's")
-        print(f"  ratio (summarise first)     : {peer['seconds'] / summ['seconds']:8.1f} x faster   "
-              f"memory {summ['peak_mb'] / peer['peak_mb']:.2f} of Evidently's")
+    print(f"  ours, summarise the reference first: {summ['seconds']:.3f} s, peak RSS {summ['peak_mb']:.0f} MB")
+    ours, theirs = [], []
+    for i in range(rounds):  # ABBA order: a change of machine load hits both alike
+        order = ("ours", "peer") if i % 2 == 0 else ("peer", "ours")
+        for what in order:
+            if what == "ours":
+                ours.append(_child("stored", db, ref_id))
+            elif not skip_peer:
+                theirs.append(run_peer(ref_p, cur_p))
+        line = (f"  round {i + 1}: ours {ours[-1]['seconds']:.3f} s (CPU {ours[-1]['cpu']:.2f} s) / "
+                f"{ours[-1]['peak_mb']:.0f} MB")
+        if theirs and theirs[-1]:
+            line += (f", Evidently {theirs[-1]['seconds']:.1f} s (CPU {theirs[-1]['cpu']:.1f} s) / "
+                     f"{theirs[-1]['peak_mb']:.0f} MB: {theirs[-1]['seconds'] / ours[-1]['seconds']:.0f}x "
+                     f"(CPU {theirs[-1]['cpu'] / ours[-1]['cpu']:.0f}x)")
+        print(line, flush=True)
+    secs, mbs = [o["seconds"] for o in ours], [o["peak_mb"] for o in ours]
+    print(f"  ours, stored reference : median {statistics.median(secs):.3f} s, worst {max(secs):.3f} s; peak RSS "
+          f"median {statistics.median(mbs):.0f} MB, worst {max(mbs):.0f} MB (target < 500 MB)   "
+          f"drifted: {', '.join(ours[-1]['drifted'])}")
+    if theirs and all(theirs):
+        peer_s = [t["seconds"] for t in theirs]
+        ratios = [t / o for t, o in zip(peer_s, secs, strict=False)]
+        print(f"  Evidently DataDriftPreset: median {statistics.median(peer_s):.1f} s, worst {max(peer_s):.1f} s; "
+              f"peak RSS median {statistics.median([t['peak_mb'] for t in theirs]):.0f} MB   "
+              f"drifted: {', '.join(theirs[-1]['drifted']) or '(see report)'}")
+        print(f"  ratio Evidently / ours per round: median {statistics.median(ratios):.0f}x, worst {min(ratios):.0f}x "
+              f"(target >= 300x in every round) -> {'met' if min(ratios) >= 300 else 'NOT met'}")
+        cpu_ratios = [t["cpu"] / o["cpu"] for t, o in zip(theirs, ours, strict=False)]
+        print(f"  the same in CPU seconds (less sensitive to a busy machine): median "
+              f"{statistics.median(cpu_ratios):.0f}x, worst {min(cpu_ratios):.0f}x")
 
 
 def bench_log(log_rows: int) -> None:
@@ -248,13 +299,14 @@ def bench_log(log_rows: int) -> None:
 
             pd.concat([make_frame(1_000_000, 3, False), ], ignore_index=True).to_parquet(chunk)
         copies = max(1, log_rows // 1_000_000)
-        union = " UNION ALL ".join([f"SELECT * FROM read_parquet('{chunk}')"] * copies)
-        create_model(db, datetime(2026, 1, 1), f"({union})", copies * 1_000_000, days=90)
+        create_model(db, datetime(2026, 1, 1), chunk, copies, days=90)
         import pandas as pd
 
         store_reference_from(db, pd.read_parquet(ref_p))
         print(f"  (built the log in {time.perf_counter() - t:.1f} s)")
-    with __import__("mlops_core.store", fromlist=["connect"]).connect(db) as con:
+    from mlops_core.store import connect
+
+    with connect(db) as con:
         ref_id = con.execute("SELECT max(id) FROM drift_references").fetchall()[0][0]
     res = _child("log", db, ref_id)
     print(f"  bare scan SELECT count(*), sum(<20 features>) : {res['scan']:7.3f} s")
@@ -268,9 +320,9 @@ def bench_log(log_rows: int) -> None:
 def run_log(db: Path, ref_id: int) -> dict:
     _warm_imports()
     from mlops_core.monitoring import drift
-    from mlops_core.store import connect
-    from mlops_core.store import models as mstore
+    from mlops_core.store import Store, logs
     from mlops_core.store import drift as dstore
+    from mlops_core.store import models as mstore
     from mlops_core.store import references as rstore
 
     def best(fn, k=2):
@@ -281,18 +333,20 @@ def run_log(db: Path, ref_id: int) -> dict:
             times.append(time.perf_counter() - t0)
         return min(times)
 
-    with connect(db) as con:
-        sums = ", ".join(f"sum({c})" for c in NUMERIC) + ", " + ", ".join(f"count({c})" for c in CATEGORICAL)
-        con.execute(f"SELECT count(*), {sums} FROM log_bench").fetchall()  # warm the buffer pool for every run
-        scan = best(lambda: con.execute(f"SELECT count(*), {sums} FROM log_bench").fetchall())
-        scan_day = best(lambda: con.execute(
-            f"SELECT date_trunc('day', ts), count(*), {sums} FROM log_bench GROUP BY 1").fetchall())
+    store = Store(db)
+    with store.connect() as con:
         info = mstore.get_model(con, MODEL)
-    with connect(db) as con:
+        view = logs.view(con, store.logs, info)
         refs = rstore.load_reference(con, ref_id)
-        specs = [drift.spec_of(r) for r in refs if r.feature != "__target__"]
-        target = next((drift.spec_of(r) for r in refs if r.feature == "__target__"), None)
-        sql = best(lambda: dstore.window_counts(con, info, "day", specs, None, None, target))
+    specs = [drift.spec_of(r) for r in refs if r.feature != "__target__"]
+    target = next((drift.spec_of(r) for r in refs if r.feature == "__target__"), None)
+    sums = ", ".join(f"sum({c})" for c in NUMERIC) + ", " + ", ".join(f"count({c})" for c in CATEGORICAL)
+    with store.engine() as con:
+        con.execute(f"SELECT count(*), {sums} FROM {view.predictions}").fetchall()  # warm the file cache
+        scan = best(lambda: con.execute(f"SELECT count(*), {sums} FROM {view.predictions}").fetchall())
+        scan_day = best(lambda: con.execute(
+            f"SELECT date_trunc('day', ts), count(*), {sums} FROM {view.predictions} GROUP BY 1").fetchall())
+        sql = best(lambda: dstore.window_counts(con, view, "day", specs, None, None, target))
     out = None
 
     def run():
@@ -311,6 +365,7 @@ def main() -> None:
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--skip-log", action="store_true")
     ap.add_argument("--skip-peer-bench", action="store_true", help="only the per-day log benchmark")
+    ap.add_argument("--rounds", type=int, default=3, help="paired rounds of ours against Evidently (default 3)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -327,7 +382,7 @@ def main() -> None:
 
     print(f"machine: {os.cpu_count()} cores; duckdb {duckdb.__version__}")
     if not a.skip_peer_bench:
-        bench_vs_peer(a.rows, a.skip_peer)
+        bench_vs_peer(a.rows, a.skip_peer, a.rounds)
     if not a.skip_log:
         bench_log(a.log_rows)
 

@@ -30,9 +30,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from mlops_core import ControlRoom, Identity  # noqa: E402
-
-from mlops_core.lifecycle.registry import register_model  # noqa: E402
+from mlops_core import ControlRoom  # noqa: E402
 from mlops_core.store import forget_database  # noqa: E402
 
 CATEGORIES = {

@@ -2,7 +2,8 @@
 
 ``--quick`` runs each at a small size (minutes in all, for a smoke check that the scripts work);
 without it each runs at the size its targets are stated for (an hour or more on 2 cores).
-Peers (Evidently, NannyML) run from their own virtualenv, benchmarks/.venv-peers, when it exists
+Peers (Evidently, NannyML) run from their own virtualenv, benchmarks/.venv-peers or the interpreter named by
+$MLOPS_PEERS_PYTHON, when it exists
 (see benchmarks/requirements-peers.txt); a script skips its peer part otherwise and says so.
 Exits 1 when any script fails.
 """
@@ -20,10 +21,15 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ("bench_ingest.py", ["--rows", "2000000", "--repeat", "3"], ["--rows", "100000"]),
     ("bench_performance.py", ["--rows", "10000000"], ["--rows", "200000"]),
-    ("bench_drift.py", ["--rows", "1000000"], ["--rows", "20000", "--log-rows", "200000", "--skip-peer"]),
+    ("bench_drift.py", ["--rows", "1000000"], ["--rows", "20000", "--log-rows", "200000", "--rounds", "2"]),
     ("bench_retrain.py", ["--rows", "100000"], ["--rows", "5000", "--repeat", "2"]),
+    ("bench_jobs.py", ["--rows", "100000"], ["--rows", "5000", "--rounds", "2"]),
+    ("bench_cli.py", [], ["--daily", "2000", "--rounds", "1"]),
     ("bench_demo.py", [], ["--days", "30", "--daily", "200"]),
-    ("bench_pages.py", [], ["--repeat", "1"]),
+    ("bench_pages.py", ["--cold-rounds", "3"], ["--repeat", "1"]),
+    ("bench_scale.py", ["--max-rows", "100000000"], ["--quick"]),
+    ("bench_serving.py", ["--rounds", "3", "--seconds", "20"], ["--rounds", "1", "--seconds", "5", "--batch-rows", "20000"]),
+    ("bench_readers.py", [], ["--quick"]),
 ]
 
 

@@ -22,14 +22,18 @@ import re
 import secrets
 from functools import lru_cache
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
 from mlops_core.access import ROLES, Identity
 from mlops_core.clock import utcnow
 from mlops_core.entities import UserInfo
-from mlops_core.errors import (AlreadyExistsError, AuthenticationError, DatabaseBusyError, InvalidInputError,
-                               NotFoundError, PermissionDeniedError, ReadOnlyError)
+from mlops_core.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    DatabaseBusyError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    ReadOnlyError,
+)
 from mlops_core.store import Store
 from mlops_core.store import runs as runstore
 from mlops_core.store import users as ustore
@@ -43,7 +47,10 @@ REFUSED = "Unknown user name or wrong password (or the account is disabled)."
 
 
 @lru_cache(maxsize=1)
-def _hasher() -> PasswordHasher:
+def _hasher():
+    """argon2-cffi's hasher (imported on first use: commands that check no password do not load it)."""
+    from argon2 import PasswordHasher
+
     return PasswordHasher()
 
 
@@ -207,6 +214,8 @@ def authenticate(store: Store, name: str, password: str) -> Identity:
         _spend_one_verification(password)
         raise AuthenticationError(REFUSED)
     encoded, role, disabled = row
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
     try:
         _hasher().verify(encoded, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError) as exc:
@@ -223,6 +232,8 @@ def authenticate(store: Store, name: str, password: str) -> Identity:
 
 
 def _spend_one_verification(password: str) -> None:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
         _hasher().verify(_dummy_hash(), password[:MAX_PASSWORD])
     except (VerificationError, InvalidHashError):
@@ -253,6 +264,24 @@ def bootstrap(store: Store, *, actor: str, name: str = FIRST_ADMIN) -> str | Non
     return password
 
 
-__all__ = ["MIN_PASSWORD", "FIRST_ADMIN", "REFUSED", "check_name", "check_role", "check_password", "check_actor", "new_password",
-           "list_users", "get_user", "role_of", "has_account", "add_user", "set_role", "set_password",
-           "set_disabled", "authenticate", "change_own_password", "bootstrap"]
+__all__ = [
+    "FIRST_ADMIN",
+    "MIN_PASSWORD",
+    "REFUSED",
+    "add_user",
+    "authenticate",
+    "bootstrap",
+    "change_own_password",
+    "check_actor",
+    "check_name",
+    "check_password",
+    "check_role",
+    "get_user",
+    "has_account",
+    "list_users",
+    "new_password",
+    "role_of",
+    "set_disabled",
+    "set_password",
+    "set_role",
+]

@@ -73,10 +73,16 @@ class ModelInfo:
     description: str | None = None
     created_at: datetime | None = None
     unit: str | None = None  # unit of the target (regression), e.g. "minutes"
+    feature_binding: "FeatureBinding | None" = None  # features taken from the feature store, and the entity key
 
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    @property
+    def entity_keys(self) -> list["FeatureColumn"]:
+        """The entity key columns its prediction log holds besides the features (empty without a feature binding)."""
+        return list(self.feature_binding.keys) if self.feature_binding is not None else []
 
     @property
     def prediction_sql_type(self) -> str:
@@ -164,6 +170,19 @@ class Promotion:
     at: datetime
 
 
+@dataclass
+class Challenger:
+    """A version serving a share of the traffic beside production (the ``challenger`` alias of an A/B test)."""
+
+    model: str
+    version: int
+    share: float  # of the traffic, 0..1
+    champion_version: int | None  # production when the window started
+    actor: str
+    reason: str | None
+    started_at: datetime
+
+
 # --- accounts ---------------------------------------------------------------------------------
 
 
@@ -178,6 +197,41 @@ class UserInfo:
     created_at: datetime
     created_by: str
     password_changed_at: datetime | None = None
+# --- deployments (how traffic is served) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CanaryStep:
+    """One step of a canary ramp: the challenger answers ``share`` of the requests for ``hold_s`` seconds."""
+
+    share: float
+    hold_s: float
+
+
+@dataclass(frozen=True)
+class DeploymentConfig:
+    """How a model's requests are served (see ``mlops_core.lifecycle.deployments``).
+
+    ``mode``: ``champion`` (the production version answers everything), ``split`` (the challenger
+    answers ``weight`` of the requests), ``shadow`` (the challenger also scores every request; its
+    answer is logged, not returned) or ``canary`` (a split whose share follows ``steps`` from
+    ``started_at``). ``id`` is None for the implicit champion-only config of a model never configured.
+    """
+
+    model: str
+    mode: str
+    challenger: int | None = None
+    weight: float = 0.0
+    steps: tuple[CanaryStep, ...] = ()
+    sticky_key: str | None = None
+    guard_alpha: float | None = None
+    guard_min_samples: int | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    actor: str | None = None
+    reason: str | None = None
+    end_reason: str | None = None
+    id: int | None = None
 
 
 # --- runs -------------------------------------------------------------------------------------
@@ -426,6 +480,241 @@ class Anomaly:
 
     def describe(self) -> str:
         return f"{self.kind} in {self.feature!r}: {self.detail}" if self.feature else f"{self.kind}: {self.detail}"
+
+
+# --- feature store ------------------------------------------------------------------------------
+
+#: Types a feature or entity key column may have, and their SQL (and Parquet) types.
+FEATURE_TYPES = {"float": "DOUBLE", "int": "BIGINT", "bool": "BOOLEAN", "string": "VARCHAR"}
+
+
+@dataclass(frozen=True)
+class FeatureColumn:
+    """A typed column of the feature store: an entity key or a feature of a view (``dtype`` in FEATURE_TYPES)."""
+
+    name: str
+    dtype: str
+    description: str | None = None
+
+    @property
+    def sql_type(self) -> str:
+        return FEATURE_TYPES[self.dtype]
+
+
+@dataclass(frozen=True)
+class FeatureSource:
+    """Where a view's rows come from when ``features ingest VIEW`` is given no file.
+
+    ``kind``: ``file`` (one CSV or Parquet file), ``folder`` (every .parquet and .csv file in it, by name),
+    or ``table`` (``table`` of the DuckDB file ``path``, read-only).
+    """
+
+    kind: str
+    path: str
+    table: str | None = None
+
+    def describe(self) -> str:
+        return f"table {self.table} of {self.path}" if self.kind == "table" else f"{self.kind} {self.path}"
+
+
+@dataclass
+class EntityDef:
+    """An entity of the feature store: a name and the key columns that identify one of them."""
+
+    name: str
+    keys: list[FeatureColumn]
+    description: str | None = None
+    version: int = 1
+    created_at: datetime | None = None
+    created_by: str | None = None
+
+    @property
+    def key_names(self) -> list[str]:
+        return [k.name for k in self.keys]
+
+
+@dataclass
+class FeatureViewDef:
+    """A feature view: typed features of one entity, stamped with the time each value became true.
+
+    ``ttl_s``: a value is used for an event at most this long after its event time (None: forever).
+    ``freshness_s``: the view is stale when its newest event time is older than this (None: ``ttl_s``).
+    ``keys`` are the entity's key columns at the time the view was defined.
+    """
+
+    name: str
+    entity: str
+    keys: list[FeatureColumn]
+    timestamp: str
+    features: list[FeatureColumn]
+    ttl_s: float | None = None
+    freshness_s: float | None = None
+    source: FeatureSource | None = None
+    owner: str | None = None
+    description: str | None = None
+    version: int = 1
+    created_at: datetime | None = None
+    created_by: str | None = None
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def key_names(self) -> list[str]:
+        return [k.name for k in self.keys]
+
+    @property
+    def stale_after_s(self) -> float | None:
+        """Age of the newest event time past which the view is stale (``freshness_s``, else ``ttl_s``)."""
+        return self.freshness_s if self.freshness_s is not None else self.ttl_s
+
+    def feature(self, name: str) -> FeatureColumn | None:
+        return next((f for f in self.features if f.name == name), None)
+
+
+@dataclass(frozen=True)
+class FeatureRef:
+    """One feature of one view, written ``view:feature``."""
+
+    view: str
+    feature: str
+
+    def __str__(self) -> str:
+        return f"{self.view}:{self.feature}"
+
+
+@dataclass
+class FeatureBinding:
+    """A model's features that come from the feature store: the entity, its key columns (which the model's
+    prediction log records with every prediction) and the features, by view."""
+
+    entity: str
+    keys: list[FeatureColumn]
+    features: list[FeatureRef]
+
+    @property
+    def key_names(self) -> list[str]:
+        return [k.name for k in self.keys]
+
+    @property
+    def views(self) -> list[str]:
+        return list(dict.fromkeys(r.view for r in self.features))
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [r.feature for r in self.features]
+
+
+@dataclass(frozen=True)
+class FeatureValue:
+    """One feature of one entity from the online store.
+
+    ``status``: ``present`` (a value within the view's TTL), ``expired`` (the newest value is older than the
+    TTL: ``value`` is None, ``event_ts`` says how old it is) or ``missing`` (the entity has no row in the view).
+    """
+
+    view: str
+    feature: str
+    value: Any
+    event_ts: datetime | None
+    status: str
+
+
+@dataclass
+class OnlineFeatures:
+    """The online features of one entity: its key (in key-column order) and one FeatureValue per feature asked."""
+
+    key: tuple
+    values: list[FeatureValue]
+
+    def row(self) -> dict[str, Any]:
+        """Feature name -> value (None when expired or missing): the columns a model's input row needs."""
+        return {v.feature: v.value for v in self.values}
+
+    def value(self, feature: str) -> Any:
+        """The value of ``feature`` (None when expired or missing); raises KeyError for a feature not asked for."""
+        for v in self.values:
+            if v.feature == feature:
+                return v.value
+        raise KeyError(feature)
+
+
+@dataclass
+class ViewFreshness:
+    """How current a feature view is at ``now``: its newest event time against its staleness limit."""
+
+    view: str
+    entity: str
+    version: int
+    owner: str | None
+    rows: int
+    files: int
+    oldest_event_ts: datetime | None
+    newest_event_ts: datetime | None
+    last_ingested_at: datetime | None
+    materialized_at: datetime | None
+    online_rows: int
+    ttl_s: float | None
+    stale_after_s: float | None
+    now: datetime
+    used_by: list[str] = field(default_factory=list)
+
+    @property
+    def age_s(self) -> float | None:
+        """Seconds from the newest event time to ``now`` (None without rows)."""
+        return None if self.newest_event_ts is None else (self.now - self.newest_event_ts).total_seconds()
+
+    @property
+    def stale(self) -> bool:
+        """No row at all, or the newest event time older than the staleness limit."""
+        age = self.age_s
+        if age is None:
+            return True
+        return self.stale_after_s is not None and age > self.stale_after_s
+
+
+@dataclass
+class FeatureIngestResult:
+    """What one ``features ingest`` did."""
+
+    view: str
+    batch_id: str | None
+    rows: int
+    rows_written: int
+    superseded: int  # stored rows of the same entity and event time that this batch replaced
+    already_ingested: bool
+    min_event_ts: datetime | None = None
+    max_event_ts: datetime | None = None
+    notes: list[str] = field(default_factory=list)
+    source: str | None = None
+    run_id: str | None = None
+    ingested_at: datetime | None = None
+    duration_s: float | None = None
+
+
+@dataclass
+class DefinitionChange:
+    """What ``features define`` did to one entity or view: ``action`` is ``created``, ``updated`` (a new version)
+    or ``unchanged`` (the same definition was stored already)."""
+
+    kind: str  # entity | view
+    name: str
+    version: int
+    action: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MaterializeResult:
+    """What ``features materialize`` wrote to the online store for one view."""
+
+    view: str
+    rows: int
+    newest_event_ts: datetime | None
+    as_of: datetime
+    path: str | None
+    duration_s: float
 
 
 # --- JSON ---------------------------------------------------------------------------------------

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-import pandas as pd
-
 from mlops_core.errors import InvalidInputError
 
 
@@ -19,6 +17,8 @@ def parse_time(value: object, *, end: bool = False) -> datetime | None:
     """
     if value is None or value == "":
         return None
+    import pandas as pd  # its parser reads every ISO 8601 form; loaded only when a time is given
+
     if isinstance(value, (datetime, pd.Timestamp)):
         ts = pd.Timestamp(value)
         if ts.tzinfo is not None:

@@ -4,7 +4,7 @@ import streamlit as st
 
 from mlops_core import metrics
 from mlops_core.monitoring.verdict import PERIOD_DAYS, Verdict
-from ui import context, data, frame, tables, verdicts, widgets
+from ui import context, data, frame, serving, tables, verdicts, widgets
 from ui.tables import Column
 
 frame.enter()
@@ -76,6 +76,8 @@ for model in ctx.models:
         top[0].caption(f"{info.task} · target `{info.target.replace('`', '')}`{unit} · "
                        f"{len(info.features)} features · " + (f"production v{prod}" if prod is not None
                                                               else "no production version"))
+        with top[0]:
+            serving.deployment_line(ctx.db, model)
         verdict = None
         with top[1], widgets.guard(f"The verdict on {model}"):
             verdict = verdicts.card(ctx.db, model)

@@ -6,7 +6,7 @@ import streamlit as st
 from mlops_core import metrics
 from mlops_core.monitoring.estimation import METRICS as ESTIMABLE
 from mlops_core.monitoring.performance import MIN_LABELLED_ROWS
-from ui import charts, context, data, frame, tables, widgets
+from ui import charts, context, data, frame, serving, tables, widgets
 from ui.tables import Column
 
 frame.enter()
@@ -82,6 +82,7 @@ if perf is not None:
             Column("n_labelled", "Labelled", "int"), Column("label_coverage", "Labelled share", "percent"),
             Column(metric, m.display(info.unit), "decimal"), Column("interval", "95% interval" + (
                 f" ({unit})" if unit else "")), Column("trusted", "Trusted")], empty="No windows in this range.")
+    serving.arms_panel(ctx.db, ctx.model, ctx.window, ctx.start, ctx.end)
 
     st.subheader("Errors in one window" if info.task == "classification" else "Residuals in one window")
     per_window = perf.groupby("window_start").agg(n_labelled=("n_labelled", "sum"),

@@ -37,6 +37,7 @@ with widgets.guard("Retrain status"):
 if not auth.can("operator"):
     auth.read_only_note("starting a retrain")
 else:
+    actions.warm_up_jobs(ctx.db)
     with st.container(border=True):
         st.markdown("**Settings**")
         c1, c2 = st.columns(2)

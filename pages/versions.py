@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from mlops_core import metrics
-from ui import auth, charts, context, data, dialogs, frame, state, tables, widgets
+from ui import auth, charts, context, data, dialogs, frame, serving, state, tables, widgets
 from ui.tables import Column
 
 frame.enter()
@@ -80,6 +80,7 @@ else:
                 st.caption(f"Roll back puts v{target} (the previous production version) back in production.")
             if st.button("Roll back", key="rollback", disabled=target is None):
                 dialogs.request("rollback", db=ctx.db, model=ctx.model, current=prod, target=target)
+serving.deployment_form(ctx.db, ctx.model, prod, all_versions)
 
 # --- comparison -----------------------------------------------------------------------------
 
@@ -117,7 +118,7 @@ with widgets.guard("Live metrics of the chosen versions"):
 
 left, right = st.columns(2)
 with left:
-    recorded = pd.DataFrame({n: v.holdout_metrics for n, v in zip(names, picked)}, columns=names)
+    recorded = pd.DataFrame({n: v.holdout_metrics for n, v in zip(names, picked, strict=True)}, columns=names)
     widgets.chart(charts.metrics_side_by_side(recorded, title="At registration (each on its own holdout)"),
                   key="versions_recorded")
 with right:
@@ -136,7 +137,7 @@ with right:
 
 st.markdown("**Hyperparameters**")
 diff_only = st.toggle("Differences only", value=True, key="versions_diff_only")
-params = pd.DataFrame({n: {k: str(x) for k, x in v.hyperparameters.items()} for n, v in zip(names, picked)},
+params = pd.DataFrame({n: {k: str(x) for k, x in v.hyperparameters.items()} for n, v in zip(names, picked, strict=True)},
                       columns=names)
 if diff_only and len(params):
     params = params[params.nunique(axis=1, dropna=False) > 1]

@@ -96,7 +96,7 @@ class StreamlitServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "StreamlitServer":
+    def __enter__(self) -> StreamlitServer:
         env = dict(os.environ, MLOPS_DB=str(self.db), PYTHONPATH=str(ROOT))
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(

@@ -10,8 +10,9 @@ import pandas as pd
 
 from conftest import make_training_frame
 from _dashboard_support import copy_db
+from _postgres_support import replace_from_template
 from mlops_core.lifecycle import registry
-from mlops_core.config import artifacts_dir
+from mlops_core.config import artifacts_dir, is_postgres_url
 from mlops_core.store import connect, transaction
 from mlops_core.store import Store
 from mlops_core.store import predictions as pstore
@@ -25,6 +26,12 @@ _TEMPLATES: dict[tuple, Path] = {}
 
 def _from_template(db, key: tuple, build) -> None:
     """Copy a database (and its artifacts) registered once per test session: training a model takes seconds."""
+    if is_postgres_url(str(db)):
+        if ControlRoom(db).models():  # a second model in the same database: register it for real
+            build(db)
+        else:
+            replace_from_template(db, "mon_" + "_".join(map(str, key)), build)
+        return
     if key not in _TEMPLATES:
         path = Path(tempfile.mkdtemp(prefix="mon-template-")) / "template.duckdb"
         build(path)

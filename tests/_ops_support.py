@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from _postgres_support import scratch
 from conftest import make_training_frame
 from mlops_core.lifecycle import registry
 from mlops_core.store import Store, connect, utcnow
@@ -66,7 +66,7 @@ def build(db, *, concept: str = "shifted", n: int = 1500, days: float = 20, seed
     features = infer_schema(train, "default")
     pipe = training.default_pipeline("classification", features, 0, max_iter=40)
     pipe.fit(training.coerce_features(train.drop(columns=["default"]), features), train["default"].astype(str))
-    path = Path(db).parent / "v1.skops"
+    path = scratch(db) / "v1.skops"
     sio.dump(pipe, path)
     ControlRoom(db).register(MODEL, "classification", "default", train, artifact=path)
     append_log(db, labelled_frame(n, seed, concept), days=days)

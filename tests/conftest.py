@@ -1,17 +1,57 @@
-"""Shared fixtures: a fresh database file in tmp_path and a small training set."""
+"""Shared fixtures: a fresh database (a file in tmp_path, or a PostgreSQL database) and a small training set.
+
+``MLOPS_TEST_BACKEND=postgres`` puts the metadata of the ``db`` and ``registered_credit_db`` fixtures in
+a throwaway PostgreSQL cluster (``_postgres_support``), with the artifacts and logs in tmp_path.
+"""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from _postgres_support import SESSION as POSTGRES
+from _postgres_support import backend
 from mlops_core.clock import set_clock
 from mlops_core import ControlRoom, Identity
 
+# Job workers that tests start (one per database in tmp_path) exit a few seconds after their last job rather than
+# after the default ten minutes.
+os.environ.setdefault("MLOPS_WORKER_IDLE_S", "5")
+
+
+def pytest_collection_modifyitems(config, items):
+    """On PostgreSQL, leave out the tests of the DuckDB file itself (``duckdb_file``)."""
+    if backend() != "postgres":
+        return
+    kept = [i for i in items if i.get_closest_marker("duckdb_file") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i.get_closest_marker("duckdb_file") is not None])
+        items[:] = kept
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_cluster():
+    """Stop the session's PostgreSQL cluster (started by the first test that needs it) at the end."""
+    yield POSTGRES
+    POSTGRES.stop()
+
+
+def postgres_location(monkeypatch, tmp_path, template: str | None = None) -> str:
+    """A fresh PostgreSQL database (a copy of ``template``) with its artifacts and logs in ``tmp_path``; its URL."""
+    url = POSTGRES.fresh_database(template)
+    monkeypatch.setenv("MLOPS_ARTIFACTS_DIR", str(tmp_path / "mlops_artifacts"))
+    monkeypatch.setenv("MLOPS_LOG_DIR", str(tmp_path / "mlops_logs"))
+    return url
+
 
 @pytest.fixture
-def db(tmp_path):
-    """Path of a database file that does not exist yet (created on first connect)."""
+def db(tmp_path, monkeypatch):
+    """Where a fresh database lives: the path of a DuckDB file that does not exist yet (created on first connect),
+    or with ``MLOPS_TEST_BACKEND=postgres`` the URL of an empty PostgreSQL database."""
+    if backend() == "postgres":
+        return postgres_location(monkeypatch, tmp_path)
     return tmp_path / "mlops.duckdb"
 
 
@@ -46,11 +86,37 @@ def _registered_credit(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="session")
+def _registered_credit_postgres(tmp_path_factory):
+    """On PostgreSQL: a template database with ``credit`` registered, and the folder of its artifacts and logs."""
+    import os
+
+    folder = tmp_path_factory.mktemp("registered_credit_pg")
+
+    def build(url):
+        before = {k: os.environ.get(k) for k in ("MLOPS_ARTIFACTS_DIR", "MLOPS_LOG_DIR")}
+        os.environ["MLOPS_ARTIFACTS_DIR"] = str(folder / "mlops_artifacts")
+        os.environ["MLOPS_LOG_DIR"] = str(folder / "mlops_logs")
+        try:
+            ControlRoom(url).register("credit", "classification", "default", make_training_frame())
+        finally:
+            for k, v in before.items():
+                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+    return POSTGRES.template("registered_credit", build), folder
+
+
 @pytest.fixture
-def registered_credit_db(_registered_credit, tmp_path):
-    """A private copy (database file and artifacts) of the registered ``credit`` database; return its path."""
+def registered_credit_db(request, tmp_path, monkeypatch):
+    """A private copy (database and artifacts) of the registered ``credit`` database; return its location."""
     import shutil
 
+    if backend() == "postgres":
+        template, folder = request.getfixturevalue("_registered_credit_postgres")
+        for p in folder.iterdir():
+            shutil.copytree(p, tmp_path / p.name)
+        return postgres_location(monkeypatch, tmp_path, template)
+    _registered_credit = request.getfixturevalue("_registered_credit")
     for p in _registered_credit.iterdir():
         (shutil.copytree if p.is_dir() else shutil.copy)(p, tmp_path / p.name)
     return tmp_path / "mlops.duckdb"
@@ -71,12 +137,30 @@ def log_sql(db, sql: str, params=None, *, frame: bool = False):
     from mlops_core.store import models as mstore
 
     store = Store(db)
+    if store.url is not None:  # PostgreSQL: the log engine reads the logs, with the metadata tables it names copied
+        import re
+
+        with store.connect() as meta:
+            views = [logs.view(meta, store.logs, info) for info in mstore.list_models(meta)]
+            tables = [r[0] for r in meta.execute("SELECT table_name FROM information_schema.tables "
+                                                 "WHERE table_schema = current_schema()").fetchall()]
+            copies = {t: meta.execute(f'SELECT * FROM "{t}"').df() for t in tables
+                      if re.search(rf"\b{t}\b", sql)}
+        with store.engine() as con:
+            for name, frame_ in copies.items():
+                con.register(name, frame_)
+            return _log_sql(con, views, sql, params, frame)
     with store.connect() as con:
-        for v in [logs.view(con, store.logs, info) for info in mstore.list_models(con)]:
-            con.execute(f'CREATE OR REPLACE TEMP VIEW "log_{v.info.name}" AS SELECT * FROM {v.predictions}')
-            con.execute(f'CREATE OR REPLACE TEMP VIEW "labels_{v.info.name}" AS SELECT * FROM {v.labels}')
-        result = con.execute(sql, params or [])
-        return result.df() if frame else result.fetchall()
+        return _log_sql(con, [logs.view(con, store.logs, info) for info in mstore.list_models(con)], sql, params,
+                        frame)
+
+
+def _log_sql(con, views, sql, params, frame):
+    for v in views:
+        con.execute(f'CREATE OR REPLACE TEMP VIEW "log_{v.info.name}" AS SELECT * FROM {v.predictions}')
+        con.execute(f'CREATE OR REPLACE TEMP VIEW "labels_{v.info.name}" AS SELECT * FROM {v.labels}')
+    result = con.execute(sql, params or [])
+    return result.df() if frame else result.fetchall()
 
 
 def log_view(db, model: str):

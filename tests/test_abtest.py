@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _ops_support import MODEL, append_log, build, labelled_frame, retrain_now
 from scipy.stats import chi2_contingency, ttest_ind
 
-from _ops_support import MODEL, append_log, build, labelled_frame, retrain_now
-from mlops_core.lifecycle import abtest, registry
-from mlops_core.errors import InvalidInputError
 from mlops_core import ControlRoom, Identity
+from mlops_core.errors import InvalidInputError
+from mlops_core.lifecycle import abtest
 
 
 def correct_predictions(labels, accuracy, seed):
@@ -32,6 +32,7 @@ def test_two_proportion_test_matches_scipy_and_challenger_wins(ab_db):
     assert r.champion == 1 and r.metric == "accuracy"
     # the 600 rows logged by build() for v1 carry prediction "0"; they belong to v1's arm too
     from conftest import log_view
+
     from mlops_core.store import Store
     from mlops_core.store import training_data as tdstore
 
@@ -44,7 +45,7 @@ def test_two_proportion_test_matches_scipy_and_challenger_wins(ab_db):
     assert r.challenger_value == pytest.approx(c2 / n2) and r.ci_low < r.difference < r.ci_high
     assert r.significant and r.challenger_wins and "may take over" in r.message
 
-    result, promo = ControlRoom(ab_db, identity=Identity("ab", 'admin')).model(MODEL).promote_if_better(2)
+    _result, promo = ControlRoom(ab_db, identity=Identity("ab", 'admin')).model(MODEL).promote_if_better(2)
     assert promo.to_version == 2 and ControlRoom(ab_db).model(MODEL).production_version() == 2
     assert ControlRoom(ab_db).audit(MODEL).iloc[0].reason.startswith("A/B test: accuracy")
 
@@ -54,7 +55,7 @@ def test_not_enough_samples_or_not_significant_keeps_the_champion(ab_db):
     assert not r.challenger_wins and "Not enough labelled traffic" in r.message
     r = ControlRoom(ab_db).model(MODEL).ab_test(2, alpha=1e-300)
     assert not r.challenger_wins and "not significant" in r.message
-    res, promo = ControlRoom(ab_db, identity=Identity("ab", 'admin')).model(MODEL).promote_if_better(2, min_samples=5000)
+    _res, promo = ControlRoom(ab_db, identity=Identity("ab", 'admin')).model(MODEL).promote_if_better(2, min_samples=5000)
     assert promo is None and ControlRoom(ab_db).model(MODEL).production_version() == 1
     with pytest.raises(InvalidInputError, match="is the champion"):
         ControlRoom(ab_db).model(MODEL).ab_test(1)

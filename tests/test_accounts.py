@@ -74,7 +74,7 @@ def test_name_and_password_rules(room):
         room.add_user("MARIA", "viewer", PASSWORD)
     room.add_user("sso.user@example.com", "viewer", None)
     with pytest.raises(AuthenticationError):
-        ControlRoom.login(room.store.path, "sso.user@example.com", "")
+        ControlRoom.login(room.location, "sso.user@example.com", "")
 
 
 def test_the_last_admin_stays(room):
@@ -99,7 +99,7 @@ def test_changes_are_audited_without_secrets(room):
     assert list(audit["action"])[:5] == ["user_enable", "user_disable", "user_password", "user_role", "user_add"]
     assert set(audit["actor"][:5]) == {"root-admin"}
     assert not audit.astype(str).apply(lambda c: c.str.contains(new, regex=False)).any().any()
-    assert ControlRoom.login(room.store.path, "maria", new).identity.role == "operator"
+    assert ControlRoom.login(room.location, "maria", new).identity.role == "operator"
 
 
 def test_roles_gate_every_client(room, registered_credit_db):
@@ -148,7 +148,7 @@ def test_bootstrap_creates_one_admin_once(tmp_path):
     password = room.bootstrap_admin()
     assert password and len(password) >= 20
     assert room.bootstrap_admin() is None
-    assert ControlRoom.login(room.store.path, "admin", password).identity == Identity("admin", "admin")
+    assert ControlRoom.login(room.location, "admin", password).identity == Identity("admin", "admin")
 
 
 def test_cli_users_commands(registered_credit_db, capsys, monkeypatch):

@@ -9,6 +9,8 @@ import joblib
 import numpy as np
 import pytest
 import skops.io as sio
+from _ops_support import MODEL, build, retrain_now
+from conftest import make_training_frame
 from sklearn.compose import make_column_transformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -16,8 +18,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder
 from sklearn.tree import DecisionTreeClassifier
 
-from _ops_support import MODEL, build, retrain_now
-from conftest import make_training_frame
 from mlops_core import ControlRoom, Identity
 from mlops_core.cli import build_parser, main
 from mlops_core.config import artifacts_dir
@@ -132,7 +132,7 @@ def test_cli_trust_pickle_registers_and_help_says_what_it_means(db, tmp_path, ca
     joblib.dump(fitted_pipeline(), built)
     train = tmp_path / "train.csv"
     make_training_frame().to_csv(train, index=False)
-    code, out, err = run(capsys, "register", "--db", db, "--model", "credit", "--task", "classification",
+    code, _out, err = run(capsys, "register", "--db", db, "--model", "credit", "--task", "classification",
                          "--target", "default", "--training-data", train, "--artifact", built, "--trust-pickle")
     assert code == 0, err
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices["register"]
@@ -155,7 +155,7 @@ def test_a_skops_file_with_types_outside_the_allow_list_is_refused_before_anythi
     path = tmp_path / "custom.skops"
     sio.dump(SetsMarkerOnLoad(marker), path)
     assert sio.get_untrusted_types(file=path) == ["test_artifacts.SetsMarkerOnLoad"]
-    with pytest.raises(InvalidInputError, match="test_artifacts.SetsMarkerOnLoad, which a model artifact may not hold"):
+    with pytest.raises(InvalidInputError, match=r"test_artifacts\.SetsMarkerOnLoad, which a model artifact may not hold"):
         artifacts.load_estimator_file(path)
     assert not marker.exists()
     # a numpy function (numpy.savetxt writes files) inside a pipeline: allowed module, but not a class
@@ -166,7 +166,7 @@ def test_a_skops_file_with_types_outside_the_allow_list_is_refused_before_anythi
     sio.dump(writer, tmp_path / "writer.skops")
     train = tmp_path / "train.csv"
     df.to_csv(train, index=False)
-    code, out, err = run(capsys, "register", "--db", db, "--model", "credit", "--task", "classification",
+    code, _out, err = run(capsys, "register", "--db", db, "--model", "credit", "--task", "classification",
                          "--target", "default", "--training-data", train, "--artifact", tmp_path / "writer.skops")
     assert code == 2 and "numpy.savetxt" in err and "may not hold" in err
 

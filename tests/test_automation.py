@@ -1,19 +1,17 @@
 """Automation policies: storage and validation, triggers, manual alerts, automated retrain + promote, cool-down."""
 from __future__ import annotations
 
-import shutil
+import os
 from datetime import timedelta
 
 import pytest
-
-from _ops_support import MODEL, build
 from _dashboard_support import copy_db
-from mlops_core.lifecycle import policies as automation, jobs, registry
-from mlops_core.config import artifacts_dir
+from _ops_support import MODEL, build
+
+from mlops_core import ControlRoom, Identity
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.store import connect, utcnow
 from mlops_core.store import runs as runstore
-from mlops_core import ControlRoom, Identity
 
 DEMO = "credit_default"
 
@@ -124,11 +122,30 @@ def test_schedule_trigger_and_cooldown_in_automated_mode(db):
     assert list(ControlRoom(db).runs(MODEL)["kind"]).count("retrain") == 1
 
 
+def test_automated_retrain_queued_for_the_caller_covers_the_window_up_to_the_evaluation(db):
+    build(db, n=600)
+    ops = ControlRoom(db, identity=Identity("ops", 'admin'))
+    ops.model(MODEL).set_policy(mode="automated", drift_share_above=0.5, window_days=15)
+    now = utcnow() - timedelta(hours=1)
+    d = ops.model(MODEL).evaluate_policy(now=now, drift_share=0.9, spawn=False)
+    assert d.action == "retrain_started"
+    run = ops.run(d.retrain_run_id)
+    assert (run.status, run.actor, run.trigger, run.pid) == ("queued", "automation", "automated", os.getpid())
+    assert run.params["end"] == now.isoformat() and run.params["window_days"] == 15 and run.params["auto_promote"]
+    outcome = ops.execute_retrain(d.retrain_run_id)  # what its background job would do, here
+    done = ops.run(d.retrain_run_id)
+    assert done.status == "succeeded" and outcome.statistics["window_end"] == now.isoformat()
+    assert outcome.promoted == outcome.passed
+
+
 # --- on the demo database, with the monitoring engine ------------------------------------------------
 
 def test_manual_mode_on_demo_alerts_and_changes_nothing(demo_copy):
     db = demo_copy
     before = [(v.version, v.status) for v in ControlRoom(db).model(DEMO).versions()]
+    ops = ControlRoom(db, identity=Identity("ops", 'operator'))
+    for alert_id in ops.model(DEMO).alerts(open_only=True)["id"]:  # the demo's last evaluation alerted today already
+        ops.acknowledge(int(alert_id))
     d = ControlRoom(db).model(DEMO).evaluate_policy()
     assert d.mode == "manual" and d.signals["drift_share"] > 0.3
     assert d.action == "alert" and d.alert_ids
@@ -139,7 +156,9 @@ def test_manual_mode_on_demo_alerts_and_changes_nothing(demo_copy):
 def test_automated_mode_on_demo_retrains_and_promotes_on_drift(demo_copy):
     db = demo_copy
     prod_before = ControlRoom(db).model(DEMO).production_version()
-    ControlRoom(db, identity=Identity("ops", 'admin')).model(DEMO).set_policy(mode="automated")
+    # the demo's own policy has a strict gate and a week's window: the default gate and window here
+    ControlRoom(db, identity=Identity("ops", 'admin')).model(DEMO).set_policy(mode="automated", gate=None,
+                                                                              window_days=30)
     d = ControlRoom(db).model(DEMO).evaluate_policy()
     assert d.action == "retrain_started" and d.triggers and d.triggers[0].startswith("drift share")
     run = ControlRoom(db).wait(d.retrain_run_id, timeout=400)

@@ -7,8 +7,8 @@ import threading
 
 import pandas as pd
 import pytest
-
 from conftest import log_sql, make_training_frame
+
 from mlops_core import ControlRoom, Identity
 from mlops_core.cli import main
 from mlops_core.errors import AlreadyExistsError, IntegrityError, InvalidInputError, PermissionDeniedError
@@ -67,7 +67,7 @@ def test_round_trip(busy_db, tmp_path):
     assert state(busy_db) != before
     with pytest.raises(AlreadyExistsError, match="--force"):
         ControlRoom(busy_db).restore(tmp_path / "bk")
-    restored, aside = ControlRoom(busy_db).restore(tmp_path / "bk", force=True)
+    _restored, aside = ControlRoom(busy_db).restore(tmp_path / "bk", force=True)
     assert state(busy_db) == before
     assert ControlRoom(busy_db).model(MODEL).load() is not None  # the production artifact passes its hash check
     # nothing was deleted: the replaced database sits beside it and still opens

@@ -11,11 +11,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-
 from conftest import log_sql, make_training_frame
+
+from mlops_core import ControlRoom
 from mlops_core.cli import main
-from mlops_core.lifecycle.registry import register_model
-from mlops_core import ControlRoom, Identity
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "credit"
@@ -109,7 +108,7 @@ def test_anomalies_are_warnings_with_exit_0(db, tmp_path, capsys):
 def test_bad_batches_exit_2_and_write_nothing(db, tmp_path, capsys, make, pattern):
     run(capsys, "ingest", "predictions", batch_file(tmp_path, "seed.csv", prefix="seed"), "--model", MODEL, "--db", db)
     before = counts(db)
-    code, out, err = run(capsys, "ingest", "predictions", make(tmp_path), "--model", MODEL, "--db", db)
+    code, _out, err = run(capsys, "ingest", "predictions", make(tmp_path), "--model", MODEL, "--db", db)
     assert code == 2 and pattern in err and "Traceback" not in err
     assert counts(db) == before
 

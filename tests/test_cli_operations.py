@@ -6,11 +6,10 @@ import subprocess
 import sys
 
 import pytest
-
 from _ops_support import MODEL, build
-from mlops_core.lifecycle import jobs, registry
+
+from mlops_core import ControlRoom
 from mlops_core.cli import main
-from mlops_core import ControlRoom, Identity
 
 
 def run(capsys, *argv):

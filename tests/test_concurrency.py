@@ -13,11 +13,9 @@ import urllib.request
 from datetime import datetime, timezone
 
 import pytest
-
 from _dashboard_support import DEMO_END, ROOT, StreamlitServer, copy_db, shared_demo
 from conftest import log_sql
-from mlops_core.lifecycle import jobs, registry
-from mlops_core.store import connect
+
 from mlops_core import ControlRoom, Identity
 
 pytestmark = pytest.mark.slow

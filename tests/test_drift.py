@@ -7,15 +7,15 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from _monitoring_support import T0, credit_features, log_rows, register_credit, write
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency, ks_2samp, wasserstein_distance
 
-from _monitoring_support import T0, credit_features, log_rows, register_credit, write
-from mlops_core.monitoring import drift
+from mlops_core import ControlRoom
 from mlops_core.data import reference as refmod
 from mlops_core.errors import InvalidInputError, NotFoundError
+from mlops_core.monitoring import drift
 from mlops_core.store import connect
-from mlops_core import ControlRoom, Identity
 
 
 def _frames(n=4000, m=3000, seed=0, shift=0.0):
@@ -31,7 +31,7 @@ def test_compare_columns_and_defaults():
     ref, cur = _frames()
     out = drift.compare(ref, cur)
     assert list(out.columns) == ["feature", "method", "statistic", "p_value", "threshold", "drifted"]
-    assert dict(zip(out["feature"], out["method"])) == {"x": "wasserstein", "y": "wasserstein", "c": "jensen_shannon"}
+    assert dict(zip(out["feature"], out["method"], strict=False)) == {"x": "wasserstein", "y": "wasserstein", "c": "jensen_shannon"}
     assert out["drifted"].dtype == bool
 
 
@@ -234,7 +234,7 @@ def _drifting_log(db):
 
 
 def test_over_time_sql_counts_equal_the_numpy_path_on_the_same_rows(db):
-    info, log, labels = _drifting_log(db)
+    _info, log, labels = _drifting_log(db)
     out = ControlRoom(db).model("credit").drift(methods=["wasserstein", "psi", "ks", "chi2", "jensen_shannon", "linf"])
     with connect(db, write=True, create=True) as con:
         from mlops_core.store import references as rstore
@@ -327,7 +327,7 @@ def test_arrow_summary_equals_the_pandas_summary(db, tmp_path):
     kinds = {"a": "numeric", "b": "numeric", "c": "categorical"}
     got = refmod.summarise_arrow(pa.Table.from_pandas(df), kinds)
     expected = refmod.summarise(df, [], kinds)
-    for g, e in zip(got, expected):
+    for g, e in zip(got, expected, strict=False):
         assert (g.feature, g.kind, g.n, g.null_count) == (e.feature, e.kind, e.n, e.null_count)
         assert [(b.count, b.category, b.lower, b.upper) for b in g.bins] == [
             (b.count, b.category, b.lower, b.upper) for b in e.bins]
@@ -365,9 +365,9 @@ def test_stored_settings_choose_methods_and_thresholds(db):
     ControlRoom(db).model("credit").configure_drift("income", ["psi", "ks"], thresholds={"psi": 0.05})
     ControlRoom(db).model("credit").configure_drift("*", "chi2", threshold=0.001)
     got = ControlRoom(db).model("credit").drift_settings()
-    assert set(zip(got["feature"], got["method"])) == {("income", "psi"), ("income", "ks"), ("*", "chi2")}
+    assert set(zip(got["feature"], got["method"], strict=False)) == {("income", "psi"), ("income", "ks"), ("*", "chi2")}
     out = ControlRoom(db).model("credit").drift(store=False)
-    pairs = set(zip(out["feature"], out["method"], out["threshold"]))
+    pairs = set(zip(out["feature"], out["method"], out["threshold"], strict=False))
     assert ("income", "psi", 0.05) in pairs and ("income", "ks", 0.05) in pairs
     assert ("age", "chi2", 0.001) in pairs and ("region", "chi2", 0.001) in pairs
     assert not (out["method"] == "wasserstein").any()

@@ -9,18 +9,24 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from _monitoring_support import (
+    T0,
+    credit_features,
+    log_rows,
+    register_credit,
+    register_multiclass,
+    register_regressor,
+    write,
+)
+from conftest import log_view
 from sklearn import metrics as skm
 from sklearn.isotonic import IsotonicRegression
 
-from _monitoring_support import (T0, credit_features, log_rows, register_credit, register_multiclass,
-                                 register_regressor, write)
-from conftest import log_view
-from mlops_core.store import Store
 from mlops_core import ControlRoom, Identity
 from mlops_core.cli import main
 from mlops_core.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from mlops_core.monitoring import estimated_performance, estimation
-from mlops_core.store import connect
+from mlops_core.store import Store, connect
 from mlops_core.store import estimation as estore
 
 METRICS = estimation.METRICS
@@ -190,8 +196,8 @@ def test_roc_auc_estimate_is_nannymls_expected_curve():
 
 def test_binned_estimates_equal_row_by_row_ones_within_the_auc_bound(calibrated_reference):
     rng = np.random.default_rng(8)
-    for cal in (calibrated_reference,
-                estimation.fit_calibration(*(lambda p: (p ** 3, _draw(rng, p)))(_truth(rng, 20_000)))):
+    truth = _truth(rng, 20_000)
+    for cal in (calibrated_reference, estimation.fit_calibration(truth ** 3, _draw(rng, truth))):
         p = _truth(rng, 8000, 0.3)
         s = p if not cal.applied else p ** 3
         pred = s >= np.median(s)
@@ -383,7 +389,7 @@ def test_viewers_estimate_without_storing(db):
 
 
 def test_a_version_without_calibration_uses_a_labelled_reference_window(db):
-    info, frame = _log_credit(db, days=4, labelled_days=2)
+    _info, _frame = _log_credit(db, days=4, labelled_days=2)
     with connect(db, write=True, create=True) as con:
         con.execute("DELETE FROM estimation_breakpoints")
         con.execute("DELETE FROM estimation_blocks")
@@ -420,20 +426,20 @@ def test_regression_and_multiclass_models_get_a_clear_no(db):
 def test_cli_performance_estimate(db, capsys):
     _log_credit(db, days=3, labelled_days=1)
     args = ["performance", "--model", "credit", "--db", str(db), "--estimate"]
-    assert main(args + ["--json"]) == 0
+    assert main([*args, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 3 * len(METRICS)
     assert {"window_start", "version", "metric", "estimate", "band_low", "band_high", "realized", "n_labelled"} <= set(rows[0])
     assert rows[-1]["realized"] is None and rows[0]["realized"] is not None
-    assert main(args + ["--level", "0.9"]) == 0
+    assert main([*args, "--level", "0.9"]) == 0
     out = capsys.readouterr().out
     assert "90% band" in out and "roc_auc" in out and "2026-03-03" in out
     assert main(["performance", "--model", "credit", "--db", str(db), "--estimate-history"]) == 0
     out = capsys.readouterr().out
     assert "in band" in out and "realized values lie in their band" in out
-    assert main(args + ["--level", "2"]) == 2
+    assert main([*args, "--level", "2"]) == 2
     assert "between 0 and 1" in capsys.readouterr().err
-    assert main(args + ["--reference-from", "2026-03-01"]) == 2
+    assert main([*args, "--reference-from", "2026-03-01"]) == 2
     assert "--reference-to" in capsys.readouterr().err
 
 

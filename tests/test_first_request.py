@@ -10,12 +10,19 @@ sidebar and checks that the model and the window chosen on the first page are st
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-from _dashboard_support import (CHROMIUM, CHROMIUM_ARGS, ROOT, StreamlitServer, assert_no_traceback, copy_db,
-                                open_as, require_browser, settle, shared_demo)
+from _dashboard_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    StreamlitServer,
+    assert_no_traceback,
+    copy_db,
+    open_as,
+    require_browser,
+    settle,
+    shared_demo,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

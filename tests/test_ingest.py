@@ -2,22 +2,20 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import shutil
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import log_sql, make_training_frame
-from mlops_core.errors import BatchRejectedError, NotFoundError
-from mlops_core.lifecycle.registry import register_model
+
+from mlops_core import ControlRoom
 from mlops_core.clock import set_clock
 from mlops_core.config import artifacts_dir
-from mlops_core.store import connect
-from mlops_core import ControlRoom, Identity
+from mlops_core.errors import BatchRejectedError, NotFoundError
 
 MODEL = "credit"
 
@@ -211,7 +209,7 @@ def test_empty_and_unreadable_files_are_refused(db, tmp_path, content, pattern):
 
 def test_unknown_model_and_missing_file_are_refused(db, tmp_path):
     before = row_counts(db)
-    with pytest.raises(NotFoundError, match="Unknown model 'nope'. Known models: credit"):
+    with pytest.raises(NotFoundError, match=r"Unknown model 'nope'\. Known models: credit"):
         ControlRoom(db).model("nope").ingest(batch())
     with pytest.raises(BatchRejectedError, match="does not exist"):
         ControlRoom(db).model(MODEL).ingest(tmp_path / "missing.csv")

@@ -6,16 +6,16 @@ import signal
 import time
 
 import pytest
-
 from _ops_support import MODEL, artifact_files, build
 from conftest import log_sql
-from mlops_core.lifecycle import jobs, registry
+
+from mlops_core import ControlRoom, Identity
 from mlops_core.config import artifacts_dir
 from mlops_core.errors import AlreadyRunningError, NotFoundError
-from mlops_core.store import connect, forget_database
+from mlops_core.lifecycle import jobs
+from mlops_core.store import Store, connect, forget_database
 from mlops_core.store import runs as runstore
-from mlops_core import ControlRoom, Identity
-from mlops_core.store import Store
+from mlops_core.store.jobs import process_alive
 
 # Hyperparameters that make the fit take several seconds, so a test can act while it runs.
 SLOW = {"max_iter": 3000, "early_stopping": False, "learning_rate": 0.01, "max_leaf_nodes": 63}
@@ -69,10 +69,8 @@ def test_killed_retrain_is_marked_failed_and_leaves_nothing_half_done(db):
     # earlier ones .joblib; .tmp is a write cut short)
     for name in ("v2-deadbeef.skops", "v2-deadbeef.skops.tmp", "v2-cafef00d.joblib"):
         (artifacts_dir(db) / MODEL / name).write_bytes(b"partial")
-    os.kill(run.pid, signal.SIGKILL)
-    for p in list(jobs._children):
-        if p.pid == run.pid:
-            p.wait(timeout=30)
+    os.kill(run.pid, signal.SIGKILL)  # the job worker running it
+    wait_for(lambda: process_alive(run.pid, run.host) is False, timeout=30)
 
     # a fresh process opening the database reaps it (simulated: forget that this one opened it)
     forget_database(db)

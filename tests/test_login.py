@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from _dashboard_support import PASSWORD, ROOT, copy_db, shared_demo
 from streamlit.testing.v1 import AppTest
 
-from _dashboard_support import PASSWORD, ROOT, copy_db, shared_demo
 from mlops_core import ControlRoom, Identity
 
 APP = str(ROOT / "dashboard.py")

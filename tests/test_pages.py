@@ -29,7 +29,9 @@ PAGES = {
     "pages/performance.py": "Performance",
     "pages/drift.py": "Drift",
     "pages/data_quality.py": "Data quality",
+    "pages/features.py": "Features",
     "pages/versions.py": "Versions",
+    "pages/ab_test.py": "A/B test",
     "pages/retrain.py": "Retrain",
     "pages/runs.py": "Runs & audit",
     "pages/automation.py": "Automation",
@@ -40,7 +42,9 @@ KEY_CONTENT = {
     "pages/performance.py": (["Errors in one window"], 2),
     "pages/drift.py": (["One feature: reference against current", "Prediction and target drift"], 4),
     "pages/data_quality.py": (["Schema", "Training–serving skew"], 2),
-    "pages/versions.py": (["Change production", "Compare versions", "Hyperparameters", "Lineage"], 2),
+    "pages/features.py": ([], 0),
+    "pages/versions.py": (["Change production", "Serving", "Compare versions", "Hyperparameters", "Lineage"], 2),
+    "pages/ab_test.py": (["No A/B test runs", "Deployment history"], 0),
     "pages/retrain.py": (["Settings", "Latest retrain"], 0),
     "pages/runs.py": ([], 1),
     "pages/automation.py": (["Policy", "What automation did", "Incidents", "Notifications"], 0),
@@ -173,7 +177,12 @@ def test_runs_page_marks_runs_unlike_their_history(demo_db):
     assert [a.statistic for a in found] == ["duration_s"]
     at = open_page("pages/runs.py")
     assert_clean(at)
-    assert "1 run(s) unlike the recent runs of their kind" in texts(at)
+    # the demo's own runs have findings too (the concept shift moves the labels' positive rate), so the count is
+    # theirs plus this one
+    import re
+
+    shown = re.search(r"(\d+) run\(s\) unlike the recent runs of their kind", texts(at))
+    assert shown and int(shown.group(1)) >= 1
     spec = at.get("plotly_chart")[0].proto.spec
     assert "unusual run" in spec and run_id in spec
 
@@ -291,6 +300,36 @@ def test_retrain_flow_shows_progress_then_the_gate_decision(demo_db):
         assert md(reason) in body  # shown as literal text (Markdown characters escaped)
 
 
+def test_the_retrain_page_starts_the_job_worker_for_operators_only(demo_db):
+    from mlops_core.lifecycle import worker
+    from mlops_core.store import Store
+
+    store = Store(demo_db)
+    at = open_page("pages/retrain.py", identity=Identity("vic", "viewer"))
+    assert_clean(at)
+    assert worker.running_pid(store) is None  # a viewer cannot retrain: nothing to warm up
+    at = open_page("pages/retrain.py")
+    assert_clean(at)
+    try:
+        pid = jobs_wait_for(lambda: worker.running_pid(store))
+        at.run()  # later reruns of the session leave the running worker alone
+        assert worker.running_pid(store) == pid
+    finally:
+        worker.stop(store)
+
+
+def jobs_wait_for(predicate, timeout: float = 60.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
 def test_policy_form_saves_the_policy(demo_db):
     from mlops_core.lifecycle import policies as automation
 
@@ -345,7 +384,7 @@ from mlops_core import Identity
 at = AppTest.from_file({APP!r}, default_timeout=60)
 at.session_state["signed_in"] = Identity("pat", "viewer")
 at.run()
-for page in ("performance", "drift", "data_quality", "versions", "retrain", "runs", "automation"):
+for page in ("performance", "drift", "data_quality", "versions", "ab_test", "retrain", "runs", "automation"):
     at.switch_page(f"pages/{{page}}.py").run()
     assert not at.exception, (page, [e.value for e in at.exception])
 print("sklearn" in sys.modules)
@@ -369,3 +408,20 @@ def test_a_model_without_traffic_renders_every_page(tmp_path, monkeypatch):
         assert_clean(at)
     at.switch_page("pages/performance.py").run()
     assert "ingest predictions" in texts(at)
+
+
+def test_features_page_shows_freshness_rows_nulls_drift_and_the_stale_view(demo_db):
+    from _dashboard_support import DEMO_END
+    from conftest import log_sql
+    from mlops_core.demo.features import add_applicant_history
+
+    apps = log_sql(demo_db, "SELECT request_id, ts, credit_score, num_open_accounts, utilization "
+                            "FROM log_credit_default", frame=True)
+    add_applicant_history(ControlRoom(demo_db, identity=Identity("demo", "admin")), apps, end=DEMO_END)
+    at = open_page("pages/features.py")
+    assert_clean(at)
+    body = texts(at)
+    assert "**applicant_history** is stale" in body and "credit_default" in body
+    assert "Definition" in body and "Every feature view is fresh" not in body
+    assert at.selectbox(key="feature_view").value == "applicant_history"
+    assert len(at.get("plotly_chart")) >= 4

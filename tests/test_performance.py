@@ -75,6 +75,26 @@ def test_binary_metrics_equal_sklearn_per_window_and_version(db):
     assert checked >= 8
 
 
+def test_roc_auc_read_in_slices_of_windows_equals_sklearn(db, monkeypatch):
+    """A log bigger than one slice: the AUC read slice by slice (whole windows each) is still sklearn's."""
+    from mlops_core.store import performance as perfstore
+
+    _, frame = _binary_log(db)
+    monkeypatch.setattr(perfstore, "AUC_SLICE_ROWS", 150)  # about one window per slice
+    got = ControlRoom(db).model("credit").performance(window="hour")
+    frame["window_start"] = frame["ts"].dt.floor("h")
+    checked = 0
+    for (ws, v), part in frame.groupby(["window_start", "version"]):
+        lab = part[part["label"].notna()]
+        if lab["label"].nunique() < 2:
+            continue
+        row = got[(got["window_start"] == ws) & (got["version"] == v)].iloc[0]
+        expected = skm.roc_auc_score((lab["label"] == "1").astype(int), lab["score"])
+        assert row["roc_auc"] == pytest.approx(expected, rel=1e-12), (ws, v)
+        checked += 1
+    assert checked >= 50
+
+
 def test_windows_without_labels_report_counts_and_nan_metrics(db):
     _, frame = _binary_log(db)
     got = ControlRoom(db).model("credit").performance(window="day")

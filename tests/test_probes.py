@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import make_training_frame
+
 from mlops_core import ControlRoom, Identity
 from mlops_core.cli import main
 
@@ -264,3 +264,45 @@ def test_odd_stored_times_render_everywhere(registered_credit_db, monkeypatch, c
         assert not at.error, (page, [e.value for e in at.error])
         assert any("outside the accepted range" in w.value for w in at.sidebar.warning), page
     assert at.sidebar.date_input(key="date_range").value[1] == pd.Timestamp("2026-03-01").date()
+
+
+# --- 1. the dashboard listens on this machine only unless told otherwise --------------------------------------
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses of sockets listening on ``port`` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, hexport = local.rsplit(":", 1)
+            if state == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+                found.add(addr)
+    return found
+
+
+def test_the_dashboard_binds_to_loopback_by_default(registered_credit_db):
+    """`streamlit run dashboard.py` with the project's settings (no --server.address) listens on 127.0.0.1 only."""
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("no /proc/net/tcp to read listening sockets from")
+    from _dashboard_support import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
+                             "--server.headless", "true", "--server.fileWatcherType", "none"],
+                            cwd=ROOT, env={**os.environ, "MLOPS_DB": str(registered_credit_db), "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _listening_addresses(port):
+            time.sleep(0.3)
+        addresses = _listening_addresses(port)
+        assert addresses, "streamlit did not start listening"
+        assert addresses == {"0100007F"}, addresses  # 127.0.0.1 in /proc's byte order, nothing else
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -9,16 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
+from conftest import make_training_frame
 from sklearn.linear_model import LogisticRegression
 
-from conftest import make_training_frame
+from mlops_core import ControlRoom
 from mlops_core.config import artifacts_dir
-from mlops_core.lifecycle import registry
-
 from mlops_core.errors import AlreadyExistsError, IntegrityError, InvalidInputError, NotFoundError
 from mlops_core.store import connect
 from mlops_core.store import references as rstore
-from mlops_core import ControlRoom, Identity
 
 TABLES = ("models", "model_versions", "deployments", "runs", "audit_events", "drift_references", "reference_stats",
           "reference_bins")
@@ -131,6 +129,32 @@ def test_tampered_artifact_is_refused(db, training_csv):
         ControlRoom(db).model("credit").load()
 
 
+def test_register_with_hyperparameters_sets_up_the_default_pipeline(db, training_csv):
+    r = ControlRoom(db).register("credit", "classification", "default", training_csv,
+                                 hyperparameters={"max_iter": 15, "learning_rate": 0.3})
+    model = ControlRoom(db).model("credit")
+    estimator = model.load().steps[-1][1]
+    assert (estimator.max_iter, estimator.learning_rate, estimator.n_iter_) == (15, 0.3, 15)
+    assert r.algorithm == "HistGradientBoostingClassifier"
+    assert model.version(1).hyperparameters["max_iter"] == 15
+    run = ControlRoom(db).runs("credit").iloc[0]
+    assert json.loads(run["params"])["hyperparameters"] == {"max_iter": 15, "learning_rate": 0.3}
+
+
+@pytest.mark.parametrize("hyperparameters,artifact,match", [
+    ({"max_depht": 3}, False, "Unknown hyperparameter\\(s\\) max_depht for HistGradientBoostingClassifier; valid: "),
+    ({"learning_rate": -1}, False, "The hyperparameters .* cannot be used: .*learning_rate"),
+    ({"max_iter": 20}, True, "the given artifact is already fitted"),
+])
+def test_bad_hyperparameters_register_nothing(db, training_csv, hyperparameters, artifact, match):
+    df = make_training_frame()
+    fitted = LogisticRegression(max_iter=500).fit(df[["age", "income"]], df["default"].astype(str)) if artifact else None
+    with pytest.raises(InvalidInputError, match=match):
+        ControlRoom(db).register("credit", "classification", "default", training_csv, artifact=fitted,
+                                 hyperparameters=hyperparameters)
+    assert ControlRoom(db).models() == []
+
+
 def run_cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "mlops_core", *map(str, args)], capture_output=True, text=True, env=env)
 
@@ -146,6 +170,21 @@ def test_cli_register_and_status_json(db, training_csv):
     assert s["model"] == "credit" and s["task"] == "classification" and s["production_version"] == 1
     assert s["versions"][0]["version"] == 1 and s["versions"][0]["status"] == "production"
     assert s["predictions"] == 0 and s["labels"] == 0 and s["last_prediction_at"] is None
+
+
+def test_cli_register_sets_hyperparameters(db, training_csv):
+    p = run_cli("register", "--db", db, "--model", "credit", "--task", "classification", "--target", "default",
+                "--training-data", training_csv, "--set", "max_iter=12", "--set", "learning_rate=0.25")
+    assert p.returncode == 0, p.stderr
+    hp = ControlRoom(db).model("credit").version(1).hyperparameters
+    assert (hp["max_iter"], hp["learning_rate"]) == (12, 0.25)
+    p = run_cli("register", "--db", db, "--model", "other", "--task", "classification", "--target", "default",
+                "--training-data", training_csv, "--set", "max_iter")
+    assert p.returncode == 2 and "--set takes PARAM=VALUE" in p.stderr and "Traceback" not in p.stderr
+    p = run_cli("register", "--db", db, "--model", "other", "--task", "classification", "--target", "default",
+                "--training-data", training_csv, "--set", "trees=5")
+    assert p.returncode == 2 and "Unknown hyperparameter(s) trees" in p.stderr
+    assert [m.name for m in ControlRoom(db).models()] == ["credit"]
 
 
 def test_cli_errors_exit_2_without_traceback(db, tmp_path):

@@ -9,7 +9,7 @@ from conftest import log_view
 from mlops_core.config import artifacts_dir
 from mlops_core.lifecycle import registry, training
 
-from mlops_core.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from mlops_core.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, PermissionDeniedError
 from mlops_core.store import connect
 from mlops_core.store import models as mstore
 from mlops_core.store import training_data as tdstore
@@ -136,6 +136,11 @@ def test_tampered_artifact_is_refused(three_versions):
         ControlRoom(db).model(MODEL).load(2)
     c = ControlRoom(db).model(MODEL).compare([1, 2])  # compare shows the others and says why v2 is missing
     assert "v2" in c.errors and "sha256" in c.errors["v2"] and c.holdout["v1"].notna().all()
+    # a challenger serves live traffic: its artifact is checked before anything is written
+    n_audit = len(ControlRoom(db).audit(MODEL))
+    with pytest.raises(IntegrityError, match="sha256"):
+        ControlRoom(db).model(MODEL).start_challenger(2, 0.2)
+    assert ControlRoom(db).model(MODEL).challenger_version() is None and len(ControlRoom(db).audit(MODEL)) == n_audit
 
 
 def test_compare_scores_versions_on_the_same_recent_rows(three_versions):
@@ -179,3 +184,64 @@ def test_runs_audit_and_versions_frames(three_versions):
     assert vf["gate_passed"].iloc[1:].isin([True, False]).all()
     assert "holdout_roc_auc" in vf.columns
     assert len(ControlRoom(db).audit()) >= len(ControlRoom(db).audit(MODEL))
+
+
+# --- the challenger of an A/B test -------------------------------------------------------------------
+
+def test_challenger_window_start_end_and_audit(three_versions):
+    db = three_versions
+    model = ControlRoom(db, identity=Identity("alice", "operator")).model(MODEL)
+    assert model.challenger_version() is None
+    c = model.start_challenger(2, 0.25, reason="try v2 on a quarter of the traffic")
+    assert (c.version, c.share, c.champion_version, c.actor) == (2, 0.25, 1, "alice")
+    assert model.challenger_version() == 2 and model.production_version() == 1
+    assert statuses(db) == {1: "production", 2: "candidate", 3: "candidate"}  # nobody's status changes
+    ev = ControlRoom(db).audit(MODEL).iloc[0]
+    assert (ev.action, ev.actor, ev.from_version, ev.to_version) == ("challenger_start", "alice", 1, 2)
+    assert '"share": 0.25' in ev.details and ev.reason == "try v2 on a quarter of the traffic"
+    # another challenger replaces the first one's window
+    model.start_challenger(3, 0.1)
+    hist = model.deployment_history()
+    chal = hist[hist["alias"] == "challenger"]
+    assert chal["version"].tolist() == [2, 3] and chal["ended_at"].iloc[0] == chal["started_at"].iloc[1]
+    assert '"replaced_challenger": 2' in ControlRoom(db).audit(MODEL).iloc[0].details
+    assert model.end_challenger(reason="enough data") == 3
+    assert model.challenger_version() is None
+    ev = ControlRoom(db).audit(MODEL).iloc[0]
+    assert (ev.action, ev.from_version, ev.reason) == ("challenger_end", 3, "enough data")
+    assert model.deployment_history()["ended_at"].notna().sum() == 2  # production's row stays open
+
+
+def test_promoting_the_challenger_ends_its_window_in_the_same_step(three_versions):
+    db = three_versions
+    model = ControlRoom(db, identity=Identity("alice", "operator")).model(MODEL)
+    model.start_challenger(2, 0.2)
+    p = model.promote(2, reason="won the A/B test")
+    hist = model.deployment_history()
+    chal, prod = hist[hist["alias"] == "challenger"], hist[hist["alias"] == "production"]
+    assert model.challenger_version() is None and chal["ended_at"].iloc[0] == prod["started_at"].iloc[1] == p.at
+    assert '"ended_challenger_window": true' in ControlRoom(db).audit(MODEL).iloc[0].details
+
+
+def test_challenger_refusals_change_nothing(three_versions):
+    db = three_versions
+    model = ControlRoom(db, identity=Identity("alice", "operator")).model(MODEL)
+    n_audit = len(ControlRoom(db).audit(MODEL))
+    for version, share, error, match in (
+            (2, 0, InvalidInputError, "between 0 and 1"), (2, 1.5, InvalidInputError, "between 0 and 1"),
+            (2, "half", InvalidInputError, "must be a number"), (9, 0.2, NotFoundError, "no version 9"),
+            (1, 0.2, ConflictError, "is in production")):
+        with pytest.raises(error, match=match):
+            model.start_challenger(version, share)
+    with pytest.raises(ConflictError, match="has no challenger"):
+        model.end_challenger()
+    with connect(db, write=True) as con:
+        mstore.set_version_status(con, MODEL, 3, "rejected")
+    with pytest.raises(ConflictError, match="was rejected"):
+        model.start_challenger(3, 0.2)
+    model.start_challenger(2, 0.2)
+    with pytest.raises(ConflictError, match="already the challenger"):
+        model.start_challenger(2, 0.3)
+    with pytest.raises(PermissionDeniedError, match="operator"):
+        ControlRoom(db, identity=Identity("viewer", "viewer")).model(MODEL).end_challenger()
+    assert len(ControlRoom(db).audit(MODEL)) == n_audit + 1 and model.challenger_version() == 2

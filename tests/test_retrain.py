@@ -5,21 +5,18 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
-
 from _ops_support import MODEL, append_log, artifact_files, build, labelled_frame, retrain_now
 from conftest import log_view
-from mlops_core.config import artifacts_dir
-from mlops_core.lifecycle import policies as automation, gate, registry, training
+from sklearn.metrics import roc_auc_score
 
+from mlops_core import ControlRoom, Identity
+from mlops_core.config import artifacts_dir
 from mlops_core.errors import ConflictError, InvalidInputError
+from mlops_core.lifecycle import gate, training
 from mlops_core.lifecycle.gate import GateRule, evaluate_gate
-from mlops_core.store import connect, utcnow
+from mlops_core.store import Store, connect, utcnow
 from mlops_core.store import models as mstore
 from mlops_core.store import training_data as tdstore
-from mlops_core import ControlRoom, Identity
-from mlops_core.store import Store
-
 
 # --- the gate (pure) ---------------------------------------------------------------------------
 
@@ -190,7 +187,7 @@ def test_progress_is_written_after_a_delay_and_a_superseded_or_final_message_is_
     replaces it; halt() drops what is not written yet (the job's final transaction writes the outcome)."""
     import time
 
-    from mlops_core.lifecycle import jobs, retrain
+    from mlops_core.lifecycle import retrain
 
     build(db, n=300)
     run_id = ControlRoom(db, identity=Identity("t", 'admin')).model(MODEL).retrain(spawn=False)

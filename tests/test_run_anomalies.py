@@ -223,7 +223,7 @@ def test_a_row_count_collapse_through_ingest_is_flagged(ingested):
     assert flagged["rows"].value == 8 and flagged["rows"].median == pytest.approx(200)
     assert flagged["rows"].robust_z < -rule.THRESHOLD
     assert "positive_rate" not in flagged  # 8 rows say little about a rate
-    stored = ControlRoom(ingested.room.store.path).run_anomalies("credit")
+    stored = ControlRoom(ingested.room.location).run_anomalies("credit")
     assert {a.statistic for a in stored if a.run_id == result.run_id} == set(flagged)
 
 

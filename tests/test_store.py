@@ -14,7 +14,8 @@ from mlops_core.store.migrations import available, current_version, migrate
 CONCEPT_TABLES = {
     "models", "model_versions", "deployments", "runs", "ingest_batches", "validation_reports", "validation_anomalies",
     "drift_references", "reference_stats", "reference_bins", "drift_results", "alert_rules", "alerts", "audit_events",
-    "policies", "feature_values", "schema_version",
+    "policies", "feature_entities", "feature_views", "feature_files", "feature_batches", "online_snapshots",
+    "schema_version",
 }
 
 
@@ -28,6 +29,7 @@ def test_new_database_gets_every_table_and_latest_version(db):
         assert current_version(con) == available()[-1][0]
 
 
+@pytest.mark.duckdb_file
 def test_existing_database_is_upgraded_once_and_keeps_its_rows(db):
     # A database at version 1 with a row in it, as an older release would have left it.
     con = duckdb.connect(str(db))
@@ -58,6 +60,7 @@ def test_transaction_rolls_back_on_error(db):
         assert con.execute("SELECT count(*) FROM policies").fetchone()[0] == 0
 
 
+@pytest.mark.duckdb_file
 def test_a_held_database_gives_database_busy_after_the_timeout(db, monkeypatch):
     with connect(db, write=True, create=True):
         pass
@@ -88,6 +91,7 @@ def test_a_lower_numbered_migration_shipped_later_still_runs(db):
         assert 31 in {r[0] for r in con.execute("SELECT version FROM schema_version").fetchall()}
 
 
+@pytest.mark.duckdb_file
 def test_logs_kept_in_tables_by_an_older_release_move_to_parquet_files(db):
     """Migration 033: the rows of log_<model> and labels_<model> become listed Parquet files; the tables go."""
     import json
@@ -125,3 +129,38 @@ def test_logs_kept_in_tables_by_an_older_release_move_to_parquet_files(db):
         files = con.execute("SELECT kind, count(*), sum(rows) FROM log_files GROUP BY 1 ORDER BY 1").fetchall()
     assert "log_old" not in tables and "labels_old" not in tables
     assert files == [("labels", 1, 20), ("predictions", 3, 50)]  # by day: 24 + 24 + 2 predictions
+
+
+@pytest.mark.duckdb_file
+def test_kept_open_holds_the_file_for_many_visits_and_other_processes_wait(db, monkeypatch):
+    from mlops_core import ControlRoom
+
+    room = ControlRoom(db)
+    probe = [sys.executable, "-c", f"import duckdb; duckdb.connect({str(db)!r}).close(); print('opened')"]
+    with room.kept_open() as same:
+        assert same is room and db.exists()
+        for _ in range(3):  # visits of this process go on as usual
+            with connect(db) as con:
+                con.execute("SELECT 1").fetchall()
+        other = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+        assert other.returncode != 0 and "lock" in other.stderr.lower()  # held by this process
+    other = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+    assert other.returncode == 0 and "opened" in other.stdout  # released when the block ends
+
+
+@pytest.mark.duckdb_file
+def test_destroy_deletes_the_database_and_its_artifacts(registered_credit_db):
+    from mlops_core import ControlRoom, Identity
+    from mlops_core.errors import ConflictError, PermissionDeniedError
+
+    db = registered_credit_db
+    room = ControlRoom(db, identity=Identity("ops", "admin"))
+    assert room.artifacts_path.is_dir() and room.path == db
+    with pytest.raises(PermissionDeniedError, match="admin"):
+        ControlRoom(db, identity=Identity("viewer", "operator")).destroy()
+    with room.kept_open(), pytest.raises(ConflictError, match="still open in this process"):
+        room.destroy()
+    assert db.exists()
+    room.destroy()
+    assert not db.exists() and not room.artifacts_path.exists() and not room.exists()
+    assert ControlRoom(db).models() == []  # and the location can be used afresh

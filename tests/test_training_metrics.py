@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from mlops_core.lifecycle import training
 from mlops_core.data.schema import FeatureSpec, coerce_features
+from mlops_core.lifecycle import training
 
 
 def _sklearn_binary(y_true, y_pred, scores, pos):

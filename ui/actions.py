@@ -9,7 +9,7 @@ from __future__ import annotations
 from mlops_core import ControlRoom
 from mlops_core.access import Identity
 from mlops_core.entities import Promotion
-from mlops_core.errors import PermissionDeniedError
+from mlops_core.errors import MlopsError, PermissionDeniedError
 
 from . import auth, data
 
@@ -46,6 +46,22 @@ def start_retrain(db: str, model: str, params: dict) -> str:
         return _room(db).model(model).retrain(params)
     finally:
         data.clear()
+
+
+def warm_up_jobs(db: str) -> None:
+    """Start the database's job worker when none runs, once per session, so that a retrain started from this page
+    runs at once in a process that has its imports loaded; a failure here is silent (the Retrain button starts
+    a worker itself and says what went wrong)."""
+    import streamlit as st
+
+    key = f"_job_worker_started:{db}"
+    if st.session_state.get(key):
+        return
+    st.session_state[key] = True
+    try:
+        _room(db).start_worker()
+    except (MlopsError, OSError):
+        pass
 
 
 def acknowledge(db: str, alert_id: int) -> bool:
@@ -102,5 +118,21 @@ def retry_deliveries(db: str):
 def set_policy(db: str, model: str, **settings):
     try:
         return _room(db).model(model).set_policy(**settings)
+    finally:
+        data.clear()
+
+
+def set_deployment(db: str, model: str, mode: str, **settings):
+    """Serve ``model`` in ``mode`` (champion, split, shadow, canary); audited. Returns the new config."""
+    try:
+        return _room(db).model(model).set_deployment(mode, **settings)
+    finally:
+        data.clear()
+
+
+def promote_winner(db: str, model: str, reason: str | None):
+    """Act on the decided A/B test (promote the winning challenger or keep the champion); audited."""
+    try:
+        return _room(db).model(model).promote_winner(reason=reason or None)
     finally:
         data.clear()

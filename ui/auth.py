@@ -25,7 +25,6 @@ import streamlit as st
 
 from mlops_core import ControlRoom, Identity
 from mlops_core.errors import AuthenticationError, MlopsError
-
 from ui import widgets
 
 SESSION_KEY = "signed_in"

@@ -607,3 +607,82 @@ def drift_series(frame: pd.DataFrame, names: dict[str, str] | None = None,
                                              else m) if "method" in frame.columns else ""
     df = frame.assign(score=_severity(frame), series=frame["feature"].map(lambda f: names.get(f, f)) + " · " + method)
     return series_over_time(df, "score", by="series", title=title, y_title="score (1 = threshold)", threshold=1.0)
+
+
+
+def feature_freshness(frame: pd.DataFrame, title: str | None = "Age of the newest row against the limit") -> go.Figure:
+    """Horizontal bars per view of the hours since its newest event time (``view``, ``age_h``, ``stale``), with each
+    view's staleness limit (``limit_h``) as a marker; stale views in the alert colour."""
+    if frame is None or len(frame) == 0:
+        return empty("No feature view is defined", title)
+    df = frame.sort_values("view")
+    fig = go.Figure(go.Bar(x=df["age_h"], y=df["view"], orientation="h", name="age (hours)",
+                           marker_color=[colour(3) if s else colour(2) for s in df["stale"]],
+                           hovertemplate="%{y}: %{x:.1f} h since the newest event<extra></extra>"))
+    if "limit_h" in df.columns and df["limit_h"].notna().any():
+        fig.add_trace(go.Scatter(x=df["limit_h"], y=df["view"], mode="markers", name="limit",
+                                 marker=dict(symbol="line-ns-open", size=22, color="#999999", line=dict(width=3)),
+                                 hovertemplate="%{y}: stale after %{x:g} h<extra></extra>"))
+    fig.update_xaxes(title_text="hours since the newest event time", rangemode="tozero")
+    fig.update_layout(hovermode="closest")
+    return _base(fig, title, max(200, 40 * len(df) + 120))
+
+
+def rows_per_day(frame: pd.DataFrame, title: str | None = "Rows per event day") -> go.Figure:
+    """Bars of a feature view's rows per event day (``day``, ``rows``): gaps show when the source stopped."""
+    if frame is None or len(frame) == 0:
+        return empty("No rows ingested yet", title)
+    df = frame.sort_values("day")
+    fig = go.Figure(go.Bar(x=pd.to_datetime(df["day"]), y=df["rows"], marker_color=colour(0), name="rows",
+                           hovertemplate="%{x|%Y-%m-%d}: %{y:,} rows<extra></extra>"))
+    fig.update_yaxes(title_text="rows")
+    fig.update_layout(hovermode="closest", bargap=0.1)
+    return _base(fig, title, 280)
+
+
+def feature_drift(frame: pd.DataFrame, title: str | None = "Drift per feature: last week against before") -> go.Figure:
+    """Bars of each feature's drift score (statistic ÷ threshold; ``feature``, ``method``, ``statistic``,
+    ``threshold``, ``drifted``), drifted ones coloured; p-value methods are left out."""
+    if frame is None or len(frame) == 0:
+        return empty("Not enough rows to compare", title)
+    df = frame.assign(score=_severity(frame)).dropna(subset=["score"]).sort_values("score")
+    if len(df) == 0:
+        return empty("Not enough rows to compare", title)
+    fig = go.Figure(go.Bar(x=df["score"], y=df["feature"], orientation="h",
+                           marker_color=[colour(3) if d else colour(0) for d in df["drifted"].astype(bool)],
+                           customdata=list(zip(df["method"], df["statistic"], df["threshold"], strict=True)),
+                           hovertemplate="%{y}: %{customdata[0]} %{customdata[1]:.4f} "
+                                         "(threshold %{customdata[2]:.4f})<extra></extra>"))
+    fig.add_vline(x=1, line_dash="dash", line_color="#999999", annotation_text="threshold")
+    fig.update_xaxes(title_text="score = statistic ÷ threshold")
+    fig.update_layout(hovermode="closest")
+    return _base(fig, title, max(220, 30 * len(df) + 100))
+
+
+#: Colours of the A/B arms (the champion in the palette's first colour, as version lines start).
+ARM_COLOURS = {"champion": PALETTE[0], "challenger": PALETTE[1], "shadow": PALETTE[2]}
+
+
+def arms_over_time(frame: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """One line per arm (``arm``) of the A/B metric (``value``, named in ``metric``) by ``window_start`` with its
+    95% interval (``ci_low``/``ci_high``), and labelled predictions per arm as bars underneath."""
+    if frame is None or len(frame) == 0 or frame["value"].notna().sum() == 0:
+        return empty("No labelled predictions per arm in this range", title)
+    metric = str(frame["metric"].dropna().iloc[0])
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25], vertical_spacing=0.04)
+    for i, (arm, part) in enumerate(frame.sort_values("window_start").groupby("arm", sort=False)):
+        c = ARM_COLOURS.get(str(arm), colour(i + 3))
+        # intervals as error bars: they show for a single window too, where a filled band would not
+        fig.add_trace(go.Scatter(x=part["window_start"], y=part["value"], mode="lines+markers", name=str(arm),
+                                 line=dict(color=c, width=2), marker=dict(size=6), legendgroup=str(arm),
+                                 error_y=dict(type="data", symmetric=False, array=part["ci_high"] - part["value"],
+                                              arrayminus=part["value"] - part["ci_low"], color=_alpha(c, 0.6),
+                                              thickness=1.5, width=4)),
+                      row=1, col=1)
+        fig.add_trace(go.Bar(x=part["window_start"], y=part["n_labelled"], marker_color=c, opacity=0.6,
+                             showlegend=False, legendgroup=str(arm), name=f"{arm} labelled",
+                             hovertemplate="%{y:,} labelled"), row=2, col=1)
+    fig.update_yaxes(title_text=label(metric), row=1, col=1)
+    fig.update_yaxes(title_text="labelled", row=2, col=1)
+    fig.update_layout(barmode="group")
+    return _base(fig, title, 420)

@@ -15,7 +15,7 @@ import streamlit as st
 
 from mlops_core import ControlRoom, Model
 from mlops_core.access import Identity
-from mlops_core.config import resolve_db_path
+from mlops_core.config import resolve_location
 from mlops_core.entities import ModelInfo, RunInfo, VersionInfo
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.monitoring.verdict import Verdict
@@ -27,8 +27,9 @@ READER = Identity("dashboard", "viewer")
 
 
 def db_path() -> str:
-    """The database the dashboard shows: ``$MLOPS_DB``, else ``./mlops.duckdb``."""
-    return str(resolve_db_path(None))
+    """Where the metadata the dashboard shows lives: ``$MLOPS_METADATA_URL``, ``$MLOPS_DB``, else
+    ``./mlops.duckdb`` (a file path or a PostgreSQL URL)."""
+    return str(resolve_location(None))
 
 
 def room(db: str) -> ControlRoom:
@@ -235,3 +236,66 @@ def active_retrain(db: str, name: str) -> RunInfo | None:
 def run(db: str, run_id: str) -> RunInfo:
     """One run, live (not cached)."""
     return room(db).run(run_id)
+
+
+# --- feature store --------------------------------------------------------------------------
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def feature_views(db: str) -> pd.DataFrame:
+    """One row per feature view: definition, rows, newest event time, age, staleness, models using it."""
+    return room(db).features.list()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def feature_view(db: str, view: str):
+    """The newest definition of a view (FeatureViewDef)."""
+    return room(db).features.view(view)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def feature_freshness(db: str):
+    """Each view's freshness now (ViewFreshness records)."""
+    return room(db).features.freshness()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def feature_rows_per_day(db: str, view: str) -> pd.DataFrame:
+    return room(db).features.rows_per_day(view)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def feature_stats(db: str, view: str, window: str) -> pd.DataFrame:
+    return room(db).features.stats(view, window=window)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def feature_drift(db: str, view: str, days: int = 7) -> pd.DataFrame:
+    return room(db).features.drift(view, days=days)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def feature_batches(db: str, view: str) -> pd.DataFrame:
+    return room(db).features.batches(view)
+# --- serving --------------------------------------------------------------------------------
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def serving(db: str, name: str):
+    """What serves the model now (``Model.serving``: production, config in force, since when)."""
+    return model(db, name).serving()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def deployment_configs(db: str, name: str) -> pd.DataFrame:
+    return model(db, name).deployment_configs()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def ab_status(db: str, name: str, window: str):
+    """The A/B test of the current deployment (``Model.ab_status``)."""
+    return model(db, name).ab_status(window=window)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def arm_performance(db: str, name: str, window: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """The A/B metric per window and arm with 95% intervals."""
+    return model(db, name).arm_performance(window=window, start=start, end=end)

@@ -28,9 +28,11 @@ SECTIONS = {
         ("performance", "Performance", ":material/show_chart:"),
         ("drift", "Drift", ":material/stacked_line_chart:"),
         ("data_quality", "Data quality", ":material/rule:"),
+        ("features", "Features", ":material/table_view:"),
     ],
     "Act": [
         ("versions", "Versions", ":material/compare_arrows:"),
+        ("ab_test", "A/B test", ":material/science:"),
         ("retrain", "Retrain", ":material/model_training:"),
     ],
     "Records": [

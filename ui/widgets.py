@@ -54,6 +54,9 @@ def guard(what: str) -> Iterator[None]:
 
 def first_run_guide(db: str) -> None:
     """What to do when the database is missing or holds no model."""
+    from mlops_core.config import is_postgres_url, redact_url
+
+    db = redact_url(db) if is_postgres_url(db) else db  # never show a password
     st.info("No model is registered in this database yet. To start:")
     st.markdown(
         f"""
@@ -69,7 +72,7 @@ def first_run_guide(db: str) -> None:
 Then reload this page.
 """
     )
-    st.caption(f"Database: {md(db)} (set `MLOPS_DB` to show another one).")
+    st.caption(f"Database: {md(db)} (set `MLOPS_DB` to a file or a postgresql:// URL to show another one).")
 
 
 def flash(kind: str, text: str) -> None:

@@ -4,8 +4,9 @@ Each module holds the commands of one job and adds their sub-parsers with
 ``add_commands(subparsers, common)``: ``models`` (register, models, status, versions),
 ``ingest`` (ingest, validate), ``monitor`` (performance, drift, alerts, monitor),
 ``deploy`` (promote, rollback, compare, abtest), ``retrain`` (retrain, policy),
-``records`` (runs, audit), ``users`` (accounts), ``backup`` (backup, restore,
-verify-backup), ``demo``.
+``records`` (runs, audit), ``features`` (the feature store: ``features define|entity|view|list|ingest|
+training-set|materialize|get|freshness``), ``users`` (accounts), ``backup`` (backup, restore, verify-backup),
+``serve`` (serve, score, export, deployment, spool), ``demo``.
 
 Errors are one line on stderr, never a traceback (set ``MLOPS_DEBUG=1`` to see one); the
 exit code says what kind (``EXIT_CODES_HELP``, also printed by ``mlops --help``).
@@ -36,8 +37,30 @@ retrain --wait exits with the code of the error that failed the job."""
 def common_parser() -> argparse.ArgumentParser:
     """Options every command takes."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--db", help="database file (default: $MLOPS_DB, else ./mlops.duckdb)")
+    p.add_argument("--db", help="database: a DuckDB file or a postgresql:// URL (default: $MLOPS_METADATA_URL, "
+                                "$MLOPS_DB, else ./mlops.duckdb)")
     return p
+
+
+def parse_settings(items: list[str]) -> dict:
+    """``--set PARAM=VALUE`` options as a dict; a VALUE that reads as JSON (0.05, 60, true, null) becomes that
+    value, anything else stays text. Raises InvalidInputError for an item without ``=``."""
+    import json
+
+    from mlops_core.errors import InvalidInputError
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise InvalidInputError(f"--set takes PARAM=VALUE, e.g. learning_rate=0.05; got {item!r}.")
+        key, text = (part.strip() for part in item.split("=", 1))
+        if not key:
+            raise InvalidInputError(f"--set needs a parameter name before '=', e.g. max_iter=60; got {item!r}.")
+        try:
+            out[key] = json.loads(text)
+        except ValueError:
+            out[key] = text
+    return out
 
 
 def room(args, *, actor: str | None = None):
@@ -49,7 +72,8 @@ def room(args, *, actor: str | None = None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mlops_core.cli import backup, demo, deploy, ingest, models, monitor, records, retrain, users
+    from mlops_core.cli import (backup, demo, deploy, features, ingest, models, monitor, records, retrain, serve,
+                                users)
 
     parser = argparse.ArgumentParser(
         prog="mlops", description="MLOps control room: log, monitor, decide and act on deployed models.",
@@ -58,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     common = common_parser()
-    for module in (models, ingest, demo, monitor, deploy, retrain, records, users, backup):
+    for module in (models, ingest, features, demo, monitor, deploy, retrain, records, serve, users, backup):
         module.add_commands(sub, common)
     return parser
 

@@ -1,7 +1,7 @@
 """CLI commands about the registry's models: register, models, status, versions."""
 from __future__ import annotations
 
-from mlops_core.cli import room
+from mlops_core.cli import parse_settings, room
 from mlops_core.cli.output import frame_records, print_json
 
 
@@ -10,7 +10,12 @@ def add_commands(sub, common) -> None:
     p.add_argument("--model", required=True, help="model name (letters, digits, _)")
     p.add_argument("--task", required=True, choices=["classification", "regression"])
     p.add_argument("--target", required=True, help="target column of the training file")
-    p.add_argument("--training-data", required=True, help="CSV or Parquet file with the features and the target")
+    p.add_argument("--training-data", required=True, help="CSV or Parquet file with the features and the target (with "
+                                                          "--features: entity rows with keys, a time column and the target)")
+    p.add_argument("--features", metavar="VIEW:FEATURE,...",
+                   help="take these features from the feature store: the training data is then joined point in time "
+                        "with them, and the model records the binding (see docs/features.md)")
+    p.add_argument("--timestamp", help="with --features: the time column of the entity rows")
     p.add_argument("--artifact", metavar="FILE",
                    help="a fitted scikit-learn estimator/Pipeline saved with skops.io.dump (a .skops file; loads "
                         "without running code, only scikit-learn/numpy/scipy types); default: train the default "
@@ -18,6 +23,9 @@ def add_commands(sub, common) -> None:
     p.add_argument("--trust-pickle", action="store_true",
                    help="also accept a pickle/joblib --artifact. Loading a pickle RUNS ANY CODE inside the file: use "
                         "it only for a file you built yourself. Needs the admin role")
+    p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
+                   help="a hyperparameter of the default pipeline's estimator, e.g. --set max_iter=60 (repeatable; "
+                        "not with --artifact)")
     p.add_argument("--unit", help="unit of a regression target, e.g. minutes (shown with MAE and RMSE)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
@@ -41,7 +49,8 @@ def add_commands(sub, common) -> None:
 
 def cmd_register(args) -> int:
     r = room(args).register(args.model, args.task, args.target, args.training_data, artifact=args.artifact,
-                            seed=args.seed, unit=args.unit, trust_pickle=args.trust_pickle)
+                            hyperparameters=parse_settings(args.set), seed=args.seed, unit=args.unit,
+                            trust_pickle=args.trust_pickle, features=args.features, timestamp_column=args.timestamp)
     if args.json:
         print_json(r)
     else:
@@ -110,9 +119,16 @@ def _fmt_metrics(m: dict | None) -> str:
 
 
 def cmd_versions(args) -> int:
-    df = room(args).model(args.model).versions_frame()
+    model = room(args).model(args.model)
+    df = model.versions_frame()
     if args.json:
-        print_json(frame_records(df))
+        records = frame_records(df)
+        files = {v.version: v for v in model.versions()}
+        for rec in records:
+            v = files[rec["version"]]
+            rec["artifact_path"] = model.artifact_file(v.version)
+            rec["artifact_sha256"] = v.artifact_sha256
+        print_json(records)
         return 0
     for rec in df.to_dict(orient="records"):
         metrics = {k[len("holdout_"):]: v for k, v in rec.items() if k.startswith("holdout_") and k != "holdout_rows"}

@@ -4,9 +4,6 @@ from __future__ import annotations
 import json
 import math
 
-import pandas as pd
-
-from mlops_core import metrics
 from mlops_core.cli import room
 from mlops_core.cli.output import add_format_options, frame_records, print_csv, print_json
 from mlops_core.clock import utcnow
@@ -31,6 +28,10 @@ def add_commands(sub, common) -> None:
                                             "day/time (with --reference-to) instead of its stored calibration")
     p.add_argument("--reference-to", help="last day (inclusive) or time (exclusive) of the reference window")
     p.add_argument("--no-store", action="store_true", help="with --estimate: compute only; store nothing")
+    p.add_argument("--no-auc", action="store_true",
+                   help="skip the exact ROC AUC (the one metric that sorts the scores: on Spark its per-score counts "
+                        "are collected to this process)")
+    _add_engine_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_performance)
 
@@ -47,6 +48,7 @@ def add_commands(sub, common) -> None:
     p.add_argument("--all", action="store_true", help="print every window, feature and method (default: a summary of "
                                                     "the latest full window)")
     p.add_argument("--top", type=int, default=10, help="features listed by score in the summary (default 10)")
+    _add_engine_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_drift)
 
@@ -113,6 +115,12 @@ def add_commands(sub, common) -> None:
     p.set_defaults(func=cmd_monitor)
 
 
+def _add_engine_option(p) -> None:
+    p.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
+                   help="where the log is scanned: duckdb (default, in this process) or spark (the master or Spark "
+                        "Connect URL in MLOPS_SPARK_MASTER, default local[2]; needs pip install -e '.[spark]' and Java 17)")
+
+
 def _fmt(v, spec=".4f") -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
@@ -120,10 +128,13 @@ def _fmt(v, spec=".4f") -> str:
 
 
 def cmd_performance(args) -> int:
+    from mlops_core import metrics
+
     if args.estimate or args.estimate_history:
         return _estimated_performance(args)
     model = room(args).model(args.model)
-    df = model.performance(window=args.window, start=args.start, end=args.end, versions=args.version)
+    df = model.performance(window=args.window, start=args.start, end=args.end, versions=args.version,
+                           auc=not args.no_auc, engine=args.engine)
     if args.json:
         print_json(frame_records(df))
         return 0
@@ -142,6 +153,8 @@ def cmd_performance(args) -> int:
 
 
 def _estimated_performance(args) -> int:
+    import pandas as pd
+
     from mlops_core.errors import InvalidInputError
 
     model = room(args).model(args.model)
@@ -168,7 +181,7 @@ def _estimated_performance(args) -> int:
         return 0
     df = model.estimate_performance(window=args.window, start=args.start, end=args.end, version=args.version,
                                     reference_start=args.reference_from, reference_end=args.reference_to,
-                                    level=args.level, store=not args.no_store)
+                                    level=args.level, store=not args.no_store, engine=args.engine)
     if args.json:
         print_json(frame_records(df))
         return 0
@@ -199,7 +212,7 @@ def cmd_drift(args) -> int:
         if not args.json:
             print(f"Reference {ref_id}: the log from {args.reference_from} to {args.reference_to}.")
     df = model.drift(window=args.window, start=args.start, end=args.end, reference_id=ref_id,
-                     store=not args.no_store, methods=args.method)
+                     store=not args.no_store, methods=args.method, engine=args.engine)
     if args.json:
         print_json(frame_records(df))
         return 0
@@ -226,6 +239,8 @@ def _print_drift_rows(df, share) -> None:
 
 def _print_drift_summary(args, df, share, as_of) -> None:
     """The latest full window: the drifted features and the top features by score (statistic ÷ threshold)."""
+    import pandas as pd
+
     from mlops_core.monitoring import windows
 
     starts = sorted(df["window_start"].unique())
@@ -262,6 +277,8 @@ def _print_drift_summary(args, df, share, as_of) -> None:
 
 
 def _print_alerts(df) -> None:
+    import pandas as pd
+
     if df.empty:
         print("No incidents.")
         return
@@ -282,6 +299,8 @@ def _print_alerts(df) -> None:
 
 
 def _when(t) -> str:
+    import pandas as pd
+
     return "-" if t is None or pd.isna(t) else f"{pd.Timestamp(t):%Y-%m-%d %H:%M} UTC"
 
 

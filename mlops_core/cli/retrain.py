@@ -1,11 +1,10 @@
-"""CLI commands of retraining and automation: retrain (and the background job), policy."""
+"""CLI commands of retraining and automation: retrain (and the background job), the job worker, policy."""
 from __future__ import annotations
 
-import json
 import signal
 import sys
 
-from mlops_core.cli import room
+from mlops_core.cli import parse_settings, room
 from mlops_core.cli.output import print_json
 from mlops_core.errors import InvalidInputError, exit_code_of
 
@@ -30,6 +29,15 @@ def add_commands(sub, common) -> None:
     p.add_argument("--actor", help="act under another name in the audit log (admins only; default: your user name)")
     p.add_argument("--timeout", type=float, help="with --wait: give up waiting after N seconds (the job goes on)")
     p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("worker", parents=[common],
+                       help="run the database's job worker in the foreground (the app starts one on demand), "
+                            "or show or stop the running one")
+    p.add_argument("--idle", type=float, metavar="SECONDS",
+                   help="exit after this long without work (default: $MLOPS_WORKER_IDLE_S, else 600)")
+    p.add_argument("--status", action="store_true", help="print the running worker's pid (exit 1 when none runs)")
+    p.add_argument("--stop", action="store_true", help="stop the running worker (a job it runs is marked failed)")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("policy", parents=[common], help="show or change a model's automation policy")
     p.add_argument("--model", required=True)
@@ -64,13 +72,6 @@ def _float_or_none(text: str):
         raise InvalidInputError(f"Expected a number or 'none', got {text!r}.") from exc
 
 
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _retrain_summary(run) -> dict:
     s = run.statistics or {}
     gate = s.get("gate") or {}
@@ -102,13 +103,7 @@ def cmd_retrain(args) -> int:
     params = {"window_days": args.window_days, "end": args.end, "min_rows": args.min_rows,
               "auto_promote": args.promote}
     if args.set:
-        hp = {}
-        for item in args.set:
-            if "=" not in item:
-                raise InvalidInputError(f"--set takes PARAM=VALUE, e.g. learning_rate=0.05; got {item!r}.")
-            k, v = item.split("=", 1)
-            hp[k.strip()] = _parse_value(v.strip())
-        params["hyperparameters"] = hp
+        params["hyperparameters"] = parse_settings(args.set)
     params = {k: v for k, v in params.items() if v is not None}
     r = room(args, actor=args.actor)
     run_id = r.model(args.model).retrain(params)
@@ -144,6 +139,27 @@ def cmd_retrain(args) -> int:
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def cmd_worker(args) -> int:
+    from mlops_core.lifecycle import worker
+    from mlops_core.store import Store
+
+    store = Store(args.db)
+    if args.status or args.stop:
+        pid = worker.running_pid(store)
+        if args.stop:
+            stopped = worker.stop(store)
+            print(f"Worker {pid} stopped." if pid and stopped else "No worker was running." if stopped
+                  else f"Worker {pid} is still running.")
+            return 0 if stopped else 1
+        print(f"Worker {pid} serves {store.display}." if pid else f"No worker serves {store.display}.")
+        return 0 if pid else 1
+    if not store.exists():
+        from mlops_core.errors import NotFoundError
+
+        raise NotFoundError(f"No database at {store.display}.", path=store.display)
+    return worker.serve(store, idle=args.idle)
 
 
 def cmd_policy(args) -> int:

@@ -104,8 +104,10 @@ class Against:
         return self.log.info
 
 
-def against(con, root, info: ModelInfo) -> Against:
-    """Read what a batch of ``info`` is checked against, on a metadata visit ``con``; ``root``: the log folder."""
+def against(con, root, info: ModelInfo, kind: str = "predictions") -> Against:
+    """Read what a batch of ``info`` is checked against, on a metadata visit ``con``; ``root``: the log folder.
+    ``kind``: the batch's kind; a ``shadow`` batch's request ids are checked against the shadow rows."""
+    kinds = ("shadow",) if kind == "shadow" else ("predictions",)
     production = mstore.current_alias(con, info.name)
     target_range = None
     if info.task == "regression" and production is not None:
@@ -114,8 +116,8 @@ def against(con, root, info: ModelInfo) -> Against:
                                                 TARGET)
         except NotFoundError:
             target_range = None
-    return Against(logs.view(con, root, info), tuple(vstore.known_versions(con, info.name)), production,
-                   target_range)
+    return Against(logs.view(con, root, info, kinds=kinds), tuple(vstore.known_versions(con, info.name)),
+                   production, target_range)
 
 
 @dataclass
@@ -182,7 +184,7 @@ def read_batch(source, *, what: str = "batch") -> Batch:
         raise BatchRejectedError(f"The {what} {name} has no rows; nothing was written.", source=name)
     rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
     table = table.append_column(vstore.ROW, rows)
-    return Batch(name, {n: t for n, t in zip(table.column_names, table.schema.types) if n != vstore.ROW},
+    return Batch(name, {n: t for n, t in zip(table.column_names, table.schema.types, strict=False) if n != vstore.ROW},
                  table.num_rows, table=table)
 
 
@@ -234,7 +236,7 @@ def _from_file(path: Path, what: str) -> pa.Table | Batch:
             _check_names(schema.names, str(path), what)
             if meta.num_rows == 0:
                 raise BatchRejectedError(f"The {what} {path} has no rows; nothing was written.", path=str(path))
-            return Batch(str(path), dict(zip(schema.names, schema.types)), meta.num_rows, parquet=str(path))
+            return Batch(str(path), dict(zip(schema.names, schema.types, strict=False)), meta.num_rows, parquet=str(path))
         with open(path, newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(io.StringIO(fh.readline())), [])
         if not header or all(not h.strip() for h in header):
@@ -519,12 +521,19 @@ def check_predictions(con, facts: Against, batch: Batch) -> BatchCheck:
     types = dict(batch.types)
     present = set(types)
     ts_column = "timestamp" if "timestamp" in present else ("ts" if "ts" in present else "timestamp")
+    keys = [k.name for k in info.entity_keys]
     required = ["request_id", ts_column, *info.feature_names, "prediction"]
     missing = missing_columns(present, required, "prediction batch")
     if missing:
         return BatchCheck(batch.num_rows, [missing], [])
-    known = {"request_id", ts_column, "version", "variant", "prediction", "score", *info.feature_names}
+    known = {"request_id", ts_column, "version", "variant", "prediction", "score", *info.feature_names, *keys}
     anomalies = _new_columns([c for c in types if c not in known])
+    absent = [k for k in keys if k not in present]
+    if absent:  # a model bound to the feature store: without its key a prediction cannot be rebuilt from the store
+        anomalies.append(Anomaly(kind="missing_entity_key", severity="info", feature=absent[0],
+                                 detail=f"no entity key column {', '.join(map(repr, absent))}: model {info.name!r} takes "
+                                        "features from the feature store, and a retrain keeps the logged values of "
+                                        "predictions without their key"))
     default_version = facts.production
     cols = vstore.prediction_columns(info, types, ts_column=ts_column, default_version=default_version)
     tests = vstore.row_tests(cols, ("request_id", "ts", "prediction"), bounded=("ts",),

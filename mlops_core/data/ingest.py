@@ -40,10 +40,10 @@ from datetime import datetime
 
 import duckdb
 
+from mlops_core.config import lock_timeout_seconds
 from mlops_core.data import batches
 from mlops_core.entities import Anomaly, ModelInfo, RunAnomaly
 from mlops_core.errors import BatchRejectedError
-from mlops_core.config import lock_timeout_seconds
 from mlops_core.store import Store, logs, utcnow
 from mlops_core.store import runs as runstore
 from mlops_core.store import validation as vstore
@@ -55,7 +55,7 @@ class IngestResult:
 
     batch_id: str | None
     model: str
-    kind: str                      # predictions | labels
+    kind: str                      # predictions | labels | shadow
     rows: int
     rows_written: int
     already_ingested: bool
@@ -69,7 +69,8 @@ class IngestResult:
     run_anomalies: list[RunAnomaly] = field(default_factory=list)  # what was unusual about the run
 
 
-KINDS = ("predictions", "labels")
+#: ``shadow``: predictions of a challenger in shadow mode (checked like predictions, kept apart; see ``store.logs``).
+KINDS = ("predictions", "labels", "shadow")
 
 #: Called with the write visit and the run's id once the run is recorded as succeeded, inside its transaction;
 #: returns what it found unusual about the run.
@@ -78,7 +79,8 @@ RunRecorded = Callable[[duckdb.DuckDBPyConnection, str], list[RunAnomaly]]
 
 def ingest(store: Store, info: ModelInfo, source, kind: str, *, actor: str,
            source_name: str | None = None, on_recorded: RunRecorded | None = None) -> IngestResult:
-    """Validate a batch of ``kind`` (predictions or labels) for the model ``info`` and append it; return what
+    """Validate a batch of ``kind`` (predictions, labels, or shadow: predictions of a challenger scored in
+    shadow mode, checked like predictions and kept apart) for the model ``info`` and append it; return what
     happened.
 
     Predictions: raises BatchRejectedError (nothing written) for an unreadable or empty file,
@@ -98,7 +100,7 @@ _executor = None
 
 def _pool():
     """One worker thread that hashes batch files while DuckDB checks them."""
-    global _executor
+    global _executor  # noqa: PLW0603 - one hashing thread per process, started on first use
     if _executor is None:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -110,14 +112,15 @@ def _ingest(store: Store, info: ModelInfo, source, kind: str, *, actor: str, sou
             on_recorded: RunRecorded | None) -> IngestResult:
     t0 = time.perf_counter()
     started = utcnow()
-    batch = batches.read_batch(source, what=f"{kind[:-1]} batch")
+    batch = batches.read_batch(source, what={"predictions": "prediction batch", "labels": "label batch"}.get(
+        kind, f"{kind} batch"))
     name = source_name or batch.name
     hashing = _pool().submit(batches.fingerprint, source, info.name, kind)
     # One writer of a model's log at a time (across processes): a batch's duplicate checks and its commit must not
     # interleave with another batch's, or both could pass. Readers are never held up by it.
     with logs.writer_lock(store.logs, info.name, lock_timeout_seconds()):
         with store.connect() as meta:
-            facts = batches.against(meta, store.logs, info)
+            facts = batches.against(meta, store.logs, info, kind)
         with store.engine() as con:
             batch.stage(con)
             try:
@@ -147,8 +150,8 @@ def _check_and_write(store: Store, con, facts: batches.Against, batch, kind: str
     warnings). Raises BatchRejectedError with every structural problem; nothing is written then.
     """
     info = facts.info
-    check = batches.check_predictions(con, facts, batch) if kind == "predictions" else \
-        batches.check_labels(con, facts, batch)
+    check = batches.check_labels(con, facts, batch) if kind == "labels" else \
+        batches.check_predictions(con, facts, batch)
     fingerprint = hashing.result()
     if check.problems:
         raise BatchRejectedError(batches.rejection_message(name, check.problems), source=name,
@@ -161,7 +164,7 @@ def _check_and_write(store: Store, con, facts: batches.Against, batch, kind: str
         return IngestResult(existing.batch_id, info.name, kind, check.rows, 0, True, None, [], [note], name,
                             None, when)
     warnings = []
-    if kind == "predictions":
+    if kind != "labels":
         problem = batches.stored_duplicates(con, facts, check)
     else:
         same, problem = batches.label_conflicts(con, facts, check)
@@ -171,7 +174,7 @@ def _check_and_write(store: Store, con, facts: batches.Against, batch, kind: str
     if problem:
         raise BatchRejectedError(batches.rejection_message(name, [problem]), source=name, problems=[problem.kind])
     batch_id = uuid.uuid4().hex[:16]
-    if kind == "predictions":
+    if kind != "labels":
         sql, params = vstore.prediction_rows(info, check.columns, batch_id)
     else:
         sql, params = vstore.label_rows(check.relation, facts.log.labels, batch_id, utcnow(), check.params)
@@ -220,4 +223,4 @@ def _record(con, store: Store, info: ModelInfo, check, files, fingerprint: str, 
                         run_id, now, duration)
 
 
-__all__ = ["IngestResult", "ingest", "KINDS"]
+__all__ = ["KINDS", "IngestResult", "ingest"]

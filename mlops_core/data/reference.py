@@ -135,7 +135,7 @@ def summarise_arrow(table, columns: dict[str, str]) -> list[FeatureReference]:
             return summarise_numeric(name, values)
         text = col if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) else pc.cast(col, pa.string())
         vc = pc.value_counts(text)
-        pairs = sorted((v, int(c)) for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist())
+        pairs = sorted((v, int(c)) for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist(), strict=False)
                        if v is not None)
         n = sum(c for _, c in pairs)
         return FeatureReference(feature=name, kind="categorical", n=n, null_count=len(col) - n,

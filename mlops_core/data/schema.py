@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 
 import numpy as np
 import pandas as pd
@@ -23,12 +24,12 @@ RESERVED_COLUMNS = ("request_id", "timestamp", "ts", "version", "variant", "pred
 #: More distinct values than this in a text column and it is treated as an identifier, not a category.
 MAX_CATEGORIES = 200
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 def check_identifier(name: str, what: str) -> str:
     """Return ``name`` if it is a plain identifier (letters, digits, _; at most 63), else raise InvalidInputError."""
-    if not isinstance(name, str) or not _IDENT.match(name):
+    if not isinstance(name, str) or not _IDENT.fullmatch(name):  # match() with $ let 'name\n' pass
         raise InvalidInputError(
             f"{what} {name!r} is not a valid name: use letters, digits and underscores, "
             "starting with a letter or underscore, at most 63 characters.",
@@ -142,6 +143,30 @@ def _arrow_strings_as_objects(col: pd.Series) -> pd.Series:
     if chunked.null_count:
         values[chunked.is_null().to_numpy(zero_copy_only=False)] = np.nan
     return pd.Series(values, index=col.index, name=col.name, dtype=object)
+
+
+def shown(value, limit: int = 60) -> str:
+    """``repr(value)`` for a message, cut to ``limit`` characters (a hostile value is not echoed whole; an integer
+    too long for ``repr`` is described instead)."""
+    try:
+        text = repr(value)
+    except ValueError:  # Python refuses to print integers of more than 4,300 digits
+        text = f"an integer of more than {sys.get_int_max_str_digits():,} digits"
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} characters)"
+
+
+def finite_number(value, what: str) -> float:
+    """``value`` as a finite float. Raises InvalidInputError naming ``what`` when it is not a number (text, None,
+    a list, an integer too large for a float) or is NaN or infinite."""
+    if isinstance(value, bool):
+        raise InvalidInputError(f"{what} must be a number, not {value!r}.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInputError(f"{what} must be a number, not {shown(value)}.") from exc
+    if not math.isfinite(number):
+        raise InvalidInputError(f"{what} must be a finite number, not {shown(value)}.")
+    return number
 
 
 def finite_or_none(x) -> float | None:

@@ -38,7 +38,7 @@ HOME_OWNERSHIP = ("rent", "own", "mortgage")
 PURPOSE = ("debt_consolidation", "car", "home_improvement", "education", "medical", "other")
 REGION = ("north", "south", "east", "west")
 EMPLOYMENT = ("salaried", "self_employed", "unemployed", "retired")
-CREDIT_FEATURES = CREDIT_NUMERIC + ("home_ownership", "purpose", "region", "employment_type")
+CREDIT_FEATURES = (*CREDIT_NUMERIC, "home_ownership", "purpose", "region", "employment_type")
 CREDIT_TARGET = "default"
 
 COURIER = ("bike", "scooter", "car")

@@ -90,8 +90,10 @@ def welch_from_sums(n_a: int, s_a: float, ss_a: float, n_b: int, s_b: float, ss_
 
 def evaluate(store: Store, info: ModelInfo, challenger, *, champion=None, by: str = "version",
              start: datetime | None = None, end: datetime | None = None, alpha: float = DEFAULT_ALPHA,
-             min_samples: int = DEFAULT_MIN_SAMPLES) -> ABTestResult:
+             min_samples: int = DEFAULT_MIN_SAMPLES, shadow: bool = False) -> ABTestResult:
     """Compare ``challenger`` with ``champion`` (default: the production version) on labelled traffic.
+
+    ``shadow``: also read the shadow rows of the log (a challenger scored in shadow mode, arm ``shadow``).
 
     Raises NotFoundError (version), InvalidInputError (``by``, same arm twice, no champion).
     """
@@ -112,7 +114,8 @@ def evaluate(store: Store, info: ModelInfo, challenger, *, champion=None, by: st
             mstore.get_version(con, model, challenger)
         if champion == challenger:
             raise InvalidInputError(f"The challenger {challenger} is the champion; pick another arm.")
-        log = logs.view(con, store.logs, info, start, end)
+        log = logs.view(con, store.logs, info, start, end, kinds=("predictions", "shadow") if shadow else
+                        ("predictions",))
     with store.engine() as con:
         counts = tdstore.arm_outcomes(con, log, [champion, challenger], start, end, by=by)
     rows = {r["arm"]: r for r in counts.to_dict(orient="records")}
@@ -177,3 +180,127 @@ def promote_if_better(store: Store, info: ModelInfo, challenger: int, *, actor: 
         return result, None
     return result, registry.promote(store, info.name, challenger, actor=actor, reason=f"A/B test: {result.message}",
                                     action="ab_promote")
+
+
+# --- fixed-horizon sample size (the guard against peeking) --------------------------------------------
+
+#: Power of the fixed-horizon design and the smallest effects worth detecting (absolute accuracy; share of MAE).
+DEFAULT_POWER = 0.8
+DEFAULT_MDE_ACCURACY = 0.02
+DEFAULT_MDE_MAE_SHARE = 0.05
+
+
+def sample_size_proportions(p_a: float, p_b: float, *, alpha: float = DEFAULT_ALPHA,
+                            power: float = DEFAULT_POWER) -> int | None:
+    """Labelled predictions needed per arm for the two-sided two-proportion z-test to detect ``p_b`` against
+    ``p_a`` with ``power`` at ``alpha`` (None when p_a == p_b or a rate lies outside (0, 1)).
+
+    n = (z_{1-a/2} sqrt(2 p(1-p)) + z_{1-b} sqrt(p_a(1-p_a) + p_b(1-p_b)))^2 / (p_a - p_b)^2, p = (p_a + p_b) / 2
+    (Fleiss, Levin & Paik, *Statistical Methods for Rates and Proportions*, 3rd ed., eq. 4.14, without continuity
+    correction, which matches the pooled test ``evaluate`` runs), rounded up.
+    """
+    from scipy.stats import norm
+
+    if not (0 < p_a < 1 and 0 < p_b < 1) or p_a == p_b:
+        return None
+    pooled = (p_a + p_b) / 2
+    z_a, z_b = float(norm.ppf(1 - alpha / 2)), float(norm.ppf(power))
+    top = z_a * math.sqrt(2 * pooled * (1 - pooled)) + z_b * math.sqrt(p_a * (1 - p_a) + p_b * (1 - p_b))
+    return math.ceil(top * top / (p_a - p_b) ** 2)
+
+
+def sample_size_means(sd: float, delta: float, *, alpha: float = DEFAULT_ALPHA, power: float = DEFAULT_POWER) -> int | None:
+    """Observations needed per arm for a two-sided two-sample test of means to detect a difference ``delta``
+    between arms of standard deviation ``sd`` (normal approximation to Welch's test):
+    n = 2 sd^2 (z_{1-a/2} + z_{1-b})^2 / delta^2, rounded up. None when sd or delta is not positive."""
+    from scipy.stats import norm
+
+    if not (sd > 0 and delta > 0):
+        return None
+    z = float(norm.ppf(1 - alpha / 2)) + float(norm.ppf(power))
+    return math.ceil(2 * sd * sd * z * z / (delta * delta))
+
+
+@dataclass
+class Horizon:
+    """The fixed sample size of an A/B test, set before it starts from the champion's recorded holdout metrics.
+
+    ``needed``: labelled predictions per arm; ``basis``: how it was computed; None when it cannot be
+    (no holdout metric recorded).
+    """
+
+    needed: int | None
+    metric: str
+    baseline: float | None
+    effect: float | None
+    alpha: float
+    power: float
+    basis: str
+
+
+def horizon(info: ModelInfo, holdout_metrics: dict, *, alpha: float = DEFAULT_ALPHA, power: float = DEFAULT_POWER,
+            mde: float | None = None) -> Horizon:
+    """The fixed horizon of a test against a champion whose holdout metrics are ``holdout_metrics``.
+
+    Classification: detect an accuracy ``mde`` (default 0.02) below or above the champion's holdout accuracy
+    (the larger of the two sample sizes, so either direction is covered). Regression: detect a change of
+    ``mde`` (default 5%) of the champion's holdout MAE, with the standard deviation of the absolute error
+    sqrt(RMSE^2 - MAE^2) from the same holdout (Var|e| = E[e^2] - E[|e|]^2).
+    """
+    if info.task == "classification":
+        base = holdout_metrics.get("accuracy")
+        effect = DEFAULT_MDE_ACCURACY if mde is None else float(mde)
+        if base is None:
+            return Horizon(None, "accuracy", None, effect, alpha, power, "no holdout accuracy recorded")
+        sizes = [sample_size_proportions(base, min(max(base + d, 1e-6), 1 - 1e-6), alpha=alpha, power=power)
+                 for d in (-effect, effect)]
+        known = [n for n in sizes if n]
+        return Horizon(max(known) if known else None, "accuracy", base, effect, alpha, power,
+                       f"two-proportion z-test detecting ±{effect:.3f} accuracy around the champion's holdout "
+                       f"accuracy {base:.3f} with power {power:.0%} at alpha {alpha:g}")
+    mae, rmse = holdout_metrics.get("mae"), holdout_metrics.get("rmse")
+    share = DEFAULT_MDE_MAE_SHARE if mde is None else float(mde)
+    if mae is None or rmse is None:
+        return Horizon(None, "mae", mae, None, alpha, power, "no holdout MAE/RMSE recorded")
+    sd = math.sqrt(max(rmse * rmse - mae * mae, 0.0))
+    n = sample_size_means(sd, share * mae, alpha=alpha, power=power)
+    return Horizon(n, "mae", mae, share * mae, alpha, power,
+                   f"test of mean absolute errors detecting a change of {share:.0%} of the champion's holdout MAE "
+                   f"{mae:.3g} (sd of |error| {sd:.3g}) with power {power:.0%} at alpha {alpha:g}")
+
+
+# --- per-arm metrics over time -----------------------------------------------------------------------
+
+
+def arms_over_time(counts, task: str, *, z: float = 1.959963984540054):
+    """Per window and arm (``store.deployments.arm_counts``): ``value`` of the A/B metric with a 95% interval.
+
+    Classification: accuracy with the Wilson score interval (as ``monitoring.performance``); regression: MAE
+    with the normal interval mean ± z·sd/√n of the absolute errors (None below 2 labelled rows).
+    Columns: window_start, arm, n, n_labelled, metric, value, ci_low, ci_high.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from mlops_core.monitoring.performance import wilson_interval
+
+    out = counts.copy()
+    cols = ["window_start", "arm", "n", "n_labelled", "metric", "value", "ci_low", "ci_high"]
+    if out.empty:
+        return pd.DataFrame(columns=cols)
+    n = out["n_labelled"].astype(float).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if task == "classification":
+            correct = out["correct"].astype(float).to_numpy()
+            out["metric"] = "accuracy"
+            out["value"] = np.where(n > 0, correct / np.where(n > 0, n, 1), np.nan)
+            out["ci_low"], out["ci_high"] = wilson_interval(correct, n, z)
+        else:
+            s, ss = out["sum_abs"].astype(float).to_numpy(), out["sum_abs2"].astype(float).to_numpy()
+            mean = np.where(n > 0, s / np.where(n > 0, n, 1), np.nan)
+            var = np.where(n > 1, np.maximum(ss - n * mean * mean, 0) / np.where(n > 1, n - 1, 1), np.nan)
+            half = z * np.sqrt(var / np.where(n > 0, n, 1))
+            out["metric"] = "mae"
+            out["value"] = mean
+            out["ci_low"], out["ci_high"] = mean - half, mean + half
+    return out[cols]

@@ -95,7 +95,7 @@ def _resolve(name: str):
     while module_name:
         try:
             obj = importlib.import_module(module_name)
-        except Exception:  # not a module (the name goes on with a class inside it), or one that fails to import
+        except Exception:  # noqa: BLE001 - not a module (the name goes on with a class inside it), or it fails to import
             module_name, _, outer = module_name.rpartition(".")
             attr = f"{outer}.{attr}"
             continue

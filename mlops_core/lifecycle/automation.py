@@ -14,10 +14,12 @@ What ``evaluate`` does when a trigger fires:
 
 - ``manual``: opens (or updates, once a day) the model's ``policy_trigger`` incident and
   nothing else; a person decides.
-- ``automated``: starts a retrain (actor ``automation``) whose candidate is promoted
-  in the same transaction that registers it when it passes the gate; unless a retrain
-  is already running, or any retrain of the model started less than ``cooldown_hours``
-  ago (the cool-down), in which case it says so and waits.
+- ``automated``: starts a retrain (actor ``automation``) on the policy's window ending at
+  the evaluation time, whose candidate is promoted in the same transaction that registers
+  it when it passes the gate; unless a retrain is already running, or any retrain of the
+  model started less than ``cooldown_hours`` ago (the cool-down), in which case it says
+  so and waits. The retrain runs in a background process, or (``spawn=False``) is only
+  queued for the caller to run (``retrain.execute``).
 
 Every evaluation is a run of kind ``monitor`` (actor ``automation``) holding the
 signals, the triggers and the action; every action (alert, retrain) also has an audit
@@ -76,11 +78,12 @@ def _signals_from(result: MonitoringResult | None) -> dict:
 
 
 def evaluate(store: Store, info: ModelInfo, *, now: datetime | None = None, drift_share: float | None = None,
-             metrics_now: dict | None = None) -> PolicyDecision:
+             metrics_now: dict | None = None, spawn: bool = True) -> PolicyDecision:
     """Evaluate the model's policy once and act on it (see the module docstring); return the decision.
 
     Signals come from ``drift_share``/``metrics_now`` when given, else from running the
-    monitor (``alerts.run_monitoring``) now.
+    monitor (``alerts.run_monitoring``) now. ``spawn=False``: a retrain it starts is only
+    queued (its run id is in the decision) for the caller to execute.
     """
     model = info.name
     with store.connect() as con:
@@ -134,14 +137,14 @@ def evaluate(store: Store, info: ModelInfo, *, now: datetime | None = None, drif
             decision.alert_ids = [alert_id] if raised else []
             decision.message = text if raised else text + " (its open incident already says so)"
     if triggers and policy.mode == "automated":
-        decision = _act_automated(store, info, policy, decision, last_retrain, now)
+        decision = _act_automated(store, info, policy, decision, last_retrain, now, spawn=spawn)
     decision.monitor_run_id = _record(store, model, decision)
     webhooks.deliver_pending(store)
     return decision
 
 
 def _act_automated(store: Store, info: ModelInfo, policy: Policy, decision: PolicyDecision, last_retrain,
-                   now: datetime) -> PolicyDecision:
+                   now: datetime, *, spawn: bool) -> PolicyDecision:
     why = "; ".join(decision.triggers)
     if last_retrain is not None and policy.cooldown_hours > 0 and now - last_retrain < timedelta(hours=policy.cooldown_hours):
         until = last_retrain + timedelta(hours=policy.cooldown_hours)
@@ -152,8 +155,9 @@ def _act_automated(store: Store, info: ModelInfo, policy: Policy, decision: Poli
         return decision
     trigger = "schedule" if all(t.startswith("the last retrain") for t in decision.triggers) else "automated"
     try:
-        run_id = jobs.start_retrain(store, info, actor=ACTOR, trigger=trigger, params={
-            "window_days": policy.window_days, "min_rows": policy.min_rows, "auto_promote": True})
+        # The window ends when the trigger fired, so the run's params say exactly which rows it saw.
+        run_id = jobs.start_retrain(store, info, actor=ACTOR, trigger=trigger, spawn=spawn, params={
+            "window_days": policy.window_days, "end": now, "min_rows": policy.min_rows, "auto_promote": True})
     except AlreadyRunningError as exc:
         decision.action = "already_running"
         decision.message = f"Triggered ({why}) but {exc}"

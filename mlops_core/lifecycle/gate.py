@@ -30,11 +30,10 @@ regression), i.e. one ``improve`` rule with threshold 0.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from mlops_core import metrics
-from mlops_core.data.schema import finite_or_none
+from mlops_core.data.schema import finite_number, finite_or_none, shown
 from mlops_core.entities import GateCheck, GateDecision
 from mlops_core.errors import InvalidInputError
 
@@ -51,23 +50,18 @@ class GateRule:
     relative: bool = False
 
     def __post_init__(self):
-        if self.metric not in metrics.CATALOGUE:
+        if not isinstance(self.metric, str) or self.metric not in metrics.CATALOGUE:
             raise InvalidInputError(
-                f"Unknown gate metric {self.metric!r}; choose one of: {', '.join(sorted(metrics.CATALOGUE))}.",
+                f"Unknown gate metric {shown(self.metric)}; choose one of: {', '.join(sorted(metrics.CATALOGUE))}.",
                 metric=self.metric,
             )
-        if self.kind not in RULE_KINDS:
-            raise InvalidInputError(f"Unknown gate rule kind {self.kind!r}; choose one of: {', '.join(RULE_KINDS)}.",
-                                    kind=self.kind)
+        if not isinstance(self.kind, str) or self.kind not in RULE_KINDS:
+            raise InvalidInputError(f"Unknown gate rule kind {shown(self.kind)}; choose one of: "
+                                    f"{', '.join(RULE_KINDS)}.", kind=self.kind)
         if self.kind == "improve" and metrics.get(self.metric).direction is None:
             raise InvalidInputError(f"{self.metric!r} has no better direction; use it with min or max, not improve.",
                                     metric=self.metric)
-        try:
-            self.threshold = float(self.threshold)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"Gate threshold for {self.metric} must be a number, not {self.threshold!r}.") from exc
-        if not math.isfinite(self.threshold):
-            raise InvalidInputError(f"Gate threshold for {self.metric} must be finite.")
+        self.threshold = finite_number(self.threshold, f"Gate threshold for {self.metric}")
         self.relative = bool(self.relative)
 
     def describe(self) -> str:
@@ -80,7 +74,7 @@ class GateRule:
         return f"{self.metric} better than the champion by >= {unit}"
 
     @classmethod
-    def parse(cls, text: str) -> "GateRule":
+    def parse(cls, text: str) -> GateRule:
         """Parse ``roc_auc>=0.7``, ``log_loss<=0.6``, ``roc_auc+=0.01`` (absolute) or ``roc_auc+=2%`` (relative).
 
         Raises InvalidInputError naming the accepted forms.
@@ -96,7 +90,7 @@ class GateRule:
                     break
                 return cls(metric, kind, number / 100 if relative else number, relative)
         raise InvalidInputError(
-            f"Cannot read gate rule {text!r}. Write METRIC>=VALUE, METRIC<=VALUE, METRIC+=DELTA or METRIC+=PCT%, "
+            f"Cannot read gate rule {shown(text)}. Write METRIC>=VALUE, METRIC<=VALUE, METRIC+=DELTA or METRIC+=PCT%, "
             "e.g. roc_auc>=0.7 or roc_auc+=0.005.", rule=text,
         )
 
@@ -108,6 +102,8 @@ def default_rules(task: str) -> list[GateRule]:
 
 def rules_from_dicts(items) -> list[GateRule]:
     """Build rules from stored dicts (``{"metric", "kind", "threshold", "relative"}``); raise InvalidInputError."""
+    if items is not None and not isinstance(items, (list, tuple)):
+        raise InvalidInputError(f"Gate rules come as a list, e.g. ['roc_auc>=0.7']; got {shown(items)}.")
     out = []
     for it in items or []:
         if isinstance(it, GateRule):
@@ -118,9 +114,9 @@ def rules_from_dicts(items) -> list[GateRule]:
             try:
                 out.append(GateRule(it["metric"], it["kind"], it["threshold"], it.get("relative", False)))
             except KeyError as exc:
-                raise InvalidInputError(f"Gate rule {it!r} lacks {exc}; give metric, kind and threshold.") from exc
+                raise InvalidInputError(f"Gate rule {shown(it)} lacks {exc}; give metric, kind and threshold.") from exc
         else:
-            raise InvalidInputError(f"Cannot read gate rule {it!r}.")
+            raise InvalidInputError(f"Cannot read gate rule {shown(it)}.")
     return out
 
 

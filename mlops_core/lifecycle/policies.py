@@ -13,13 +13,15 @@ from datetime import datetime
 import duckdb
 
 from mlops_core import metrics
+from mlops_core.data.schema import finite_number, shown
 from mlops_core.entities import ModelInfo
 from mlops_core.errors import InvalidInputError
 from mlops_core.lifecycle import gate as gatemod
+from mlops_core.lifecycle.training import MAX_SPAN_DAYS, MIN_TRAINING_ROWS
 from mlops_core.monitoring.alerts import DEFAULT_DRIFT_SHARE
-from mlops_core.store import transaction, utcnow
 from mlops_core.store import policies as pstore
 from mlops_core.store import runs as runstore
+from mlops_core.store import transaction, utcnow
 
 MODES = ("manual", "automated")
 
@@ -59,30 +61,33 @@ _EDITABLE = set(Policy.__dataclass_fields__) - {"model", "updated_at", "updated_
 
 
 def _validate(p: Policy, task: str) -> Policy:
-    if p.mode not in MODES:
-        raise InvalidInputError(f"Unknown policy mode {p.mode!r}; choose one of: {', '.join(MODES)}.", mode=p.mode)
+    if not isinstance(p.mode, str) or p.mode not in MODES:
+        raise InvalidInputError(f"Unknown policy mode {shown(p.mode)}; choose one of: {', '.join(MODES)}.",
+                                mode=p.mode)
     for name in ("drift_share_above", "metric_threshold", "every_days"):
         v = getattr(p, name)
         if v is not None:
-            try:
-                setattr(p, name, float(v))
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"Policy {name} must be a number or empty, not {v!r}.") from exc
+            setattr(p, name, finite_number(v, f"Policy {name} (a number, or empty)"))
     if p.drift_share_above is not None and not 0 <= p.drift_share_above <= 1:
         raise InvalidInputError(f"drift_share_above is a share of features, 0..1; got {p.drift_share_above}.")
     if p.every_days is not None and p.every_days <= 0:
         raise InvalidInputError(f"every_days must be positive; got {p.every_days}.")
     for name in ("cooldown_hours", "window_days"):
-        try:
-            setattr(p, name, float(getattr(p, name)))
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"Policy {name} must be a number, not {getattr(p, name)!r}.") from exc
+        setattr(p, name, finite_number(getattr(p, name), f"Policy {name}"))
     if p.cooldown_hours < 0 or p.window_days <= 0:
         raise InvalidInputError("cooldown_hours must be >= 0 and window_days > 0.")
-    p.min_rows = int(p.min_rows)
-    if p.metric is not None and p.metric not in metrics.directed():
+    for name, days in (("window_days", p.window_days), ("every_days", p.every_days),
+                       ("cooldown_hours", p.cooldown_hours / 24)):
+        if days is not None and days > MAX_SPAN_DAYS:
+            raise InvalidInputError(f"Policy {name} may span at most {MAX_SPAN_DAYS:,} days; got {getattr(p, name):g}.")
+    rows = finite_number(p.min_rows, "Policy min_rows")
+    if rows != int(rows) or rows < MIN_TRAINING_ROWS:
+        raise InvalidInputError(f"Policy min_rows must be a whole number of at least {MIN_TRAINING_ROWS} (a retrain "
+                                f"needs that many labelled rows), not {shown(p.min_rows)}.")
+    p.min_rows = int(rows)
+    if p.metric is not None and (not isinstance(p.metric, str) or p.metric not in metrics.directed()):
         raise InvalidInputError(
-            f"Unknown policy metric {p.metric!r}; choose one of: {', '.join(sorted(metrics.directed()))}.",
+            f"Unknown policy metric {shown(p.metric)}; choose one of: {', '.join(sorted(metrics.directed()))}.",
             metric=p.metric)
     if p.gate is not None:
         p.gate = [asdict(r) for r in gatemod.rules_from_dicts(p.gate)]

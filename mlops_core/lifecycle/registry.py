@@ -23,12 +23,24 @@ import pandas as pd
 from mlops_core.data import reference
 from mlops_core.data.files import read_table
 from mlops_core.data.schema import check_identifier, coerce_features, infer_schema
-from mlops_core.entities import PREDICTION, SCORE, TARGET, CalibrationRecord, FeatureReference, ModelInfo, Promotion, VersionInfo
+from mlops_core.entities import (
+    PREDICTION,
+    SCORE,
+    TARGET,
+    CalibrationRecord,
+    Challenger,
+    FeatureBinding,
+    FeatureReference,
+    ModelInfo,
+    Promotion,
+    VersionInfo,
+)
 from mlops_core.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
 from mlops_core.lifecycle import artifacts, training
 from mlops_core.monitoring import estimated_performance, performance
 from mlops_core.store import Store, logs, transaction, utcnow
 from mlops_core.store import estimation as estore
+from mlops_core.store import features as fstore
 from mlops_core.store import models as mstore
 from mlops_core.store import references as rstore
 from mlops_core.store import runs as runstore
@@ -110,28 +122,42 @@ def register_model(
     *,
     actor: str,
     artifact=None,
+    hyperparameters: dict | None = None,
     seed: int = 0,
     description: str | None = None,
     unit: str | None = None,
     at: datetime | None = None,
     train_start: datetime | None = None,
     train_end: datetime | None = None,
+    feature_binding: FeatureBinding | None = None,
+    data_source: str | None = None,
 ) -> Registration:
     """Register a new model from its training data and make version 1 production.
 
-    ``artifact``: a fitted scikit-learn estimator or Pipeline (loaded by the caller) that becomes
-    version 1; otherwise the default pipeline is trained. The feature schema and the reference
-    statistics of the training data are stored; metrics come from a holdout. Nothing is written
-    when anything fails.
+    ``feature_binding``: the features the model takes from the feature store (its training data was built
+    from the store, see ``features.binding``); stored with the model in the same transaction.
+    ``data_source`` describes the training data (default: the file's path, or "DataFrame").
 
-    Raises InvalidInputError (bad name, task, file, target; an estimator holding types the artifact
-    allow-list refuses), AlreadyExistsError (name taken), IntegrityError (the artifact does not load back).
+    ``artifact``: a fitted scikit-learn estimator or Pipeline (loaded by the caller) that becomes
+    version 1; otherwise the default pipeline is trained, with ``hyperparameters`` (parameters of
+    its final estimator, e.g. ``{"max_iter": 60}``) set over scikit-learn's defaults. The feature
+    schema and the reference statistics of the training data are stored; metrics come from a
+    holdout. Nothing is written when anything fails.
+
+    Raises InvalidInputError (bad name, task, file, target, hyperparameters; hyperparameters given
+    with an artifact; an estimator holding types the artifact allow-list refuses), AlreadyExistsError
+    (name taken), IntegrityError (the artifact does not load back).
     """
     check_identifier(name, "Model name")
     if task not in TASKS:
         raise InvalidInputError(f"Unknown task {task!r}; choose one of: {', '.join(TASKS)}.", task=task)
+    hyperparameters = dict(hyperparameters or {})
+    if artifact is not None and hyperparameters:
+        raise InvalidInputError(
+            "Hyperparameters apply to the default pipeline that register trains; the given artifact is already "
+            "fitted. Drop the hyperparameters (--set) or the artifact.")
     df = training_data if isinstance(training_data, pd.DataFrame) else read_table(training_data, what="training file")
-    source = "DataFrame" if isinstance(training_data, pd.DataFrame) else str(training_data)
+    source = data_source or ("DataFrame" if isinstance(training_data, pd.DataFrame) else str(training_data))
     if len(df) == 0:
         raise InvalidInputError("The training data has no rows.")
     if target not in df.columns:
@@ -149,7 +175,7 @@ def register_model(
 
     started = utcnow()
     result = training.fit_and_evaluate(X, y, task, features, positive, seed=seed, pipeline=artifact,
-                                       fitted=artifact is not None)
+                                       hyperparameters=hyperparameters, fitted=artifact is not None)
     info = ModelInfo(name=name, task=task, target=target, features=features, log_table="", label_table="",
                      positive_class=positive, classes=classes, description=description, unit=unit)
     refs = summarise_training_reference(result, coerce_features(X, features), y, info)
@@ -164,9 +190,12 @@ def register_model(
             _check_name_free(con, name)
             mstore.create_model(con, name, task, target, features, positive_class=positive, classes=classes,
                                 description=description, unit=unit)
+            if feature_binding is not None:
+                fstore.set_binding(con, name, feature_binding)
             run_id = runstore.insert_run(
                 con, model=name, kind="train", trigger="automated" if actor == "automation" else "manual", actor=actor,
-                status="running", params={"source": source, "seed": seed, "artifact": artifact is not None},
+                status="running", params={"source": source, "seed": seed, "artifact": artifact is not None,
+                                                      "hyperparameters": hyperparameters},
                 created_at=started)
             rel, sha = artifacts.save_artifact(blob, store.artifacts, name, 1)
             mstore.insert_version(con, VersionInfo(
@@ -235,7 +264,10 @@ def resolve_version(con: duckdb.DuckDBPyConnection, model: str, version: int | N
 def _move_production(con, model: str, version: int, *, actor: str, action: str, reason: str | None,
                      run_id: str | None, at: datetime, details: dict | None = None) -> int | None:
     """Inside a transaction: move the production alias, fix both statuses, append the audit row; return the previous
-    holder."""
+    holder. A version that was the challenger stops being one: it now serves all the traffic."""
+    if mstore.current_alias(con, model, CHALLENGER) == version:
+        mstore.end_alias(con, model, CHALLENGER, at=at)
+        details = {**(details or {}), "ended_challenger_window": True}
     previous = mstore.move_alias(con, model, version, actor=actor, action=action, reason=reason, run_id=run_id, at=at)
     if previous is not None and previous != version:
         mstore.set_version_status(con, model, previous, "archived")
@@ -370,6 +402,79 @@ def rollback(store: Store, model: str, *, to: int | None = None, actor: str, rea
         previous = _move_production(con, model, target, actor=actor, action="rollback", reason=reason, run_id=run_id,
                                     at=at, details={"rolled_back_from": current})
     return Promotion(model, previous, target, False, "rollback", actor, reason, at)
+
+
+#: The alias of a version that serves a share of the traffic beside production (an A/B test).
+CHALLENGER = "challenger"
+
+
+def _check_challenger(con: duckdb.DuckDBPyConnection, model: str, version: int) -> tuple[VersionInfo, int | None]:
+    """(the version, the production version) when ``version`` may become the challenger; raise otherwise."""
+    v = mstore.get_version(con, model, int(version))
+    production = mstore.current_alias(con, model)
+    if production == v.version:
+        raise ConflictError(f"Version {v.version} of {model!r} is in production; a challenger must be another "
+                            "version.", model=model, version=v.version)
+    if mstore.current_alias(con, model, CHALLENGER) == v.version:
+        raise ConflictError(f"Version {v.version} of {model!r} is already the challenger.", model=model,
+                            version=v.version)
+    if v.status == "rejected":
+        reasons = "; ".join((v.gate or {}).get("reasons", [])) or "it failed its promotion gate"
+        raise ConflictError(f"Version {v.version} of {model!r} was rejected ({reasons}); it may not serve live "
+                            "traffic as a challenger.", model=model, version=v.version)
+    return v, production
+
+
+def start_challenger(store: Store, model: str, version: int, *, share: float, actor: str,
+                     reason: str | None = None, at: datetime | None = None) -> Challenger:
+    """Let ``version`` serve ``share`` of the traffic beside production as the ``challenger`` (an A/B window).
+
+    It serves live traffic, so its artifact is checked first (``verify_version``, outside any
+    write); then one transaction writes the ``challenger`` row of the alias history (closing
+    the window of an earlier challenger, if one is open) and an audit row (action
+    ``challenger_start``, the share in its details). The serving system routes by it;
+    ``abtest.evaluate`` compares the arms; promoting the challenger ends its window.
+    Raises InvalidInputError (share not in (0, 1)), NotFoundError (version), ConflictError (the
+    version is production, already the challenger, or was rejected by its gate), IntegrityError
+    (the artifact failed its check; nothing changed).
+    """
+    try:
+        share = float(share)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"The challenger's share of traffic must be a number between 0 and 1, not {share!r}.",
+                                share=share) from exc
+    if not 0 < share < 1:
+        raise InvalidInputError(f"The challenger's share of traffic must be between 0 and 1 (e.g. 0.2 for 20%), not "
+                                f"{share:g}.", share=share)
+    with store.connect() as con:
+        v, _ = _check_challenger(con, model, version)
+    verify_version(store, v)
+    with store.transaction() as con:
+        v, production = _check_challenger(con, model, version)  # again: things may have changed meanwhile
+        at = at or utcnow()
+        reason = reason or f"A/B test: {share:.0%} of the traffic to v{v.version}"
+        previous = mstore.move_alias(con, model, v.version, alias=CHALLENGER, actor=actor, action="challenger_start",
+                                     reason=reason, at=at)
+        details = {"share": share, **({"replaced_challenger": previous} if previous is not None else {})}
+        runstore.insert_audit(con, actor=actor, action="challenger_start", model=model, from_version=production,
+                              to_version=v.version, reason=reason, details=details, at=at)
+    return Challenger(model, v.version, share, production, actor, reason, at)
+
+
+def end_challenger(store: Store, model: str, *, actor: str, reason: str | None = None,
+                   at: datetime | None = None) -> int:
+    """Close the open ``challenger`` window of ``model`` (one transaction with an audit row, action
+    ``challenger_end``); return the version that stops serving. Raises ConflictError when none is open."""
+    with store.transaction() as con:
+        version = mstore.current_alias(con, model, CHALLENGER)
+        if version is None:
+            mstore.get_model(con, model)  # an unknown model is NotFoundError, not a conflict
+            raise ConflictError(f"{model!r} has no challenger; there is no A/B window to end.", model=model)
+        at = at or utcnow()
+        mstore.end_alias(con, model, CHALLENGER, at=at)
+        runstore.insert_audit(con, actor=actor, action="challenger_end", model=model, from_version=version,
+                              reason=reason or f"A/B test of v{version} ended", at=at)
+    return version
 
 
 def rollback_target(con: duckdb.DuckDBPyConnection, model: str) -> int | None:

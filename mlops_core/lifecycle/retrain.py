@@ -18,6 +18,12 @@ Defaults (override per run with ``params``; ``retrain --window-days`` etc.):
   than half of their values missing are recorded as warnings. When
   ``validation.validate_frame`` (schema, types, ranges, categories) finds critical anomalies,
   they abort too.
+- features from the feature store: for a model bound to the store (``ModelInfo.feature_binding``),
+  the bound features of every labelled prediction are rebuilt from the store at the prediction's
+  time (point in time, ``features.binding.rebuild_from_store``) from the entity key its log
+  recorded; predictions logged without a key keep their logged values. The run's statistics say
+  how many rows came from the store and, per feature, how often the store's value differs from
+  the logged one (training-serving skew); a difference is a warning, not a failure.
 - split: time-based. The most recent 20% of the window's rows (by prediction time) are
   the holdout; both the candidate and the champion are scored on exactly these rows.
 - training: ``sklearn.base.clone`` of the champion's fitted pipeline (same steps and
@@ -56,9 +62,10 @@ import pandas as pd
 import pyarrow as pa
 
 from mlops_core.data.reference import summarise_arrow
-from mlops_core.data.schema import coerce_features
+from mlops_core.data.schema import coerce_features, finite_number, shown
 from mlops_core.entities import Anomaly, ModelInfo, RunAnomaly, RunInfo, VersionInfo, jsonable
 from mlops_core.errors import ConflictError, InvalidInputError, MlopsError
+from mlops_core.features import binding as fbinding
 from mlops_core.lifecycle import artifacts, registry, training
 from mlops_core.lifecycle import gate as gatemod
 from mlops_core.lifecycle.policies import Policy, policy_of
@@ -93,7 +100,7 @@ class RetrainParams:
     seed: int = 0
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "RetrainParams":
+    def from_dict(cls, d: dict | None) -> RetrainParams:
         """Validate and build from a dict; raise InvalidInputError naming the bad key or value."""
         d = dict(d or {})
         known = set(cls.__dataclass_fields__)
@@ -102,18 +109,18 @@ class RetrainParams:
             raise InvalidInputError(f"Unknown retrain parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}.")
         p = cls()
         if d.get("window_days") is not None:
-            try:
-                p.window_days = float(d["window_days"])
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"window_days must be a number of days, not {d['window_days']!r}.") from exc
-            if not p.window_days > 0:
-                raise InvalidInputError(f"window_days must be positive, not {d['window_days']!r}.")
+            p.window_days = finite_number(d["window_days"], "window_days (a number of days)")
+            if not 0 < p.window_days <= training.MAX_SPAN_DAYS:
+                raise InvalidInputError(f"window_days must be positive and at most {training.MAX_SPAN_DAYS:,}, not "
+                                        f"{shown(d['window_days'])}.")
         if d.get("end") is not None:
             end = d["end"]
             try:
                 ts = pd.Timestamp(end)
-            except (TypeError, ValueError) as exc:
-                raise InvalidInputError(f"end must be a date/time such as 2026-11-20T00:00, not {end!r}.") from exc
+                if ts is pd.NaT:
+                    raise ValueError("no time")
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise InvalidInputError(f"end must be a date/time such as 2026-11-20T00:00, not {shown(end)}.") from exc
             if ts.tzinfo is not None:
                 ts = ts.tz_convert("UTC").tz_localize(None)
             p.end = ts.to_pydatetime()
@@ -123,11 +130,16 @@ class RetrainParams:
             p.hyperparameters = dict(d["hyperparameters"])
         p.auto_promote = bool(d.get("auto_promote", False))
         if d.get("min_rows") is not None:
-            p.min_rows = int(d["min_rows"])
-            if p.min_rows < training.MIN_TRAINING_ROWS:
-                raise InvalidInputError(f"min_rows must be at least {training.MIN_TRAINING_ROWS}.")
+            rows = finite_number(d["min_rows"], "min_rows")
+            if rows != int(rows) or rows < training.MIN_TRAINING_ROWS:
+                raise InvalidInputError(f"min_rows must be a whole number of at least {training.MIN_TRAINING_ROWS}, "
+                                        f"not {shown(d['min_rows'])}.")
+            p.min_rows = int(rows)
         if d.get("seed") is not None:
-            p.seed = int(d["seed"])
+            seed = finite_number(d["seed"], "seed")
+            if seed != int(seed) or not 0 <= seed < 2 ** 32:
+                raise InvalidInputError(f"seed must be a whole number from 0 to 2**32 - 1, not {shown(d['seed'])}.")
+            p.seed = int(seed)
         return p
 
     def to_dict(self) -> dict:
@@ -210,7 +222,7 @@ class _RunWriter(threading.Thread):
                         runstore.update_run(con, self.run_id, **update)
                     else:
                         runstore.heartbeat(con, self.run_id)
-            except Exception:  # a missed beat or message is harmless; staleness allows minutes
+            except Exception:  # noqa: BLE001, S110 - a missed beat or message is harmless; staleness allows minutes
                 pass
             finally:
                 self.last_write = time.monotonic()
@@ -350,7 +362,7 @@ def _run_job(store: Store, run_id: str) -> RetrainOutcome:
             with store.transaction() as con:
                 jobstore.mark_failed(con, runstore.get_run(con, run_id), message, actor=run.actor,
                                      error_kind=type(exc).__name__ if isinstance(exc, MlopsError) else None)
-        except Exception:  # the reaper will mark it failed the next time the database is opened
+        except Exception:  # noqa: BLE001, S110 - the reaper marks it failed the next time the database is opened
             pass
         raise
     finally:
@@ -379,13 +391,20 @@ class _Window:
     table: pa.Table | None  # the same rows as Arrow (None when rows were dropped for unusable labels)
     anomalies: list[Anomaly]
     predictions: int  # logged predictions in the window, labelled or not
+    from_store: fbinding.Rebuilt | None = None  # what the feature store supplied (a model bound to it)
 
 
-def _gather(con, ctx: _Context) -> _Window:
+def _gather(con, ctx: _Context, store: Store) -> _Window:
     """Read and validate the window on the log engine ``con``. The SQL validation runs in DuckDB (which releases
     the GIL) on a cursor of its own while this thread prepares the frame."""
     info, params, start, end = ctx.info, ctx.params, ctx.start, ctx.end
-    table = tdstore.labelled_table(con, ctx.log, start, end + timedelta(microseconds=1), with_ids=False)
+    binding = info.feature_binding
+    table = tdstore.labelled_table(con, ctx.log, start, end + timedelta(microseconds=1), with_ids=False,
+                                   keys=binding is not None)
+    store_notes: list[Anomaly] = []
+    report = None
+    if binding is not None:
+        table, report, store_notes = _features_from_store(store, table, info)
     with ThreadPoolExecutor(max_workers=1) as pool:
         checking = (pool.submit(_window_validation, con, info, table.select(info.feature_names))
                     if table.num_rows >= params.min_rows else None)
@@ -400,14 +419,39 @@ def _gather(con, ctx: _Context) -> _Window:
                 frame = frame.loc[y_all.index].reset_index(drop=True)
                 table = None  # no longer the same rows as the frame
             y = y_all.reset_index(drop=True)
-        anomalies = validate_training_frame(frame, info, y, params, (start, end))
+        anomalies = store_notes + validate_training_frame(frame, info, y, params, (start, end))
         _abort_on_critical(anomalies)
         X = coerce_features(frame[info.feature_names], info.features)
         cut = len(training.time_split(X)[0])
         anomalies += checking.result() if checking is not None else []
     _abort_on_critical(anomalies)
     predictions = tdstore.prediction_count(con, ctx.log, start, end + timedelta(microseconds=1))
-    return _Window(frame, X, y, cut, table, anomalies, predictions)
+    return _Window(frame, X, y, cut, table, anomalies, predictions, report)
+
+
+#: A bound feature whose store value differs from the logged value in more than this share of rows is reported.
+SKEW_WARNING_SHARE = 0.01
+
+
+def _features_from_store(store: Store, table: pa.Table, info: ModelInfo
+                         ) -> tuple[pa.Table, fbinding.Rebuilt, list[Anomaly]]:
+    """The labelled window with the bound features rebuilt from the feature store (the key columns dropped), and
+    notes: where the rows came from, and the features whose store values differ from the logged ones."""
+    binding = info.feature_binding
+    table, report = fbinding.rebuild_from_store(store, table, binding)
+    views = ", ".join(binding.views)
+    notes = [Anomaly("feature_store", "info",
+                     f"{report.rows_from_store:,} labelled rows took {', '.join(binding.feature_names)} from the "
+                     f"feature store ({views}) at their prediction time"
+                     + (f"; {report.rows_without_key:,} rows logged without the entity key kept their logged values"
+                        if report.rows_without_key else ""), count=report.rows_from_store)]
+    for feature, share in report.differs_from_log.items():
+        if share > SKEW_WARNING_SHARE:
+            notes.append(Anomaly("training_serving_skew", "warning",
+                                 f"{share:.1%} of the rows from the store have another {feature!r} than the one logged "
+                                 "at serving time (a view materialized late, or rows ingested after the prediction)",
+                                 feature=feature, share=share))
+    return table, report, notes
 
 
 def _execute(store: Store, ctx: _Context, writer: _RunWriter) -> RetrainOutcome:
@@ -420,7 +464,7 @@ def _execute(store: Store, ctx: _Context, writer: _RunWriter) -> RetrainOutcome:
     champion_version = champion_info.version if champion_info is not None else None
     t = time.perf_counter()
     with store.engine() as con:
-        w = _gather(con, ctx)
+        w = _gather(con, ctx, store)
     timings["gather_validate_s"] = time.perf_counter() - t
     X_tr, X_ho = w.X.iloc[:w.cut], w.X.iloc[w.cut:]
     y_tr, y_ho = w.y.iloc[:w.cut], w.y.iloc[w.cut:]
@@ -459,7 +503,7 @@ def _execute(store: Store, ctx: _Context, writer: _RunWriter) -> RetrainOutcome:
     if champion is not None:
         try:
             champ_metrics = training.evaluate(champion, X_ho, y_ho, info.task, info.positive_class)
-        except Exception as exc:  # a champion that cannot score today's features: no comparison possible
+        except Exception as exc:  # noqa: BLE001 - a champion that cannot score today's features: no comparison
             anomalies.append(Anomaly("champion_evaluation", "warning",
                                      f"The champion v{champion_version} could not be scored on the holdout: {exc}"))
     timings["evaluate_s"] = time.perf_counter() - t
@@ -483,6 +527,11 @@ def _execute(store: Store, ctx: _Context, writer: _RunWriter) -> RetrainOutcome:
         "training_metrics": train_metrics, "gate": gate_doc, "status": status, "anomalies": anomalies,
         "basis": basis, "hyperparameters": hp, **_data_statistics(w, info),
     }
+    if w.from_store is not None:
+        stats["feature_store"] = {"views": info.feature_binding.views, "rows_from_store": w.from_store.rows_from_store,
+                                  "rows_without_key": w.from_store.rows_without_key,
+                                  "differs_from_log": w.from_store.differs_from_log,
+                                  "missing_in_store": w.from_store.missing_in_store}
 
     t = time.perf_counter()
     # The training reference's feature summaries from the Arrow table of the same rows (same numbers, faster).
@@ -501,7 +550,9 @@ def _execute(store: Store, ctx: _Context, writer: _RunWriter) -> RetrainOutcome:
             reg = registry.add_version_in(
                 con, store, info, result, refs, reference_rows=len(w.X), status=status, gate=gate_doc,
                 actor=run.actor, run_id=run.id,
-                data_source=f"log window {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}",
+                data_source=f"log window {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}"
+                            + (f" + feature store ({', '.join(info.feature_binding.views)})"
+                               if info.feature_binding is not None else ""),
                 train_start=ts.iloc[0].to_pydatetime(), train_end=ts.iloc[w.cut - 1].to_pydatetime(), artifact=blob)
             stats["candidate_version"] = reg.version
             promoted, note = False, None

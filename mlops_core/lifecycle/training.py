@@ -28,11 +28,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mlops_core.errors import InvalidInputError
 from mlops_core.data.schema import FeatureSpec, coerce_features
+from mlops_core.errors import InvalidInputError
 
 HOLDOUT_FRACTION = 0.2
 MIN_TRAINING_ROWS = 20
+#: The longest data window, schedule or cool-down (in days) a policy or retrain accepts: a century already reaches
+#: before the earliest accepted timestamp, and far longer spans overflow the date arithmetic that uses them.
+MAX_SPAN_DAYS = 36_500
 
 
 def default_pipeline(task: str, features: list[FeatureSpec], seed: int = 0, **hyperparameters):
@@ -283,8 +286,10 @@ def fit_and_evaluate(
 ) -> TrainingResult:
     """Split off a holdout, fit ``pipeline`` (default pipeline when None) unless ``fitted``, and evaluate both parts.
 
-    Raises InvalidInputError when there are too few rows or a given fitted model cannot
-    predict on these features.
+    ``hyperparameters`` set parameters of the default pipeline's final estimator (ignored when
+    ``pipeline`` is given). Raises InvalidInputError when there are too few rows, a hyperparameter
+    is unknown or has a value the estimator refuses, or a given fitted model cannot predict on
+    these features.
     """
     if len(X) < MIN_TRAINING_ROWS:
         raise InvalidInputError(
@@ -293,9 +298,15 @@ def fit_and_evaluate(
     X = coerce_features(X, features)
     X_tr, X_ho, y_tr, y_ho = split_holdout(X, y, task, seed)
     if pipeline is None:
-        pipeline = default_pipeline(task, features, seed, **(hyperparameters or {}))
+        pipeline = set_estimator_params(default_pipeline(task, features, seed), hyperparameters or {})
     if not fitted:
-        pipeline.fit(X_tr, y_tr)
+        try:
+            pipeline.fit(X_tr, y_tr)
+        except (ValueError, TypeError) as exc:
+            if not hyperparameters:
+                raise
+            # scikit-learn checks parameter values only when fitting (InvalidParameterError is a ValueError)
+            raise InvalidInputError(f"The hyperparameters {hyperparameters} cannot be used: {exc}") from exc
     try:
         train_m = evaluate(pipeline, X_tr, y_tr, task, positive_class)
         hold_m = evaluate(pipeline, X_ho, y_ho, task, positive_class)
@@ -318,7 +329,7 @@ def time_split(frame: pd.DataFrame, fraction: float = HOLDOUT_FRACTION) -> tuple
     At least one row lands on each side when there are two or more rows.
     """
     n = len(frame)
-    n_hold = int(round(n * fraction))
+    n_hold = round(n * fraction)
     if n >= 2:
         n_hold = min(max(n_hold, 1), n - 1)
     cut = n - n_hold

@@ -12,6 +12,10 @@ Rule kinds (``alert_rules.kind``):
   pseudo-feature such as ``__prediction__``) drifted in a finished window.
 - ``validation_anomalies``: more than ``threshold`` validation anomalies recorded about a window.
 - ``no_traffic``: no prediction logged for ``threshold`` hours.
+- ``stale_feature_view``: a feature view the model takes features from (``target``, or every view of
+  its binding when empty) has its newest event time older than ``threshold`` hours, or, without a
+  threshold, than the view's own staleness limit (its ``freshness``, else its TTL); also when the view
+  has no row at all. One incident per view, reopened when a view that was fresh goes stale again.
 
 **Incidents.** A rule that fires does not add one alert per window: it opens one *incident*
 per rule and subject (the metric and version, the feature, the model), which later windows
@@ -41,8 +45,9 @@ import pandas as pd
 
 from mlops_core import metrics
 from mlops_core.clock import utcnow
+from mlops_core.data.schema import finite_number, shown
 from mlops_core.entities import PSEUDO_FEATURES, ModelInfo, RunAnomaly, feature_label
-from mlops_core.errors import InvalidInputError
+from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.monitoring import drift as driftmod
 from mlops_core.monitoring import performance as perf
 from mlops_core.monitoring import run_checks, webhooks
@@ -51,12 +56,16 @@ from mlops_core.monitoring.incidents import raise_incident
 from mlops_core.store import Store, logs, transaction
 from mlops_core.store import alerts as astore
 from mlops_core.store import drift as dstore
+from mlops_core.store import features as fstore
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
 from mlops_core.store import runs as runstore
 from mlops_core.store.conditions import WINDOW_LENGTH, check_window
 
-RULE_KINDS = ("metric_below", "metric_above", "drift_share_above", "feature_drift", "validation_anomalies", "no_traffic")
+RULE_KINDS = ("metric_below", "metric_above", "drift_share_above", "feature_drift", "validation_anomalies", "no_traffic",
+              "stale_feature_view")
+#: Rule kinds whose threshold may be left out.
+_OPTIONAL_THRESHOLD = ("feature_drift", "stale_feature_view")
 SEVERITIES = ("info", "warning", "critical")
 #: Windows recomputed on every run (labels and late predictions still arrive for them).
 RECOMPUTE_WINDOWS = {"hour": 48, "day": 14, "week": 4}
@@ -116,28 +125,35 @@ class MonitoringResult:
     run_anomalies: list[RunAnomaly] = field(default_factory=list)  # what was unusual about this run
 
 
-def _check_rule(info: ModelInfo, kind: str, severity: str, threshold, target: str | None) -> None:
+def _check_rule(info: ModelInfo, kind: str, severity: str, threshold, target: str | None) -> float | None:
+    """The rule's threshold as a float (None when it has none); raise InvalidInputError for a bad kind, severity,
+    threshold or target."""
     if kind not in RULE_KINDS:
-        raise InvalidInputError(f"Unknown alert rule kind {kind!r}. Choose one of: {', '.join(RULE_KINDS)}.", kind=kind)
+        raise InvalidInputError(f"Unknown alert rule kind {shown(kind)}. Choose one of: {', '.join(RULE_KINDS)}.",
+                                kind=kind)
     if severity not in SEVERITIES:
-        raise InvalidInputError(f"Unknown severity {severity!r}. Choose one of: {', '.join(SEVERITIES)}.",
+        raise InvalidInputError(f"Unknown severity {shown(severity)}. Choose one of: {', '.join(SEVERITIES)}.",
                                 severity=severity)
-    if kind != "feature_drift" and (threshold is None or not math.isfinite(float(threshold))):
+    if kind not in _OPTIONAL_THRESHOLD and threshold is None:
         raise InvalidInputError(f"A {kind} rule needs a finite --threshold.", kind=kind)
+    number = None if threshold is None else finite_number(threshold, f"The --threshold of a {kind} rule")
     if target is None:
-        return
+        return number
     if kind == "feature_drift":
         known = [*info.feature_names, *PSEUDO_FEATURES]
         if target not in known:
-            raise InvalidInputError(f"Model {info.name!r} has no feature {target!r} to watch for drift. Choose one of: "
-                                    f"{', '.join(known)} (or no --target for any feature).", target=target)
+            raise InvalidInputError(f"Model {info.name!r} has no feature {shown(target)} to watch for drift. Choose one "
+                                    f"of: {', '.join(known)} (or no --target for any feature).", target=target)
     elif kind in ("metric_below", "metric_above"):
         known = metrics.names(info.task, info.binary)
         if target not in known:
-            raise InvalidInputError(f"{target!r} is not a metric of the {info.task} model {info.name!r}. Choose one "
-                                    f"of: {', '.join(known)}.", target=target)
+            raise InvalidInputError(f"{shown(target)} is not a metric of the {info.task} model {info.name!r}. "
+                                    f"Choose one of: {', '.join(known)}.", target=target)
+    elif kind == "stale_feature_view":
+        return number  # any view may be watched, also one the model is not bound to; an unknown one alerts when evaluated
     else:
         raise InvalidInputError(f"A {kind} rule has no --target (it watches the whole model).", kind=kind)
+    return number
 
 
 def default_metric_threshold(task: str, holdout: dict | None) -> float | None:
@@ -171,7 +187,13 @@ def default_rules(con: duckdb.DuckDBPyConnection, info: ModelInfo) -> list[dict]
         dict(kind="validation_anomalies", target=None, threshold=0, severity="warning", params={}),
         dict(kind="no_traffic", target=None, threshold=24, severity="critical", params={}),
     ]
+    if info.feature_binding is not None:
+        rules.append(STALE_VIEW_RULE)
     return rules
+
+
+#: The rule a model bound to the feature store gets: any of its views past its own staleness limit.
+STALE_VIEW_RULE = dict(kind="stale_feature_view", target=None, threshold=None, severity="warning", params={})
 
 
 def set_rule(con: duckdb.DuckDBPyConnection, info: ModelInfo, kind: str, *, target: str | None = None,
@@ -179,10 +201,9 @@ def set_rule(con: duckdb.DuckDBPyConnection, info: ModelInfo, kind: str, *, targ
              enabled: bool = True) -> int:
     """Create or update the rule (model, kind, target); return its id. Raises InvalidInputError (kind, severity,
     threshold)."""
-    _check_rule(info, kind, severity, threshold, target)
+    number = _check_rule(info, kind, severity, threshold, target)
     with transaction(con):
-        return astore.upsert_rule(con, info.name, kind, target, None if threshold is None else float(threshold),
-                                  severity, params, enabled)
+        return astore.upsert_rule(con, info.name, kind, target, number, severity, params, enabled)
 
 
 def list_rules(con: duckdb.DuckDBPyConnection, info: ModelInfo) -> pd.DataFrame:
@@ -214,6 +235,8 @@ def incident_title(info: ModelInfo, kind: str, subject: str, threshold: float | 
         return "Validation anomalies"
     if kind == "no_traffic":
         return f"No predictions for {_fmt(threshold)} hours"
+    if kind == "stale_feature_view":
+        return f"Feature view {subject.removeprefix('view=')} stale"
     return kind.replace("_", " ").capitalize()
 
 
@@ -310,8 +333,8 @@ def _drift_alerts(rule: dict, drift_df: pd.DataFrame, share: pd.DataFrame, finis
         hits = hits[hits["feature"] == target]
     else:
         hits = hits[~hits["feature"].isin(PSEUDO_FEATURES)]
-    for (ws, feature), part in hits.groupby(["window_start", "feature"], sort=True):
-        ws = pd.Timestamp(ws).to_pydatetime()
+    for (key, feature), part in hits.groupby(["window_start", "feature"], sort=True):
+        ws = pd.Timestamp(key).to_pydatetime()
         desc = ", ".join(f"{_method_label(p.method)} {_val(p.statistic)} (threshold {_fmt(p.threshold)})"
                          for p in part.itertuples())
         what = {"__prediction__": "Prediction drift", "__score__": "Score drift", "__target__": "Target drift"}.get(
@@ -433,6 +456,11 @@ def _monitor(store: Store, info: ModelInfo, run_id: str, now: datetime, window: 
                 astore.upsert_rule(con, model, r["kind"], r["target"], r["threshold"], r["severity"], r["params"])
                 result.rules_created += 1
             rules = astore.list_rules(con, model)
+        elif info.feature_binding is not None and not (rules["kind"] == "stale_feature_view").any():
+            r = STALE_VIEW_RULE  # bound to the feature store after its first rules were made
+            astore.upsert_rule(con, model, r["kind"], r["target"], r["threshold"], r["severity"], r["params"])
+            result.rules_created += 1
+            rules = astore.list_rules(con, model)
         rules = rules[rules["enabled"]]
         for rule in rules.to_dict(orient="records"):
             for hit in _evaluate_rule(con, info, rule, drift_df, share, perf_df, finished, window, now, length):
@@ -484,6 +512,8 @@ def _evaluate_rule(con, info, rule, drift_df, share, perf_df, finished, window, 
                     f"(more than {_fmt(rule['threshold'])})."), value=float(count), value_text=f"{count} anomalies",
                     details={"anomalies": count}))
         return out
+    if kind == "stale_feature_view":
+        return _stale_view_alerts(con, info, rule, now)
     if kind == "no_traffic":
         _, last = pstore.log_time_range(con, info)
         hours = float(rule["threshold"])
@@ -499,6 +529,70 @@ def _evaluate_rule(con, info, rule, drift_df, share, perf_df, finished, window, 
     return []
 
 
+def _stale_view_alerts(con, info: ModelInfo, rule: dict, now: datetime) -> list[_Hit]:
+    """One hit per stale view of the rule (see the module docstring), subject ``view=NAME``; ``con``: a metadata
+    visit."""
+    target = rule.get("target")
+    target = None if target is None or (isinstance(target, float) and math.isnan(target)) else str(target)
+    views = [target] if target else (info.feature_binding.views if info.feature_binding else [])
+    threshold = rule.get("threshold")
+    hours = None if threshold is None or (isinstance(threshold, float) and math.isnan(threshold)) else float(threshold)
+    out = []
+    for name in views:
+        try:
+            view = fstore.get_view(con, name)
+        except NotFoundError:
+            out.append(_Hit(occurred=now, subject=f"view={name}", value_text="not defined",
+                            message=f"Feature view {name!r}, which {info.name} takes features from, is not defined.",
+                            details={"view": name}))
+            continue
+        fresh = fstore.freshness(con, view, now)
+        limit = hours * 3600 if hours is not None else fresh.stale_after_s
+        newest = fresh.newest_event_ts
+        if newest is not None and (limit is None or fresh.age_s <= limit):
+            continue
+        if newest is None:
+            message = f"Feature view {name!r} has no rows; {info.name} gets no values from it."
+        else:
+            message = (f"Feature view {name!r} is stale: its newest event time is {newest:%Y-%m-%d %H:%M} UTC "
+                       f"({fresh.age_s / 3600:.1f} h ago, limit {limit / 3600:g} h); {info.name} is served ever older "
+                       "values until they pass the view's TTL. Check the source feeding it.")
+        # the newest event time is the occurrence: the incident counts stale stretches, not monitor runs
+        out.append(_Hit(occurred=newest if newest is not None else now, subject=f"view={name}", message=message,
+                        value=None if newest is None else fresh.age_s / 3600,
+                        value_text="no rows" if newest is None else f"{fresh.age_s / 3600:.1f} h old",
+                        details={"view": name, "newest_event_ts": newest, "age_h": None if newest is None
+                                 else fresh.age_s / 3600, "limit_h": None if limit is None else limit / 3600}))
+    return out
+
+
+def check_feature_freshness(store: Store, info: ModelInfo, *, now: datetime | None = None) -> list[RaisedAlert]:
+    """Evaluate only the model's ``stale_feature_view`` rules (adding the default one to a model bound to the feature
+    store that has none), opening or updating their incidents; return the incidents opened or reopened. What
+    ``run_monitoring`` does for these rules, without the drift and performance work."""
+    now = now or utcnow()
+    raised = []
+    with store.transaction() as con:
+        rules = astore.list_rules(con, info.name)
+        if info.feature_binding is not None and not (rules["kind"] == "stale_feature_view").any():
+            r = STALE_VIEW_RULE
+            astore.upsert_rule(con, info.name, r["kind"], r["target"], r["threshold"], r["severity"], r["params"])
+            rules = astore.list_rules(con, info.name)
+        rules = rules[(rules["kind"] == "stale_feature_view") & rules["enabled"]]
+        for rule in rules.to_dict(orient="records"):
+            for hit in _stale_view_alerts(con, info, rule, now):
+                alert_id, event = raise_incident(
+                    con, model=info.name, kind=rule["kind"], severity=rule["severity"],
+                    key=f"rule:{rule['id']}:{hit.subject}", subject=hit.subject,
+                    title=incident_title(info, rule["kind"], hit.subject, rule.get("threshold")),
+                    message=hit.message, occurred=hit.occurred, value=hit.value, value_text=hit.value_text,
+                    details=hit.details, at=now, rule_id=int(rule["id"]))
+                if event in ("new", "reopened"):
+                    raised.append(RaisedAlert(alert_id, rule["kind"], rule["severity"], hit.message, hit.occurred,
+                                              hit.subject, event))
+    return raised
+
+
 __all__ = [
     "DEFAULT_DRIFT_SHARE",
     "DEFAULT_MIN_LABELS",
@@ -506,6 +600,7 @@ __all__ = [
     "SEVERITIES",
     "MonitoringResult",
     "RaisedAlert",
+    "check_feature_freshness",
     "default_metric_threshold",
     "default_rules",
     "delete_rule",

@@ -23,7 +23,7 @@ import pandas as pd
 from mlops_core.entities import CalibrationRecord, ModelInfo
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.monitoring import estimation, performance
-from mlops_core.store import Store, logs, utcnow
+from mlops_core.store import Store, engines, logs, utcnow
 from mlops_core.store import estimation as estore
 from mlops_core.store import models as mstore
 from mlops_core.store.conditions import check_window
@@ -52,8 +52,9 @@ def check_estimable(info: ModelInfo) -> None:
 
 
 def fit_window_calibration(store: Store, info: ModelInfo, version: int, start: datetime,
-                           end: datetime) -> CalibrationRecord:
-    """A calibration of ``version`` fitted on its labelled, scored predictions in [start, end) (not stored).
+                           end: datetime, *, engine: str | None = None) -> CalibrationRecord:
+    """A calibration of ``version`` fitted on its labelled, scored predictions in [start, end) (not stored), read
+    on the log engine ``engine`` (default duckdb).
 
     Raises InvalidInputError (not a binary classifier; too few labelled rows in the window).
     """
@@ -62,7 +63,7 @@ def fit_window_calibration(store: Store, info: ModelInfo, version: int, start: d
         raise InvalidInputError("A reference window needs a start before its end.", start=start, end=end)
     with store.connect() as con:
         log = logs.view(con, store.logs, info, start, end)
-    with store.engine() as con:
+    with engines.open_engine(engine, store) as con:
         rows = estore.reference_rows(con, log, version, start, end)
     if len(rows) < estimation.MIN_REFERENCE_ROWS:
         raise InvalidInputError(
@@ -97,22 +98,21 @@ def calibration_of(con: duckdb.DuckDBPyConnection, info: ModelInfo, version: int
     return record
 
 
-def _versions(store: Store, con, log, start, end, versions) -> list[int]:
+def _versions(con, log, start, end, versions, econ) -> list[int]:
     """The versions asked for (each must exist; NotFoundError names the known ones), else those logged in range.
-    ``con``: a metadata visit."""
+    ``con``: a metadata visit; ``econ``: the log engine."""
     if versions:
         wanted = sorted({int(v) for v in versions})
         for v in wanted:
             mstore.get_version(con, log.info.name, v)
         return wanted
-    with store.engine() as econ:
-        return estore.logged_versions(econ, log, start, end)
+    return estore.logged_versions(econ, log, start, end)
 
 
 def over_time(store: Store, info: ModelInfo, *, window: str = "day", start: datetime | None = None,
               end: datetime | None = None, versions=None, reference_start: datetime | None = None,
               reference_end: datetime | None = None, level: float = estimation.BAND_LEVEL, realized: bool = True,
-              store_estimates: bool = False) -> pd.DataFrame:
+              store_estimates: bool = False, engine: str | None = None) -> pd.DataFrame:
     """Estimated metrics per (window, version, metric) in [start, end), oldest first, beside the realized ones.
 
     Columns (``FRAME_COLUMNS``): window_start, version, metric (accuracy, precision, recall, f1,
@@ -123,21 +123,31 @@ def over_time(store: Store, info: ModelInfo, *, window: str = "day", start: date
     ``reference_start``/``reference_end`` each version is calibrated on that labelled window of its
     log (stored when ``store``), else its stored calibration is used. ``realized=False`` skips the
     labels (n_labelled and realized are then missing). ``store_estimates`` keeps the estimates in
-    ``performance_estimates``. Raises InvalidInputError (not a binary classifier, window, level,
-    reference window), NotFoundError (a version without calibration).
+    ``performance_estimates``. The log is scanned on the log engine ``engine`` (``duckdb``, the default, or
+    ``spark``). Raises InvalidInputError (not a binary classifier, window, level, reference window, engine),
+    NotFoundError (a version without calibration), SparkUnavailableError.
     """
     check_estimable(info)
     check_window(window)
+    engine = engines.check_engine(engine)
     estimation.z_of(level)
     if (reference_start is None) != (reference_end is None):
         raise InvalidInputError("Give both ends of the reference window (reference start and reference end).")
+    with engines.open_engine(engine, store) as econ:
+        return _over_time(store, info, econ, window, start, end, versions, reference_start=reference_start,
+                          reference_end=reference_end, level=level, realized=realized,
+                          store_estimates=store_estimates, engine=engine)
+
+
+def _over_time(store: Store, info: ModelInfo, econ, window, start, end, versions, *, reference_start, reference_end,
+               level, realized, store_estimates, engine) -> pd.DataFrame:
     with store.connect() as con:
         log = logs.view(con, store.logs, info, start, end)
-        wanted = _versions(store, con, log, start, end, versions)
+        wanted = _versions(con, log, start, end, versions, econ)
         if reference_start is None:
             records = {v: calibration_of(con, info, v) for v in wanted}
     if reference_start is not None:
-        records = {v: fit_window_calibration(store, info, v, reference_start, reference_end) for v in wanted}
+        records = {v: fit_window_calibration(store, info, v, reference_start, reference_end, engine=engine) for v in wanted}
     frames = []
     for grid in sorted({r.calibration.grid for r in records.values()}):
         group = {v: r for v, r in records.items() if r.calibration.grid == grid}
@@ -146,8 +156,7 @@ def over_time(store: Store, info: ModelInfo, *, window: str = "day", start: date
             cells, bins = estimation.cell_bins(r.calibration)
             lookup.append(pd.DataFrame({"version": v, "cell": cells, "bin": bins}))
         if lookup:
-            with store.engine() as con:
-                sums = estore.bin_sums(con, log, window, grid, pd.concat(lookup, ignore_index=True), start, end)
+            sums = estore.bin_sums(econ, log, window, grid, pd.concat(lookup, ignore_index=True), start, end)
         else:
             sums = pd.DataFrame(columns=estore.BIN_SUM_COLUMNS)
         for v, r in group.items():
@@ -162,7 +171,7 @@ def over_time(store: Store, info: ModelInfo, *, window: str = "day", start: date
             frames.append(est.drop(columns="group"))
     est = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=[c for c in estimation.ESTIMATE_COLUMNS if c != "group"] + ["window_start", "version", "_record"])
-    out = _with_realized(store, log, est, window, start, end, wanted) if realized else _without_realized(est)
+    out = _with_realized(econ, log, est, window, start, end, wanted) if realized else _without_realized(est)
     if store_estimates:  # the window calibrations and the estimates made with them: one transaction
         with store.transaction() as con:
             if reference_start is not None:
@@ -175,9 +184,8 @@ def over_time(store: Store, info: ModelInfo, *, window: str = "day", start: date
     return _typed(out, {id(r): r.id for r in records.values()})
 
 
-def _realized_long(store: Store, log, window: str, start, end, versions) -> pd.DataFrame:
-    with store.engine() as con:
-        perf = performance.over_time(con, log, window=window, start=start, end=end, versions=versions, auc=True)
+def _realized_long(econ, log, window: str, start, end, versions) -> pd.DataFrame:
+    perf = performance.over_time(econ, log, window=window, start=start, end=end, versions=versions, auc=True)
     if perf.empty:
         return pd.DataFrame(columns=["window_start", "version", "metric", "realized", "n_labelled", "label_coverage",
                                      "n_all"])
@@ -186,8 +194,8 @@ def _realized_long(store: Store, log, window: str, start, end, versions) -> pd.D
     return long.rename(columns={"n": "n_all"})
 
 
-def _with_realized(store: Store, log, est: pd.DataFrame, window, start, end, versions) -> pd.DataFrame:
-    real = _realized_long(store, log, window, start, end, versions)
+def _with_realized(econ, log, est: pd.DataFrame, window, start, end, versions) -> pd.DataFrame:
+    real = _realized_long(econ, log, window, start, end, versions)
     out = est.merge(real, on=["window_start", "version", "metric"], how="outer")
     out["n"] = out["n"].fillna(0)
     out["n_labelled"] = out["n_labelled"].fillna(0)
@@ -251,7 +259,8 @@ def stored(store: Store, info: ModelInfo, *, window: str = "day", start: datetim
         return pd.DataFrame(columns=STORED_COLUMNS)
     rows = rows.rename(columns={"n_labelled": "n_labelled_then", "realized": "realized_then"})
     rows["window_start"] = pd.to_datetime(rows["window_start"])
-    real = _realized_long(store, log, window, start, end, sorted(rows["version"].unique().tolist()))
+    with store.engine() as econ:
+        real = _realized_long(econ, log, window, start, end, sorted(rows["version"].unique().tolist()))
     real["window_start"] = pd.to_datetime(real["window_start"])
     out = rows.merge(real.drop(columns=["n_all", "label_coverage"]), on=["window_start", "version", "metric"],
                      how="left")
@@ -265,5 +274,14 @@ def stored(store: Store, info: ModelInfo, *, window: str = "day", start: datetim
     return out.drop(columns="_m").reset_index(drop=True)[STORED_COLUMNS]
 
 
-__all__ = ["over_time", "stored", "calibration_of", "holdout_calibration", "calibrate_window", "fit_window_calibration", "check_estimable",
-           "FRAME_COLUMNS", "STORED_COLUMNS"]
+__all__ = [
+    "FRAME_COLUMNS",
+    "STORED_COLUMNS",
+    "calibrate_window",
+    "calibration_of",
+    "check_estimable",
+    "fit_window_calibration",
+    "holdout_calibration",
+    "over_time",
+    "stored",
+]

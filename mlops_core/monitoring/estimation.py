@@ -269,7 +269,7 @@ def fit_calibration(scores, labels, predicted_positive=None, *, grid: int = GRID
         block_low=np.asarray(lo, dtype=np.int64), block_high=np.asarray(hi, dtype=np.int64),
         weights=np.asarray(w, dtype=float), block_means=np.asarray(means, dtype=float),
         block_rows=np.asarray(rows, dtype=np.int64), applied=bool(verdict.needed), ece_before=verdict.ece_before,
-        ece_after=verdict.ece_after, rows=int(len(s)), positives=int(y.sum()),
+        ece_after=verdict.ece_after, rows=len(s), positives=int(y.sum()),
         reference=_reference_performance(y, s, predicted_positive))
 
 
@@ -352,7 +352,7 @@ class BinSums:
     score_sq_sum: np.ndarray
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, group: np.ndarray) -> "BinSums":
+    def from_frame(cls, frame: pd.DataFrame, group: np.ndarray) -> BinSums:
         """From ``store.estimation.bin_sums`` columns (bin, positive, n, score_sum, score_sq_sum) and group codes."""
         return cls(np.asarray(group, dtype=np.int64), frame["bin"].to_numpy(np.int64),
                    frame["positive"].to_numpy().astype(bool), frame["n"].to_numpy(float),
@@ -419,7 +419,7 @@ def estimate(sums: BinSums, calibration: ScoreCalibration, *, level: float = BAN
     z = z_of(level)
     if len(sums.group) == 0:
         return pd.DataFrame({c: pd.Series(dtype=object if c == "metric" else float) for c in ESTIMATE_COLUMNS})
-    alpha, beta, lower, width = _bin_lines(calibration)
+    alpha, beta, _lower, width = _bin_lines(calibration)
     b = sums.bin
     n, s1, s2 = sums.n, sums.score_sum, sums.score_sq_sum
     a_, b_ = alpha[b], beta[b]
@@ -596,6 +596,24 @@ def exact_estimate(probabilities, scores, predicted_positive) -> ExactEstimate:
                          f1=div(2 * tp, 2 * tp + fp + fn), roc_auc=auc)
 
 
-__all__ = ["GRID", "BAND_LEVEL", "METRICS", "MIN_REFERENCE_ROWS", "BinSums", "CalibrationCheck", "ExactEstimate",
-           "aggregate", "calibrate", "calibration_check", "cell_bins", "estimate", "estimate_rows", "exact_estimate",
-           "expected_calibration_error", "fit_calibration", "score_bins", "score_cells", "z_of"]
+__all__ = [
+    "BAND_LEVEL",
+    "GRID",
+    "METRICS",
+    "MIN_REFERENCE_ROWS",
+    "BinSums",
+    "CalibrationCheck",
+    "ExactEstimate",
+    "aggregate",
+    "calibrate",
+    "calibration_check",
+    "cell_bins",
+    "estimate",
+    "estimate_rows",
+    "exact_estimate",
+    "expected_calibration_error",
+    "fit_calibration",
+    "score_bins",
+    "score_cells",
+    "z_of",
+]

@@ -56,7 +56,6 @@ import pandas as pd
 
 from mlops_core import metrics
 from mlops_core.store import performance as perfstore
-from mlops_core.store import predictions as pstore
 from mlops_core.store.conditions import check_window
 from mlops_core.store.logs import LogView
 
@@ -335,18 +334,12 @@ def residuals(con: duckdb.DuckDBPyConnection, log: LogView, *, start: datetime |
     return perfstore.residuals(con, log, start, end, version, limit)
 
 
-def _pooled(con, log: LogView, start, end) -> tuple[float | None, int, int]:
-    """The headline metric over [start, end) pooled across versions: (value, predictions, labelled)."""
-    n, n_lab = pstore.traffic(con, log, start, end)
-    if n_lab == 0:
+def _pooled(sums: tuple[int, int, int, float] | None, task: str) -> tuple[float | None, int, int]:
+    """The headline metric of one period pooled across versions: (value, predictions, labelled)."""
+    n, n_lab, scored, total = sums or (0, 0, 0, 0.0)
+    if n_lab == 0 or scored == 0:
         return None, n, n_lab
-    if log.info.task == "classification":
-        c = perfstore.confusion(con, log, start, end)
-        value = float(c.loc[c["actual"] == c["predicted"], "count"].sum() / c["count"].sum()) if len(c) else None
-    else:
-        s = perfstore.regression_sums(con, log, "day", start, end)
-        value = math.sqrt(float(s["sum_sq"].sum()) / float(s["n_labelled"].sum())) if s["n_labelled"].sum() else None
-    return value, n, n_lab
+    return (total / scored if task == "classification" else math.sqrt(total / scored)), n, n_lab
 
 
 @dataclass
@@ -377,8 +370,9 @@ def summary(con: duckdb.DuckDBPyConnection, log: LogView, *, days: int = 7, now:
     end = now + timedelta(microseconds=1)  # a prediction logged at ``now`` belongs to the last period
     start = end - timedelta(days=days)
     name = metrics.headline(log.info.task)
-    value, n, n_lab = _pooled(con, log, start, end)
-    previous, n_prev, _ = _pooled(con, log, start - timedelta(days=days), start)
+    periods = perfstore.period_sums(con, log, start, start - timedelta(days=days), end)  # both periods, one join
+    value, n, n_lab = _pooled(periods.get(True), log.info.task)
+    previous, n_prev, _ = _pooled(periods.get(False), log.info.task)
     delta = value - previous if value is not None and previous is not None else None
     return Summary(name, value, previous, delta, metrics.get(name).lower_is_better, n, n_prev, n_lab,
                    (n_lab / n) if n else None, start, end)

@@ -7,9 +7,11 @@ groups writes that belong together. One module per group of tables, named after 
 background runs), ``policies``, ``alerts`` (rules and alerts), ``predictions`` (the logs and
 labels), ``performance`` and ``drift`` (aggregations of the log), ``references``,
 ``validation`` (staged batches and reports), ``training_data``. They return DataFrames or
-records of ``mlops_core.entities``, never cursors.
+records of ``mlops_core.entities``, never cursors. ``engines``: where the monitoring queries over
+the Parquet log run (DuckDB in process by default, Spark on ``$MLOPS_SPARK_MASTER``), from one
+definition of each query.
 """
 from mlops_core.clock import utcnow
-from mlops_core.store.connection import Store, connect, cursor, forget_database, transaction
+from mlops_core.store.connection import Store, connect, cursor, forget_database, transaction, turn_wait_seconds
 
-__all__ = ["Store", "connect", "cursor", "transaction", "forget_database", "utcnow"]
+__all__ = ["Store", "connect", "cursor", "forget_database", "transaction", "turn_wait_seconds", "utcnow"]

@@ -5,7 +5,8 @@ A backup is a folder::
     manifest.json       format, source, time, schema version, counts, and every file with its size and sha256
     metadata.duckdb     the metadata database as it was at one moment
     artifacts/<model>/  every artifact a version refers to
-    logs/<kind>/...     every Parquet file the log listing names
+    logs/...            every Parquet file the log listing names (predictions, labels, feature files, online
+                        snapshots)
 
 **Consistent without stopping writers for long.** The metadata file is copied during one read
 visit (``Store.connect()``): writers wait for the room to empty, so no write is half-way and
@@ -23,6 +24,14 @@ anything, stages the copy beside the target, and then, while holding the databas
 (no process is inside), moves the current database and folders aside (``<name>.before-restore-
 <time>``; nothing is deleted) and moves the staged copy in. A restore onto an existing database
 needs ``force``.
+
+**Metadata on PostgreSQL** is not backed up here: both functions refuse it with a message that
+names the tools that do it properly. A consistent copy of a server database is ``pg_dump``'s job
+(one snapshot of every table while writers go on; ``pg_restore`` to bring it back), and a
+server's operators already run it (or continuous archiving) for everything else they host;
+a second, home-made format would be one more to trust. The artifacts and log folders
+(``MLOPS_ARTIFACTS_DIR``, ``MLOPS_LOG_DIR``) are plain files that are only added to (see above),
+copied after the dump.
 """
 from __future__ import annotations
 
@@ -116,6 +125,10 @@ def _snapshot(store: Store, staged_db: Path) -> _Snapshot:
             shutil.copy2(wal, Path(f"{staged_db}.wal"))
         logs = [(r[0], int(r[1])) for r in con.execute(
             "SELECT path, rows FROM log_files WHERE retired_at IS NULL ORDER BY path").fetchall()]
+        # the feature store's offline files and online snapshots live under the log folder too (no rows counted)
+        logs += [(r[0], 0) for r in con.execute(
+            "SELECT path FROM feature_files WHERE retired_at IS NULL UNION ALL "
+            "SELECT path FROM online_snapshots WHERE retired_at IS NULL ORDER BY 1").fetchall()]
         arts = [(r[0], r[1]) for r in con.execute(
             "SELECT artifact_path, artifact_sha256 FROM model_versions WHERE artifact_path IS NOT NULL "
             "ORDER BY model, version").fetchall()]
@@ -129,18 +142,31 @@ def _tidy_copy(staged_db: Path) -> None:
     copied)."""
     con = duckdb.connect(str(staged_db))
     try:
-        con.execute("DELETE FROM log_files WHERE retired_at IS NOT NULL")
+        for table in ("log_files", "feature_files", "online_snapshots"):
+            con.execute(f"DELETE FROM {table} WHERE retired_at IS NOT NULL")
         con.execute("CHECKPOINT")
     finally:
         con.close()
+
+
+def _refuse_postgres(store: Store, what: str) -> None:
+    if store.url is not None:
+        raise InvalidInputError(
+            f"The metadata of this control room is in PostgreSQL ({store.display}); `mlops {what}` handles DuckDB "
+            "files only. Back the metadata up with PostgreSQL's own tools: `pg_dump --format=custom --file "
+            f"mlops.dump '<url>'` (restore with `pg_restore --clean --dbname '<url>' mlops.dump`), then copy the "
+            f"artifacts folder ({store.artifacts}) and the log folder ({store.logs}) after the dump.",
+            location=store.display)
 
 
 def backup(store: Store, out: str | os.PathLike) -> BackupInfo:
     """Write a verified backup of ``store`` into the new folder ``out``; return what it holds.
 
     Raises NotFoundError (no database), AlreadyExistsError (``out`` exists and is not empty),
-    IntegrityError (an artifact does not match its registry sha256), DiskFullError / ReadOnlyError.
+    IntegrityError (an artifact does not match its registry sha256), DiskFullError / ReadOnlyError,
+    InvalidInputError (the metadata is in PostgreSQL: use pg_dump).
     """
+    _refuse_postgres(store, "backup")
     if not store.exists():
         raise NotFoundError(f"No database at {store.path}; nothing to back up.", path=str(store.path))
     out = Path(out).expanduser().resolve()
@@ -252,8 +278,10 @@ def restore(store: Store, folder: str | os.PathLike, *, force: bool = False) -> 
     (None when there was none).
 
     Raises InvalidInputError (not a backup), IntegrityError (a file differs from the manifest: nothing changed),
-    AlreadyExistsError (a database exists and ``force`` is False), DatabaseBusyError, DiskFullError.
+    AlreadyExistsError (a database exists and ``force`` is False), DatabaseBusyError, DiskFullError,
+    InvalidInputError (the metadata is in PostgreSQL: use pg_restore).
     """
+    _refuse_postgres(store, "restore")
     info = verify(folder)
     if store.exists() and not force:
         raise AlreadyExistsError(f"A database exists at {store.path}; restoring replaces it (it is kept aside as "

@@ -4,8 +4,9 @@
 least each stored edge (bins follow by differences), the non-null count, the sum and the
 sum of absolute deviations about the reference median; for every categorical feature the
 count of each reference category. Portable SQL only (``date_trunc``, ``CAST``, ``count``,
-``sum``, ``abs``): bin edges come from the stored reference as literals, never from an
-engine's histogram function, so the same query runs on Spark SQL.
+``sum``, ``abs``): bin edges come from the stored reference as exact literals (``repr`` of the
+double), never from an engine's histogram function, so the same query runs on every log engine
+(``store.engines``: DuckDB as written, Spark SQL through sqlglot).
 """
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from mlops_core.entities import PREDICTION, SCORE, TARGET, DriftSpec, FeatureCounts, WindowCounts
-from mlops_core.store.logs import LogView
 from mlops_core.clock import utcnow
+from mlops_core.entities import PREDICTION, SCORE, TARGET, DriftSpec, FeatureCounts, WindowCounts
+from mlops_core.store import engines
 from mlops_core.store.conditions import check_window, time_range
+from mlops_core.store.logs import LogView
 from mlops_core.store.models import quote_ident
 
 DRIFT_COLUMNS = ["model", "reference_id", "window_size", "window_start", "feature", "method", "statistic", "p_value",
@@ -78,30 +80,32 @@ def _feature_counts(row: tuple, where: dict, offset: int) -> FeatureCounts:
     )
 
 
-def window_counts(con: duckdb.DuckDBPyConnection, log: LogView, window: str, specs: list[DriftSpec],
+def window_counts(con, log: LogView, window: str, specs: list[DriftSpec],
                   start=None, end=None, target: DriftSpec | None = None) -> list[WindowCounts]:
     """Every spec's counts per window in [start, end), oldest first, from one scan of the log.
 
     ``target`` (a spec for the label, ``__target__``) is counted by a second query that joins
-    the label table, by the window of the prediction.
+    the label table, by the window of the prediction. ``con``: a log engine (or a DuckDB cursor of
+    ``connection.engine``).
     """
     check_window(window)
+    eng = engines.of(con)
     cols = _Columns()
     where = {s.feature: cols.spec(s, f"l.{quote_ident(column_of(s.feature))}") for s in specs}
     rng, p1 = time_range("l.ts", start, end)
     select = "".join(", " + c for c in cols.sql)
-    rows = con.execute(f"SELECT date_trunc('{window}', l.ts) AS window_start, count(*) AS n{select} "
-                       f"FROM {log.predictions} l WHERE 1 = 1 {rng} GROUP BY 1 ORDER BY 1",
-                       [*cols.params, *p1]).fetchall()
+    rows = eng.rows(f"SELECT date_trunc('{window}', l.ts) AS window_start, count(*) AS n{select} "
+                    f"FROM {eng.predictions(log)} l WHERE 1 = 1 {rng} GROUP BY 1 ORDER BY 1",
+                    [*cols.params, *p1])
     out = [WindowCounts(r[0], int(r[1]), {f: _feature_counts(r, w, 2) for f, w in where.items()}) for r in rows]
     if target is not None and out:
         tcols = _Columns()
         twhere = tcols.spec(target, "lb.label")
         select = "".join(", " + c for c in tcols.sql)
-        trows = con.execute(f"SELECT date_trunc('{window}', l.ts) AS window_start{select} "
-                            f"FROM {log.predictions} l JOIN {log.labels} lb "
-                            f"ON l.request_id = lb.request_id WHERE 1 = 1 {rng} GROUP BY 1",
-                            [*tcols.params, *p1]).fetchall()
+        trows = eng.rows(f"SELECT date_trunc('{window}', l.ts) AS window_start{select} "
+                         f"FROM {eng.predictions(log)} l JOIN {eng.labels(log)} lb "
+                         f"ON l.request_id = lb.request_id WHERE 1 = 1 {rng} GROUP BY 1",
+                         [*tcols.params, *p1])
         by_start = {r[0]: r for r in trows}
         empty = FeatureCounts(0, None, None, [0] * len(target.edges), [0] * len(target.categories))
         for w in out:

@@ -5,25 +5,27 @@ calibration map (the map's breakpoints are stored as data, ``estimation_breakpoi
 query joins the log to a small lookup table of (version, grid cell, bin) built from them, an
 equality join) and counted per (window, version, bin, predicted class) with the sum and the sum
 of squares of its scores. Portable SQL only (``date_trunc``, ``CASE WHEN``, ``floor``, ``CAST``,
-``count``, ``sum``, ``isnan``), so the same query runs on Spark SQL with the lookup table broadcast.
+``count``, ``sum``, ``isnan``), so the same query runs on every log engine (``store.engines``: DuckDB as
+written, Spark SQL through sqlglot, the lookup table sent as a small DataFrame that Spark broadcasts).
 Tables: ``estimation_calibrations``, ``estimation_breakpoints``, ``estimation_blocks``,
 ``performance_estimates`` (migration 033).
 """
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from mlops_core.entities import CalibrationRecord, ModelInfo, ReferencePerformance, ScoreCalibration, jsonable
-from mlops_core.errors import NotFoundError
 from mlops_core.clock import utcnow
+from mlops_core.entities import CalibrationRecord, ReferencePerformance, ScoreCalibration, jsonable
+from mlops_core.errors import NotFoundError
+from mlops_core.store import engines
 from mlops_core.store.conditions import check_window, in_list, time_range
 from mlops_core.store.logs import LogView
-from mlops_core.store.models import quote_ident
 
 ESTIMATE_COLUMNS = ["model", "version", "window_size", "window_start", "metric", "calibration_id", "estimate",
                     "band_low", "band_high", "band_level", "std_error", "n", "n_labelled", "realized", "estimated_at"]
@@ -73,7 +75,7 @@ def save_calibration(con: duckdb.DuckDBPyConnection, record: CalibrationRecord) 
 
 
 def _num(x) -> float | None:
-    return None if x is None or x != x else float(x)
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
 _HEADER = ("id, model, version, source, window_start, window_end, rows, positives, applied, ece_before, ece_after, "
@@ -126,33 +128,34 @@ def calibrations(con: duckdb.DuckDBPyConnection, model: str) -> pd.DataFrame:
 # --- the log ----------------------------------------------------------------------------------------
 
 
-def reference_rows(con: duckdb.DuckDBPyConnection, log: LogView, version: int, start: datetime | None,
+def reference_rows(con, log: LogView, version: int, start: datetime | None,
                    end: datetime | None) -> pd.DataFrame:
     """Labelled, scored predictions of ``version`` in [start, end): score, positive (label is the positive
-    class), predicted_positive. When a label was sent twice the one that arrived last counts."""
+    class), predicted_positive. When a label was sent twice the one that arrived last counts. ``con``: a log
+    engine (or a DuckDB cursor of ``connection.engine``)."""
+    eng = engines.of(con)
     rng, params = time_range("l.ts", start, end)
     sql = f"""
         SELECT l.score AS score, CASE WHEN lb.label = ? THEN 1 ELSE 0 END AS positive,
                CASE WHEN l.prediction = ? THEN 1 ELSE 0 END AS predicted_positive
-        FROM {log.predictions} l
-        JOIN (SELECT request_id, arg_max(label, label_ts) AS label FROM {log.labels}
+        FROM {eng.predictions(log)} l
+        JOIN (SELECT request_id, arg_max(label, label_ts) AS label FROM {eng.labels(log)}
               WHERE label IS NOT NULL GROUP BY request_id) lb ON lb.request_id = l.request_id
         WHERE l.version = ? AND l.score IS NOT NULL AND NOT isnan(l.score) AND l.prediction IS NOT NULL {rng}
     """
     pos = log.info.positive_class
-    return con.execute(sql, [pos, pos, int(version), *params]).df()
+    return eng.frame(sql, [pos, pos, int(version), *params])
 
 
-def logged_versions(con: duckdb.DuckDBPyConnection, log: LogView, start: datetime | None,
-                    end: datetime | None) -> list[int]:
+def logged_versions(con, log: LogView, start: datetime | None, end: datetime | None) -> list[int]:
     """The versions with logged predictions in [start, end), ascending."""
+    eng = engines.of(con)
     rng, params = time_range("ts", start, end)
-    rows = con.execute(f"SELECT DISTINCT version FROM {log.predictions} WHERE 1 = 1 {rng} ORDER BY 1",
-                       params).fetchall()
+    rows = eng.rows(f"SELECT DISTINCT version FROM {eng.predictions(log)} WHERE 1 = 1 {rng} ORDER BY 1", params)
     return [int(r[0]) for r in rows]
 
 
-def bin_sums(con: duckdb.DuckDBPyConnection, log: LogView, window: str, grid: int,
+def bin_sums(con, log: LogView, window: str, grid: int,
              cells: pd.DataFrame, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
     """Per (window, version, bin, predicted class) of the scored predictions in [start, end): n, Σ score, Σ score².
 
@@ -164,6 +167,7 @@ def bin_sums(con: duckdb.DuckDBPyConnection, log: LogView, window: str, grid: in
     version, bin, positive (1: predicted the positive class), n, score_sum, score_sq_sum.
     """
     check_window(window)
+    eng = engines.of(con)
     rng, params = time_range("l.ts", start, end)
     versions = sorted({int(v) for v in cells["version"].unique()})
     ver, vparams = in_list("l.version", versions)
@@ -172,7 +176,7 @@ def bin_sums(con: duckdb.DuckDBPyConnection, log: LogView, window: str, grid: in
         SELECT date_trunc('{window}', l.ts) AS window_start, l.version AS version,
                m.bin * 2 + CASE WHEN l.prediction = ? THEN 1 ELSE 0 END AS bin_class,
                count(*) AS n, sum(l.score) AS score_sum, sum(l.score * l.score) AS score_sq_sum
-        FROM {log.predictions} l
+        FROM {eng.predictions(log)} l
         JOIN _estimation_cells m ON m.cell_key = CAST(l.version AS BIGINT) * {g + 2} + 1 +
              CASE WHEN l.score < 0 THEN -1 WHEN l.score >= 1 THEN {g} ELSE CAST(floor(l.score * {g}) AS BIGINT) END
         WHERE l.score IS NOT NULL AND NOT isnan(l.score) AND l.prediction IS NOT NULL {rng} {ver}
@@ -181,11 +185,8 @@ def bin_sums(con: duckdb.DuckDBPyConnection, log: LogView, window: str, grid: in
     lookup = pd.DataFrame({
         "cell_key": cells["version"].to_numpy(np.int64) * (g + 2) + 1 + cells["cell"].to_numpy(np.int64),
         "bin": cells["bin"].to_numpy(np.int32)})
-    con.register("_estimation_cells", lookup)
-    try:
-        out = con.execute(sql, [log.info.positive_class, *params, *vparams]).df()
-    finally:
-        con.unregister("_estimation_cells")
+    with eng.lookup("_estimation_cells", lookup):
+        out = eng.frame(sql, [log.info.positive_class, *params, *vparams])
     if not len(out):
         return pd.DataFrame(columns=BIN_SUM_COLUMNS)
     key = out["bin_class"].to_numpy(np.int64)

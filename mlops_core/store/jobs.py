@@ -1,4 +1,4 @@
-"""SQL for background jobs: the active job of a model, liveness, and reaping dead jobs.
+"""SQL for background jobs: the active job of a model, the job worker's queue, liveness, and reaping dead jobs.
 
 A job's run row records the process that runs it (``pid``, ``host``) and a heartbeat
 that the job refreshes while it works. A queued or running job is *dead* when its
@@ -8,25 +8,41 @@ against a reused pid). ``reap_dead_runs`` marks dead jobs failed and deletes the
 artifact files a dead retrain may have written but never registered; it runs the first
 time each process opens a database (``connection.connect`` calls it after the migrations) and
 before a new retrain is admitted.
+
+Jobs for the job worker (``lifecycle.worker``) are queued *unclaimed*: no ``pid`` until the
+worker claims one (``claim_next``), after which the worker's pid is the job's. The worker of a
+database holds an exclusive ``flock`` on ``worker_lock_path`` for as long as it runs, so
+``worker_alive`` can tell from any process whether one runs. An unclaimed job is dead when no
+worker has run for ``WORKER_START_GRACE_S`` since it was queued (a worker that never came up);
+while a worker runs it waits its turn, however long.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import socket
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
-from mlops_core.config import artifacts_dir
 from mlops_core.clock import utcnow
-from mlops_core.store.runs import RunInfo, find_runs, insert_audit, update_run
+from mlops_core.config import artifacts_dir
+from mlops_core.store.connection import artifacts_folder, location_of
+from mlops_core.store.runs import RunInfo, find_runs, get_run, insert_audit, update_run
+
+if TYPE_CHECKING:  # frames come from DuckDB's .df(); pandas loads when one is asked for
+    import pandas as pd
 
 #: A job whose heartbeat is older than this is considered dead (jobs beat every few seconds).
 STALE_AFTER_S = 300.0
 ACTIVE = ("queued", "running")
 #: Run kinds that are background jobs (their staleness is judged by heartbeat as well as pid).
 JOB_KINDS = ("retrain",)
+#: An unclaimed queued job is dead when no worker has taken the lock this long after it was queued.
+WORKER_START_GRACE_S = 60.0
 #: Files a registration writes in the artifacts folder: skops artifacts, the joblib artifacts of earlier versions,
 #: and the temporary file of an atomic write (the same list as ``lifecycle.artifacts.ARTIFACT_SUFFIXES``; the store
 #: sits below lifecycle and cannot import it).
@@ -56,10 +72,60 @@ def process_alive(pid: int | None, host: str | None) -> bool | None:
     return True
 
 
-def is_dead(run: RunInfo, now: datetime | None = None) -> bool:
-    """Whether a queued/running run has lost its process (see the module docstring)."""
+def worker_lock_path(db_path: str | os.PathLike) -> Path:
+    """The file whose exclusive ``flock`` the job worker of the database at ``db_path`` holds while it runs."""
+    return artifacts_dir(db_path) / "jobs" / "worker.lock"
+
+
+def worker_alive(db_path: str | os.PathLike | None) -> bool | None:
+    """True when a job worker of the database at ``db_path`` runs (holds its lock), False when none does, None
+    when it cannot be told (no path: an in-memory database; a file system without locks)."""
+    if db_path is None:
+        return None
+    try:
+        fd = os.open(worker_lock_path(db_path), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    try:
+        # A shared lock conflicts only with the worker's exclusive one; testers never block each other. flock locks
+        # belong to the open file, so this test cannot release the lock of a worker running in this very process.
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return True if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def worker_pid(db_path: str | os.PathLike) -> int | None:
+    """The pid of the running job worker of the database (written in its lock file), or None when none runs."""
+    if not worker_alive(db_path):
+        return None
+    try:
+        text = worker_lock_path(db_path).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def is_unclaimed(run: RunInfo) -> bool:
+    """Whether ``run`` is a queued job that no worker has claimed yet."""
+    return run.status == "queued" and run.pid is None
+
+
+def is_dead(run: RunInfo, now: datetime | None = None, *, worker: bool | None = None) -> bool:
+    """Whether a queued/running run has lost its process (see the module docstring). ``worker``: whether the
+    database's job worker runs (``worker_alive``), which decides for an unclaimed job (None: not judged)."""
     if run.status not in ACTIVE:
         return False
+    if is_unclaimed(run):
+        now = now or utcnow()
+        waited = (now - run.created_at).total_seconds() if run.created_at else 0.0
+        return worker is False and waited > WORKER_START_GRACE_S
     alive = process_alive(run.pid, run.host)
     if alive is False:
         return True
@@ -80,9 +146,35 @@ def hand_over(con: duckdb.DuckDBPyConnection, run_id: str, pid: int) -> None:
     con.execute("UPDATE runs SET pid = ? WHERE id = ? AND status = 'queued'", [pid, run_id])
 
 
-def database_path(con: duckdb.DuckDBPyConnection) -> str | None:
-    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
-    return row[0] if row and row[0] else None
+def unclaimed_runs(con: duckdb.DuckDBPyConnection, kinds: tuple[str, ...] = JOB_KINDS) -> list[RunInfo]:
+    """Queued jobs of ``kinds`` that no worker has claimed yet, oldest first."""
+    return sorted((r for r in find_runs(con, statuses=("queued",)) if r.kind in kinds and r.pid is None),
+                  key=lambda r: (r.created_at, r.id))
+
+
+def claim_next(con: duckdb.DuckDBPyConnection, pid: int, kinds: tuple[str, ...] = JOB_KINDS) -> RunInfo | None:
+    """Give the oldest unclaimed queued job of ``kinds`` to the worker ``pid`` and return it (None when there is
+    none). ``con``: a write visit (one writing process at a time, so two workers cannot claim the same job)."""
+    for run in unclaimed_runs(con, kinds):
+        claimed = con.execute("UPDATE runs SET pid = ?, host = ?, heartbeat_at = ? WHERE id = ? AND status = 'queued' "
+                              "AND pid IS NULL RETURNING id", [pid, socket.gethostname(), utcnow(), run.id]).fetchall()
+        if claimed:
+            return get_run(con, run.id)
+    return None
+
+
+def any_dead(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether any queued or running run of the database has lost its process (``reap_dead_runs`` would mark it)."""
+    runs = find_runs(con, statuses=ACTIVE)
+    if not runs:
+        return False
+    now, worker = utcnow(), _worker_of(con, runs)
+    return any(is_dead(r, now, worker=worker) for r in runs)
+
+
+def _worker_of(con: duckdb.DuckDBPyConnection, runs: list[RunInfo]) -> bool | None:
+    """Whether the database's worker runs, asked only when an unclaimed job needs the answer."""
+    return worker_alive(location_of(con)) if any(is_unclaimed(r) for r in runs) else None
 
 
 def _referenced_artifacts(con: duckdb.DuckDBPyConnection, model: str) -> set[str]:
@@ -95,10 +187,10 @@ def remove_orphan_artifacts(con: duckdb.DuckDBPyConnection, model: str, since: d
     Only call when no job of the model is alive: a live job may be between writing its
     artifact and registering it. Returns the relative paths removed.
     """
-    path = database_path(con)
-    if not path:
+    root = artifacts_folder(con)
+    if root is None:
         return []
-    folder = artifacts_dir(path) / model
+    folder = root / model
     if not folder.is_dir():
         return []
     keep = _referenced_artifacts(con, model)
@@ -138,13 +230,17 @@ def reap_dead_runs(con: duckdb.DuckDBPyConnection, model: str | None = None) -> 
     Returns the ids of the runs reaped.
     """
     runs = find_runs(con, model=model, statuses=ACTIVE)
-    now = utcnow()
+    now, worker = utcnow(), _worker_of(con, runs)
     reaped = []
     for run in runs:
-        if not is_dead(run, now):
+        if not is_dead(run, now, worker=worker):
             continue
-        error = (f"The process running this {run.kind} (pid {run.pid} on {run.host}) ended without finishing "
-                 f"(last heartbeat {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC); nothing of it was registered.")
+        if is_unclaimed(run):
+            error = (f"No job worker took this queued {run.kind} within {WORKER_START_GRACE_S:g} s of its request "
+                     "(the worker could not start; its output is in the jobs folder's worker.log); nothing of it ran.")
+        else:
+            error = (f"The process running this {run.kind} (pid {run.pid} on {run.host}) ended without finishing "
+                     f"(last heartbeat {run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC); nothing of it was registered.")
         con.execute("BEGIN TRANSACTION")
         try:
             current = con.execute("SELECT status FROM runs WHERE id = ?", [run.id]).fetchone()
@@ -156,7 +252,8 @@ def reap_dead_runs(con: duckdb.DuckDBPyConnection, model: str | None = None) -> 
             con.execute("ROLLBACK")
             raise
         if run.kind == "retrain" and run.model and run.id in reaped:
-            others_alive = any(not is_dead(r, now) for r in active_runs(con, run.model) if r.id != run.id)
+            others_alive = any(not is_dead(r, now, worker=worker) for r in active_runs(con, run.model)
+                               if r.id != run.id)
             if not others_alive:
                 remove_orphan_artifacts(con, run.model, run.created_at)
     return reaped

@@ -4,6 +4,7 @@ Layout under the log folder (``Store.logs``; ``$MLOPS_LOG_DIR`` to put it elsewh
 
     predictions/model=<name>/date=<YYYY-MM-DD>/<batch id>_<n>.parquet   rows by prediction day
     labels/model=<name>/date=<YYYY-MM-DD>/<batch id>_<n>.parquet        rows by arrival day
+    shadow/model=<name>/date=<YYYY-MM-DD>/<batch id>_<n>.parquet        shadow predictions by prediction day
 
 Columns are typed as the model's schema says (microsecond timestamps), so DuckDB, Spark or
 any Parquet reader can scan a folder. A file is part of the log exactly when a row of
@@ -39,7 +40,9 @@ from mlops_core.entities import ModelInfo
 from mlops_core.errors import DatabaseBusyError, storage_error
 from mlops_core.store.models import quote_ident
 
-KINDS = ("predictions", "labels")
+#: ``shadow``: the predictions of a challenger scored in shadow mode (logged, never returned to the caller); same
+#: columns as ``predictions``, kept apart so that every reading of the log sees only the answers that were served.
+KINDS = ("predictions", "labels", "shadow")
 #: Retired files (replaced by compaction) are deleted this long after, when no query can still read them.
 RETIRED_GRACE_S = 600.0
 #: Unlisted files older than this are remains of an interrupted write and are deleted.
@@ -56,7 +59,7 @@ def columns(info: ModelInfo, kind: str) -> list[tuple[str, str]]:
     if kind == "labels":
         return [("request_id", "VARCHAR"), ("label", pred), ("label_ts", "TIMESTAMP"), ("batch_id", "VARCHAR")]
     return [("request_id", "VARCHAR"), ("version", "INTEGER"), ("variant", "VARCHAR"), ("ts", "TIMESTAMP"),
-            *((f.name, f.sql_type) for f in info.features),
+            *((f.name, f.sql_type) for f in info.features), *((k.name, k.sql_type) for k in info.entity_keys),
             ("prediction", pred), ("score", "DOUBLE"), ("batch_id", "VARCHAR")]
 
 
@@ -67,6 +70,10 @@ def relation(info: ModelInfo, kind: str, files: list[str] | tuple[str, ...]) -> 
     if not files:
         return "(SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(c)}" for c, t in cols) + " WHERE FALSE)"
     listed = ", ".join(_literal(f) for f in files)
+    if kind == "predictions" and info.entity_keys:
+        # A model bound to the feature store after it logged predictions has older files without the entity key
+        # columns: those rows read them as NULL.
+        return f"read_parquet([{listed}], union_by_name = true)"
     return f"read_parquet([{listed}])"
 
 
@@ -103,11 +110,15 @@ class LogView:
 
 
 def view(con: duckdb.DuckDBPyConnection, root: Path, info: ModelInfo, start: datetime | None = None,
-         end: datetime | None = None) -> LogView:
+         end: datetime | None = None, *, kinds: tuple[str, ...] = ("predictions",)) -> LogView:
     """The files a query of [start, end) must read: predictions files whose rows may fall in the window,
-    every label file (a label may arrive for any prediction). ``con``: a metadata visit."""
-    sql, params = ("SELECT path FROM log_files WHERE model = ? AND kind = 'predictions' AND retired_at IS NULL",
-                   [info.name])
+    every label file (a label may arrive for any prediction). ``con``: a metadata visit.
+
+    ``kinds``: which prediction rows the view's ``predictions`` holds: the served ones (default), the
+    ``shadow`` ones, or both (an A/B comparison of a shadow challenger with the champion)."""
+    marks = ", ".join("?" for _ in kinds)
+    sql, params = (f"SELECT path FROM log_files WHERE model = ? AND kind IN ({marks}) AND retired_at IS NULL",
+                   [info.name, *kinds])
     if start is not None:
         sql += " AND max_ts >= ?"
         params.append(start)
@@ -147,15 +158,15 @@ class LogFacts:
 
 def facts(con: duckdb.DuckDBPyConnection, model: str) -> LogFacts:
     lo, hi = timestamp_bounds(utcnow())
+    # One pass over the model's listing (a reader holds its turn for this query: keep it cheap).
+    preds, inside, outside = "kind = 'predictions'", "kind = 'predictions' AND NOT outside", "kind = 'predictions' AND outside"
     row = con.execute(
-        "WITH f AS (SELECT * FROM log_files WHERE model = ? AND retired_at IS NULL), "
-        "p AS (SELECT *, min_ts < ? OR max_ts > ? AS outside FROM f WHERE kind = 'predictions') "
-        "SELECT (SELECT coalesce(sum(rows), 0) FROM p), "
-        "(SELECT coalesce(sum(rows), 0) FROM f WHERE kind = 'labels'), "
-        "(SELECT min(min_ts) FROM p WHERE NOT outside), (SELECT max(max_ts) FROM p WHERE NOT outside), "
-        "(SELECT count(*) FROM f), "
-        "(SELECT coalesce(sum(rows), 0) FROM p WHERE outside), (SELECT min(min_ts) FROM p WHERE outside), "
-        "(SELECT max(max_ts) FROM p WHERE outside)", [model, lo, hi]).fetchone()
+        f"SELECT coalesce(sum(rows) FILTER (WHERE {preds}), 0), coalesce(sum(rows) FILTER (WHERE kind = 'labels'), 0), "
+        f"min(min_ts) FILTER (WHERE {inside}), max(max_ts) FILTER (WHERE {inside}), count(*), "
+        f"coalesce(sum(rows) FILTER (WHERE {outside}), 0), min(min_ts) FILTER (WHERE {outside}), "
+        f"max(max_ts) FILTER (WHERE {outside}) "
+        "FROM (SELECT kind, rows, min_ts, max_ts, min_ts < ? OR max_ts > ? AS outside FROM log_files "
+        "WHERE model = ? AND retired_at IS NULL)", [lo, hi, model]).fetchone()
     return LogFacts(int(row[0]), int(row[1]), row[2], row[3], int(row[4]), int(row[5]), row[6], row[7])
 
 
@@ -181,6 +192,59 @@ def _folder(root: Path, model: str, kind: str) -> Path:
     return root / kind / f"model={model}"
 
 
+@dataclass(frozen=True)
+class WrittenFile:
+    """One Parquet file that ``write_partitioned`` wrote: its path relative to the root, day, rows and time span."""
+
+    path: str
+    day: date
+    rows: int
+    min_ts: datetime | None
+    max_ts: datetime | None
+    bytes: int
+
+
+def write_partitioned(con: duckdb.DuckDBPyConnection, root: Path, folder: Path, cols: list[tuple[str, str]], ts: str,
+                      select_sql: str, params: dict | list | None = None, *, tag: str) -> list[WrittenFile]:
+    """Write the rows of ``select_sql`` (``cols`` as (name, SQL type), in any order) into ``folder`` as Parquet
+    files partitioned by the day of ``ts`` (``date=YYYY-MM-DD/<tag>_<n>.parquet``), zstd-compressed.
+
+    ``con``: any DuckDB connection that can evaluate ``select_sql`` (the log engine). Returns the files with
+    their paths relative to ``root``, row counts and time spans; an empty result writes nothing. Nothing lists
+    the files: the caller does, in the transaction that records their batch.
+    """
+    exprs = ", ".join(f"CAST({quote_ident(c)} AS {t}) AS {quote_ident(c)}" for c, t in cols)
+    folder.mkdir(parents=True, exist_ok=True)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _log_batch AS SELECT {exprs} FROM ({select_sql})", params or [])
+    try:
+        days = con.execute(f"SELECT CAST({ts} AS DATE) AS d, count(*), min({ts}), max({ts}) FROM _log_batch "
+                           "GROUP BY 1 ORDER BY 1").fetchall()
+        if not days:
+            return []
+        try:
+            con.execute(f"COPY (SELECT *, strftime(CAST({ts} AS DATE), '%Y-%m-%d') AS date FROM _log_batch) "
+                        f"TO {_literal(folder)} (FORMAT PARQUET, PARTITION_BY (date), OVERWRITE_OR_IGNORE, "
+                        f"FILENAME_PATTERN {_literal(tag + '_{i}')}, COMPRESSION zstd)")
+        except (duckdb.Error, OSError) as exc:  # e.g. a full disk: leave no partial file behind
+            for f in folder.glob(f"date=*/{tag}_*.parquet"):
+                f.unlink(missing_ok=True)
+            raise storage_error(exc, f"writing {folder.relative_to(root)}") from exc
+    finally:
+        con.execute("DROP TABLE IF EXISTS _log_batch")
+    out: list[WrittenFile] = []
+    for day, rows, lo, hi in days:
+        written = sorted((folder / f"date={day:%Y-%m-%d}").glob(f"{tag}_*.parquet"))
+        if len(written) == 1:
+            f = written[0]
+            out.append(WrittenFile(str(f.relative_to(root)), day, int(rows), lo, hi, f.stat().st_size))
+            continue
+        for f in written:  # DuckDB split a big day into several files: count each file's rows
+            n, flo, fhi = con.execute(f"SELECT count(*), min({ts}), max({ts}) FROM read_parquet({_literal(f)})"
+                                      ).fetchone()
+            out.append(WrittenFile(str(f.relative_to(root)), day, int(n), flo, fhi, f.stat().st_size))
+    return out
+
+
 def write(con: duckdb.DuckDBPyConnection, root: Path, info: ModelInfo, kind: str, select_sql: str,
           params: dict | list | None = None, *, batch_id: str) -> list[LogFile]:
     """Write the rows of ``select_sql`` (the kind's columns, in any order) as one Parquet file per day.
@@ -190,42 +254,9 @@ def write(con: duckdb.DuckDBPyConnection, root: Path, info: ModelInfo, kind: str
     time spans; an empty result writes nothing.
     """
     ts = "label_ts" if kind == "labels" else "ts"
-    cols = ", ".join(f"CAST({quote_ident(c)} AS {t}) AS {quote_ident(c)}" for c, t in columns(info, kind))
-    folder = _folder(root, info.name, kind)
-    folder.mkdir(parents=True, exist_ok=True)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _log_batch AS SELECT {cols} FROM ({select_sql})", params or [])
-    try:
-        days = con.execute(f"SELECT CAST({ts} AS DATE) AS d, count(*), min({ts}), max({ts}) FROM _log_batch "
-                           "GROUP BY 1 ORDER BY 1").fetchall()
-        if not days:
-            return []
-        tag = f"{batch_id}_{uuid.uuid4().hex[:6]}"
-        try:
-            con.execute(f"COPY (SELECT *, strftime(CAST({ts} AS DATE), '%Y-%m-%d') AS date FROM _log_batch) "
-                        f"TO {_literal(folder)} (FORMAT PARQUET, PARTITION_BY (date), OVERWRITE_OR_IGNORE, "
-                        f"FILENAME_PATTERN {_literal(tag + '_{i}')}, COMPRESSION zstd)")
-        except (duckdb.Error, OSError) as exc:  # e.g. a full disk: leave no partial file behind
-            for f in folder.glob(f"date=*/{tag}_*.parquet"):
-                f.unlink(missing_ok=True)
-            raise storage_error(exc, f"writing the {kind} of {info.name!r}") from exc
-    finally:
-        con.execute("DROP TABLE IF EXISTS _log_batch")
-    out = []
-    for day, rows, lo, hi in days:
-        written = sorted((folder / f"date={day:%Y-%m-%d}").glob(f"{tag}_*.parquet"))
-        for i, f in enumerate(written):
-            out.append(LogFile(str(f.relative_to(root)), info.name, kind, batch_id, day,
-                               int(rows) if i == 0 else 0, lo, hi, f.stat().st_size))
-        if len(written) > 1:  # DuckDB split a big day into several files: count each file's rows
-            out[-len(written):] = [_recount(con, root, lf) for lf in out[-len(written):]]
-    return out
-
-
-def _recount(con: duckdb.DuckDBPyConnection, root: Path, lf: LogFile) -> LogFile:
-    ts = "label_ts" if lf.kind == "labels" else "ts"
-    rows, lo, hi = con.execute(f"SELECT count(*), min({ts}), max({ts}) FROM read_parquet({_literal(root / lf.path)})"
-                               ).fetchone()
-    return LogFile(lf.path, lf.model, lf.kind, lf.batch_id, lf.day, int(rows), lo, hi, lf.bytes)
+    written = write_partitioned(con, root, _folder(root, info.name, kind), columns(info, kind), ts, select_sql,
+                                params, tag=f"{batch_id}_{uuid.uuid4().hex[:6]}")
+    return [LogFile(w.path, info.name, kind, batch_id, w.day, w.rows, w.min_ts, w.max_ts, w.bytes) for w in written]
 
 
 def register(con: duckdb.DuckDBPyConnection, files: list[LogFile]) -> None:
@@ -238,7 +269,7 @@ def register(con: duckdb.DuckDBPyConnection, files: list[LogFile]) -> None:
             [[f.path, f.model, f.kind, f.batch_id, f.day, f.rows, f.min_ts, f.max_ts, f.bytes, now] for f in files])
 
 
-def discard(root: Path, files: list[LogFile]) -> None:
+def discard(root: Path, files: list[LogFile] | list[WrittenFile]) -> None:
     """Delete written files that were not listed (their batch failed)."""
     for f in files:
         try:
@@ -283,26 +314,28 @@ _thread_locks_guard = threading.Lock()
 
 
 @contextmanager
-def writer_lock(root: Path, model: str, timeout: float) -> Iterator[None]:
+def writer_lock(root: Path, model: str, timeout: float, *, what: str | None = None) -> Iterator[None]:
     """Hold the model's writer lock (one writer of its log at a time, across threads and processes): a batch's
-    duplicate checks and its commit must not interleave with another batch's. Raises DatabaseBusyError after
-    ``timeout``."""
+    duplicate checks and its commit must not interleave with another batch's. ``model`` names the lock (a
+    feature view's writers use ``view=<name>``); ``what`` names what is written in messages (default: the
+    model's log). Raises DatabaseBusyError after ``timeout``."""
     folder = root / "locks"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{model}.lock"
+    what = what or f"the log of {model!r}"
     with _thread_locks_guard:
         in_process = _thread_locks.setdefault(str(path), threading.Lock())
     if not in_process.acquire(timeout=timeout):  # POSIX record locks are per process: threads take turns here
-        raise DatabaseBusyError(f"Another thread is writing the log of {model!r} (waited {timeout:.0f} s).", model=model)
+        raise DatabaseBusyError(f"Another thread is writing {what} (waited {timeout:.0f} s).", model=model)
     try:
-        with _file_lock(path, model, timeout):
+        with _file_lock(path, model, timeout, what):
             yield
     finally:
         in_process.release()
 
 
 @contextmanager
-def _file_lock(path: Path, model: str, timeout: float) -> Iterator[None]:
+def _file_lock(path: Path, model: str, timeout: float, what: str) -> Iterator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + timeout
     try:
@@ -314,7 +347,7 @@ def _file_lock(path: Path, model: str, timeout: float) -> Iterator[None]:
                 if exc.errno not in (errno.EACCES, errno.EAGAIN):
                     raise
                 if time.monotonic() >= deadline:
-                    raise DatabaseBusyError(f"Another process is writing the log of {model!r} (waited {timeout:.0f} s); "
+                    raise DatabaseBusyError(f"Another process is writing {what} (waited {timeout:.0f} s); "
                                             "try again when it has finished.", model=model) from exc
                 time.sleep(0.02)
         yield

@@ -36,7 +36,7 @@ def available() -> list[tuple[int, str, Path]]:
 def _has_versions(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version' "
-        "AND table_catalog = current_database()").fetchone()[0])
+        "AND table_catalog = current_database() AND table_schema = current_schema()").fetchone()[0])
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -53,6 +53,19 @@ def pending(con: duckdb.DuckDBPyConnection) -> list[int]:
     return [n for n, _, _ in available() if n not in done]
 
 
+def created_objects() -> tuple[list[str], list[str]]:
+    """The tables and sequences the shipped migrations create (for dropping a PostgreSQL schema whole)."""
+    tables: list[str] = []
+    sequences: list[str] = []
+    for _, _, path in available():
+        text = path.read_text()
+        tables += [t for t in re.findall(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", text, re.I)
+                   if t not in tables]
+        sequences += [q for q in re.findall(r"CREATE\s+SEQUENCE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", text, re.I)
+                      if q not in sequences]
+    return tables, sequences
+
+
 def _split_statements(sql: str) -> list[str]:
     # Migration files keep '--' for comments only (never inside a string literal).
     text = "\n".join(ln.split("--", 1)[0] for ln in sql.splitlines())
@@ -67,7 +80,11 @@ def _run_python(path: Path, con: duckdb.DuckDBPyConnection, db_path: Path) -> No
 
 
 def migrate(con: duckdb.DuckDBPyConnection, db_path: Path | None = None) -> list[int]:
-    """Apply every pending migration; return the numbers applied (empty when up to date)."""
+    """Apply every pending migration; return the numbers applied (empty when up to date).
+
+    ``con``: a write visit of a DuckDB file (``db_path``, for migrations that move data into files beside it) or
+    of PostgreSQL (``db_path`` None: SQL files run as ``dialect`` translates them; 033 finds no model there).
+    """
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
     )

@@ -5,15 +5,28 @@ wraps the calls that belong together in ``connection.transaction``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
-from mlops_core.errors import AlreadyExistsError, NotFoundError
-from mlops_core.entities import FeatureSpec, ModelInfo, VersionInfo, schema_from_json, schema_to_json
 from mlops_core.clock import utcnow
+from mlops_core.entities import (
+    FeatureBinding,
+    FeatureColumn,
+    FeatureRef,
+    FeatureSpec,
+    ModelInfo,
+    VersionInfo,
+    schema_from_json,
+    schema_to_json,
+)
+from mlops_core.errors import AlreadyExistsError, NotFoundError
+
+if TYPE_CHECKING:  # frames come from DuckDB's .df(); pandas loads when one is asked for
+    import pandas as pd
 
 VERSION_STATUSES = ("candidate", "production", "archived", "rejected")
 
@@ -64,29 +77,50 @@ def create_model(
 
 _MODEL_COLS = ("name, task, target, positive_class, classes, feature_schema, log_table, label_table, description, "
                "created_at, unit")
+#: With the feature binding (migration 045 adds the column; migrations before it read models without it).
+_MODEL_COLS_BOUND = _MODEL_COLS + ", feature_binding"
+
+
+def binding_to_json(binding: FeatureBinding | None) -> str | None:
+    if binding is None:
+        return None
+    return json.dumps({"entity": binding.entity, "keys": [dataclasses.asdict(k) for k in binding.keys],
+                       "features": [str(r) for r in binding.features]})
+
+
+def binding_from_json(text: str | None) -> FeatureBinding | None:
+    if not text:
+        return None
+    d = json.loads(text)
+    refs = [FeatureRef(*r.split(":", 1)) for r in d["features"]]
+    return FeatureBinding(d["entity"], [FeatureColumn(**k) for k in d["keys"]], refs)
 
 
 def _model_from_row(row) -> ModelInfo:
-    name, task, target, pos, classes, schema, log_table, label_table, desc, created, unit = row
+    name, task, target, pos, classes, schema, log_table, label_table, desc, created, unit = row[:11]
     return ModelInfo(
         name=name, task=task, target=target, features=schema_from_json(schema), log_table=log_table,
         label_table=label_table, positive_class=pos, classes=_loads(classes, []), description=desc, created_at=created,
-        unit=unit,
+        unit=unit, feature_binding=binding_from_json(row[11]) if len(row) > 11 else None,
     )
 
 
 def list_models(con: duckdb.DuckDBPyConnection) -> list[ModelInfo]:
     """Every registered model, by name."""
-    return [_model_from_row(r) for r in con.execute(f"SELECT {_MODEL_COLS} FROM models ORDER BY name").fetchall()]
+    return [_model_from_row(r) for r in con.execute(f"SELECT {_MODEL_COLS_BOUND} FROM models ORDER BY name").fetchall()]
 
 
 def list_model_names(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in con.execute("SELECT name FROM models ORDER BY name").fetchall()]
 
 
-def get_model(con: duckdb.DuckDBPyConnection, name: str) -> ModelInfo:
-    """Return the model called ``name``; raise NotFoundError listing the known models."""
-    row = con.execute(f"SELECT {_MODEL_COLS} FROM models WHERE name = ?", [name]).fetchone()
+def get_model(con: duckdb.DuckDBPyConnection, name: str, *, binding: bool = True) -> ModelInfo:
+    """Return the model called ``name``; raise NotFoundError listing the known models.
+
+    ``binding=False`` reads it without its feature binding (for migrations that run before the column exists).
+    """
+    row = con.execute(f"SELECT {_MODEL_COLS_BOUND if binding else _MODEL_COLS} FROM models WHERE name = ?",
+                      [name]).fetchone()
     if row is None:
         known = list_model_names(con)
         hint = f"Known models: {', '.join(known)}." if known else "No model is registered yet: run `python -m mlops_core register ...` or `python -m mlops_core demo`."

@@ -18,6 +18,7 @@ from mlops_core.store import logs
 from mlops_core.store.conditions import time_range
 from mlops_core.store.connection import Store, engine
 from mlops_core.store.logs import LogView
+from mlops_core.store.models import quote_ident
 
 
 def append(store: Store, info: ModelInfo, kind: str, rows, *, batch_id: str | None = None) -> int:
@@ -26,7 +27,10 @@ def append(store: Store, info: ModelInfo, kind: str, rows, *, batch_id: str | No
     validated (ingest does its own checks first)."""
     batch_id = batch_id or uuid.uuid4().hex[:16]
     names = set(rows.column_names if hasattr(rows, "column_names") else rows.columns)
-    select = "SELECT *" + ("" if "batch_id" in names else ", $batch_id AS batch_id") + " FROM _append_rows"
+    # A model bound to the feature store logs its entity key; rows without it get NULL there.
+    keys = "".join(f", CAST(NULL AS {k.sql_type}) AS {quote_ident(k.name)}" for k in info.entity_keys
+                   if k.name not in names)
+    select = "SELECT *" + keys + ("" if "batch_id" in names else ", $batch_id AS batch_id") + " FROM _append_rows"
     with logs.writer_lock(store.logs, info.name, lock_timeout_seconds()), engine() as con:
         con.register("_append_rows", rows)
         try:
@@ -69,3 +73,17 @@ def traffic(con: duckdb.DuckDBPyConnection, log: LogView, start=None, end=None) 
         f"LEFT JOIN {log.labels} lb ON l.request_id = lb.request_id WHERE 1 = 1 {rng}", p1
     ).fetchone()
     return int(row[0]), int(row[1])
+
+
+def stored_request_ids(con: duckdb.DuckDBPyConnection, log: LogView, ids) -> set[str]:
+    """The request ids among ``ids`` (an Arrow array or list of strings) that the log ``log`` already holds;
+    ``con``: the log engine."""
+    import pyarrow as pa
+
+    con.register("_candidate_ids", pa.table({"request_id": pa.array(ids, type=pa.string())}))
+    try:
+        rows = con.execute(f"SELECT DISTINCT c.request_id FROM _candidate_ids c WHERE EXISTS "
+                           f"(SELECT 1 FROM {log.predictions} p WHERE p.request_id = c.request_id)").fetchall()
+    finally:
+        con.unregister("_candidate_ids")
+    return {r[0] for r in rows}

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 
 import duckdb
 import pyarrow as pa
 
+from mlops_core.clock import utcnow
 from mlops_core.entities import Bin, FeatureReference
 from mlops_core.errors import NotFoundError
-from mlops_core.clock import utcnow
 
 
 def save_reference(
@@ -30,7 +31,7 @@ def save_reference(
         [model, kind, version, window_start, window_end, rows, utcnow()],
     ).fetchone()[0]
     def num(x):  # NaN is stored as NULL, as everywhere else
-        return None if x is None or x != x else float(x)
+        return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
     stats = pa.table({
         "reference_id": pa.array([ref_id] * len(features), pa.int64()),

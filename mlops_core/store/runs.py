@@ -6,15 +6,18 @@ import os
 import socket
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
+from mlops_core.clock import utcnow
 from mlops_core.entities import RunInfo, dumps
 from mlops_core.errors import NotFoundError
-from mlops_core.clock import utcnow
 
-RUN_KINDS = ("train", "retrain", "evaluate", "validate", "promote", "rollback", "ingest", "monitor")
+if TYPE_CHECKING:  # frames come from DuckDB's .df(); pandas loads when one is asked for
+    import pandas as pd
+
+RUN_KINDS = ("train", "retrain", "evaluate", "validate", "promote", "rollback", "ingest", "monitor", "materialize")
 RUN_TRIGGERS = ("manual", "automated", "schedule", "api")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed")
 
@@ -41,15 +44,17 @@ def insert_run(
     message: str | None = None,
     run_id: str | None = None,
     created_at: datetime | None = None,
+    unclaimed: bool = False,
 ) -> str:
-    """Insert a run row (this process as its owner) and return its id."""
+    """Insert a run row (this process as its owner; no owner with ``unclaimed``: a queued job that the job worker
+    claims, see ``jobs.claim_next``) and return its id."""
     run_id = run_id or uuid.uuid4().hex[:12]
     now = created_at or utcnow()
     started = now if status == "running" else None
     con.execute(
         f"INSERT INTO runs ({_RUN_COLS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, NULL, NULL, NULL, ?, ?, NULL, NULL, ?, ?, ?)",
-        [run_id, model, kind, trigger, actor, status, message, _dumps(params or {}), now, started, os.getpid(),
-         socket.gethostname(), now],
+        [run_id, model, kind, trigger, actor, status, message, _dumps(params or {}), now, started,
+         None if unclaimed else os.getpid(), socket.gethostname(), now],
     )
     return run_id
 
@@ -60,10 +65,8 @@ def update_run(con: duckdb.DuckDBPyConnection, run_id: str, **fields) -> None:
         return
     sets, params = [], []
     for k, v in fields.items():
-        if k in ("params", "metrics", "statistics"):
-            v = _dumps(v)
         sets.append(f"{k} = ?")
-        params.append(v)
+        params.append(_dumps(v) if k in ("params", "metrics", "statistics") else v)
     if "heartbeat_at" not in fields:
         sets.append("heartbeat_at = ?")
         params.append(utcnow())
@@ -79,7 +82,7 @@ _RUN_FIELDS = [c.strip() for c in _RUN_COLS.split(",")]
 
 
 def _run_from_row(row) -> RunInfo:
-    r = dict(zip(_RUN_FIELDS, row))
+    r = dict(zip(_RUN_FIELDS, row, strict=False))
     for k in ("params", "metrics", "statistics"):
         r[k] = json.loads(r[k]) if r[k] else {}
     return RunInfo(**r)

@@ -19,7 +19,6 @@ from mlops_core.store.logs import LogView
 from mlops_core.store.models import quote_ident
 
 
-
 def labelled_rows(con: duckdb.DuckDBPyConnection, log: LogView, start: datetime | None, end: datetime | None,
                   *, limit: int | None = None, with_ids: bool = True) -> pd.DataFrame:
     """Return ``request_id`` (unless ``with_ids=False``), ``ts``, ``version``, the feature columns and ``label``
@@ -32,13 +31,15 @@ def labelled_rows(con: duckdb.DuckDBPyConnection, log: LogView, start: datetime 
 
 
 def labelled_table(con: duckdb.DuckDBPyConnection, log: LogView, start: datetime | None, end: datetime | None,
-                   *, limit: int | None = None, with_ids: bool = True) -> pa.Table:
-    """``labelled_rows`` as an Arrow table (newest first when ``limit`` is given).
+                   *, limit: int | None = None, with_ids: bool = True, keys: bool = False) -> pa.Table:
+    """``labelled_rows`` as an Arrow table (newest first when ``limit`` is given); ``keys``: also the entity key
+    columns of a model bound to the feature store (after the features).
 
     DuckDB hands a result to Arrow column by column, about twice as fast as to pandas
     directly; Arrow's own conversion to pandas then gives the same frame.
     """
-    feats = ", ".join(f"p.{quote_ident(f)}" for f in log.info.feature_names)
+    names = log.info.feature_names + ([k.name for k in log.info.entity_keys] if keys else [])
+    feats = ", ".join(f"p.{quote_ident(f)}" for f in names)
     rng, params = time_range("p.ts", start, end)
     order = "DESC" if limit else "ASC"
     sql = f"""

@@ -136,12 +136,14 @@ def _timestamp(r: str, kind: str) -> tuple[str, str | None]:
 
 
 def _integer(r: str, kind: str, t: pa.DataType) -> tuple[str, str | None]:
+    # TRY_CAST throughout: the checks evaluate this expression on every row, including the rows its test refuses
+    # (a version of 2**31 must be reported, not raise a conversion error).
     if kind == "number" and _is_integer_type(t):
-        return f"CAST({r} AS INTEGER)", None
+        return f"TRY_CAST({r} AS INTEGER)", f"({r} IS NOT NULL AND TRY_CAST({r} AS INTEGER) IS NULL)"
     if kind == "null":
         return "CAST(NULL AS INTEGER)", None
     v = f"TRY_CAST({r} AS DOUBLE)"
-    return (f"CAST({v} AS INTEGER)",
+    return (f"TRY_CAST({v} AS INTEGER)",
             f"({r} IS NOT NULL AND ({v} IS NULL OR {v} <> round({v}) OR abs({v}) > 2147483647))")
 
 
@@ -170,6 +172,8 @@ def prediction_columns(info: ModelInfo, types: dict[str, pa.DataType], *, ts_col
     e, bad = _timestamp(q(ts_column), raw_kind(types[ts_column]))
     cols.append(Column("ts", e, ts_column, bad, "timestamps"))
     cols += feature_columns(info, types)
+    cols += [typed_column(key.name, key.name, key.dtype, types[key.name]) if key.name in types else
+             Column(key.name, f"CAST(NULL AS {key.sql_type})", None) for key in info.entity_keys]
     r, k = q("prediction"), raw_kind(types["prediction"])
     if info.task == "classification":
         cols.append(Column("prediction", _class_label(r, k, types["prediction"]), "prediction"))
@@ -246,6 +250,48 @@ def normalised(cols: list[Column], tests: list[RowTest] = ()) -> str:
     exprs = [f"{c.check or c.expr} AS {quote_ident(c.name)}" for c in cols]
     exprs += [f"({t.condition}) AS {quote_ident(t.key)}" for t in tests]
     return f"(SELECT {ROW}, {', '.join(exprs)} FROM {STAGE})"
+
+
+#: What the values of each feature-store type must be, for messages.
+_TYPE_WORDS = {"float": "numbers", "int": "whole numbers", "bool": "true/false values", "string": "text",
+               "timestamp": "timestamps"}
+
+
+def typed_column(name: str, source: str, dtype: str, raw_type: pa.DataType) -> Column:
+    """The normalising expression of the batch column ``source`` as the column ``name`` of a feature-store type
+    (``float``, ``int``, ``bool``, ``string``, or ``timestamp`` for an event time), with its failing test."""
+    r, k = quote_ident(source), raw_kind(raw_type)
+    bad = None
+    if dtype == "float":
+        e, bad = _double(r, k, raw_type)
+    elif dtype == "int":
+        if k == "bool" or (k == "number" and _is_integer_type(raw_type)):
+            e = f"CAST({r} AS BIGINT)"
+        elif k == "null":
+            e = "CAST(NULL AS BIGINT)"
+        else:
+            v = f"TRY_CAST({r} AS DOUBLE)"
+            e = f"CAST({v} AS BIGINT)"
+            bad = f"({r} IS NOT NULL AND ({v} IS NULL OR isnan({v}) OR {v} <> round({v}) OR abs({v}) > 9e18))"
+    elif dtype == "bool":
+        if k == "bool":
+            e = r
+        elif k == "null":
+            e = "CAST(NULL AS BOOLEAN)"
+        elif k == "number":
+            e = f"CASE WHEN {r} = 1 THEN TRUE WHEN {r} = 0 THEN FALSE END"
+            bad = f"({r} IS NOT NULL AND {r} NOT IN (0, 1))"
+        else:
+            e = f"TRY_CAST(lower(trim(CAST({r} AS VARCHAR))) AS BOOLEAN)"
+            bad = f"({r} IS NOT NULL AND {e} IS NULL)"
+    elif dtype == "timestamp":
+        if k in ("number", "bool"):  # epoch numbers are ambiguous (seconds? milliseconds?): refuse them
+            e, bad = "CAST(NULL AS TIMESTAMP)", f"({r} IS NOT NULL)"
+        else:
+            e, bad = _timestamp(r, k)
+    else:
+        e = _text(r, k)
+    return Column(name, e, source, bad, _TYPE_WORDS.get(dtype, dtype), raw_type=raw_type)
 
 
 def feature_columns(info: ModelInfo, types: dict[str, pa.DataType]) -> list[Column]:
@@ -514,6 +560,13 @@ def sample_frame(con: duckdb.DuckDBPyConnection, relation: str, columns: list[st
 
 
 # --- the rows a batch appends ------------------------------------------------------------
+
+def normalised_frame(con: duckdb.DuckDBPyConnection, cols: list[Column], params: dict | None = None) -> pd.DataFrame:
+    """The staged batch's columns ``cols`` after their normalising expressions (text to numbers, ...), in batch
+    order: the values ingest would write."""
+    exprs = ", ".join(f"{c.expr} AS {quote_ident(c.name)}" for c in cols)
+    return _run(con, f"SELECT {exprs} FROM {STAGE} ORDER BY {ROW}", params).df()
+
 
 def prediction_rows(info: ModelInfo, cols: list[Column], batch_id: str) -> tuple[str, dict]:
     """(SELECT of the normalised prediction batch with its ``batch_id``, its parameters), for ``logs.write``."""

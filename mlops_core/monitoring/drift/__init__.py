@@ -35,7 +35,7 @@ from mlops_core.entities import PSEUDO_FEATURES, TARGET, DriftSpec, FeatureCount
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.monitoring.drift import registry
 from mlops_core.monitoring.drift.method import Sample
-from mlops_core.store import Store, logs, transaction
+from mlops_core.store import Store, engines, logs, transaction
 from mlops_core.store import drift as dstore
 from mlops_core.store import models as mstore
 from mlops_core.store import references as rstore
@@ -104,7 +104,7 @@ def evaluate(feature: str, s: Sample, methods: list[str], thresholds, alpha: flo
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=RESULT_COLUMNS + ["n_reference", "n_current"])[RESULT_COLUMNS]
+    df = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, "n_reference", "n_current"])[RESULT_COLUMNS]
     return df.astype({"statistic": "float64", "p_value": "float64", "threshold": "float64", "drifted": "bool"})
 
 
@@ -323,7 +323,8 @@ def _plan(con, info: ModelInfo, reference_id: int | None) -> tuple[int, list[Fea
 
 def over_time(store: Store, info: ModelInfo, *, window: str = "day", start: datetime | None = None,
               end: datetime | None = None, reference_id: int | None = None, store_results: bool = True,
-              methods=None, thresholds=None, alpha: float | None = GUARD_ALPHA) -> pd.DataFrame:
+              methods=None, thresholds=None, alpha: float | None = GUARD_ALPHA,
+              engine: str | None = None) -> pd.DataFrame:
     """Drift per window and feature (plus ``__prediction__``, ``__score__``, ``__target__``) against a stored reference.
 
     Bin counts of every window come from one scan of the log on the log engine (the target from one
@@ -332,9 +333,12 @@ def over_time(store: Store, info: ModelInfo, *, window: str = "day", start: date
     as in ``compare``; when both are None the model's stored settings apply (``configure``), else the
     defaults. With ``store_results`` every window is written to ``drift_results`` (replacing earlier rows
     of the same model, reference, window size and window start). The reference defaults to the
-    production version's training data. Raises NotFoundError (reference), InvalidInputError (window, methods).
+    production version's training data. ``engine``: the log engine that counts the bins (``duckdb``, the
+    default, or ``spark``; see ``store.engines``). Raises NotFoundError (reference), InvalidInputError (window,
+    methods, engine), SparkUnavailableError.
     """
     check_window(window)
+    engine = engines.check_engine(engine)
     with store.connect() as con:
         ref_id, refs = _plan(con, info, reference_id)
         if methods is None and thresholds is None:
@@ -342,7 +346,7 @@ def over_time(store: Store, info: ModelInfo, *, window: str = "day", start: date
         log = logs.view(con, store.logs, info, start, end)
     by_name = {r.feature: r for r in refs}
     specs, target = _specs(info, refs)
-    with store.engine() as con:
+    with engines.open_engine(engine, store) as con:
         windows = dstore.window_counts(con, log, window, specs, start, end, target)
     rows = []
     for w in windows:
@@ -546,6 +550,23 @@ def reference_from_file(con: duckdb.DuckDBPyConnection, info: ModelInfo, path, *
         return rstore.save_reference(con, info.name, refs, kind="training", version=version, rows=table.num_rows)
 
 
-__all__ = ["compare", "compare_with_reference", "evaluate", "over_time", "stored", "share", "share_over_time",
-           "distribution", "latest", "configure", "settings", "reference_from_window", "reference_from_file",
-           "default_reference_id", "spec_of", "sample_from_values", "sample_from_counts", "GUARD_ALPHA"]
+__all__ = [
+    "GUARD_ALPHA",
+    "compare",
+    "compare_with_reference",
+    "configure",
+    "default_reference_id",
+    "distribution",
+    "evaluate",
+    "latest",
+    "over_time",
+    "reference_from_file",
+    "reference_from_window",
+    "sample_from_counts",
+    "sample_from_values",
+    "settings",
+    "share",
+    "share_over_time",
+    "spec_of",
+    "stored",
+]

@@ -8,8 +8,8 @@ a caller has them (``compare`` on two DataFrames), where an exact form exists.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

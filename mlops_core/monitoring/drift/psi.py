@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlops_core.monitoring.drift.method import NAN, DriftMethod, Sample, shares
+from mlops_core.monitoring.drift.method import NAN, DriftMethod, shares
 
 #: Floor of a bin share (an empty bin would make ln(q/p) infinite).
 PSI_EPS = 1e-4

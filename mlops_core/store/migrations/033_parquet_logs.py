@@ -38,7 +38,7 @@ def upgrade(con, db_path) -> None:
     written = []
     try:
         for name, log_table, label_table in rows:
-            info = mstore.get_model(con, name)
+            info = mstore.get_model(con, name, binding=False)
             for kind, table in (("predictions", log_table), ("labels", label_table)):
                 if not _exists(con, table):
                     continue

@@ -1,0 +1,434 @@
+"""SQL of the feature store: definitions, the listing of feature files, online snapshots, bindings, and the
+point-in-time join.
+
+Layout under the log folder (``Store.logs``), beside the prediction logs::
+
+    features/view=<name>/date=<YYYY-MM-DD>/<batch>_<n>.parquet   a batch's rows, by event day
+    features/view=<name>/superseded/<batch>.parquet              orders of stored rows the batch replaced
+    features/online/view=<name>/<stamp>.parquet                  the newest row per entity (online store)
+    features/online/view=<name>/CURRENT                          which snapshot is current (JSON)
+
+A feature file holds the view's key columns (typed), ``__event_ts`` (the event time), the features,
+``__order`` (the ingest order: the batch's sequence number times 2^32 plus the row's number in the
+batch) and ``batch_id``. As with the prediction logs, a file is part of the view exactly when a row
+of ``feature_files`` lists it, and a batch's files are listed in the transaction that records the
+batch. Ingest keeps one invariant that makes the point-in-time join a plain ASOF JOIN: among the rows
+that are not superseded, no two share an entity key and an event time (the later ingested wins; the
+earlier one's order is written to a ``superseded`` file).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from mlops_core.clock import utcnow
+from mlops_core.entities import EntityDef, FeatureBinding, FeatureColumn, FeatureSource, FeatureViewDef, ViewFreshness
+from mlops_core.errors import NotFoundError
+from mlops_core.store.logs import WrittenFile
+from mlops_core.store.models import binding_to_json, quote_ident
+from mlops_core.store.validation import Column, typed_column
+
+EVENT_TS, ORDER, BATCH = "__event_ts", "__order", "batch_id"
+#: Rows of one batch: the order of a row is seq * ORDER_STRIDE + its 1-based row number.
+ORDER_STRIDE = 1 << 32
+#: Names a key or feature may not take (the files' own columns, and the Hive partition column).
+RESERVED = (EVENT_TS, ORDER, BATCH, "date", "__row", "__t")
+
+
+def _literal(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _columns_json(cols: list[FeatureColumn]) -> str:
+    return json.dumps([asdict(c) for c in cols])
+
+
+def _columns_from(text: str) -> list[FeatureColumn]:
+    return [FeatureColumn(**d) for d in json.loads(text)]
+
+
+def view_folder(root: Path, view: str) -> Path:
+    return root / "features" / f"view={view}"
+
+
+def online_folder(root: Path, view: str) -> Path:
+    return root / "features" / "online" / f"view={view}"
+
+
+# --- definitions ------------------------------------------------------------------------------------
+
+
+_ENTITY_COLS = "name, version, keys, description, created_at, created_by"
+
+
+def _entity(row) -> EntityDef:
+    name, version, keys, desc, created, by = row
+    return EntityDef(name, _columns_from(keys), desc, int(version), created, by)
+
+
+def list_entities(con: duckdb.DuckDBPyConnection) -> list[EntityDef]:
+    """The newest version of every entity, by name."""
+    return [_entity(r) for r in con.execute(
+        f"SELECT {_ENTITY_COLS} FROM feature_entities WHERE (name, version) IN "
+        f"(SELECT name, max(version) FROM feature_entities GROUP BY name) ORDER BY name").fetchall()]
+
+
+def get_entity(con: duckdb.DuckDBPyConnection, name: str, version: int | None = None) -> EntityDef:
+    """An entity (its newest version when ``version`` is None); raises NotFoundError naming the known ones."""
+    sql = f"SELECT {_ENTITY_COLS} FROM feature_entities WHERE name = ?"
+    params: list = [name]
+    if version is not None:
+        sql += " AND version = ?"
+        params.append(int(version))
+    row = con.execute(sql + " ORDER BY version DESC LIMIT 1", params).fetchone()
+    if row is None:
+        known = [e.name for e in list_entities(con)]
+        raise NotFoundError(f"Unknown entity {name!r}{'' if version is None else f' version {version}'}. "
+                            f"Known entities: {', '.join(known) or 'none (define one first)'}.", entity=name)
+    return _entity(row)
+
+
+def insert_entity(con: duckdb.DuckDBPyConnection, entity: EntityDef) -> None:
+    con.execute(f"INSERT INTO feature_entities ({_ENTITY_COLS}) VALUES (?, ?, ?, ?, ?, ?)",
+                [entity.name, entity.version, _columns_json(entity.keys), entity.description,
+                 entity.created_at or utcnow(), entity.created_by])
+
+
+_VIEW_COLS = ("name, version, entity, keys, ts_column, features, ttl_s, freshness_s, source, owner, description, "
+              "created_at, created_by")
+
+
+def _view(row) -> FeatureViewDef:
+    name, version, entity, keys, ts, feats, ttl, fresh, source, owner, desc, created, by = row
+    src = FeatureSource(**json.loads(source)) if source else None
+    return FeatureViewDef(name, entity, _columns_from(keys), ts, _columns_from(feats), ttl, fresh, src, owner, desc,
+                          int(version), created, by)
+
+
+def list_views(con: duckdb.DuckDBPyConnection) -> list[FeatureViewDef]:
+    """The newest version of every feature view, by name."""
+    return [_view(r) for r in con.execute(
+        f"SELECT {_VIEW_COLS} FROM feature_views WHERE (name, version) IN "
+        f"(SELECT name, max(version) FROM feature_views GROUP BY name) ORDER BY name").fetchall()]
+
+
+def view_versions(con: duckdb.DuckDBPyConnection, name: str) -> list[FeatureViewDef]:
+    """Every version of a view, oldest first (empty when it does not exist)."""
+    return [_view(r) for r in con.execute(
+        f"SELECT {_VIEW_COLS} FROM feature_views WHERE name = ? ORDER BY version", [name]).fetchall()]
+
+
+def get_view(con: duckdb.DuckDBPyConnection, name: str, version: int | None = None) -> FeatureViewDef:
+    """A feature view (its newest version when ``version`` is None); raises NotFoundError naming the known ones."""
+    sql = f"SELECT {_VIEW_COLS} FROM feature_views WHERE name = ?"
+    params: list = [name]
+    if version is not None:
+        sql += " AND version = ?"
+        params.append(int(version))
+    row = con.execute(sql + " ORDER BY version DESC LIMIT 1", params).fetchone()
+    if row is None:
+        known = [v.name for v in list_views(con)]
+        raise NotFoundError(f"Unknown feature view {name!r}{'' if version is None else f' version {version}'}. "
+                            f"Known views: {', '.join(known) or 'none (define one with `mlops features define`)'}.",
+                            view=name)
+    return _view(row)
+
+
+def insert_view(con: duckdb.DuckDBPyConnection, view: FeatureViewDef) -> None:
+    source = json.dumps(asdict(view.source)) if view.source is not None else None
+    con.execute(f"INSERT INTO feature_views ({_VIEW_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [view.name, view.version, view.entity, _columns_json(view.keys), view.timestamp,
+                 _columns_json(view.features), view.ttl_s, view.freshness_s, source, view.owner, view.description,
+                 view.created_at or utcnow(), view.created_by])
+
+
+# --- bindings ---------------------------------------------------------------------------------------
+
+
+def set_binding(con: duckdb.DuckDBPyConnection, model: str, binding: FeatureBinding | None) -> None:
+    """Record (or clear) the model's feature binding."""
+    con.execute("UPDATE models SET feature_binding = ? WHERE name = ?", [binding_to_json(binding), model])
+
+
+def models_using(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """View name -> the models whose binding takes features from it (by name)."""
+    from mlops_core.store.models import binding_from_json
+
+    out: dict[str, list[str]] = {}
+    for name, text in con.execute(
+            "SELECT name, feature_binding FROM models WHERE feature_binding IS NOT NULL ORDER BY name").fetchall():
+        binding = binding_from_json(text)
+        for view in binding.views if binding else []:
+            out.setdefault(view, []).append(name)
+    return out
+
+
+# --- feature files and batches -------------------------------------------------------------------------
+
+
+def view_files(con: duckdb.DuckDBPyConnection, root: Path, view: str, *, kind: str = "rows",
+               start: datetime | None = None, end: datetime | None = None) -> list[str]:
+    """Absolute paths of the listed files of ``view`` (``rows`` or ``superseded``); rows files only when their
+    event times may fall in [start, end] (both inclusive)."""
+    sql = "SELECT path FROM feature_files WHERE view = ? AND kind = ? AND retired_at IS NULL"
+    params: list = [view, kind]
+    if start is not None:
+        sql += " AND max_ts >= ?"
+        params.append(start)
+    if end is not None:
+        sql += " AND min_ts <= ?"
+        params.append(end)
+    return [str(root / r[0]) for r in con.execute(sql + " ORDER BY path", params).fetchall()]
+
+
+def next_batch_seq(con: duckdb.DuckDBPyConnection, view: str) -> int:
+    return int(con.execute("SELECT coalesce(max(seq), 0) + 1 FROM feature_batches WHERE view = ?", [view]
+                           ).fetchone()[0])
+
+
+@dataclass
+class FeatureBatch:
+    """A stored feature batch (found by its fingerprint)."""
+
+    batch_id: str
+    source: str | None
+    rows: int
+    rows_written: int
+    ingested_at: datetime
+
+
+def find_batch(con: duckdb.DuckDBPyConnection, view: str, fingerprint: str) -> FeatureBatch | None:
+    row = con.execute("SELECT batch_id, source, rows, rows_written, ingested_at FROM feature_batches "
+                      "WHERE view = ? AND fingerprint = ? ORDER BY ingested_at LIMIT 1", [view, fingerprint]).fetchone()
+    return FeatureBatch(*row) if row else None
+
+
+def record_batch(con: duckdb.DuckDBPyConnection, *, view: str, batch_id: str, seq: int, source: str | None,
+                 fingerprint: str, rows: int, files: list[WrittenFile], superseded: WrittenFile | None,
+                 superseded_rows: int, actor: str, at: datetime) -> None:
+    """List a batch's files (and its superseded file) and record the batch; call inside one transaction."""
+    listed = [(f, "rows") for f in files] + ([(superseded, "superseded")] if superseded is not None else [])
+    if listed:
+        con.executemany(
+            "INSERT INTO feature_files (path, view, kind, batch_id, day, rows, min_ts, max_ts, bytes, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[f.path, view, kind, batch_id, f.day, f.rows, f.min_ts, f.max_ts, f.bytes, at] for f, kind in listed])
+    spans = [t for f in files for t in (f.min_ts, f.max_ts) if t is not None]
+    con.execute("INSERT INTO feature_batches (batch_id, view, seq, source, fingerprint, rows, rows_written, superseded, "
+                "min_ts, max_ts, actor, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [batch_id, view, seq, source, fingerprint, rows, sum(f.rows for f in files), superseded_rows,
+                 min(spans) if spans else None, max(spans) if spans else None, actor, at])
+
+
+def batches_frame(con: duckdb.DuckDBPyConnection, view: str) -> pd.DataFrame:
+    """The view's batches, newest first: batch_id, seq, source, rows, rows_written, superseded, min_ts, max_ts,
+    actor, ingested_at."""
+    return con.execute("SELECT batch_id, seq, source, rows, rows_written, superseded, min_ts, max_ts, actor, "
+                       "ingested_at FROM feature_batches WHERE view = ? ORDER BY seq DESC", [view]).df()
+
+
+def rows_per_day(con: duckdb.DuckDBPyConnection, view: str) -> pd.DataFrame:
+    """Rows listed per event day (``day``, ``rows``) and how many were ingested that day or later, from the
+    listing: the shape of the view's history, gaps included."""
+    return con.execute("SELECT day, sum(rows) AS rows, count(*) AS files, max(created_at) AS last_ingested_at "
+                       "FROM feature_files WHERE view = ? AND kind = 'rows' AND retired_at IS NULL "
+                       "GROUP BY day ORDER BY day", [view]).df()
+
+
+# --- SQL over the files ----------------------------------------------------------------------------------
+
+
+def file_columns(view: FeatureViewDef) -> list[tuple[str, str]]:
+    """(column, SQL type) of the view's feature files, in file order."""
+    return ([(k.name, k.sql_type) for k in view.keys] + [(EVENT_TS, "TIMESTAMP")]
+            + [(f.name, f.sql_type) for f in view.features] + [(ORDER, "BIGINT"), (BATCH, "VARCHAR")])
+
+
+def batch_columns(view: FeatureViewDef, types: dict[str, pa.DataType]) -> list[Column]:
+    """The normalising expressions that turn a staged batch (``_batch``) into the view's columns; every key,
+    the timestamp and every feature column must be in ``types`` (the caller checks)."""
+    cols = [typed_column(k.name, k.name, k.dtype, types[k.name]) for k in view.keys]
+    cols.append(typed_column(EVENT_TS, view.timestamp, "timestamp", types[view.timestamp]))
+    cols += [typed_column(f.name, f.name, f.dtype, types[f.name]) for f in view.features]
+    return cols
+
+
+def rows_relation(view: FeatureViewDef, files: list[str], superseded: list[str]) -> str:
+    """SQL for the view's current rows: the files' rows, cast to the view's current types (a feature added by a
+    later version reads as NULL in older files), less the superseded ones."""
+    cols = [c for c in file_columns(view) if c[0] != BATCH]
+    if not files:
+        return "(SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(c)}" for c, t in cols) + " WHERE FALSE)"
+    listed = ", ".join(_literal(f) for f in files)
+    exprs = ", ".join(f"CAST({quote_ident(c)} AS {t}) AS {quote_ident(c)}" for c, t in cols)
+    scan = f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
+    if superseded:
+        gone = ", ".join(_literal(f) for f in superseded)
+        scan += (f" WHERE {ORDER} NOT IN (SELECT {ORDER} FROM read_parquet([{gone}], hive_partitioning = false))")
+    return f"(SELECT {exprs} FROM {scan})"
+
+
+def superseded_orders_sql(view: FeatureViewDef, stored: str, batch: str) -> str:
+    """SQL for the orders of ``stored`` rows that share an entity key and event time with a row of ``batch``."""
+    on = " AND ".join(f"s.{quote_ident(c)} = b.{quote_ident(c)}" for c in [*view.key_names, EVENT_TS])
+    return f"SELECT s.{ORDER} AS {ORDER} FROM {stored} AS s SEMI JOIN {batch} AS b ON {on}"
+
+
+def latest_batch_rows_sql(view: FeatureViewDef, normalised: str) -> str:
+    """SQL keeping, of rows of one batch that share an entity key and event time, the last one (highest order)."""
+    part = ", ".join(quote_ident(c) for c in [*view.key_names, EVENT_TS])
+    return f"SELECT * FROM {normalised} QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY {ORDER} DESC) = 1"
+
+
+def latest_rows_sql(view: FeatureViewDef, rows: str) -> str:
+    """SQL for the newest row per entity key of ``rows`` with event time at or before ``$as_of`` (the online
+    store's content)."""
+    keys = ", ".join(quote_ident(k) for k in view.key_names)
+    return (f"SELECT * FROM {rows} WHERE {EVENT_TS} <= $as_of "
+            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {EVENT_TS} DESC, {ORDER} DESC) = 1")
+
+
+@dataclass(frozen=True)
+class JoinPart:
+    """One view of a point-in-time join: its rows, and which features to take under which output names."""
+
+    view: FeatureViewDef
+    rows: str
+    features: tuple[tuple[str, str], ...]  # (feature, output column)
+
+
+def point_in_time_sql(entities: str, ts_expr: str, key_exprs: dict[str, str], parts: list[JoinPart], *,
+                      passthrough: list[str], event_times: bool = False) -> str:
+    """SQL of the point-in-time join: every row of ``entities`` (in ``__row`` order) with its ``passthrough``
+    columns and, per part, the features of the view's row with the greatest event time at or before the row's
+    time ``ts_expr`` and within the view's TTL (NULL when there is none).
+
+    ``key_exprs`` maps each key column name to its normalised expression over the entity rows. One ASOF LEFT
+    JOIN per view on the key columns and ``event time <= t``; ties cannot occur (see the module docstring).
+    """
+    keys_needed = list(dict.fromkeys(k for p in parts for k in p.view.key_names))
+    inner = [f"{quote_ident(c)}" for c in passthrough] + [f"{key_exprs[k]} AS {quote_ident('__k_' + k)}"
+                                                           for k in keys_needed]
+    sql_from = f"(SELECT __row, {ts_expr} AS __t, {', '.join(inner)} FROM {entities}) AS e"
+    selects = [f"e.{quote_ident(c)}" for c in passthrough]
+    for i, p in enumerate(parts):
+        a = f"v{i}"
+        on = " AND ".join(f"e.{quote_ident('__k_' + k)} = {a}.{quote_ident(k)}" for k in p.view.key_names)
+        sql_from += f" ASOF LEFT JOIN {p.rows} AS {a} ON {on} AND e.__t >= {a}.{EVENT_TS}"
+        fresh = (f"{a}.{EVENT_TS} > e.__t - to_microseconds(CAST({round(p.view.ttl_s * 1e6)} AS BIGINT))"
+                 if p.view.ttl_s else None)
+        for feature, out in p.features:
+            value = f"{a}.{quote_ident(feature)}"
+            selects.append(f"CASE WHEN {fresh} THEN {value} END AS {quote_ident(out)}" if fresh else
+                           f"{value} AS {quote_ident(out)}")
+        if event_times:
+            ts = f"{a}.{EVENT_TS}"
+            selects.append(f"CASE WHEN {fresh} THEN {ts} END AS {quote_ident(p.view.name + '__event_ts')}"
+                           if fresh else f"{ts} AS {quote_ident(p.view.name + '__event_ts')}")
+    return f"SELECT {', '.join(selects)} FROM {sql_from} ORDER BY e.__row"
+
+
+# --- facts and freshness ------------------------------------------------------------------------------
+
+
+@dataclass
+class ViewFacts:
+    """Size and time span of a view's rows, from the listing."""
+
+    rows: int
+    files: int
+    oldest: datetime | None
+    newest: datetime | None
+    last_ingested_at: datetime | None
+
+
+def view_facts(con: duckdb.DuckDBPyConnection, view: str) -> ViewFacts:
+    row = con.execute("SELECT coalesce(sum(rows), 0), count(*), min(min_ts), max(max_ts), max(created_at) "
+                      "FROM feature_files WHERE view = ? AND kind = 'rows' AND retired_at IS NULL", [view]).fetchone()
+    superseded = con.execute("SELECT coalesce(sum(rows), 0) FROM feature_files WHERE view = ? AND kind = 'superseded' "
+                             "AND retired_at IS NULL", [view]).fetchone()[0]
+    return ViewFacts(int(row[0]) - int(superseded), int(row[1]), row[2], row[3], row[4])
+
+
+def freshness(con: duckdb.DuckDBPyConnection, view: FeatureViewDef, now: datetime,
+              used_by: list[str] | None = None) -> ViewFreshness:
+    """The view's freshness at ``now``, from the listing and its current online snapshot."""
+    facts = view_facts(con, view.name)
+    snap = current_snapshot(con, view.name)
+    return ViewFreshness(view.name, view.entity, view.version, view.owner, facts.rows, facts.files, facts.oldest,
+                         facts.newest, facts.last_ingested_at, snap.materialized_at if snap else None,
+                         snap.rows if snap else 0, view.ttl_s, view.stale_after_s, now, list(used_by or []))
+
+
+# --- online snapshots ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    """A listed online snapshot of a view."""
+
+    path: str  # relative to the log folder
+    view: str
+    view_version: int
+    rows: int
+    newest_ts: datetime | None
+    as_of: datetime
+    materialized_at: datetime
+
+
+def current_snapshot(con: duckdb.DuckDBPyConnection, view: str) -> Snapshot | None:
+    row = con.execute("SELECT path, view, view_version, rows, newest_ts, as_of, materialized_at FROM online_snapshots "
+                      "WHERE view = ? AND retired_at IS NULL ORDER BY materialized_at DESC LIMIT 1", [view]).fetchone()
+    return Snapshot(*row) if row else None
+
+
+def replace_snapshot(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> list[str]:
+    """List ``snap`` as the view's current snapshot and retire the ones before; return the retired paths (to delete
+    once no reader can still be using them). Call inside a transaction."""
+    old = [r[0] for r in con.execute("SELECT path FROM online_snapshots WHERE view = ? AND retired_at IS NULL",
+                                     [snap.view]).fetchall()]
+    con.execute("UPDATE online_snapshots SET retired_at = ? WHERE view = ? AND retired_at IS NULL",
+                [snap.materialized_at, snap.view])
+    con.execute("INSERT INTO online_snapshots (path, view, view_version, rows, newest_ts, as_of, materialized_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", [snap.path, snap.view, snap.view_version, snap.rows, snap.newest_ts,
+                                                 snap.as_of, snap.materialized_at])
+    return old
+
+
+def expired_snapshots(con: duckdb.DuckDBPyConnection, view: str, before: datetime) -> list[str]:
+    """Paths of the view's snapshots retired before ``before``; their rows are deleted."""
+    paths = [r[0] for r in con.execute("SELECT path FROM online_snapshots WHERE view = ? AND retired_at < ?",
+                                       [view, before]).fetchall()]
+    con.execute("DELETE FROM online_snapshots WHERE view = ? AND retired_at < ?", [view, before])
+    return paths
+
+
+def stats_sql(view: FeatureViewDef, rows: str, window: str) -> str:
+    """SQL of per-window row counts and, per feature, non-null counts (``n_<feature>``) and for numeric features
+    the mean (``mean_<feature>``): what the Features page charts. Standard SQL (date_trunc, count, avg)."""
+    parts = [f"date_trunc('{window}', {EVENT_TS}) AS window_start", "count(*) AS rows"]
+    for f in view.features:
+        q = quote_ident(f.name)
+        parts.append(f"count({q}) AS {quote_ident('n_' + f.name)}")
+        if f.dtype in ("float", "int"):
+            parts.append(f"avg(CAST({q} AS DOUBLE)) AS {quote_ident('mean_' + f.name)}")
+    return f"SELECT {', '.join(parts)} FROM {rows} GROUP BY 1 ORDER BY 1"
+
+
+def values_sql(feature: str, rows: str, start: datetime | None, end: datetime | None) -> tuple[str, list]:
+    """SQL (and parameters) of one feature's non-null values with event time in [start, end)."""
+    sql = f"SELECT {quote_ident(feature)} AS value FROM {rows} WHERE {quote_ident(feature)} IS NOT NULL"
+    params: list = []
+    if start is not None:
+        sql += f" AND {EVENT_TS} >= ?"
+        params.append(start)
+    if end is not None:
+        sql += f" AND {EVENT_TS} < ?"
+        params.append(end)
+    return sql, params
