@@ -96,6 +96,12 @@ def no_data(what: str, hint: str) -> None:
     st.info(f"No {what} in the selected range — {hint}")
 
 
+def pick(frame, columns: list[str]):
+    """The given columns of ``frame`` that exist, in that order (all columns when none match)."""
+    cols = [c for c in columns if c in frame.columns]
+    return frame[cols] if cols else frame
+
+
 def window_bounds(start, window: str):
     """[start, start + one window) as naive datetimes."""
     import pandas as pd
