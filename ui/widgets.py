@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from mlops_core.errors import DatabaseBusyError, MlopsError, NotFoundError
-
-from ui import data, state
+from ui import state
 
 log = logging.getLogger("mlops_dashboard")
 
