@@ -73,14 +73,14 @@ class ModelInfo:
     description: str | None = None
     created_at: datetime | None = None
     unit: str | None = None  # unit of the target (regression), e.g. "minutes"
-    feature_binding: "FeatureBinding | None" = None  # features taken from the feature store, and the entity key
+    feature_binding: FeatureBinding | None = None  # features taken from the feature store, and the entity key
 
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
 
     @property
-    def entity_keys(self) -> list["FeatureColumn"]:
+    def entity_keys(self) -> list[FeatureColumn]:
         """The entity key columns its prediction log holds besides the features (empty without a feature binding)."""
         return list(self.feature_binding.keys) if self.feature_binding is not None else []
 
@@ -120,7 +120,7 @@ class GateDecision:
     holdout: dict | None = None  # rows, start, end of the shared holdout
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "GateDecision | None":
+    def from_dict(cls, d: dict | None) -> GateDecision | None:
         if not d:
             return None
         checks = [GateCheck(**c) for c in d.get("checks") or [] if isinstance(c, dict) and "rule" in c]

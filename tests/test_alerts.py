@@ -7,12 +7,11 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-
 from _monitoring_support import T0, credit_features, log_rows, register_credit, write
-from mlops_core.monitoring import alerts
+
+from mlops_core import ControlRoom, Identity
 from mlops_core.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from mlops_core.store import connect
-from mlops_core import ControlRoom, Identity
 
 
 def _shifting_log(db, days=8, per_day=600, drift_from=5, concept_from=5):

@@ -17,10 +17,21 @@ import time
 from pathlib import Path
 
 import pytest
+from _dashboard_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DEMO_END,
+    ROOT,
+    StreamlitServer,
+    assert_no_traceback,
+    copy_db,
+    log_in,
+    open_as,
+    require_browser,
+    settle,
+    shared_demo,
+)
 
-from _dashboard_support import (CHROMIUM, DEMO_END, CHROMIUM_ARGS, ROOT, StreamlitServer, assert_no_traceback,
-                                copy_db, log_in, open_as, require_browser, settle, shared_demo)
-from mlops_core.lifecycle import jobs, registry
 from mlops_core import ControlRoom, Identity
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -98,7 +109,6 @@ def test_newcomer_walk_shows_none_of_the_reported_defects(server, page, tmp_path
     """The walk of the first review, repeated: a partial day does not lead the drift ranking, a batch of old data
     is dated by its data and counted once however often it is validated, and no page shows raw internals."""
     import pandas as pd
-
     from conftest import log_sql
 
     open_page(page, server, "drift", "Drift")
@@ -386,9 +396,9 @@ def gappy_server(tmp_path_factory):
     a new version, a promotion and a rollback minutes apart, as a busy afternoon leaves them."""
     import numpy as np
     import pandas as pd
-
     from _dashboard_support import add_accounts
     from _monitoring_support import T0, credit_features, log_rows, register_credit, write
+
     from mlops_core.store import Store
     from mlops_core.store import runs as runstore
 

@@ -9,11 +9,10 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-
 from _monitoring_support import T0, credit_features, log_rows, register_credit, write
-from mlops_core.monitoring import alerts
+
+from mlops_core import ControlRoom
 from mlops_core.cli import main
-from mlops_core import ControlRoom, Identity
 
 
 @pytest.fixture

@@ -16,12 +16,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from _dashboard_support import ROOT, copy_db, shared_demo
 from streamlit.testing.v1 import AppTest
 
-from _dashboard_support import ROOT, copy_db, shared_demo
-from ui.widgets import md
-from mlops_core.lifecycle import jobs, registry
 from mlops_core import ControlRoom, Identity
+from ui.widgets import md
 
 APP = str(ROOT / "dashboard.py")
 PAGES = {
@@ -159,6 +158,7 @@ def test_runs_page_marks_runs_unlike_their_history(demo_db):
     from datetime import timedelta
 
     from _dashboard_support import DEMO_END
+
     from mlops_core.monitoring import run_anomalies, run_checks
     from mlops_core.store import Store
     from mlops_core.store import runs as runstore
@@ -331,7 +331,6 @@ def jobs_wait_for(predicate, timeout: float = 60.0):
 
 
 def test_policy_form_saves_the_policy(demo_db):
-    from mlops_core.lifecycle import policies as automation
 
     at = open_page("pages/automation.py")
     assert_clean(at)
@@ -413,6 +412,7 @@ def test_a_model_without_traffic_renders_every_page(tmp_path, monkeypatch):
 def test_features_page_shows_freshness_rows_nulls_drift_and_the_stale_view(demo_db):
     from _dashboard_support import DEMO_END
     from conftest import log_sql
+
     from mlops_core.demo.features import add_applicant_history
 
     apps = log_sql(demo_db, "SELECT request_id, ts, credit_score, num_open_accounts, utilization "

@@ -7,14 +7,21 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from _monitoring_support import (
+    T0,
+    credit_features,
+    log_rows,
+    register_credit,
+    register_multiclass,
+    register_regressor,
+    write,
+)
 from scipy.stats import binomtest
 from sklearn import metrics as skm
 
-from _monitoring_support import (T0, credit_features, log_rows, register_credit, register_multiclass,
-                                 register_regressor, write)
-from mlops_core.monitoring import performance
+from mlops_core import ControlRoom
 from mlops_core.errors import InvalidInputError, NotFoundError
-from mlops_core import ControlRoom, Identity
+from mlops_core.monitoring import performance
 
 
 def _binary_log(db, n=3000, seed=1):

@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import pytest
-from sklearn.metrics import accuracy_score, roc_auc_score
-
 from _ops_support import MODEL, build, retrain_now
 from conftest import log_view
-from mlops_core.config import artifacts_dir
-from mlops_core.lifecycle import registry, training
+from sklearn.metrics import accuracy_score, roc_auc_score
 
+from mlops_core import ControlRoom, Identity
+from mlops_core.config import artifacts_dir
 from mlops_core.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, PermissionDeniedError
-from mlops_core.store import connect
+from mlops_core.lifecycle import registry, training
+from mlops_core.store import Store, connect
 from mlops_core.store import models as mstore
 from mlops_core.store import training_data as tdstore
-from mlops_core import ControlRoom, Identity
-from mlops_core.store import Store
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import log_sql, make_training_frame
-from mlops_core.monitoring import validation
-from mlops_core.errors import BatchRejectedError, InvalidInputError
+
+from mlops_core import ControlRoom
 from mlops_core.clock import set_clock
+from mlops_core.errors import BatchRejectedError, InvalidInputError
+from mlops_core.monitoring import validation
 from mlops_core.store import Store, connect
-from mlops_core import ControlRoom, Identity
 
 MODEL = "credit"
 DAY = datetime(2026, 3, 1)

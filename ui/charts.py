@@ -403,7 +403,7 @@ def drift_ranking(frame: pd.DataFrame, title: str | None = "Features ranked by d
     fig = go.Figure(go.Bar(
         x=latest["score"], y=latest["feature"], orientation="h",
         marker_color=[colour(3) if d else colour(0) for d in drifted],
-        customdata=list(zip(method, latest["statistic"], latest["threshold"])),
+        customdata=list(zip(method, latest["statistic"], latest["threshold"], strict=True)),
         hovertemplate="%{y}: %{customdata[0]} %{customdata[1]:.4f} (threshold %{customdata[2]:.4f})<extra></extra>",
     ))
     fig.add_vline(x=1, line_dash="dash", line_color="#999999", annotation_text="threshold")
@@ -462,8 +462,8 @@ def series_over_time(frame: pd.DataFrame, y: str, by: str | None = None, title: 
         return empty("No data in the selected range", title)
     fig = go.Figure()
     groups = [(None, frame)] if by is None else list(frame.groupby(by, sort=True))
-    for i, (key, part) in enumerate(groups):
-        part = part.sort_values("window_start")
+    for i, (key, group) in enumerate(groups):
+        part = group.sort_values("window_start")
         fig.add_trace(go.Scatter(x=part["window_start"], y=part[y], mode="lines+markers", name=str(key or label(y)),
                                  line=dict(color=colour(i), width=2), marker=dict(size=4)))
     if threshold is not None:

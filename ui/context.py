@@ -7,7 +7,6 @@ from datetime import date, datetime, timedelta
 import streamlit as st
 
 from mlops_core.clock import utcnow
-
 from ui import data, state, widgets
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import streamlit as st
 
 from mlops_core.errors import MlopsError
-
 from ui import actions, widgets
 
 PENDING = "pending_action"

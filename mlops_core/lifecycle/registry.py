@@ -38,7 +38,7 @@ from mlops_core.entities import (
 from mlops_core.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
 from mlops_core.lifecycle import artifacts, training
 from mlops_core.monitoring import estimated_performance, performance
-from mlops_core.store import Store, logs, transaction, utcnow
+from mlops_core.store import Store, logs, utcnow
 from mlops_core.store import estimation as estore
 from mlops_core.store import features as fstore
 from mlops_core.store import models as mstore

@@ -312,5 +312,14 @@ def null_rates(con: duckdb.DuckDBPyConnection, log, *, window: str = "day", star
     return vstore.null_rates_frame(con, log, check_window(window), start, end)
 
 
-__all__ = ["ValidationReport", "validate_batch", "validate_frame", "validate_window", "validate_windows", "skew",
-           "reports", "anomalies", "null_rates"]
+__all__ = [
+    "ValidationReport",
+    "anomalies",
+    "null_rates",
+    "reports",
+    "skew",
+    "validate_batch",
+    "validate_frame",
+    "validate_window",
+    "validate_windows",
+]

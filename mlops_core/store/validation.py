@@ -18,8 +18,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from mlops_core.store.conditions import check_window, time_range
 from mlops_core.entities import Anomaly, ModelInfo
+from mlops_core.store.conditions import check_window, time_range
 from mlops_core.store.logs import LogView
 from mlops_core.store.models import quote_ident
 
