@@ -557,8 +557,8 @@ def _stale_view_alerts(con, info: ModelInfo, rule: dict, now: datetime) -> list[
             message = (f"Feature view {name!r} is stale: its newest event time is {newest:%Y-%m-%d %H:%M} UTC "
                        f"({fresh.age_s / 3600:.1f} h ago, limit {limit / 3600:g} h); {info.name} is served ever older "
                        "values until they pass the view's TTL. Check the source feeding it.")
-        # the newest event time is the occurrence: the incident counts stale stretches, not monitor runs
-        out.append(_Hit(occurred=newest if newest is not None else now, subject=f"view={name}", message=message,
+        # seen at this check (the newest event time may stand still or be older than the last check)
+        out.append(_Hit(occurred=now, subject=f"view={name}", message=message,
                         value=None if newest is None else fresh.age_s / 3600,
                         value_text="no rows" if newest is None else f"{fresh.age_s / 3600:.1f} h old",
                         details={"view": name, "newest_event_ts": newest, "age_h": None if newest is None
