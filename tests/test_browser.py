@@ -182,7 +182,8 @@ def _new_retrain_run(server, known: set, timeout: float = 30) -> str:
 
 def _page_button(page, key: str):
     """The button of the widget with this key (the verdict's next step may carry the same label)."""
-    return page.locator(f".st-key-{key} button")
+    # .first: while a run redraws the page, the element of the previous run can still be there beside the new one
+    return page.locator(f".st-key-{key} button").first
 
 
 def test_retrain_promote_and_roll_back(server, page):
