@@ -18,6 +18,13 @@ from typing import Any
 #: Pseudo-features summarised into every training reference, for prediction, score and target drift.
 PREDICTION, SCORE, TARGET = "__prediction__", "__score__", "__target__"
 PSEUDO_FEATURES = (PREDICTION, SCORE, TARGET)
+#: How the pseudo-features read on a page or in a message.
+PSEUDO_FEATURE_LABELS = {PREDICTION: "prediction", SCORE: "score", TARGET: "target (labels)"}
+
+
+def feature_label(name: str) -> str:
+    """A feature's name as people read it: the pseudo-features in words, every other name as it is."""
+    return PSEUDO_FEATURE_LABELS.get(name, name)
 
 
 # --- models and versions ----------------------------------------------------------------------
@@ -66,14 +73,14 @@ class ModelInfo:
     description: str | None = None
     created_at: datetime | None = None
     unit: str | None = None  # unit of the target (regression), e.g. "minutes"
-    feature_binding: "FeatureBinding | None" = None  # features taken from the feature store, and the entity key
+    feature_binding: FeatureBinding | None = None  # features taken from the feature store, and the entity key
 
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
 
     @property
-    def entity_keys(self) -> list["FeatureColumn"]:
+    def entity_keys(self) -> list[FeatureColumn]:
         """The entity key columns its prediction log holds besides the features (empty without a feature binding)."""
         return list(self.feature_binding.keys) if self.feature_binding is not None else []
 
@@ -113,7 +120,7 @@ class GateDecision:
     holdout: dict | None = None  # rows, start, end of the shared holdout
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "GateDecision | None":
+    def from_dict(cls, d: dict | None) -> GateDecision | None:
         if not d:
             return None
         checks = [GateCheck(**c) for c in d.get("checks") or [] if isinstance(c, dict) and "rule" in c]
@@ -279,6 +286,43 @@ class RunAnomaly:
     message: str
     alert_id: int | None = None
     detected_at: datetime | None = None
+
+
+# --- incident notifications -----------------------------------------------------------------
+
+
+@dataclass
+class Webhook:
+    """Where incidents are posted (Slack-compatible JSON): of one model (``model``) or of all (None)."""
+
+    id: int
+    model: str | None
+    url: str
+    min_severity: str
+    enabled: bool
+    created_at: datetime
+    created_by: str
+
+
+@dataclass
+class WebhookDelivery:
+    """One incident to post to one webhook, and the incident as it is now."""
+
+    id: int
+    webhook_id: int
+    url: str
+    event: str  # new | reopened | test
+    attempts: int
+    alert_id: int
+    model: str
+    severity: str
+    title: str
+    message: str
+    current_text: str | None
+    status: str  # the incident's status
+    first_seen: datetime | None
+    last_seen: datetime | None
+    windows: int | None
 
 
 # --- reference distributions ------------------------------------------------------------------

@@ -46,6 +46,8 @@ from mlops_core.entities import (
     UserInfo,
     VersionInfo,
     ViewFreshness,
+    Webhook,
+    WebhookDelivery,
     dumps,
 )
 from mlops_core.errors import AuthenticationError, InvalidInputError
@@ -57,6 +59,7 @@ from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
 from mlops_core.store import run_anomalies as anomstore
 from mlops_core.store import runs as runstore
+from mlops_core.store import webhooks as wstore
 from mlops_core.store.logs import LogView
 from mlops_core.times import parse_time
 
@@ -68,6 +71,8 @@ if TYPE_CHECKING:
     from mlops_core.data import ingest as ingestmod
     from mlops_core.lifecycle import abtest, automation, deployments, packaging, policies, registry, retrain
     from mlops_core.monitoring import alerts, validation
+    from mlops_core.monitoring import verdict as verdictmod
+    from mlops_core.monitoring import webhooks as hooks
     from mlops_core.monitoring.performance import Summary
 
 Time = datetime | date | str | None
@@ -262,7 +267,7 @@ class ControlRoom:
     # --- accounts ---------------------------------------------------------------------------
 
     @classmethod
-    def login(cls, location: str | os.PathLike | None, name: str, password: str) -> "ControlRoom":
+    def login(cls, location: str | os.PathLike | None, name: str, password: str) -> ControlRoom:
         """The room acting as account ``name`` after checking its password (argon2id hash in the database).
 
         Raises AuthenticationError (exit code 6) with one message for an unknown name, a wrong password
@@ -273,7 +278,7 @@ class ControlRoom:
 
     @classmethod
     def for_account(cls, location: str | os.PathLike | None, name: str, *,
-                    default_role: str | None = None) -> "ControlRoom":
+                    default_role: str | None = None) -> ControlRoom:
         """The room acting as ``name`` whom someone else authenticated (an OpenID Connect provider): the role
         of their enabled account, else ``default_role``; AuthenticationError when neither applies."""
         store = Store(location)
@@ -371,20 +376,99 @@ class ControlRoom:
                 mstore.get_model(con, model)
             return runstore.audit_frame(con, model)
 
-    def alerts(self, *, open_only: bool = False) -> pd.DataFrame:
-        """Alerts of every model, newest first."""
-        from mlops_core.monitoring import alerts
+    def alerts(self, *, open_only: bool = False, statuses: Sequence[str] | None = None) -> pd.DataFrame:
+        """Incidents of every model, the most recently seen first (see ``monitoring.incidents``): ``open_only`` those
+        that need someone (open, not snoozed), ``statuses`` only these (open, acknowledged, resolved)."""
+        from mlops_core.monitoring import incidents
 
         with self.store.connect() as con:
-            return alerts.list_alerts(con, None, open_only=open_only)
+            return incidents.list_incidents(con, None, open_only=open_only,
+                                            statuses=tuple(statuses) if statuses else None)
 
     def acknowledge(self, alert_id: int) -> bool:
-        """Acknowledge an alert (audited); False when it already was. Needs the operator role."""
-        from mlops_core.monitoring import alerts
+        """Acknowledge an open incident (audited); False when it was not open. Needs the operator role."""
+        from mlops_core.monitoring import incidents
 
         self.identity.require("operator", "acknowledge alerts")
         with self.store.connect(write=True) as con:
-            return alerts.acknowledge(con, int(alert_id), actor=self.identity.name)
+            return incidents.acknowledge(con, int(alert_id), actor=self.identity.name)
+
+    def resolve(self, alert_id: int) -> bool:
+        """Resolve an incident (audited; a later window in which it fires reopens it); False when it already was.
+        Needs the operator role."""
+        from mlops_core.monitoring import incidents
+
+        self.identity.require("operator", "resolve alerts")
+        with self.store.connect(write=True) as con:
+            return incidents.resolve(con, int(alert_id), actor=self.identity.name)
+
+    def snooze(self, alert_id: int, hours: float) -> datetime:
+        """Hide an incident from the open list and notifications for ``hours`` (audited); return until when.
+        Needs the operator role."""
+        from mlops_core.monitoring import incidents
+
+        self.identity.require("operator", "snooze alerts")
+        with self.store.connect(write=True) as con:
+            return incidents.snooze(con, int(alert_id), hours, actor=self.identity.name)
+
+    # --- webhooks ---------------------------------------------------------------------------
+
+    def webhooks(self, model: str | None = None) -> list[Webhook]:
+        """The webhooks (of one model: its own and those of every model). Needs the operator role (addresses of
+        chat webhooks are secrets)."""
+        self.identity.require("operator", "list webhooks")
+        with self.store.connect() as con:
+            return wstore.find(con, model)
+
+    def add_webhook(self, url: str, *, model: str | None = None, min_severity: str = "warning") -> Webhook:
+        """Post new and reopened incidents (of ``model``, or of every model) from ``min_severity`` up to ``url``
+        as Slack-compatible JSON (see ``monitoring.webhooks``). Needs the admin role."""
+        from mlops_core.monitoring import webhooks as hooks
+
+        self.identity.require("admin", "add webhooks")
+        with self.store.transaction() as con:
+            if model is not None:
+                mstore.get_model(con, model)
+            return hooks.add(con, model=model, url=url, min_severity=min_severity, actor=self.identity.name)
+
+    def remove_webhook(self, webhook_id: int) -> Webhook:
+        """Delete a webhook (its queued deliveries with it). Needs the admin role."""
+        self.identity.require("admin", "remove webhooks")
+        with self.store.transaction() as con:
+            return wstore.remove(con, int(webhook_id))
+
+    def deliver_webhooks(self, *, retry_failed: bool = False) -> list[hooks.DeliveryOutcome]:
+        """Send the queued incident deliveries now (and, with ``retry_failed``, the failed ones again); return the
+        outcomes. Needs the operator role."""
+        from mlops_core.monitoring import webhooks as hooks
+
+        self.identity.require("operator", "deliver webhooks")
+        return hooks.deliver_pending(self.store, retry_failed=retry_failed)
+
+    def test_webhook(self, webhook_id: int) -> hooks.DeliveryOutcome:
+        """Post a test message to a webhook (nothing stored); return the outcome. Needs the admin role."""
+        from mlops_core.monitoring import webhooks as hooks
+
+        self.identity.require("admin", "test webhooks")
+        with self.store.connect() as con:
+            hook = wstore.get(con, int(webhook_id))
+        now = utcnow()
+        return hooks.send(WebhookDelivery(
+            id=0, webhook_id=hook.id, url=hook.url, event="test", attempts=0, alert_id=0, model=hook.model or "*",
+            severity="info", title="Test message from the MLOps control room",
+            message="Incidents will arrive here like this one.", current_text=None, status="open", first_seen=now,
+            last_seen=now, windows=1))
+
+    def webhook_deliveries(self, model: str | None = None) -> pd.DataFrame:
+        """Recent deliveries of incidents to webhooks, newest first (status delivered, failed or pending, attempts,
+        HTTP status, error); addresses shortened to their host."""
+        from mlops_core.monitoring import webhooks as hooks
+
+        with self.store.connect() as con:
+            df = wstore.deliveries_frame(con, model)
+        if len(df):
+            df["url"] = df["url"].map(lambda u: hooks.shown_url(u) if isinstance(u, str) else None)
+        return df
 
     def delete_alert_rule(self, rule_id: int) -> None:
         """Delete an alert rule. Needs the operator role."""
@@ -825,14 +909,18 @@ class Model:
 
     def performance(self, *, window: str = "day", start: Time = None, end: Time = None, versions: Versions = None,
                     auc: bool = True, engine: str | None = None) -> pd.DataFrame:
-        """Metrics per window and version (see ``monitoring.performance.over_time``), computed on the log engine
-        ``engine`` (``duckdb``, the default, or ``spark``: see ``store.engines``). Raises InvalidInputError (window,
-        engine), SparkUnavailableError."""
-        from mlops_core.monitoring import performance
+        """Metrics per window and version with their intervals (see ``monitoring.performance.over_time``), computed on
+        the log engine ``engine`` (``duckdb``, the default, or ``spark``: see ``store.engines``), and ``partial``:
+        whether the log has not reached the window's end yet (``monitoring.windows``). Raises InvalidInputError
+        (window, engine), SparkUnavailableError."""
+        from mlops_core.monitoring import performance, windows
 
         first, last = parse_time(start), parse_time(end, end=True)
+        with self._store.connect() as con:
+            as_of = logs.facts(con, self.name).last_ts
         with self._log(first, last, engine) as (con, log):
-            return performance.over_time(con, log, window=window, start=first, end=last, versions=versions, auc=auc)
+            out = performance.over_time(con, log, window=window, start=first, end=last, versions=versions, auc=auc)
+        return windows.mark_partial(out, window, as_of)
 
     def estimate_performance(self, *, window: str = "day", start: Time = None, end: Time = None,
                              version: int | Sequence[int] | None = None,
@@ -915,6 +1003,33 @@ class Model:
         with self._log(*performance.summary_window(days, at)) as (con, log):
             return performance.summary(con, log, days=days, now=at)
 
+    def verdict(self, *, as_of: Time = None) -> verdictmod.Verdict:
+        """Healthy, watch or act, the reasons that decide it and the next step (see ``monitoring.verdict``), now
+        (the newest logged prediction) or as the log was at ``as_of``."""
+        from mlops_core.lifecycle import registry
+        from mlops_core.monitoring import verdict as verdictmod
+
+        at = parse_time(as_of)
+        with self._store.connect() as con:
+            history = mstore.deployment_history(con, self.name, "production")
+            versions = mstore.list_versions(con, self.name)
+        when = at or utcnow()
+        held = history[(history["started_at"] <= when) & (history["ended_at"].isna() | (history["ended_at"] > when))] \
+            if len(history) else history
+        prod = int(held["version"].iloc[-1]) if len(held) else None
+        since = held["started_at"].iloc[-1].to_pydatetime() if len(held) else None
+        before = registry.production_stack(history[history["started_at"] <= when]) if len(history) else []
+        by_number = {v.version: v for v in versions}
+        passing = [v.version for v in versions
+                   if prod is not None and v.version > prod and v.status == "candidate"
+                   and (v.gate or {}).get("passed") and (v.created_at is None or v.created_at <= when)]
+        situation = verdictmod.Situation(
+            production_version=prod, holdout=dict(by_number[prod].holdout_metrics or {}) if prod in by_number else {},
+            production_since=since, passing_candidate=max(passing) if passing else None,
+            rollback_target=before[-2] if len(before) >= 2 else None,
+            retrain_running=at is None and jobs.active_run(self._store, self.name) is not None)
+        return verdictmod.evaluate(self._store, self.info, situation, as_of=at)
+
     def last_prediction(self) -> datetime | None:
         """The newest prediction time inside the accepted time range (what default date ranges end at)."""
         with self._store.connect() as con:
@@ -944,16 +1059,20 @@ class Model:
 
     def drift_stored(self, *, window: str = "day", start: Time = None, end: Time = None,
                      compute_missing: bool = True) -> pd.DataFrame:
-        from mlops_core.monitoring import drift
+        """The stored drift series (see ``monitoring.drift.stored``) with ``partial`` (``monitoring.windows``)."""
+        from mlops_core.monitoring import drift, windows
 
-        return drift.stored(self._store, self.info, window=window, start=parse_time(start),
-                            end=parse_time(end, end=True), compute_missing=compute_missing)
+        df = drift.stored(self._store, self.info, window=window, start=parse_time(start),
+                          end=parse_time(end, end=True), compute_missing=compute_missing)
+        return windows.mark_partial(df, window, self.last_prediction()) if len(df) else df.assign(partial=False)
 
     def drift_share(self, *, window: str = "day", start: Time = None, end: Time = None) -> pd.DataFrame:
-        from mlops_core.monitoring import drift
+        """Share of drifted features per window (``monitoring.drift.share``) with ``partial``."""
+        from mlops_core.monitoring import drift, windows
 
-        return drift.share_over_time(self._store, self.info, window=window, start=parse_time(start),
-                                     end=parse_time(end, end=True))
+        df = drift.share_over_time(self._store, self.info, window=window, start=parse_time(start),
+                                   end=parse_time(end, end=True))
+        return windows.mark_partial(df, window, self.last_prediction()) if len(df) else df.assign(partial=False)
 
     def drift_distribution(self, feature: str, *, start: Time = None, end: Time = None) -> pd.DataFrame:
         from mlops_core.monitoring import drift
@@ -1006,11 +1125,13 @@ class Model:
         return alerts.run_monitoring(self._store, self.info, now=parse_time(now), window=window, lookback=lookback,
                                      trigger=trigger, actor=self._actor)
 
-    def alerts(self, *, open_only: bool = False) -> pd.DataFrame:
-        from mlops_core.monitoring import alerts
+    def alerts(self, *, open_only: bool = False, statuses: Sequence[str] | None = None) -> pd.DataFrame:
+        """The model's incidents, the most recently seen first (see ``ControlRoom.alerts``)."""
+        from mlops_core.monitoring import incidents
 
         with self._store.connect() as con:
-            return alerts.list_alerts(con, self.name, open_only=open_only)
+            return incidents.list_incidents(con, self.name, open_only=open_only,
+                                            statuses=tuple(statuses) if statuses else None)
 
     def alert_rules(self) -> pd.DataFrame:
         from mlops_core.monitoring import alerts

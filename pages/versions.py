@@ -1,9 +1,11 @@
-"""Versions: compare two or more versions side by side; promote one, or roll back production."""
+"""Versions: every version with its status and gate; promote one or roll back production; compare versions side
+by side (live traffic in the same windows, recorded holdout metrics, hyperparameters, lineage)."""
 import pandas as pd
 import streamlit as st
 
 from mlops_core import metrics
-from ui import auth, charts, context, data, dialogs, frame, serving, state, widgets
+from ui import auth, charts, context, data, dialogs, frame, serving, state, tables, widgets
+from ui.tables import Column
 
 frame.enter()
 st.title("Versions")
@@ -13,12 +15,33 @@ all_versions = data.versions(ctx.db, ctx.model)
 prod = data.production(ctx.db, ctx.model)
 by_number = {v.version: v for v in all_versions}
 HEADLINE = metrics.headline(info.task)
+headline_label = metrics.label(HEADLINE, info.unit)
+
+
+def gate_word(v) -> str:
+    if not v.gate:
+        return tables.MISSING
+    return "passed" if v.gate.get("passed") else "failed"
+
+
+def passing(v) -> bool:
+    return v.status == "candidate" and bool((v.gate or {}).get("passed", True))
+
 
 st.caption(f"{ctx.model}: {len(all_versions)} versions; production is "
            f"{'v' + str(prod) if prod is not None else 'not set'}.")
 with widgets.guard("Version list"):
-    table = data.versions_frame(ctx.db, ctx.model)
-    st.dataframe(table.iloc[::-1], hide_index=True)
+    listing = pd.DataFrame([{
+        "version": v.version, "status": v.status, "algorithm": v.algorithm, "created_at": v.created_at,
+        "created_by": v.created_by, "train_start": v.train_start, "train_end": v.train_end, "train_rows": v.train_rows,
+        "holdout_rows": v.holdout_rows, "headline": (v.holdout_metrics or {}).get(HEADLINE), "gate": gate_word(v),
+    } for v in reversed(all_versions)])
+    tables.show(listing, [
+        Column("version", "Version", "version"), Column("status", "Status"), Column("gate", "Gate"),
+        Column("headline", f"Holdout {headline_label}", "decimal"), Column("algorithm", "Algorithm"),
+        Column("created_at", "Created", "time"), Column("created_by", "By"),
+        Column("train_start", "Trained on data from", "day"), Column("train_end", "to", "day"),
+        Column("train_rows", "Training rows", "int"), Column("holdout_rows", "Holdout rows", "int")])
 
 # --- actions --------------------------------------------------------------------------------
 
@@ -28,14 +51,24 @@ if not auth.can("operator"):
 else:
     a, b = st.columns(2)
     with a:
-        promotable = [v.version for v in reversed(all_versions) if v.version != prod]
+        others = [v for v in reversed(all_versions) if v.version != prod]
+        # a candidate that passed its gate first, then earlier production versions, a rejected one last
+        def rank(v) -> tuple[int, int]:
+            place = 0 if passing(v) else 1 if v.status == "archived" else 3 if v.status == "rejected" else 2
+            return place, -v.version
+
+        promotable = [v.version for v in sorted(others, key=rank)]
+        labels = {"candidate": "candidate, passed its gate", "archived": "archived, served before",
+                  "rejected": "rejected by its gate"}
         if promotable:
-            choice = st.selectbox("Version to promote", promotable, key="promote_version",
-                                  format_func=lambda n: f"v{n} ({by_number[n].status})")
-            if st.button("Promote", key="promote", type="primary"):
-                v = by_number[choice]
-                dialogs.request("promote", db=ctx.db, model=ctx.model, version=choice, current=prod, status=v.status,
-                                gate=v.gate)
+            choice = st.selectbox("Version to promote", promotable, key=f"promote_version_{ctx.model}",
+                                  format_func=lambda n: f"v{n} ({labels.get(by_number[n].status, by_number[n].status)})")
+            chosen_v = by_number[choice]
+            if chosen_v.status == "rejected":
+                st.caption(f"v{choice} failed its gate; promoting it overrides the gate (the audit log records it).")
+            if st.button("Promote", key="promote", type="primary" if passing(chosen_v) else "secondary"):
+                dialogs.request("promote", db=ctx.db, model=ctx.model, version=choice, current=prod,
+                                status=chosen_v.status, gate=chosen_v.gate)
         else:
             st.caption("No other version to promote.")
     with b:
@@ -47,16 +80,22 @@ else:
                 st.caption(f"Roll back puts v{target} (the previous production version) back in production.")
             if st.button("Roll back", key="rollback", disabled=target is None):
                 dialogs.request("rollback", db=ctx.db, model=ctx.model, current=prod, target=target)
-    dialogs.show_pending(ctx.db, ctx.model)
 serving.deployment_form(ctx.db, ctx.model, prod, all_versions)
 
 # --- comparison -----------------------------------------------------------------------------
 
 st.subheader("Compare versions")
 numbers = [v.version for v in all_versions]
-default = sorted({n for n in (prod, max(numbers) if numbers else None) if n is not None})
-if len(default) < 2 and len(numbers) >= 2:
-    default = numbers[-2:]
+perf_all = None
+with widgets.guard("Traffic of the versions"):
+    perf_all = data.performance(ctx.db, ctx.model, ctx.window, ctx.start, ctx.end, auc=False)
+traffic = perf_all.groupby("version")["n"].sum().to_dict() if perf_all is not None and len(perf_all) else {}
+served = sorted((n for n in numbers if traffic.get(n) and n != prod), key=lambda n: -traffic[n])
+if served:
+    partner = served[0]  # the other version with the most traffic in range: the comparison has data
+else:
+    partner = next((n for n in reversed(numbers) if n != prod), None)
+default = sorted({n for n in (prod, partner) if n is not None})
 chosen = st.multiselect("Versions", numbers, default=default, format_func=lambda n: f"v{n}",
                         key=f"{state.COMPARE}_{ctx.model}")
 if len(chosen) < 2:
@@ -68,13 +107,18 @@ picked = [by_number[n] for n in chosen]
 names = [f"v{n}" for n in chosen]
 
 with widgets.guard("Live metrics of the chosen versions"):
-    perf = data.performance(ctx.db, ctx.model, ctx.window, ctx.start, ctx.end, chosen)
-    widgets.chart(charts.metric_over_time(perf, HEADLINE, title=f"{charts.label(HEADLINE)} on live traffic, "
-                                                                "same windows"), key="versions_live")
+    silent = [f"v{n}" for n in chosen if not traffic.get(n)]
+    perf = perf_all[perf_all["version"].isin(chosen)] if perf_all is not None and len(perf_all) else perf_all
+    widgets.chart(charts.metric_over_time(perf, HEADLINE, title=f"{headline_label} on live traffic, same windows",
+                                          unit=info.unit, window=ctx.window), key="versions_live")
+    if silent:
+        st.caption(f"{', '.join(silent)} served no traffic between {ctx.first_day:%-d %b} and {ctx.last_day:%-d %b} "
+                   "(nothing to draw for them): compare them on the same recorded rows below, or on the same recent "
+                   "labelled rows with the switch.")
 
 left, right = st.columns(2)
 with left:
-    recorded = pd.DataFrame({n: v.holdout_metrics for n, v in zip(names, picked)}, columns=names)
+    recorded = pd.DataFrame({n: v.holdout_metrics for n, v in zip(names, picked, strict=True)}, columns=names)
     widgets.chart(charts.metrics_side_by_side(recorded, title="At registration (each on its own holdout)"),
                   key="versions_recorded")
 with right:
@@ -93,20 +137,22 @@ with right:
 
 st.markdown("**Hyperparameters**")
 diff_only = st.toggle("Differences only", value=True, key="versions_diff_only")
-params = pd.DataFrame({n: {k: str(x) for k, x in v.hyperparameters.items()} for n, v in zip(names, picked)},
+params = pd.DataFrame({n: {k: str(x) for k, x in v.hyperparameters.items()} for n, v in zip(names, picked, strict=True)},
                       columns=names)
 if diff_only and len(params):
     params = params[params.nunique(axis=1, dropna=False) > 1]
 if len(params) == 0:
     st.caption("The chosen versions have the same hyperparameters." if diff_only else "No hyperparameters.")
 else:
-    st.dataframe(params, width="stretch")
+    st.dataframe(params.fillna(tables.MISSING).rename_axis("Parameter"), width="stretch")
 
 st.markdown("**Lineage**")
-st.dataframe(pd.DataFrame([{
-    "version": v.version, "status": v.status, "algorithm": v.algorithm, "data": v.data_source,
-    "train from": v.train_start, "train to": v.train_end, "train rows": v.train_rows, "holdout rows": v.holdout_rows,
-    "run": v.run_id, "created by": v.created_by, "created": v.created_at,
-    "gate": None if not v.gate else ("passed" if v.gate.get("passed") else "failed"),
-    "artifact sha256": (v.artifact_sha256 or "")[:12],
-} for v in picked]), hide_index=True)
+tables.show(pd.DataFrame([{
+    "version": v.version, "status": v.status, "data": v.data_source, "train_start": v.train_start,
+    "train_end": v.train_end, "train_rows": v.train_rows, "holdout_rows": v.holdout_rows,
+    "created_by": v.created_by, "created_at": v.created_at, "gate": gate_word(v),
+} for v in picked]), [
+    Column("version", "Version", "version"), Column("status", "Status"), Column("data", "Trained on"),
+    Column("train_start", "Data from", "day"), Column("train_end", "Data to", "day"),
+    Column("train_rows", "Training rows", "int"), Column("holdout_rows", "Holdout rows", "int"),
+    Column("gate", "Gate"), Column("created_by", "Created by"), Column("created_at", "Created", "time")])

@@ -1,4 +1,5 @@
-"""Alert rules and the monitoring run: default rules, deduplication, acknowledgement, runs row."""
+"""Alert rules, the monitoring run and incidents: default rules, one incident per rule and subject, acknowledge,
+resolve and reopen, snooze, the runs row."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -6,12 +7,11 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-
 from _monitoring_support import T0, credit_features, log_rows, register_credit, write
-from mlops_core.monitoring import alerts
-from mlops_core.errors import InvalidInputError, NotFoundError
-from mlops_core.store import connect
+
 from mlops_core import ControlRoom, Identity
+from mlops_core.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from mlops_core.store import connect
 
 
 def _shifting_log(db, days=8, per_day=600, drift_from=5, concept_from=5):
@@ -45,12 +45,22 @@ def test_run_monitoring_creates_default_rules_raises_alerts_and_records_a_run(db
     assert res.drift_window == T0 + timedelta(days=7)
     assert res.headline_metric == "accuracy" and res.headline_value < 0.6
     raised = pd.DataFrame(res.alerts)
+    # one incident per rule and subject, opened in the first window that fired (the concept shift, no earlier) ...
     metric = raised[raised["kind"] == "metric_below"]
-    assert sorted(metric["window_start"]) == [T0 + timedelta(days=d) for d in (5, 6, 7)]  # the concept shift, no earlier
+    assert list(metric["window_start"]) == [T0 + timedelta(days=5)] and list(metric["event"]) == ["new"]
     share = raised[raised["kind"] == "drift_share_above"]
-    assert sorted(share["window_start"]) == [T0 + timedelta(days=d) for d in (5, 6, 7)]
-    assert "income" in share["message"].iloc[0]
+    assert list(share["window_start"]) == [T0 + timedelta(days=5)]
     assert not (raised["kind"] == "no_traffic").any()  # the last prediction is an hour old
+    # ... and seen in every later window: first and last seen, the number of windows, the current value
+    incidents = ControlRoom(db).model("credit").alerts().set_index("kind")
+    for kind in ("metric_below", "drift_share_above"):
+        row = incidents.loc[kind]
+        assert (row["first_seen"], row["last_seen"], row["windows"], row["status"]) == (
+            T0 + timedelta(days=5), T0 + timedelta(days=7), 3, "open")
+    assert incidents.loc["metric_below", "title"].startswith("Accuracy of v1 below ")
+    assert incidents.loc["metric_below", "current_value"] < 0.6
+    assert "income" in incidents.loc["drift_share_above", "message"]
+    assert "__" not in " ".join(incidents["title"]) + " ".join(incidents["message"])
     with connect(db, write=True, create=True) as con:
         run = con.execute("SELECT kind, status, metrics FROM runs WHERE id = ?", [res.run_id]).fetchall()[0]
         stored = con.execute("SELECT count(*) FROM drift_results WHERE model = 'credit'").fetchall()[0][0]
@@ -93,7 +103,8 @@ def test_custom_rules_and_validation(db):
     assert len(rules) == 1 and rules["severity"].iloc[0] == "info"
     res = ControlRoom(db).model("credit").monitor(now=T0 + timedelta(days=8))
     assert res.rules_created == 0  # the model has a rule: no defaults added
-    assert [a.kind for a in res.alerts] == ["feature_drift"] * 3
+    assert [(a.kind, a.subject) for a in res.alerts] == [("feature_drift", "income")]  # one incident, three windows
+    assert ControlRoom(db).model("credit").alerts()["windows"].tolist() == [3]
     assert all(a.severity == "info" for a in res.alerts)
     with pytest.raises(InvalidInputError, match="Unknown alert rule kind"):
         ControlRoom(db).model("credit").set_alert_rule("cpu_high", threshold=1)
@@ -136,3 +147,43 @@ def test_failed_run_is_recorded(db):
     with connect(db, write=True, create=True) as con:
         status, error = con.execute("SELECT status, error FROM runs WHERE kind = 'monitor'").fetchall()[0]
     assert status == "failed" and "reference" in error
+
+
+def test_incident_life_cycle_acknowledge_resolve_reopen_snooze(db):
+    """An acknowledged incident keeps counting windows; a resolved one reopens when a later window fires (never a
+    second incident); an occurrence it had already seen does not reopen it; snoozing hides it from the open list.
+    Every person's step is audited."""
+    _shifting_log(db, days=10)
+    credit = ControlRoom(db).model("credit")
+    ops = ControlRoom(db, identity=Identity("ops", "operator"))
+    credit.monitor(now=T0 + timedelta(days=7, hours=1))  # windows up to day 6 are finished
+    share = credit.alerts().set_index("kind").loc["drift_share_above"]
+    incident = int(share["id"])
+    assert (share["windows"], share["last_seen"]) == (2, T0 + timedelta(days=6))
+
+    assert ops.acknowledge(incident) and not ops.acknowledge(incident)
+    credit.monitor(now=T0 + timedelta(days=8, hours=1))  # day 7 fires too: the acknowledged incident counts it
+    row = credit.alerts().set_index("id").loc[incident]
+    assert (row["status"], row["windows"], row["last_seen"]) == ("acknowledged", 3, T0 + timedelta(days=7))
+    assert incident not in set(credit.alerts(open_only=True)["id"])
+
+    assert ops.resolve(incident) and not ops.resolve(incident)
+    again = credit.monitor(now=T0 + timedelta(days=8, hours=2))  # the same windows again: stays resolved
+    assert incident not in {a.id for a in again.alerts}
+    assert credit.alerts().set_index("id").loc[incident, "status"] == "resolved"
+    later = credit.monitor(now=T0 + timedelta(days=9, hours=1))  # day 8 fires: the same incident reopens
+    reopened = [a for a in later.alerts if a.kind == "drift_share_above"]
+    assert [(a.id, a.event) for a in reopened] == [(incident, "reopened")]
+    row = credit.alerts().set_index("id").loc[incident]
+    assert (row["status"], row["windows"], row["reopened"]) == ("open", 4, 1)
+    assert (credit.alerts()["kind"] == "drift_share_above").sum() == 1
+
+    until = ops.snooze(incident, 24)
+    assert until > T0 and incident not in set(credit.alerts(open_only=True)["id"])
+    with pytest.raises(InvalidInputError, match="Snooze"):
+        ops.snooze(incident, 0)
+    with pytest.raises(PermissionDeniedError):
+        ControlRoom(db, identity=Identity("vic", "viewer")).resolve(incident)
+    audit = ControlRoom(db).audit("credit")
+    assert {"acknowledge_alert", "resolve_alert", "snooze_alert"} <= set(audit["action"])
+    assert set(audit.loc[audit["action"].str.endswith("_alert"), "actor"]) == {"ops"}

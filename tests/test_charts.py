@@ -1,6 +1,7 @@
 """Chart functions: pure DataFrame -> plotly Figure, built without Streamlit."""
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -40,13 +41,16 @@ def test_charts_module_does_not_import_streamlit():
     assert "import streamlit" not in text and "from streamlit" not in text
 
 
+def bands(fig) -> list:
+    return [t for t in fig.data if isinstance(t, go.Scatter) and t.fill == "toself"]
+
+
 def test_metric_over_time_one_line_per_version_with_band_and_coverage():
     fig = charts.metric_over_time(perf_frame(), "accuracy")
     lines = [t for t in fig.data if isinstance(t, go.Scatter) and t.mode == "lines+markers"]
     assert [t.name for t in lines] == ["v1", "v2"]
-    bands = [t for t in fig.data if isinstance(t, go.Scatter) and t.fill == "tonexty"]
-    assert len(bands) == 2
-    assert list(bands[0].y[:2]) == [0.75, 0.75]
+    assert len(bands(fig)) == 2
+    assert list(bands(fig)[0].y[:2]) == [0.85, 0.85]  # the outline: upper edge left to right, then the lower back
     bars = [t for t in fig.data if isinstance(t, go.Bar)]
     assert len(bars) == 2
     # label coverage = n_labelled / n of each window
@@ -54,19 +58,79 @@ def test_metric_over_time_one_line_per_version_with_band_and_coverage():
     assert fig.layout.paper_bgcolor == "rgba(0,0,0,0)"
 
 
+def test_the_band_breaks_at_missing_windows_instead_of_bridging_them():
+    """The hour view's wedges: a band drawn from the last window before a gap to the first after it. Each run of
+    consecutive windows is now its own closed outline, separated by None."""
+    frame = perf_frame(days=10, versions=(1,))
+    frame = frame[~frame["window_start"].isin([T0 + timedelta(days=d) for d in (3, 4, 5)])]
+    fig = charts.metric_over_time(frame, "accuracy", window="day")
+    band = bands(fig)[0]
+    xs = list(band.x)
+    pieces = [[]]
+    for x in xs:
+        if x is None:
+            pieces.append([])
+        else:
+            pieces[-1].append(pd.Timestamp(x))
+    pieces = [p for p in pieces if p]
+    assert len(pieces) == 2
+    for p in pieces:
+        days = sorted(set(p))
+        assert all(b - a == timedelta(days=1) for a, b in itertools.pairwise(days))  # never across the gap
+    line = next(t for t in fig.data if t.name == "v1")
+    assert sum(pd.isna(y) for y in line.y) == 3 and line.connectgaps is False  # the line breaks too
+
+
+def test_thin_and_partial_windows_are_hollow_and_outside_the_line_and_band():
+    frame = perf_frame(days=6, versions=(1,))
+    frame["too_few_labels"] = [False, False, False, True, False, False]
+    frame["partial"] = [False] * 5 + [True]
+    fig = charts.metric_over_time(frame, "accuracy", window="day", min_labelled=50)
+    line = next(t for t in fig.data if t.name == "v1")
+    assert [pd.isna(y) for y in line.y] == [False, False, False, True, False, True]
+    hollow = next(t for t in fig.data if t.name == "v1 not trusted")
+    assert hollow.marker.symbol == "circle-open" and len(hollow.x) == 2
+    assert list(hollow.customdata) == ["only 53 labelled (at least 50 needed)", "window still in progress"]
+    assert all(pd.Timestamp(x) not in {T0 + timedelta(days=3), T0 + timedelta(days=5)}
+               for x in bands(fig)[0].x if x is not None)
+
+
+def test_estimates_are_dashed_with_a_band_where_labels_are_missing():
+    frame = perf_frame(days=6, versions=(1,))
+    frame["too_few_labels"] = [False] * 4 + [True, True]
+    est = pd.DataFrame({"window_start": [T0 + timedelta(days=d) for d in range(6)], "version": 1,
+                        "metric": "accuracy", "estimate": 0.78, "band_low": 0.74, "band_high": 0.82})
+    fig = charts.metric_over_time(frame, "accuracy", window="day", estimates=est)
+    dashed = next(t for t in fig.data if t.name == "v1 estimated (labels missing)")
+    assert dashed.line.dash == "dash"
+    assert [pd.Timestamp(x) for x in dashed.x] == [T0 + timedelta(days=4), T0 + timedelta(days=5)]
+    assert len(bands(fig)) == 2  # the realized band and the estimate's
+
+
 def test_generic_interval_is_drawn_only_for_the_metric_it_belongs_to():
     frame = perf_frame().rename(columns={"accuracy_low": "ci_low", "accuracy_high": "ci_high"}).assign(
         metric="accuracy", roc_auc=0.7)
-    fills = lambda fig: [t for t in fig.data if getattr(t, "fill", None) == "tonexty"]  # noqa: E731
-    assert len(fills(charts.metric_over_time(frame, "accuracy"))) == 2
-    assert fills(charts.metric_over_time(frame, "roc_auc")) == []
+    assert len(bands(charts.metric_over_time(frame, "accuracy"))) == 2
+    assert bands(charts.metric_over_time(frame, "roc_auc")) == []
 
 
 def test_metric_over_time_with_action_markers():
     actions = pd.DataFrame({"occurred_at": [T0 + timedelta(days=3)], "action": ["promote"], "to_version": [2]})
     fig = charts.metric_over_time(perf_frame(), "accuracy", actions)
     assert any(s.type == "line" and s.line.dash == "dot" for s in fig.layout.shapes)
-    assert any(a.text == "promote v2" for a in fig.layout.annotations)
+    assert any(a.text == "promoted v2" for a in fig.layout.annotations)
+    assert "Promoted" in [t.name for t in fig.data]  # the legend says what the colour means
+
+
+def test_actions_close_together_share_one_marker_and_label():
+    actions = pd.DataFrame({"occurred_at": [T0 + timedelta(days=5), T0 + timedelta(days=5, minutes=3),
+                                            T0 + timedelta(days=5, minutes=9), T0 + timedelta(days=1)],
+                            "action": ["register_version", "promote", "rollback", "register_version"],
+                            "to_version": [3, 3, 2, 2]})
+    fig = charts.metric_over_time(perf_frame(), "accuracy", actions)
+    texts = sorted(a.text for a in fig.layout.annotations)
+    assert texts == ["new v2", "new v3 · promoted v3 · rolled back to v2"]
+    assert len({s.x0 for s in fig.layout.shapes if s.line.dash == "dot"}) == 2
 
 
 def test_metric_without_values_gives_a_note_not_an_error():
@@ -123,7 +187,7 @@ def test_drift_share_and_series():
     assert any(s.type == "line" for s in fig.layout.shapes)
     outputs = drift_frame().replace({"feature": {"income": "__score__"}})
     fig = charts.drift_series(outputs[outputs["feature"] == "__score__"], {"__score__": "score"})
-    assert fig.data[0].name == "score · psi"
+    assert fig.data[0].name == "score · PSI"  # the method's label from the drift registry
     assert list(fig.data[0].y) == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0])
 
 
@@ -136,7 +200,7 @@ def test_p_value_methods_have_no_distance_score():
 def test_anomalies_null_rates_side_by_side_and_runs():
     an = pd.DataFrame({"created_at": [T0, T0, T0 + timedelta(days=1)], "kind": ["out_of_range", "unseen", "unseen"]})
     fig = charts.anomalies_over_time(an)
-    assert sorted(t.name for t in fig.data) == ["out_of_range", "unseen"]
+    assert sorted(t.name for t in fig.data) == ["out of range", "unseen"]
     nulls = pd.DataFrame({"window_start": [T0, T0, T0 + timedelta(days=1), T0 + timedelta(days=1)],
                           "feature": ["a", "b", "a", "b"], "null_rate": [0.0, 0.1, 0.0, 0.2]})
     fig = charts.null_rates(nulls)
@@ -147,7 +211,9 @@ def test_anomalies_null_rates_side_by_side_and_runs():
     runs = pd.DataFrame({"created_at": [T0, T0], "started_at": [T0, T0], "kind": ["retrain", "ingest"],
                          "status": ["failed", "succeeded"], "duration_s": [12.0, 1.0]})
     fig = charts.run_durations(runs)
-    assert {t.name for t in fig.data} == {"retrain", "ingest"}
+    assert {t.name for t in fig.data} == {"ingest", "failed run"}  # failed runs have a legend entry of their own
+    failed = next(t for t in fig.data if t.name == "failed run")
+    assert failed.marker.symbol == "x" and list(failed.customdata) == ["retrain"]
 
 
 @pytest.mark.parametrize("func,args", [

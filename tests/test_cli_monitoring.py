@@ -9,11 +9,10 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-
 from _monitoring_support import T0, credit_features, log_rows, register_credit, write
-from mlops_core.monitoring import alerts
+
+from mlops_core import ControlRoom
 from mlops_core.cli import main
-from mlops_core import ControlRoom, Identity
 
 
 @pytest.fixture
@@ -58,9 +57,22 @@ def test_drift_json_and_text(logged, capsys):
     income = [r for r in rows if r["feature"] == "income"]
     assert [r["drifted"] for r in income] == [False, False, True]
     assert {"window_start", "feature", "method", "statistic", "p_value", "threshold", "drifted", "n_current"} <= set(rows[0])
-    assert main(["drift", "--model", "credit", "--db", logged, "--method", "psi", "--no-store"]) == 0
+    assert main(["drift", "--model", "credit", "--db", logged, "--method", "psi", "--no-store", "--all"]) == 0
     text = capsys.readouterr().out
-    assert "psi" in text and "DRIFT" in text
+    assert "psi" in text and "DRIFT" in text and "UTC" in text
+
+
+def test_drift_prints_a_summary_of_the_latest_full_window_by_default(logged, capsys):
+    assert main(["drift", "--model", "credit", "--db", logged, "--no-store"]) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert len(lines) < 20  # a summary, not every row (--all)
+    assert "Latest full day, 2026-03-02 00:00 UTC: 0 of 3 features drifted." in text
+    assert "(2026-03-03 00:00 UTC is still in progress: not ranked.)" in text  # the income shift is in that day
+    assert "Top 3 by score" in text and "--all" in lines[-1]
+    assert "__prediction__" not in text and "prediction" in text
+    assert main(["drift", "--model", "credit", "--db", logged, "--no-store", "--all"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) > len(lines)
 
 
 def test_alerts_list_ack_and_rules(logged, capsys):
@@ -70,12 +82,23 @@ def test_alerts_list_ack_and_rules(logged, capsys):
     assert len(listed) == len(res.alerts)
     first = listed[0]["id"]
     assert main(["alerts", "ack", str(first), "--db", logged]) == 0
-    assert f"Alert {first} acknowledged" in capsys.readouterr().out
+    assert f"Incident {first} acknowledged" in capsys.readouterr().out
     assert main(["ack-alert", "--id", str(first), "--db", logged]) == 0
-    assert "already" in capsys.readouterr().out
+    assert "not open" in capsys.readouterr().out
     open_ = _json(capsys, ["alerts", "--model", "credit", "--db", logged, "--json"])
     every = _json(capsys, ["alerts", "--model", "credit", "--db", logged, "--json", "--all"])
     assert len(every) == len(open_) + 1
+    assert main(["alerts", "resolve", str(first), "--db", logged]) == 0
+    assert f"Incident {first} resolved" in capsys.readouterr().out
+    if open_:
+        other = open_[0]["id"]
+        assert main(["alerts", "snooze", str(other), "--hours", "2", "--db", logged]) == 0
+        out = capsys.readouterr().out
+        assert "snoozed until" in out and out.rstrip().endswith("UTC.")
+        assert other not in {a["id"] for a in _json(capsys, ["alerts", "--model", "credit", "--db", logged, "--json"])}
+    assert main(["alerts", "--model", "credit", "--all", "--db", logged]) == 0
+    text = capsys.readouterr().out
+    assert "resolved by" in text and "seen in" in text and " UTC" in text and "__" not in text
     rules = _json(capsys, ["alert-rules", "--model", "credit", "--db", logged, "--set", "metric_below", "--target",
                            "accuracy", "--threshold", "0.8", "--severity", "critical", "--params", '{"min_labels": 10}',
                            "--json"])

@@ -71,22 +71,29 @@ def test_repeated_failures_lock_the_name_for_a_while(demo_db):
 def test_a_viewer_sees_no_action_controls(demo_db):
     at = log_in(fresh(), "vic", PASSWORD)
     for page, absent in (("pages/versions.py", ["promote", "rollback"]), ("pages/retrain.py", ["retrain"]),
-                         ("pages/automation.py", ["ack"])):
+                         ("pages/automation.py", ["ack", "resolve", "snooze"])):
         at.switch_page(page).run()
         assert not at.exception and not at.error, page
         keys = {b.key for b in at.button}
-        assert not keys & set(absent), (page, keys)
+        assert not _controls(keys, absent), (page, keys)
         assert "reads only" in shown(at), page
     save = [b for b in at.button if b.label == "Save policy"]
     assert save and save[0].disabled
+    at.switch_page("pages/overview.py").run()  # the verdict's next step is a sentence, not a button
+    assert not at.exception and not _controls({b.key for b in at.button}, ["next"])
 
 
 def test_an_operator_sees_them(demo_db):
     at = log_in(fresh(), "pat", PASSWORD)
     for page, present in (("pages/versions.py", {"promote", "rollback"}), ("pages/retrain.py", {"retrain"}),
-                          ("pages/automation.py", {"ack"})):
+                          ("pages/automation.py", {"ack"}), ("pages/overview.py", {"next"})):
         at.switch_page(page).run()
-        assert present <= {b.key for b in at.button}, page
+        assert _controls({b.key for b in at.button}, present) == set(present), page
+
+
+def _controls(keys, names) -> set[str]:
+    """The names among ``names`` with a button: key ``name`` itself or ``name_<id>`` (one per incident, model)."""
+    return {n for n in names for k in keys if k and (k == n or k.startswith(f"{n}_"))}
 
 
 def test_log_out_shows_the_login_again(demo_db):

@@ -16,12 +16,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from _dashboard_support import ROOT, copy_db, shared_demo
 from streamlit.testing.v1 import AppTest
 
-from _dashboard_support import ROOT, copy_db, shared_demo
-from ui.widgets import md
-from mlops_core.lifecycle import jobs, registry
 from mlops_core import ControlRoom, Identity
+from ui.widgets import md
 
 APP = str(ROOT / "dashboard.py")
 PAGES = {
@@ -38,7 +37,7 @@ PAGES = {
 }
 #: Per page: text it must show and how many plotly charts at least.
 KEY_CONTENT = {
-    "pages/overview.py": (["Open alerts", "Latest actions", "delivery_time"], 0),
+    "pages/overview.py": (["Open incidents", "Latest actions", "delivery_time"], 0),
     "pages/performance.py": (["Errors in one window"], 2),
     "pages/drift.py": (["One feature: reference against current", "Prediction and target drift"], 4),
     "pages/data_quality.py": (["Schema", "Training–serving skew"], 2),
@@ -47,7 +46,7 @@ KEY_CONTENT = {
     "pages/ab_test.py": (["No A/B test runs", "Deployment history"], 0),
     "pages/retrain.py": (["Settings", "Latest retrain"], 0),
     "pages/runs.py": ([], 1),
-    "pages/automation.py": (["Policy", "Recent evaluations", "Alerts"], 0),
+    "pages/automation.py": (["Policy", "What automation did", "Incidents", "Notifications"], 0),
 }
 MODEL = "credit_default"
 
@@ -135,7 +134,7 @@ def test_overview_lists_models_with_production_version(demo_db):
     for model in ControlRoom(demo_db).models():
         prod = ControlRoom(demo_db).model(model.name).production_version()
         assert model.name in body
-        assert f"Production: v{prod}" in body
+        assert f"production v{prod}" in body
     assert len(at.dataframe) >= 1  # latest actions
 
 
@@ -159,6 +158,7 @@ def test_runs_page_marks_runs_unlike_their_history(demo_db):
     from datetime import timedelta
 
     from _dashboard_support import DEMO_END
+
     from mlops_core.monitoring import run_anomalies, run_checks
     from mlops_core.store import Store
     from mlops_core.store import runs as runstore
@@ -228,7 +228,7 @@ def _promotable(db):
 def test_promote_flow_changes_production_and_audit(demo_db):
     before, target = _promotable(demo_db)
     at = open_page("pages/versions.py")
-    at.selectbox(key="promote_version").set_value(target.version).run()
+    at.selectbox(key=f"promote_version_{MODEL}").set_value(target.version).run()
     at.button(key="promote").click().run()
     assert_clean(at)
     body = texts(at)
@@ -270,7 +270,7 @@ def test_rollback_flow_restores_the_previous_version(demo_db):
 def test_cancel_leaves_production_alone(demo_db):
     before, target = _promotable(demo_db)
     at = open_page("pages/versions.py")
-    at.selectbox(key="promote_version").set_value(target.version).run()
+    at.selectbox(key=f"promote_version_{MODEL}").set_value(target.version).run()
     at.button(key="promote").click().run()
     at.button(key="promote_cancel").click().run()
     assert_clean(at)
@@ -285,14 +285,15 @@ def test_retrain_flow_shows_progress_then_the_gate_decision(demo_db):
     assert_clean(at)
     active = ControlRoom(demo_db).model(MODEL).active_retrain()
     assert active is not None and active.actor == "pat"
-    # a second request while it runs is refused with a message
-    at.button(key="retrain").click().run()
-    assert "already" in texts(at)
+    # while it runs the button is disabled (and the core refuses a second one: tests/test_jobs.py)
+    assert at.button(key="retrain").disabled
     run = ControlRoom(demo_db).wait(active.id, timeout=240)
     at.run()
     assert_clean(at)
+    assert not at.button(key="retrain").disabled
     body = texts(at)
-    assert run.id in body and "Gate decision" in body
+    assert "**Latest retrain** · succeeded · started by pat" in body and "Gate decision" in body
+    assert "None" not in body
     cand = run.statistics["candidate_version"]
     assert (f"v{cand} passed the gate" in body) == bool(run.statistics["gate"]["passed"])
     for reason in run.statistics["gate"]["reasons"]:
@@ -330,7 +331,6 @@ def jobs_wait_for(predicate, timeout: float = 60.0):
 
 
 def test_policy_form_saves_the_policy(demo_db):
-    from mlops_core.lifecycle import policies as automation
 
     at = open_page("pages/automation.py")
     assert_clean(at)
@@ -344,20 +344,34 @@ def test_policy_form_saves_the_policy(demo_db):
     assert any("saved (mode automated)" in s.value for s in at.success)
 
 
-def test_acknowledging_an_alert(demo_db):
-    from mlops_core.monitoring import alerts
-
+def test_incidents_are_acknowledged_resolved_and_snoozed_with_one_click(demo_db):
     open_before = ControlRoom(demo_db).model(MODEL).alerts(open_only=True)
-    if len(open_before) == 0:
-        pytest.skip("the demo database has no open alert")
+    assert len(open_before) >= 2, "the demo has open incidents"
+    first, second = (int(i) for i in open_before["id"].iloc[:2])
     at = open_page("pages/automation.py")
-    first = int(open_before["id"].iloc[0])
-    at.multiselect(key="ack_ids").select(first).run()
-    at.button(key="ack").click().run()
+    at.button(key=f"ack_{first}").click().run()
     assert_clean(at)
     after = ControlRoom(demo_db).model(MODEL).alerts().set_index("id")
-    assert bool(after.loc[first, "acknowledged"]) is True
-    assert len(ControlRoom(demo_db).model(MODEL).alerts(open_only=True)) == len(open_before) - 1
+    assert after.loc[first, "status"] == "acknowledged" and after.loc[first, "acknowledged_by"] == "pat"
+    assert first not in set(ControlRoom(demo_db).model(MODEL).alerts(open_only=True)["id"])
+    at.button(key=f"snooze_{second}").click().run()
+    assert_clean(at)
+    assert second not in set(ControlRoom(demo_db).model(MODEL).alerts(open_only=True)["id"])
+    at.segmented_control(key=f"incidents_show_{MODEL}").set_value("acknowledged").run()
+    at.button(key=f"resolve_{first}").click().run()
+    assert_clean(at)
+    assert ControlRoom(demo_db).model(MODEL).alerts().set_index("id").loc[first, "status"] == "resolved"
+    audit = ControlRoom(demo_db).audit(MODEL)
+    steps = audit[audit["actor"] == "pat"]["action"].tolist()
+    assert {"acknowledge_alert", "snooze_alert", "resolve_alert"} <= set(steps)
+
+
+def test_viewers_see_incidents_but_no_buttons(demo_db):
+    at = open_page("pages/automation.py", identity=Identity("vic", "viewer"))
+    assert_clean(at)
+    keys = [b.key for b in at.button]
+    assert not [k for k in keys if k and k.startswith(("ack_", "resolve_", "snooze_", "next_"))]
+    assert "which reads only" in texts(at)
 
 
 def test_monitoring_pages_do_not_import_scikit_learn(demo_db):
@@ -398,6 +412,7 @@ def test_a_model_without_traffic_renders_every_page(tmp_path, monkeypatch):
 def test_features_page_shows_freshness_rows_nulls_drift_and_the_stale_view(demo_db):
     from _dashboard_support import DEMO_END
     from conftest import log_sql
+
     from mlops_core.demo.features import add_applicant_history
 
     apps = log_sql(demo_db, "SELECT request_id, ts, credit_score, num_open_accounts, utilization "

@@ -7,14 +7,21 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from _monitoring_support import (
+    T0,
+    credit_features,
+    log_rows,
+    register_credit,
+    register_multiclass,
+    register_regressor,
+    write,
+)
 from scipy.stats import binomtest
 from sklearn import metrics as skm
 
-from _monitoring_support import (T0, credit_features, log_rows, register_credit, register_multiclass,
-                                 register_regressor, write)
-from mlops_core.monitoring import performance
+from mlops_core import ControlRoom
 from mlops_core.errors import InvalidInputError, NotFoundError
-from mlops_core import ControlRoom, Identity
+from mlops_core.monitoring import performance
 
 
 def _binary_log(db, n=3000, seed=1):
@@ -236,3 +243,97 @@ def test_bad_input_raises_clear_errors(db):
     with pytest.raises(NotFoundError, match="credit"):
         ControlRoom(db).model("nope").performance()
     assert ControlRoom(db).model("credit").performance().empty  # no predictions yet: an empty frame, not an error
+
+
+# --- intervals of every metric, each against a reference computation on the same rows --------------------------
+
+Z = 1.959963984540054
+
+
+def _norm_ci(values: np.ndarray) -> tuple[float, float]:
+    """The normal interval of a mean from the raw per-row values (scipy's norm, sample standard deviation)."""
+    from scipy.stats import norm, sem
+
+    return norm.interval(0.95, loc=float(np.mean(values)), scale=float(sem(values, ddof=1)))
+
+
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
+    return ci.low, ci.high
+
+
+def _bootstrap(part: pd.DataFrame, stat, draws: int = 2000, seed: int = 7) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    n = len(part)
+    values = [stat(part.iloc[rng.integers(0, n, n)]) for _ in range(draws)]
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+def test_every_classification_metric_has_an_interval_matching_its_reference(db):
+    _, frame = _binary_log(db, n=2400)
+    got = ControlRoom(db).model("credit").performance(window="week")
+    lab = frame[frame["label"].notna()]
+    part = lab[lab["version"] == 1]
+    row = got[got["version"] == 1].sort_values("n_labelled").iloc[-1]
+    part = part[part["ts"].dt.to_period("W").dt.start_time == row["window_start"]]
+    assert row["n_labelled"] == len(part)
+    y, p, s = part["label"].to_numpy(), part["prediction"].to_numpy(), part["score"].to_numpy()
+    tp = int(((y == "1") & (p == "1")).sum())
+    for metric, (k, n) in {"accuracy": ((y == p).sum(), len(y)), "precision": (tp, (p == "1").sum()),
+                           "recall": (tp, (y == "1").sum())}.items():
+        assert (row[f"{metric}_low"], row[f"{metric}_high"]) == pytest.approx(_wilson(k, n), abs=1e-9), metric
+    every = frame[(frame["version"] == 1) & (frame["ts"].dt.to_period("W").dt.start_time == row["window_start"])]
+    assert (row["positive_rate_low"], row["positive_rate_high"]) == pytest.approx(
+        _wilson((every["prediction"] == "1").sum(), len(every)), abs=1e-9)
+    # log loss: a mean of per-row losses (clipped as sklearn clips them)
+    eps = np.finfo(np.float64).eps
+    clipped = np.clip(s, eps, 1 - eps)
+    losses = np.where(y == "1", -np.log(clipped), -np.log(1 - clipped))
+    assert (row["log_loss_low"], row["log_loss_high"]) == pytest.approx(_norm_ci(losses), rel=1e-6)
+    # ROC AUC: Hanley & McNeil's standard error, computed here from sklearn's AUC and the class counts
+    yb = (y == "1").astype(int)
+    a, n_pos, n_neg = skm.roc_auc_score(yb, s), yb.sum(), (1 - yb).sum()
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    se = math.sqrt((a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg))
+    assert (row["roc_auc_low"], row["roc_auc_high"]) == pytest.approx((a - Z * se, a + Z * se), abs=1e-9)
+    # F1 and ROC AUC also agree with a bootstrap of the rows (different method: a few hundredths apart at most)
+    f1_boot = _bootstrap(part, lambda d: skm.f1_score(d["label"], d["prediction"], pos_label="1", zero_division=0))
+    assert row["f1_low"] == pytest.approx(f1_boot[0], abs=0.02) and row["f1_high"] == pytest.approx(f1_boot[1], abs=0.02)
+    assert row["f1_low"] < row["f1"] < row["f1_high"]
+    auc_boot = _bootstrap(part, lambda d: skm.roc_auc_score((d["label"] == "1").astype(int), d["score"]), draws=800)
+    assert row["roc_auc_low"] == pytest.approx(auc_boot[0], abs=0.02)
+    assert row["roc_auc_high"] == pytest.approx(auc_boot[1], abs=0.02)
+
+
+def test_every_regression_metric_has_an_interval_matching_its_reference(db):
+    info = register_regressor(db)
+    rng = np.random.default_rng(4)
+    n = 600
+    feats = pd.DataFrame({"distance": rng.gamma(2, 2, n), "zone": rng.choice(["a", "b", "c"], n)})
+    truth = 10 + 3 * feats["distance"].to_numpy() + rng.normal(0, 3, n)
+    pred = truth + rng.normal(0, 4, n)
+    log = log_rows(feats, step=timedelta(seconds=30), prediction=pred)  # one day
+    write(db, info, log, pd.DataFrame({"request_id": log["request_id"], "label": truth}))
+    row = ControlRoom(db).model("eta").performance().iloc[0]
+    e = pred - truth
+    assert (row["mae_low"], row["mae_high"]) == pytest.approx(_norm_ci(np.abs(e)), rel=1e-6)
+    mse_low, mse_high = _norm_ci(e * e)
+    assert (row["rmse_low"], row["rmse_high"]) == pytest.approx((math.sqrt(mse_low), math.sqrt(mse_high)), rel=1e-6)
+    assert (row["mape_low"], row["mape_high"]) == pytest.approx(_norm_ci(np.abs(e) / np.abs(truth)), rel=1e-6)
+    var_y = float(np.var(truth))
+    assert (row["r2_low"], row["r2_high"]) == pytest.approx((1 - mse_high / var_y, 1 - mse_low / var_y), rel=1e-6)
+    for m in ("mae", "rmse", "r2", "mape"):
+        assert row[f"{m}_low"] < row[m] < row[f"{m}_high"], m
+    # the bootstrap of the rows agrees to within a few percent of the value
+    boot = _bootstrap(pd.DataFrame({"e": e}), lambda d: float(np.mean(np.abs(d["e"]))), draws=2000)
+    assert row["mae_low"] == pytest.approx(boot[0], rel=0.02) and row["mae_high"] == pytest.approx(boot[1], rel=0.02)
+
+
+def test_too_few_labels_and_partial_windows_are_marked(db):
+    _, frame = _binary_log(db, n=1200)
+    got = ControlRoom(db).model("credit").performance(window="day")
+    assert (got["too_few_labels"] == (got["n_labelled"] < performance.MIN_LABELLED_ROWS)).all()
+    last = frame["ts"].max()
+    partial = got[got["partial"]]
+    assert set(partial["window_start"]) == {last.floor("D")}  # only the day the log is still in
+    assert not got[got["window_start"] < last.floor("D")]["partial"].any()

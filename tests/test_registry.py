@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import pytest
-from sklearn.metrics import accuracy_score, roc_auc_score
-
 from _ops_support import MODEL, build, retrain_now
 from conftest import log_view
-from mlops_core.config import artifacts_dir
-from mlops_core.lifecycle import registry, training
+from sklearn.metrics import accuracy_score, roc_auc_score
 
+from mlops_core import ControlRoom, Identity
+from mlops_core.config import artifacts_dir
 from mlops_core.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError, PermissionDeniedError
-from mlops_core.store import connect
+from mlops_core.lifecycle import registry, training
+from mlops_core.store import Store, connect
 from mlops_core.store import models as mstore
 from mlops_core.store import training_data as tdstore
-from mlops_core import ControlRoom, Identity
-from mlops_core.store import Store
 
 
 @pytest.fixture
@@ -53,7 +51,7 @@ def test_promote_refusals_leave_everything_as_it_was(three_versions):
         ControlRoom(db, identity=Identity("a", 'admin')).model("nope").promote(1)
     with connect(db, write=True, create=True) as con:
         mstore.set_version_status(con, MODEL, 3, "rejected")
-    with pytest.raises(ConflictError, match="Promote it anyway with --force"):
+    with pytest.raises(ConflictError, match="`--force` on the command line, `force=True` in Python"):
         ControlRoom(db, identity=Identity("a", 'admin')).model(MODEL).promote(3)
     assert len(ControlRoom(db).audit(MODEL)) == n_audit
     assert statuses(db)[1] == "production"

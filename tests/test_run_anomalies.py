@@ -181,7 +181,7 @@ def test_a_five_times_slower_run_is_flagged_and_alerted(registered_credit_db):
     alerts = ControlRoom(registered_credit_db).model("credit").alerts(open_only=True)
     mine = alerts[alerts["kind"] == run_checks.ALERT_KIND]
     assert len(mine) == 1 and int(mine["id"].iloc[0]) == a.alert_id
-    assert run_id in mine["message"].iloc[0]
+    assert json.loads(mine["details"].iloc[0])["run_id"] == run_id and "duration" in mine["message"].iloc[0]
 
 
 def batch(n: int = 200, seed: int = 1, prefix: str = "r") -> pd.DataFrame:
@@ -260,19 +260,26 @@ def test_retrain_records_data_statistics_and_a_collapsed_window_is_flagged(db):
     assert {"rows", "train_rows", "holdout_rows", "predictions"} <= stored
 
 
-def test_an_open_alert_is_joined_and_a_new_one_raised_after_acknowledgement(registered_credit_db):
+def test_findings_update_one_incident_and_reopen_it_after_it_was_resolved(registered_credit_db):
     store = Store(registered_credit_db)
     for i in range(rule.MIN_HISTORY):
         record(store, duration=30.0 + i % 4, statistics={}, at=T0 + timedelta(hours=i))
     _, first = record(store, duration=300.0, statistics={}, at=T0 + timedelta(days=2))
     _, second = record(store, duration=320.0, statistics={}, at=T0 + timedelta(days=3))
-    assert first[0].alert_id == second[0].alert_id  # one open alert per (model, series, statistic)
+    assert first[0].alert_id == second[0].alert_id  # one incident per (model, series, statistic)
     room = ControlRoom(registered_credit_db, identity=Identity("ops", "operator"))
+    incident = room.alerts().set_index("id").loc[first[0].alert_id]
+    assert (incident["windows"], incident["status"]) == (2, "open")
     assert room.acknowledge(first[0].alert_id)
     _, third = record(store, duration=330.0, statistics={}, at=T0 + timedelta(days=4))
-    assert third[0].alert_id != first[0].alert_id
+    assert third[0].alert_id == first[0].alert_id  # acknowledged: someone is on it, it keeps counting
+    assert room.resolve(first[0].alert_id)
+    _, fourth = record(store, duration=340.0, statistics={}, at=T0 + timedelta(days=5))
+    assert fourth[0].alert_id == first[0].alert_id  # resolved, then unusual again: reopened, not duplicated
+    incident = room.alerts().set_index("id").loc[first[0].alert_id]
+    assert (incident["windows"], incident["status"], incident["reopened"]) == (4, "open", 1)
     kinds = room.alerts()["kind"].tolist()
-    assert kinds.count(run_checks.ALERT_KIND) == 2
+    assert kinds.count(run_checks.ALERT_KIND) == 1
 
 
 # --- the clients -----------------------------------------------------------------------------------------

@@ -7,13 +7,13 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import log_sql, make_training_frame
-from mlops_core.monitoring import validation
-from mlops_core.errors import BatchRejectedError, InvalidInputError
+
+from mlops_core import ControlRoom
 from mlops_core.clock import set_clock
+from mlops_core.errors import BatchRejectedError, InvalidInputError
+from mlops_core.monitoring import validation
 from mlops_core.store import Store, connect
-from mlops_core import ControlRoom, Identity
 
 MODEL = "credit"
 DAY = datetime(2026, 3, 1)
@@ -190,3 +190,26 @@ def test_validate_windows_backfills_one_report_per_window(db):
     assert anomalies["at"].tolist() == [pd.Timestamp(DAY + timedelta(days=1))]
     with pytest.raises(InvalidInputError):
         ControlRoom(db).model(MODEL).validate_windows(DAY, DAY + timedelta(days=1), window="month")
+
+
+def test_a_file_is_dated_by_its_data_and_counted_once_however_often_it_is_validated(db, tmp_path):
+    """Validating the same file again replaces its report; validating a file that was ingested stores nothing more
+    (its ingest report describes it); the report is dated by the predictions' times, not by the check."""
+    path = tmp_path / "batch.csv"
+    frame = batch(400).assign(income=lambda f: f["income"].where(f.index % 10 != 0, 10_000.0))  # out of range
+    frame.to_csv(path, index=False)
+    credit = ControlRoom(db).model(MODEL)
+    first = credit.validate(path)
+    assert first.status == "anomalies" and first.report_id is not None
+    assert (first.window_start, first.window_end) == (frame["timestamp"].min(), frame["timestamp"].max())
+    again = credit.validate(path)
+    reports = credit.validation_reports()
+    assert list(reports["report_id"]) == [again.report_id]  # replaced, not added
+    found = credit.anomalies()
+    assert len(found) == len(first.anomalies)
+    assert (pd.to_datetime(found["at"]) < DAY + timedelta(days=2)).all()  # the data's day, not today's
+    credit.ingest(path)
+    ingested = credit.validation_reports()
+    after = credit.validate(path)
+    assert after.ingested_as is not None and after.report_id is None
+    assert len(credit.validation_reports()) == len(ingested)

@@ -64,9 +64,53 @@ def warm_up_jobs(db: str) -> None:
         pass
 
 
-def acknowledge(db: str, alert_id: int) -> None:
+def acknowledge(db: str, alert_id: int) -> bool:
+    """Acknowledge an open incident (audited); False when it was not open."""
     try:
-        _room(db).acknowledge(int(alert_id))
+        return _room(db).acknowledge(int(alert_id))
+    finally:
+        data.clear()
+
+
+def resolve(db: str, alert_id: int) -> bool:
+    """Resolve an incident (audited); False when it already was."""
+    try:
+        return _room(db).resolve(int(alert_id))
+    finally:
+        data.clear()
+
+
+def snooze(db: str, alert_id: int, hours: float):
+    """Snooze an incident for ``hours`` (audited); return until when."""
+    try:
+        return _room(db).snooze(int(alert_id), hours)
+    finally:
+        data.clear()
+
+
+def webhooks(db: str, model: str):
+    """The webhooks that receive the model's incidents (operators and admins only: the addresses are secrets)."""
+    return _room(db).webhooks(model)
+
+
+def add_webhook(db: str, model: str | None, url: str, min_severity: str):
+    try:
+        return _room(db).add_webhook(url, model=model, min_severity=min_severity)
+    finally:
+        data.clear()
+
+
+def remove_webhook(db: str, webhook_id: int):
+    try:
+        return _room(db).remove_webhook(webhook_id)
+    finally:
+        data.clear()
+
+
+def retry_deliveries(db: str):
+    """Send the queued and the failed deliveries of incidents again; return the outcomes."""
+    try:
+        return _room(db).deliver_webhooks(retry_failed=True)
     finally:
         data.clear()
 

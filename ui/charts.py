@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -35,6 +36,8 @@ ACTION_COLOURS = {"promote": "#009E73", "rollback": "#D55E00", "retrain": "#0072
 
 #: Marker colour of runs with anomalies (Okabe–Ito vermillion).
 ANOMALY_COLOUR = "#D55E00"
+#: Marker colour of failed runs (a dark red no series uses).
+FAILED_COLOUR = "#B2182B"
 
 
 def colour(i: int) -> str:
@@ -46,7 +49,8 @@ def _base(fig: go.Figure, title: str | None = None, height: int = 360) -> go.Fig
     fig.update_layout(
         title=title, height=height, margin=dict(l=10, r=10, t=50 if title else 20, b=10),
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1), hovermode="x unified",
+        # left-aligned: the chart's toolbar appears at the top right on hover and would cover the legend there
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0), hovermode="x unified",
     )
     return fig
 
@@ -60,10 +64,11 @@ def empty(message: str = "No data in the selected range", title: str | None = No
     return _base(fig, title, height)
 
 
-def label(name: str) -> str:
-    """Human label of a metric (from the catalogue), a drift method (from its registry) or a column name."""
+def label(name: str, unit: str | None = None) -> str:
+    """Human label of a metric (from the catalogue, with the target's ``unit`` for error metrics), a drift method
+    (from its registry) or a column name."""
     if name in metrics.CATALOGUE:
-        return metrics.label(name)
+        return metrics.label(name, unit)
     if name in drift_methods.METHODS:
         return drift_methods.METHODS[name].label
     return name.replace("_", " ").capitalize()
@@ -80,59 +85,209 @@ def _band_columns(frame: pd.DataFrame, metric: str) -> tuple[str, str] | None:
     return None
 
 
-def add_action_markers(fig: go.Figure, actions: pd.DataFrame | None, row: int | None = None) -> go.Figure:
+#: Words of registry actions on time charts.
+ACTION_WORDS = {"promote": "promoted", "rollback": "rolled back to", "register_version": "new", "register": "registered",
+                "retrain": "retrained", "automation": "promoted", "ab_promote": "promoted"}
+#: Actions closer than this share of the time axis share one marker (their labels would overlap).
+ACTION_MERGE_SHARE = 0.03
+
+
+def _action_groups(actions: pd.DataFrame, span: pd.Timedelta | None) -> list[list[dict]]:
+    """Registry actions grouped when they are closer than ``ACTION_MERGE_SHARE`` of the axis, oldest first."""
+    when = "at" if "at" in actions.columns else "occurred_at"
+    rows = sorted(({"at": pd.Timestamp(a[when]), "action": str(a.get("action", "")),
+                    "version": None if pd.isna(a.get("to_version")) else int(a["to_version"])}
+                   for _, a in actions.iterrows()), key=lambda r: r["at"])
+    gap = (span or pd.Timedelta(days=30)) * ACTION_MERGE_SHARE
+    groups: list[list[dict]] = []
+    for r in rows:
+        if groups and r["at"] - groups[-1][-1]["at"] <= gap:
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    return groups
+
+
+def _action_text(r: dict) -> str:
+    word = ACTION_WORDS.get(r["action"], r["action"].replace("_", " "))
+    return word if r["version"] is None else f"{word} v{r['version']}"
+
+
+def add_action_markers(fig: go.Figure, actions: pd.DataFrame | None, row: int | None = None,
+                       span: pd.Timedelta | None = None) -> go.Figure:
     """Vertical dotted lines for registry actions (columns ``at`` or ``occurred_at``, ``action``, optional
-    ``to_version``), each labelled with its action and version."""
+    ``to_version``), each labelled with what happened; actions closer than ``ACTION_MERGE_SHARE`` of the time
+    axis (``span``) share one line and one label, so labels never overlap. The legend names the colours."""
     if actions is None or len(actions) == 0:
         return fig
-    when = "at" if "at" in actions.columns else "occurred_at"
-    for _, a in actions.iterrows():
-        act = str(a.get("action", ""))
-        version = None if pd.isna(a.get("to_version")) else int(a["to_version"])
-        text = {"register_version": "new", "register": "registered"}.get(act, act)
-        text = text if version is None else f"{text} v{version}"
-        x = pd.Timestamp(a[when])
+    seen: set[str] = set()
+    for group in _action_groups(actions, span):
+        x = group[-1]["at"]
+        colour = ACTION_COLOURS.get(group[-1]["action"], "#999999")
         kwargs = dict(row=row, col=1) if row else {}
-        fig.add_vline(x=x, line_dash="dot", line_width=1.5, line_color=ACTION_COLOURS.get(act, "#999999"), **kwargs)
+        fig.add_vline(x=x, line_dash="dot", line_width=1.5, line_color=colour, **kwargs)
+        text = " · ".join(_action_text(r) for r in group)
         fig.add_annotation(x=x, y=1, yref="paper", text=text, showarrow=False, textangle=-90, xanchor="right",
-                           yanchor="top", font=dict(size=10, color=ACTION_COLOURS.get(act, "#999999")))
+                           yanchor="top", font=dict(size=10, color=colour),
+                           hovertext="<br>".join(f"{r['at']:%Y-%m-%d %H:%M} UTC: {_action_text(r)}" for r in group))
+        for r in group:
+            kind = r["action"]
+            if kind in seen:
+                continue
+            seen.add(kind)
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=ACTION_WORDS.get(kind, kind).capitalize()
+                                     .replace(" to", "").replace("New", "New version"),
+                                     line=dict(color=ACTION_COLOURS.get(kind, "#999999"), dash="dot", width=1.5),
+                                     hoverinfo="skip", showlegend=True))
     return fig
 
 
+def _segments(x: pd.Series, low: pd.Series, high: pd.Series) -> tuple[list, list]:
+    """Closed outlines of a band over its runs of consecutive defined windows, separated by None (plotly fills
+    each outline on its own: no band across a gap)."""
+    xs: list = []
+    ys: list = []
+    ok = (low.notna() & high.notna()).to_numpy()
+    xv, lo, hi = list(x), list(low), list(high)
+    i = 0
+    while i < len(xv):
+        if not ok[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(xv) and ok[j + 1]:
+            j += 1
+        if j > i:
+            xs += xv[i:j + 1] + xv[i:j + 1][::-1] + [None]
+            ys += hi[i:j + 1] + lo[i:j + 1][::-1] + [None]
+        i = j + 1
+    return xs, ys
+
+
+def _grid(part: pd.DataFrame, window: str | None) -> pd.DataFrame:
+    """``part`` on every window between its first and last (missing windows as empty rows), so lines and bands
+    break at gaps instead of bridging them."""
+    if window is None or len(part) < 2:
+        return part
+    freq = {"hour": "h", "day": "D", "week": "7D"}[window]
+    full = pd.date_range(part["window_start"].min(), part["window_start"].max(), freq=freq)
+    return part.set_index("window_start").reindex(full).rename_axis("window_start").reset_index()
+
+
+def _trusted(part: pd.DataFrame, metric: str) -> pd.Series:
+    """Windows whose value is trusted: enough labelled predictions (metrics that need labels) and not partial."""
+    ok = part[metric].notna()
+    m = metrics.CATALOGUE.get(metric)
+    if "too_few_labels" in part.columns and (m is None or m.needs_labels):
+        ok &= ~part["too_few_labels"].fillna(True).astype(bool)
+    if "partial" in part.columns:
+        ok &= ~part["partial"].fillna(False).astype(bool)
+    return ok
+
+
 def metric_over_time(frame: pd.DataFrame, metric: str, actions: pd.DataFrame | None = None,
-                     title: str | None = None) -> go.Figure:
-    """One line per version of ``metric`` by ``window_start``, its confidence band when the frame has one
-    (``<metric>_low``/``<metric>_high`` or ``ci_low``/``ci_high``), label coverage (``n_labelled / n``) as bars
-    underneath, and registry actions as vertical markers."""
+                     title: str | None = None, *, unit: str | None = None, window: str | None = None,
+                     estimates: pd.DataFrame | None = None, min_labelled: int | None = None) -> go.Figure:
+    """One line per version of ``metric`` by ``window_start`` with its 95% band, label coverage as bars underneath,
+    registry actions as vertical markers.
+
+    Trusted points (enough labels, window not partial: the frame's ``too_few_labels`` and ``partial``) are joined
+    by the line and its band; the others are hollow markers outside the line, their hover saying why. Missing
+    windows (with ``window``) break the line and the band. ``estimates`` (``Model.estimate_performance`` rows of
+    this metric) add a dashed line with its band where the realized value is missing or not trusted.
+    ``unit``: the target's unit for error metrics (axis and hover)."""
     if frame is None or len(frame) == 0 or metric not in frame.columns or frame[metric].notna().sum() == 0:
-        return empty(f"No labelled predictions for {label(metric)} in this range", title)
+        if estimates is None or len(estimates) == 0:
+            return empty(f"No labelled predictions for {label(metric)} in this range", title)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.75, 0.25], vertical_spacing=0.04)
-    band = _band_columns(frame, metric)
-    versions = sorted(frame["version"].dropna().unique()) if "version" in frame.columns else [None]
-    for i, v in enumerate(versions):
-        part = frame if v is None else frame[frame["version"] == v]
-        part = part.sort_values("window_start")
-        name = "all" if v is None else f"v{int(v)}"
+    band = _band_columns(frame, metric) if frame is not None and len(frame) else None
+    name_of = metrics.label(metric, unit)
+    versions = sorted(frame["version"].dropna().unique()) if frame is not None and "version" in frame.columns \
+        and len(frame) else []
+    est_versions = sorted(estimates["version"].dropna().unique()) if estimates is not None and len(estimates) else []
+    for i, v in enumerate(sorted(set(versions) | set(est_versions))):
+        name = f"v{int(v)}"
         c = colour(i)
-        if band:
-            # upper edge (invisible), then the lower edge filled up to it; windows without labels leave a gap
-            fig.add_trace(go.Scatter(x=part["window_start"], y=part[band[1]], mode="lines", line=dict(width=0),
-                                     hoverinfo="skip", showlegend=False, legendgroup=name), row=1, col=1)
-            fig.add_trace(go.Scatter(x=part["window_start"], y=part[band[0]], mode="lines", line=dict(width=0),
-                                     fill="tonexty", fillcolor=_alpha(c, 0.18), hoverinfo="skip", showlegend=False,
-                                     legendgroup=name, name=f"{name} 95% interval"), row=1, col=1)
-        fig.add_trace(go.Scatter(x=part["window_start"], y=part[metric], mode="lines+markers", name=name,
-                                 line=dict(color=c, width=2), marker=dict(size=4), legendgroup=name), row=1, col=1)
-        if "n" in part.columns and "n_labelled" in part.columns:
-            cov = (part["n_labelled"] / part["n"].where(part["n"] > 0)).fillna(0)
-            fig.add_trace(go.Bar(x=part["window_start"], y=cov, name=f"{name} label coverage", marker_color=c,
-                                 opacity=0.6, showlegend=False, legendgroup=name,
-                                 hovertemplate="%{y:.0%} labelled"), row=2, col=1)
-    fig.update_yaxes(title_text=label(metric), row=1, col=1)
+        part = frame[frame["version"] == v].sort_values("window_start") if v in versions else pd.DataFrame()
+        if len(part):
+            part = _grid(part, window)
+            trusted = _trusted(part, metric)
+            line = part[metric].where(trusted)
+            if band:
+                xs, ys = _segments(part["window_start"], part[band[0]].where(trusted), part[band[1]].where(trusted))
+                if xs:
+                    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=0, simplify=False), fill="toself",
+                                             fillcolor=_alpha(c, 0.18), hoverinfo="skip", showlegend=False,
+                                             legendgroup=name, name=f"{name} 95% interval"), row=1, col=1)
+            n_lab = part["n_labelled"] if "n_labelled" in part.columns else pd.Series(np.nan, index=part.index)
+            hover_ci = ""
+            custom = np.column_stack([n_lab.fillna(0).astype(int),
+                                      part[band[0]] if band else np.full(len(part), np.nan),
+                                      part[band[1]] if band else np.full(len(part), np.nan)])
+            if band:
+                hover_ci = " (95% CI %{customdata[1]:.3f}–%{customdata[2]:.3f})"
+            fig.add_trace(go.Scatter(
+                x=part["window_start"], y=line, mode="lines+markers", name=name, connectgaps=False,
+                line=dict(color=c, width=2), marker=dict(size=5), legendgroup=name, customdata=custom,
+                hovertemplate=f"{name}: %{{y:.3f}}{hover_ci}<br>%{{customdata[0]:,}} labelled<extra></extra>"),
+                row=1, col=1)
+            weak = part[part[metric].notna() & ~trusted]
+            if len(weak):
+                why = []
+                for r in weak.itertuples():
+                    if getattr(r, "partial", False) is True:
+                        why.append("window still in progress")
+                    else:
+                        n = 0 if pd.isna(getattr(r, "n_labelled", 0)) else int(getattr(r, "n_labelled", 0))
+                        floor = f" (at least {min_labelled} needed)" if min_labelled else ""
+                        why.append(f"only {n} labelled{floor}")
+                fig.add_trace(go.Scatter(
+                    x=weak["window_start"], y=weak[metric], mode="markers", name=f"{name} not trusted",
+                    marker=dict(symbol="circle-open", size=8, color=c, line=dict(width=1.5)), legendgroup=name,
+                    showlegend=False, customdata=why,
+                    hovertemplate=f"{name}: %{{y:.3f}}<br>%{{customdata}}: not trusted<extra></extra>"), row=1, col=1)
+            if "n" in part.columns and "n_labelled" in part.columns:
+                cov = (part["n_labelled"] / part["n"].where(part["n"] > 0))
+                fig.add_trace(go.Bar(x=part["window_start"], y=cov, name=f"{name} labelled", marker_color=c,
+                                     opacity=0.6, showlegend=False, legendgroup=name,
+                                     hovertemplate="%{y:.0%} labelled<extra></extra>"), row=2, col=1)
+        if estimates is not None and len(estimates):
+            _add_estimate(fig, estimates[estimates["version"] == v].sort_values("window_start"), part, metric=metric,
+                          name=name, c=c, window=window)
+    fig.update_yaxes(title_text=name_of, row=1, col=1)
     fig.update_yaxes(title_text="labelled", tickformat=".0%", range=[0, 1], row=2, col=1)
-    add_action_markers(fig, actions)
+    span = None
+    if frame is not None and len(frame):
+        span = pd.Timestamp(frame["window_start"].max()) - pd.Timestamp(frame["window_start"].min())
+    add_action_markers(fig, actions, span=span)
     fig.update_layout(barmode="group")
-    return _base(fig, title, 440)
+    return _base(fig, title, 460)
+
+
+def _add_estimate(fig: go.Figure, est: pd.DataFrame, realized: pd.DataFrame, *, metric: str, name: str, c: str,
+                  window: str | None) -> None:
+    """The estimate (dashed, with its band) over the windows whose realized value is missing or not trusted."""
+    if est.empty:
+        return
+    est = est.copy()
+    if len(realized):
+        trusted = realized.loc[_trusted(realized, metric), "window_start"]
+        est = est[~est["window_start"].isin(set(trusted))]
+    est = est[est["estimate"].notna()]
+    if est.empty:
+        return
+    est = _grid(est, window)
+    xs, ys = _segments(est["window_start"], est["band_low"], est["band_high"])
+    if xs:
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=0, simplify=False), fill="toself",
+                                 fillcolor=_alpha(c, 0.08), hoverinfo="skip", showlegend=False, legendgroup=name,
+                                 name=f"{name} estimate band"), row=1, col=1)
+    fig.add_trace(go.Scatter(
+        x=est["window_start"], y=est["estimate"], mode="lines+markers", name=f"{name} estimated (labels missing)",
+        connectgaps=False, line=dict(color=c, width=2, dash="dash"), marker=dict(size=4, symbol="diamond"),
+        legendgroup=name, customdata=np.column_stack([est["band_low"], est["band_high"]]),
+        hovertemplate=(f"{name} estimated: %{{y:.3f}} (band %{{customdata[0]:.3f}}–%{{customdata[1]:.3f}})"
+                       "<br>from scores; labels missing<extra></extra>")), row=1, col=1)
 
 
 def _alpha(hex_colour: str, a: float) -> str:
@@ -161,8 +316,10 @@ def confusion_matrix(frame: pd.DataFrame, title: str | None = "Confusion matrix"
     return _base(fig, title, 360)
 
 
-def residuals(frame: pd.DataFrame, title: str | None = "Residuals (actual − predicted)") -> go.Figure:
-    """Histogram of residuals: from raw values (``residual``) or from bins (``bin_start``, ``bin_end``, ``count``)."""
+def residuals(frame: pd.DataFrame, title: str | None = "Residuals (actual − predicted)", *,
+              unit: str | None = None) -> go.Figure:
+    """Histogram of residuals: from raw values (``residual``) or from bins (``bin_start``, ``bin_end``, ``count``);
+    ``unit``: the target's, on the axis."""
     if frame is None or len(frame) == 0:
         return empty("No labelled predictions in this window", title)
     if "residual" in frame.columns:
@@ -172,7 +329,7 @@ def residuals(frame: pd.DataFrame, title: str | None = "Residuals (actual − pr
         fig = go.Figure(go.Bar(x=mids, y=frame["count"], width=(frame["bin_end"] - frame["bin_start"]),
                                marker_color=colour(0)))
     fig.add_vline(x=0, line_dash="dash", line_color="#999999")
-    fig.update_xaxes(title_text="residual")
+    fig.update_xaxes(title_text=f"residual ({unit})" if unit else "residual")
     fig.update_yaxes(title_text="predictions")
     fig.update_layout(hovermode="closest", bargap=0.02)
     return _base(fig, title, 360)
@@ -206,20 +363,36 @@ def drift_heatmap(frame: pd.DataFrame,
     table = table.loc[order]
     flags = flags.reindex(index=table.index, columns=table.columns).fillna(False).astype(bool)
     z = table.clip(upper=3).values
+    partial = set(pd.to_datetime(df.loc[df["partial"].astype(bool), "window_start"])) if "partial" in df.columns \
+        else set()
     fig = go.Figure(go.Heatmap(
         z=z, x=list(table.columns), y=list(table.index), colorscale=SEVERITY_SCALE, zmin=0, zmid=1, zmax=2,
         colorbar=dict(title="score", tickvals=[0, 1, 2], ticktext=["0", "1 = threshold", "≥2"]),
         text=[["●" if f else "" for f in row] for row in flags.values], texttemplate="%{text}",
         hovertemplate="%{y} · %{x}<br>score %{z:.2f}<extra></extra>", xgap=1, ygap=1,
     ))
+    for t in sorted(partial):
+        if t not in set(pd.to_datetime(table.columns)):
+            continue
+        step = (pd.Timestamp(table.columns[-1]) - pd.Timestamp(table.columns[-2])) if len(table.columns) > 1 \
+            else pd.Timedelta(days=1)
+        fig.add_vrect(x0=t - step / 2, x1=t + step / 2, line=dict(color="#999999", dash="dot", width=1.5),
+                      fillcolor="rgba(0,0,0,0)")
+        fig.add_annotation(x=t, y=1, yref="paper", yanchor="bottom", text="in progress", showarrow=False,
+                           font=dict(size=10, color="#999999"))
     fig.update_layout(hovermode="closest")
     return _base(fig, title, max(260, 28 * len(table) + 110))
 
 
-def drift_ranking(frame: pd.DataFrame, title: str | None = "Features ranked by drift (latest window)") -> go.Figure:
-    """Horizontal bars of each feature's drift score in its latest window; drifted ones coloured."""
+def drift_ranking(frame: pd.DataFrame, title: str | None = "Features ranked by drift (latest full window)") -> go.Figure:
+    """Horizontal bars of each feature's drift score in the latest window that is not partial (the ``partial``
+    column, when the frame has one); drifted ones coloured."""
     if frame is None or len(frame) == 0:
         return empty("No drift results in this range", title)
+    if "partial" in frame.columns:
+        frame = frame[~frame["partial"].astype(bool)]
+        if len(frame) == 0:
+            return empty("No full window in this range yet", title)
     df = frame.assign(score=_severity(frame)).dropna(subset=["score"])
     if len(df) == 0:
         return empty("No distance-based drift results in this range", title)
@@ -230,7 +403,7 @@ def drift_ranking(frame: pd.DataFrame, title: str | None = "Features ranked by d
     fig = go.Figure(go.Bar(
         x=latest["score"], y=latest["feature"], orientation="h",
         marker_color=[colour(3) if d else colour(0) for d in drifted],
-        customdata=list(zip(method, latest["statistic"], latest["threshold"])),
+        customdata=list(zip(method, latest["statistic"], latest["threshold"], strict=True)),
         hovertemplate="%{y}: %{customdata[0]} %{customdata[1]:.4f} (threshold %{customdata[2]:.4f})<extra></extra>",
     ))
     fig.add_vline(x=1, line_dash="dash", line_color="#999999", annotation_text="threshold")
@@ -265,12 +438,20 @@ def drift_share(frame: pd.DataFrame, threshold: float | None = None,
     if frame is None or len(frame) == 0:
         return empty("No drift results in this range", title)
     df = frame.sort_values("window_start")
-    fig = go.Figure(go.Scatter(x=df["window_start"], y=df["share"], mode="lines+markers", fill="tozeroy",
+    partial = df["partial"].astype(bool) if "partial" in df.columns else pd.Series(False, index=df.index)
+    full = df[~partial]
+    fig = go.Figure(go.Scatter(x=full["window_start"], y=full["share"], mode="lines+markers", fill="tozeroy",
                                line=dict(color=colour(3), width=2), fillcolor=_alpha(colour(3), 0.15),
-                               name="drifted share", hovertemplate="%{y:.0%}"))
+                               name="drifted share", hovertemplate="%{y:.0%} of features drifted<extra></extra>"))
+    if partial.any():
+        fig.add_trace(go.Scatter(x=df.loc[partial, "window_start"], y=df.loc[partial, "share"], mode="markers",
+                                 marker=dict(symbol="circle-open", size=9, color=colour(3), line=dict(width=1.5)),
+                                 name="window in progress",
+                                 hovertemplate="%{y:.0%} so far (window in progress)<extra></extra>"))
     if threshold is not None:
-        fig.add_hline(y=threshold, line_dash="dash", line_color="#999999", annotation_text="alert threshold")
-    fig.update_yaxes(tickformat=".0%", range=[0, 1])
+        fig.add_hline(y=threshold, line_dash="dash", line_color="#999999",
+                      annotation_text=f"alert threshold {threshold:.0%}")
+    fig.update_yaxes(tickformat=".0%", range=[0, 1], title_text="features drifted")
     return _base(fig, title, 300)
 
 
@@ -281,13 +462,14 @@ def series_over_time(frame: pd.DataFrame, y: str, by: str | None = None, title: 
         return empty("No data in the selected range", title)
     fig = go.Figure()
     groups = [(None, frame)] if by is None else list(frame.groupby(by, sort=True))
-    for i, (key, part) in enumerate(groups):
-        part = part.sort_values("window_start")
+    for i, (key, group) in enumerate(groups):
+        part = group.sort_values("window_start")
         fig.add_trace(go.Scatter(x=part["window_start"], y=part[y], mode="lines+markers", name=str(key or label(y)),
                                  line=dict(color=colour(i), width=2), marker=dict(size=4)))
     if threshold is not None:
         fig.add_hline(y=threshold, line_dash="dash", line_color="#999999", annotation_text="threshold")
     fig.update_yaxes(title_text=y_title or label(y), tickformat=".0%" if percent else None)
+    fig.update_layout(showlegend=True)  # also for one line: the legend says what it is
     return _base(fig, title, 300)
 
 
@@ -301,9 +483,10 @@ def anomalies_over_time(frame: pd.DataFrame, title: str | None = "Validation ano
     counts = df.groupby(["day", "kind"]).size().reset_index(name="count")
     fig = go.Figure()
     for i, (kind, part) in enumerate(counts.groupby("kind", sort=True)):
-        fig.add_trace(go.Bar(x=part["day"], y=part["count"], name=str(kind), marker_color=colour(i)))
-    fig.update_layout(barmode="stack")
+        fig.add_trace(go.Bar(x=part["day"], y=part["count"], name=str(kind).replace("_", " "), marker_color=colour(i)))
+    fig.update_layout(barmode="stack", showlegend=True)
     fig.update_yaxes(title_text="anomalies")
+    fig.update_xaxes(title_text="day of the data")
     return _base(fig, title, 300)
 
 
@@ -316,6 +499,9 @@ def null_rates(frame: pd.DataFrame, title: str | None = "Null rate per feature")
     shown = has[has > 0].index
     if len(shown) == 0:
         return empty("No feature has null values in this range", title)
+    never = len(has) - len(shown)
+    if never and title:
+        title = f"{title} ({never} feature{'s' if never != 1 else ''} without nulls not shown)"
     return series_over_time(frame[frame["feature"].isin(shown)], "null_rate", by="feature", title=title,
                             y_title="null rate", percent=True)
 
@@ -332,10 +518,19 @@ def metrics_side_by_side(table: pd.DataFrame, metrics: Iterable[str] | None = No
     fig = go.Figure()
     for i, col in enumerate(table.columns):
         vals = [table.at[m, col] for m in names]
-        fig.add_trace(go.Bar(x=[label(m) for m in names], y=vals, name=str(col), marker_color=colour(i),
+        fig.add_trace(go.Bar(x=[directed_label(m) for m in names], y=vals, name=str(col), marker_color=colour(i),
                              text=[_fmt(v) for v in vals], textposition="outside"))
     fig.update_layout(barmode="group", hovermode="closest")
-    return _base(fig, title, 340)
+    fig.update_xaxes(title_text="↑ higher is better · ↓ lower is better")
+    return _base(fig, title, 360)
+
+
+def directed_label(name: str, unit: str | None = None) -> str:
+    """A metric's label with the way that is better: ``Accuracy ↑``, ``Log loss ↓`` (no arrow without one)."""
+    m = metrics.CATALOGUE.get(name)
+    if m is None or m.direction is None:
+        return label(name, unit)
+    return f"{label(name, unit)} {'↓' if m.lower_is_better else '↑'}"
 
 
 def _fmt(v) -> str:
@@ -368,13 +563,20 @@ def run_durations(frame: pd.DataFrame, title: str | None = "Run durations") -> g
         return empty("No finished runs", title)
     when = "started_at" if "started_at" in df.columns and df["started_at"].notna().any() else "created_at"
     fig = go.Figure()
-    for i, (kind, part) in enumerate(df.groupby("kind", sort=True)):
-        failed = part["status"].eq("failed") if "status" in part.columns else pd.Series(False, index=part.index)
+    failed_all = df["status"].eq("failed") if "status" in df.columns else pd.Series(False, index=df.index)
+    for i, (kind, part) in enumerate(df[~failed_all].groupby("kind", sort=True)):
         fig.add_trace(go.Scatter(
             x=part[when], y=part["duration_s"], mode="markers", name=str(kind),
-            marker=dict(color=colour(i), size=9, symbol=["x" if f else "circle" for f in failed]),
+            marker=dict(color=colour(i), size=9, symbol="circle"),
             customdata=part["status"] if "status" in part.columns else None,
             hovertemplate="%{x}<br>%{y:.1f} s · %{customdata}<extra>" + str(kind) + "</extra>",
+        ))
+    failed = df[failed_all]
+    if len(failed):
+        fig.add_trace(go.Scatter(
+            x=failed[when], y=failed["duration_s"], mode="markers", name="failed run",
+            marker=dict(color=FAILED_COLOUR, size=11, symbol="x"), customdata=failed["kind"],
+            hovertemplate="%{x}<br>%{y:.1f} s · %{customdata} failed<extra>failed</extra>",
         ))
     if "anomalies" in df.columns:
         notes = df["anomalies"].map(_unusual)
@@ -388,7 +590,7 @@ def run_durations(frame: pd.DataFrame, title: str | None = "Run durations") -> g
                 customdata=notes[notes != ""],
                 hovertemplate="%{text}<br>%{customdata}<extra>unusual</extra>",
             ))
-    fig.update_yaxes(title_text="seconds", rangemode="tozero")
+    fig.update_yaxes(title_text="duration (seconds)", rangemode="tozero")
     fig.update_layout(hovermode="closest")
     return _base(fig, title, 300)
 
@@ -401,7 +603,8 @@ def drift_series(frame: pd.DataFrame, names: dict[str, str] | None = None,
     if frame is None or len(frame) == 0:
         return empty("No drift results in this range", title)
     names = names or {}
-    method = frame["method"].astype(str) if "method" in frame.columns else ""
+    method = frame["method"].astype(str).map(lambda m: drift_methods.METHODS[m].label if m in drift_methods.METHODS
+                                             else m) if "method" in frame.columns else ""
     df = frame.assign(score=_severity(frame), series=frame["feature"].map(lambda f: names.get(f, f)) + " · " + method)
     return series_over_time(df, "score", by="series", title=title, y_title="score (1 = threshold)", threshold=1.0)
 

@@ -7,7 +7,6 @@ from datetime import date, datetime, timedelta
 import streamlit as st
 
 from mlops_core.clock import utcnow
-
 from ui import data, state, widgets
 
 
@@ -25,8 +24,9 @@ class Context:
     window: str
 
 
-def sidebar(db: str, model_names: list[str]) -> None:
-    """Draw the shared widgets (keys in ``ui.state``); their values persist across pages."""
+def sidebar(db: str, model_names: list[str], *, refresh: bool = False) -> None:
+    """Draw the shared widgets (keys in ``ui.state``); their values persist across pages. ``refresh``: offer the
+    auto-refresh interval (the monitoring pages)."""
     if not model_names:
         return
     if st.session_state.get(state.MODEL) not in model_names:
@@ -45,6 +45,14 @@ def sidebar(db: str, model_names: list[str]) -> None:
     st.sidebar.radio("Window", state.WINDOWS, key=state.WINDOW, horizontal=True,
                      help="Length of one point on the time charts.")
     st.sidebar.caption(f"Newest prediction: {last:%Y-%m-%d %H:%M} UTC" if last else "No predictions logged yet.")
+    if state.REFRESH in st.session_state:  # keep the choice while pages without the widget are shown
+        st.session_state[state.REFRESH] = st.session_state[state.REFRESH]
+    if refresh:
+        if st.session_state.get(state.REFRESH) not in state.REFRESH_CHOICES:
+            st.session_state[state.REFRESH] = 0
+        st.sidebar.selectbox("Auto-refresh", list(state.REFRESH_CHOICES), key=state.REFRESH,
+                             format_func=state.REFRESH_CHOICES.get,
+                             help="Redraw this page on an interval, for a screen that stays open (off by default).")
     with widgets.guard("Reading the log's time span"):
         rows, first, latest = data.times_outside_range(db, model)
         if rows:

@@ -17,6 +17,8 @@ from mlops_core import ControlRoom, Model
 from mlops_core.access import Identity
 from mlops_core.config import resolve_location
 from mlops_core.entities import ModelInfo, RunInfo, VersionInfo
+from mlops_core.errors import InvalidInputError, NotFoundError
+from mlops_core.monitoring.verdict import Verdict
 
 #: Seconds a read stays cached: short enough that a cron ingest shows up within a minute.
 TTL = 60
@@ -120,23 +122,19 @@ def rollback_target(db: str, name: str) -> int | None:
 # --- monitoring -----------------------------------------------------------------------------
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def summary(db: str, name: str, days: int = 7) -> dict:
-    """The headline metric over the last ``days`` up to the newest prediction (not "now": an idle model's last
-    week of traffic is still its last week), plus ``drift_share`` / ``drift_share_previous``: the share of drifted
-    features in the newest stored window and in the window ``days`` earlier."""
-    m = model(db, name)
-    last = m.last_prediction()
-    out = dict(vars(m.summary(days=days, now=last)))
-    out["drift_share"] = out["drift_share_previous"] = None
-    if last is not None:
-        share = m.drift_share(window="day", start=last - timedelta(days=days + 1), end=last)
-        if len(share):
-            share = share.sort_values("window_start")
-            out["drift_share"] = float(share["share"].iloc[-1])
-            earlier = share[share["window_start"] <= share["window_start"].iloc[-1] - timedelta(days=days)]
-            if len(earlier):
-                out["drift_share_previous"] = float(earlier["share"].iloc[-1])
-    return out
+def verdict(db: str, name: str) -> Verdict:
+    """Healthy, watch or act, why, and the next step (``Model.verdict``)."""
+    return model(db, name).verdict()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def estimated_performance(db: str, name: str, window: str, start: datetime, end: datetime) -> tuple[pd.DataFrame, str]:
+    """(estimated metrics per window and version beside the realized ones, "" ) for a binary classifier, or (an
+    empty frame, why there is no estimate). Nothing is stored (a read)."""
+    try:
+        return model(db, name).estimate_performance(window=window, start=start, end=end, store=False), ""
+    except (InvalidInputError, NotFoundError) as exc:
+        return pd.DataFrame(), str(exc)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -175,10 +173,22 @@ def drift_distribution(db: str, name: str, feature: str, start: datetime, end: d
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def alerts(db: str, name: str | None, open_only: bool = False) -> pd.DataFrame:
+def alerts(db: str, name: str | None, open_only: bool = False, statuses: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Incidents, the most recently seen first (``open_only``: open and not snoozed)."""
     if name is None:
-        return room(db).alerts(open_only=open_only)
-    return model(db, name).alerts(open_only=open_only)
+        return room(db).alerts(open_only=open_only, statuses=statuses)
+    return model(db, name).alerts(open_only=open_only, statuses=statuses)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def webhook_deliveries(db: str, name: str | None) -> pd.DataFrame:
+    """Recent deliveries of incidents to webhooks (addresses shortened to their host)."""
+    return room(db).webhook_deliveries(name)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def alert_rules(db: str, name: str) -> pd.DataFrame:
+    return model(db, name).alert_rules()
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

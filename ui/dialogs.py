@@ -5,7 +5,8 @@ on **Confirm**; on success it leaves a message for the next run and reruns the a
 every chart shows the new state (the caches were cleared by ``ui.actions``).
 
 A button does not call the dialog directly: it records the pending action in session
-state (``request``) and the page calls ``show_pending`` on every run. The dialog thus
+state (``request``) and the page frame calls ``show_pending`` once on every run, after the
+page (``ui.frame``), so a button anywhere (the page, the verdict's next step) can ask for it. The dialog thus
 stays open across full reruns (a widget inside it, a test driver that reruns the
 whole script) until it is confirmed or dismissed.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 import streamlit as st
 
 from mlops_core.errors import MlopsError
-
 from ui import actions, widgets
 
 PENDING = "pending_action"

@@ -13,11 +13,12 @@ script run, so a click that started the run is not lost.
 """
 from __future__ import annotations
 
+import time
 from contextvars import ContextVar
 
 import streamlit as st
 
-from ui import auth, context, data, widgets
+from ui import auth, context, data, dialogs, state, verdicts, widgets
 
 #: Section -> pages as (script name in pages/, title, icon). The first page is ``/``; every other page's URL
 #: path is its script's name (``/performance``), the name Streamlit's old multipage mode finds it by too.
@@ -39,6 +40,11 @@ SECTIONS = {
         ("automation", "Automation", ":material/smart_toy:"),
     ],
 }
+
+#: Pages whose figures follow the log: they offer the opt-in auto-refresh.
+MONITORING = {name for name, _, _ in SECTIONS["Monitor"]}
+#: Pages that show the model's verdict themselves (the Overview: one per model), so the frame draws no banner.
+OWN_VERDICT = {"overview"}
 
 #: True while ``run()`` draws a page: the page is inside the frame. A context variable, because every
 #: session runs its script on a thread of its own.
@@ -64,14 +70,47 @@ def run(page: st.Page) -> None:
     names: list[str] = []
     with widgets.guard("Loading the models"):
         names = [m.name for m in data.models(db)]
-    context.sidebar(db, names)
+    name = _page_name(page)
+    context.sidebar(db, names, refresh=name in MONITORING)
     widgets.show_flash()
+    model = st.session_state.get(state.MODEL)
+    if name not in OWN_VERDICT and model in names:
+        with widgets.guard(f"The verdict on {model}"):
+            verdicts.banner(db, model)
     token = _inside_frame.set(True)
     try:
         with widgets.guard(f"The {page.title} page"):
             page.run()
     finally:
         _inside_frame.reset(token)
+    if model in names:
+        with widgets.guard("The confirmation dialog"):
+            dialogs.show_pending(db, model)  # once per run, after every button that may ask for one
+    if name in MONITORING:
+        _auto_refresh(st.session_state.get(state.REFRESH))
+
+
+def _page_name(page: st.Page) -> str:
+    """The page's script name (``overview`` for the default page, whose URL path is empty)."""
+    path = getattr(page, "url_path", "") or ""
+    return path or next(iter(SECTIONS.values()))[0][0]
+
+
+def _auto_refresh(seconds: int | None) -> None:
+    """Rerun the whole page every ``seconds`` (None: never). A fragment wakes up on the interval; the run it
+    wakes in after the interval has passed reruns the app, so the page redraws with fresh reads (the cache's
+    time to live is shorter than every interval offered)."""
+    if not seconds:
+        return
+    st.session_state[state.PAGE_DRAWN_AT] = time.monotonic()
+
+    @st.fragment(run_every=seconds)
+    def tick() -> None:
+        drawn = st.session_state.get(state.PAGE_DRAWN_AT) or time.monotonic()
+        if time.monotonic() - drawn >= seconds - 1:
+            st.rerun()
+
+    tick()
 
 
 def enter() -> None:

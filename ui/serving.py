@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from mlops_core import metrics
 from mlops_core.errors import MlopsError
-from ui import actions, auth, charts, data, widgets
+from ui import actions, auth, charts, data, tables, widgets
+from ui.tables import Column
 
 MODES = {"champion": "Champion only", "split": "Split (A/B)", "shadow": "Shadow", "canary": "Canary ramp"}
 DEFAULT_STEPS = "5%:1h,25%:1h,50%"
@@ -31,7 +33,12 @@ def arms_panel(db: str, model: str, window: str, start, end) -> None:
                            "(`mlops serve`) and `mlops score`, or by a batch's `variant` column.")
                 return
             widgets.chart(charts.arms_over_time(frame), key="perf_arms")
-            st.dataframe(frame, hide_index=True)
+            metric = metrics.CATALOGUE.get(str(frame["metric"].iloc[0]))
+            tables.show(frame.iloc[::-1], [
+                Column("window_start", "Window starting", "time" if window == "hour" else "day"),
+                Column("arm", "Arm"), Column("n", "Predictions", "int"), Column("n_labelled", "Labelled", "int"),
+                Column("value", metric.label if metric else "Value", "decimal"),
+                Column("ci_low", "95% interval from", "decimal"), Column("ci_high", "to", "decimal")])
 
 
 def deployment_form(db: str, model: str, production: int | None, versions: list) -> None:

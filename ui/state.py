@@ -18,3 +18,9 @@ FLASH = "flash"
 RETRAIN_RUN = "retrain_run_id"
 #: Versions chosen for comparison, per model.
 COMPARE = "compare_versions"
+
+#: The auto-refresh interval in seconds (0: off), chosen in the sidebar of the monitoring pages.
+REFRESH = "auto_refresh"
+REFRESH_CHOICES = {0: "Off", 60: "Every minute", 300: "Every 5 minutes", 900: "Every 15 minutes"}
+#: When the page was last drawn in full (monotonic seconds): the auto-refresh's clock.
+PAGE_DRAWN_AT = "page_drawn_at"

@@ -1,23 +1,18 @@
-"""Reusable page parts: the error boundary, the first-run guide, flash messages, badges."""
+"""Reusable page parts: the error boundary, the first-run guide, flash messages, chart drawing."""
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
 from mlops_core.errors import DatabaseBusyError, MlopsError, NotFoundError
-
-from ui import data, state
+from ui import state
 
 log = logging.getLogger("mlops_dashboard")
-
-#: Health badge colours (st.badge names) per level.
-HEALTH_COLOURS = {"ok": "green", "warning": "orange", "alert": "red", "unknown": "gray"}
-
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=^&])")
 
@@ -91,13 +86,6 @@ def show_flash() -> None:
         getattr(st, kind, st.info)(text)
 
 
-def health_badge(level: str) -> None:
-    level = level if level in HEALTH_COLOURS else "unknown"
-    st.badge(level, color=HEALTH_COLOURS[level], icon={"ok": ":material/check_circle:",
-                                                       "warning": ":material/warning:",
-                                                       "alert": ":material/error:"}.get(level))
-
-
 def chart(fig, key: str | None = None) -> None:
     """Draw a plotly figure with Streamlit's theme (follows the light/dark setting)."""
     st.plotly_chart(fig, width="stretch", theme="streamlit", key=key)
@@ -105,19 +93,6 @@ def chart(fig, key: str | None = None) -> None:
 
 def no_data(what: str, hint: str) -> None:
     st.info(f"No {what} in the selected range — {hint}")
-
-
-_ALERT_SEVERITIES = {"critical", "alert", "error", "high"}
-
-
-def health_level(open_alerts) -> str:
-    """ok without open alerts, alert when one is critical, warning otherwise (unknown when alerts are unavailable)."""
-    if open_alerts is None:
-        return "unknown"
-    if len(open_alerts) == 0:
-        return "ok"
-    severities = {str(s).lower() for s in open_alerts.get("severity", [])}
-    return "alert" if severities & _ALERT_SEVERITIES else "warning"
 
 
 def pick(frame, columns: list[str]):

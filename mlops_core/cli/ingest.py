@@ -57,7 +57,7 @@ def cmd_ingest(args) -> int:
     for w in r.warnings:
         print(w if w.startswith("note:") else f"warning: {w}")
     for finding in r.run_anomalies:
-        print(f"unusual run: {finding.message} (alert {finding.alert_id})")
+        print(f"unusual run: {finding.message} (incident {finding.alert_id})")
     return 0
 
 
@@ -86,6 +86,9 @@ def cmd_validate(args) -> int:
         return code
     print(f"{report.source}: {report.rows:,} rows, {report.status}"
           + (f" (report {report.report_id})" if report.report_id else ""))
+    if report.ingested_as:
+        print(f"  this file was ingested already (batch {report.ingested_as}); its ingest report stands, so this "
+              "check was not stored again")
     for a in report.anomalies:
         where = f" {a.feature!r}" if a.feature else ""
         print(f"  {a.severity}: {a.kind}{where}: {a.detail}")

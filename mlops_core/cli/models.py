@@ -31,7 +31,8 @@ def add_commands(sub, common) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_register)
 
-    p = sub.add_parser("status", parents=[common], help="a model's versions, production version and log sizes")
+    p = sub.add_parser("status", parents=[common], help="a model's verdict (healthy, watch, act) and next step, its "
+                                                            "versions, production version and log sizes")
     p.add_argument("--model", required=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
@@ -59,20 +60,39 @@ def cmd_register(args) -> int:
     return 0
 
 
+#: The command that takes each next step of a verdict (``{model}``, ``{version}`` filled in).
+NEXT_STEP_COMMANDS = {
+    "retrain": "mlops retrain --model {model}",
+    "promote": "mlops promote --model {model} --version {version}",
+    "rollback": "mlops rollback --model {model}",
+    "acknowledge": "mlops alerts --model {model}, then mlops alerts ack ID",
+}
+
+
+def _when(t) -> str:
+    return f"{t:%Y-%m-%d %H:%M} UTC" if t is not None else "never"
+
+
 def cmd_status(args) -> int:
-    s = room(args).model(args.model).status()
+    model = room(args).model(args.model)
+    s = model.status()
+    v = model.verdict()
     if args.json:
         print_json({"model": s.model, "task": s.task, "target": s.target, "production_version": s.production_version,
-                    "versions": [{"version": v.version, "status": v.status, "algorithm": v.algorithm,
-                                  "created_at": v.created_at} for v in s.versions],
+                    "versions": [{"version": x.version, "status": x.status, "algorithm": x.algorithm,
+                                  "created_at": x.created_at} for x in s.versions],
                     "predictions": s.predictions, "labels": s.labels, "last_prediction_at": s.last_prediction_at,
-                    "features": s.features})
+                    "features": s.features, "verdict": v})
         return 0
-    print(f"{s.model} ({s.task}, target {s.target})")
-    print(f"  production version: {s.production_version}")
-    for v in s.versions:
-        print(f"  v{v.version}: {v.status} ({v.algorithm})")
-    print(f"  predictions: {s.predictions:,}  labels: {s.labels:,}  last prediction: {s.last_prediction_at}")
+    print(f"{s.model} ({s.task}, target {s.target}" + (f" in {model.info.unit}" if model.info.unit else "") + ")")
+    print(f"  verdict: {v.line()}")
+    command = NEXT_STEP_COMMANDS.get(v.next_step.action)
+    if command:
+        print(f"  next step: {command.format(model=s.model, version=v.next_step.version)}")
+    print("  production version: " + (f"v{s.production_version}" if s.production_version is not None else "none"))
+    for x in s.versions:
+        print(f"  v{x.version}: {x.status} ({x.algorithm}), created {_when(x.created_at)}")
+    print(f"  predictions: {s.predictions:,}  labels: {s.labels:,}  last prediction: {_when(s.last_prediction_at)}")
     return 0
 
 
@@ -84,7 +104,9 @@ def cmd_models(args) -> int:
         print_json(rows)
     else:
         for row in rows:
-            print(f"{row['model']}\t{row['task']}\tproduction v{row['production_version']}")
+            prod = f"production v{row['production_version']}" if row["production_version"] is not None else \
+                "no production version"
+            print(f"{row['model']}\t{row['task']}\t{prod}")
         if not rows:
             print("No models yet: run `mlops demo` or `mlops register ...`.")
     return 0
@@ -113,6 +135,6 @@ def cmd_versions(args) -> int:
         gate = "" if rec["gate_passed"] is None or rec["gate_passed"] != rec["gate_passed"] else (
             " gate passed" if rec["gate_passed"] else " gate FAILED")
         print(f"v{rec['version']:<3} {rec['status']:<10} {rec['algorithm']} rows={rec['train_rows']} "
-              f"created {rec['created_at']:%Y-%m-%d %H:%M} by {rec['created_by']}{gate}")
+              f"created {rec['created_at']:%Y-%m-%d %H:%M} UTC by {rec['created_by']}{gate}")
         print(f"     holdout: {_fmt_metrics(metrics)}")
     return 0

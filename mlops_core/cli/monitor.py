@@ -6,6 +6,8 @@ import math
 
 from mlops_core.cli import room
 from mlops_core.cli.output import add_format_options, frame_records, print_csv, print_json
+from mlops_core.clock import utcnow
+from mlops_core.entities import feature_label, jsonable
 
 
 def add_commands(sub, common) -> None:
@@ -43,6 +45,9 @@ def add_commands(sub, common) -> None:
     p.add_argument("--reference-from", help="use the log from this day/time as the reference (with --reference-to)")
     p.add_argument("--reference-to", help="last day (inclusive) or time (exclusive) of the reference window")
     p.add_argument("--no-store", action="store_true", help="compute only; do not write drift_results")
+    p.add_argument("--all", action="store_true", help="print every window, feature and method (default: a summary of "
+                                                    "the latest full window)")
+    p.add_argument("--top", type=int, default=10, help="features listed by score in the summary (default 10)")
     _add_engine_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_drift)
@@ -56,16 +61,35 @@ def add_commands(sub, common) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_drift_settings)
 
-    p = sub.add_parser("alerts", parents=[common], help="list alerts (open by default) or acknowledge one: alerts ack ID")
-    p.add_argument("action", nargs="?", default="list", choices=["list", "ack"], help="list (default) or ack")
-    p.add_argument("id", nargs="?", type=int, help="alert id (with ack)")
-    p.add_argument("--model", help="only this model's alerts")
-    p.add_argument("--all", action="store_true", help="include acknowledged alerts")
+    p = sub.add_parser("alerts", parents=[common], help="list incidents (open ones by default), or acknowledge, "
+                                                        "resolve or snooze one: alerts ack|resolve|snooze ID")
+    p.add_argument("action", nargs="?", default="list", choices=["list", "ack", "resolve", "snooze"],
+                   help="list (default), ack (someone is on it), resolve (done; it reopens if it fires again), "
+                        "snooze (hide it for --hours)")
+    p.add_argument("id", nargs="?", type=int, help="incident id (with ack, resolve, snooze)")
+    p.add_argument("--model", help="only this model's incidents")
+    p.add_argument("--all", action="store_true", help="every incident: acknowledged, snoozed and resolved ones too")
+    p.add_argument("--hours", type=float, default=24.0, help="with snooze: for how long (default 24, at most 720)")
     p.add_argument("--actor", help="act under another name in the audit log (admins only; default: your user name)")
     add_format_options(p)
     p.set_defaults(func=cmd_alerts)
 
-    p = sub.add_parser("ack-alert", parents=[common], help="acknowledge an alert")
+    p = sub.add_parser("webhook", parents=[common], help="where incidents are posted (Slack-compatible JSON): "
+                                                         "webhook add|list|remove|test|deliver")
+    p.add_argument("action", choices=["add", "list", "remove", "test", "deliver"],
+                   help="add --url URL; list; remove ID; test ID (post a test message); deliver (send what is "
+                        "queued now, with --retry-failed the failed ones too)")
+    p.add_argument("id", nargs="?", type=int, help="webhook id (with remove, test)")
+    p.add_argument("--url", help="with add: an http(s) address, e.g. a Slack incoming webhook")
+    p.add_argument("--model", help="with add: only this model's incidents (default: every model); with list: the "
+                                   "webhooks of this model")
+    p.add_argument("--min-severity", default="warning", choices=["info", "warning", "critical"],
+                   help="with add: the least severe incidents posted (default warning)")
+    p.add_argument("--retry-failed", action="store_true", help="with deliver: send failed deliveries again")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_webhook)
+
+    p = sub.add_parser("ack-alert", parents=[common], help="acknowledge an incident (same as alerts ack ID)")
     p.add_argument("--id", type=int, required=True)
     p.add_argument("--actor", help="act under another name in the audit log (admins only; default: your user name)")
     p.add_argument("--json", action="store_true")
@@ -118,7 +142,8 @@ def cmd_performance(args) -> int:
         print(f"No predictions of {args.model} in this range.")
         return 0
     names = metrics.names(model.info.task, model.info.binary)
-    head = f"{'window':<17} {'ver':>3} {'n':>7} {'labelled':>8} " + " ".join(f"{m:>9}" for m in names) + f" {'95% CI':>15}"
+    head = f"{'window (UTC)':<17} {'ver':>3} {'n':>7} {'labelled':>8} " + " ".join(f"{m:>9}" for m in names) + \
+        f" {'95% CI':>15}"
     print(head)
     for r in df.to_dict(orient="records"):
         print(f"{r['window_start']:%Y-%m-%d %H:%M} {r['version']:>3} {r['n']:>7} {r['n_labelled']:>8} "
@@ -194,35 +219,110 @@ def cmd_drift(args) -> int:
     if df.empty:
         print(f"No predictions of {args.model} in this range.")
         return 0
-    share = drift.share(df)
-    for ws, part in df.groupby("window_start"):
-        s = share[share["window_start"] == ws]
-        share_txt = f"{float(s['share'].iloc[0]):.0%} of features drifted" if len(s) else ""
-        print(f"{ws:%Y-%m-%d %H:%M}  {share_txt}")
-        for r in part.to_dict(orient="records"):
-            flag = "DRIFT" if r["drifted"] else "ok"
-            print(f"  {r['feature']:<24} {r['method']:<15} {_fmt(r['statistic']):>9} (threshold {_fmt(r['threshold'], 'g')}, "
-                  f"p {_fmt(r['p_value'], '.3g')}, n {r['n_current']})  {flag}")
+    if args.all:
+        _print_drift_rows(df, drift.share(df))
+    else:
+        _print_drift_summary(args, df, drift.share(df), model.last_prediction())
     return 0
 
 
+def _print_drift_rows(df, share) -> None:
+    for ws, part in df.groupby("window_start"):
+        s = share[share["window_start"] == ws]
+        share_txt = f"{float(s['share'].iloc[0]):.0%} of features drifted" if len(s) else ""
+        print(f"{ws:%Y-%m-%d %H:%M} UTC  {share_txt}")
+        for r in part.to_dict(orient="records"):
+            flag = "DRIFT" if r["drifted"] else "ok"
+            print(f"  {feature_label(r['feature']):<24} {r['method']:<15} {_fmt(r['statistic']):>9} "
+                  f"(threshold {_fmt(r['threshold'], 'g')}, p {_fmt(r['p_value'], '.3g')}, n {r['n_current']})  {flag}")
+
+
+def _print_drift_summary(args, df, share, as_of) -> None:
+    """The latest full window: the drifted features and the top features by score (statistic ÷ threshold)."""
+    import pandas as pd
+
+    from mlops_core.monitoring import windows
+
+    starts = sorted(df["window_start"].unique())
+    latest = windows.latest_full(starts, args.window, as_of)
+    first, last = pd.Timestamp(starts[0]), pd.Timestamp(starts[-1])
+    print(f"{args.model}: drift per {args.window} in {len(starts)} window(s), {first:%Y-%m-%d %H:%M} to "
+          f"{last:%Y-%m-%d %H:%M} UTC" + ("" if args.no_store else " (stored)") + ".")
+    if latest is None:
+        print(f"No full {args.window} yet: the only window is still in progress. Every row: --all.")
+        return
+    part = df[df["window_start"] == latest].copy()
+    part["score"] = part["statistic"] / part["threshold"].where(part["threshold"] > 0)
+    part.loc[part["method"].isin(["ks", "chi2"]), "score"] = float("nan")  # p-value methods: no distance score
+    feats = part[~part["feature"].str.startswith("__")]
+    drifted = sorted(feats.loc[feats["drifted"].astype(bool), "feature"].unique())
+    s = share[share["window_start"] == latest]
+    n_feat = int(s["n_features"].iloc[0]) if len(s) else feats["feature"].nunique()
+    print(f"Latest full {args.window}, {latest:%Y-%m-%d %H:%M} UTC: {len(drifted)} of {n_feat} features drifted"
+          + (f": {', '.join(drifted)}." if drifted else "."))
+    top = feats.sort_values(["score", "statistic"], ascending=False, na_position="last").drop_duplicates("feature")
+    print(f"Top {min(args.top, len(top))} by score (statistic ÷ threshold; above 1 is drift):")
+    for r in top.head(args.top).to_dict(orient="records"):
+        flag = "DRIFT" if r["drifted"] else "ok"
+        print(f"  {r['feature']:<24} {r['method']:<15} {_fmt(r['statistic']):>9} (threshold {_fmt(r['threshold'], 'g')})"
+              f"  score {_fmt(r['score'], '.2f'):>5}  {flag}")
+    for r in part[part["feature"].str.startswith("__")].to_dict(orient="records"):
+        flag = "DRIFT" if r["drifted"] else "ok"
+        print(f"  {feature_label(r['feature']):<24} {r['method']:<15} {_fmt(r['statistic']):>9} "
+              f"(threshold {_fmt(r['threshold'], 'g')})  {flag}")
+    newer = [t for t in starts if pd.Timestamp(t) > latest]
+    if newer:
+        print(f"({pd.Timestamp(newer[-1]):%Y-%m-%d %H:%M} UTC is still in progress: not ranked.)")
+    print(f"Every window, feature and method: --all ({len(df):,} rows).")
+
+
 def _print_alerts(df) -> None:
+    import pandas as pd
+
     if df.empty:
-        print("No alerts.")
+        print("No incidents.")
         return
     for r in df.to_dict(orient="records"):
-        state = f"acknowledged by {r['acknowledged_by']}" if r["acknowledged"] else "open"
-        print(f"#{r['id']} {r['raised_at']:%Y-%m-%d %H:%M} {r['model']} [{r['severity']}] {r['kind']} ({state})")
+        state = r["status"]
+        if state == "acknowledged":
+            state = f"acknowledged by {r['acknowledged_by']}"
+        elif state == "resolved":
+            state = f"resolved by {r['resolved_by']}"
+        until = r.get("snoozed_until")
+        if until is not None and pd.notna(until) and pd.Timestamp(until) > pd.Timestamp(utcnow()):
+            state += f", snoozed until {pd.Timestamp(until):%Y-%m-%d %H:%M} UTC"
+        print(f"#{r['id']} {r['model']} [{r['severity']}] {r['title'] or r['kind']} ({state})")
+        seen = f"seen in {int(r['windows'] or 1)} window(s), {_when(r['first_seen'])} to {_when(r['last_seen'])}"
+        now = f"now {r['current_text']}; " if r.get("current_text") else ""
+        print(f"    {now}{seen}" + (f"; reopened {int(r['reopened'])} time(s)" if r.get("reopened") else ""))
         print(f"    {r['message']}")
 
 
+def _when(t) -> str:
+    import pandas as pd
+
+    return "-" if t is None or pd.isna(t) else f"{pd.Timestamp(t):%Y-%m-%d %H:%M} UTC"
+
+
 def cmd_alerts(args) -> int:
-    if args.action == "ack":
+    if args.action != "list":
         if args.id is None:
             from mlops_core.errors import InvalidInputError
 
-            raise InvalidInputError("Give the alert id: `alerts ack ID` (see `alerts --model NAME`).")
-        return _ack(args, args.id)
+            raise InvalidInputError(f"Give the incident id: `alerts {args.action} ID` (see `alerts --model NAME`).")
+        if args.action == "ack":
+            return _ack(args, args.id)
+        r = room(args, actor=args.actor)
+        if args.action == "resolve":
+            changed = r.resolve(args.id)
+            out = {"id": args.id, "resolved": True, "changed": changed}
+            text = f"Incident {args.id} resolved." if changed else f"Incident {args.id} was resolved already."
+        else:
+            until = r.snooze(args.id, args.hours)
+            out = {"id": args.id, "snoozed_until": until}
+            text = f"Incident {args.id} snoozed until {until:%Y-%m-%d %H:%M} UTC."
+        print_json(out) if args.json else print(text)
+        return 0
     r = room(args)
     df = r.model(args.model).alerts(open_only=not args.all) if args.model else r.alerts(open_only=not args.all)
     if getattr(args, "csv", False):
@@ -239,12 +339,65 @@ def _ack(args, alert_id: int) -> int:
     if args.json:
         print_json({"id": alert_id, "acknowledged": True, "changed": changed})
     else:
-        print(f"Alert {alert_id} acknowledged." if changed else f"Alert {alert_id} was already acknowledged.")
+        print(f"Incident {alert_id} acknowledged." if changed else f"Incident {alert_id} was not open (acknowledged "
+              "or resolved already).")
     return 0
 
 
 def cmd_ack(args) -> int:
     return _ack(args, args.id)
+
+
+def cmd_webhook(args) -> int:
+    from mlops_core.errors import InvalidInputError
+    from mlops_core.monitoring.webhooks import shown_url
+
+    r = room(args)
+    if args.action == "add":
+        if not args.url:
+            raise InvalidInputError("Give the address: `webhook add --url https://hooks.example/...`.")
+        hook = r.add_webhook(args.url, model=args.model, min_severity=args.min_severity)
+        if args.json:
+            print_json({**jsonable(hook), "url": shown_url(hook.url)})
+        else:
+            print(f"Webhook {hook.id} added: {shown_url(hook.url)} gets the new and reopened incidents of "
+                  f"{hook.model or 'every model'} from {hook.min_severity} up.")
+        return 0
+    if args.action == "list":
+        hooks = r.webhooks(args.model)
+        if args.json:
+            print_json([{**jsonable(h), "url": shown_url(h.url)} for h in hooks])
+        elif not hooks:
+            print("No webhooks.")
+        for h in hooks if not args.json else []:
+            print(f"#{h.id} {shown_url(h.url)} {h.model or 'every model'} from {h.min_severity} up"
+                  + ("" if h.enabled else " (off)") + f", added {_when(h.created_at)} by {h.created_by}")
+        return 0
+    if args.action in ("remove", "test"):
+        if args.id is None:
+            raise InvalidInputError(f"Give the webhook id: `webhook {args.action} ID` (see `webhook list`).")
+        if args.action == "remove":
+            hook = r.remove_webhook(args.id)
+            print_json({"id": hook.id, "removed": True}) if args.json else print(f"Webhook {hook.id} removed.")
+            return 0
+        outcome = r.test_webhook(args.id)
+        if args.json:
+            print_json({**jsonable(outcome), "url": shown_url(outcome.url)})
+        else:
+            print(f"Test message delivered to {shown_url(outcome.url)} (HTTP {outcome.http_status})." if outcome.delivered
+                  else f"Test message NOT delivered to {shown_url(outcome.url)} after {outcome.attempts} attempt(s): "
+                       f"{outcome.error}")
+        return 0 if outcome.delivered else 1
+    outcomes = r.deliver_webhooks(retry_failed=args.retry_failed)
+    if args.json:
+        print_json([{**jsonable(o), "url": shown_url(o.url)} for o in outcomes])
+    else:
+        sent = sum(o.delivered for o in outcomes)
+        print(f"{sent} of {len(outcomes)} notification(s) delivered.")
+        for o in outcomes:
+            if not o.delivered:
+                print(f"  incident {o.alert_id} to {shown_url(o.url)}: {o.error} after {o.attempts} attempt(s)")
+    return 0 if all(o.delivered for o in outcomes) else 1
 
 
 def cmd_rules(args) -> int:

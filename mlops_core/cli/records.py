@@ -37,7 +37,7 @@ def cmd_runs(args) -> int:
         return 0
     for r in df.to_dict(orient="records"):
         dur = f"{r['duration_s']:.1f}s" if r["duration_s"] == r["duration_s"] and r["duration_s"] is not None else "-"
-        print(f"{r['id']}  {r['created_at']:%Y-%m-%d %H:%M:%S}  {r['model'] or '-':<16} {r['kind']:<8} {r['status']:<9} "
+        print(f"{r['id']}  {r['created_at']:%Y-%m-%d %H:%M:%S} UTC  {r['model'] or '-':<16} {r['kind']:<8} {r['status']:<9} "
               f"{r['progress']:4.0%} {dur:>7}  {r['actor']}: {_text(r['error']) or _text(r['message'])}")
         for finding in json.loads(r["anomalies"]) if _text(r.get("anomalies")) else []:
             print(f"    unusual: {finding['message']}")
@@ -60,7 +60,7 @@ def cmd_audit(args) -> int:
         if r["to_version"] == r["to_version"] and r["to_version"] is not None:
             fv = r["from_version"]
             versions = (f" v{int(fv)} -> " if fv == fv and fv is not None else " -> ") + f"v{int(r['to_version'])}"
-        print(f"{r['occurred_at']:%Y-%m-%d %H:%M:%S}  {r['actor']:<11} {r['action']:<18} {r['model'] or '-'}{versions}"
+        print(f"{r['occurred_at']:%Y-%m-%d %H:%M:%S} UTC  {r['actor']:<11} {r['action']:<18} {r['model'] or '-'}{versions}"
               f"  {_text(r['reason'])}")
     return 0
 

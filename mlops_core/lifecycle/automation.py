@@ -12,7 +12,7 @@ Triggers (any one fires):
 
 What ``evaluate`` does when a trigger fires:
 
-- ``manual``: raises one ``policy_trigger`` alert (one open alert per model and day) and
+- ``manual``: opens (or updates, once a day) the model's ``policy_trigger`` incident and
   nothing else; a person decides.
 - ``automated``: starts a retrain (actor ``automation``) on the policy's window ending at
   the evaluation time, whose candidate is promoted in the same transaction that registers
@@ -39,9 +39,10 @@ from mlops_core.entities import ModelInfo, jsonable
 from mlops_core.errors import AlreadyRunningError
 from mlops_core.lifecycle import jobs
 from mlops_core.lifecycle.policies import Policy, policy_of
+from mlops_core.monitoring import webhooks
 from mlops_core.monitoring.alerts import MonitoringResult, run_monitoring
+from mlops_core.monitoring.incidents import raise_incident
 from mlops_core.store import Store, transaction, utcnow
-from mlops_core.store import alerts as astore
 from mlops_core.store import jobs as jobstore
 from mlops_core.store import models as mstore
 from mlops_core.store import runs as runstore
@@ -123,17 +124,22 @@ def evaluate(store: Store, info: ModelInfo, *, now: datetime | None = None, drif
         elif policy.mode == "manual":
             text = f"{model}: retrain recommended — " + "; ".join(triggers) + ". Mode is manual: a person decides."
             with transaction(con):
-                alert_id = astore.raise_policy_alert(con, model, text, dedup_key=f"policy:{model}:{now:%Y-%m-%d}",
-                                                     details={"triggers": triggers, "signals": signals}, at=now)
-                if alert_id is not None:
+                alert_id, event = raise_incident(
+                    con, model=model, kind="policy_trigger", severity="warning", key=f"policy:{model}",
+                    subject="policy", title="Retrain recommended by the policy", message=text,
+                    occurred=datetime(now.year, now.month, now.day), at=now, value_text="; ".join(triggers),
+                    details={"triggers": triggers, "signals": signals})
+                raised = event in ("new", "reopened")
+                if raised:
                     runstore.insert_audit(con, actor=ACTOR, action="policy_alert", model=model, reason=text,
                                           details={"alert_id": alert_id, "triggers": triggers}, at=now)
             decision.action = "alert"
-            decision.alert_ids = [alert_id] if alert_id is not None else []
-            decision.message = text if alert_id is not None else text + " (an open alert for today already says so)"
+            decision.alert_ids = [alert_id] if raised else []
+            decision.message = text if raised else text + " (its open incident already says so)"
     if triggers and policy.mode == "automated":
         decision = _act_automated(store, info, policy, decision, last_retrain, now, spawn=spawn)
     decision.monitor_run_id = _record(store, model, decision)
+    webhooks.deliver_pending(store)
     return decision
 
 

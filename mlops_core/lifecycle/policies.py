@@ -2,7 +2,7 @@
 
 A policy is stored per model in ``policies`` (mode + a JSON config). Without a stored
 policy a model gets ``Policy()`` defaults: mode ``manual``, drift trigger at a drift
-share above 0.30, no metric trigger, no schedule, cool-down 24 h, retrain window 30 days,
+share above 0.30 (``alerts.DEFAULT_DRIFT_SHARE``, the default drift alert's threshold too), no metric trigger, no schedule, cool-down 24 h, retrain window 30 days,
 the default gate (see ``gate``). What a policy does when evaluated is in ``automation``.
 """
 from __future__ import annotations
@@ -18,9 +18,10 @@ from mlops_core.entities import ModelInfo
 from mlops_core.errors import InvalidInputError
 from mlops_core.lifecycle import gate as gatemod
 from mlops_core.lifecycle.training import MAX_SPAN_DAYS, MIN_TRAINING_ROWS
-from mlops_core.store import transaction, utcnow
+from mlops_core.monitoring.alerts import DEFAULT_DRIFT_SHARE
 from mlops_core.store import policies as pstore
 from mlops_core.store import runs as runstore
+from mlops_core.store import transaction, utcnow
 
 MODES = ("manual", "automated")
 
@@ -31,7 +32,7 @@ class Policy:
 
     model: str
     mode: str = "manual"
-    drift_share_above: float | None = 0.3
+    drift_share_above: float | None = DEFAULT_DRIFT_SHARE
     metric: str | None = None
     metric_threshold: float | None = None
     every_days: float | None = None

@@ -38,7 +38,7 @@ from mlops_core.entities import (
 from mlops_core.errors import AlreadyExistsError, ConflictError, InvalidInputError, NotFoundError
 from mlops_core.lifecycle import artifacts, training
 from mlops_core.monitoring import estimated_performance, performance
-from mlops_core.store import Store, logs, transaction, utcnow
+from mlops_core.store import Store, logs, utcnow
 from mlops_core.store import estimation as estore
 from mlops_core.store import features as fstore
 from mlops_core.store import models as mstore
@@ -305,8 +305,9 @@ def _check_promotable(con: duckdb.DuckDBPyConnection, model: str, version: int, 
     if v.status == "rejected" and not force:
         reasons = "; ".join((v.gate or {}).get("reasons", [])) or "it failed its promotion gate"
         raise ConflictError(
-            f"Version {version} of {model!r} was rejected ({reasons}). Promote it anyway with --force "
-            "(the audit log records the override).", model=model, version=version)
+            f"Version {version} of {model!r} was rejected by its gate ({reasons}). To promote it anyway, force it "
+            "on purpose: `--force` on the command line, `force=True` in Python, 'Promote it anyway' on the "
+            "dashboard's Versions page; the audit log records the override.", model=model, version=version)
     return v
 
 

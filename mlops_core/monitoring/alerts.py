@@ -1,4 +1,4 @@
-"""Alert rules per model, their evaluation (``run_monitoring``, safe from cron) and the alert list.
+"""Alert rules per model, their evaluation (``run_monitoring``, safe from cron) and incidents.
 
 Rule kinds (``alert_rules.kind``):
 
@@ -6,23 +6,31 @@ Rule kinds (``alert_rules.kind``):
   window is below / above ``threshold``. To keep alarms trustworthy with few labels, the
   whole 95% interval must be on the wrong side (``ci_high < threshold`` for accuracy-like
   metrics) when the metric has one, and the window needs ``params.min_labels`` labels
-  (default 50).
+  (default ``performance.MIN_LABELLED_ROWS``, 50).
 - ``drift_share_above``: the share of drifted features in a finished window is above ``threshold``.
-- ``feature_drift``: feature ``target`` (or any feature when ``target`` is empty, or a
+- ``feature_drift``: feature ``target`` (or each feature when ``target`` is empty, or a
   pseudo-feature such as ``__prediction__``) drifted in a finished window.
-- ``validation_anomalies``: more than ``threshold`` validation anomalies recorded in a window.
+- ``validation_anomalies``: more than ``threshold`` validation anomalies recorded about a window.
 - ``no_traffic``: no prediction logged for ``threshold`` hours.
 - ``stale_feature_view``: a feature view the model takes features from (``target``, or every view of
   its binding when empty) has its newest event time older than ``threshold`` hours, or, without a
   threshold, than the view's own staleness limit (its ``freshness``, else its TTL); also when the view
-  has no row at all. One alert per view and stale stretch (the key holds the newest event time).
+  has no row at all. One incident per view, reopened when a view that was fresh goes stale again.
 
-Each rule raises at most one alert per window (``dedup_key`` = rule id + window start), so
-running the monitor again (cron) never duplicates alerts. A model without rules gets the
-defaults of ``default_rules`` on its first run.
+**Incidents.** A rule that fires does not add one alert per window: it opens one *incident*
+per rule and subject (the metric and version, the feature, the model), which later windows
+update (last seen, number of windows, current value and message) instead of duplicating. An
+incident is ``open`` until a person acknowledges it (``acknowledged``: someone is on it; it
+keeps counting windows) or resolves it (``resolved``); a resolved incident that fires again
+in a later window is *reopened*, not duplicated. Snoozing hides an incident from the open
+list and from notifications until a given time. Acknowledge, resolve and snooze are audited.
+Running the monitor again on the same windows changes no incident (idempotent, cron-safe).
 
-Alerts of kind ``run_anomaly`` come from no rule: a pipeline run unlike the recent runs of
-its kind raises one (``run_checks``), one open alert per model, series and statistic.
+Incidents of kind ``run_anomaly`` come from no rule: a pipeline run unlike the recent runs of
+its kind (``run_checks``), one per model, series and statistic; ``policy_trigger`` incidents
+come from a manual-mode policy (``lifecycle.automation``), one per model. Every new or reopened
+incident is queued for the model's webhooks (``monitoring.webhooks``) in the transaction that
+records it and sent after it.
 """
 from __future__ import annotations
 
@@ -38,11 +46,13 @@ import pandas as pd
 from mlops_core import metrics
 from mlops_core.clock import utcnow
 from mlops_core.data.schema import finite_number, shown
-from mlops_core.entities import PSEUDO_FEATURES, ModelInfo, RunAnomaly
+from mlops_core.entities import PSEUDO_FEATURES, ModelInfo, RunAnomaly, feature_label
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.monitoring import drift as driftmod
 from mlops_core.monitoring import performance as perf
-from mlops_core.monitoring import run_checks
+from mlops_core.monitoring import run_checks, webhooks
+from mlops_core.monitoring.drift import registry as drift_methods
+from mlops_core.monitoring.incidents import raise_incident
 from mlops_core.store import Store, logs, transaction
 from mlops_core.store import alerts as astore
 from mlops_core.store import drift as dstore
@@ -59,18 +69,35 @@ _OPTIONAL_THRESHOLD = ("feature_drift", "stale_feature_view")
 SEVERITIES = ("info", "warning", "critical")
 #: Windows recomputed on every run (labels and late predictions still arrive for them).
 RECOMPUTE_WINDOWS = {"hour": 48, "day": 14, "week": 4}
-DEFAULT_MIN_LABELS = 50
+DEFAULT_MIN_LABELS = perf.MIN_LABELLED_ROWS
+#: Share of drifted features above which a model's drift needs attention: the default alert rule's threshold and
+#: the default automation policy's drift trigger (one figure, so the two never disagree).
+DEFAULT_DRIFT_SHARE = 0.3
 
 
 @dataclass
 class RaisedAlert:
-    """An alert a monitoring run raised."""
+    """An incident a monitoring run opened or reopened (``event``: new | reopened)."""
 
     id: int
     kind: str
     severity: str
     message: str
     window_start: datetime | None
+    subject: str | None = None
+    event: str = "new"
+
+
+@dataclass
+class _Hit:
+    """One rule firing in one window (or at one time) for one subject."""
+
+    occurred: datetime
+    subject: str
+    message: str
+    value: float | None = None
+    value_text: str | None = None
+    details: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -81,7 +108,8 @@ class MonitoringResult:
     run_id: str
     window: str
     windows_computed: int
-    alerts: list[RaisedAlert] = field(default_factory=list)
+    alerts: list[RaisedAlert] = field(default_factory=list)  # incidents opened or reopened by this run
+    incidents_updated: int = 0  # open incidents seen again in a later window
     drift_window: datetime | None = None
     drift_share: float | None = None
     drifted_features: list[str] = field(default_factory=list)
@@ -128,6 +156,17 @@ def _check_rule(info: ModelInfo, kind: str, severity: str, threshold, target: st
     return number
 
 
+def default_metric_threshold(task: str, holdout: dict | None) -> float | None:
+    """The threshold of a model's default metric rule: the headline of the production version's holdout less
+    0.05 (classification; 0.7 without a holdout figure) or times 1.25 (regression; None without one)."""
+    holdout = holdout or {}
+    if task == "classification":
+        base = holdout.get("accuracy")
+        return round(base - 0.05, 3) if isinstance(base, (int, float)) else 0.7
+    base = holdout.get("rmse")
+    return round(base * 1.25, 4) if isinstance(base, (int, float)) and base else None
+
+
 def default_rules(con: duckdb.DuckDBPyConnection, info: ModelInfo) -> list[dict]:
     """The rules a model gets when it has none: metric, drift share, prediction drift, validation, traffic."""
     version = mstore.current_alias(con, info.name)
@@ -135,19 +174,15 @@ def default_rules(con: duckdb.DuckDBPyConnection, info: ModelInfo) -> list[dict]
     if version is not None:
         holdout = mstore.get_version(con, info.name, version).holdout_metrics or {}
     rules = []
+    thr = default_metric_threshold(info.task, holdout)
     if info.task == "classification":
-        base = holdout.get("accuracy")
-        thr = round(base - 0.05, 3) if isinstance(base, (int, float)) and base is not None else 0.7
         rules.append(dict(kind="metric_below", target="accuracy", threshold=thr, severity="critical",
                           params={"min_labels": DEFAULT_MIN_LABELS, "use_interval": True}))
-    else:
-        base = holdout.get("rmse")
-        thr = round(base * 1.25, 4) if isinstance(base, (int, float)) and base else None
-        if thr is not None:
-            rules.append(dict(kind="metric_above", target="rmse", threshold=thr, severity="critical",
-                              params={"min_labels": DEFAULT_MIN_LABELS, "use_interval": True}))
+    elif thr is not None:
+        rules.append(dict(kind="metric_above", target="rmse", threshold=thr, severity="critical",
+                          params={"min_labels": DEFAULT_MIN_LABELS, "use_interval": True}))
     rules += [
-        dict(kind="drift_share_above", target=None, threshold=0.25, severity="warning", params={}),
+        dict(kind="drift_share_above", target=None, threshold=DEFAULT_DRIFT_SHARE, severity="warning", params={}),
         dict(kind="feature_drift", target="__prediction__", threshold=None, severity="warning", params={}),
         dict(kind="validation_anomalies", target=None, threshold=0, severity="warning", params={}),
         dict(kind="no_traffic", target=None, threshold=24, severity="critical", params={}),
@@ -182,20 +217,27 @@ def delete_rule(con: duckdb.DuckDBPyConnection, rule_id: int) -> None:
         astore.delete_rule(con, int(rule_id))
 
 
-def list_alerts(con: duckdb.DuckDBPyConnection, model: str | None = None, *, open_only: bool = False) -> pd.DataFrame:
-    """Alerts, newest first (of one model, or all); ``open_only`` hides acknowledged ones."""
-    return astore.list_alerts(con, model, open_only)
-
-
-def acknowledge(con: duckdb.DuckDBPyConnection, alert_id: int, *, actor: str) -> bool:
-    """Acknowledge an alert and audit it; return False when it was already acknowledged. Raises NotFoundError."""
-    now = utcnow()
-    with transaction(con):
-        model = astore.acknowledge(con, int(alert_id), actor, now)
-        if model is not None:
-            runstore.insert_audit(con, actor=actor, action="acknowledge_alert", model=model,
-                                  reason=f"alert {alert_id} acknowledged", details={"alert_id": int(alert_id)}, at=now)
-    return model is not None
+def incident_title(info: ModelInfo, kind: str, subject: str, threshold: float | None) -> str:
+    """A short title of a rule's incident: what is wrong with what, e.g. "Accuracy of v2 below 0.79"."""
+    if kind in ("metric_below", "metric_above"):
+        metric, _, version = subject.partition(" ")
+        m = metrics.CATALOGUE.get(metric)
+        name = m.label if m else metric
+        unit = f" {m.unit_label(info.unit)}" if m and m.unit_label(info.unit) else ""
+        word = "below" if kind == "metric_below" else "above"
+        return f"{name} of {version} {word} {_fmt(threshold)}{unit}"
+    if kind == "drift_share_above":
+        return f"More than {threshold:.0%} of features drifted" if threshold is not None else "Many features drifted"
+    if kind == "feature_drift":
+        return {"__prediction__": "Prediction drift", "__score__": "Score drift", "__target__": "Target drift"}.get(
+            subject, f"Drift in {feature_label(subject)}")
+    if kind == "validation_anomalies":
+        return "Validation anomalies"
+    if kind == "no_traffic":
+        return f"No predictions for {_fmt(threshold)} hours"
+    if kind == "stale_feature_view":
+        return f"Feature view {subject.removeprefix('view=')} stale"
+    return kind.replace("_", " ").capitalize()
 
 
 # --- evaluation ------------------------------------------------------------------------------
@@ -203,6 +245,13 @@ def acknowledge(con: duckdb.DuckDBPyConnection, alert_id: int, *, actor: str) ->
 
 def _fmt(v) -> str:
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}"
+
+
+def _val(v) -> str:
+    """A metric's value as people compare them: three decimals (one from 100 up)."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.3f}"
 
 
 def _rule_params(rule) -> dict:
@@ -215,7 +264,7 @@ def _rule_params(rule) -> dict:
     return p or {}
 
 
-def _metric_alerts(rule: dict, perf_df: pd.DataFrame, finished: set, window: str) -> list[dict]:
+def _metric_alerts(rule: dict, perf_df: pd.DataFrame, finished: set, window: str, info: ModelInfo) -> list[_Hit]:
     params = _rule_params(rule)
     if perf_df.empty:
         return []
@@ -225,6 +274,10 @@ def _metric_alerts(rule: dict, perf_df: pd.DataFrame, finished: set, window: str
     min_labels = int(params.get("min_labels", DEFAULT_MIN_LABELS))
     use_ci = bool(params.get("use_interval", True))
     below = rule["kind"] == "metric_below"
+    low, high = (f"{metric}_low", f"{metric}_high") if f"{metric}_low" in perf_df.columns else ("ci_low", "ci_high")
+    m = metrics.CATALOGUE.get(metric)
+    name = m.label if m else metric
+    unit = m.unit_label(info.unit) if m else ""
     out = []
     for r in perf_df.itertuples(index=False):
         row = r._asdict()
@@ -233,30 +286,45 @@ def _metric_alerts(rule: dict, perf_df: pd.DataFrame, finished: set, window: str
         value = row[metric]
         if value is None or not math.isfinite(value):
             continue
-        has_ci = row.get("metric") == metric and row.get("ci_low") is not None and math.isfinite(row.get("ci_low", math.nan))
-        bound = (row["ci_high"] if below else row["ci_low"]) if (use_ci and has_ci) else value
+        lo, hi = row.get(low), row.get(high)
+        has_ci = lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi) and (
+            low != "ci_low" or row.get("metric") == metric)
+        bound = (hi if below else lo) if (use_ci and has_ci) else value
         if (below and bound < rule["threshold"]) or (not below and bound > rule["threshold"]):
             word = "below" if below else "above"
-            ci = f" (95% CI {_fmt(row['ci_low'])}–{_fmt(row['ci_high'])})" if has_ci else ""
-            out.append(dict(window_start=row["window_start"], message=(
-                f"{metric} {_fmt(value)}{ci} of version {row['version']} is {word} {_fmt(rule['threshold'])} in the "
-                f"{window} from {row['window_start']:%Y-%m-%d %H:%M} ({row['n_labelled']} labelled predictions)."),
-                details={"metric": metric, "value": value, "ci_low": row.get("ci_low"), "ci_high": row.get("ci_high"),
-                         "version": int(row["version"]), "n_labelled": int(row["n_labelled"])},
-                key_suffix=f"v{row['version']}"))
+            ci = f" (95% CI {_val(lo)}–{_val(hi)})" if has_ci else ""
+            units = f" {unit}" if unit else ""
+            ws = pd.Timestamp(row["window_start"]).to_pydatetime()
+            out.append(_Hit(
+                occurred=ws, subject=f"{metric} v{row['version']}",
+                message=(f"{name} {_val(value)}{units}{ci} of v{row['version']} is {word} {_fmt(rule['threshold'])}"
+                         f"{units} in the {window} from {ws:%Y-%m-%d %H:%M} UTC ({row['n_labelled']} labelled "
+                         "predictions)."),
+                value=float(value), value_text=f"{_val(value)}{units}{ci}",
+                details={"metric": metric, "value": value, "ci_low": lo, "ci_high": hi,
+                         "version": int(row["version"]), "n_labelled": int(row["n_labelled"])}))
     return out
 
 
-def _drift_alerts(rule: dict, drift_df: pd.DataFrame, share: pd.DataFrame, finished: set, window: str) -> list[dict]:
+def _method_label(method: str) -> str:
+    m = drift_methods.METHODS.get(method)
+    return m.label if m else method
+
+
+def _drift_alerts(rule: dict, drift_df: pd.DataFrame, share: pd.DataFrame, finished: set, window: str) -> list[_Hit]:
     out = []
     if rule["kind"] == "drift_share_above":
         for r in share.itertuples(index=False):
             if r.window_start in finished and r.share > rule["threshold"]:
                 feats = drift_df[(drift_df["window_start"] == r.window_start) & drift_df["drifted"]
                                  & ~drift_df["feature"].isin(PSEUDO_FEATURES)]["feature"].unique().tolist()
-                out.append(dict(window_start=r.window_start, message=(
-                    f"{r.n_drifted} of {r.n_features} features drifted ({r.share:.0%}, above {rule['threshold']:.0%}) "
-                    f"in the {window} from {r.window_start:%Y-%m-%d %H:%M}: {', '.join(sorted(feats))}."),
+                ws = pd.Timestamp(r.window_start).to_pydatetime()
+                out.append(_Hit(
+                    occurred=ws, subject="features",
+                    message=(f"{r.n_drifted} of {r.n_features} features drifted ({r.share:.0%}, above "
+                             f"{rule['threshold']:.0%}) in the {window} from {ws:%Y-%m-%d %H:%M} UTC: "
+                             f"{', '.join(sorted(feats))}."),
+                    value=float(r.share), value_text=f"{r.n_drifted} of {r.n_features} features ({r.share:.0%})",
                     details={"share": float(r.share), "features": sorted(feats)}))
         return out
     target = rule.get("target")
@@ -265,12 +333,18 @@ def _drift_alerts(rule: dict, drift_df: pd.DataFrame, share: pd.DataFrame, finis
         hits = hits[hits["feature"] == target]
     else:
         hits = hits[~hits["feature"].isin(PSEUDO_FEATURES)]
-    for ws, part in hits.groupby("window_start"):
-        desc = ", ".join(f"{p.feature} ({p.method} {_fmt(p.statistic)} ≥ {_fmt(p.threshold)})" for p in part.itertuples())
+    for (key, feature), part in hits.groupby(["window_start", "feature"], sort=True):
+        ws = pd.Timestamp(key).to_pydatetime()
+        desc = ", ".join(f"{_method_label(p.method)} {_val(p.statistic)} (threshold {_fmt(p.threshold)})"
+                         for p in part.itertuples())
         what = {"__prediction__": "Prediction drift", "__score__": "Score drift", "__target__": "Target drift"}.get(
-            target, "Feature drift")
-        out.append(dict(window_start=ws, message=f"{what} in the {window} from {ws:%Y-%m-%d %H:%M}: {desc}.",
-                        details={"features": part["feature"].tolist(), "statistics": part["statistic"].tolist()}))
+            feature, f"Drift in {feature_label(feature)}")
+        top = part.iloc[0]
+        out.append(_Hit(occurred=ws, subject=str(feature),
+                        message=f"{what} in the {window} from {ws:%Y-%m-%d %H:%M} UTC: {desc}.",
+                        value=float(top["statistic"]), value_text=desc,
+                        details={"feature": feature, "methods": part["method"].tolist(),
+                                 "statistics": part["statistic"].tolist()}))
     return out
 
 
@@ -310,14 +384,25 @@ def run_monitoring(store: Store, info: ModelInfo, *, now: datetime | None = None
         runstore.update_run(
             con, run_id, status="succeeded", progress=1.0, finished_at=now + timedelta(seconds=result.seconds),
             duration_s=result.seconds,
-            message=f"{len(result.alerts)} new alert(s); drift share {_fmt(result.drift_share)}; "
-                    f"{result.headline_metric} {_fmt(result.headline_value)}",
+            message=_summary_message(result, info),
             metrics={"drift_share": result.drift_share, result.headline_metric or "metric": result.headline_value},
             statistics={"windows_computed": result.windows_computed, "alerts": len(result.alerts),
                         "drifted_features": result.drifted_features, "predictions": result.predictions,
                         "label_coverage": result.label_coverage, "positive_rate": result.positive_rate})
         result.run_anomalies = run_checks.check_finished_run(con, run_id)
+    webhooks.deliver_pending(store)  # after the transaction: never hold the database while a receiver answers
     return result
+
+
+def _summary_message(result: MonitoringResult, info: ModelInfo) -> str:
+    """The monitor run's message in words: incidents, drift share, the headline metric."""
+    parts = [f"{len(result.alerts)} new or reopened incident(s)"
+             + (f", {result.incidents_updated} seen again" if result.incidents_updated else "")]
+    if result.drift_share is not None:
+        parts.append(f"{result.drift_share:.0%} of features drifted")
+    if result.headline_metric and result.headline_value is not None:
+        parts.append(f"{metrics.label(result.headline_metric, info.unit)} {_fmt(result.headline_value)}")
+    return "; ".join(parts)
 
 
 def _monitor(store: Store, info: ModelInfo, run_id: str, now: datetime, window: str,
@@ -379,16 +464,17 @@ def _monitor(store: Store, info: ModelInfo, run_id: str, now: datetime, window: 
         rules = rules[rules["enabled"]]
         for rule in rules.to_dict(orient="records"):
             for hit in _evaluate_rule(con, info, rule, drift_df, share, perf_df, finished, window, now, length):
-                ws = hit.get("window_start")
-                ws = ws.to_pydatetime() if isinstance(ws, pd.Timestamp) else ws
-                key = f"rule:{rule['id']}:{ws.isoformat() if ws else ''}" + (
-                    f":{hit['key_suffix']}" if hit.get("key_suffix") else "")
-                alert_id = astore.insert_alert(
-                    con, model=model, kind=rule["kind"], severity=rule["severity"], message=hit["message"],
-                    rule_id=int(rule["id"]), window_start=ws, dedup_key=key,
-                    details={**hit.get("details", {}), "run_id": run_id}, raised_at=now)
-                if alert_id is not None:
-                    result.alerts.append(RaisedAlert(alert_id, rule["kind"], rule["severity"], hit["message"], ws))
+                alert_id, event = raise_incident(
+                    con, model=model, kind=rule["kind"], severity=rule["severity"],
+                    key=f"rule:{rule['id']}:{hit.subject}", subject=hit.subject,
+                    title=incident_title(info, rule["kind"], hit.subject, rule.get("threshold")),
+                    message=hit.message, occurred=hit.occurred, value=hit.value, value_text=hit.value_text,
+                    details={**hit.details, "run_id": run_id}, at=now, rule_id=int(rule["id"]))
+                if event in ("new", "reopened"):
+                    result.alerts.append(RaisedAlert(alert_id, rule["kind"], rule["severity"], hit.message,
+                                                     hit.occurred, hit.subject, event))
+                elif event == "updated":
+                    result.incidents_updated += 1
     return result
 
 
@@ -405,24 +491,26 @@ def _traffic(result: MonitoringResult, perf_done: pd.DataFrame, info: ModelInfo)
             result.positive_rate = float((rated["positive_rate"] * rated["n"]).sum() / rated["n"].sum())
 
 
-def _evaluate_rule(con, info, rule, drift_df, share, perf_df, finished, window, now, length) -> list[dict]:
+def _evaluate_rule(con, info, rule, drift_df, share, perf_df, finished, window, now, length) -> list[_Hit]:
+    """The rule's hits, oldest first (an incident counts its windows in that order)."""
     kind = rule["kind"]
     if kind in ("metric_below", "metric_above"):
         done = _finished_windows(set(perf_df["window_start"]), window, now) if len(perf_df) else set()
-        return _metric_alerts(rule, perf_df, done, window)
+        return sorted(_metric_alerts(rule, perf_df, done, window, info), key=lambda h: h.occurred)
     if kind in ("drift_share_above", "feature_drift"):
         if drift_df.empty:
             return []
-        return _drift_alerts(rule, drift_df, share, finished, window)
+        return sorted(_drift_alerts(rule, drift_df, share, finished, window), key=lambda h: h.occurred)
     if kind == "validation_anomalies":
         out = []
         for ws in sorted(finished)[-RECOMPUTE_WINDOWS[window]:]:
             ws_dt = ws.to_pydatetime() if isinstance(ws, pd.Timestamp) else ws
             count = astore.validation_anomaly_counts(con, info.name, ws_dt, ws_dt + length)
             if count > (rule["threshold"] or 0):
-                out.append(dict(window_start=ws_dt, message=(
-                    f"{count} validation anomalies in the {window} from {ws_dt:%Y-%m-%d %H:%M} "
-                    f"(more than {_fmt(rule['threshold'])})."), details={"anomalies": count}))
+                out.append(_Hit(occurred=ws_dt, subject="validation", message=(
+                    f"{count} validation anomalies about the {window} from {ws_dt:%Y-%m-%d %H:%M} UTC "
+                    f"(more than {_fmt(rule['threshold'])})."), value=float(count), value_text=f"{count} anomalies",
+                    details={"anomalies": count}))
         return out
     if kind == "stale_feature_view":
         return _stale_view_alerts(con, info, rule, now)
@@ -431,16 +519,19 @@ def _evaluate_rule(con, info, rule, drift_df, share, perf_df, finished, window, 
         hours = float(rule["threshold"])
         silent = (now - last).total_seconds() / 3600 if last is not None else None
         if last is None or silent >= hours:
-            since = f"since {last:%Y-%m-%d %H:%M}" if last is not None else "ever"
-            # one alert per silent stretch: the key is the last prediction's time
-            return [dict(window_start=last, message=f"No predictions logged {since} ({_fmt(silent)} h, limit {hours:g} h).",
+            since = f"since {last:%Y-%m-%d %H:%M} UTC" if last is not None else "ever"
+            # one occurrence per silent stretch: its time is the last prediction's
+            return [_Hit(occurred=last or now, subject="traffic",
+                         message=f"No predictions logged {since} ({_fmt(silent)} hours; limit {hours:g} hours).",
+                         value=silent, value_text=f"silent for {_fmt(silent)} hours",
                          details={"last_prediction": last, "hours": silent})]
         return []
     return []
 
 
-def _stale_view_alerts(con, info: ModelInfo, rule: dict, now: datetime) -> list[dict]:
-    """One hit per stale view of the rule (see the module docstring); ``con``: a metadata visit."""
+def _stale_view_alerts(con, info: ModelInfo, rule: dict, now: datetime) -> list[_Hit]:
+    """One hit per stale view of the rule (see the module docstring), subject ``view=NAME``; ``con``: a metadata
+    visit."""
     target = rule.get("target")
     target = None if target is None or (isinstance(target, float) and math.isnan(target)) else str(target)
     views = [target] if target else (info.feature_binding.views if info.feature_binding else [])
@@ -451,7 +542,7 @@ def _stale_view_alerts(con, info: ModelInfo, rule: dict, now: datetime) -> list[
         try:
             view = fstore.get_view(con, name)
         except NotFoundError:
-            out.append(dict(window_start=None, key_suffix=f"view={name}:undefined",
+            out.append(_Hit(occurred=now, subject=f"view={name}", value_text="not defined",
                             message=f"Feature view {name!r}, which {info.name} takes features from, is not defined.",
                             details={"view": name}))
             continue
@@ -463,10 +554,13 @@ def _stale_view_alerts(con, info: ModelInfo, rule: dict, now: datetime) -> list[
         if newest is None:
             message = f"Feature view {name!r} has no rows; {info.name} gets no values from it."
         else:
-            message = (f"Feature view {name!r} is stale: its newest event time is {newest:%Y-%m-%d %H:%M} "
+            message = (f"Feature view {name!r} is stale: its newest event time is {newest:%Y-%m-%d %H:%M} UTC "
                        f"({fresh.age_s / 3600:.1f} h ago, limit {limit / 3600:g} h); {info.name} is served ever older "
                        "values until they pass the view's TTL. Check the source feeding it.")
-        out.append(dict(window_start=newest, key_suffix=f"view={name}", message=message,
+        # seen at this check (the newest event time may stand still or be older than the last check)
+        out.append(_Hit(occurred=now, subject=f"view={name}", message=message,
+                        value=None if newest is None else fresh.age_s / 3600,
+                        value_text="no rows" if newest is None else f"{fresh.age_s / 3600:.1f} h old",
                         details={"view": name, "newest_event_ts": newest, "age_h": None if newest is None
                                  else fresh.age_s / 3600, "limit_h": None if limit is None else limit / 3600}))
     return out
@@ -474,8 +568,8 @@ def _stale_view_alerts(con, info: ModelInfo, rule: dict, now: datetime) -> list[
 
 def check_feature_freshness(store: Store, info: ModelInfo, *, now: datetime | None = None) -> list[RaisedAlert]:
     """Evaluate only the model's ``stale_feature_view`` rules (adding the default one to a model bound to the feature
-    store that has none) and store new alerts; return them. What ``run_monitoring`` does for these rules, without
-    the drift and performance work."""
+    store that has none), opening or updating their incidents; return the incidents opened or reopened. What
+    ``run_monitoring`` does for these rules, without the drift and performance work."""
     now = now or utcnow()
     raised = []
     with store.transaction() as con:
@@ -487,26 +581,30 @@ def check_feature_freshness(store: Store, info: ModelInfo, *, now: datetime | No
         rules = rules[(rules["kind"] == "stale_feature_view") & rules["enabled"]]
         for rule in rules.to_dict(orient="records"):
             for hit in _stale_view_alerts(con, info, rule, now):
-                ws = hit.get("window_start")
-                key = f"rule:{rule['id']}:{ws.isoformat() if ws else ''}:{hit['key_suffix']}"
-                alert_id = astore.insert_alert(con, model=info.name, kind=rule["kind"], severity=rule["severity"],
-                                               message=hit["message"], rule_id=int(rule["id"]), window_start=ws,
-                                               dedup_key=key, details=hit.get("details", {}), raised_at=now)
-                if alert_id is not None:
-                    raised.append(RaisedAlert(alert_id, rule["kind"], rule["severity"], hit["message"], ws))
+                alert_id, event = raise_incident(
+                    con, model=info.name, kind=rule["kind"], severity=rule["severity"],
+                    key=f"rule:{rule['id']}:{hit.subject}", subject=hit.subject,
+                    title=incident_title(info, rule["kind"], hit.subject, rule.get("threshold")),
+                    message=hit.message, occurred=hit.occurred, value=hit.value, value_text=hit.value_text,
+                    details=hit.details, at=now, rule_id=int(rule["id"]))
+                if event in ("new", "reopened"):
+                    raised.append(RaisedAlert(alert_id, rule["kind"], rule["severity"], hit.message, hit.occurred,
+                                              hit.subject, event))
     return raised
 
 
 __all__ = [
+    "DEFAULT_DRIFT_SHARE",
+    "DEFAULT_MIN_LABELS",
     "RULE_KINDS",
     "SEVERITIES",
     "MonitoringResult",
     "RaisedAlert",
-    "acknowledge",
     "check_feature_freshness",
+    "default_metric_threshold",
     "default_rules",
     "delete_rule",
-    "list_alerts",
+    "incident_title",
     "list_rules",
     "run_monitoring",
     "set_rule",

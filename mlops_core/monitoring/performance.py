@@ -19,11 +19,30 @@ Definitions (each equals ``sklearn.metrics`` on the labelled rows of the window)
 - regression: ``mae``, ``rmse``, ``r2`` (1 - SS_res/SS_tot; 1.0 for a perfect fit on a
   constant label, 0.0 otherwise, as sklearn's ``force_finite``), ``mape`` over rows with a
   non-zero label.
-- headline ``metric`` (``mlops_core.metrics.headline``): accuracy (classification) or rmse (regression).
-  ``ci_low``/``ci_high``: Wilson score interval for accuracy (z = 1.96; Wilson 1927, and
-  Brown, Cai & DasGupta 2001 for why it beats the normal interval at small n); for RMSE a
-  normal-approximation interval of the mean squared error, MSE ± 1.96·sd(e²)/√n, mapped
-  through the square root (clipped at 0).
+- headline ``metric`` (``mlops_core.metrics.headline``): accuracy (classification) or rmse (regression),
+  with its interval in ``ci_low``/``ci_high``.
+
+Every metric ``m`` also has a 95% interval in ``m_low``/``m_high`` (z = 1.96), NaN where it is undefined:
+
+- proportions (accuracy = correct/labelled, precision = tp/predicted positive, recall = tp/actual positive,
+  positive_rate = predicted positive/all): the Wilson score interval (Wilson 1927; Brown, Cai & DasGupta
+  2001 for why it beats the normal interval at small n).
+- F1 = 2J/(1 + J) with J = tp/(tp + fp + fn), the Jaccard index: given the number of rows that are not true
+  negatives, tp is binomial with proportion J, so the Wilson interval of J mapped through the increasing
+  function 2J/(1 + J) is an interval for F1.
+- ROC AUC: the normal interval with the standard error of Hanley & McNeil (1982), from the AUC and the
+  numbers of labelled positives and negatives, clipped to [0, 1].
+- means of per-row values (log loss, MAE, MAPE): mean ± 1.96·s/√n, s the sample standard deviation of
+  the per-row values (the central limit theorem; 1.96 rather than a t quantile, as for every interval here).
+- RMSE: the same normal interval for the mean squared error, MSE ± 1.96·sd(e²)/√n, mapped through the
+  square root (clipped at 0).
+- R² = 1 - MSE/var(y): the interval of the MSE scaled by the window's label variance (the labels'
+  variance taken as fixed: the error of the model, not the spread of the labels, is what varies).
+- macro precision/recall/F1 of multiclass models: no interval (NaN).
+
+A window's interval, like its value, says little when few of its predictions are labelled: a point needs
+``MIN_LABELLED_ROWS`` labelled predictions to be trusted (charts draw it hollow, verdicts and alerts skip
+it); ``too_few_labels`` says which windows lack them.
 """
 from __future__ import annotations
 
@@ -36,16 +55,28 @@ import numpy as np
 import pandas as pd
 
 from mlops_core import metrics
-from mlops_core.store.logs import LogView
 from mlops_core.store import performance as perfstore
 from mlops_core.store.conditions import check_window
+from mlops_core.store.logs import LogView
 
 Z95 = 1.959963984540054
+#: Labelled predictions a window needs before its metrics are trusted: fewer draw a hollow point, and no
+#: verdict, delta or alert uses the window. At 50 the Wilson interval of an accuracy near 0.8 is about ±0.11.
+MIN_LABELLED_ROWS = 50
 
 CLASSIFICATION_METRICS = metrics.CLASSIFICATION
 REGRESSION_METRICS = metrics.REGRESSION
 BASE_COLUMNS = ["window_start", "version", "n", "n_labelled", "label_coverage"]
 TAIL_COLUMNS = ["metric", "ci_low", "ci_high"]
+
+
+def interval_columns(names) -> list[str]:
+    """``<metric>_low``, ``<metric>_high`` of every metric in ``names``, in order."""
+    return [c for m in names for c in (f"{m}_low", f"{m}_high")]
+
+
+CLASSIFICATION_COLUMNS = BASE_COLUMNS + metrics.CLASSIFICATION + TAIL_COLUMNS + interval_columns(metrics.CLASSIFICATION)
+REGRESSION_COLUMNS = BASE_COLUMNS + metrics.REGRESSION + TAIL_COLUMNS + interval_columns(metrics.REGRESSION)
 
 
 def wilson_interval(successes, n, z: float = Z95):
@@ -62,6 +93,53 @@ def wilson_interval(successes, n, z: float = Z95):
     return np.where(bad, np.nan, np.clip(low, 0, 1)), np.where(bad, np.nan, np.clip(high, 0, 1))
 
 
+def jaccard_f1_interval(tp, fp, fn, z: float = Z95):
+    """Interval for F1 from confusion counts: the Wilson interval of J = tp/(tp+fp+fn) mapped through
+    F1 = 2J/(1+J) (arrays in, (low, high) out; NaN where tp + fp + fn = 0)."""
+    tp = np.asarray(tp, dtype=float)
+    lo, hi = wilson_interval(tp, tp + np.asarray(fp, dtype=float) + np.asarray(fn, dtype=float), z)
+    return 2 * lo / (1 + lo), 2 * hi / (1 + hi)
+
+
+def hanley_mcneil_interval(auc, n_pos, n_neg, z: float = Z95):
+    """Normal interval of ROC AUC with the standard error of Hanley & McNeil (1982, Radiology 143:29-36):
+    se² = (A(1-A) + (P-1)(Q1-A²) + (N-1)(Q2-A²)) / (P·N), Q1 = A/(2-A), Q2 = 2A²/(1+A); clipped to [0, 1]
+    (NaN where the AUC is undefined)."""
+    a = np.asarray(auc, dtype=float)
+    p = np.asarray(n_pos, dtype=float)
+    n = np.asarray(n_neg, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+        var = (a * (1 - a) + (p - 1) * (q1 - a * a) + (n - 1) * (q2 - a * a)) / (p * n)
+        half = z * np.sqrt(np.clip(var, 0, None))
+    bad = ~np.isfinite(a) | (p <= 0) | (n <= 0)
+    return np.where(bad, np.nan, np.clip(a - half, 0, 1)), np.where(bad, np.nan, np.clip(a + half, 0, 1))
+
+
+def mean_interval(total, sum_sq, count, z: float = Z95):
+    """Normal interval of a mean from the sum and the sum of squares of ``count`` values: mean ± z·s/√n with
+    s the sample standard deviation (NaN where count < 2)."""
+    total, sum_sq, count = (np.asarray(x, dtype=float) for x in (total, sum_sq, count))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = total / count
+        var = np.clip((sum_sq - count * mean * mean) / (count - 1), 0, None)
+        half = z * np.sqrt(var / count)
+    bad = count < 2
+    return np.where(bad, np.nan, mean - half), np.where(bad, np.nan, mean + half)
+
+
+def _normal_from_var(mean, var, count, z: float = Z95, floor: float | None = 0.0):
+    """mean ± z·sqrt(var/count), clipped below at ``floor`` (NaN where count < 2 or var is missing)."""
+    mean, var, count = (np.asarray(x, dtype=float) for x in (mean, var, count))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        half = z * np.sqrt(var / count)
+    lo, hi = mean - half, mean + half
+    if floor is not None:
+        lo = np.clip(lo, floor, None)
+    bad = (count < 2) | ~np.isfinite(half)
+    return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
+
+
 def _safe_div(a, b):
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
@@ -73,7 +151,7 @@ def _classification_frame(counts: pd.DataFrame) -> pd.DataFrame:
     """Metrics of a multiclass classifier from ``store.monitoring.classification_counts`` (macro averages)."""
     keys = ["window_start", "version"]
     if counts.empty:
-        return pd.DataFrame(columns=BASE_COLUMNS + CLASSIFICATION_METRICS + TAIL_COLUMNS)
+        return pd.DataFrame(columns=CLASSIFICATION_COLUMNS)
     counts = counts.copy()
     counts["prediction"] = counts["prediction"].astype(object)
     counts["label"] = counts["label"].astype(object)
@@ -94,13 +172,16 @@ def _classification_frame(counts: pd.DataFrame) -> pd.DataFrame:
     lo, hi = wilson_interval(out["correct"], out["n_labelled"])
     out["metric"] = "accuracy"
     out["ci_low"], out["ci_high"] = lo, hi
-    return out[BASE_COLUMNS + CLASSIFICATION_METRICS + TAIL_COLUMNS]
+    for c in interval_columns(metrics.CLASSIFICATION):
+        out[c] = np.nan  # macro averages and the binary-only metrics have no interval here
+    out["accuracy_low"], out["accuracy_high"] = lo, hi
+    return out[CLASSIFICATION_COLUMNS]
 
 
 def _binary_frame(sums: pd.DataFrame, auc: pd.DataFrame | None) -> pd.DataFrame:
-    """Metrics of a binary classifier from ``store.monitoring.binary_sums``."""
+    """Metrics of a binary classifier and their intervals from ``store.performance.binary_sums``."""
     if sums.empty:
-        return pd.DataFrame(columns=BASE_COLUMNS + CLASSIFICATION_METRICS + TAIL_COLUMNS)
+        return pd.DataFrame(columns=CLASSIFICATION_COLUMNS)
     out = sums.sort_values(["window_start", "version"]).reset_index(drop=True)
     f = {c: out[c].astype(float).fillna(0).to_numpy() for c in
          ("n", "n_labelled", "correct", "tp", "pred_pos", "act_pos", "pred_pos_all", "n_scored")}
@@ -112,16 +193,31 @@ def _binary_frame(sums: pd.DataFrame, auc: pd.DataFrame | None) -> pd.DataFrame:
     out["recall"] = np.where(has, _safe_div(f["tp"], f["act_pos"]), np.nan)
     out["f1"] = np.where(has, _safe_div(2 * f["tp"], f["pred_pos"] + f["act_pos"]), np.nan)
     out["positive_rate"] = _safe_div(f["pred_pos_all"], f["n"])
+    ll_sum = out["log_loss_sum"].astype(float).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["log_loss"] = np.where(f["n_scored"] > 0, out["log_loss_sum"].astype(float) / f["n_scored"], np.nan)
+        out["log_loss"] = np.where(f["n_scored"] > 0, ll_sum / f["n_scored"], np.nan)
     out["roc_auc"] = np.nan
+    n_pos = n_neg = np.full(len(out), np.nan)
     if auc is not None and not auc.empty:
-        keyed = auc.set_index(["window_start", "version"])["roc_auc"]
-        out["roc_auc"] = keyed.reindex(pd.MultiIndex.from_frame(out[["window_start", "version"]])).to_numpy(dtype=float)
+        keyed = auc.set_index(["window_start", "version"])
+        index = pd.MultiIndex.from_frame(out[["window_start", "version"]])
+        out["roc_auc"] = keyed["roc_auc"].reindex(index).to_numpy(dtype=float)
+        n_pos = keyed["n_pos"].reindex(index).to_numpy(dtype=float)
+        n_neg = keyed["n_neg"].reindex(index).to_numpy(dtype=float)
     lo, hi = wilson_interval(f["correct"], f["n_labelled"])
     out["metric"] = "accuracy"
     out["ci_low"], out["ci_high"] = lo, hi
-    return out[BASE_COLUMNS + CLASSIFICATION_METRICS + TAIL_COLUMNS]
+    out["accuracy_low"], out["accuracy_high"] = lo, hi
+    out["precision_low"], out["precision_high"] = wilson_interval(f["tp"], np.where(has, f["pred_pos"], 0))
+    out["recall_low"], out["recall_high"] = wilson_interval(f["tp"], np.where(has, f["act_pos"], 0))
+    fp, fn = f["pred_pos"] - f["tp"], f["act_pos"] - f["tp"]
+    out["f1_low"], out["f1_high"] = jaccard_f1_interval(f["tp"], np.where(has, fp, 0), np.where(has, fn, 0))
+    out["positive_rate_low"], out["positive_rate_high"] = wilson_interval(f["pred_pos_all"], f["n"])
+    sq = out["log_loss_sq_sum"].astype(float).to_numpy() if "log_loss_sq_sum" in out else np.full(len(out), np.nan)
+    out["log_loss_low"], out["log_loss_high"] = mean_interval(ll_sum, sq, f["n_scored"])
+    out["log_loss_low"] = np.clip(out["log_loss_low"], 0, None)
+    out["roc_auc_low"], out["roc_auc_high"] = hanley_mcneil_interval(out["roc_auc"], n_pos, n_neg)
+    return out[CLASSIFICATION_COLUMNS]
 
 
 def _macro_scores(lab: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -140,8 +236,9 @@ def _macro_scores(lab: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def _regression_frame(sums: pd.DataFrame) -> pd.DataFrame:
+    """Metrics of a regression model and their intervals from ``store.performance.regression_sums``."""
     if sums.empty:
-        return pd.DataFrame(columns=BASE_COLUMNS + REGRESSION_METRICS + TAIL_COLUMNS)
+        return pd.DataFrame(columns=REGRESSION_COLUMNS)
     s = sums.sort_values(["window_start", "version"]).reset_index(drop=True)
     n_lab = s["n_labelled"].astype(float)
     has = n_lab > 0
@@ -152,18 +249,24 @@ def _regression_frame(sums: pd.DataFrame) -> pd.DataFrame:
         out["mae"] = np.where(has, s["sum_abs"].astype(float) / n_lab.where(has), np.nan)
         out["rmse"] = np.sqrt(mse)
         ss_res = s["sum_sq"].astype(float)
-        ss_tot = s["var_label"].astype(float) * n_lab
+        var_label = s["var_label"].astype(float)
+        ss_tot = var_label * n_lab
         r2 = np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.where(ss_res == 0, 1.0, 0.0))
         out["r2"] = np.where(n_lab >= 2, r2, np.nan)
-        out["mape"] = np.where(s["mape_n"] > 0, s["mape_sum"].astype(float) / s["mape_n"].where(s["mape_n"] > 0), np.nan)
-        se = np.sqrt(s["var_sq"].astype(float) / n_lab)
+        mape_n = s["mape_n"].astype(float)
+        out["mape"] = np.where(mape_n > 0, s["mape_sum"].astype(float) / mape_n.where(mape_n > 0), np.nan)
+        mse_low, mse_high = _normal_from_var(mse, s["var_sq"].astype(float), n_lab)
         out["metric"] = "rmse"
-        out["ci_low"] = np.sqrt(np.clip(mse - Z95 * se, 0, None))
-        out["ci_high"] = np.sqrt(np.clip(mse + Z95 * se, 0, None))
-    single = n_lab == 1
-    out.loc[single, "ci_low"] = np.nan
-    out.loc[single, "ci_high"] = np.nan
-    return out[BASE_COLUMNS + REGRESSION_METRICS + TAIL_COLUMNS]
+        out["rmse_low"], out["rmse_high"] = np.sqrt(mse_low), np.sqrt(mse_high)
+        out["ci_low"], out["ci_high"] = out["rmse_low"], out["rmse_high"]
+        out["mae_low"], out["mae_high"] = _normal_from_var(out["mae"], s["var_abs"].astype(float), n_lab)
+        var_ape = s["var_ape"].astype(float) if "var_ape" in s else pd.Series(np.nan, index=s.index)
+        out["mape_low"], out["mape_high"] = _normal_from_var(out["mape"], var_ape, mape_n)
+        # R² = 1 - MSE / var(y): the MSE's interval scaled by the label variance, read in the other direction
+        r2_ok = (var_label > 0) & (n_lab >= 2)
+        out["r2_low"] = np.where(r2_ok, 1 - mse_high / var_label.where(var_label > 0), np.nan)
+        out["r2_high"] = np.where(r2_ok, 1 - mse_low / var_label.where(var_label > 0), np.nan)
+    return out[REGRESSION_COLUMNS]
 
 
 def over_time(con: duckdb.DuckDBPyConnection, log: LogView, *, window: str = "day", start: datetime | None = None,
@@ -172,12 +275,25 @@ def over_time(con: duckdb.DuckDBPyConnection, log: LogView, *, window: str = "da
 
     Columns: window_start, version, n, n_labelled, label_coverage, the task's metrics
     (classification: accuracy, precision, recall, f1, roc_auc, log_loss, positive_rate;
-    regression: mae, rmse, r2, mape), metric (the headline's name), ci_low, ci_high.
+    regression: mae, rmse, r2, mape), metric (the headline's name), ci_low, ci_high (the headline's
+    interval), ``<metric>_low``/``<metric>_high`` for every metric (see the module docstring) and
+    too_few_labels (fewer than ``MIN_LABELLED_ROWS`` labelled predictions).
     Metrics are NaN in windows without labels. ``auc=False`` skips the exact ROC AUC (the
     only part that sorts scores). ``con``: the log engine; ``log``: the files to read. Raises InvalidInputError
     (window).
     """
     check_window(window)
+    return _metrics_frame(con, log, window, start, end, versions, auc)
+
+
+def pooled(con: duckdb.DuckDBPyConnection, log: LogView, *, start: datetime, end: datetime, versions=None,
+           auc: bool = False) -> pd.DataFrame:
+    """The metrics of [start, end) taken as one window, one row per version (``window_start`` = start), with the
+    columns and intervals of ``over_time``: a period's figure from all its labelled predictions at once."""
+    return _metrics_frame(con, log, perfstore.PERIOD, start, end, versions, auc)
+
+
+def _metrics_frame(con, log: LogView, window: str, start, end, versions, auc: bool) -> pd.DataFrame:
     info = log.info
     if info.task == "classification":
         if info.positive_class is not None:
@@ -197,6 +313,7 @@ def over_time(con: duckdb.DuckDBPyConnection, log: LogView, *, window: str = "da
         out["version"] = out["version"].astype("int64")
         out["n"] = out["n"].astype("int64")
         out["n_labelled"] = out["n_labelled"].astype("int64")
+    out["too_few_labels"] = (out["n_labelled"] < MIN_LABELLED_ROWS).astype(bool)
     return out.sort_values(["window_start", "version"]).reset_index(drop=True)
 
 
@@ -261,5 +378,18 @@ def summary(con: duckdb.DuckDBPyConnection, log: LogView, *, days: int = 7, now:
                    (n_lab / n) if n else None, start, end)
 
 
-__all__ = ["over_time", "confusion", "residuals", "summary", "Summary", "wilson_interval",
-           "CLASSIFICATION_METRICS", "REGRESSION_METRICS"]
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "MIN_LABELLED_ROWS",
+    "REGRESSION_METRICS",
+    "Summary",
+    "confusion",
+    "hanley_mcneil_interval",
+    "jaccard_f1_interval",
+    "mean_interval",
+    "over_time",
+    "pooled",
+    "residuals",
+    "summary",
+    "wilson_interval",
+]

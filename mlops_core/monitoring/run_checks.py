@@ -6,7 +6,7 @@ the findings it writes belong to the visit that records the run: a run is checke
 against the runs that had finished before it. Failed runs are neither checked nor part of
 any history (their durations and counts describe a break, not the normal run). The rule
 itself is ``run_anomalies`` (pure); findings go to the ``run_anomalies`` table, and each
-finding raises or joins an alert of kind ``run_anomaly`` (``raise_alert``).
+finding opens or updates the incident of kind ``run_anomaly`` of its series and statistic (``raise_alert``).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import duckdb
 from mlops_core.clock import utcnow
 from mlops_core.entities import RunAnomaly
 from mlops_core.monitoring import run_anomalies as rule
-from mlops_core.store import alerts as astore
+from mlops_core.monitoring.incidents import raise_incident
 from mlops_core.store import run_anomalies as anomstore
 from mlops_core.store import runs as runstore
 
@@ -46,17 +46,19 @@ def check_finished_run(con: duckdb.DuckDBPyConnection, run_id: str) -> list[RunA
 
 
 def raise_alert(con: duckdb.DuckDBPyConnection, finding: RunAnomaly) -> int:
-    """Raise the ``run_anomaly`` alert of a finding, or join the open one of its (model, series, statistic).
+    """Open, update or reopen the ``run_anomaly`` incident of a finding's (model, series, statistic).
 
-    The one place a finding becomes an alert. Returns the alert's id.
+    The one place a finding becomes an incident. Returns the incident's id.
     """
-    alert_id, _ = astore.raise_open_alert(
+    at = finding.detected_at or utcnow()
+    alert_id, _ = raise_incident(
         con, model=finding.model, kind=ALERT_KIND, severity=ALERT_SEVERITY,
-        message=f"Unusual {finding.series} run {finding.run_id}: {finding.message}.",
-        dedup_key=f"{ALERT_KIND}:{finding.series}:{finding.statistic}",
+        key=f"{ALERT_KIND}:{finding.series}:{finding.statistic}", subject=f"{finding.series}:{finding.statistic}",
+        title=f"Unusual {finding.series.replace(':', ' ')} runs ({finding.statistic.replace('_', ' ')})",
+        message=f"Unusual {finding.series.replace(':', ' ')} run: {finding.message}.", occurred=at, at=at,
+        value=finding.value, value_text=f"{finding.value:.4g} (median {finding.median:.4g})",
         details={"run_id": finding.run_id, "statistic": finding.statistic, "value": finding.value,
-                 "median": finding.median, "robust_z": finding.robust_z, "history": finding.history},
-        at=finding.detected_at or utcnow())
+                 "median": finding.median, "robust_z": finding.robust_z, "history": finding.history})
     return alert_id
 
 

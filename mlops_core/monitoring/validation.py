@@ -59,6 +59,8 @@ class ValidationReport:
     report_id: int | None = None
     window_start: datetime | None = None
     window_end: datetime | None = None
+    fingerprint: str | None = None
+    ingested_as: str | None = None  # the batch id, when the file was ingested already (its report is the ingest's)
 
 
 @dataclass
@@ -123,7 +125,7 @@ def _store(store: Store, report: ValidationReport) -> int:
             con, model=report.model, batch_id=None, source=report.source, at=utcnow(), rows=report.rows,
             status=report.status, summary=batches.report_summary(report.status, report.rows, report.anomalies),
             skew=_skew_json(report.skew), window_start=report.window_start, window_end=report.window_end,
-            anomalies=report.anomalies)
+            anomalies=report.anomalies, fingerprint=report.fingerprint)
 
 
 def validate_batch(store: Store, info: ModelInfo, source, *, kind: str = "predictions", store_report: bool = True,
@@ -131,15 +133,21 @@ def validate_batch(store: Store, info: ModelInfo, source, *, kind: str = "predic
     """Validate a prediction (or ``kind="labels"``) batch, a CSV/Parquet path or DataFrame, against the schema.
 
     Nothing is ingested. Structural problems make the report ``rejected`` (they are listed
-    as critical anomalies); content anomalies make it ``anomalies``. With ``store_report`` the
-    report is saved (``batch_id`` NULL). Raises BatchRejectedError for an unreadable or empty file.
+    as critical anomalies); content anomalies make it ``anomalies``. A prediction batch's report
+    is dated by the time span of its predictions (``window_start``/``window_end``), not by when it
+    was checked. With ``store_report`` the report is saved (``batch_id`` NULL), replacing an earlier
+    report of the same file (same fingerprint as ``ingest`` computes it); a file that was ingested
+    already is not stored again: its ingest's report describes it (``ingested_as``). Raises
+    BatchRejectedError for an unreadable or empty file.
     """
     if kind not in ("predictions", "labels"):
         raise InvalidInputError(f"Unknown batch kind {kind!r}; choose predictions or labels.", kind=kind)
     batch = batches.read_batch(source, what=f"{kind[:-1]} batch")
+    fingerprint = batches.fingerprint(source, info.name, kind) if store_report else None
     with store.connect() as con:
         facts = batches.against(con, store.logs, info)
         basis = _skew_basis(con, info) if skew and kind == "predictions" else _SkewBasis(None, None)
+        ingested = vstore.find_batch(con, info.name, kind, fingerprint) if fingerprint else None
     with store.engine() as con:
         batch.stage(con)
         try:
@@ -147,9 +155,12 @@ def validate_batch(store: Store, info: ModelInfo, source, *, kind: str = "predic
                 batches.check_labels(con, facts, batch, against_log=False)
             anomalies = list(check.anomalies)
             skew_rows, note = None, None
+            first = last = None
             if check.problems:
                 anomalies = [p.as_anomaly() for p in check.problems] + anomalies
             else:
+                if kind == "predictions":
+                    first, last = vstore.time_span(con, check.relation, check.params)
                 if check.rows < MIN_ROWS:
                     anomalies.append(_too_few(check.rows))
                 if skew and kind == "predictions":
@@ -159,8 +170,10 @@ def validate_batch(store: Store, info: ModelInfo, source, *, kind: str = "predic
             vstore.unstage(con)
     status = batches.report_status(anomalies, bool(check.problems))
     report = ValidationReport(info.name, batch.name, check.rows, status, anomalies,
-                              [p.message for p in check.problems], skew_rows, note)
-    if store_report:
+                              [p.message for p in check.problems], skew_rows, note, window_start=first,
+                              window_end=last, fingerprint=fingerprint,
+                              ingested_as=ingested.batch_id if ingested is not None else None)
+    if store_report and ingested is None:
         report.report_id = _store(store, report)
     return report
 
@@ -299,5 +312,14 @@ def null_rates(con: duckdb.DuckDBPyConnection, log, *, window: str = "day", star
     return vstore.null_rates_frame(con, log, check_window(window), start, end)
 
 
-__all__ = ["ValidationReport", "validate_batch", "validate_frame", "validate_window", "validate_windows", "skew",
-           "reports", "anomalies", "null_rates"]
+__all__ = [
+    "ValidationReport",
+    "anomalies",
+    "null_rates",
+    "reports",
+    "skew",
+    "validate_batch",
+    "validate_frame",
+    "validate_window",
+    "validate_windows",
+]

@@ -79,19 +79,34 @@ def relation(info: ModelInfo, kind: str, files: list[str] | tuple[str, ...]) -> 
 
 @dataclass(frozen=True)
 class LogView:
-    """What one query reads of a model's log: the listed files and their SQL relations."""
+    """What one query reads of a model's log: the listed files and their SQL relations.
+
+    ``as_of``: the log as it was at that moment (predictions logged before it, labels that had arrived by
+    then), for judging a model at a past time without the labels that came later; None: all of it.
+    """
 
     info: ModelInfo
     prediction_files: tuple[str, ...]
     label_files: tuple[str, ...]
+    as_of: datetime | None = None
+
+    def _until(self, rel: str, column: str, op: str) -> str:
+        if self.as_of is None:
+            return rel
+        stamp = self.as_of.strftime("%Y-%m-%d %H:%M:%S.%f")  # a datetime, never text a user typed
+        return f"(SELECT * FROM {rel} WHERE {column} {op} TIMESTAMP '{stamp}')"
 
     @property
     def predictions(self) -> str:
-        return relation(self.info, "predictions", self.prediction_files)
+        return self._until(relation(self.info, "predictions", self.prediction_files), "ts", "<")
 
     @property
     def labels(self) -> str:
-        return relation(self.info, "labels", self.label_files)
+        return self._until(relation(self.info, "labels", self.label_files), "label_ts", "<=")
+
+    def until(self, as_of: datetime | None) -> LogView:
+        """This view as the log was at ``as_of`` (see the class docstring)."""
+        return LogView(self.info, self.prediction_files, self.label_files, as_of)
 
 
 def view(con: duckdb.DuckDBPyConnection, root: Path, info: ModelInfo, start: datetime | None = None,

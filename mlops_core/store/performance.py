@@ -16,6 +16,25 @@ from mlops_core.store.logs import LogView
 
 #: sklearn.metrics.log_loss clips probabilities to [eps, 1 - eps] with eps = float64 machine epsilon.
 LOG_LOSS_EPS = float(np.finfo(np.float64).eps)
+#: A "window" that is the whole of [start, end): one group per version, its window_start = start.
+PERIOD = "period"
+
+
+def _check(window: str, start) -> str:
+    """The window, checked; ``PERIOD`` needs a start."""
+    if window == PERIOD:
+        if start is None:
+            raise ValueError("a period needs a start")
+        return window
+    return check_window(window)
+
+
+def _bucket(window: str, start, column: str = "l.ts") -> str:
+    """The SQL of a row's window start: ``date_trunc`` of its time, or the period's start (a literal built from a
+    datetime, never from text a user typed)."""
+    if window == PERIOD:
+        return f"TIMESTAMP '{pd.Timestamp(start).strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+    return f"date_trunc('{window}', {column})"
 
 
 def _range_sql(start, end, col: str = "l.ts") -> tuple[str, list]:
@@ -30,7 +49,7 @@ def _joined(eng: engines.LogEngine, log: LogView, window: str, start, end, versi
     """The log left-joined to its labels: w (window start), v (version), p (prediction), y (label), s (score)."""
     rng, p1 = _range_sql(start, end)
     ver, p2 = _versions_sql(versions)
-    return (f"(SELECT date_trunc('{window}', l.ts) AS w, l.version AS v, l.prediction AS p, lb.label AS y, "
+    return (f"(SELECT {_bucket(window, start)} AS w, l.version AS v, l.prediction AS p, lb.label AS y, "
             f"l.score AS s FROM {eng.predictions(log)} l "
             f"LEFT JOIN {eng.labels(log)} lb ON l.request_id = lb.request_id WHERE 1 = 1 {rng} {ver})",
             [*p1, *p2])
@@ -38,7 +57,7 @@ def _joined(eng: engines.LogEngine, log: LogView, window: str, start, end, versi
 
 def materialise_joined(con, log: LogView, window: str, start=None, end=None, versions=None) -> str:
     """Join the log to its labels once into a temporary table (for several aggregations); return its name."""
-    check_window(window)
+    _check(window, start)
     eng = engines.of(con)
     rel, params = _joined(eng, log, window, start, end, versions)
     return eng.materialise("_joined_log", f"SELECT * FROM {rel}", params)
@@ -52,7 +71,7 @@ def classification_counts(con, log: LogView, window: str, start=None, end=None, 
     labelled rows of -ln p(true class) with p clipped like sklearn; binary models only).
     ``source``: a table made by ``materialise_joined`` (else the join runs inside this query).
     """
-    check_window(window)
+    _check(window, start)
     eng = engines.of(con)
     rel, params = (source, []) if source else _joined(eng, log, window, start, end, versions)
     pos = log.info.positive_class
@@ -76,9 +95,10 @@ def binary_sums(con, log: LogView, window: str, start=None, end=None, versions=N
 
     Columns: window_start, version, n, n_labelled, correct, tp, pred_pos (labelled rows predicted
     positive), act_pos (labelled rows that are positive), pred_pos_all (all rows predicted
-    positive), n_scored, log_loss_sum (as in ``classification_counts``).
+    positive), n_scored, log_loss_sum (as in ``classification_counts``), log_loss_sq_sum (the sum of the squared
+    per-row losses, for the interval of their mean).
     """
-    check_window(window)
+    _check(window, start)
     eng = engines.of(con)
     rel, params = (source, []) if source else _joined(eng, log, window, start, end, versions)
     clip = f"greatest(least(s, {1 - LOG_LOSS_EPS!r}), {LOG_LOSS_EPS!r})"
@@ -91,7 +111,9 @@ def binary_sums(con, log: LogView, window: str, start=None, end=None, versions=N
                sum(CASE WHEN p = $pos THEN 1 ELSE 0 END) AS pred_pos_all,
                count(CASE WHEN y IS NOT NULL THEN s END) AS n_scored,
                sum(CASE WHEN y IS NULL OR s IS NULL THEN NULL WHEN y = $pos THEN -ln({clip}) ELSE -ln(1 - {clip}) END)
-                   AS log_loss_sum
+                   AS log_loss_sum,
+               sum(CASE WHEN y IS NULL OR s IS NULL THEN NULL WHEN y = $pos THEN ln({clip}) * ln({clip})
+                        ELSE ln(1 - {clip}) * ln(1 - {clip}) END) AS log_loss_sq_sum
         FROM {rel} j GROUP BY 1, 2
     """
     n_pos = sql.count("$pos")
@@ -117,7 +139,7 @@ def auc_by_window(con, log: LogView, window: str, start=None, end=None, versions
     window_start, version, roc_auc, n_pos, n_neg (roc_auc NaN when one class is absent). On Spark the counts per
     (window, version, score) are collected to the driver instead (``_auc_by_score_counts``).
     """
-    check_window(window)
+    _check(window, start)
     eng = engines.of(con)
     if eng.name != "duckdb":
         return _auc_by_score_counts(eng, log, window, start, end, versions, source)
@@ -230,15 +252,16 @@ def regression_sums(con, log: LogView, window: str, start=None, end=None, versio
     """Sums per (window, version) from which MAE, RMSE, R², MAPE and their intervals follow.
 
     Columns: window_start, version, n, n_labelled, sum_abs, sum_sq, var_sq (sample variance of the
-    squared errors), var_abs, var_label (population variance of the labels), mape_sum, mape_n.
+    squared errors), var_abs, var_label (population variance of the labels), mape_sum, mape_n, var_ape (sample
+    variance of the absolute percentage errors).
     """
-    check_window(window)
+    _check(window, start)
     eng = engines.of(con)
     rng, p1 = _range_sql(start, end)
     ver, p2 = _versions_sql(versions)
     sql = f"""
         WITH j AS (
-            SELECT date_trunc('{window}', l.ts) AS w, l.version AS v,
+            SELECT {_bucket(window, start)} AS w, l.version AS v,
                    l.prediction - lb.label AS e, CASE WHEN l.prediction IS NOT NULL THEN lb.label END AS y
             FROM {eng.predictions(log)} l
             LEFT JOIN {eng.labels(log)} lb ON l.request_id = lb.request_id
@@ -247,7 +270,8 @@ def regression_sums(con, log: LogView, window: str, start=None, end=None, versio
         SELECT w AS window_start, v AS version, count(*) AS n, count(e) AS n_labelled,
                sum(abs(e)) AS sum_abs, sum(e * e) AS sum_sq, var_samp(e * e) AS var_sq, var_samp(abs(e)) AS var_abs,
                var_pop(y) AS var_label,
-               sum(CASE WHEN y <> 0 THEN abs(e) / abs(y) END) AS mape_sum, count(CASE WHEN y <> 0 THEN e END) AS mape_n
+               sum(CASE WHEN y <> 0 THEN abs(e) / abs(y) END) AS mape_sum, count(CASE WHEN y <> 0 THEN e END) AS mape_n,
+               var_samp(CASE WHEN y <> 0 THEN abs(e) / abs(y) END) AS var_ape
         FROM j GROUP BY 1, 2
     """
     return eng.frame(sql, [*p1, *p2])
@@ -268,13 +292,14 @@ def period_sums(con, log: LogView, split, start, end) -> dict[bool, tuple[int, i
     else:
         scored = "count(l.prediction - lb.label)"
         value = "sum((l.prediction - lb.label) * (l.prediction - lb.label))"
+    eng = engines.of(con)
     rng, p1 = _range_sql(start, end)
-    rows = con.execute(f"""
+    rows = eng.rows(f"""
         SELECT CASE WHEN l.ts >= ? THEN 1 ELSE 0 END AS recent, count(*) AS n, count(lb.label) AS n_labelled,
                {scored} AS n_scored, {value} AS value_sum
-        FROM {log.predictions} l LEFT JOIN {log.labels} lb ON l.request_id = lb.request_id
+        FROM {eng.predictions(log)} l LEFT JOIN {eng.labels(log)} lb ON l.request_id = lb.request_id
         WHERE 1 = 1 {rng} GROUP BY 1
-    """, [split, *p1]).fetchall()
+    """, [split, *p1])
     return {bool(r[0]): (int(r[1]), int(r[2]), int(r[3] or 0), float(r[4] or 0.0)) for r in rows}
 
 

@@ -18,8 +18,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from mlops_core.store.conditions import check_window, time_range
 from mlops_core.entities import Anomaly, ModelInfo
+from mlops_core.store.conditions import check_window, time_range
 from mlops_core.store.logs import LogView
 from mlops_core.store.models import quote_ident
 
@@ -456,6 +456,13 @@ def range_counts(con: duckdb.DuckDBPyConnection, relation: str, numeric: list[Nu
                                       values[5 * i + 3], values[5 * i + 4]) for i, check in enumerate(numeric)}
 
 
+def time_span(con: duckdb.DuckDBPyConnection, relation: str, params: dict | None = None,
+              column: str = "ts") -> tuple[datetime | None, datetime | None]:
+    """(earliest, latest) of a time column of a staged, normalised batch."""
+    row = _run(con, f"SELECT min(b.{column}), max(b.{column}) FROM {relation} b", params).fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
 def row_count(con: duckdb.DuckDBPyConnection, relation: str, params: dict | None = None, where: str = "TRUE") -> int:
     """Rows of ``relation`` (aliased ``b``) where the SQL condition ``where`` holds."""
     return int(_aggregate(con, relation, [f"count(*) FILTER (WHERE {where})"], params)[0])
@@ -607,12 +614,22 @@ def insert_batch(con, *, batch_id: str, model: str, kind: str, source: str | Non
 
 def insert_report(con, *, model: str, batch_id: str | None, source: str | None, at: datetime, rows: int, status: str,
                   summary: str | None, skew: str | None, window_start: datetime | None = None,
-                  window_end: datetime | None = None, anomalies: list[Anomaly] = ()) -> int:
-    """Store a validation report and its anomalies; return the report id. Call inside a transaction."""
+                  window_end: datetime | None = None, anomalies: list[Anomaly] = (),
+                  fingerprint: str | None = None) -> int:
+    """Store a validation report and its anomalies; return the report id. A report of a file not ingested
+    (``batch_id`` None) with a ``fingerprint`` replaces the earlier such reports of the same file. Call inside a
+    transaction."""
+    if batch_id is None and fingerprint is not None:
+        old = [r[0] for r in con.execute("SELECT id FROM validation_reports WHERE model = ? AND batch_id IS NULL "
+                                         "AND fingerprint = ?", [model, fingerprint]).fetchall()]
+        if old:
+            marks = ", ".join("?" for _ in old)
+            con.execute(f"DELETE FROM validation_anomalies WHERE report_id IN ({marks})", old)
+            con.execute(f"DELETE FROM validation_reports WHERE id IN ({marks})", old)
     report_id = int(con.execute(
         "INSERT INTO validation_reports (model, batch_id, source, checked_at, window_start, window_end, rows, status, "
-        "summary, skew) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        [model, batch_id, source, at, window_start, window_end, rows, status, summary, skew],
+        "summary, skew, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        [model, batch_id, source, at, window_start, window_end, rows, status, summary, skew, fingerprint],
     ).fetchone()[0])
     if anomalies:
         con.executemany(
