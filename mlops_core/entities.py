@@ -733,7 +733,7 @@ def jsonable(o: Any) -> Any:
         return o.isoformat()
     if hasattr(o, "isoformat") and callable(o.isoformat):  # pandas Timestamp
         try:
-            return None if o != o else o.isoformat()
+            return None if o != o else o.isoformat()  # noqa: PLR0124 - NaT is the value unequal to itself
         except (TypeError, ValueError):
             return None
     if hasattr(o, "item") and callable(o.item):  # numpy scalar

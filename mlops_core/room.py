@@ -839,7 +839,7 @@ class Model:
         from mlops_core.serving import loader, spool
 
         self._require("operator", "load the spool into the log")
-        path = Path(folder) if folder else spool.spool_dir(self._store.path, self.name)
+        path = Path(folder) if folder else spool.spool_dir(self._store.path, self.name, artifacts=self._store.artifacts)
         return loader.Loader(self._store, self.info, path, actor=self._actor).drain()
 
     def compare(self, versions: Sequence[int], *, end: Time = None) -> registry.Comparison:

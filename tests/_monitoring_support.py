@@ -7,16 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from conftest import make_training_frame
 from _dashboard_support import copy_db
 from _postgres_support import replace_from_template
-from mlops_core.lifecycle import registry
-from mlops_core.config import artifacts_dir, is_postgres_url
-from mlops_core.store import connect, transaction
+from conftest import make_training_frame
+
+from mlops_core import ControlRoom
+from mlops_core.config import is_postgres_url
 from mlops_core.store import Store
 from mlops_core.store import predictions as pstore
-from mlops_core import ControlRoom, Identity
 
 T0 = datetime(2026, 3, 1)
 

@@ -5,14 +5,13 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
-
 from _postgres_support import scratch
 from conftest import make_training_frame
-from mlops_core.lifecycle import registry
+
+from mlops_core import ControlRoom, Identity
 from mlops_core.store import Store, connect, utcnow
 from mlops_core.store import models as mstore
 from mlops_core.store import predictions as pstore
-from mlops_core import ControlRoom, Identity
 
 MODEL = "credit"
 
@@ -59,8 +58,8 @@ def build(db, *, concept: str = "shifted", n: int = 1500, days: float = 20, seed
     """
     import skops.io as sio
 
-    from mlops_core.lifecycle import training
     from mlops_core.data.schema import infer_schema
+    from mlops_core.lifecycle import training
 
     train = make_training_frame(600)
     features = infer_schema(train, "default")
@@ -74,7 +73,6 @@ def build(db, *, concept: str = "shifted", n: int = 1500, days: float = 20, seed
 
 def retrain_now(db, **params):
     """Queue a retrain and run it in this process (the job's own code path without the detached process)."""
-    from mlops_core.lifecycle import jobs, retrain
 
     run_id = ControlRoom(db, identity=Identity("tester", 'admin')).model(MODEL).retrain(params=params or None, spawn=False)
     try:

@@ -10,11 +10,11 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-
 from _postgres_support import SESSION as POSTGRES
 from _postgres_support import backend
+
+from mlops_core import ControlRoom
 from mlops_core.clock import set_clock
-from mlops_core import ControlRoom, Identity
 
 # Job workers that tests start (one per database in tmp_path) exit a few seconds after their last job rather than
 # after the default ten minutes.
@@ -79,7 +79,6 @@ def make_training_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def _registered_credit(tmp_path_factory):
     """A database with the classifier ``credit`` (target ``default``) registered once per test session."""
-    from mlops_core.lifecycle.registry import register_model
 
     folder = tmp_path_factory.mktemp("registered_credit")
     ControlRoom(folder / "mlops.duckdb").register("credit", "classification", "default", make_training_frame())

@@ -8,8 +8,12 @@ import pytest
 
 from mlops_core import ControlRoom, Identity
 from mlops_core.cli import main
-from mlops_core.errors import (AlreadyExistsError, AuthenticationError, InvalidInputError, NotFoundError,
-                               PermissionDeniedError)
+from mlops_core.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    InvalidInputError,
+    PermissionDeniedError,
+)
 
 PASSWORD = "correct horse battery"
 

@@ -11,6 +11,7 @@ variable is set: in CI a missing browser fails the test.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -460,7 +461,7 @@ def test_the_hour_view_band_never_bridges_a_gap_and_action_labels_do_not_overlap
         for d in fills:
             for sub in [x for x in d.split("M") if x.strip()]:
                 xs = [float(v.split(",")[0]) for v in sub.replace("Z", "").split("L") if "," in v]
-                steps = [abs(b - a) for a, b in zip(xs, xs[1:], strict=False)]
+                steps = [abs(b - a) for a, b in itertools.pairwise(xs)]
                 assert max(steps, default=0) <= 1.5 * hour, f"a band edge spans {max(steps) / hour:.1f} hours"
         boxes = _annotation_boxes(pg)
         assert [t for t, _ in boxes] and any("rolled back" in t for t, _ in boxes), boxes

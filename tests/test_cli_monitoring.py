@@ -102,7 +102,7 @@ def test_alerts_list_ack_and_rules(logged, capsys):
     rules = _json(capsys, ["alert-rules", "--model", "credit", "--db", logged, "--set", "metric_below", "--target",
                            "accuracy", "--threshold", "0.8", "--severity", "critical", "--params", '{"min_labels": 10}',
                            "--json"])
-    row = [r for r in rules if r["kind"] == "metric_below"][0]
+    row = next(r for r in rules if r["kind"] == "metric_below")
     assert row["threshold"] == 0.8 and json.loads(row["params"]) == {"min_labels": 10}
 
 

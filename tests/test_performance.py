@@ -103,7 +103,7 @@ def test_roc_auc_read_in_slices_of_windows_equals_sklearn(db, monkeypatch):
 
 
 def test_windows_without_labels_report_counts_and_nan_metrics(db):
-    _, frame = _binary_log(db)
+    _, _frame = _binary_log(db)
     got = ControlRoom(db).model("credit").performance(window="day")
     late = got[got["window_start"] >= T0 + timedelta(days=5)]
     assert len(late) and (late["n"] > 0).all()

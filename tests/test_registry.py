@@ -43,7 +43,7 @@ def test_promote_moves_alias_archives_previous_and_audits_in_one_step(three_vers
 def test_promote_refusals_leave_everything_as_it_was(three_versions):
     db = three_versions
     n_audit = len(ControlRoom(db).audit(MODEL))
-    with pytest.raises(NotFoundError, match="no version 9. Versions: 1, 2, 3"):
+    with pytest.raises(NotFoundError, match=r"no version 9\. Versions: 1, 2, 3"):
         ControlRoom(db, identity=Identity("a", 'admin')).model(MODEL).promote(9)
     with pytest.raises(ConflictError, match="already in production"):
         ControlRoom(db, identity=Identity("a", 'admin')).model(MODEL).promote(1)
@@ -109,7 +109,7 @@ def test_rollback_to_version_that_never_served_is_refused(db):
         run = retrain_now(db)
         assert run.status == "succeeded", run.error
     ControlRoom(db, identity=Identity("a", 'admin')).model(MODEL).promote(3)
-    with pytest.raises(ConflictError, match="not an earlier production version.*Use promote"):
+    with pytest.raises(ConflictError, match=r"not an earlier production version.*Use promote"):
         ControlRoom(db, identity=Identity("a", 'admin')).model(MODEL).rollback(to=2)
     with pytest.raises(NotFoundError):
         ControlRoom(db, identity=Identity("a", 'admin')).model(MODEL).rollback(to=7)

@@ -97,6 +97,7 @@ def test_logs_kept_in_tables_by_an_older_release_move_to_parquet_files(db):
     import json
 
     from conftest import log_sql
+
     from mlops_core import ControlRoom
     from mlops_core.store.migrations import _split_statements
 

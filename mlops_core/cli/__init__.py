@@ -19,7 +19,6 @@ import sys
 
 from mlops_core.errors import MlopsError, is_storage_failure, storage_error
 
-
 EXIT_CODES_HELP = """exit codes:
   0    ok
   1    anomalies found (validate) or an unexpected error
@@ -72,8 +71,7 @@ def room(args, *, actor: str | None = None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mlops_core.cli import (backup, demo, deploy, features, ingest, models, monitor, records, retrain, serve,
-                                users)
+    from mlops_core.cli import backup, demo, deploy, features, ingest, models, monitor, records, retrain, serve, users
 
     parser = argparse.ArgumentParser(
         prog="mlops", description="MLOps control room: log, monitor, decide and act on deployed models.",

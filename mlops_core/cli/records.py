@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from mlops_core.cli import room
 from mlops_core.cli.output import add_format_options, frame_records, print_csv, print_json
@@ -57,14 +58,19 @@ def cmd_audit(args) -> int:
         return 0
     for r in df.to_dict(orient="records"):
         versions = ""
-        if r["to_version"] == r["to_version"] and r["to_version"] is not None:
+        if not _missing(r["to_version"]):
             fv = r["from_version"]
-            versions = (f" v{int(fv)} -> " if fv == fv and fv is not None else " -> ") + f"v{int(r['to_version'])}"
+            versions = (" -> " if _missing(fv) else f" v{int(fv)} -> ") + f"v{int(r['to_version'])}"
         print(f"{r['occurred_at']:%Y-%m-%d %H:%M:%S} UTC  {r['actor']:<11} {r['action']:<18} {r['model'] or '-'}{versions}"
               f"  {_text(r['reason'])}")
     return 0
 
 
+def _missing(value) -> bool:
+    """None, or NaN (how a frame holds a missing number)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _text(value) -> str:
     """A cell as text: '' for a missing value (None, or NaN from a frame), never 'nan'."""
-    return "" if value is None or (isinstance(value, float) and value != value) else str(value)
+    return "" if _missing(value) else str(value)

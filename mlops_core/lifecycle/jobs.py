@@ -30,7 +30,7 @@ from mlops_core.store import Store, transaction, utcnow
 from mlops_core.store import jobs as jobstore
 from mlops_core.store import runs as runstore
 
-__all__ = ["start_retrain", "spawn_process", "get_run", "active_run", "wait", "job_log_path", "TRIGGERS"]
+__all__ = ["TRIGGERS", "active_run", "get_run", "job_log_path", "spawn_process", "start_retrain", "wait"]
 
 _start_lock = threading.Lock()
 _children: list[subprocess.Popen] = []  # kept so finished children are reaped, not left as zombies
@@ -109,7 +109,7 @@ def spawn_process(store: Store, run_id: str) -> None:
         cmd += ["--db", str(store.path)]
     try:
         with open(log, "ab") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            proc = subprocess.Popen(cmd, stdout=out,  # noqa: S603 - our interpreter and module, no shell stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                     cwd=package_root, start_new_session=True)
     except OSError as exc:
         with store.transaction() as con:

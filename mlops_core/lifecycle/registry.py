@@ -338,8 +338,8 @@ def production_stack(history: pd.DataFrame) -> list[int]:
     """
     stack: list[int] = []
     rows = history[history["alias"] == "production"] if len(history) else history
-    for version, action in zip(rows.get("version", []), rows.get("action", [])):
-        version = int(version)
+    for number, action in zip(rows.get("version", []), rows.get("action", []), strict=False):
+        version = int(number)
         if action == "rollback":
             while stack and stack[-1] != version:
                 stack.pop()
@@ -644,7 +644,7 @@ def compare(store: Store, info: ModelInfo, versions, *, window_days: float = COM
     with store.engine() as con:
         count = tdstore.labelled_count(con, log, end - timedelta(days=window_days), upper)
         if count:
-            limit = min(COMPARE_MAX_ROWS, max(1, int(round(count * training.HOLDOUT_FRACTION))))
+            limit = min(COMPARE_MAX_ROWS, max(1, round(count * training.HOLDOUT_FRACTION)))
             frame = tdstore.labelled_rows(con, log, end - timedelta(days=window_days), upper, limit=limit)
         else:
             frame = tdstore.labelled_rows(con, log, None, upper, limit=2000)
@@ -668,15 +668,15 @@ def compare(store: Store, info: ModelInfo, versions, *, window_days: float = COM
             source = (f"the {len(X):,} most recent labelled predictions of the log "
                       f"({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC)")
             data = {}
-            for v, col in zip(vinfo, cols):
+            for v, col in zip(vinfo, cols, strict=False):
                 try:
                     data[col] = training.evaluate(load_version(store, v), X, y, info.task, info.positive_class)
-                except Exception as exc:  # one unusable version must not hide the others
+                except Exception as exc:  # noqa: BLE001 - one unusable version must not hide the others
                     errors[col] = str(exc)
                     data[col] = {}
             holdout = pd.DataFrame(data, columns=cols)
-    recorded = pd.DataFrame({c: v.holdout_metrics for c, v in zip(cols, vinfo)}, columns=cols)
-    hyper = pd.DataFrame({c: {k: json_safe(val) for k, val in v.hyperparameters.items()} for c, v in zip(cols, vinfo)},
+    recorded = pd.DataFrame({c: v.holdout_metrics for c, v in zip(cols, vinfo, strict=False)}, columns=cols)
+    hyper = pd.DataFrame({c: {k: json_safe(val) for k, val in v.hyperparameters.items()} for c, v in zip(cols, vinfo, strict=False)},
                          columns=cols)
     hyper.index.name = "hyperparameter"
     lineage = pd.DataFrame([{

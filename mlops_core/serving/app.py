@@ -104,7 +104,7 @@ class ScoringService:
         s = self.settings
         self.metrics = ServiceMetrics(info.name)
         self.router = Router(store, info, poll_s=s.poll_s, guard_every_s=s.guard_every_s, on_switch=self._switched)
-        folder = s.spool_dir or spoolmod.spool_dir(store.path, info.name)
+        folder = s.spool_dir or spoolmod.spool_dir(store.path, info.name, artifacts=store.artifacts)
         self.spool = spoolmod.Spool(folder, info, segment_rows=s.segment_rows, segment_seconds=s.segment_seconds)
         self.loader = loadermod.Loader(store, info, folder, actor=actor, spool=self.spool, batch_rows=s.batch_rows,
                                        max_delay_s=s.max_delay_s)

@@ -37,11 +37,17 @@ SEGMENT_ROWS = 1000
 SEGMENT_SECONDS = 5.0
 
 
-def spool_dir(db_path: str | os.PathLike, model: str) -> Path:
-    """The spool folder of ``model`` for the database at ``db_path`` (``$MLOPS_SPOOL_DIR`` overrides the root)."""
+def spool_dir(db_path: str | os.PathLike | None, model: str, *, artifacts: Path | None = None) -> Path:
+    """The spool folder of ``model`` for the database at ``db_path`` (``$MLOPS_SPOOL_DIR`` overrides the root);
+    a store with no file (metadata on PostgreSQL: ``db_path`` None) spools into ``spool/`` beside its
+    ``artifacts`` folder."""
     root = os.environ.get("MLOPS_SPOOL_DIR")
     if root:
         return Path(root).expanduser().resolve() / model
+    if db_path is None:
+        if artifacts is None:
+            raise ValueError("spool_dir needs the database path or the artifacts folder")
+        return artifacts.parent / "spool" / model
     p = Path(db_path)
     return p.parent / f"{p.stem}_spool" / model
 

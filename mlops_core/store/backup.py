@@ -46,8 +46,14 @@ from pathlib import Path
 import duckdb
 
 from mlops_core.clock import utcnow
-from mlops_core.errors import (AlreadyExistsError, IntegrityError, InvalidInputError, MlopsError, NotFoundError,
-                               storage_error)
+from mlops_core.errors import (
+    AlreadyExistsError,
+    IntegrityError,
+    InvalidInputError,
+    MlopsError,
+    NotFoundError,
+    storage_error,
+)
 from mlops_core.store.connection import Store, forget_database
 from mlops_core.store.migrations import current_version
 

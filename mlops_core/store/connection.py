@@ -43,10 +43,10 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 
@@ -61,7 +61,7 @@ GATE, ROOM = 0, 1  # byte offsets of the two record locks in the lock file
 
 def _engine() -> duckdb.DuckDBPyConnection:
     """The process's in-memory DuckDB instance (built on first use)."""
-    global _instance
+    global _instance  # noqa: PLW0603 - one in-memory engine per process, built on first use
     with _instance_lock:
         if _instance is None:
             # Spills of big sorts and joins go to the system's temporary folder (an in-memory instance would use
@@ -153,7 +153,7 @@ def _attachment(path: Path) -> _Attachment:
     with _files_lock:
         att = _files.get(key)
         if att is None:
-            alias = "db_" + hashlib.sha1(key.encode()).hexdigest()[:16]
+            alias = "db_" + hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:16]
             att = _files[key] = _Attachment(Path(key), alias)
         return att
 

@@ -46,7 +46,7 @@ def unstage(con: duckdb.DuckDBPyConnection) -> None:
     for statement in (lambda: con.unregister(STAGE), lambda: con.execute(f"DROP VIEW IF EXISTS {STAGE}")):
         try:
             statement()
-        except Exception:  # not registered that way, or the connection failed already
+        except Exception:  # noqa: BLE001, S110 - not registered that way, or the connection failed already
             pass
 
 
@@ -425,7 +425,7 @@ def batch_counts(con: duckdb.DuckDBPyConnection, relation: str, *, tests: list[R
         add(f"count(*) FILTER (WHERE b.{quote_ident(positive[0])} = $positive_class)", "positives", "")
     values = _aggregate(con, relation, aggs, p)
     out = BatchCounts(rows=int(values[0]))
-    for (what, key), value in zip(slots[1:], values[1:]):
+    for (what, key), value in zip(slots[1:], values[1:], strict=False):
         if key:
             getattr(out, what)[key] = value
         else:
