@@ -43,8 +43,8 @@ SHOTS = Path(os.environ.get("MLOPS_SCREENSHOTS_DIR") or ROOT / "test-results" / 
 MODEL = "credit_default"
 PAGES = [("", "MLOps control room", "overview"), ("performance", "Performance", "performance"),
          ("drift", "Drift", "drift"), ("data_quality", "Data quality", "data_quality"),
-         ("versions", "Versions", "versions"), ("retrain", "Retrain", "retrain"), ("runs", "Runs & audit", "runs"),
-         ("automation", "Automation", "automation")]
+         ("features", "Features", "features"), ("versions", "Versions", "versions"), ("ab_test", "A/B test", "ab_test"),
+         ("retrain", "Retrain", "retrain"), ("runs", "Runs & audit", "runs"), ("automation", "Automation", "automation")]
 #: Days of labelled traffic the browser's retrain uses: the recent, post-shift rows. Whether the candidate passes
 #: the demo's gate depends on the real numbers; the test takes both paths (Promote, or a forced promotion).
 RETRAIN_DAYS = 10
