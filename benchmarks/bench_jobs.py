@@ -24,50 +24,17 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench_retrain import MODEL, build  # noqa: E402  (the same database: the model and its labelled log)
+
 from mlops_core import ControlRoom, Identity  # noqa: E402
-from mlops_core.demo import simulate  # noqa: E402
 from mlops_core.lifecycle import worker  # noqa: E402
-from mlops_core.store import Store, utcnow  # noqa: E402
-from mlops_core.store import predictions as pstore  # noqa: E402
+from mlops_core.store import Store  # noqa: E402
 
-MODEL = "credit_default"
 TARGET = 1.3
-
-
-def build(db: Path, rows: int) -> None:
-    """Register the credit model and log ``rows`` labelled predictions spread over the last 29 days."""
-    room = ControlRoom(db)
-    room.register(MODEL, "classification", "default", ROOT / "sample_data" / "credit_default_train.csv")
-    rng = np.random.default_rng(7)
-    X = simulate.credit_features(rng, rows)
-    y = simulate.credit_labels(rng, X)
-    end = utcnow() - timedelta(minutes=1)
-    ts = end - pd.to_timedelta(np.linspace(29 * 86400, 0, rows), unit="s")
-    log = X.copy()
-    for c in log.columns:
-        if isinstance(log[c].dtype, pd.CategoricalDtype):
-            log[c] = log[c].astype(str)
-        elif pd.api.types.is_integer_dtype(log[c]):
-            log[c] = log[c].astype(float)
-    log["request_id"] = [f"b{i}" for i in range(rows)]
-    log["version"] = 1
-    log["variant"] = None
-    log["ts"] = ts
-    log["prediction"] = "0"
-    log["score"] = 0.5
-    labels = pd.DataFrame({"request_id": log["request_id"], "label": pd.Series(y).astype(str).values,
-                           "label_ts": ts})
-    info = room.model(MODEL).info
-    pstore.append(room.store, info, "predictions", log)
-    pstore.append(room.store, info, "labels", labels)
 
 
 def operator(db: Path) -> ControlRoom:
