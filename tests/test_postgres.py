@@ -311,12 +311,12 @@ def test_demo_cluster_builds_the_demo_on_postgres_and_a_parquet_log_then_reuses_
     run = [sys.executable, str(script), str(tmp_path / "room"), "--days", "30", "--daily", "100", "--check"]
     first = subprocess.run(run, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert "Building the demo on PostgreSQL" in first.stdout and "production version: 1" in first.stdout
+    assert "Building the demo on PostgreSQL" in first.stdout and "production version: v1" in first.stdout
     assert list((tmp_path / "room" / "logs").rglob("*.parquet")), "the log is Parquet files beside the cluster"
     assert not list(tmp_path.rglob("*.duckdb")), "no metadata file: the metadata is in PostgreSQL"
     second = subprocess.run(run, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert "Building the demo" not in second.stdout and "production version: 1" in second.stdout
+    assert "Building the demo" not in second.stdout and "production version: v1" in second.stdout
     from demo_cluster import cluster_folder  # tools/ is on the path (_postgres_support)
 
     shutil.rmtree(cluster_folder((tmp_path / "room").resolve()), ignore_errors=True)
