@@ -6,6 +6,7 @@ a throwaway PostgreSQL cluster (``_postgres_support``), with the artifacts and l
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pandas as pd
@@ -170,3 +171,16 @@ def log_view(db, model: str):
     store = Store(db)
     with store.connect() as con:
         return logs.view(con, store.logs, mstore.get_model(con, model))
+
+
+_MAIN_MODULE = sys.modules.get("__main__")
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """Put pytest's ``__main__`` back after each test: Streamlit's AppTest runs a page script as ``__main__`` and
+    leaves it in ``sys.modules``, and a process started with multiprocessing's ``spawn`` would then run the dashboard
+    script on start-up (and die) instead of the function it was given."""
+    yield
+    if _MAIN_MODULE is not None and sys.modules.get("__main__") is not _MAIN_MODULE:
+        sys.modules["__main__"] = _MAIN_MODULE

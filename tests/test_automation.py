@@ -144,11 +144,17 @@ def test_manual_mode_on_demo_alerts_and_changes_nothing(demo_copy):
     db = demo_copy
     before = [(v.version, v.status) for v in ControlRoom(db).model(DEMO).versions()]
     ops = ControlRoom(db, identity=Identity("ops", 'operator'))
-    for alert_id in ops.model(DEMO).alerts(open_only=True)["id"]:  # the demo's last evaluation alerted today already
-        ops.acknowledge(int(alert_id))
-    d = ControlRoom(db).model(DEMO).evaluate_policy()
+    # The demo's last evaluation (today) alerted already, and an incident counts one occurrence per day: resolve
+    # them all, then the evaluation of the next day has to reopen the policy's incident, and a second one that day
+    # adds nothing.
+    for alert_id in ops.model(DEMO).alerts(statuses=("open", "acknowledged"))["id"]:
+        ops.resolve(int(alert_id))
+    tomorrow = utcnow() + timedelta(days=1)
+    d = ControlRoom(db).model(DEMO).evaluate_policy(now=tomorrow)
     assert d.mode == "manual" and d.signals["drift_share"] > 0.3
     assert d.action == "alert" and d.alert_ids
+    again = ControlRoom(db).model(DEMO).evaluate_policy(now=tomorrow + timedelta(minutes=5))
+    assert again.action == "alert" and not again.alert_ids and "open incident already says so" in again.message
     assert [(v.version, v.status) for v in ControlRoom(db).model(DEMO).versions()] == before
     assert ControlRoom(db).model(DEMO).active_retrain() is None
 

@@ -279,7 +279,7 @@ def test_share_distribution_and_latest(db):
     _drifting_log(db)
     ControlRoom(db).model("credit").drift()
     share = ControlRoom(db).model("credit").drift_share()
-    assert list(share.columns) == ["window_start", "n_features", "n_drifted", "share"]
+    assert list(share.columns) == ["window_start", "n_features", "n_drifted", "share", "partial"]
     assert (share["n_features"] == 3).all()
     assert list(share["n_drifted"]) == [0, 0, 0, 0, 1, 1]
     assert share["share"].iloc[-1] == pytest.approx(1 / 3)

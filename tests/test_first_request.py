@@ -75,7 +75,8 @@ def assert_whole_page(pg, server, path: str, model: str, window: str) -> None:
         for text in texts:
             main.get_by_text(text, exact=True).first.wait_for()
         if charts:
-            main.locator('[data-testid="stPlotlyChart"]').nth(charts - 1).wait_for()
+            # the charts on show (a chart inside a closed expander, such as the split by arm, is drawn hidden)
+            main.locator('[data-testid="stPlotlyChart"] >> visible=true').nth(charts - 1).wait_for()
         model_select(pg).wait_for(timeout=15_000)
         sidebar(pg).locator('[data-testid="stDateInput"]').filter(has_text="Date range").wait_for(timeout=5_000)
         sidebar(pg).locator('[data-testid="stRadio"]').filter(has_text="Window").wait_for(timeout=5_000)

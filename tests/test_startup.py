@@ -38,7 +38,7 @@ def test_help_loads_no_third_party_library():
 
 def test_status_loads_duckdb_but_not_pandas_scikit_learn_or_scipy(registered_credit_db):
     found = loaded("status", "--model", "credit", "--db", str(registered_credit_db))
-    assert found["code"] == 0 and "production version: 1" in found["out"]
+    assert found["code"] == 0 and "production version: v1" in found["out"]
     assert "duckdb" in found["modules"]
     assert not set(HEAVY) & set(found["modules"])
 

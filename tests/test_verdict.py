@@ -99,7 +99,7 @@ def test_no_production_version_or_traffic_is_unknown(registered_credit_db):
 
 
 def test_status_prints_the_verdict_its_next_command_and_times_with_their_zone(demo, capsys):
-    assert main(["status", "--model", "delivery_time", "--db", str(demo)]) == 0
+    assert main(["status", "--model", "delivery_time", "--verdict", "--db", str(demo)]) == 0
     out = capsys.readouterr().out
     assert "verdict: act: RMSE" in out and "minutes" in out
     assert "next step: mlops retrain --model delivery_time" in out

@@ -31,9 +31,11 @@ def add_commands(sub, common) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_register)
 
-    p = sub.add_parser("status", parents=[common], help="a model's verdict (healthy, watch, act) and next step, its "
-                                                            "versions, production version and log sizes")
+    p = sub.add_parser("status", parents=[common], help="a model's versions, production version and log sizes; with "
+                                                            "--verdict also its verdict (healthy, watch, act) and next step")
     p.add_argument("--model", required=True)
+    p.add_argument("--verdict", action="store_true",
+                   help="judge the last 7 full days of the log too (reads the log: slower than the status alone)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
@@ -76,19 +78,21 @@ def _when(t) -> str:
 def cmd_status(args) -> int:
     model = room(args).model(args.model)
     s = model.status()
-    v = model.verdict()
+    # The verdict reads the log (pandas, the performance queries): opt-in, so that `status` stays a quick look.
+    v = model.verdict() if args.verdict else None
     if args.json:
         print_json({"model": s.model, "task": s.task, "target": s.target, "production_version": s.production_version,
                     "versions": [{"version": x.version, "status": x.status, "algorithm": x.algorithm,
                                   "created_at": x.created_at} for x in s.versions],
                     "predictions": s.predictions, "labels": s.labels, "last_prediction_at": s.last_prediction_at,
-                    "features": s.features, "verdict": v})
+                    "features": s.features, **({"verdict": v} if v is not None else {})})
         return 0
     print(f"{s.model} ({s.task}, target {s.target}" + (f" in {model.info.unit}" if model.info.unit else "") + ")")
-    print(f"  verdict: {v.line()}")
-    command = NEXT_STEP_COMMANDS.get(v.next_step.action)
-    if command:
-        print(f"  next step: {command.format(model=s.model, version=v.next_step.version)}")
+    if v is not None:
+        print(f"  verdict: {v.line()}")
+        command = NEXT_STEP_COMMANDS.get(v.next_step.action)
+        if command:
+            print(f"  next step: {command.format(model=s.model, version=v.next_step.version)}")
     print("  production version: " + (f"v{s.production_version}" if s.production_version is not None else "none"))
     for x in s.versions:
         print(f"  v{x.version}: {x.status} ({x.algorithm}), created {_when(x.created_at)}")

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from mlops_core.entities import Webhook, WebhookDelivery
 from mlops_core.errors import NotFoundError
+
+if TYPE_CHECKING:  # pandas loads with the first frame, not with every command (see tests/test_startup.py)
+    import pandas as pd
 
 #: Severities from least to most urgent (a webhook takes its minimum and everything above).
 SEVERITY_ORDER = ("info", "warning", "critical")
