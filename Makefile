@@ -36,7 +36,7 @@ run: $(VENV)/.installed
 # between starts); needs Debian's postgresql package. Serves the dashboard from it until Ctrl-C.
 demo-cluster: $(VENV)/.installed
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-postgres.txt
-	$(PY) tools/demo_cluster.py .demo-cluster --host $(HOST) --port $(PORT)
+	$(PY) -m mlops_core.demo.cluster .demo-cluster --host $(HOST) --port $(PORT)
 
 demo: $(VENV)/.installed
 	$(PY) -m mlops_core demo --db "$(DB)" --force

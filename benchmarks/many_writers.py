@@ -13,7 +13,7 @@ rollback has its audit row, exactly one production alias row is open, and no pro
 DatabaseBusyError or any other error besides the refusals the domain gives on purpose (a promote of
 the version already in production, a rollback with nothing to roll back to).
 
-    python benchmarks/many_writers.py --seconds 300            # starts a throwaway cluster (tools/local_postgres.py)
+    python benchmarks/many_writers.py --seconds 300            # starts a throwaway cluster (mlops_core/demo/local_postgres.py)
     python benchmarks/many_writers.py --url postgresql://...   # an existing, empty database
 
 Prints the figures and exits 1 when a check fails. ``tests/test_postgres.py`` runs it for ~30 s.
@@ -343,13 +343,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=300.0)
     ap.add_argument("--url", help="an existing empty PostgreSQL database (default: a throwaway local cluster)")
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT / "tools"))
     folder = Path(tempfile.mkdtemp(prefix="many-writers-"))
     cluster = None
     try:
         url = args.url
         if url is None:
-            from local_postgres import LocalCluster
+            from mlops_core.demo.local_postgres import LocalCluster
 
             cluster = LocalCluster().start()
             url = cluster.create_database("many_writers")

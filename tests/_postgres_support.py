@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL cluster for the tests: started once per session, stopped at its end.
 
-The cluster (``tools/local_postgres.LocalCluster``: Debian's ``initdb``/``pg_ctl``, a temporary
+The cluster (``mlops_core.demo.local_postgres.LocalCluster``: Debian's ``initdb``/``pg_ctl``, a temporary
 folder, 127.0.0.1 on a free port) serves every test that runs on PostgreSQL. A database with the
 whole schema is migrated once (``mlops_template``); each test gets a fresh copy of it
 (``CREATE DATABASE ... TEMPLATE``, tens of milliseconds) and its own artifacts and log folders.
@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-
-from local_postgres import ClusterUnavailable, LocalCluster, find_bindir
+from mlops_core.demo.local_postgres import ClusterUnavailable, LocalCluster, find_bindir
 
 TEMPLATE = "mlops_template"
 

@@ -306,9 +306,9 @@ def test_dashboard_pages_render_from_postgres(pg, monkeypatch, page):
 def test_demo_cluster_builds_the_demo_on_postgres_and_a_parquet_log_then_reuses_it(tmp_path):
     """``make demo-cluster``'s script: the first start builds the demo into a local cluster, the second reuses it."""
     require_postgres()
-    script = Path(__file__).resolve().parents[1] / "tools" / "demo_cluster.py"
+
     env = {k: v for k, v in os.environ.items() if k not in ("MLOPS_DB", "MLOPS_METADATA_URL")}
-    run = [sys.executable, str(script), str(tmp_path / "room"), "--days", "30", "--daily", "100", "--check"]
+    run = [sys.executable, "-m", "mlops_core.demo.cluster", str(tmp_path / "room"), "--days", "30", "--daily", "100", "--check"]
     first = subprocess.run(run, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert first.returncode == 0, first.stderr[-2000:]
     assert "Building the demo on PostgreSQL" in first.stdout and "production version: v1" in first.stdout
@@ -317,6 +317,6 @@ def test_demo_cluster_builds_the_demo_on_postgres_and_a_parquet_log_then_reuses_
     second = subprocess.run(run, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "Building the demo" not in second.stdout and "production version: v1" in second.stdout
-    from demo_cluster import cluster_folder  # tools/ is on the path (_postgres_support)
+    from mlops_core.demo.cluster import cluster_folder
 
     shutil.rmtree(cluster_folder((tmp_path / "room").resolve()), ignore_errors=True)

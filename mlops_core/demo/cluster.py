@@ -1,6 +1,6 @@
 """The demo on a PostgreSQL metadata store and a Parquet log: ``make demo-cluster``.
 
-``demo_cluster.py FOLDER [--host H] [--port P] [--days N --daily N] [--check]`` starts a local PostgreSQL
+``python -m mlops_core.demo.cluster FOLDER [--host H] [--port P] [--days N --daily N] [--check]`` starts a local PostgreSQL
 cluster in ``FOLDER/pg`` (as root: in the temporary folder, where the ``postgres`` user can reach it; Debian's ``initdb``/``pg_ctl``, 127.0.0.1 only; see ``local_postgres``), builds the demo
 into it on the first start (metadata in PostgreSQL, artifacts in ``FOLDER/artifacts``, the prediction log as
 Parquet files in ``FOLDER/logs``), makes sure an admin account exists, then serves the dashboard from it until
@@ -19,11 +19,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
+from mlops_core.demo.local_postgres import ClusterUnavailable, LocalCluster
 
-from local_postgres import ClusterUnavailable, LocalCluster  # noqa: E402
+#: Where the dashboard script is (the checkout or installed tree that holds this package).
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _mlops(env: dict, *args: str) -> None:
