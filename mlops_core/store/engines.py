@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from functools import lru_cache
@@ -55,39 +56,46 @@ def spark_master() -> str:
     return os.environ.get("MLOPS_SPARK_MASTER") or DEFAULT_SPARK_MASTER
 
 
-class LogEngine:
+class LogEngine(ABC):
     """What a monitoring query needs from an engine: the relations of a log, small lookup tables, and a way
     to run the query text (DuckDB dialect, ``?`` parameters) into a DataFrame, rows or numpy columns."""
 
     name = "engine"
 
+    @abstractmethod
     def predictions(self, log: LogView) -> str:
         """SQL naming the relation of the listed prediction files."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def labels(self, log: LogView) -> str:
         """SQL naming the relation of the listed label files."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def numpy(self, sql: str, params: Sequence[Any] = ()) -> dict[str, np.ndarray]:
         """The result's columns as numpy arrays (timestamps as datetime64[us])."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def lookup(self, name: str, frame: pd.DataFrame):
         """A context manager that makes a small table (calibration cells, ...) visible to queries as ``name``
         for its block."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def materialise(self, name: str, sql: str, params: Sequence[Any] = ()) -> str:
         """Compute ``sql`` once into a temporary table (or cached view) named ``name`` that later queries of this
         engine visit read; return the name."""
-        raise NotImplementedError
+        ...
 
 
 class DuckDBEngine(LogEngine):

@@ -79,14 +79,19 @@ def list_entities(con: duckdb.DuckDBPyConnection) -> list[EntityDef]:
         f"(SELECT name, max(version) FROM feature_entities GROUP BY name) ORDER BY name").fetchall()]
 
 
-def get_entity(con: duckdb.DuckDBPyConnection, name: str, version: int | None = None) -> EntityDef:
-    """An entity (its newest version when ``version`` is None); raises NotFoundError naming the known ones."""
-    sql = f"SELECT {_ENTITY_COLS} FROM feature_entities WHERE name = ?"
+def _newest(con: duckdb.DuckDBPyConnection, table: str, columns: str, name: str, version: int | None):
+    """The row (``columns``) of definition ``name`` in ``table``: version ``version``, or its newest; None if absent."""
+    sql = f"SELECT {columns} FROM {table} WHERE name = ?"
     params: list = [name]
     if version is not None:
         sql += " AND version = ?"
         params.append(int(version))
-    row = con.execute(sql + " ORDER BY version DESC LIMIT 1", params).fetchone()
+    return con.execute(sql + " ORDER BY version DESC LIMIT 1", params).fetchone()
+
+
+def get_entity(con: duckdb.DuckDBPyConnection, name: str, version: int | None = None) -> EntityDef:
+    """An entity (its newest version when ``version`` is None); raises NotFoundError naming the known ones."""
+    row = _newest(con, "feature_entities", _ENTITY_COLS, name, version)
     if row is None:
         known = [e.name for e in list_entities(con)]
         raise NotFoundError(f"Unknown entity {name!r}{'' if version is None else f' version {version}'}. "
@@ -126,12 +131,7 @@ def view_versions(con: duckdb.DuckDBPyConnection, name: str) -> list[FeatureView
 
 def get_view(con: duckdb.DuckDBPyConnection, name: str, version: int | None = None) -> FeatureViewDef:
     """A feature view (its newest version when ``version`` is None); raises NotFoundError naming the known ones."""
-    sql = f"SELECT {_VIEW_COLS} FROM feature_views WHERE name = ?"
-    params: list = [name]
-    if version is not None:
-        sql += " AND version = ?"
-        params.append(int(version))
-    row = con.execute(sql + " ORDER BY version DESC LIMIT 1", params).fetchone()
+    row = _newest(con, "feature_views", _VIEW_COLS, name, version)
     if row is None:
         known = [v.name for v in list_views(con)]
         raise NotFoundError(f"Unknown feature view {name!r}{'' if version is None else f' version {version}'}. "
