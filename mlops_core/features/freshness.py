@@ -14,11 +14,10 @@ import pandas as pd
 
 from mlops_core.clock import utcnow
 from mlops_core.entities import ViewFreshness
-from mlops_core.features.offline import rows_relation
 from mlops_core.store import Store
+from mlops_core.store import feature_queries as fqueries
 from mlops_core.store import features as fstore
 from mlops_core.store.conditions import check_window
-from mlops_core.store.models import quote_ident
 
 
 def freshness(store: Store, views: list[str] | None = None, *, now: datetime | None = None) -> list[ViewFreshness]:
@@ -37,19 +36,9 @@ def stats(store: Store, view: str, *, window: str = "day", start: datetime | Non
     check_window(window)
     with store.connect() as con:
         definition = fstore.get_view(con, view)
-        rows = rows_relation(con, store.logs, definition, start, end)
-    where = []
-    params: list = []
-    if start is not None:
-        where.append(f"{fstore.EVENT_TS} >= ?")
-        params.append(start)
-    if end is not None:
-        where.append(f"{fstore.EVENT_TS} < ?")
-        params.append(end)
-    if where:
-        rows = f"(SELECT * FROM {rows} WHERE {' AND '.join(where)})"
+        rows = fqueries.view_rows(con, store.logs, definition, start, end)
     with store.engine() as eng:
-        wide = eng.execute(fstore.stats_sql(definition, rows, window), params).df()
+        wide = fqueries.window_stats(eng, rows, window, start, end)
     out = []
     for f in definition.features:
         part = pd.DataFrame({"window_start": wide["window_start"], "rows": wide["rows"], "feature": f.name})
@@ -67,22 +56,10 @@ def samples(store: Store, view: str, split: datetime, *, start: datetime | None 
     repeatable sample of at most ``limit`` rows; what distribution drift per feature compares."""
     with store.connect() as con:
         definition = fstore.get_view(con, view)
-        rows = rows_relation(con, store.logs, definition, start, end)
-    cols = ", ".join(quote_ident(f) for f in definition.feature_names)
-    out = []
+        rows = fqueries.view_rows(con, store.logs, definition, start, end)
     with store.engine() as eng:
-        for lo, hi in ((start, split), (split, end)):
-            where, params = [], []
-            if lo is not None:
-                where.append(f"{fstore.EVENT_TS} >= ?")
-                params.append(lo)
-            if hi is not None:
-                where.append(f"{fstore.EVENT_TS} < ?")
-                params.append(hi)
-            cond = f"WHERE {' AND '.join(where)}" if where else ""
-            # USING SAMPLE applies before WHERE in its own SELECT: filter first, then sample.
-            out.append(eng.execute(f"SELECT * FROM (SELECT {cols} FROM {rows} {cond}) USING SAMPLE "
-                                   f"reservoir({int(limit)} ROWS) REPEATABLE ({int(seed)})", params).df())
+        out = [fqueries.sample_features(eng, rows, lo, hi, limit=limit, seed=seed)
+               for lo, hi in ((start, split), (split, end))]
     return out[0], out[1]
 
 

@@ -10,7 +10,7 @@ are broken. Event time decides, not ingest time: a late row (ingested after ``t`
 before it) is used, as it would have been had it arrived on time.
 
 Entity rows keep their order and all their columns; NULL keys match nothing; an entity row's time must
-be present. The join is one DuckDB ASOF LEFT JOIN per view (``store.features.point_in_time_sql``) over
+be present. The join is one DuckDB ASOF LEFT JOIN per view (``store.feature_queries.point_in_time_join``) over
 the view's Parquet files whose time span can matter (pruned with the rows' time range and the TTL).
 """
 from __future__ import annotations
@@ -27,15 +27,13 @@ import pyarrow as pa
 
 from mlops_core.entities import FeatureRef, FeatureViewDef
 from mlops_core.errors import InvalidInputError, NotFoundError
-from mlops_core.features.offline import rows_relation
 from mlops_core.store import Store
+from mlops_core.store import feature_queries as fqueries
 from mlops_core.store import features as fstore
-from mlops_core.store.models import quote_ident
-from mlops_core.store.validation import typed_column
+from mlops_core.store.validation import Column, typed_column
 
 #: Entity time columns looked for, in order, when none is named.
 TIME_COLUMNS = ("event_timestamp", "timestamp", "ts")
-_ENTITIES = "_pit_entities"
 
 
 def parse_refs(refs: Any) -> list[FeatureRef]:
@@ -153,46 +151,37 @@ def training_set(store: Store, entities: Any, refs: Any, *, timestamp_column: st
                                 f"view(s) {', '.join(v.name for v in resolved.views)}. They have: "
                                 f"{', '.join(table.column_names)}.", source=name, columns=missing)
     names = output_names(resolved, table.column_names, full_names)
-    if "__row" in table.column_names:
-        raise InvalidInputError(f"The entity rows {name} have a column named '__row', which is reserved.")
-    table = table.append_column("__row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    row = fqueries.ENTITY_ROW
+    if row in table.column_names:
+        raise InvalidInputError(f"The entity rows {name} have a column named {row!r}, which is reserved.")
+    table = table.append_column(row, pa.array(np.arange(table.num_rows, dtype=np.int64)))
     types = dict(zip(table.column_names, table.schema.types, strict=True))
     ts_col = typed_column("__t", ts, "timestamp", types[ts])
     key_cols = {k: typed_column(k, k, col.dtype, types[k]) for k, col in keys.items()}
-    with store.engine() as eng:
-        eng.execute("SET TimeZone = 'UTC'")
-        eng.register(_ENTITIES, table)
-        try:
-            _check_entities(eng, name, ts, ts_col, key_cols)
-            lo, hi = eng.execute(f"SELECT min({ts_col.expr}), max({ts_col.expr}) FROM {_ENTITIES}").fetchall()[0]
-            parts = []
-            with store.connect() as con:
-                for view in resolved.views:
-                    start = None if lo is None or not view.ttl_s else lo - timedelta(seconds=view.ttl_s)
-                    rows = rows_relation(con, store.logs, view, start, hi)
-                    parts.append(fstore.JoinPart(view, rows, tuple((f, names[(view.name, f)])
-                                                                   for f in resolved.features[view.name])))
-            sql = fstore.point_in_time_sql(_ENTITIES, ts_col.expr, {k: c.expr for k, c in key_cols.items()}, parts,
-                                           passthrough=[c for c in table.column_names if c != "__row"],
+    with store.engine() as eng, fqueries.entity_rows(eng, table):
+        _check_entities(eng, name, ts, ts_col, key_cols)
+        lo, hi = fqueries.entity_time_span(eng, ts_col)
+        parts = []
+        with store.connect() as con:
+            for view in resolved.views:
+                start = None if lo is None or not view.ttl_s else lo - timedelta(seconds=view.ttl_s)
+                rows = fqueries.view_rows(con, store.logs, view, start, hi)
+                parts.append(fqueries.JoinPart(rows, tuple((f, names[(view.name, f)])
+                                                           for f in resolved.features[view.name])))
+        return fqueries.point_in_time_join(eng, ts_col, key_cols, parts,
+                                           passthrough=[c for c in table.column_names if c != row],
                                            event_times=event_times)
-            return eng.sql(sql).to_arrow_table()
-        finally:
-            eng.unregister(_ENTITIES)
 
 
-def _check_entities(eng, name: str, ts: str, ts_col, key_cols: dict) -> None:
-    tests = [(ts, "timestamps", ts_col.bad), *((k, c.what, c.bad) for k, c in key_cols.items())]
-    for column, what, bad in tests:
-        if bad is None:
-            continue
-        n = eng.execute(f"SELECT count(*) FROM {_ENTITIES} WHERE {bad}").fetchall()[0][0]
-        if n:
-            first = eng.execute(f"SELECT __row + 1, CAST({quote_ident(column)} AS VARCHAR) FROM {_ENTITIES} "
-                                f"WHERE {bad} ORDER BY __row LIMIT 3").fetchall()
-            shown = ", ".join(f"row {r}: {v!r}" for r, v in first)
-            raise InvalidInputError(f"The entity rows {name}: column {column!r} has {n} value(s) that are not {what} "
-                                    f"({shown}).", column=column)
-    empty = eng.execute(f"SELECT count(*) FROM {_ENTITIES} WHERE {ts_col.expr} IS NULL").fetchall()[0][0]
+def _check_entities(eng, name: str, ts: str, ts_col: Column, key_cols: dict[str, Column]) -> None:
+    tests = [(ts, "timestamps", ts_col), *((k, c.what, c) for k, c in key_cols.items())]
+    for column, what, col in tests:
+        bad = fqueries.bad_entity_values(eng, col)
+        if bad is not None:
+            shown = ", ".join(f"row {r}: {v!r}" for r, v in bad.first)
+            raise InvalidInputError(f"The entity rows {name}: column {column!r} has {bad.count} value(s) that are not "
+                                    f"{what} ({shown}).", column=column)
+    empty = fqueries.entities_without_time(eng, ts_col)
     if empty:
         raise InvalidInputError(f"The entity rows {name}: {empty} row(s) have no time in column {ts!r}; every row "
                                 "needs the moment its features are wanted for.", column=ts)

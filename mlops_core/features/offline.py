@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -41,29 +39,21 @@ from mlops_core.entities import FeatureIngestResult, FeatureViewDef
 from mlops_core.errors import BatchRejectedError, InvalidInputError
 from mlops_core.features import sources
 from mlops_core.store import Store, logs
+from mlops_core.store import feature_queries as fqueries
 from mlops_core.store import features as fstore
 from mlops_core.store import runs as runstore
 from mlops_core.store import validation as vstore
 from mlops_core.store.logs import WrittenFile
-from mlops_core.store.models import quote_ident
-
-_BATCH_TABLE = "_feature_batch"
-
-
-def _tests(view: FeatureViewDef, types: dict[str, pa.DataType]) -> tuple[list[vstore.Column], list[vstore.RowTest]]:
-    cols = fstore.batch_columns(view, types)
-    return cols, vstore.row_tests(cols, (*view.key_names, fstore.EVENT_TS))
 
 
 def count_bad_values(con, view: FeatureViewDef, types: dict[str, pa.DataType]) -> list[tuple[str, int, str]]:
     """(source column, count, what the values must be) of the staged batch's values that are not of the view's
     types, or empty keys and event times; ``con``: the log engine with the batch staged."""
-    cols, tests = _tests(view, types)
-    counts = vstore.batch_counts(con, vstore.normalised(cols, tests), tests=tests, params={})
-    what = {c.name: c.what for c in cols}
-    return [(t.source or t.column, int(counts.failed.get(t.key) or 0),
+    check = fqueries.check_batch(con, view, types)
+    what = {c.name: c.what for c in check.columns}
+    return [(t.source or t.column, int(check.counts.failed.get(t.key) or 0),
              what[t.column] if t.kind == "bad" else "empty")
-            for t in tests if counts.failed.get(t.key)]
+            for t in check.tests if check.counts.failed.get(t.key)]
 
 
 def _check(con, view: FeatureViewDef, batch: batches.Batch, name: str) -> tuple[int, list[str]]:
@@ -73,22 +63,14 @@ def _check(con, view: FeatureViewDef, batch: batches.Batch, name: str) -> tuple[
     missing = batches.missing_columns(set(types), needed, f"batch of view {view.name!r}")
     if missing:
         raise BatchRejectedError(batches.rejection_message(name, [missing]), source=name, problems=[missing.kind])
-    cols, tests = _tests(view, types)
-    counts = vstore.batch_counts(con, vstore.normalised(cols, tests), tests=tests, params={})
-    problems = batches.failed_tests(con, tests, counts, cols, {})
+    check = fqueries.check_batch(con, view, types)
+    problems = batches.failed_tests(con, check.tests, check.counts, check.columns, {})
     if problems:
         raise BatchRejectedError(batches.rejection_message(name, problems), source=name,
                                  problems=[p.kind for p in problems])
     extra = [c for c in types if c not in needed]
     notes = [f"column(s) {', '.join(map(repr, extra))} are not part of view {view.name!r}; ignored"] if extra else []
-    return counts.rows, notes
-
-
-def _select(view: FeatureViewDef, types: dict[str, pa.DataType]) -> str:
-    cols = fstore.batch_columns(view, types)
-    exprs = ", ".join(f"{c.expr} AS {quote_ident(c.name)}" for c in cols)
-    return (f"(SELECT {exprs}, CAST($seq AS BIGINT) * {fstore.ORDER_STRIDE} + {vstore.ROW} AS {fstore.ORDER}, "
-            f"$batch_id AS {fstore.BATCH} FROM {vstore.STAGE})")
+    return check.counts.rows, notes
 
 
 def ingest(store: Store, view_name: str, source: Any = None, *, actor: str,
@@ -127,7 +109,7 @@ def ingest(store: Store, view_name: str, source: Any = None, *, actor: str,
                 written, superseded, gone, dropped = _write(store, eng, view, rows.batch, seq=seq, batch_id=batch_id)
             finally:
                 vstore.unstage(eng)
-                eng.execute(f"DROP TABLE IF EXISTS {_BATCH_TABLE}")
+                fqueries.drop_batch(eng)
         if dropped:
             notes.append(f"{dropped} row(s) repeat an entity key and event time of a later row of the batch; the "
                          "later row was kept")
@@ -169,38 +151,23 @@ def _write(store: Store, eng, view: FeatureViewDef, batch: batches.Batch, *, seq
     rows they supersede; return (row files, superseded file or None, superseded count, rows dropped in the batch).
     The files are not listed yet."""
     root = store.logs
-    select = _select(view, dict(batch.types))
-    eng.execute(f"CREATE OR REPLACE TEMP TABLE {_BATCH_TABLE} AS "
-                f"{fstore.latest_batch_rows_sql(view, select)}", {"seq": seq, "batch_id": batch_id})
-    kept, lo, hi = eng.execute(f"SELECT count(*), min({fstore.EVENT_TS}), max({fstore.EVENT_TS}) FROM {_BATCH_TABLE}"
-                               ).fetchall()[0]
-    dropped = batch.num_rows - int(kept)
+    kept, lo, hi = fqueries.keep_latest_batch_rows(eng, view, dict(batch.types), seq=seq, batch_id=batch_id)
+    dropped = batch.num_rows - kept
     with store.connect() as con:
-        stored = fstore.view_files(con, root, view.name, start=lo, end=hi)
-        gone_files = fstore.view_files(con, root, view.name, kind="superseded")
+        stored = fqueries.view_rows(con, root, view, lo, hi)
     superseded, gone = None, 0
-    if stored:
-        sql = fstore.superseded_orders_sql(view, fstore.rows_relation(view, stored, gone_files), _BATCH_TABLE)
-        gone = int(eng.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0])
+    if stored.files:
+        gone = fqueries.count_superseded(eng, stored)
         if gone:
             folder = fstore.view_folder(root, view.name) / "superseded"
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{batch_id}.parquet"
-            eng.execute(f"COPY ({sql}) TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT PARQUET)")
+            fqueries.write_superseded(eng, stored, path)
             superseded = WrittenFile(str(path.relative_to(root)), None, gone, None, None, path.stat().st_size)
     try:
-        written = logs.write_partitioned(eng, root, fstore.view_folder(root, view.name), fstore.file_columns(view),
-                                         fstore.EVENT_TS, f"SELECT * FROM {_BATCH_TABLE}", tag=batch_id)
+        written = fqueries.write_batch(eng, root, fstore.view_folder(root, view.name), view, batch_id=batch_id)
     except BaseException:
         if superseded is not None:
             logs.discard(root, [superseded])
         raise
     return written, superseded, gone, dropped
-
-
-def rows_relation(con, root: Path, view: FeatureViewDef, start: datetime | None = None,
-                  end: datetime | None = None) -> str:
-    """SQL for the view's current rows with event time possibly in [start, end] (files are pruned by their time
-    span); ``con``: a metadata visit."""
-    return fstore.rows_relation(view, fstore.view_files(con, root, view.name, start=start, end=end),
-                                fstore.view_files(con, root, view.name, kind="superseded"))

@@ -32,8 +32,8 @@ from mlops_core.clock import utcnow
 from mlops_core.entities import FeatureColumn, FeatureValue, FeatureViewDef, MaterializeResult, OnlineFeatures
 from mlops_core.errors import InvalidInputError, NotFoundError
 from mlops_core.features.join import parse_refs
-from mlops_core.features.offline import rows_relation
 from mlops_core.store import Store
+from mlops_core.store import feature_queries as fqueries
 from mlops_core.store import features as fstore
 from mlops_core.store import runs as runstore
 
@@ -56,15 +56,13 @@ def _materialize_view(store: Store, view: FeatureViewDef, as_of: datetime, actor
     t0, started = time.perf_counter(), utcnow()
     root = store.logs
     with store.connect() as con:
-        rows = rows_relation(con, root, view, None, as_of)
+        rows = fqueries.view_rows(con, root, view, None, as_of)
     folder = fstore.online_folder(root, view.name)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{started:%Y%m%dT%H%M%S%f}_{os.getpid()}.parquet"
     with store.engine() as eng:
-        sql = fstore.latest_rows_sql(view, rows)
-        n, newest = eng.execute(f"SELECT count(*), max({fstore.EVENT_TS}) FROM ({sql})", {"as_of": as_of}).fetchall()[0]
-        literal = str(path).replace("'", "''")
-        eng.execute(f"COPY ({sql}) TO '{literal}' (FORMAT PARQUET, COMPRESSION zstd)", {"as_of": as_of})
+        n, newest = fqueries.latest_rows_facts(eng, rows, as_of)
+        fqueries.write_latest_rows(eng, rows, as_of, path)
     rel = str(path.relative_to(root))
     snap = fstore.Snapshot(rel, view.name, view.version, int(n), newest, as_of, utcnow())
     try:

@@ -18,7 +18,7 @@ import pyarrow as pa
 from mlops_core.data import batches
 from mlops_core.entities import FeatureSource
 from mlops_core.errors import BatchRejectedError, InvalidInputError
-from mlops_core.store.models import quote_ident
+from mlops_core.store import feature_queries as fqueries
 from mlops_core.store.validation import ROW
 
 WHAT = "feature batch"
@@ -97,11 +97,11 @@ def _read_table(spec: FeatureSource) -> pa.Table:
         raise BatchRejectedError(f"The DuckDB file {path} of the source table {spec.table!r} does not exist.",
                                  path=str(path))
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = fqueries.open_read_only(path)
     except duckdb.Error as exc:
         raise BatchRejectedError(f"Cannot open {path} to read the table {spec.table!r}: {exc}", path=str(path)) from exc
     try:
-        return con.sql(f"SELECT * FROM {quote_ident(spec.table or '')}").to_arrow_table()
+        return fqueries.whole_table(con, spec.table or "")
     except duckdb.Error as exc:
         raise BatchRejectedError(f"Cannot read the table {spec.table!r} of {path}: {exc}", path=str(path)) from exc
     finally:

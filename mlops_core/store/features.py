@@ -1,5 +1,6 @@
-"""SQL of the feature store: definitions, the listing of feature files, online snapshots, bindings, and the
-point-in-time join.
+"""SQL of the feature store's metadata: definitions, the listing of feature files and batches, online snapshots,
+bindings and freshness. The queries over the files themselves (ingest, the point-in-time join, snapshots,
+statistics) are ``store.feature_queries``.
 
 Layout under the log folder (``Store.logs``), beside the prediction logs::
 
@@ -25,24 +26,18 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 
 from mlops_core.clock import utcnow
 from mlops_core.entities import EntityDef, FeatureBinding, FeatureColumn, FeatureSource, FeatureViewDef, ViewFreshness
 from mlops_core.errors import NotFoundError
 from mlops_core.store.logs import WrittenFile
-from mlops_core.store.models import binding_to_json, quote_ident
-from mlops_core.store.validation import Column, typed_column
+from mlops_core.store.models import binding_to_json
 
 EVENT_TS, ORDER, BATCH = "__event_ts", "__order", "batch_id"
 #: Rows of one batch: the order of a row is seq * ORDER_STRIDE + its 1-based row number.
 ORDER_STRIDE = 1 << 32
 #: Names a key or feature may not take (the files' own columns, and the Hive partition column).
 RESERVED = (EVENT_TS, ORDER, BATCH, "date", "__row", "__t")
-
-
-def _literal(text: str) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
 
 
 def _columns_json(cols: list[FeatureColumn]) -> str:
@@ -241,97 +236,13 @@ def rows_per_day(con: duckdb.DuckDBPyConnection, view: str) -> pd.DataFrame:
                        "GROUP BY day ORDER BY day", [view]).df()
 
 
-# --- SQL over the files ----------------------------------------------------------------------------------
+# --- the files' columns ----------------------------------------------------------------------------------
 
 
 def file_columns(view: FeatureViewDef) -> list[tuple[str, str]]:
     """(column, SQL type) of the view's feature files, in file order."""
     return ([(k.name, k.sql_type) for k in view.keys] + [(EVENT_TS, "TIMESTAMP")]
             + [(f.name, f.sql_type) for f in view.features] + [(ORDER, "BIGINT"), (BATCH, "VARCHAR")])
-
-
-def batch_columns(view: FeatureViewDef, types: dict[str, pa.DataType]) -> list[Column]:
-    """The normalising expressions that turn a staged batch (``_batch``) into the view's columns; every key,
-    the timestamp and every feature column must be in ``types`` (the caller checks)."""
-    cols = [typed_column(k.name, k.name, k.dtype, types[k.name]) for k in view.keys]
-    cols.append(typed_column(EVENT_TS, view.timestamp, "timestamp", types[view.timestamp]))
-    cols += [typed_column(f.name, f.name, f.dtype, types[f.name]) for f in view.features]
-    return cols
-
-
-def rows_relation(view: FeatureViewDef, files: list[str], superseded: list[str]) -> str:
-    """SQL for the view's current rows: the files' rows, cast to the view's current types (a feature added by a
-    later version reads as NULL in older files), less the superseded ones."""
-    cols = [c for c in file_columns(view) if c[0] != BATCH]
-    if not files:
-        return "(SELECT " + ", ".join(f"CAST(NULL AS {t}) AS {quote_ident(c)}" for c, t in cols) + " WHERE FALSE)"
-    listed = ", ".join(_literal(f) for f in files)
-    exprs = ", ".join(f"CAST({quote_ident(c)} AS {t}) AS {quote_ident(c)}" for c, t in cols)
-    scan = f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
-    if superseded:
-        gone = ", ".join(_literal(f) for f in superseded)
-        scan += (f" WHERE {ORDER} NOT IN (SELECT {ORDER} FROM read_parquet([{gone}], hive_partitioning = false))")
-    return f"(SELECT {exprs} FROM {scan})"
-
-
-def superseded_orders_sql(view: FeatureViewDef, stored: str, batch: str) -> str:
-    """SQL for the orders of ``stored`` rows that share an entity key and event time with a row of ``batch``."""
-    on = " AND ".join(f"s.{quote_ident(c)} = b.{quote_ident(c)}" for c in [*view.key_names, EVENT_TS])
-    return f"SELECT s.{ORDER} AS {ORDER} FROM {stored} AS s SEMI JOIN {batch} AS b ON {on}"
-
-
-def latest_batch_rows_sql(view: FeatureViewDef, normalised: str) -> str:
-    """SQL keeping, of rows of one batch that share an entity key and event time, the last one (highest order)."""
-    part = ", ".join(quote_ident(c) for c in [*view.key_names, EVENT_TS])
-    return f"SELECT * FROM {normalised} QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY {ORDER} DESC) = 1"
-
-
-def latest_rows_sql(view: FeatureViewDef, rows: str) -> str:
-    """SQL for the newest row per entity key of ``rows`` with event time at or before ``$as_of`` (the online
-    store's content)."""
-    keys = ", ".join(quote_ident(k) for k in view.key_names)
-    return (f"SELECT * FROM {rows} WHERE {EVENT_TS} <= $as_of "
-            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {EVENT_TS} DESC, {ORDER} DESC) = 1")
-
-
-@dataclass(frozen=True)
-class JoinPart:
-    """One view of a point-in-time join: its rows, and which features to take under which output names."""
-
-    view: FeatureViewDef
-    rows: str
-    features: tuple[tuple[str, str], ...]  # (feature, output column)
-
-
-def point_in_time_sql(entities: str, ts_expr: str, key_exprs: dict[str, str], parts: list[JoinPart], *,
-                      passthrough: list[str], event_times: bool = False) -> str:
-    """SQL of the point-in-time join: every row of ``entities`` (in ``__row`` order) with its ``passthrough``
-    columns and, per part, the features of the view's row with the greatest event time at or before the row's
-    time ``ts_expr`` and within the view's TTL (NULL when there is none).
-
-    ``key_exprs`` maps each key column name to its normalised expression over the entity rows. One ASOF LEFT
-    JOIN per view on the key columns and ``event time <= t``; ties cannot occur (see the module docstring).
-    """
-    keys_needed = list(dict.fromkeys(k for p in parts for k in p.view.key_names))
-    inner = [f"{quote_ident(c)}" for c in passthrough] + [f"{key_exprs[k]} AS {quote_ident('__k_' + k)}"
-                                                           for k in keys_needed]
-    sql_from = f"(SELECT __row, {ts_expr} AS __t, {', '.join(inner)} FROM {entities}) AS e"
-    selects = [f"e.{quote_ident(c)}" for c in passthrough]
-    for i, p in enumerate(parts):
-        a = f"v{i}"
-        on = " AND ".join(f"e.{quote_ident('__k_' + k)} = {a}.{quote_ident(k)}" for k in p.view.key_names)
-        sql_from += f" ASOF LEFT JOIN {p.rows} AS {a} ON {on} AND e.__t >= {a}.{EVENT_TS}"
-        fresh = (f"{a}.{EVENT_TS} > e.__t - to_microseconds(CAST({round(p.view.ttl_s * 1e6)} AS BIGINT))"
-                 if p.view.ttl_s else None)
-        for feature, out in p.features:
-            value = f"{a}.{quote_ident(feature)}"
-            selects.append(f"CASE WHEN {fresh} THEN {value} END AS {quote_ident(out)}" if fresh else
-                           f"{value} AS {quote_ident(out)}")
-        if event_times:
-            ts = f"{a}.{EVENT_TS}"
-            selects.append(f"CASE WHEN {fresh} THEN {ts} END AS {quote_ident(p.view.name + '__event_ts')}"
-                           if fresh else f"{ts} AS {quote_ident(p.view.name + '__event_ts')}")
-    return f"SELECT {', '.join(selects)} FROM {sql_from} ORDER BY e.__row"
 
 
 # --- facts and freshness ------------------------------------------------------------------------------
@@ -407,28 +318,3 @@ def expired_snapshots(con: duckdb.DuckDBPyConnection, view: str, before: datetim
                                        [view, before]).fetchall()]
     con.execute("DELETE FROM online_snapshots WHERE view = ? AND retired_at < ?", [view, before])
     return paths
-
-
-def stats_sql(view: FeatureViewDef, rows: str, window: str) -> str:
-    """SQL of per-window row counts and, per feature, non-null counts (``n_<feature>``) and for numeric features
-    the mean (``mean_<feature>``): what the Features page charts. Standard SQL (date_trunc, count, avg)."""
-    parts = [f"date_trunc('{window}', {EVENT_TS}) AS window_start", "count(*) AS rows"]
-    for f in view.features:
-        q = quote_ident(f.name)
-        parts.append(f"count({q}) AS {quote_ident('n_' + f.name)}")
-        if f.dtype in ("float", "int"):
-            parts.append(f"avg(CAST({q} AS DOUBLE)) AS {quote_ident('mean_' + f.name)}")
-    return f"SELECT {', '.join(parts)} FROM {rows} GROUP BY 1 ORDER BY 1"
-
-
-def values_sql(feature: str, rows: str, start: datetime | None, end: datetime | None) -> tuple[str, list]:
-    """SQL (and parameters) of one feature's non-null values with event time in [start, end)."""
-    sql = f"SELECT {quote_ident(feature)} AS value FROM {rows} WHERE {quote_ident(feature)} IS NOT NULL"
-    params: list = []
-    if start is not None:
-        sql += f" AND {EVENT_TS} >= ?"
-        params.append(start)
-    if end is not None:
-        sql += f" AND {EVENT_TS} < ?"
-        params.append(end)
-    return sql, params
