@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from mlops_core.cli import room
-from mlops_core.cli.output import frame_records, print_json
+from mlops_core.cli.output import frame_records, print_json, promotion_text
 from mlops_core.entities import jsonable
 from mlops_core.errors import InvalidInputError
 
@@ -51,9 +51,7 @@ def cmd_promote(args) -> int:
     if args.json:
         print_json(r)
     else:
-        was = f"v{r.from_version}" if r.from_version is not None else "none"
-        print(f"Promoted {args.model} v{r.to_version} to production (was {was})"
-              + (" — forced over the gate's rejection." if r.forced else "."))
+        print(promotion_text(args.model, r) + (" — forced over the gate's rejection." if r.forced else "."))
     return 0
 
 
@@ -106,5 +104,5 @@ def cmd_abtest(args) -> int:
         return 0
     print(result.message)
     if promo is not None:
-        print(f"Promoted {args.model} v{promo.to_version} to production (was v{promo.from_version}).")
+        print(promotion_text(args.model, promo) + ".")
     return 0

@@ -16,6 +16,13 @@ def frame_records(df) -> list[dict]:
     return jsonable(df.to_dict(orient="records"))
 
 
+def promotion_text(model: str, promotion, *, what: str = "") -> str:
+    """``Promoted MODEL vN<what> to production (was vM)``: how every command that promotes begins its report
+    (``promotion``: an ``entities.Promotion``); the caller ends the sentence."""
+    was = f"v{promotion.from_version}" if promotion.from_version is not None else "none"
+    return f"Promoted {model} v{promotion.to_version}{what} to production (was {was})"
+
+
 def add_format_options(p) -> None:
     """``--json`` and ``--csv`` (mutually exclusive) for a command that lists records."""
     g = p.add_mutually_exclusive_group()

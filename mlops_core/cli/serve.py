@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from mlops_core.cli import room
-from mlops_core.cli.output import frame_records, print_json
+from mlops_core.cli.output import frame_records, print_json, promotion_text
 from mlops_core.entities import jsonable
 
 
@@ -207,8 +207,7 @@ def cmd_deployment_promote_winner(args) -> int:
         print_json({"winner": r.status.winner, "promotion": r.promotion, "config": r.config,
                     "test": jsonable(r.status.test)})
     elif r.promotion is not None:
-        print(f"Promoted {args.model} v{r.promotion.to_version} (the A/B winner) to production (was "
-              f"v{r.promotion.from_version}); serving champion only.")
+        print(promotion_text(args.model, r.promotion, what=" (the A/B winner)") + "; serving champion only.")
     else:
         print(f"The champion stays; the test ended and {args.model} serves champion only.")
     return 0
