@@ -178,7 +178,8 @@ def _check_and_write(store: Store, con, facts: batches.Against, batch, kind: str
         sql, params = vstore.prediction_rows(info, check.columns, batch_id)
     else:
         sql, params = vstore.label_rows(check.relation, facts.log.labels, batch_id, utcnow(), check.params)
-    files = logs.write(con, store.logs, info, kind, sql, params, batch_id=batch_id)
+    files = logs.write(con, store.logs, info, kind, sql, params, batch_id=batch_id,
+                       predictions=facts.log.predictions if kind == "labels" else None)
     return check, files, fingerprint, batch_id, warnings
 
 

@@ -55,7 +55,9 @@ import numpy as np
 import pandas as pd
 
 from mlops_core import metrics
+from mlops_core.monitoring import window_results
 from mlops_core.store import performance as perfstore
+from mlops_core.store import window_cache
 from mlops_core.store.conditions import check_window
 from mlops_core.store.logs import LogView
 
@@ -293,7 +295,11 @@ def pooled(con: duckdb.DuckDBPyConnection, log: LogView, *, start: datetime, end
     return _metrics_frame(con, log, perfstore.PERIOD, start, end, versions, auc)
 
 
-def _metrics_frame(con, log: LogView, window: str, start, end, versions, auc: bool) -> pd.DataFrame:
+def _query_sums(con, log: LogView, window: str, start, end, versions, auc: bool
+                ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The store's sums per window and version for the model's task (binary: ``binary_sums``; other
+    classifiers: ``classification_counts``; regression: ``regression_sums``) and, with ``auc`` for a binary
+    classifier, its exact ROC AUC per window and version (else None)."""
     info = log.info
     if info.task == "classification":
         if info.positive_class is not None:
@@ -302,12 +308,65 @@ def _metrics_frame(con, log: LogView, window: str, start, end, versions, auc: bo
                 source = perfstore.materialise_joined(con, log, window, start, end, versions)
             sums = perfstore.binary_sums(con, log, window, start, end, versions, source=source)
             aucs = perfstore.auc_by_window(con, log, window, start, end, versions, source=source) if auc else None
-            out = _binary_frame(sums, aucs)
-        else:
-            counts = perfstore.classification_counts(con, log, window, start, end, versions)
-            out = _classification_frame(counts)
+            return sums, aucs
+        return perfstore.classification_counts(con, log, window, start, end, versions), None
+    return perfstore.regression_sums(con, log, window, start, end, versions), None
+
+
+#: The files of the queries whose per-window results are kept (a change to them starts the cache afresh).
+_CACHED_CODE = (perfstore.__file__,)
+
+
+def _window_sums(con, log: LogView, window: str, start, end, versions, auc: bool
+                 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``_query_sums`` per window through ``window_results.per_window`` (windows whose files did not change are
+    read from the cache), the versions picked afterwards (the cache holds every version)."""
+    if window == perfstore.PERIOD:
+        return _query_sums(con, log, window, start, end, versions, auc)
+    with_auc = auc and log.info.task == "classification" and log.info.positive_class is not None
+
+    def compute(c, view: LogView, lo, hi) -> dict:
+        sums, aucs = _query_sums(c, view, window, lo, hi, None, with_auc)
+        by_window = window_results.split_by_window(sums)
+        auc_by_window = window_results.split_by_window(aucs) if aucs is not None else {}
+        return {w: (part, auc_by_window.get(w)) for w, part in by_window.items()}
+
+    def encode(result) -> dict:
+        sums, aucs = result
+        return {"sums": window_results.encode_frame(sums),
+                "auc": None if aucs is None else window_results.encode_frame(aucs)}
+
+    def decode(_start, data) -> tuple:
+        return (window_results.decode_frame(data["sums"]),
+                None if data["auc"] is None else window_results.decode_frame(data["auc"]))
+
+    series = window_cache.series_name("performance", window, {"task": log.info.task, "auc": with_auc,
+                                                              "positive": log.info.positive_class},
+                                      window_cache.code_digest(_CACHED_CODE))
+    found = window_results.per_window(con, log, window, start, end, series=series, compute=compute, encode=encode,
+                                      decode=decode)
+    if not found:
+        return _query_sums(con, log, window, start, end, versions, auc)  # the empty frames, with their columns
+    sums = pd.concat([s for s, _ in found.values()], ignore_index=True)
+    aucs = [a for _, a in found.values() if a is not None]
+    auc_frame = pd.concat(aucs, ignore_index=True) if aucs else None
+    if with_auc and auc_frame is None:
+        auc_frame = pd.DataFrame(columns=["window_start", "version", "roc_auc", "n_pos", "n_neg"])
+    if versions:
+        wanted = [int(v) for v in versions]
+        sums = sums[sums["version"].isin(wanted)].reset_index(drop=True)
+        if auc_frame is not None:
+            auc_frame = auc_frame[auc_frame["version"].isin(wanted)].reset_index(drop=True)
+    return sums, auc_frame
+
+
+def _metrics_frame(con, log: LogView, window: str, start, end, versions, auc: bool) -> pd.DataFrame:
+    info = log.info
+    sums, aucs = _window_sums(con, log, window, start, end, versions, auc)
+    if info.task == "classification":
+        out = _binary_frame(sums, aucs) if info.positive_class is not None else _classification_frame(sums)
     else:
-        out = _regression_frame(perfstore.regression_sums(con, log, window, start, end, versions))
+        out = _regression_frame(sums)
     if len(out):
         out["window_start"] = pd.to_datetime(out["window_start"])
         out["version"] = out["version"].astype("int64")

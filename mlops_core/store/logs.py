@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -78,17 +79,39 @@ def relation(info: ModelInfo, kind: str, files: list[str] | tuple[str, ...]) -> 
 
 
 @dataclass(frozen=True)
+class ListedFile:
+    """One listed file of a view with the time span that decides which windows it touches: predictions their own
+    ``ts`` span, labels the span of the predictions they label (None: not known, so every window)."""
+
+    path: str  # absolute
+    rows: int
+    first: datetime | None
+    last: datetime | None
+
+    def touches(self, start: datetime, end: datetime) -> bool:
+        """Whether rows of this file can fall in (predictions) or join to (labels) the window [start, end)."""
+        if self.first is None or self.last is None:
+            return True
+        return self.last >= start and self.first < end
+
+
+@dataclass(frozen=True)
 class LogView:
     """What one query reads of a model's log: the listed files and their SQL relations.
 
     ``as_of``: the log as it was at that moment (predictions logged before it, labels that had arrived by
     then), for judging a model at a past time without the labels that came later; None: all of it.
+    ``root``, ``listed_predictions`` and ``listed_labels`` (set by ``view``): the log folder and the files with
+    their spans, for ``restricted`` and ``fingerprint`` (per-window results, ``store.window_cache``).
     """
 
     info: ModelInfo
     prediction_files: tuple[str, ...]
     label_files: tuple[str, ...]
     as_of: datetime | None = None
+    root: Path | None = None
+    listed_predictions: tuple[ListedFile, ...] = ()
+    listed_labels: tuple[ListedFile, ...] = ()
 
     def _until(self, rel: str, column: str, op: str) -> str:
         if self.as_of is None:
@@ -106,7 +129,37 @@ class LogView:
 
     def until(self, as_of: datetime | None) -> LogView:
         """This view as the log was at ``as_of`` (see the class docstring)."""
-        return LogView(self.info, self.prediction_files, self.label_files, as_of)
+        return replace(self, as_of=as_of)
+
+    @property
+    def spans_known(self) -> bool:
+        """Whether the view carries its files' spans (a view made by ``view``)."""
+        return self.root is not None and len(self.listed_predictions) == len(self.prediction_files)
+
+    def _touching(self, start: datetime, end: datetime) -> tuple[tuple[ListedFile, ...], tuple[ListedFile, ...]]:
+        return (tuple(f for f in self.listed_predictions if f.touches(start, end)),
+                tuple(f for f in self.listed_labels if f.touches(start, end)))
+
+    def restricted(self, start: datetime, end: datetime) -> LogView:
+        """This view over only the files that can hold or label predictions of [start, end): the same rows for any
+        query of that window, fewer files to read. Needs ``spans_known``."""
+        preds, labels = self._touching(start, end)
+        return replace(self, prediction_files=tuple(f.path for f in preds), label_files=tuple(f.path for f in labels),
+                       listed_predictions=preds, listed_labels=labels)
+
+    def rows_touching(self, start: datetime, end: datetime) -> int:
+        """Rows of the prediction files that touch [start, end) (an upper bound of the window's predictions)."""
+        return sum(f.rows for f in self.listed_predictions if f.touches(start, end))
+
+    def fingerprint(self, start: datetime, end: datetime) -> str:
+        """A digest of the files (path and rows) that can change a result of the window [start, end): equal
+        digests, equal rows. Needs ``spans_known``."""
+        preds, labels = self._touching(start, end)
+        digest = hashlib.blake2b(digest_size=12)
+        for kind, files in (("p", preds), ("l", labels)):
+            for f in sorted(files, key=lambda f: f.path):
+                digest.update(f"{kind}\0{f.path}\0{f.rows}\n".encode())
+        return digest.hexdigest()
 
 
 def view(con: duckdb.DuckDBPyConnection, root: Path, info: ModelInfo, start: datetime | None = None,
@@ -117,19 +170,20 @@ def view(con: duckdb.DuckDBPyConnection, root: Path, info: ModelInfo, start: dat
     ``kinds``: which prediction rows the view's ``predictions`` holds: the served ones (default), the
     ``shadow`` ones, or both (an A/B comparison of a shadow challenger with the champion)."""
     marks = ", ".join("?" for _ in kinds)
-    sql, params = (f"SELECT path FROM log_files WHERE model = ? AND kind IN ({marks}) AND retired_at IS NULL",
-                   [info.name, *kinds])
+    sql, params = (f"SELECT path, rows, min_ts, max_ts FROM log_files WHERE model = ? AND kind IN ({marks}) "
+                   "AND retired_at IS NULL", [info.name, *kinds])
     if start is not None:
         sql += " AND max_ts >= ?"
         params.append(start)
     if end is not None:
         sql += " AND min_ts < ?"
         params.append(end)
-    preds = [str(root / r[0]) for r in con.execute(sql + " ORDER BY min_ts, path", params).fetchall()]
-    labels = [str(root / r[0]) for r in con.execute(
-        "SELECT path FROM log_files WHERE model = ? AND kind = 'labels' AND retired_at IS NULL ORDER BY path",
-        [info.name]).fetchall()]
-    return LogView(info, tuple(preds), tuple(labels))
+    preds = tuple(ListedFile(str(root / r[0]), int(r[1]), r[2], r[3])
+                  for r in con.execute(sql + " ORDER BY min_ts, path", params).fetchall())
+    labels = tuple(ListedFile(str(root / r[0]), int(r[1]), r[2], r[3]) for r in con.execute(
+        "SELECT path, rows, pred_min_ts, pred_max_ts FROM log_files WHERE model = ? AND kind = 'labels' "
+        "AND retired_at IS NULL ORDER BY path", [info.name]).fetchall())
+    return LogView(info, tuple(f.path for f in preds), tuple(f.path for f in labels), None, root, preds, labels)
 
 
 # --- facts from the listing (no file is read) ------------------------------------------------------
@@ -186,6 +240,10 @@ class LogFile:
     min_ts: datetime | None
     max_ts: datetime | None
     bytes: int
+    #: labels: the time span of the predictions the file labels (None: not known, e.g. files listed before the
+    #: span was recorded); it decides which windows a label file can change (``LogView.restricted``).
+    pred_min_ts: datetime | None = None
+    pred_max_ts: datetime | None = None
 
 
 def _folder(root: Path, model: str, kind: str) -> Path:
@@ -246,27 +304,52 @@ def write_partitioned(con: duckdb.DuckDBPyConnection, root: Path, folder: Path, 
 
 
 def write(con: duckdb.DuckDBPyConnection, root: Path, info: ModelInfo, kind: str, select_sql: str,
-          params: dict | list | None = None, *, batch_id: str) -> list[LogFile]:
+          params: dict | list | None = None, *, batch_id: str, predictions: str | None = None) -> list[LogFile]:
     """Write the rows of ``select_sql`` (the kind's columns, in any order) as one Parquet file per day.
 
     ``con``: the log engine (or any DuckDB connection that can evaluate ``select_sql``). The files
     are not part of the log until ``register`` lists them. Returns them, with their row counts and
-    time spans; an empty result writes nothing.
+    time spans; an empty result writes nothing. ``predictions``: for labels, the relation of the model's
+    prediction log (``LogView.predictions``): each label file then records the time span of the predictions it
+    labels (one join of the new rows, a few columns of the log).
     """
     ts = "label_ts" if kind == "labels" else "ts"
     written = write_partitioned(con, root, _folder(root, info.name, kind), columns(info, kind), ts, select_sql,
                                 params, tag=f"{batch_id}_{uuid.uuid4().hex[:6]}")
-    return [LogFile(w.path, info.name, kind, batch_id, w.day, w.rows, w.min_ts, w.max_ts, w.bytes) for w in written]
+    spans: dict[str, tuple[datetime | None, datetime | None]] = {}
+    if kind == "labels" and predictions is not None and written:
+        paths = {str(root / w.path): w.path for w in written}
+        listed = ", ".join(_literal(full) for full in paths)
+        for name, unmatched, lo, hi in con.execute(
+                f"SELECT b.filename, count(*) FILTER (WHERE p.ts IS NULL), min(p.ts), max(p.ts) "
+                f"FROM read_parquet([{listed}], filename = true) b "
+                f"LEFT JOIN (SELECT request_id, ts FROM {predictions}) p ON p.request_id = b.request_id "
+                "GROUP BY 1").fetchall():
+            if not unmatched:  # a label whose prediction is not listed (yet) could join to any window later
+                spans[paths[name]] = (lo, hi)
+    out = []
+    for w in written:
+        lo, hi = spans.get(w.path, (None, None))
+        out.append(LogFile(w.path, info.name, kind, batch_id, w.day, w.rows, w.min_ts, w.max_ts, w.bytes, lo, hi))
+    return out
 
 
 def register(con: duckdb.DuckDBPyConnection, files: list[LogFile]) -> None:
     """List ``files`` in ``log_files`` (call inside the transaction that records their batch)."""
     now = utcnow()
-    if files:
+    plain = [f for f in files if f.pred_min_ts is None]
+    spanned = [f for f in files if f.pred_min_ts is not None]
+    if plain:  # (the columns of the span exist from migration 058 on; migration 033 lists files without them)
         con.executemany(
             "INSERT INTO log_files (path, model, kind, batch_id, day, rows, min_ts, max_ts, bytes, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[f.path, f.model, f.kind, f.batch_id, f.day, f.rows, f.min_ts, f.max_ts, f.bytes, now] for f in files])
+            [[f.path, f.model, f.kind, f.batch_id, f.day, f.rows, f.min_ts, f.max_ts, f.bytes, now] for f in plain])
+    if spanned:
+        con.executemany(
+            "INSERT INTO log_files (path, model, kind, batch_id, day, rows, min_ts, max_ts, bytes, created_at, "
+            "pred_min_ts, pred_max_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[f.path, f.model, f.kind, f.batch_id, f.day, f.rows, f.min_ts, f.max_ts, f.bytes, now, f.pred_min_ts,
+              f.pred_max_ts] for f in spanned])
 
 
 def discard(root: Path, files: list[LogFile] | list[WrittenFile]) -> None:

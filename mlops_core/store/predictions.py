@@ -32,10 +32,14 @@ def append(store: Store, info: ModelInfo, kind: str, rows, *, batch_id: str | No
                    if k.name not in names)
     select = "SELECT *" + keys + ("" if "batch_id" in names else ", $batch_id AS batch_id") + " FROM _append_rows"
     with logs.writer_lock(store.logs, info.name, lock_timeout_seconds()), engine() as con:
+        predictions = None
+        if kind == "labels":  # each label file records the span of the predictions it labels
+            with store.connect() as meta:
+                predictions = logs.view(meta, store.logs, info).predictions
         con.register("_append_rows", rows)
         try:
             files = logs.write(con, store.logs, info, kind, select, {"batch_id": batch_id}
-                               if "batch_id" not in names else None, batch_id=batch_id)
+                               if "batch_id" not in names else None, batch_id=batch_id, predictions=predictions)
         finally:
             con.unregister("_append_rows")
         try:

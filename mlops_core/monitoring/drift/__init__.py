@@ -23,6 +23,7 @@ means exist: KS and W1 are estimated from them (see ``ks`` and ``wasserstein``).
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -31,15 +32,25 @@ import numpy as np
 import pandas as pd
 
 from mlops_core.data import reference as refmod
-from mlops_core.entities import PSEUDO_FEATURES, TARGET, DriftSpec, FeatureCounts, FeatureReference, ModelInfo
+from mlops_core.entities import (
+    PSEUDO_FEATURES,
+    TARGET,
+    DriftSpec,
+    FeatureCounts,
+    FeatureReference,
+    ModelInfo,
+    WindowCounts,
+)
 from mlops_core.errors import InvalidInputError, NotFoundError
+from mlops_core.monitoring import window_results
 from mlops_core.monitoring.drift import registry
 from mlops_core.monitoring.drift.method import Sample
-from mlops_core.store import Store, engines, logs, transaction
+from mlops_core.store import Store, engines, logs, transaction, window_cache
 from mlops_core.store import drift as dstore
 from mlops_core.store import models as mstore
 from mlops_core.store import references as rstore
 from mlops_core.store.conditions import check_window
+from mlops_core.store.logs import LogView
 
 #: Significance the guard test must reach before a distance counts as drift.
 GUARD_ALPHA = 0.01
@@ -321,6 +332,27 @@ def _plan(con, info: ModelInfo, reference_id: int | None) -> tuple[int, list[Fea
     return ref_id, rstore.load_reference(con, ref_id)
 
 
+def window_counts(con, log: LogView, window: str, specs: list[DriftSpec], start: datetime | None,
+                  end: datetime | None, target: DriftSpec | None = None) -> list[WindowCounts]:
+    """``store.drift.window_counts`` per window through ``window_results.per_window``: the counts of windows whose
+    files did not change come from the cache (the bins are fixed by the specs, part of the cache's name)."""
+
+    def compute(c, view: LogView, lo, hi) -> dict:
+        return {w.window_start: w for w in dstore.window_counts(c, view, window, specs, lo, hi, target)}
+
+    def encode(counts: WindowCounts) -> dict:
+        return {"rows": counts.rows, "features": {f: asdict(fc) for f, fc in counts.features.items()}}
+
+    def decode(start_of_window: datetime, data: dict) -> WindowCounts:
+        return WindowCounts(start_of_window, int(data["rows"]),
+                            {f: FeatureCounts(**fc) for f, fc in data["features"].items()})
+
+    parameters = {"specs": [asdict(s) for s in specs], "target": asdict(target) if target is not None else None}
+    series = window_cache.series_name("drift", window, parameters, window_cache.code_digest((dstore.__file__,)))
+    return list(window_results.per_window(con, log, window, start, end, series=series, compute=compute,
+                                          encode=encode, decode=decode).values())
+
+
 def over_time(store: Store, info: ModelInfo, *, window: str = "day", start: datetime | None = None,
               end: datetime | None = None, reference_id: int | None = None, store_results: bool = True,
               methods=None, thresholds=None, alpha: float | None = GUARD_ALPHA,
@@ -347,7 +379,7 @@ def over_time(store: Store, info: ModelInfo, *, window: str = "day", start: date
     by_name = {r.feature: r for r in refs}
     specs, target = _specs(info, refs)
     with engines.open_engine(engine, store) as con:
-        windows = dstore.window_counts(con, log, window, specs, start, end, target)
+        windows = window_counts(con, log, window, specs, start, end, target)
     rows = []
     for w in windows:
         for feature, counts in w.features.items():
