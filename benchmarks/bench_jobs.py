@@ -41,23 +41,38 @@ def operator(db: Path) -> ControlRoom:
     return ControlRoom(db, identity=Identity("bench", "operator"))
 
 
-def in_process(db: Path) -> float:
-    t = time.perf_counter()
+def in_process(db: Path) -> tuple[float, float]:
+    t, cpu = time.perf_counter(), time.process_time()
     run_id = operator(db).model(MODEL).retrain(spawn=False)
     operator(db).execute_retrain(run_id)
-    elapsed = time.perf_counter() - t
+    elapsed, cpu = time.perf_counter() - t, time.process_time() - cpu
     run = ControlRoom(db).run(run_id)
     assert run.status == "succeeded", run.error
-    return elapsed
+    return elapsed, cpu
 
 
-def detached(db: Path) -> tuple[float, int]:
+def detached(db: Path) -> tuple[float, int, str]:
     t = time.perf_counter()
     run_id = operator(db).model(MODEL).retrain()
     run = ControlRoom(db).wait(run_id, poll=0.5)
     elapsed = time.perf_counter() - t
     assert run.status == "succeeded", run.error
-    return elapsed, run.pid
+    return elapsed, run.pid, run_id
+
+
+def job_seconds(store: Store, run_id: str, wait: float = 5.0) -> tuple[float, float]:
+    """(wall, CPU) seconds the worker spent running ``run_id``, from its log's line "finished retrain <id> in <s> s
+    (CPU <s> s)" (written just after the run is marked finished: waited for up to ``wait`` seconds)."""
+    deadline = time.monotonic() + wait
+    while True:
+        for line in worker.worker_log_path(store).read_text().splitlines():
+            parts = line.replace("(", " ").replace(")", " ").split()
+            if "finished" in parts and run_id in parts:
+                i = parts.index("in", parts.index(run_id))
+                return float(parts[i + 1]), float(parts[i + 4])
+        if time.monotonic() > deadline:
+            return float("nan"), float("nan")
+        time.sleep(0.05)
 
 
 def main() -> None:
@@ -72,20 +87,25 @@ def main() -> None:
         build(db, args.rows)
         print(f"built a log of {args.rows:,} labelled predictions in {time.perf_counter() - t:.1f} s")
         try:
-            cold, _ = detached(db)  # no worker yet: it starts, imports, then runs the job
+            cold, _, _ = detached(db)  # no worker yet: it starts, imports, then runs the job
             in_process(db)  # warm-up of this process
             detached(db)
-            ours, theirs, pids = [], [], set()
+            ours, theirs, pids, ids, our_cpu = [], [], set(), [], []
             for i in range(args.rounds):
                 order = ("in", "out") if i % 2 == 0 else ("out", "in")
                 for what in order:
                     if what == "in":
-                        ours.append(in_process(db))
+                        seconds, cpu = in_process(db)
+                        ours.append(seconds)
+                        our_cpu.append(cpu)
                     else:
-                        seconds, pid = detached(db)
+                        seconds, pid, run_id = detached(db)
                         theirs.append(seconds)
                         pids.add(pid)
-                print(f"  round {i + 1}: in process {ours[-1]:.2f} s, detached {theirs[-1]:.2f} s: "
+                        ids.append(run_id)
+                job_wall, job_cpu = job_seconds(store, ids[-1])
+                print(f"  round {i + 1}: in process {ours[-1]:.2f} s (CPU {our_cpu[-1]:.2f} s), detached "
+                      f"{theirs[-1]:.2f} s (the job in the worker {job_wall:.2f} s, CPU {job_cpu:.2f} s): "
                       f"{theirs[-1] / ours[-1]:.2f}x", flush=True)
         finally:
             worker.stop(store)

@@ -288,7 +288,7 @@ def _run(store: Store, run, runners, log=print) -> None:
     from mlops_core.lifecycle.jobs import job_log_path
 
     path = job_log_path(store, run.id)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     log(f"running {run.kind} {run.id} of {run.model}")
     try:
         with _output_to(path):
@@ -301,7 +301,7 @@ def _run(store: Store, run, runners, log=print) -> None:
                 traceback.print_exc()
     finally:
         gc.collect()  # the job paused the collector; free its cycles before the next one
-    log(f"finished {run.kind} {run.id} in {time.perf_counter() - t:.2f} s")
+    log(f"finished {run.kind} {run.id} in {time.perf_counter() - t:.2f} s (CPU {time.process_time() - cpu:.2f} s)")
 
 
 def serve(store: Store, *, idle: float | None = None, poll: float = POLL_S) -> int:
