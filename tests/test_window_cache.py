@@ -188,3 +188,32 @@ def test_window_starts_agree_with_date_trunc(window, moment, start):
     got = window_results.window_start(pd.Timestamp(moment).to_pydatetime(), window)
     trunc = duckdb.connect().execute(f"SELECT date_trunc('{window}', TIMESTAMP '{moment}')").fetchone()[0]
     assert got == trunc == pd.Timestamp(start).to_pydatetime()
+
+
+def test_a_period_is_kept_with_the_moment_it_was_judged_at(db, monkeypatch):
+    info, log, truth, labelled = _credit_log(db, label_share=0.4)
+    # labels of day 3 that arrive on day 6: a verdict as of day 5 must not see them, one as of day 7 must
+    day3 = log[(log["ts"] >= T0 + timedelta(days=3)) & (log["ts"] < T0 + timedelta(days=4))]
+    late = day3[~day3["request_id"].isin(labelled)].head(120)
+    write(db, info, log.iloc[0:0], pd.DataFrame({"request_id": late["request_id"], "label": truth[late.index],
+                                                 "label_ts": T0 + timedelta(days=6)}))
+    store = Store(db)
+    from mlops_core.monitoring import performance
+
+    def pooled(as_of):
+        with store.connect() as con:
+            view = logstore.view(con, store.logs, info).until(as_of)
+        with store.engine() as con:
+            return performance.pooled(con, view, start=T0 + timedelta(days=2), end=T0 + timedelta(days=5))
+
+    early, later = T0 + timedelta(days=5), T0 + timedelta(days=7)
+    for as_of in (early, later, early, None):
+        got = pooled(as_of)
+        pd.testing.assert_frame_equal(got, pooled(as_of), obj="from the cache")
+        pd.testing.assert_frame_equal(got, _uncached(monkeypatch, lambda a=as_of: pooled(a)), obj=f"as of {as_of}")
+    assert pooled(later)["n_labelled"].sum() == pooled(early)["n_labelled"].sum() + 120
+    model = ControlRoom(db).model("credit")
+    first = model.verdict()
+    assert first.level != "unknown" and first.figures.predictions, first
+    assert model.verdict().figures == first.figures
+    assert _uncached(monkeypatch, model.verdict).figures == first.figures

@@ -313,6 +313,17 @@ def _query_sums(con, log: LogView, window: str, start, end, versions, auc: bool
     return perfstore.regression_sums(con, log, window, start, end, versions), None
 
 
+def _encode_sums(result: tuple[pd.DataFrame, pd.DataFrame | None]) -> dict:
+    sums, aucs = result
+    return {"sums": window_results.encode_frame(sums),
+            "auc": None if aucs is None else window_results.encode_frame(aucs)}
+
+
+def _decode_sums(data: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    return (window_results.decode_frame(data["sums"]),
+            None if data["auc"] is None else window_results.decode_frame(data["auc"]))
+
+
 #: The files of the queries whose per-window results are kept (a change to them starts the cache afresh).
 _CACHED_CODE = (perfstore.__file__,)
 
@@ -321,9 +332,9 @@ def _window_sums(con, log: LogView, window: str, start, end, versions, auc: bool
                  ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """``_query_sums`` per window through ``window_results.per_window`` (windows whose files did not change are
     read from the cache), the versions picked afterwards (the cache holds every version)."""
-    if window == perfstore.PERIOD:
-        return _query_sums(con, log, window, start, end, versions, auc)
     with_auc = auc and log.info.task == "classification" and log.info.positive_class is not None
+    if window == perfstore.PERIOD:
+        return _period_sums(con, log, start, end, versions, auc, with_auc)
 
     def compute(c, view: LogView, lo, hi) -> dict:
         sums, aucs = _query_sums(c, view, window, lo, hi, None, with_auc)
@@ -331,20 +342,11 @@ def _window_sums(con, log: LogView, window: str, start, end, versions, auc: bool
         auc_by_window = window_results.split_by_window(aucs) if aucs is not None else {}
         return {w: (part, auc_by_window.get(w)) for w, part in by_window.items()}
 
-    def encode(result) -> dict:
-        sums, aucs = result
-        return {"sums": window_results.encode_frame(sums),
-                "auc": None if aucs is None else window_results.encode_frame(aucs)}
-
-    def decode(_start, data) -> tuple:
-        return (window_results.decode_frame(data["sums"]),
-                None if data["auc"] is None else window_results.decode_frame(data["auc"]))
-
     series = window_cache.series_name("performance", window, {"task": log.info.task, "auc": with_auc,
                                                               "positive": log.info.positive_class},
                                       window_cache.code_digest(_CACHED_CODE))
-    found = window_results.per_window(con, log, window, start, end, series=series, compute=compute, encode=encode,
-                                      decode=decode)
+    found = window_results.per_window(con, log, window, start, end, series=series, compute=compute,
+                                      encode=_encode_sums, decode=lambda _start, data: _decode_sums(data))
     if not found:
         return _query_sums(con, log, window, start, end, versions, auc)  # the empty frames, with their columns
     sums = pd.concat([s for s, _ in found.values()], ignore_index=True)
@@ -352,12 +354,36 @@ def _window_sums(con, log: LogView, window: str, start, end, versions, auc: bool
     auc_frame = pd.concat(aucs, ignore_index=True) if aucs else None
     if with_auc and auc_frame is None:
         auc_frame = pd.DataFrame(columns=["window_start", "version", "roc_auc", "n_pos", "n_neg"])
-    if versions:
-        wanted = [int(v) for v in versions]
-        sums = sums[sums["version"].isin(wanted)].reset_index(drop=True)
-        if auc_frame is not None:
-            auc_frame = auc_frame[auc_frame["version"].isin(wanted)].reset_index(drop=True)
-    return sums, auc_frame
+    return _versions(sums, auc_frame, versions)
+
+
+def _period_sums(con, log: LogView, start, end, versions, auc: bool, with_auc: bool
+                 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``_query_sums`` of one period through ``window_results.per_period`` (every version; the versions picked
+    afterwards)."""
+    if start is None or end is None:
+        return _query_sums(con, log, perfstore.PERIOD, start, end, versions, auc)
+
+    def compute(c, view: LogView, lo, hi):
+        return _query_sums(c, view, perfstore.PERIOD, lo, hi, None, with_auc)
+
+    series = window_cache.series_name("period", "any", {"task": log.info.task, "auc": with_auc,
+                                                        "positive": log.info.positive_class},
+                                      window_cache.code_digest(_CACHED_CODE))
+    sums, aucs = window_results.per_period(con, log, start, end, series=series, compute=compute,
+                                           encode=_encode_sums, decode=_decode_sums)
+    return _versions(sums, aucs, versions)
+
+
+def _versions(sums: pd.DataFrame, aucs: pd.DataFrame | None, versions) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The rows of ``versions`` (all when None or empty)."""
+    if not versions:
+        return sums, aucs
+    wanted = [int(v) for v in versions]
+    sums = sums[sums["version"].isin(wanted)].reset_index(drop=True)
+    if aucs is not None:
+        aucs = aucs[aucs["version"].isin(wanted)].reset_index(drop=True)
+    return sums, aucs
 
 
 def _metrics_frame(con, log: LogView, window: str, start, end, versions, auc: bool) -> pd.DataFrame:

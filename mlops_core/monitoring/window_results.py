@@ -107,6 +107,34 @@ def per_window(con, log: LogView, window: str, start: datetime | None, end: date
     return dict(sorted(out.items()))
 
 
+#: Periods kept per series (``per_period``): the newest ones, as periods move with the log's clock.
+KEPT_PERIODS = 64
+
+
+def per_period(con, log: LogView, start: datetime, end: datetime, *, series: str,
+               compute: Callable[[Any, LogView, datetime, datetime], T], encode: Callable[[T], Any],
+               decode: Callable[[Any], T]) -> T:
+    """``compute(con, view, start, end)`` for one period [start, end), reused from the cache while the files that
+    can change it (and ``as_of``, where it cuts them) are the same; the view handed to ``compute`` reads only those
+    files. Views as of a past moment are cached too (the moment is part of the fingerprint when it matters)."""
+    start, end = _naive(start), _naive(end)
+    if not cache.enabled() or engines.of(con).name != "duckdb" or not log.spans_known or log.root is None:
+        return compute(con, log, start, end)
+    fingerprint = log.fingerprint(start, end)
+    key = f"{start.isoformat()}/{end.isoformat()}"
+    kept = cache.load(log.root, log.info.name, series)
+    entry = kept.get(key)
+    if entry is not None and entry[0] == fingerprint:
+        return decode(entry[1])
+    result = compute(con, log.restricted(start, end), start, end)
+    kept.pop(key, None)
+    kept[key] = [fingerprint, encode(result)]
+    while len(kept) > KEPT_PERIODS:  # JSON objects keep their order: the first entries are the oldest
+        kept.pop(next(iter(kept)))
+    cache.save(log.root, log.info.name, series, kept)
+    return result
+
+
 def encode_frame(frame: pd.DataFrame) -> dict[str, Any]:
     """A DataFrame as JSON values that ``decode_frame`` turns back into an equal frame (same dtypes, exact floats:
     ``json`` writes a float's shortest repr, which reads back to the same double)."""
@@ -157,4 +185,4 @@ def _runs(stale: list[tuple[datetime, str, int]], length: timedelta) -> list[lis
     return runs
 
 
-__all__ = ["MAX_WINDOWS", "RUN_ROWS", "decode_frame", "encode_frame", "per_window", "split_by_window", "window_start"]
+__all__ = ["KEPT_PERIODS", "MAX_WINDOWS", "RUN_ROWS", "decode_frame", "encode_frame", "per_period", "per_window", "split_by_window", "window_start"]

@@ -87,6 +87,7 @@ class ListedFile:
     rows: int
     first: datetime | None
     last: datetime | None
+    arrived: datetime | None = None  # labels: the newest arrival time (label_ts) in the file
 
     def touches(self, start: datetime, end: datetime) -> bool:
         """Whether rows of this file can fall in (predictions) or join to (labels) the window [start, end)."""
@@ -152,13 +153,16 @@ class LogView:
         return sum(f.rows for f in self.listed_predictions if f.touches(start, end))
 
     def fingerprint(self, start: datetime, end: datetime) -> str:
-        """A digest of the files (path and rows) that can change a result of the window [start, end): equal
-        digests, equal rows. Needs ``spans_known``."""
+        """A digest of the files (path and rows) that can change a result of the window [start, end), and of
+        ``as_of`` when it cuts rows of those files: equal digests, equal rows. Needs ``spans_known``."""
         preds, labels = self._touching(start, end)
         digest = hashlib.blake2b(digest_size=12)
         for kind, files in (("p", preds), ("l", labels)):
             for f in sorted(files, key=lambda f: f.path):
                 digest.update(f"{kind}\0{f.path}\0{f.rows}\n".encode())
+        if self.as_of is not None and (any(f.last is None or f.last >= self.as_of for f in preds)
+                                       or any(f.arrived is None or f.arrived > self.as_of for f in labels)):
+            digest.update(f"as of {self.as_of.isoformat()}".encode())  # the moment cuts rows of these files
         return digest.hexdigest()
 
 
@@ -180,8 +184,8 @@ def view(con: duckdb.DuckDBPyConnection, root: Path, info: ModelInfo, start: dat
         params.append(end)
     preds = tuple(ListedFile(str(root / r[0]), int(r[1]), r[2], r[3])
                   for r in con.execute(sql + " ORDER BY min_ts, path", params).fetchall())
-    labels = tuple(ListedFile(str(root / r[0]), int(r[1]), r[2], r[3]) for r in con.execute(
-        "SELECT path, rows, pred_min_ts, pred_max_ts FROM log_files WHERE model = ? AND kind = 'labels' "
+    labels = tuple(ListedFile(str(root / r[0]), int(r[1]), r[2], r[3], r[4]) for r in con.execute(
+        "SELECT path, rows, pred_min_ts, pred_max_ts, max_ts FROM log_files WHERE model = ? AND kind = 'labels' "
         "AND retired_at IS NULL ORDER BY path", [info.name]).fetchall())
     return LogView(info, tuple(f.path for f in preds), tuple(f.path for f in labels), None, root, preds, labels)
 
