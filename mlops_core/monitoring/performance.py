@@ -405,7 +405,7 @@ def _metrics_frame(con, log: LogView, window: str, start, end, versions, auc: bo
 def confusion(con: duckdb.DuckDBPyConnection, log: LogView, *, start: datetime | None = None,
               end: datetime | None = None, version: int | None = None) -> pd.DataFrame:
     """Labelled predictions counted by (actual, predicted): columns actual, predicted, count."""
-    return perfstore.confusion(con, log, start, end, version)
+    return perfstore.confusion(con, log.for_range(start, end), start, end, version)
 
 
 def residuals(con: duckdb.DuckDBPyConnection, log: LogView, *, start: datetime | None = None,
@@ -416,7 +416,7 @@ def residuals(con: duckdb.DuckDBPyConnection, log: LogView, *, start: datetime |
     """
     if log.info.task != "regression":
         return pd.DataFrame(columns=["prediction", "label", "residual"])
-    return perfstore.residuals(con, log, start, end, version, limit)
+    return perfstore.residuals(con, log.for_range(start, end), start, end, version, limit)
 
 
 def _pooled(sums: tuple[int, int, int, float] | None, task: str) -> tuple[float | None, int, int]:

@@ -148,6 +148,13 @@ class LogView:
         return replace(self, prediction_files=tuple(f.path for f in preds), label_files=tuple(f.path for f in labels),
                        listed_predictions=preds, listed_labels=labels)
 
+    def for_range(self, start: datetime | None, end: datetime | None) -> LogView:
+        """``restricted(start, end)`` when both bounds are given and the spans are known, else this view: for a query
+        that keeps only the predictions in [start, end) (it then reads fewer label files, same rows)."""
+        if start is None or end is None or not self.spans_known:
+            return self
+        return self.restricted(start, end)
+
     def rows_touching(self, start: datetime, end: datetime) -> int:
         """Rows of the prediction files that touch [start, end) (an upper bound of the window's predictions)."""
         return sum(f.rows for f in self.listed_predictions if f.touches(start, end))
