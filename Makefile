@@ -10,7 +10,7 @@ PORT   ?= 8501
 # hosts (HOST=0.0.0.0) exposes the login to the network: put it behind TLS first (docs/security.md).
 HOST   ?= 127.0.0.1
 
-.PHONY: run test lint demo demo-cluster screenshots bench soak clean
+.PHONY: run test test-duckdb test-postgres lint demo demo-cluster screenshots bench soak clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,17 @@ demo-cluster: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(PY) -m mlops_core demo --db "$(DB)" --force
 
-test: lint
+# The whole suite on DuckDB files, then the tests that touch the store again with the metadata on PostgreSQL (a
+# throwaway local cluster; tests/conftest.py keeps only the tests that use a database fixture). Either failing
+# fails `make test`; PYTEST_ARGS applies to both.
+test: test-duckdb test-postgres
+
+test-duckdb: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Ordered after test-duckdb so that `make -j` does not run the two suites at once on a small machine.
+test-postgres: lint $(if $(filter test,$(MAKECMDGOALS)),test-duckdb)
+	MLOPS_TEST_BACKEND=postgres $(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The layering (import contracts in pyproject.toml), the style and the public API's types.
 lint: $(VENV)/.installed-dev

@@ -95,6 +95,16 @@ class TestCluster:
         cluster = self.start()
         return cluster.create_database(f"t{os.getpid()}_{next(self._names)}", template=source)
 
+    def discard(self, url: str) -> None:
+        """Close this process's connections to the database at ``url`` and drop it (with any connection a process
+        the test started left open): each test's pool would otherwise hold its connections to the end of the
+        session, and a few dozen tests would use up the cluster's ``max_connections``."""
+        from mlops_core.store import Store
+
+        Store(url).forget()
+        if self.cluster is not None:
+            self.cluster.drop_database(database_name(url))
+
     def stop(self) -> None:
         if self.cluster is not None:
             self.cluster.stop()

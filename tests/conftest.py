@@ -22,13 +22,31 @@ from mlops_core.clock import set_clock
 os.environ.setdefault("MLOPS_WORKER_IDLE_S", "5")
 
 
+# The fixtures that hand out a database: a test touches the store when it uses one of them, directly or through
+# another fixture (pytest's ``item.fixturenames`` is the closure of what a test requests).
+STORE_FIXTURES = frozenset({"db", "registered_credit_db"})
+
+
+def touches_store(item) -> bool:
+    """Whether ``item`` gets its database from the ``db`` or ``registered_credit_db`` fixture."""
+    return not STORE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+
+
 def pytest_collection_modifyitems(config, items):
-    """On PostgreSQL, leave out the tests of the DuckDB file itself (``duckdb_file``)."""
+    """On PostgreSQL (``MLOPS_TEST_BACKEND=postgres``) keep only the tests that touch the store and are not about
+    the DuckDB file itself (``duckdb_file``).
+
+    The other tests (statistics, pages over their own DuckDB file, the command line over a path it builds) would
+    run exactly as in the DuckDB pass, so running them again proves nothing; ``make test`` runs the suite on
+    DuckDB first, then this subset on PostgreSQL.
+    """
     if backend() != "postgres":
         return
-    kept = [i for i in items if i.get_closest_marker("duckdb_file") is None]
-    if len(kept) != len(items):
-        config.hook.pytest_deselected(items=[i for i in items if i.get_closest_marker("duckdb_file") is not None])
+    kept, left_out = [], []
+    for item in items:
+        (kept if touches_store(item) and item.get_closest_marker("duckdb_file") is None else left_out).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
         items[:] = kept
 
 
@@ -50,10 +68,13 @@ def postgres_location(monkeypatch, tmp_path, template: str | None = None) -> str
 @pytest.fixture
 def db(tmp_path, monkeypatch):
     """Where a fresh database lives: the path of a DuckDB file that does not exist yet (created on first connect),
-    or with ``MLOPS_TEST_BACKEND=postgres`` the URL of an empty PostgreSQL database."""
+    or with ``MLOPS_TEST_BACKEND=postgres`` the URL of an empty PostgreSQL database (dropped after the test)."""
     if backend() == "postgres":
-        return postgres_location(monkeypatch, tmp_path)
-    return tmp_path / "mlops.duckdb"
+        url = postgres_location(monkeypatch, tmp_path)
+        yield url
+        POSTGRES.discard(url)
+        return
+    yield tmp_path / "mlops.duckdb"
 
 
 @pytest.fixture(autouse=True)
@@ -108,18 +129,22 @@ def _registered_credit_postgres(tmp_path_factory):
 
 @pytest.fixture
 def registered_credit_db(request, tmp_path, monkeypatch):
-    """A private copy (database and artifacts) of the registered ``credit`` database; return its location."""
+    """A private copy (database and artifacts) of the registered ``credit`` database; its location (on PostgreSQL
+    dropped after the test)."""
     import shutil
 
     if backend() == "postgres":
         template, folder = request.getfixturevalue("_registered_credit_postgres")
         for p in folder.iterdir():
             shutil.copytree(p, tmp_path / p.name)
-        return postgres_location(monkeypatch, tmp_path, template)
+        url = postgres_location(monkeypatch, tmp_path, template)
+        yield url
+        POSTGRES.discard(url)
+        return
     _registered_credit = request.getfixturevalue("_registered_credit")
     for p in _registered_credit.iterdir():
         (shutil.copytree if p.is_dir() else shutil.copy)(p, tmp_path / p.name)
-    return tmp_path / "mlops.duckdb"
+    yield tmp_path / "mlops.duckdb"
 
 
 @pytest.fixture

@@ -13,6 +13,9 @@ from mlops_core import ControlRoom, Identity
 from mlops_core.cli import main
 from mlops_core.errors import AlreadyExistsError, IntegrityError, InvalidInputError, PermissionDeniedError
 
+# `mlops backup` and `restore` copy the DuckDB file; on PostgreSQL they refuse and name pg_dump (test_postgres.py).
+pytestmark = pytest.mark.duckdb_file
+
 MODEL = "credit"
 
 

@@ -8,13 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 from conftest import log_sql, make_training_frame
 
 from mlops_core import ControlRoom
 from mlops_core.cli import main
+from mlops_core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "credit"
@@ -50,13 +50,13 @@ def write(path: Path, content: bytes) -> Path:
 
 
 def counts(db) -> dict[str, int]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
+    """The number of rows of every metadata table (a DuckDB file or a PostgreSQL database)."""
+    with Store(db).connect() as con:
         names = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'").fetchall()]
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+            "AND table_schema = current_schema()").fetchall()]
+        assert names, "no metadata tables found"
         return {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in names}
-    finally:
-        con.close()
 
 
 def run(capsys, *args) -> tuple[int, str, str]:

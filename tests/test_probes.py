@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _postgres_support import scratch
 from conftest import make_training_frame
 
 from mlops_core import ControlRoom, Identity
@@ -108,6 +109,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 # --- 8. full disk: a clear message, exit 7, nothing half-written ------------------------------------------
 
 
+@pytest.mark.duckdb_file  # fills a tmpfs that holds a copy of the DuckDB file
 def test_full_disk_during_ingest_and_register(registered_credit_db, tmp_path):
     with full_disk(tmp_path, registered_credit_db) as db:
         before = snapshot(db)
@@ -133,6 +135,7 @@ def test_full_disk_during_ingest_and_register(registered_credit_db, tmp_path):
 # --- 8. read-only database: reads and the dashboard work, writes say why (exit 8) -----------------------------
 
 
+@pytest.mark.duckdb_file  # a read-only mount of the DuckDB file
 def test_read_only_database(registered_credit_db, tmp_path):
     room = ControlRoom(registered_credit_db, identity=Identity("setup", "admin"))
     room.model(MODEL).ingest(batch())
@@ -180,7 +183,7 @@ def test_case_only_name_clash_is_refused_before_training(registered_credit_db, t
             "--training-data", str(train), "--db", str(registered_credit_db))
     assert r.returncode == 2 and "differ only in case" in r.stderr, r.stderr
     assert time.perf_counter() - t0 < 30
-    assert not (registered_credit_db.parent / "mlops_artifacts" / MODEL.upper()).exists()
+    assert not (scratch(registered_credit_db) / "mlops_artifacts" / MODEL.upper()).exists()
     assert [m.name for m in ControlRoom(registered_credit_db).models()] == [MODEL]
 
 
@@ -216,7 +219,7 @@ def test_a_linked_system_file_is_not_quoted_back(registered_credit_db, tmp_path,
 def test_a_huge_field_value_is_quoted_briefly(registered_credit_db, capsys):
     df = batch(5)
     df["region"] = ["x" * 900_000] + ["north"] * 4
-    path = registered_credit_db.parent / "huge.csv"
+    path = scratch(registered_credit_db) / "huge.csv"
     df.to_csv(path, index=False)
     assert main(["ingest", "predictions", str(path), "--model", MODEL, "--db", str(registered_credit_db)]) == 0
     captured = capsys.readouterr()

@@ -23,7 +23,8 @@ from _dashboard_support import ROOT
 from conftest import log_sql, make_training_frame
 
 from mlops_core import ControlRoom, Identity
-from mlops_core.store import forget_database
+from mlops_core.config import is_postgres_url
+from mlops_core.store import Store, forget_database
 
 pytestmark = pytest.mark.slow
 
@@ -175,14 +176,16 @@ def test_an_ingest_killed_after_writing_its_files_leaves_none_of_its_rows(histor
     before = ControlRoom(db).model(MODEL).status().predictions
     folder = ControlRoom(db).store.logs / "predictions" / f"model={MODEL}"
     files_before = set(folder.rglob("*.parquet"))
-    # A reader in another process holds a visit open, so the ingest, once its files are written, waits for its
-    # write turn and is killed there: between writing the files and listing them.
+    # Another process holds a visit open, so the ingest, once its files are written, waits for its write turn and
+    # is killed there: between writing the files and listing them. A DuckDB writer waits for the readers inside; a
+    # PostgreSQL writer never waits for readers, only for the writer lock, so there the holder writes.
+    postgres = is_postgres_url(str(db))
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys\nfrom mlops_core.store import connect\n"
-         f"with connect({str(db)!r}):\n    print('reading', flush=True)\n    sys.stdin.readline()"],
+         f"with connect({str(db)!r}, write={postgres}):\n    print('visiting', flush=True)\n    sys.stdin.readline()"],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert holder.stdout.readline().strip() == "reading"
+        assert holder.stdout.readline().strip() == "visiting"
         victim = subprocess.Popen(ingest_command(db, batch), cwd=ROOT, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, env={**os.environ, "MLOPS_LOCK_TIMEOUT": "120"})
         deadline = time.monotonic() + 120
@@ -208,8 +211,15 @@ def test_an_ingest_killed_after_writing_its_files_leaves_none_of_its_rows(histor
 
 
 def _waits_for_a_write_turn(db) -> bool:
-    """Whether a process holds the database's gate, as a writer does while it waits for the readers inside."""
+    """Whether a process waits for its write turn: on DuckDB it holds the database's gate, as a writer does while it
+    waits for the readers inside; on PostgreSQL it waits for the writer lock (an advisory lock not yet granted)."""
     import fcntl
+
+    if is_postgres_url(str(db)):
+        with Store(db).connect() as con:
+            return con.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                               "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                               ).fetchone()[0] > 0
 
     from mlops_core.store.connection import GATE
 

@@ -32,19 +32,22 @@ Passwords never appear in messages (``config.redact_url``).
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mlops_core.config import lock_timeout_seconds, redact_url
 from mlops_core.errors import DatabaseBusyError, DiskFullError, MlopsError, NotFoundError, ReadOnlyError
 from mlops_core.store.dialect import statement_kind, to_postgres
+
+if TYPE_CHECKING:  # loaded on first use: a quick look (`mlops status`) needs neither, on either backend
+    import numpy as np
+    import pandas as pd
 
 #: The advisory lock key of the writer lock (any constant: advisory locks are per database).
 WRITER_LOCK_KEY = 0x6D6C6F7073
@@ -167,6 +170,8 @@ class PgConnection:
     def df(self) -> pd.DataFrame:
         """The result as a DataFrame typed as DuckDB's ``df()`` types it (nullable integers and booleans only
         where a NULL occurs, timestamps and dates as ``datetime64[us]``)."""
+        import pandas as pd
+
         desc = self._cur.description or []
         rows = self._cur.fetchall()
         return pd.DataFrame({d.name: _column([r[i] for r in rows], d.type_code) for i, d in enumerate(desc)},
@@ -176,6 +181,9 @@ class PgConnection:
 
     def fetchnumpy(self) -> dict[str, np.ndarray]:
         """The result as {column: numpy array}, masked where NULL (as DuckDB's ``fetchnumpy``)."""
+        import numpy as np
+        import pandas as pd
+
         frame = self.df()
         out = {}
         for name in frame.columns:
@@ -234,17 +242,25 @@ def _params(parameters):
 
 
 def _value(v):
-    """Bound values as psycopg adapts them (pandas' timestamps and missing values included)."""
-    if isinstance(v, pd.Timestamp):
-        return None if pd.isna(v) else v.to_pydatetime()
-    if v is pd.NaT or v is pd.NA:
-        return None
-    if isinstance(v, np.generic):
+    """Bound values as psycopg adapts them (pandas' timestamps and missing values included).
+
+    A value can only be a pandas or numpy object once that library is loaded, so neither is imported here."""
+    pandas = sys.modules.get("pandas")
+    if pandas is not None:
+        if isinstance(v, pandas.Timestamp):
+            return None if pandas.isna(v) else v.to_pydatetime()
+        if v is pandas.NaT or v is pandas.NA:
+            return None
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(v, numpy.generic):
         return v.item()
     return v
 
 
 def _column(values: list, oid: int) -> pd.Series:
+    import numpy as np
+    import pandas as pd
+
     has_null = any(v is None for v in values)
     if oid in _INT32 or oid in _INT64:
         kind = ("Int32" if has_null else "int32") if oid in _INT32 else ("Int64" if has_null else "int64")
