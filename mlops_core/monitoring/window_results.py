@@ -35,7 +35,7 @@ T = TypeVar("T")
 MAX_WINDOWS = 2000
 #: A run of windows computed in one query holds about this many predictions at most (whole windows), so the
 #: memory of a first computation over a big log stays bounded: a query's joins and sorts grow with its rows.
-RUN_ROWS = 1_500_000
+RUN_ROWS = 1_000_000
 #: ``compute(con, view, start, end)`` -> {window start: result} for the windows with rows in [start, end).
 Compute = Callable[[Any, LogView, "datetime | None", "datetime | None"], "dict[datetime, T]"]
 
