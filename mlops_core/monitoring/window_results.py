@@ -18,7 +18,7 @@ of a past moment (``LogView.as_of``), views without their files' spans, and seri
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import numpy as np
@@ -49,7 +49,10 @@ def window_start(moment: datetime, window: str) -> datetime:
 
 
 def _naive(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=None) if moment is not None and moment.tzinfo is not None else moment
+    """The moment as a naive UTC datetime (the log's times are naive UTC)."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def per_window(con, log: LogView, window: str, start: datetime | None, end: datetime | None, *, series: str,
