@@ -54,10 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Cannot start PostgreSQL: {exc}", file=sys.stderr)
         return 2
     try:
-        import psycopg
-
-        with psycopg.connect(cluster.url(), autocommit=True) as con:
-            exists = con.execute("SELECT 1 FROM pg_database WHERE datname = 'mlops'").fetchone()
+        exists = cluster.has_database("mlops")
         url = cluster.url("mlops") if exists else cluster.create_database("mlops")
         built = folder / "demo-built"
         if not exists:

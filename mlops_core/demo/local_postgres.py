@@ -131,6 +131,13 @@ class LocalCluster:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/{database}"
 
+    def has_database(self, name: str) -> bool:
+        """Whether the cluster holds a database ``name``."""
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as con:
+            return con.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+
     def create_database(self, name: str, *, template: str | None = None) -> str:
         """Create database ``name`` (a copy of ``template`` when given); return its URL."""
         import psycopg

@@ -328,6 +328,13 @@ def _decode_sums(data: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:
 _CACHED_CODE = (perfstore.__file__,)
 
 
+def _series(kind: str, window: str, log: LogView, with_auc: bool) -> str:
+    """The cache's name of a series of ``_query_sums`` results of this model's task."""
+    return window_cache.series_name(kind, window, {"task": log.info.task, "auc": with_auc,
+                                                   "positive": log.info.positive_class},
+                                    window_cache.code_digest(_CACHED_CODE))
+
+
 def _window_sums(con, log: LogView, window: str, start, end, versions, auc: bool
                  ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """``_query_sums`` per window through ``window_results.per_window`` (windows whose files did not change are
@@ -342,13 +349,11 @@ def _window_sums(con, log: LogView, window: str, start, end, versions, auc: bool
         auc_by_window = window_results.split_by_window(aucs) if aucs is not None else {}
         return {w: (part, auc_by_window.get(w)) for w, part in by_window.items()}
 
-    series = window_cache.series_name("performance", window, {"task": log.info.task, "auc": with_auc,
-                                                              "positive": log.info.positive_class},
-                                      window_cache.code_digest(_CACHED_CODE))
+    series = _series("performance", window, log, with_auc)
     found = window_results.per_window(con, log, window, start, end, series=series, compute=compute,
                                       encode=_encode_sums, decode=lambda _start, data: _decode_sums(data))
     if not found:
-        return _query_sums(con, log, window, start, end, versions, auc)  # the empty frames, with their columns
+        return _query_sums(con, log.for_range(start, end), window, start, end, versions, auc)  # empty, with columns
     sums = pd.concat([s for s, _ in found.values()], ignore_index=True)
     aucs = [a for _, a in found.values() if a is not None]
     auc_frame = pd.concat(aucs, ignore_index=True) if aucs else None
@@ -367,9 +372,7 @@ def _period_sums(con, log: LogView, start, end, versions, auc: bool, with_auc: b
     def compute(c, view: LogView, lo, hi):
         return _query_sums(c, view, perfstore.PERIOD, lo, hi, None, with_auc)
 
-    series = window_cache.series_name("period", "any", {"task": log.info.task, "auc": with_auc,
-                                                        "positive": log.info.positive_class},
-                                      window_cache.code_digest(_CACHED_CODE))
+    series = _series("period", "any", log, with_auc)
     sums, aucs = window_results.per_period(con, log, start, end, series=series, compute=compute,
                                            encode=_encode_sums, decode=_decode_sums)
     return _versions(sums, aucs, versions)

@@ -56,6 +56,12 @@ def _naive(moment: datetime | None) -> datetime | None:
     return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
+def _cacheable(con, log: LogView) -> bool:
+    """Whether results of ``log`` on ``con`` may be kept: the cache is on, the engine is DuckDB and the view carries
+    its files' spans (and so its log folder)."""
+    return cache.enabled() and engines.of(con).name == "duckdb" and log.spans_known
+
+
 def per_window(con, log: LogView, window: str, start: datetime | None, end: datetime | None, *, series: str,
                compute: Compute, encode: Callable[[T], Any], decode: Callable[[datetime, Any], T]) -> dict[datetime, T]:
     """{window start: result} over [start, end), from ``compute`` for the windows that changed and from the cache
@@ -64,8 +70,7 @@ def per_window(con, log: LogView, window: str, start: datetime | None, end: date
     check_window(window)
     start, end = _naive(start), _naive(end)
     spans = [f for f in log.listed_predictions if f.first is not None and f.last is not None]
-    if (not cache.enabled() or engines.of(con).name != "duckdb" or log.as_of is not None or not log.spans_known
-            or not spans or log.root is None):
+    if not _cacheable(con, log) or log.as_of is not None or not spans:
         return compute(con, log, start, end)
     first, last = min(f.first for f in spans), max(f.last for f in spans)
     if start is not None:
@@ -124,7 +129,7 @@ def per_period(con, log: LogView, start: datetime, end: datetime, *, series: str
     can change it (and ``as_of``, where it cuts them) are the same; the view handed to ``compute`` reads only those
     files. Views as of a past moment are cached too (the moment is part of the fingerprint when it matters)."""
     start, end = _naive(start), _naive(end)
-    if not cache.enabled() or engines.of(con).name != "duckdb" or not log.spans_known or log.root is None:
+    if not _cacheable(con, log):
         return compute(con, log, start, end)
     fingerprint = log.fingerprint(start, end)
     key = f"{start.isoformat()}/{end.isoformat()}"

@@ -19,11 +19,11 @@ turns it off (every series computed from the log).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,10 @@ def enabled() -> bool:
     return os.environ.get("MLOPS_WINDOW_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def code_digest(files: Iterable[str]) -> str:
-    """A short digest of the source files of the queries a series caches (their modules' ``__file__``)."""
+@functools.lru_cache(maxsize=32)
+def code_digest(files: tuple[str, ...]) -> str:
+    """A short digest of the source files of the queries a series caches (their modules' ``__file__``); read once
+    per process (a running process keeps the code it imported)."""
     digest = hashlib.blake2b(digest_size=8)
     digest.update(str(FORMAT).encode())
     for name in files:
